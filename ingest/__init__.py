@@ -1,0 +1,1 @@
+"""From bytes that arrive to a committed change of a ticket."""

@@ -1,0 +1,1 @@
+"""From a committed change to bytes that leave."""

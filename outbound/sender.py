@@ -1,0 +1,120 @@
+"""The sender: claims due outbox rows, delivers them, records what happened.
+
+A row is claimed by pushing its next attempt one lease into the future and committing before
+the delivery starts, so a second sender (or this one after a crash) leaves it alone while it is
+in flight, and takes it up again if the lease runs out. A temporary failure retries with backoff;
+a permanent one marks the row failed and leaves a system message on the ticket for the agents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from outbound.retry import RetryPolicy
+from outbound.transports import OutgoingMail, PermanentFailure, TemporaryFailure, Transport
+from storage.db import Database
+from storage.models import OUTBOX_FAILED, OUTBOX_QUEUED, OUTBOX_SENT, OutboxMail, TicketMessage
+from ticketd.clock import Clock
+
+log = logging.getLogger("ticketd.sender")
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    outbox_id: int
+    state: str
+    detail: str
+
+
+class Sender:
+    def __init__(
+        self, db: Database, transport: Transport, clock: Clock, policy: RetryPolicy | None = None
+    ) -> None:
+        self.db = db
+        self.transport = transport
+        self.clock = clock
+        self.policy = policy or RetryPolicy()
+
+    def _claim(self) -> OutgoingMail | None:
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            row = session.scalar(
+                select(OutboxMail)
+                .where(OutboxMail.state == OUTBOX_QUEUED, OutboxMail.next_attempt_at <= now)
+                .order_by(OutboxMail.next_attempt_at, OutboxMail.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if row is None:
+                return None
+            row.attempts += 1
+            row.next_attempt_at = now + self.policy.lease
+            return OutgoingMail(
+                outbox_id=row.id,
+                message_id=row.message_id,
+                envelope_sender="" if row.automatic else row.sender,
+                recipients=tuple(row.recipients),
+                raw=row.raw,
+            )
+
+    def _record(self, mail: OutgoingMail, error: Exception | None, detail: str) -> DeliveryResult:
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            row = session.get(OutboxMail, mail.outbox_id)
+            assert row is not None
+            if error is None:
+                row.state, row.sent_at, row.last_error = OUTBOX_SENT, now, None
+            elif isinstance(error, TemporaryFailure) and not self.policy.gives_up(
+                row.created_at, now
+            ):
+                row.last_error = detail
+                row.next_attempt_at = self.policy.next_attempt(row.attempts, now)
+            else:
+                row.state, row.last_error = OUTBOX_FAILED, detail
+                if row.ticket_id is not None:
+                    session.add(_failure_note(row, detail, now))
+            return DeliveryResult(row.id, row.state, detail)
+
+    async def send_one(self) -> DeliveryResult | None:
+        mail = await asyncio.to_thread(self._claim)
+        if mail is None:
+            return None
+        error: Exception | None = None
+        try:
+            detail = await self.transport.deliver(mail)
+        except (TemporaryFailure, PermanentFailure) as failure:
+            error, detail = failure, str(failure)
+        result = await asyncio.to_thread(self._record, mail, error, detail)
+        level = logging.INFO if error is None else logging.WARNING
+        log.log(level, "outbox %s %s: %s", result.outbox_id, result.state, detail)
+        return result
+
+    async def send_due(self) -> list[DeliveryResult]:
+        results: list[DeliveryResult] = []
+        while (result := await self.send_one()) is not None:
+            results.append(result)
+        return results
+
+
+def _failure_note(row: OutboxMail, detail: str, now: object) -> TicketMessage:
+    return TicketMessage(
+        ticket_id=row.ticket_id,
+        journal_id=None,
+        direction="out",
+        kind="system",
+        dedupe_key=f"outbox-failed:{row.id}",
+        message_id=None,
+        from_addr=row.sender,
+        from_name="ticketd",
+        to_addrs=list(row.recipients),
+        cc_addrs=[],
+        subject=f"Delivery failed: {row.subject}",
+        text=f"The {row.kind} mail to {', '.join(row.recipients)} could not be delivered: "
+        f"{detail}",
+        attachments=[],
+        created_at=now,
+    )

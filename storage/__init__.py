@@ -1,0 +1,1 @@
+"""Database models, sessions and transactions, migrations, and the blob store."""

@@ -1,0 +1,53 @@
+"""Content-addressed blob store: raw messages live here, named by their SHA-256.
+
+A blob is written to a temporary file, fsynced, renamed into place and its folder fsynced, so
+after `put` returns the bytes survive a crash or a power cut. Writing the same bytes twice is
+harmless: the name is the content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_for(self, key: str) -> Path:
+        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+            raise ValueError(f"not a blob key: {key!r}")
+        return self.root / key[:2] / key[2:4] / key
+
+    def put(self, data: bytes) -> str:
+        key = hashlib.sha256(data).hexdigest()
+        final = self.path_for(key)
+        if final.exists():
+            return key
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{key}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+        return key
+
+    def get(self, key: str) -> bytes:
+        return self.path_for(key).read_bytes()
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

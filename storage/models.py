@@ -1,0 +1,174 @@
+"""SQLAlchemy 2 typed models: the journal, tickets and their messages, and the outbox."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every engine (SQLite would otherwise hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: ticketd stores aware UTC times only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UtcDateTime}  # noqa: RUF012
+
+
+# Journal states: every received message ends in one of the last three (promise 3).
+JOURNAL_PENDING = "pending"
+JOURNAL_DONE = "done"
+JOURNAL_IGNORED = "ignored"
+JOURNAL_QUARANTINED = "quarantined"
+
+# Outbox states.
+OUTBOX_QUEUED = "queued"
+OUTBOX_SENT = "sent"
+OUTBOX_FAILED = "failed"
+OUTBOX_SUPPRESSED = "suppressed"
+
+
+class JournalEntry(Base):
+    """One received copy of a message: its raw bytes live in the blob store under `blob_key`."""
+
+    __tablename__ = "journal"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    blob_key: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(200))
+    envelope_from: Mapped[str | None] = mapped_column(String(500))
+    envelope_to: Mapped[list[str]] = mapped_column(JSON, default=list)
+    received_at: Mapped[datetime] = mapped_column()
+    state: Mapped[str] = mapped_column(String(20), default=JOURNAL_PENDING)
+    reason: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    processed_at: Mapped[datetime | None] = mapped_column()
+    # Historical mail (import) becomes tickets without acknowledgements unless asked.
+    acknowledge: Mapped[bool] = mapped_column(default=True)
+
+    __table_args__ = (Index("ix_journal_state", "state", "id"),)
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(20), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    category: Mapped[str] = mapped_column(String(20), default="other")
+    customer: Mapped[str] = mapped_column(String(320))
+    customer_name: Mapped[str | None] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(5))
+    subject: Mapped[str] = mapped_column(Text)
+    # A reference the first message claimed in its subject but had no right to (not a
+    # participant of that ticket): kept for agents, never used to thread.
+    claimed_ref: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column()
+
+    messages: Mapped[list[TicketMessage]] = relationship(
+        back_populates="ticket", order_by="TicketMessage.id"
+    )
+    participants: Mapped[list[Participant]] = relationship(
+        back_populates="ticket", order_by="Participant.id"
+    )
+
+
+class Participant(Base):
+    __tablename__ = "participants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(20))  # customer, cc, agent
+
+    ticket: Mapped[Ticket] = relationship(back_populates="participants")
+    __table_args__ = (UniqueConstraint("ticket_id", "email"), Index("ix_participant_email", "email"))
+
+
+class TicketMessage(Base):
+    """A message of a ticket, in (received) or out (sent by us)."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    journal_id: Mapped[int | None] = mapped_column(ForeignKey("journal.id"))
+    direction: Mapped[str] = mapped_column(String(3))  # in, out
+    kind: Mapped[str] = mapped_column(String(10))  # customer, agent, note, auto, system
+    # Message-ID when the message has one, else a hash of its bytes: the key of "once only".
+    dedupe_key: Mapped[str] = mapped_column(String(1000), unique=True)
+    message_id: Mapped[str | None] = mapped_column(String(1000))
+    from_addr: Mapped[str] = mapped_column(String(320))
+    from_name: Mapped[str | None] = mapped_column(String(200))
+    to_addrs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    cc_addrs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    subject: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    attachments: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column()
+
+    ticket: Mapped[Ticket] = relationship(back_populates="messages")
+    __table_args__ = (Index("ix_messages_message_id", "message_id"),)
+
+
+class OutboxMail(Base):
+    """A mail to send, written in the same transaction as the ticket change that caused it."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    kind: Mapped[str] = mapped_column(String(30))  # ack, ...
+    message_id: Mapped[str] = mapped_column(String(1000), unique=True)
+    sender: Mapped[str] = mapped_column(String(320))
+    recipients: Mapped[list[str]] = mapped_column(JSON)
+    # The main recipient, lowercase: the key of the per-recipient rate limit on automatic mail.
+    recipient: Mapped[str] = mapped_column(String(320))
+    automatic: Mapped[bool] = mapped_column(default=True)
+    subject: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(20), default=OUTBOX_QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (
+        Index("ix_outbox_due", "state", "next_attempt_at"),
+        Index("ix_outbox_recipient_time", "recipient", "created_at"),
+    )

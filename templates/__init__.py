@@ -1,0 +1,1 @@
+"""Jinja2 templates shipped with ticketd, one folder per language (read as package data)."""

@@ -1,0 +1,1 @@
+"""ticketd: configuration, the command line and the wiring of the daemon."""

@@ -1,0 +1,280 @@
+"""The command line: `ticketd --config FILE COMMAND`, the interface scripts and admins rely on."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ticketd import views
+from ticketd.config import ConfigError, load_config
+
+EX_OK = 0
+EX_USAGE = 64
+EX_DATAERR = 65
+EX_CONFIG = 78
+EX_TEMPFAIL = 75
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    value = args.config or os.environ.get("TICKETD_CONFIG") or "ticketd.toml"
+    return Path(value)
+
+
+def _print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, ensure_ascii=False, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = load_config(_config_path(args))
+    print(f"{config.path}: the configuration is sound")
+    print(f"  desk: {config.desk.name} <{config.desk.address}>, language {config.desk.language}")
+    print(f"  database: {views.safe_url(config.storage.database)}")
+    print(f"  SMTP listener: {config.smtp_in.listen}")
+    out = config.smtp_out
+    print(f"  outgoing mail: {f'relay {out.relay}' if out.relay else f'Maildir {out.maildir}'}")
+    return EX_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ticketd.daemon import Daemon
+    from ticketd.state import open_state
+
+    config = load_config(_config_path(args))
+    state = open_state(config)
+    try:
+        asyncio.run(Daemon(state).run())
+    finally:
+        state.close()
+    return EX_OK
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from storage.db import Database
+    from storage.migrate import upgrade
+
+    config = load_config(_config_path(args))
+    db = Database(config.storage.database)
+    try:
+        upgrade(db)
+    finally:
+        db.dispose()
+    print(f"database at the newest schema: {views.safe_url(config.storage.database)}")
+    return EX_OK
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """For an MTA pipe: 0 once the message is durable, 75 when it could not be stored."""
+    from ingest.journal import Arrival, StorageFailure
+    from ticketd.state import open_state
+
+    config = load_config(_config_path(args))
+    try:
+        raw = Path(args.file).read_bytes() if args.file else sys.stdin.buffer.read()
+    except OSError as error:
+        print(f"ticketd ingest: cannot read {args.file}: {error}", file=sys.stderr)
+        return EX_DATAERR if isinstance(error, FileNotFoundError) else EX_TEMPFAIL
+    if not raw.strip():
+        print("ticketd ingest: empty input, nothing stored", file=sys.stderr)
+        return EX_DATAERR
+    try:
+        state = open_state(config)
+    except Exception as error:
+        print(f"ticketd ingest: storage unavailable: {error}", file=sys.stderr)
+        return EX_TEMPFAIL
+    try:
+        arrival = Arrival(raw=raw, source="ingest", envelope_from=args.sender,
+                          envelope_to=tuple(args.recipient or ()))
+        journal_id = state.journal.accept(arrival)
+        print(f"stored as message {journal_id}")
+        if args.process:
+            for result in state.worker.drain():
+                print(f"message {result.journal_id} {result.state}: {result.detail}")
+    except StorageFailure as error:
+        print(f"ticketd ingest: not stored: {error}", file=sys.stderr)
+        return EX_TEMPFAIL
+    finally:
+        state.close()
+    return EX_OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from ingest.importer import import_path
+    from ticketd.state import open_state
+
+    config = load_config(_config_path(args))
+    state = open_state(config)
+    try:
+        summary = import_path(state, Path(args.path), acknowledge=args.acknowledge,
+                              process=not args.no_process, progress=not args.json)
+    finally:
+        state.close()
+    if args.json:
+        _print_json(summary)
+    else:
+        print(", ".join(f"{key}: {value}" for key, value in summary.items()))
+    return EX_OK if summary["failed"] == 0 else EX_DATAERR
+
+
+def _with_state(body: Callable[[Any, argparse.Namespace], int]) -> Handler:
+    def run(args: argparse.Namespace) -> int:
+        from ticketd.state import open_state
+
+        state = open_state(load_config(_config_path(args)))
+        try:
+            return body(state, args)
+        finally:
+            state.close()
+
+    return run
+
+
+def _tickets_list(state: Any, args: argparse.Namespace) -> int:
+    rows = views.list_tickets(state.db, status=args.status)
+    if args.json:
+        _print_json(rows)
+    else:
+        views.print_table(["ref", "status", "category", "customer", "messages", "subject"], rows)
+    return EX_OK
+
+
+def _tickets_show(state: Any, args: argparse.Namespace) -> int:
+    ticket = views.show_ticket(state.db, args.ref)
+    if ticket is None:
+        print(f"no ticket {args.ref}", file=sys.stderr)
+        return 1
+    if args.json:
+        _print_json(ticket)
+    else:
+        views.print_ticket(ticket)
+    return EX_OK
+
+
+def _quarantine_list(state: Any, args: argparse.Namespace) -> int:
+    rows = views.list_quarantine(state.db)
+    if args.json:
+        _print_json(rows)
+    else:
+        views.print_table(["id", "received_at", "source", "attempts", "reason"], rows)
+    return EX_OK
+
+
+def _quarantine_retry(state: Any, args: argparse.Namespace) -> int:
+    if not views.requeue(state.db, args.id):
+        print(f"no quarantined message {args.id}", file=sys.stderr)
+        return 1
+    print(f"message {args.id} is pending again")
+    if args.now:
+        for result in state.worker.drain():
+            print(f"message {result.journal_id} {result.state}: {result.detail}")
+    return EX_OK
+
+
+def _outbox_list(state: Any, args: argparse.Namespace) -> int:
+    rows = views.list_outbox(state.db)
+    if args.json:
+        _print_json(rows)
+    else:
+        views.print_table(["id", "state", "kind", "to", "subject", "attempts", "last_error"], rows)
+    return EX_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ticketd", description="Email ticket ingestion daemon."
+    )
+    parser.add_argument("--config", help="configuration file (default: $TICKETD_CONFIG, "
+                        "else ./ticketd.toml)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("run", help="run the daemon in the foreground").set_defaults(
+        handler=cmd_run)
+    commands.add_parser("check", help="validate the configuration").set_defaults(
+        handler=cmd_check)
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    db_commands.add_parser("upgrade", help="apply migrations").set_defaults(handler=cmd_db_upgrade)
+
+    ingest = commands.add_parser("ingest", help="store one raw message (for an MTA pipe)")
+    ingest.add_argument("file", nargs="?", help="the message; standard input when omitted")
+    ingest.add_argument("--sender", help="envelope sender, as an MTA passes it")
+    ingest.add_argument("--recipient", action="append", help="envelope recipient (repeatable)")
+    ingest.add_argument("--process", action="store_true",
+                        help="also process pending messages now instead of leaving it to `run`")
+    ingest.set_defaults(handler=cmd_ingest)
+
+    imp = commands.add_parser("import", help="import a mbox, a Maildir or a folder of .eml files")
+    imp.add_argument("path")
+    imp.add_argument("--acknowledge", action="store_true",
+                     help="send acknowledgements for the imported mail (off: it is historical)")
+    imp.add_argument("--no-process", action="store_true",
+                     help="only journal the messages; the daemon processes them")
+    imp.add_argument("--json", action="store_true")
+    imp.set_defaults(handler=cmd_import)
+
+    tickets = commands.add_parser("tickets", help="tickets and their history")
+    t_commands = tickets.add_subparsers(dest="tickets_command", required=True, metavar="COMMAND")
+    t_list = t_commands.add_parser("list")
+    t_list.add_argument("--status")
+    t_list.add_argument("--json", action="store_true")
+    t_list.set_defaults(handler=_with_state(_tickets_list))
+    t_show = t_commands.add_parser("show")
+    t_show.add_argument("ref")
+    t_show.add_argument("--json", action="store_true")
+    t_show.set_defaults(handler=_with_state(_tickets_show))
+
+    quarantine = commands.add_parser("quarantine", help="messages that could not be processed")
+    q_commands = quarantine.add_subparsers(dest="q_command", required=True, metavar="COMMAND")
+    q_list = q_commands.add_parser("list")
+    q_list.add_argument("--json", action="store_true")
+    q_list.set_defaults(handler=_with_state(_quarantine_list))
+    q_retry = q_commands.add_parser("retry")
+    q_retry.add_argument("id", type=int)
+    q_retry.add_argument("--now", action="store_true", help="process it now, not in the daemon")
+    q_retry.set_defaults(handler=_with_state(_quarantine_retry))
+
+    outbox = commands.add_parser("outbox", help="mail sent and waiting")
+    o_commands = outbox.add_subparsers(dest="o_command", required=True, metavar="COMMAND")
+    o_list = o_commands.add_parser("list")
+    o_list.add_argument("--json", action="store_true")
+    o_list.set_defaults(handler=_with_state(_outbox_list))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("mail.log", "aiosmtpd", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except ConfigError as error:
+        print(error.render(_config_path(args)), file=sys.stderr)
+        return EX_CONFIG
+    except KeyboardInterrupt:
+        return EX_OK
+    except Exception as error:  # never a traceback to a user; the log has the detail
+        logging.getLogger("ticketd").debug("unexpected error", exc_info=True)
+        print(f"ticketd {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""`ticketd run`: the SMTP listener, the worker and the sender in one event loop.
+
+SIGTERM (or SIGINT) drains: the listening socket closes, sessions still open get 421 for new
+mail, messages being stored finish, the worker finishes the message in hand (the rest stays in
+the journal for next time), the sender finishes the delivery in hand. Then exit status 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+
+from sqlalchemy.exc import OperationalError
+
+from ingest.smtp_listener import IntakeHandler, make_smtp
+from outbound.sender import Sender
+from outbound.transports import make_transport
+from ticketd.state import State
+
+log = logging.getLogger("ticketd.daemon")
+IDLE_POLL_SECONDS = 1.0  # how often to look for work written by other processes (`ingest`)
+DRAIN_SECONDS = 20.0
+
+
+class Daemon:
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.stopping = asyncio.Event()
+        self.work_ready = asyncio.Event()
+        self.mail_ready = asyncio.Event()
+        self.hostname = socket.getfqdn()
+
+    def request_stop(self) -> None:
+        if not self.stopping.is_set():
+            log.info("stop requested: draining")
+        self.stopping.set()
+        self.work_ready.set()
+        self.mail_ready.set()
+
+    async def _wait(self, event: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), seconds)
+        event.clear()
+
+    async def worker_loop(self) -> None:
+        worker = self.state.worker
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                result = await asyncio.to_thread(worker.process_next)
+            except OperationalError as error:
+                failures += 1
+                if failures == 1:
+                    log.error("database unavailable, messages wait in the journal: %s", error)
+                await self._wait(self.work_ready, min(2.0**failures, 60.0))
+                continue
+            if failures:
+                log.info("database reachable again")
+                failures = 0
+            if result is None:
+                await self._wait(self.work_ready, IDLE_POLL_SECONDS)
+            else:
+                self.mail_ready.set()
+
+    async def sender_loop(self) -> None:
+        sender = Sender(self.state.db, make_transport(self.state.config.smtp_out),
+                        self.state.clock)
+        while not self.stopping.is_set():
+            try:
+                result = await sender.send_one()
+            except OperationalError as error:
+                log.error("database unavailable for the outbox: %s", error)
+                await self._wait(self.mail_ready, 5.0)
+                continue
+            if result is None:
+                await self._wait(self.mail_ready, IDLE_POLL_SECONDS)
+
+    async def run(self) -> None:
+        config = self.state.config
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop)
+        handler = IntakeHandler(
+            self.state.journal,
+            config.desk.addresses,
+            self.state.clock,
+            self.hostname,
+            on_accepted=self.work_ready.set,
+        )
+        listen = config.smtp_in.listen
+        server = await loop.create_server(
+            lambda: make_smtp(handler, config.smtp_in.max_message_size, self.hostname),
+            host=listen.host,
+            port=listen.port,
+        )
+        log.info("listening for SMTP on %s; outgoing mail %s", listen,
+                 f"via {config.smtp_out.relay}" if config.smtp_out.relay
+                 else f"to Maildir {config.smtp_out.maildir}")
+        tasks = [
+            asyncio.create_task(self.worker_loop(), name="worker"),
+            asyncio.create_task(self.sender_loop(), name="sender"),
+        ]
+        await self.stopping.wait()
+        server.close()
+        handler.closing = True
+        deadline = loop.time() + DRAIN_SECONDS
+        while handler.in_flight and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.wait(tasks, timeout=max(deadline - loop.time(), 1.0))
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        log.info("stopped")

@@ -1,0 +1,49 @@
+"""Opening ticketd's state from a configuration: folders, database schema, blob store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ingest.journal import Journal
+from ingest.worker import Worker
+from outbound.templating import Templates
+from storage.blobs import BlobStore
+from storage.db import Database
+from storage.migrate import is_current, upgrade
+from ticketd.clock import Clock, SystemClock
+from ticketd.config import Config
+
+
+@dataclass
+class State:
+    config: Config
+    clock: Clock
+    db: Database
+    blobs: BlobStore
+    templates: Templates
+
+    @property
+    def journal(self) -> Journal:
+        return Journal(self.db, self.blobs, self.clock)
+
+    @property
+    def worker(self) -> Worker:
+        return Worker(self.db, self.blobs, self.config, self.clock, self.templates)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def open_state(config: Config, clock: Clock | None = None, migrate: bool = True) -> State:
+    """Create what a fresh state folder lacks; bring the schema up to date when asked."""
+    config.storage.blobs.mkdir(parents=True, exist_ok=True)
+    db = Database(config.storage.database)
+    if migrate and not is_current(db):
+        upgrade(db)
+    return State(
+        config=config,
+        clock=clock or SystemClock(),
+        db=db,
+        blobs=BlobStore(config.storage.blobs),
+        templates=Templates(config.templates_dir),
+    )

@@ -1,0 +1,180 @@
+"""Read-side queries for the command line: plain dicts ready for JSON or a table."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from ingest.refs import normalise
+from storage.db import Database
+from storage.models import (
+    JOURNAL_PENDING,
+    JOURNAL_QUARANTINED,
+    JournalEntry,
+    OutboxMail,
+    Ticket,
+    TicketMessage,
+)
+
+
+def safe_url(url: str) -> str:
+    """A database URL without its password, for output and logs."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def list_tickets(db: Database, status: str | None = None) -> list[dict[str, Any]]:
+    with db.transaction() as session:
+        counts = (
+            select(TicketMessage.ticket_id, func.count(TicketMessage.id).label("n"))
+            .group_by(TicketMessage.ticket_id)
+            .subquery()
+        )
+        query = (
+            select(Ticket, func.coalesce(counts.c.n, 0))
+            .outerjoin(counts, counts.c.ticket_id == Ticket.id)
+            .order_by(Ticket.id)
+        )
+        if status:
+            query = query.where(Ticket.status == status)
+        return [
+            {
+                "ref": ticket.ref,
+                "status": ticket.status,
+                "category": ticket.category,
+                "customer": ticket.customer,
+                "subject": ticket.subject,
+                "messages": int(count),
+                "language": ticket.language,
+                "created_at": ticket.created_at.isoformat(),
+                "updated_at": ticket.updated_at.isoformat(),
+            }
+            for ticket, count in session.execute(query)
+        ]
+
+
+def show_ticket(db: Database, ref: str) -> dict[str, Any] | None:
+    canonical = normalise(ref.strip().lstrip("#").strip("[]#")) or ref.strip().upper()
+    with db.transaction() as session:
+        ticket = session.scalar(
+            select(Ticket)
+            .where(Ticket.ref == canonical)
+            .options(selectinload(Ticket.messages), selectinload(Ticket.participants))
+        )
+        if ticket is None:
+            return None
+        outbox = {
+            row.message_id: row
+            for row in session.scalars(select(OutboxMail).where(OutboxMail.ticket_id == ticket.id))
+        }
+        messages = []
+        for message in ticket.messages:
+            item: dict[str, Any] = {
+                "direction": message.direction,
+                "kind": message.kind,
+                "from": message.from_addr,
+                "to": list(message.to_addrs),
+                "cc": list(message.cc_addrs),
+                "subject": message.subject,
+                "text": message.text,
+                "attachments": list(message.attachments),
+                "message_id": message.message_id,
+                "at": message.created_at.isoformat(),
+            }
+            sent = outbox.get(message.message_id or "")
+            if sent is not None:
+                item["delivery"] = {"state": sent.state, "error": sent.last_error}
+            messages.append(item)
+        return {
+            "ref": ticket.ref,
+            "status": ticket.status,
+            "category": ticket.category,
+            "customer": ticket.customer,
+            "customer_name": ticket.customer_name,
+            "language": ticket.language,
+            "subject": ticket.subject,
+            "claimed_ref": ticket.claimed_ref,
+            "participants": [p.email for p in ticket.participants],
+            "created_at": ticket.created_at.isoformat(),
+            "messages": messages,
+        }
+
+
+def list_quarantine(db: Database) -> list[dict[str, Any]]:
+    with db.transaction() as session:
+        rows = session.scalars(
+            select(JournalEntry)
+            .where(JournalEntry.state == JOURNAL_QUARANTINED)
+            .order_by(JournalEntry.id)
+        )
+        return [
+            {
+                "id": row.id,
+                "received_at": row.received_at.isoformat(),
+                "source": row.source,
+                "size": row.size,
+                "attempts": row.attempts,
+                "reason": row.reason,
+            }
+            for row in rows
+        ]
+
+
+def requeue(db: Database, journal_id: int) -> bool:
+    with db.transaction() as session:
+        row = session.get(JournalEntry, journal_id)
+        if row is None or row.state != JOURNAL_QUARANTINED:
+            return False
+        row.state = JOURNAL_PENDING
+        return True
+
+
+def list_outbox(db: Database) -> list[dict[str, Any]]:
+    with db.transaction() as session:
+        rows = session.scalars(select(OutboxMail).order_by(OutboxMail.id))
+        return [
+            {
+                "id": row.id,
+                "to": ", ".join(row.recipients),
+                "subject": row.subject,
+                "kind": row.kind,
+                "state": row.state,
+                "attempts": row.attempts,
+                "last_error": row.last_error,
+                "created_at": row.created_at.isoformat(),
+                "sent_at": row.sent_at.isoformat() if row.sent_at else None,
+            }
+            for row in rows
+        ]
+
+
+def print_table(columns: list[str], rows: list[dict[str, Any]]) -> None:
+    table = Table(*columns)
+    for row in rows:
+        # Text, not markup: a subject like "[#7KQM-X3P9]" must not be read as a rich style.
+        table.add_row(*(Text("" if row.get(c) is None else str(row.get(c))) for c in columns))
+    Console().print(table)
+
+
+def print_ticket(ticket: dict[str, Any]) -> None:
+    console = Console()
+    console.print(f"[bold]{ticket['ref']}[/bold]  {ticket['status']}  {ticket['category']}  "
+                  f"{ticket['customer']}", markup=True, highlight=False)
+    console.print(ticket["subject"], markup=False, highlight=False)
+    console.print("participants: " + ", ".join(ticket["participants"]), markup=False)
+    for message in ticket["messages"]:
+        arrow = "<-" if message["direction"] == "in" else "->"
+        delivery = message.get("delivery")
+        state = f" [{delivery['state']}]" if delivery else ""
+        console.rule(f"{arrow} {message['kind']} {message['from']} {message['at']}{state}",
+                     style="dim")
+        console.print(message["text"], markup=False, highlight=False)
+        for attachment in message["attachments"]:
+            console.print(f"  attachment: {attachment['filename']} "
+                          f"({attachment['content_type']}, {attachment['size']} bytes)",
+                          markup=False, highlight=False)
