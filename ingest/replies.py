@@ -1,11 +1,16 @@
 """The new text of a reply, with quoted history and client signatures removed.
 
 mail-parser-reply knows the reply headers of the common clients in many languages but not in
-Turkish; the Turkish forms are registered here (Gmail: "... tarihinde ... şunu yazdı:",
-Outlook: "Gönderen: / Gönderildi: / Kime: / Konu:").
+Turkish or Russian; those forms are registered here (Gmail: "... tarihinde ... şunu yazdı:",
+Outlook: "Gönderen: / Gönderildi: / Kime: / Konu:", "От: / Отправлено: / Кому: / Тема:").
+Around it, `latest_reply` handles what no language table describes: a quote the writer answered
+below (bottom posting), and attribution lines that only hold a date and an address
+("26.06.2014, 14:41, "Alexander L" <abc@example.com>:"), the way talon splits them.
 """
 
 from __future__ import annotations
+
+import re
 
 from mailparser_reply import EmailReplyParser
 from mailparser_reply.constants import MAIL_LANGUAGES, QUOTED_MATCH_INCLUDE
@@ -13,7 +18,9 @@ from mailparser_reply.constants import MAIL_LANGUAGES, QUOTED_MATCH_INCLUDE
 MAIL_LANGUAGES.setdefault(
     "tr",
     {
-        "wrote_header": r"^(" + QUOTED_MATCH_INCLUDE + r".{0,200}?tarihinde.{0,200}?(?:şunu )?yazdı:)$",
+        "wrote_header": r"^("
+        + QUOTED_MATCH_INCLUDE
+        + r".{0,200}?tarihinde.{0,200}?(?:şunu )?yazdı:)$",
         "from_header": r"((?:(?:^|\n|\n"
         + QUOTED_MATCH_INCLUDE
         + r")[* ]*(?:Gönderen|Gönderildi|Kime|Konu|Tarih|Bilgi|Gönderilme Tarihi):[ *]*"
@@ -23,17 +30,136 @@ MAIL_LANGUAGES.setdefault(
         "sent_from": "iPhone'umdan gönderildi|Android için Outlook",
     },
 )
+MAIL_LANGUAGES.setdefault(
+    "ru",
+    {
+        "wrote_header": r"^(" + QUOTED_MATCH_INCLUDE + r".{0,200}?(?:написал|написала)\(?а?\)?:)$",
+        "from_header": r"((?:(?:^|\n|\n"
+        + QUOTED_MATCH_INCLUDE
+        + r")[* ]*(?:От|Отправлено|Кому|Тема|Дата|Копия):[ *]*(?:\s{,2}).*){2,}(?:\n.*){,1})",
+        "disclaimers": [],
+        "signatures": [],
+        "sent_from": "Отправлено с iPhone",
+    },
+)
 
-_PARSER = EmailReplyParser(languages=["tr", "en", "de", "fr", "es", "it", "nl"])
+_PARSER = EmailReplyParser(languages=["tr", "en", "de", "fr", "es", "it", "nl", "ru"])
+
+# Marks that are invisible but break every pattern (Windows Mail writes U+200E around numbers).
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060\ufeff]")
+_QUOTED = re.compile(r"^\s*>")
+_ADDRESS = r"<?[\w.+'-]+@[\w-]+(?:\.[\w-]+)+>?"
+# A date or a time, then an address, then a colon at the very end: an attribution line whatever
+# its language ("02.04.2012 14:20 пользователь "bob@x" <bob@x> написал:" spans two lines).
+_DATED_ATTRIBUTION = re.compile(
+    r"^\s*(?:>\s*)*(?=.{0,200}(?:\d{1,2}:\d{2}|\d{1,4}[./-]\d{1,2}[./-]\d{1,4}))"
+    r".{0,250}?" + _ADDRESS + r"[^\n@]{0,40}:\s*$",
+    re.DOTALL,
+)
+_WROTE = re.compile(
+    r"(wrote|schrieb|a écrit|escribió|ha scritto|schreef|napisał|написал[а]?|yazdı|skrev):\s*$",
+    re.IGNORECASE,
+)
+# A block of forwarded/quoted mail headers: a From-like line and another header within 4 lines.
+_FROM_KEYS = r"From|De|Von|Van|Da|От|Gönderen|Kimden|Från|Fra|Od"
+_OTHER_KEYS = (
+    r"Sent|Date|To|Subject|Cc|Envoyé|Date|À|Objet|Gesendet|An|Betreff|Verzonden|Aan|Onderwerp|"
+    r"Enviado|Para|Asunto|Inviato|Oggetto|Отправлено|Кому|Тема|Дата|Gönderildi|Kime|Konu|Tarih"
+)
+_FROM_LINE = re.compile(r"^\s*[*>]*\s*(?:" + _FROM_KEYS + r")\s*:", re.IGNORECASE)
+_OTHER_LINE = re.compile(r"^\s*[*>]*\s*(?:" + _OTHER_KEYS + r")\s*:", re.IGNORECASE)
+_ORIGINAL = re.compile(
+    r"^\s*-{2,}\s*(original message|forwarded message|orijinal (ileti|mesaj)|özgün ileti|"
+    r"ursprüngliche nachricht|message d'origine|исходное сообщение|пересылаемое сообщение)"
+    r"\s*-{2,}",
+    re.IGNORECASE,
+)
+
+
+_DATE_OR_TIME = re.compile(r"\d{1,2}:\d{2}|\d{1,4}[./-]\d{1,2}[./-]\d{1,4}")
+
+
+def _is_attribution(lines: list[str], i: int) -> bool:
+    """Does an attribution ("On ... wrote:", "<date>, <address>:") start at line i?
+
+    It may be folded over up to three lines, but never across a blank line, and a dated one
+    has its date on its first line (so that "Alex" above "Thu, 26 Jun 2014 ... <a@b>:" stays).
+    """
+    first = lines[i].strip()
+    if not first:
+        return False
+    for span in (1, 2, 3):
+        chunk = [s.strip() for s in lines[i : i + span]]
+        if len(chunk) < span or not chunk[-1]:
+            break
+        window = " ".join(chunk)
+        if len(window) > 400:
+            break
+        if not window.endswith(":"):
+            continue
+        if _DATE_OR_TIME.search(first) and _DATED_ATTRIBUTION.match(window):
+            return True
+        if _WROTE.search(window):
+            return span == 1 or not _is_attribution(lines, i + 1)
+    return False
+
+
+def _drop_leading_quote(text: str) -> str:
+    """Bottom posting: an attribution and a quote first, the new text below them."""
+    lines = text.split("\n")
+    start = 0
+    while True:
+        while start < len(lines) and not lines[start].strip():
+            start += 1
+        end = start
+        if end < len(lines) and not _QUOTED.match(lines[end]) and _is_attribution(lines, end):
+            end += 1
+            while end < len(lines) and not _QUOTED.match(lines[end]) and lines[end].strip():
+                end += 1  # the rest of a folded attribution line
+        if end >= len(lines) or not _QUOTED.match(lines[end]):
+            break
+        while end < len(lines) and (_QUOTED.match(lines[end]) or not lines[end].strip()):
+            end += 1
+        if end >= len(lines):
+            break  # nothing after the quote: not bottom posting
+        start = end
+    return "\n".join(lines[start:])
+
+
+def _is_header_block(block: list[str]) -> bool:
+    """Quoted mail headers: a From-like line among them and at least two header lines in a row."""
+    keys = [bool(_FROM_LINE.match(s) or _OTHER_LINE.match(s)) for s in block]
+    return len(keys) >= 2 and keys[0] and keys[1] and any(_FROM_LINE.match(s) for s in block)
+
+
+def _cut_at_quote_header(text: str) -> str:
+    """Cut where quoted history starts, for the forms the language tables do not catch."""
+    lines = text.split("\n")
+    for i in range(1, len(lines)):
+        line = lines[i]
+        if not line.strip():
+            continue
+        cut = _ORIGINAL.match(line) or _is_attribution(lines, i)
+        if not cut and (_FROM_LINE.match(line) or _OTHER_LINE.match(line)):
+            cut = _is_header_block([s for s in lines[i : i + 8] if s.strip()][:4])
+        if cut and any(s.strip() for s in lines[:i]):
+            return "\n".join(lines[:i]).rstrip()
+    return text
 
 
 def latest_reply(text: str) -> str:
     """The text the sender wrote this time; the whole text when nothing could be told apart."""
+    text = _INVISIBLE.sub("", text)
     if not text.strip():
         return ""
     try:
+        text = _drop_leading_quote(text)
+        text = _cut_at_quote_header(text)
         reply = _PARSER.parse_reply(text=text)
     except Exception:  # the parser's regexes on hostile input: keep everything, lose nothing
         return text.strip()
-    reply = (reply or "").strip()
-    return reply or text.strip()
+    reply = (reply or "").strip() or text.strip()
+    try:
+        return _cut_at_quote_header(reply).strip() or reply
+    except Exception:
+        return reply

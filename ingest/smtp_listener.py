@@ -52,7 +52,8 @@ class IntakeHandler:
     ) -> str:
         if self.closing:
             return "421 4.3.2 Service shutting down, try again later"
-        envelope.mail_from = address
+        # The null sender of bounces and notifications arrives as "<>"; keep it as "".
+        envelope.mail_from = "" if address.strip() in ("", "<>") else address
         envelope.mail_options.extend(options)
         return "250 2.1.0 OK"
 

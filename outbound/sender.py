@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -32,12 +34,40 @@ class DeliveryResult:
 
 class Sender:
     def __init__(
-        self, db: Database, transport: Transport, clock: Clock, policy: RetryPolicy | None = None
+        self,
+        db: Database,
+        transport: Transport,
+        clock: Clock,
+        policy: RetryPolicy | None = None,
+        owner: str | None = None,
     ) -> None:
         self.db = db
         self.transport = transport
         self.clock = clock
         self.policy = policy or RetryPolicy()
+        self.host = socket.gethostname()
+        self.owner = owner or f"{self.host}:{os.getpid()}"
+
+    def release_orphans(self) -> int:
+        """Take back deliveries that a dead sender process on this host had claimed."""
+        released = 0
+        now = self.clock.now()
+        with self.db.transaction() as session:
+            rows = session.scalars(
+                select(OutboxMail).where(
+                    OutboxMail.state == OUTBOX_QUEUED,
+                    OutboxMail.claimed_by.startswith(f"{self.host}:"),
+                    OutboxMail.next_attempt_at > now,
+                )
+            )
+            for row in rows:
+                owner = row.claimed_by or ""
+                if owner != self.owner and not _process_alive(owner.rpartition(":")[2]):
+                    row.next_attempt_at, row.claimed_by = now, None
+                    released += 1
+        if released:
+            log.warning("took back %d deliveries a stopped sender had in hand", released)
+        return released
 
     def _claim(self) -> OutgoingMail | None:
         now = self.clock.now()
@@ -53,6 +83,7 @@ class Sender:
                 return None
             row.attempts += 1
             row.next_attempt_at = now + self.policy.lease
+            row.claimed_by = self.owner
             return OutgoingMail(
                 outbox_id=row.id,
                 message_id=row.message_id,
@@ -66,6 +97,7 @@ class Sender:
         with self.db.transaction() as session:
             row = session.get(OutboxMail, mail.outbox_id)
             assert row is not None
+            row.claimed_by = None
             if error is None:
                 row.state, row.sent_at, row.last_error = OUTBOX_SENT, now, None
             elif isinstance(error, TemporaryFailure) and not self.policy.gives_up(
@@ -100,6 +132,18 @@ class Sender:
         return results
 
 
+def _process_alive(pid_text: str) -> bool:
+    if not pid_text.isdigit():
+        return True  # not ours to judge: leave it to the lease
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _failure_note(row: OutboxMail, detail: str, now: object) -> TicketMessage:
     return TicketMessage(
         ticket_id=row.ticket_id,
@@ -113,8 +157,7 @@ def _failure_note(row: OutboxMail, detail: str, now: object) -> TicketMessage:
         to_addrs=list(row.recipients),
         cc_addrs=[],
         subject=f"Delivery failed: {row.subject}",
-        text=f"The {row.kind} mail to {', '.join(row.recipients)} could not be delivered: "
-        f"{detail}",
+        text=f"The {row.kind} mail to {', '.join(row.recipients)} could not be delivered: {detail}",
         attachments=[],
         created_at=now,
     )

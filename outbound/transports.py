@@ -83,20 +83,23 @@ class SmtpRelayTransport:
     async def deliver(self, mail: OutgoingMail) -> str:
         relay = self.config.relay
         assert relay is not None
+        # The SMTP client rather than aiosmtplib.send(): send() refuses the empty envelope
+        # sender ("MAIL FROM:<>") that automatic mail must use.
+        client = aiosmtplib.SMTP(
+            hostname=relay.host,
+            port=relay.port,
+            timeout=self.config.timeout,
+            local_hostname=self.local_hostname,
+            start_tls=self.config.starttls,
+            use_tls=False,
+        )
         try:
-            errors, response = await aiosmtplib.send(
-                mail.raw,
-                sender=mail.envelope_sender,
-                recipients=list(mail.recipients),
-                hostname=relay.host,
-                port=relay.port,
-                start_tls=self.config.starttls,
-                use_tls=False,
-                username=self.config.username,
-                password=self.password,
-                timeout=self.config.timeout,
-                local_hostname=self.local_hostname,
-            )
+            async with client:
+                if self.config.username and self.password is not None:
+                    await client.login(self.config.username, self.password)
+                errors, response = await client.sendmail(
+                    mail.envelope_sender, list(mail.recipients), mail.raw
+                )
         except aiosmtplib.SMTPRecipientsRefused as error:
             codes = [r.code for r in error.recipients]
             text = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in error.recipients)
@@ -112,8 +115,9 @@ class SmtpRelayTransport:
             raise TemporaryFailure(f"{type(error).__name__}: {error}") from error
         if errors:
             # Some recipients refused; ours are single-recipient mails, so report them.
-            refused = "; ".join(f"{addr}: {resp.code} {resp.message}"
-                                for addr, resp in errors.items())
+            refused = "; ".join(
+                f"{addr}: {resp.code} {resp.message}" for addr, resp in errors.items()
+            )
             raise PermanentFailure(refused)
         return response
 

@@ -115,7 +115,10 @@ class Participant(Base):
     role: Mapped[str] = mapped_column(String(20))  # customer, cc, agent
 
     ticket: Mapped[Ticket] = relationship(back_populates="participants")
-    __table_args__ = (UniqueConstraint("ticket_id", "email"), Index("ix_participant_email", "email"))
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "email"),
+        Index("ix_participant_email", "email"),
+    )
 
 
 class TicketMessage(Base):
@@ -165,6 +168,9 @@ class OutboxMail(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
+    # "host:pid" of the sender that holds the delivery lease; lets a restarted daemon take
+    # back what its killed predecessor had in hand without waiting for the lease to expire.
+    claimed_by: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column()
     sent_at: Mapped[datetime | None] = mapped_column()
 

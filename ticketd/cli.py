@@ -92,8 +92,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"ticketd ingest: storage unavailable: {error}", file=sys.stderr)
         return EX_TEMPFAIL
     try:
-        arrival = Arrival(raw=raw, source="ingest", envelope_from=args.sender,
-                          envelope_to=tuple(args.recipient or ()))
+        arrival = Arrival(
+            raw=raw,
+            source="ingest",
+            envelope_from=args.sender,
+            envelope_to=tuple(args.recipient or ()),
+        )
         journal_id = state.journal.accept(arrival)
         print(f"stored as message {journal_id}")
         if args.process:
@@ -114,8 +118,13 @@ def cmd_import(args: argparse.Namespace) -> int:
     config = load_config(_config_path(args))
     state = open_state(config)
     try:
-        summary = import_path(state, Path(args.path), acknowledge=args.acknowledge,
-                              process=not args.no_process, progress=not args.json)
+        summary = import_path(
+            state,
+            Path(args.path),
+            acknowledge=args.acknowledge,
+            process=not args.no_process,
+            progress=not args.json,
+        )
     finally:
         state.close()
     if args.json:
@@ -189,18 +198,17 @@ def _outbox_list(state: Any, args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ticketd", description="Email ticket ingestion daemon."
+    parser = argparse.ArgumentParser(prog="ticketd", description="Email ticket ingestion daemon.")
+    parser.add_argument(
+        "--config", help="configuration file (default: $TICKETD_CONFIG, else ./ticketd.toml)"
     )
-    parser.add_argument("--config", help="configuration file (default: $TICKETD_CONFIG, "
-                        "else ./ticketd.toml)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("run", help="run the daemon in the foreground").set_defaults(
-        handler=cmd_run)
-    commands.add_parser("check", help="validate the configuration").set_defaults(
-        handler=cmd_check)
+        handler=cmd_run
+    )
+    commands.add_parser("check", help="validate the configuration").set_defaults(handler=cmd_check)
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
@@ -210,16 +218,25 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("file", nargs="?", help="the message; standard input when omitted")
     ingest.add_argument("--sender", help="envelope sender, as an MTA passes it")
     ingest.add_argument("--recipient", action="append", help="envelope recipient (repeatable)")
-    ingest.add_argument("--process", action="store_true",
-                        help="also process pending messages now instead of leaving it to `run`")
+    ingest.add_argument(
+        "--process",
+        action="store_true",
+        help="also process pending messages now instead of leaving it to `run`",
+    )
     ingest.set_defaults(handler=cmd_ingest)
 
     imp = commands.add_parser("import", help="import a mbox, a Maildir or a folder of .eml files")
     imp.add_argument("path")
-    imp.add_argument("--acknowledge", action="store_true",
-                     help="send acknowledgements for the imported mail (off: it is historical)")
-    imp.add_argument("--no-process", action="store_true",
-                     help="only journal the messages; the daemon processes them")
+    imp.add_argument(
+        "--acknowledge",
+        action="store_true",
+        help="send acknowledgements for the imported mail (off: it is historical)",
+    )
+    imp.add_argument(
+        "--no-process",
+        action="store_true",
+        help="only journal the messages; the daemon processes them",
+    )
     imp.add_argument("--json", action="store_true")
     imp.set_defaults(handler=cmd_import)
 

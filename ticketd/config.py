@@ -114,7 +114,7 @@ class _Reader:
         return value
 
     def string(self, table: dict[str, Any], key: str, default: str | None = None) -> str | None:
-        section, _, name = key.rpartition(".")
+        name = key.rpartition(".")[2]
         value = table.get(name, default)
         if value is None:
             if default is None:
@@ -175,8 +175,18 @@ def _database_url(reader: _Reader, value: str | None) -> str:
 def parse_config(data: dict[str, Any], path: Path) -> Config:
     """Validate parsed TOML; raises ConfigError listing every problem found."""
     reader = _Reader(data, path.parent)
-    known = {"desk", "storage", "smtp_in", "smtp_out", "limits", "templates", "metrics",
-             "imap", "queues", "agents"}
+    known = {
+        "desk",
+        "storage",
+        "smtp_in",
+        "smtp_out",
+        "limits",
+        "templates",
+        "metrics",
+        "imap",
+        "queues",
+        "agents",
+    }
     for key in data:
         if key not in known:
             reader.problems.append((key, "unknown section or key"))
@@ -209,8 +219,9 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     blobs = reader.string(storage_t, "storage.blobs", "var/blobs") or "var/blobs"
 
     smtp_in_t = reader.table("smtp_in")
-    listen = reader.host_port(reader.string(smtp_in_t, "smtp_in.listen", DEFAULT_LISTEN),
-                              "smtp_in.listen")
+    listen = reader.host_port(
+        reader.string(smtp_in_t, "smtp_in.listen", DEFAULT_LISTEN), "smtp_in.listen"
+    )
     max_size = reader.integer(smtp_in_t, "smtp_in.max_message_size", 25 * 1024 * 1024, 1024)
 
     smtp_out_t = reader.table("smtp_out")

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import signal
 import socket
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import OperationalError
 
@@ -31,6 +32,7 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.work_ready = asyncio.Event()
         self.mail_ready = asyncio.Event()
+        self.stopping_nudge = asyncio.Event()
         self.hostname = socket.getfqdn()
 
     def request_stop(self) -> None:
@@ -39,11 +41,27 @@ class Daemon:
         self.stopping.set()
         self.work_ready.set()
         self.mail_ready.set()
+        self.stopping_nudge.set()
 
     async def _wait(self, event: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), seconds)
         event.clear()
+
+    async def supervise(self, name: str, loop_body: Callable[[], Awaitable[None]]) -> None:
+        """Run a loop until stop; an unexpected error is logged and the loop restarted, so one
+        bug costs a retry, never a daemon that silently stopped working."""
+        failures = 0
+        while not self.stopping.is_set():
+            try:
+                await loop_body()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                failures += 1
+                log.exception("%s loop failed (%d), restarting", name, failures)
+                await self._wait(self.stopping_nudge, min(2.0**failures, 60.0))
 
     async def worker_loop(self) -> None:
         worker = self.state.worker
@@ -66,8 +84,8 @@ class Daemon:
                 self.mail_ready.set()
 
     async def sender_loop(self) -> None:
-        sender = Sender(self.state.db, make_transport(self.state.config.smtp_out),
-                        self.state.clock)
+        sender = Sender(self.state.db, make_transport(self.state.config.smtp_out), self.state.clock)
+        await asyncio.to_thread(sender.release_orphans)
         while not self.stopping.is_set():
             try:
                 result = await sender.send_one()
@@ -96,12 +114,16 @@ class Daemon:
             host=listen.host,
             port=listen.port,
         )
-        log.info("listening for SMTP on %s; outgoing mail %s", listen,
-                 f"via {config.smtp_out.relay}" if config.smtp_out.relay
-                 else f"to Maildir {config.smtp_out.maildir}")
+        log.info(
+            "listening for SMTP on %s; outgoing mail %s",
+            listen,
+            f"via {config.smtp_out.relay}"
+            if config.smtp_out.relay
+            else f"to Maildir {config.smtp_out.maildir}",
+        )
         tasks = [
-            asyncio.create_task(self.worker_loop(), name="worker"),
-            asyncio.create_task(self.sender_loop(), name="sender"),
+            asyncio.create_task(self.supervise("worker", self.worker_loop), name="worker"),
+            asyncio.create_task(self.supervise("sender", self.sender_loop), name="sender"),
         ]
         await self.stopping.wait()
         server.close()

@@ -163,18 +163,26 @@ def print_table(columns: list[str], rows: list[dict[str, Any]]) -> None:
 
 def print_ticket(ticket: dict[str, Any]) -> None:
     console = Console()
-    console.print(f"[bold]{ticket['ref']}[/bold]  {ticket['status']}  {ticket['category']}  "
-                  f"{ticket['customer']}", markup=True, highlight=False)
+    console.print(
+        f"[bold]{ticket['ref']}[/bold]  {ticket['status']}  {ticket['category']}  "
+        f"{ticket['customer']}",
+        markup=True,
+        highlight=False,
+    )
     console.print(ticket["subject"], markup=False, highlight=False)
     console.print("participants: " + ", ".join(ticket["participants"]), markup=False)
     for message in ticket["messages"]:
         arrow = "<-" if message["direction"] == "in" else "->"
         delivery = message.get("delivery")
         state = f" [{delivery['state']}]" if delivery else ""
-        console.rule(f"{arrow} {message['kind']} {message['from']} {message['at']}{state}",
-                     style="dim")
+        console.rule(
+            f"{arrow} {message['kind']} {message['from']} {message['at']}{state}", style="dim"
+        )
         console.print(message["text"], markup=False, highlight=False)
         for attachment in message["attachments"]:
-            console.print(f"  attachment: {attachment['filename']} "
-                          f"({attachment['content_type']}, {attachment['size']} bytes)",
-                          markup=False, highlight=False)
+            console.print(
+                f"  attachment: {attachment['filename']} "
+                f"({attachment['content_type']}, {attachment['size']} bytes)",
+                markup=False,
+                highlight=False,
+            )

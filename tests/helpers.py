@@ -1,0 +1,65 @@
+"""Shared helpers for the tests: configurations on disk, free ports, mail builders."""
+
+from __future__ import annotations
+
+import socket
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import make_msgid
+from pathlib import Path
+
+from ticketd.config import Config, load_config
+
+DESK = "destek@example.com"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def write_config(folder: Path, database: str | None = None, extra: str = "", **desk: str) -> Path:
+    """A configuration file in `folder`; relay and listen ports are passed through `extra`."""
+    lines = [
+        "[desk]",
+        f'name = "{desk.get("name", "Destek")}"',
+        f'address = "{desk.get("address", DESK)}"',
+        f'language = "{desk.get("language", "tr")}"',
+        "",
+        "[storage]",
+        f'database = "{database or "sqlite:///var/ticketd.sqlite3"}"',
+        'blobs = "var/blobs"',
+        "",
+    ]
+    if "[smtp_in]" not in extra:
+        lines += ["[smtp_in]", f'listen = "127.0.0.1:{free_port()}"', ""]
+    if "[smtp_out]" not in extra:
+        lines += ["[smtp_out]", 'maildir = "var/outbox"', ""]
+    path = folder / "ticketd.toml"
+    path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
+    return path
+
+
+def make_config(folder: Path, database: str | None = None, extra: str = "") -> Config:
+    return load_config(write_config(folder, database, extra))
+
+
+def customer_mail(
+    sender: str = "Ayşe Yılmaz <ayse@musteri.com.tr>",
+    subject: str = "Para çekme talebim",
+    body: str = "Para çekme talebim 3 gündür beklemede",
+    to: str = DESK,
+    message_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = to
+    mail["Subject"] = subject
+    mail["Message-ID"] = message_id or make_msgid(domain="musteri.com.tr")
+    for name, value in (headers or {}).items():
+        mail[name] = value
+    mail.set_content(body)
+    return mail.as_bytes(policy=SMTP)  # CRLF line ends, as SMTP clients send
