@@ -172,6 +172,13 @@ def step_record(
         created_at=ctx.clock.now(),
     )
     ctx.session.add(record)
+    try:
+        # The message first: its unique dedupe key is where a concurrent worker that recorded
+        # the same message collides (on PostgreSQL the insert waits for that worker's commit).
+        # Left pending, the autoflush of loading the participants would raise it unhandled.
+        ctx.session.flush()
+    except IntegrityError as error:
+        raise Ignore("duplicate: recorded concurrently") from error
     _add_participants(ctx, ticket, message, new)
     ticket.updated_at = ctx.clock.now()
     if not new and ticket.status in ("pending", "closed"):

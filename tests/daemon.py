@@ -39,7 +39,9 @@ class RelayHandler:
             if self.replies:
                 return self.replies.pop(0)
             assert isinstance(envelope.content, bytes)
-            self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+            self.received.append(
+                (envelope.mail_from or "", list(envelope.rcpt_tos), envelope.content)
+            )
         return "250 2.0.0 OK"
 
     def messages(self) -> list[Message]:

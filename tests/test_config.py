@@ -1,0 +1,112 @@
+"""Configuration errors name the key and the reason; `check` and `run` say the same."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ticketd.cli import EX_CONFIG, main
+from ticketd.config import ConfigError, load_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "ticketd.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems(tmp_path: Path, text: str) -> dict[str, str]:
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, text))
+    return dict(error.value.problems)
+
+
+def test_sound_configuration_resolves_relative_paths(tmp_path: Path) -> None:
+    config = load_config(
+        write(tmp_path, '[desk]\naddress = "Destek@Example.com"\n[storage]\nblobs = "b"\n')
+    )
+    assert config.desk.address == "destek@example.com"
+    assert config.desk.language == "tr"
+    assert config.storage.blobs == tmp_path / "b"
+    assert config.storage.database == f"sqlite:///{tmp_path}/var/ticketd.sqlite3"
+    assert str(config.smtp_in.listen) == "127.0.0.1:2525"
+    assert config.smtp_out.relay is None
+    assert config.smtp_out.maildir == tmp_path / "var" / "outbox"
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ("[desk]\nname = 'x'\n", "desk.address", "is required"),
+        ("[desk]\naddress = 'not an address'\n", "desk.address", "not a plain email address"),
+        ("[desk]\naddress = 'a@b.c'\nlanguage = 'de'\n", "desk.language", "not one of tr, en"),
+        (
+            "[desk]\naddress = 'a@b.c'\n[smtp_in]\nlisten = '127.0.0.1'\n",
+            "smtp_in.listen",
+            "host:port",
+        ),
+        (
+            "[desk]\naddress = 'a@b.c'\n[smtp_out]\nrelay = 'relay:99999'\n",
+            "smtp_out.relay",
+            "port from 1 to 65535",
+        ),
+        (
+            "[desk]\naddress = 'a@b.c'\n[storage]\ndatabase = 'mysql://x'\n",
+            "storage.database",
+            "sqlite:///PATH or postgresql",
+        ),
+        (
+            "[desk]\naddress = 'a@b.c'\n[smtp_in]\nmax_message_size = 'big'\n",
+            "smtp_in.max_message_size",
+            "integer",
+        ),
+        (
+            "[desk]\naddress = 'a@b.c'\n[smtp_out]\nusername = 'u'\n",
+            "smtp_out.username",
+            "go together",
+        ),
+        ("[desk]\naddress = 'a@b.c'\n[desk2]\n", "desk2", "unknown"),
+        ("[desk\naddress = 'a@b.c'\n", "(syntax)", "not valid TOML"),
+    ],
+)
+def test_each_mistake_is_named_with_its_key(
+    tmp_path: Path, text: str, key: str, reason: str
+) -> None:
+    found = problems(tmp_path, text)
+    assert key in found, found
+    assert reason in found[key]
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    found = problems(tmp_path, "[desk]\naddress = 'x'\nlanguage = 'fr'\n[smtp_in]\nlisten = 'a'\n")
+    assert {"desk.address", "desk.language", "smtp_in.listen"} <= set(found)
+
+
+def test_check_exits_78_and_names_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "[desk]\naddress = 'a@b.c'\nlanguage = 'de'\n")
+    assert main(["--config", str(path), "check"]) == EX_CONFIG
+    err = capsys.readouterr().err
+    assert "desk.language" in err and "'de' is not one of tr, en" in err
+    assert "Traceback" not in err
+
+
+def test_run_refuses_to_start_with_the_same_message(tmp_path: Path) -> None:
+    path = write(tmp_path, "[desk]\naddress = 'a@b.c'\n[smtp_in]\nlisten = 'nowhere'\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "ticketd.cli", "--config", str(path), "run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == EX_CONFIG
+    assert "smtp_in.listen" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config", str(tmp_path / "nope.toml"), "check"]) == EX_CONFIG
+    assert "does not exist" in capsys.readouterr().err
