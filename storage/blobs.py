@@ -26,7 +26,7 @@ class BlobStore:
         final = self.path_for(key)
         if final.exists():
             return key
-        final.parent.mkdir(parents=True, exist_ok=True)
+        self._make_folders(final.parent)
         tmp = final.with_name(f".{key}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -40,6 +40,13 @@ class BlobStore:
         os.replace(tmp, final)
         _fsync_dir(final.parent)
         return key
+
+    def _make_folders(self, folder: Path) -> None:
+        # A new folder is durable only once the folder holding it is fsynced too.
+        missing = [p for p in (folder.parent, folder) if not p.exists()]
+        folder.mkdir(parents=True, exist_ok=True)
+        for created in missing:
+            _fsync_dir(created.parent)
 
     def get(self, key: str) -> bytes:
         return self.path_for(key).read_bytes()

@@ -126,3 +126,28 @@ def test_sigkill_while_mail_arrives_loses_nothing_and_sends_nothing_twice(
     # at the kill may repeat.
     assert len(delivered) - MESSAGES <= 1, f"{len(delivered) - MESSAGES} mails sent twice"
     assert daemon.stop() == 0
+
+
+def test_sigterm_stops_cleanly_and_accepted_mail_is_processed_after_restart(
+    tmp_path: Path, relay: Relay
+) -> None:
+    daemon = DaemonProcess(daemon_config(tmp_path, relay.port))
+    daemon.start()
+    customers = Customers(daemon.port)
+    for number in range(5):
+        assert customers._send(number)
+    started = time.monotonic()
+    assert daemon.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - started < 25
+    assert "stopped" in daemon.log()
+    with pytest.raises(OSError):  # the listener is gone
+        smtplib.SMTP("127.0.0.1", daemon.port, timeout=2)
+
+    daemon.start()
+    daemon.wait_until(
+        lambda: len(relay.handler.messages()) >= 5, what="acknowledgements after the restart"
+    )
+    tickets = daemon.cli("tickets", "list", "--json")
+    assert len(tickets) == 5
+    assert daemon.stop() == 0
+    assert len(relay.handler.messages()) == 5
