@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -79,6 +80,10 @@ class SmtpRelayTransport:
         self.password: str | None = None
         if config.password_file is not None:
             self.password = config.password_file.read_text(encoding="utf-8").strip()
+        # A private CA (a relay with its own certificate) instead of the system store.
+        self.tls_context = (
+            ssl.create_default_context(cafile=str(config.ca_file)) if config.ca_file else None
+        )
 
     async def deliver(self, mail: OutgoingMail) -> str:
         relay = self.config.relay
@@ -92,6 +97,7 @@ class SmtpRelayTransport:
             local_hostname=self.local_hostname,
             start_tls=self.config.starttls,
             use_tls=False,
+            tls_context=self.tls_context,
         )
         try:
             async with client:

@@ -150,3 +150,23 @@ def test_listener_refuses_relaying_and_oversized_mail(tmp_path: Path, relay: Rel
     finally:
         assert daemon.stop() == 0
     assert daemon.cli("tickets", "list", "--json") == []
+
+
+def test_storage_failure_answers_451_and_the_client_can_retry(
+    daemon: DaemonProcess, relay: Relay
+) -> None:
+    blobs = daemon.config.storage.blobs
+    moved = blobs.with_name("blobs.saved")
+    blobs.rename(moved)
+    blobs.write_text("a file where the blob folder should be")  # every write now fails
+    raw = customer_mail(message_id="<retry-451@musteri.com.tr>")
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        send(daemon.port, raw)
+    assert refused.value.smtp_code == 451
+    assert "could not store" in daemon.log()
+
+    blobs.unlink()
+    moved.rename(blobs)
+    send(daemon.port, raw)  # the client's retry succeeds once storage is back
+    relay.wait_for(1)
+    assert len(_tickets(daemon)) == 1

@@ -77,6 +77,7 @@ class SmtpOutConfig:
     starttls: bool = False
     username: str | None = None
     password_file: Path | None = None
+    ca_file: Path | None = None
     timeout: float = 30.0
 
 
@@ -249,6 +250,15 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
                 reader.problems.append(
                     ("smtp_out.password_file", f"{password_file} does not exist or is no file")
                 )
+    ca_file = None
+    ca_text = smtp_out_t.get("ca_file")
+    if ca_text is not None:
+        if not isinstance(ca_text, str):
+            reader.problems.append(("smtp_out.ca_file", "must be a path"))
+        else:
+            ca_file = reader.path(ca_text)
+            if not ca_file.is_file():
+                reader.problems.append(("smtp_out.ca_file", f"{ca_file} does not exist"))
     if (username is None) != (password_file_text is None):
         reader.problems.append(
             ("smtp_out.username", "username and password_file go together: set both or neither")
@@ -287,6 +297,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             starttls=starttls,
             username=username,
             password_file=password_file,
+            ca_file=ca_file,
         ),
         limits=LimitsConfig(auto_replies_per_hour=per_hour),
         templates_dir=templates_dir,
