@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from ingest.smtp_listener import IntakeHandler, make_smtp
 from outbound.sender import Sender
 from outbound.transports import make_transport
+from ticketd.notify import Notifier
 from ticketd.state import State
 
 log = logging.getLogger("ticketd.daemon")
@@ -34,6 +35,8 @@ class Daemon:
         self.mail_ready = asyncio.Event()
         self.stopping_nudge = asyncio.Event()
         self.hostname = socket.getfqdn()
+        self.notifier = Notifier()
+        self.heartbeats: dict[str, float] = {}
 
     def request_stop(self) -> None:
         if not self.stopping.is_set():
@@ -63,10 +66,31 @@ class Daemon:
                 log.exception("%s loop failed (%d), restarting", name, failures)
                 await self._wait(self.stopping_nudge, min(2.0**failures, 60.0))
 
+    async def watchdog_loop(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Ping systemd's watchdog while the loops are alive, so a hung daemon is restarted."""
+        if self.notifier.watchdog_seconds is None:
+            return
+        limit = self.notifier.watchdog_seconds
+        loop = asyncio.get_running_loop()
+        while not self.stopping.is_set():
+            now = loop.time()
+            alive = all(not task.done() for task in tasks)
+            fresh = all(now - beat < limit for beat in self.heartbeats.values())
+            if alive and fresh:
+                self.notifier.watchdog()
+            else:
+                stale = [n for n, beat in self.heartbeats.items() if now - beat >= limit]
+                log.error("not pinging the watchdog: loops stuck: %s", ", ".join(stale) or "?")
+            await asyncio.sleep(limit / 3)
+
+    def beat(self, name: str) -> None:
+        self.heartbeats[name] = asyncio.get_running_loop().time()
+
     async def worker_loop(self) -> None:
         worker = self.state.worker
         failures = 0
         while not self.stopping.is_set():
+            self.beat("worker")
             try:
                 result = await asyncio.to_thread(worker.process_next)
             except OperationalError as error:
@@ -87,6 +111,7 @@ class Daemon:
         sender = Sender(self.state.db, make_transport(self.state.config.smtp_out), self.state.clock)
         await asyncio.to_thread(sender.release_orphans)
         while not self.stopping.is_set():
+            self.beat("sender")
             try:
                 result = await sender.send_one()
             except OperationalError as error:
@@ -125,7 +150,12 @@ class Daemon:
             asyncio.create_task(self.supervise("worker", self.worker_loop), name="worker"),
             asyncio.create_task(self.supervise("sender", self.sender_loop), name="sender"),
         ]
+        # Ready only now: the database is migrated and reachable, the listener is bound.
+        self.notifier.ready(f"listening on {listen}")
+        watchdog = asyncio.create_task(self.watchdog_loop(tasks), name="watchdog")
         await self.stopping.wait()
+        self.notifier.stopping()
+        watchdog.cancel()
         server.close()
         handler.closing = True
         deadline = loop.time() + DRAIN_SECONDS
