@@ -1,8 +1,16 @@
 """Classification: is this a person writing, or a machine we must never answer?
 
-Follows RFC 3834 (automatic responses) and RFC 3464 (delivery status notifications) and the
-headers real auto-responders set. The answer decides two things: whether the message becomes part
-of a ticket, and whether anything automatic may be sent back (promise 4: no loops).
+Follows RFC 3834 (automatic responses), RFC 3464 (delivery status notifications), RFC 5965
+(abuse feedback reports) and RFC 8098 (read receipts), the headers real auto-responders set, and,
+for the many mail systems that write their bounces as plain prose, the delivery-report detectors
+of flufl.bounce (read by `ingest.parsing` into `failed_recipients` / `delayed_recipients`, only
+for mail that already shows a sign of being automatic). The answer decides two things: whether
+the message becomes part of a ticket, and whether anything automatic may be sent back
+(promise 4: no loops).
+
+Order matters: a bounce often carries `Auto-Submitted: auto-replied` too, so the signs of a
+delivery report are read first; a vacation reply often comes with an empty Return-Path, so the
+signs of an auto-reply are read before the empty Return-Path makes it a bounce.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ingest.parsing import ParsedMessage
+from ingest.parsing import ParsedMessage, is_system_address
 
 
 class Kind(StrEnum):
@@ -32,16 +40,71 @@ class Classification:
         return self.kind is Kind.CUSTOMER
 
 
-_DAEMON_LOCALPARTS = re.compile(
-    r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon|noreply|no-reply|no_reply|donotreply|"
-    r"do-not-reply|bounces?|bounce-.*|.*-bounces?|.*\+bounces?)$"
+_NOREPLY_LOCALPARTS = re.compile(
+    r"^(noreply|no-reply|no_reply|donotreply|do-not-reply|do_not_reply|notifications?)$"
 )
-_AUTO_SUBJECT = re.compile(
-    r"^(auto(matic)?[ -]?(reply|response)|out of (the )?office|otomatik (yanıt|cevap)|"
-    r"ofis dışında|delivery status notification|undeliver(ed|able)|returned mail|"
-    r"mail delivery (failed|failure)|failure notice)",
+# Subjects a delivery report starts with.
+_BOUNCE_SUBJECT = re.compile(
+    r"^(delivery status notification|undeliver(ed|able)|returned mail|non[- ]?delivery|"
+    r"mail delivery (failed|failure|problem|system)|failure notice|delivery (failure|failed)|"
+    r"delayed mail|mail (could not be|not) delivered|warning: (message|could not send)|"
+    r"iletilemedi|teslim edilemedi)",
     re.IGNORECASE,
 )
+# Subjects an auto-responder starts with.
+_AUTO_SUBJECT = re.compile(
+    r"^(auto(matic|matische)?[ -]?(reply|response|antwort|respons)|out of (the )?office|"
+    r"otomatik (yanıt|cevap)|ofis dışında|abwesenheit|absence|réponse automatique|"
+    r"respuesta automática|vacation|away from)",
+    re.IGNORECASE,
+)
+
+
+def _report_type(message: ParsedMessage) -> str | None:
+    content_type = (message.header("content-type") or "").lower()
+    if message.content_type != "multipart/report" and "report-type=" not in content_type:
+        return None
+    found = re.search(r"report-type\s*=\s*\"?([\w-]+)", content_type)
+    return found.group(1) if found else ""
+
+
+def _bounce(message: ParsedMessage) -> Classification | None:
+    report = _report_type(message)
+    if report == "feedback-report":
+        return Classification(Kind.BOUNCE, "abuse feedback report (multipart/report, ARF)")
+    if report is not None and report != "disposition-notification":
+        return Classification(Kind.BOUNCE, "delivery status notification (multipart/report)")
+    if message.failed_recipients:
+        failed = ", ".join(message.failed_recipients[:3])
+        return Classification(Kind.BOUNCE, f"delivery failure report for {failed}")
+    if message.delayed_recipients:
+        delayed = ", ".join(message.delayed_recipients[:3])
+        return Classification(Kind.BOUNCE, f"delivery delay warning for {delayed}")
+    if report is not None:
+        return Classification(Kind.AUTO_REPLY, "read receipt (disposition notification)")
+    sender = message.sender.email
+    subject = message.subject.strip()
+    if (not sender or is_system_address(sender)) and _BOUNCE_SUBJECT.match(subject):
+        return Classification(Kind.BOUNCE, f"from {sender or 'nobody'} with a bounce subject")
+    return None
+
+
+def _auto_reply(message: ParsedMessage) -> Classification | None:
+    header = message.header
+    auto_submitted = (header("auto-submitted") or "").strip().lower()
+    if auto_submitted and not auto_submitted.startswith("no"):
+        return Classification(Kind.AUTO_REPLY, f"Auto-Submitted: {auto_submitted}")
+    if header("x-autoreply") is not None or header("x-autorespond") is not None:
+        return Classification(Kind.AUTO_REPLY, "X-Autoreply/X-Autorespond header")
+    precedence = (header("precedence") or "").strip().lower()
+    if precedence == "auto_reply":
+        return Classification(Kind.AUTO_REPLY, "Precedence: auto_reply")
+    subject = message.subject.strip()
+    if header("x-auto-response-suppress") is not None and _AUTO_SUBJECT.match(subject):
+        return Classification(Kind.AUTO_REPLY, "Outlook auto-reply")
+    if _AUTO_SUBJECT.match(subject):
+        return Classification(Kind.AUTO_REPLY, f"auto-reply subject {subject[:60]!r}")
+    return None
 
 
 def classify(message: ParsedMessage, own_addresses: tuple[str, ...]) -> Classification:
@@ -49,32 +112,24 @@ def classify(message: ParsedMessage, own_addresses: tuple[str, ...]) -> Classifi
     header = message.header
     if sender and sender in own_addresses:
         return Classification(Kind.LOOP, f"sent from our own address {sender}")
-    if message.header("x-ticketd-loop") is not None:
+    if header("x-ticketd-loop") is not None:
         return Classification(Kind.LOOP, "carries our own X-Ticketd-Loop header")
-    content_type = (header("content-type") or "").lower()
-    if message.content_type == "multipart/report" or "report-type=delivery-status" in content_type:
-        return Classification(Kind.BOUNCE, "delivery status notification (multipart/report)")
+    verdict = _bounce(message) or _auto_reply(message)
+    if verdict is not None:
+        return verdict
     return_path = header("return-path")
-    if return_path is not None and return_path.strip() in ("<>", ""):
+    if return_path is not None and return_path.strip().strip("<>").strip() == "":
         return Classification(Kind.BOUNCE, "empty Return-Path (a bounce or notification)")
-    if sender and _DAEMON_LOCALPARTS.match(sender.partition("@")[0]):
-        if _AUTO_SUBJECT.match(message.subject.strip()):
-            return Classification(Kind.BOUNCE, f"from {sender} with a bounce subject")
+    localpart = sender.partition("@")[0]
+    if sender and (is_system_address(sender) or _NOREPLY_LOCALPARTS.match(localpart)):
         return Classification(Kind.AUTO_REPLY, f"from the system address {sender}")
-    auto_submitted = (header("auto-submitted") or "").strip().lower()
-    if auto_submitted and not auto_submitted.startswith("no"):
-        return Classification(Kind.AUTO_REPLY, f"Auto-Submitted: {auto_submitted}")
-    if header("x-autoreply") is not None or header("x-autorespond") is not None:
-        return Classification(Kind.AUTO_REPLY, "X-Autoreply/X-Autorespond header")
-    if header("x-auto-response-suppress") is not None and _AUTO_SUBJECT.match(message.subject):
-        return Classification(Kind.AUTO_REPLY, "Outlook auto-reply")
+    if _BOUNCE_SUBJECT.match(message.subject.strip()):
+        return Classification(Kind.BOUNCE, f"bounce subject {message.subject[:60]!r}")
     precedence = (header("precedence") or "").strip().lower()
-    if precedence in ("bulk", "junk", "list", "auto_reply"):
+    if precedence in ("bulk", "junk", "list"):
         return Classification(Kind.LIST, f"Precedence: {precedence}")
     if header("list-id") is not None or header("list-unsubscribe") is not None:
         return Classification(Kind.LIST, "mailing list (List-Id/List-Unsubscribe)")
-    if _AUTO_SUBJECT.match(message.subject.strip()):
-        return Classification(Kind.AUTO_REPLY, f"auto-reply subject {message.subject[:60]!r}")
     if not sender:
         return Classification(Kind.LOOP, "no usable From address: nobody to answer")
     return Classification(Kind.CUSTOMER, "a person writing")

@@ -53,8 +53,9 @@ def import_path(
         task = bar.add_task("storing", total=len(messages))
         for name, raw in messages:
             try:
-                journal.accept(Arrival(raw=raw, source=f"import:{name}"[:200],
-                                       acknowledge=acknowledge))
+                journal.accept(
+                    Arrival(raw=raw, source=f"import:{name}"[:200], acknowledge=acknowledge)
+                )
                 summary["stored"] += 1
             except StorageFailure:
                 summary["failed"] += 1

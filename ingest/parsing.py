@@ -10,21 +10,29 @@ that part, never the message. Undeclared 8-bit headers are read as UTF-8, then a
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from email import message_from_bytes
-from email.header import decode_header, make_header
+from email.header import Header, decode_header
 from email.message import Message
+from email.parser import BytesParser
 from email.policy import compat32
-from email.utils import getaddresses, parseaddr
+from email.utils import getaddresses
 from html.parser import HTMLParser
+
+from flufl.bounce import all_failures
 
 from ingest.replies import latest_reply
 
+# flufl.bounce logs every detector it runs at INFO and re-raises a detector's error after logging
+# its traceback; we catch that error ourselves (a message it cannot read is simply not a bounce it
+# recognised), so its log would only be noise in the daemon's.
+logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
+
 # Charsets mail claims that Python does not know, mapped to what the sender meant.
 _CHARSET_ALIASES = {
-    "x-unknown": "windows-1254",
-    "unknown-8bit": "windows-1254",
     "iso-8859-8-i": "iso-8859-8",
     "ks_c_5601-1987": "cp949",
     "x-user-defined": "windows-1252",
@@ -33,6 +41,8 @@ _CHARSET_ALIASES = {
     "x-mac-turkish": "mac_turkish",
 }
 _FALLBACK_CHARSETS = ("utf-8", "windows-1254")
+# Charset names that only say "8-bit, charset not declared": guessed like undeclared bytes.
+_UNDECLARED = frozenset({"unknown-8bit", "x-unknown", "unknown", "8bit", "default", "none"})
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,11 @@ class ParsedMessage:
     headers: tuple[tuple[str, str], ...]  # every header, decoded, lowercase names
     content_type: str
     sha256: str
+    # Original recipients that a delivery report in the body says failed (permanently) or are
+    # still being retried (temporarily), as flufl.bounce's detectors read them. Only looked for
+    # in mail that shows a sign of being automatic (see `looks_automatic`), never in a person's.
+    failed_recipients: tuple[str, ...] = ()
+    delayed_recipients: tuple[str, ...] = ()
 
     def header(self, name: str) -> str | None:
         name = name.lower()
@@ -82,20 +97,25 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
     """Bytes in a declared (possibly wrong or unknown) charset to text, never raising."""
     candidates: list[str] = []
     if charset:
-        name = charset.strip().strip('"').lower()
-        candidates.append(_CHARSET_ALIASES.get(name, name))
+        name = charset.strip().strip('"').strip("'").lower()
+        if name not in _UNDECLARED:
+            candidates.append(_CHARSET_ALIASES.get(name, name))
     candidates += [c for c in _FALLBACK_CHARSETS if c not in candidates]
     for candidate in candidates:
         try:
             return data.decode(candidate)
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, UnicodeDecodeError, ValueError):
             continue
     return data.decode("latin-1")
 
 
+def _has_surrogates(text: str) -> bool:
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
 def _undo_surrogates(text: str) -> str:
     # compat32 keeps undeclared 8-bit header bytes as surrogate escapes; read them again.
-    if not any("\udc80" <= ch <= "\udcff" for ch in text):
+    if not _has_surrogates(text):
         return text
     return decode_bytes(text.encode("ascii", "surrogateescape"), None)
 
@@ -104,23 +124,44 @@ def decode_header_value(value: object) -> str:
     """A header as a person reads it: encoded words decoded, folding removed."""
     if value is None:
         return ""
-    text = _undo_surrogates(str(value))
     try:
-        parts = decode_header(text)
-    except Exception:  # a malformed encoded word: show it as it came
-        return _unfold(text)
-    # Decode each chunk ourselves (unknown charsets fall back), then let make_header put
-    # the spaces back between encoded and plain chunks as RFC 2047 says.
-    chunks: list[tuple[bytes | str, str | None]] = []
-    for chunk, charset in parts:
-        if isinstance(chunk, bytes):
-            chunks.append((decode_bytes(chunk, charset), "utf-8" if charset else None))
+        if isinstance(value, Header):
+            # Its chunks keep the original bytes; str() would have replaced 8-bit ones by U+FFFD.
+            text = ""
+            parts = decode_header(value)
         else:
-            chunks.append((chunk, None))
-    try:
-        return _unfold(str(make_header(chunks)))
-    except Exception:
-        return _unfold("".join(str(c) for c, _ in chunks))
+            text = _undo_surrogates(str(value))
+            parts = decode_header(text)
+    except Exception:  # a malformed encoded word: show it as it came
+        return _unfold(text or str(value))
+    # Decode each chunk ourselves (unknown charsets fall back). decode_header drops the
+    # whitespace between adjacent encoded words, as RFC 2047 says, but also the whitespace
+    # between an encoded word and plain text (a folded "=?..?=\r\n talebim"): put one back
+    # there, as email.header.make_header does.
+    text_out = ""
+    previous_encoded: bool | None = None
+    for chunk, charset in parts:
+        if isinstance(chunk, bytes) and charset is None:
+            # The text between encoded words comes back in raw-unicode-escape, so that
+            # non-ASCII text there (already read from 8-bit bytes) survives.
+            piece = chunk.decode("raw-unicode-escape", "replace")
+        elif isinstance(chunk, bytes):
+            piece = decode_bytes(chunk, charset)
+        else:
+            piece = chunk
+        encoded = charset is not None
+        if (
+            previous_encoded is not None
+            and previous_encoded != encoded
+            and piece
+            and text_out
+            and not piece[0].isspace()
+            and not text_out[-1].isspace()
+        ):
+            text_out += " "
+        text_out += piece
+        previous_encoded = encoded
+    return _unfold(text_out)
 
 
 def _unfold(text: str) -> str:
@@ -134,17 +175,53 @@ def _msg_ids(value: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(ids))
 
 
+def _header_str(value: object) -> str:
+    """A header value as text; compat32 hands out `Header` objects for some values."""
+    if value is None:
+        return ""
+    if isinstance(value, Header):
+        return decode_header_value(value)
+    return _undo_surrogates(str(value))
+
+
+def _repair_headers(part: Message) -> None:
+    """Read undeclared 8-bit header bytes (UTF-8, else windows-1254) before anyone looks.
+
+    compat32 keeps such bytes as surrogate escapes and hands the header out as a `Header` that
+    prints them as U+FFFD, so a Turkish name, subject or attachment filename would be lost. Each
+    header is stored again as the text it was meant to be, in its place.
+    """
+    try:
+        items = list(part.raw_items())
+    except Exception:
+        return
+    if not any(isinstance(v, str) and _has_surrogates(v) for _, v in items):
+        return
+    for name in {key.lower() for key, _ in items}:
+        del part[name]
+    for key, value in items:
+        part[key] = _undo_surrogates(value) if isinstance(value, str) else value
+
+
+_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+
+
 def _addresses(message: Message, name: str) -> tuple[Address, ...]:
     try:
-        raw_values = message.get_all(name) or []
+        values = [_header_str(v) for v in message.get_all(name) or []]
     except Exception:
         return ()
-    values = [_undo_surrogates(str(v)) for v in raw_values]
+    pairs: list[tuple[str, str]] = []
+    for value in values:
+        try:
+            found = getaddresses([value])
+        except Exception:  # RecursionError on hostile headers, and the like
+            found = []
+        if not any("@" in addr for _, addr in found) and "@" in value:
+            # What the strict parser gave up on (it answers ('', '')): find what we can.
+            found = [("", addr) for addr in _ADDRESS.findall(value)[:100]]
+        pairs += found
     result: list[Address] = []
-    try:
-        pairs = getaddresses(values)
-    except Exception:
-        pairs = [parseaddr(v) for v in values]
     for display, addr in pairs:
         addr = addr.strip().lower()
         if "@" not in addr:
@@ -160,7 +237,10 @@ def _part_payload(part: Message) -> bytes:
         payload = None
     if isinstance(payload, bytes):
         return payload
-    raw = part.get_payload()
+    try:
+        raw = part.get_payload()
+    except Exception:
+        return b""
     return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
 
 
@@ -174,34 +254,122 @@ def _filename(part: Message) -> str | None:
     return decode_header_value(name) or None
 
 
-class _HtmlText(HTMLParser):
-    """HTML to plain text: enough to read a message that has no text part."""
+def _content_type(part: Message) -> str:
+    try:
+        return part.get_content_type()
+    except Exception:
+        return "application/octet-stream"
 
-    _BLOCK = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "blockquote"})
+
+def _charset(part: Message) -> str | None:
+    try:
+        return part.get_content_charset()
+    except Exception:
+        return None
+
+
+_MAX_DEPTH = 50  # deeper MIME nesting than any mail client writes: the rest is not looked at
+_MAX_PARTS = 5000
+
+
+def _iter_parts(message: Message) -> Iterator[Message]:
+    """Every part, depth first like `Message.walk`, without recursion and with limits."""
+    stack: list[tuple[Message, int]] = [(message, 0)]
+    seen = 0
+    while stack and seen < _MAX_PARTS:
+        part, depth = stack.pop()
+        seen += 1
+        yield part
+        if depth >= _MAX_DEPTH:
+            continue
+        try:
+            children = part.get_payload() if part.is_multipart() else None
+        except Exception:
+            children = None
+        if isinstance(children, list):
+            stack.extend(
+                (child, depth + 1) for child in reversed(children) if isinstance(child, Message)
+            )
+
+
+class _HtmlText(HTMLParser):
+    """HTML to plain text: enough to read a message that has no text part.
+
+    Whitespace in the source collapses as a browser collapses it (a line break in the HTML
+    source is a space; only block elements and <br> break lines); script, style, head, title
+    and template are not text at all.
+    """
+
+    _BLOCK = frozenset(
+        {
+            "p",
+            "div",
+            "br",
+            "li",
+            "tr",
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+            "h5",
+            "h6",
+            "blockquote",
+            "hr",
+            "table",
+            "ul",
+            "ol",
+            "pre",
+            "section",
+            "article",
+            "header",
+            "footer",
+            "address",
+            "dt",
+            "dd",
+            "center",
+            "form",
+        }
+    )
+    _HIDDEN = frozenset({"script", "style", "head", "title", "template", "noscript"})
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.chunks: list[str] = []
         self._skip = 0
+        self._pre = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("script", "style", "head"):
+        if tag == "body":
+            self._skip = 0  # an unclosed <head> must not hide the whole message
+        elif tag in self._HIDDEN:
             self._skip += 1
         elif tag in self._BLOCK:
             self.chunks.append("\n")
+            if tag == "pre":
+                self._pre += 1
+        elif tag in ("td", "th"):
+            self.chunks.append(" ")
 
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style", "head") and self._skip:
-            self._skip -= 1
-        elif tag in self._BLOCK:
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self._BLOCK:
             self.chunks.append("\n")
 
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._HIDDEN:
+            self._skip = max(0, self._skip - 1)
+        elif tag in self._BLOCK:
+            self.chunks.append("\n")
+            if tag == "pre":
+                self._pre = max(0, self._pre - 1)
+
     def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.chunks.append(data)
+        if self._skip:
+            return
+        self.chunks.append(data if self._pre else re.sub(r"\s+", " ", data))
 
 
 def html_to_text(html: str) -> str:
+    """What a person reads in an HTML body, as plain text."""
     parser = _HtmlText()
     try:
         parser.feed(html)
@@ -210,6 +378,7 @@ def html_to_text(html: str) -> str:
         return re.sub(r"<[^>]*>", " ", html)
     text = "".join(parser.chunks)
     text = re.sub(r"[ \t\xa0]+", " ", text)
+    text = re.sub(r" *\n *", "\n", text)
     return re.sub(r"\n\s*\n\s*\n+", "\n\n", text).strip()
 
 
@@ -217,17 +386,24 @@ def _walk_body(message: Message) -> tuple[str, str, list[AttachmentInfo]]:
     plain: list[str] = []
     html: list[str] = []
     attachments: list[AttachmentInfo] = []
-    for part in message.walk():
-        if part.is_multipart():
+    for part in _iter_parts(message):
+        try:
+            if part.is_multipart():
+                continue
+            content_type = _content_type(part)
+            disposition = _header_str(part.get("Content-Disposition")).split(";")[0]
+            disposition = disposition.strip().lower()
+            filename = _filename(part)
+            payload = _part_payload(part)
+        except Exception:  # one unreadable part costs that part, never the message
             continue
-        content_type = part.get_content_type()
-        disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
-        filename = _filename(part)
-        payload = _part_payload(part)
+        if content_type.startswith("multipart/"):
+            # A multipart whose boundary is missing or wrong: compat32 leaves its body as one
+            # string. Show it as text rather than losing what the person wrote.
+            content_type = "text/plain"
         is_body_text = content_type in ("text/plain", "text/html") and filename is None
         if is_body_text and disposition != "attachment":
-            charset = part.get_content_charset()
-            text = decode_bytes(payload, charset)
+            text = decode_bytes(payload, _charset(part))
             (plain if content_type == "text/plain" else html).append(text)
             continue
         if content_type.startswith("message/") and part is not message:
@@ -244,12 +420,83 @@ def _walk_body(message: Message) -> tuple[str, str, list[AttachmentInfo]]:
     return full_plain, full_html, attachments
 
 
+# Signs that a message was written by a machine: only such mail is scanned for a delivery
+# report in its body (a person's reply that quotes one must not become a bounce).
+_SYSTEM_LOCALPARTS = re.compile(
+    r"^(mailer-daemon|mailerdaemon|mail-daemon|mdaemon|post[-_]?master|mail\.?delivery|"
+    r"mail-?delivery-?(system|subsystem)|ndr|bounces?|bounce[-+.].*|.*[-+]bounces?|"
+    r"\"?system administrator\"?|smtp[-_.]?gateway|.*antivirus.*|mailscanner|mailsweeper)$",
+    re.IGNORECASE,
+)
+_REPORT_SUBJECT = re.compile(
+    r"(undeliver|non[- ]?deliver|not (been |be )?deliver|deliver(y|ed)?\b.{0,30}"
+    r"(fail|problem|status|notification|error|report|warning|delay)|failed (mail|delivery)|"
+    r"returned mail|returning message|mail (delivery )?(failed|failure|error)|failure notice|"
+    r"delayed mail|delivery (failure|status)|non remis|unzustellbar|"
+    r"user unknown|could not be delivered|warning: message|не доставлено|"
+    r"iletilemedi|teslim edilemedi)",
+    re.IGNORECASE,
+)
+
+
+def is_system_address(address: str) -> bool:
+    """A mail system's own address (MAILER-DAEMON, postmaster, ...), not a person's."""
+    return bool(_SYSTEM_LOCALPARTS.match(address.rpartition("@")[0] or address))
+
+
+def looks_automatic(message: ParsedMessage) -> bool:
+    """Any sign that a machine wrote this: the gate for reading a delivery report in the body."""
+    return_path = message.header("return-path")
+    if return_path is not None:
+        path = return_path.strip().strip("<>").strip()
+        if not path or is_system_address(path):
+            return True
+    if not message.sender.email or is_system_address(message.sender.email):
+        return True
+    if message.header("auto-submitted") not in (None, "no") or message.content_type.startswith(
+        "multipart/report"
+    ):
+        return True
+    if (message.header("precedence") or "").strip().lower() in ("bulk", "junk", "auto_reply"):
+        return True
+    return bool(_REPORT_SUBJECT.search(message.subject))
+
+
+BOUNCE_SCAN_LIMIT = 512 * 1024
+
+
+def _delivery_failures(message: Message) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(failed, delayed) recipients in a delivery report, as flufl.bounce reads them."""
+    try:
+        temporary, permanent = all_failures(message)
+    except Exception:  # a detector that cannot read this message: it found no report
+        return (), ()
+
+    def text(found: frozenset[bytes]) -> tuple[str, ...]:
+        return tuple(sorted({decode_bytes(address, None) for address in found}))
+
+    return text(permanent), text(temporary)
+
+
+def _parse_structure(raw: bytes) -> Message:
+    if raw.startswith(b"\xef\xbb\xbf"):  # a byte order mark some Windows tools write first
+        raw = raw[3:]
+    try:
+        message = message_from_bytes(raw, policy=compat32)
+    except Exception:  # nesting so deep the parser recursed out: keep the headers and the text
+        message = BytesParser(policy=compat32).parsebytes(raw, headersonly=True)
+        message.set_type("text/plain")
+    for part in _iter_parts(message):
+        _repair_headers(part)
+    return message
+
+
 def parse_message(raw: bytes) -> ParsedMessage:
     """Parse a raw message; works for any bytes, however broken."""
-    message = message_from_bytes(raw, policy=compat32)
+    message = _parse_structure(raw)
     headers: list[tuple[str, str]] = []
-    for key, value in message.items():
-        headers.append((key.lower(), decode_header_value(value)))
+    for key, value in message.raw_items():
+        headers.append((str(key).lower(), decode_header_value(value)))
 
     def first(name: str) -> str:
         for key, value in headers:
@@ -263,7 +510,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
     plain, html, attachments = _walk_body(message)
     full_text = plain if plain.strip() else html_to_text(html)
     full_text = full_text.replace("\r\n", "\n").replace("\r", "\n")
-    return ParsedMessage(
+    parsed = ParsedMessage(
         message_id=ids[0] if ids else None,
         in_reply_to=_msg_ids(first("in-reply-to")),
         references=_msg_ids(first("references")),
@@ -276,6 +523,12 @@ def parse_message(raw: bytes) -> ParsedMessage:
         full_text=full_text,
         attachments=tuple(attachments),
         headers=tuple(headers),
-        content_type=message.get_content_type(),
+        content_type=_content_type(message),
         sha256=hashlib.sha256(raw).hexdigest(),
     )
+    # flufl.bounce's detectors scan the whole body; a report is small, a megabyte is not one.
+    if looks_automatic(parsed) and len(raw) <= BOUNCE_SCAN_LIMIT:
+        failed, delayed = _delivery_failures(message)
+        if failed or delayed:
+            parsed = replace(parsed, failed_recipients=failed, delayed_recipients=delayed)
+    return parsed

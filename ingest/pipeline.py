@@ -282,9 +282,13 @@ def step_acknowledge(
 STEPS: tuple[str, ...] = ("parse", "classify", "deduplicate", "thread", "record", "acknowledge")
 
 
-def run_pipeline(ctx: Context, entry: JournalEntry, raw: bytes) -> Outcome:
-    """The steps of STEPS, in order; raises Ignore or any error for the worker to record."""
-    message = parse_message(raw)
+def step_parse(raw: bytes) -> ParsedMessage:
+    """The one step without the database: the worker may run it before taking the write lock."""
+    return parse_message(raw)
+
+
+def run_pipeline(ctx: Context, entry: JournalEntry, message: ParsedMessage) -> Outcome:
+    """The steps of STEPS after parse, in order; raises Ignore or any error for the worker."""
     step_classify(ctx, message)
     step_deduplicate(ctx, message)
     threading = step_thread(ctx, message)

@@ -147,8 +147,23 @@ def _cut_at_quote_header(text: str) -> str:
     return text
 
 
+# The quote detectors are regular expressions over the whole text; on a megabyte of text they
+# take seconds. A reply's own text comes first, so they look at this much of it only.
+REPLY_SCAN_LIMIT = 64 * 1024
+
+
 def latest_reply(text: str) -> str:
     """The text the sender wrote this time; the whole text when nothing could be told apart."""
+    if len(text) > REPLY_SCAN_LIMIT:
+        head = text[: text.rfind("\n", 0, REPLY_SCAN_LIMIT) + 1 or REPLY_SCAN_LIMIT]
+        reply = _latest_reply(head)
+        # A cut well inside the head is the answer. Near its end the detectors only see the
+        # start of what follows, so keep the whole text: better too much than a lost line.
+        return reply if len(reply) < 0.9 * len(head) else text.strip()
+    return _latest_reply(text)
+
+
+def _latest_reply(text: str) -> str:
     text = _INVISIBLE.sub("", text)
     if not text.strip():
         return ""

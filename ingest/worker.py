@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from ingest.pipeline import Context, Ignore, run_pipeline
+from ingest.parsing import ParsedMessage
+from ingest.pipeline import Context, Ignore, run_pipeline, step_parse
 from outbound.templating import Templates
 from storage.blobs import BlobStore
 from storage.db import Database
@@ -50,35 +51,65 @@ class Worker:
 
     def process_next(self) -> Processed | None:
         """Process one pending message; None when there is none. Raises OperationalError."""
+        if not self.db.is_sqlite:
+            # PostgreSQL: claim first. SKIP LOCKED hands each worker a different row, and the
+            # row lock blocks nobody else.
+            return self._process(None, None)
+        # SQLite has one writer at a time: parse before taking the write lock, so the SMTP
+        # listener's journal inserts never wait for a parse.
+        while True:
+            with self.db.read() as session:
+                entry = session.scalar(
+                    select(JournalEntry)
+                    .where(JournalEntry.state == JOURNAL_PENDING)
+                    .order_by(JournalEntry.id)
+                    .limit(1)
+                )
+                if entry is None:
+                    return None
+                entry_id, blob_key = entry.id, entry.blob_key
+            result = self._process(entry_id, self._prepare(blob_key))
+            if result is not None:
+                return result
+            # Another process took that row between the read and the write: take the next.
+
+    def _prepare(self, blob_key: str) -> ParsedMessage | Exception:
+        try:
+            return step_parse(self.blobs.get(blob_key))
+        except Exception as error:  # the worker's policy decides, in _process
+            return error
+
+    def _process(
+        self, entry_id: int | None, prepared: ParsedMessage | Exception | None
+    ) -> Processed | None:
         with self.db.transaction() as session:
+            query = select(JournalEntry).where(JournalEntry.state == JOURNAL_PENDING)
+            if entry_id is not None:
+                query = query.where(JournalEntry.id == entry_id)
             entry = session.scalar(
-                select(JournalEntry)
-                .where(JournalEntry.state == JOURNAL_PENDING)
-                .order_by(JournalEntry.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
+                query.order_by(JournalEntry.id).limit(1).with_for_update(skip_locked=True)
             )
             if entry is None:
                 return None
-            entry_id = entry.id
+            if prepared is None:
+                prepared = self._prepare(entry.blob_key)
             try:
+                if isinstance(prepared, Exception):
+                    raise prepared
                 with session.begin_nested():
-                    raw = self.blobs.get(entry.blob_key)
                     ctx = Context(session, self.config, self.clock, self.templates)
-                    outcome = run_pipeline(ctx, entry, raw)
-                result = Processed(entry_id, JOURNAL_DONE, f"ticket {outcome.ticket_ref}: "
-                                   f"{outcome.note}")
-                entry.state, entry.reason = JOURNAL_DONE, result.detail
+                    outcome = run_pipeline(ctx, entry, prepared)
+                result = Processed(
+                    entry.id, JOURNAL_DONE, f"ticket {outcome.ticket_ref}: {outcome.note}"
+                )
             except Ignore as ignored:
-                result = Processed(entry_id, JOURNAL_IGNORED, str(ignored))
-                entry.state, entry.reason = JOURNAL_IGNORED, str(ignored)
+                result = Processed(entry.id, JOURNAL_IGNORED, str(ignored))
             except OperationalError:
                 raise
             except Exception as error:
-                reason = _describe(error)
-                result = Processed(entry_id, JOURNAL_QUARANTINED, reason)
-                entry.state, entry.reason = JOURNAL_QUARANTINED, reason
-                log.warning("message %s quarantined: %s", entry_id, reason)
+                result = Processed(entry.id, JOURNAL_QUARANTINED, _describe(error))
+                log.warning("message %s quarantined: %s", entry.id, result.detail)
+            entry.state, entry.reason = result.state, result.detail
             entry.attempts += 1
             entry.processed_at = self.clock.now()
         log.info("message %s %s: %s", result.journal_id, result.state, result.detail)

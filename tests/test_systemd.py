@@ -73,7 +73,7 @@ def test_daemon_reports_ready_pings_the_watchdog_and_says_stopping(
         assert all(p == "WATCHDOG=1" for p in pings)
         assert daemon.process is not None
         daemon.process.send_signal(signal.SIGTERM)
-        messages = []
+        messages: list[str] = []
         while "STOPPING=1" not in "".join(messages):
             messages.append(listener.recv(4096).decode())
         assert daemon.stop() == 0
