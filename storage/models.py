@@ -95,11 +95,13 @@ class Ticket(Base):
     # A reference the first message claimed in its subject but had no right to (not a
     # participant of that ticket): kept for agents, never used to thread.
     claimed_ref: Mapped[str | None] = mapped_column(String(20))
+    # A merged ticket points to the ticket that absorbed it; its reference keeps working.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     created_at: Mapped[datetime] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column()
 
     messages: Mapped[list[TicketMessage]] = relationship(
-        back_populates="ticket", order_by="TicketMessage.id"
+        back_populates="ticket", order_by="TicketMessage.id", foreign_keys="TicketMessage.ticket_id"
     )
     participants: Mapped[list[Participant]] = relationship(
         back_populates="ticket", order_by="Participant.id"
@@ -119,6 +121,18 @@ class Participant(Base):
         UniqueConstraint("ticket_id", "email"),
         Index("ix_participant_email", "email"),
     )
+
+
+class Suppression(Base):
+    """An address we do not send to until `until`: it bounced permanently."""
+
+    __tablename__ = "suppressions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), unique=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column()
+    until: Mapped[datetime] = mapped_column()
 
 
 class TicketMessage(Base):
