@@ -83,9 +83,22 @@ class SmtpOutConfig:
 
 @dataclass(frozen=True)
 class LimitsConfig:
-    # Automatic mails (acknowledgements) to one recipient per hour; protects against loops with
+    # Automatic mails of every kind to one recipient per hour; protects against loops with
     # systems our header checks do not recognise.
-    auto_replies_per_hour: int = 5
+    auto_replies_per_hour: int = 3
+
+
+@dataclass(frozen=True)
+class ThreadingConfig:
+    # A customer's near-identical request within this window joins their open ticket.
+    duplicate_window_minutes: int = 24 * 60
+    # After a permanent bounce, no mail goes to that address for this many days.
+    bounce_suppression_days: int = 7
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    listen: HostPort | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,8 @@ class Config:
     smtp_out: SmtpOutConfig
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     templates_dir: Path | None = None
+    threading: ThreadingConfig = field(default_factory=ThreadingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 class _Reader:
@@ -184,6 +199,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         "limits",
         "templates",
         "metrics",
+        "threading",
         "imap",
         "queues",
         "agents",
@@ -265,7 +281,24 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         )
 
     limits_t = reader.table("limits")
-    per_hour = reader.integer(limits_t, "limits.auto_replies_per_hour", 5)
+    per_hour = reader.integer(limits_t, "limits.auto_replies_per_hour", 3)
+
+    threading_t = reader.table("threading")
+    threading = ThreadingConfig(
+        duplicate_window_minutes=reader.integer(
+            threading_t, "threading.duplicate_window_minutes", 24 * 60, 0
+        ),
+        bounce_suppression_days=reader.integer(
+            threading_t, "threading.bounce_suppression_days", 7, 0
+        ),
+    )
+
+    metrics_t = reader.table("metrics")
+    metrics_listen = None
+    if metrics_t.get("listen") is not None:
+        metrics_listen = reader.host_port(
+            reader.string(metrics_t, "metrics.listen"), "metrics.listen"
+        )
 
     templates_t = reader.table("templates")
     templates_dir = None
@@ -300,6 +333,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             ca_file=ca_file,
         ),
         limits=LimitsConfig(auto_replies_per_hour=per_hour),
+        threading=threading,
+        metrics=MetricsConfig(listen=metrics_listen),
         templates_dir=templates_dir,
     )
 
