@@ -79,6 +79,9 @@ class ParsedMessage:
     # in mail that shows a sign of being automatic (see `looks_automatic`), never in a person's.
     failed_recipients: tuple[str, ...] = ()
     delayed_recipients: tuple[str, ...] = ()
+    # Message-IDs named in the body (the returned headers of a bounce, a forwarded message):
+    # how a delivery report finds the mail of ours it is about.
+    embedded_message_ids: tuple[str, ...] = ()
 
     def header(self, name: str) -> str | None:
         name = name.lower()
@@ -478,6 +481,23 @@ def _delivery_failures(message: Message) -> tuple[tuple[str, ...], tuple[str, ..
     return text(permanent), text(temporary)
 
 
+_EMBEDDED_ID = re.compile(rb"(?im)^[ \t>]*(?:message-id|in-reply-to|references):[ \t]*(.{0,2000})$")
+
+
+def _embedded_message_ids(raw: bytes) -> tuple[str, ...]:
+    """Message-IDs in header lines below the top-level header block (bounded scan)."""
+    head_end = raw.find(b"\n\n")
+    crlf_end = raw.find(b"\r\n\r\n")
+    ends = [e for e in (head_end, crlf_end) if e >= 0]
+    body = raw[min(ends) if ends else len(raw) : BOUNCE_SCAN_LIMIT]
+    found: list[str] = []
+    for line in _EMBEDDED_ID.findall(body):
+        for message_id in _msg_ids(line.decode("ascii", "replace")):
+            if message_id not in found:
+                found.append(message_id)
+    return tuple(found)
+
+
 def _parse_structure(raw: bytes) -> Message:
     if raw.startswith(b"\xef\xbb\xbf"):  # a byte order mark some Windows tools write first
         raw = raw[3:]
@@ -531,4 +551,5 @@ def parse_message(raw: bytes) -> ParsedMessage:
         failed, delayed = _delivery_failures(message)
         if failed or delayed:
             parsed = replace(parsed, failed_recipients=failed, delayed_recipients=delayed)
+        parsed = replace(parsed, embedded_message_ids=_embedded_message_ids(raw))
     return parsed

@@ -56,6 +56,8 @@ class Envelope:
     date: datetime
     auto_submitted: str | None  # "auto-replied", "auto-generated" or None for a person's mail
     ref: str
+    reply_to: str | None = None  # the ticket's signed reply address
+    loop_marker: str | None = None  # X-Loop: our address; mail carrying it is ours come back
 
 
 def _address(name: str, addr: str) -> Address:
@@ -68,6 +70,8 @@ def build_mail(envelope: Envelope, body: RenderedMail) -> bytes:
     mail["From"] = _address(envelope.sender_name, envelope.sender)
     mail["To"] = _address(envelope.to_name, envelope.to)
     mail["Subject"] = _clean(body.subject)
+    if envelope.reply_to:
+        mail["Reply-To"] = _address(envelope.sender_name, envelope.reply_to)
     mail["Date"] = format_datetime(envelope.date)
     mail["Message-ID"] = f"<{envelope.message_id}>"
     if envelope.in_reply_to:
@@ -78,6 +82,8 @@ def build_mail(envelope: Envelope, body: RenderedMail) -> bytes:
         mail["Auto-Submitted"] = envelope.auto_submitted
         # Ask Exchange and friends not to answer our automatic mail with theirs.
         mail["X-Auto-Response-Suppress"] = "All"
+    if envelope.loop_marker:
+        mail["X-Loop"] = envelope.loop_marker
     mail["X-Ticketd-Ref"] = envelope.ref
     mail.set_content(body.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     mail.add_alternative(body.html, subtype="html", charset="utf-8", cte="quoted-printable")

@@ -7,6 +7,7 @@ Relative paths are relative to the folder of the configuration file.
 
 from __future__ import annotations
 
+import shlex
 import tomllib
 from dataclasses import dataclass, field
 from email.utils import parseaddr
@@ -57,6 +58,11 @@ class DeskConfig:
     def addresses(self) -> tuple[str, ...]:
         return (self.address.lower(), *(a.lower() for a in self.extra_addresses))
 
+    def owns(self, address: str) -> bool:
+        """One of the desk's addresses, or a plus-addressed form of one (destek+REF.SIG@...)."""
+        local, _, domain = address.lower().rpartition("@")
+        return f"{local.partition('+')[0]}@{domain}" in self.addresses
+
 
 @dataclass(frozen=True)
 class StorageConfig:
@@ -86,6 +92,8 @@ class LimitsConfig:
     # Automatic mails of every kind to one recipient per hour; protects against loops with
     # systems our header checks do not recognise.
     auto_replies_per_hour: int = 3
+    # And never two within this many seconds: ten mails in a minute get one answer.
+    auto_reply_interval_seconds: int = 120
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,39 @@ class MetricsConfig:
     listen: HostPort | None = None
 
 
+IMAP_SECURITY = ("tls", "starttls", "none")
+IMAP_AUTH = ("password", "xoauth2")
+
+
+@dataclass(frozen=True)
+class ImapAccountConfig:
+    """One `[[imap]]` account: a mailbox folder whose mail becomes tickets."""
+
+    name: str
+    host: str
+    port: int
+    security: str  # tls, starttls, none
+    username: str
+    folder: str = "INBOX"
+    after: str = "seen"  # seen, delete, move
+    move_to: str | None = None  # the folder of after = "move:FOLDER"
+    ca_file: Path | None = None
+    auth: str = "password"  # password, xoauth2
+    password_file: Path | None = None
+    # XOAUTH2: a command that prints an access token (or JSON with access_token and
+    # expires_in/expires_at), or a file another tool keeps fresh.
+    token_command: tuple[str, ...] = ()
+    token_file: Path | None = None
+    idle: bool = True
+    poll_interval: int = 60  # seconds between polls without IDLE (and a safety net with it)
+    batch_size: int = 100
+    timeout: int = 60  # seconds for one network operation
+    # Mail that reached the server longer ago than this gets a ticket but no acknowledgement.
+    quiet_older_than_hours: int = 72
+    # Everything already in the folder at the first sync is historical: no acknowledgements.
+    quiet_first_sync: bool = False
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
@@ -112,6 +153,7 @@ class Config:
     templates_dir: Path | None = None
     threading: ThreadingConfig = field(default_factory=ThreadingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    imap: tuple[ImapAccountConfig, ...] = ()
 
 
 class _Reader:
@@ -282,6 +324,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
 
     limits_t = reader.table("limits")
     per_hour = reader.integer(limits_t, "limits.auto_replies_per_hour", 3)
+    interval = reader.integer(limits_t, "limits.auto_reply_interval_seconds", 120, 0)
 
     threading_t = reader.table("threading")
     threading = ThreadingConfig(
@@ -311,6 +354,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             if not templates_dir.is_dir():
                 reader.problems.append(("templates.folder", f"{templates_dir} is not a folder"))
 
+    imap = parse_imap_accounts(reader, data.get("imap", []))
+
     if reader.problems or address is None or listen is None:
         raise ConfigError(reader.problems)
     return Config(
@@ -332,11 +377,146 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             password_file=password_file,
             ca_file=ca_file,
         ),
-        limits=LimitsConfig(auto_replies_per_hour=per_hour),
+        limits=LimitsConfig(auto_replies_per_hour=per_hour, auto_reply_interval_seconds=interval),
         threading=threading,
         metrics=MetricsConfig(listen=metrics_listen),
+        imap=imap,
         templates_dir=templates_dir,
     )
+
+
+_IMAP_KEYS = {
+    "name",
+    "host",
+    "port",
+    "security",
+    "ca_file",
+    "username",
+    "password_file",
+    "auth",
+    "token_command",
+    "token_file",
+    "folder",
+    "after",
+    "idle",
+    "poll_interval",
+    "batch_size",
+    "timeout",
+    "quiet_older_than_hours",
+    "quiet_first_sync",
+}
+
+
+def _imap_file(reader: _Reader, table: dict[str, Any], key: str) -> Path | None:
+    value = table.get(key.rpartition(".")[2])
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        reader.problems.append((key, "must be a path"))
+        return None
+    path = reader.path(value)
+    if not path.is_file():
+        reader.problems.append((key, f"{path} does not exist or is no file"))
+    return path
+
+
+def _imap_bool(reader: _Reader, table: dict[str, Any], key: str, default: bool) -> bool:
+    value = table.get(key.rpartition(".")[2], default)
+    if not isinstance(value, bool):
+        reader.problems.append((key, "must be true or false"))
+        return default
+    return value
+
+
+def _imap_account(reader: _Reader, table: dict[str, Any], at: str) -> ImapAccountConfig | None:
+    before = len(reader.problems)
+    for key in table:
+        if key not in _IMAP_KEYS:
+            reader.problems.append((f"{at}.{key}", "unknown key"))
+    name = reader.string(table, f"{at}.name")
+    host = reader.string(table, f"{at}.host")
+    username = reader.string(table, f"{at}.username")
+    security = reader.string(table, f"{at}.security", "tls") or "tls"
+    if security not in IMAP_SECURITY:
+        reader.problems.append((f"{at}.security", f"{security!r} is not tls, starttls or none"))
+    port = reader.integer(table, f"{at}.port", 993 if security == "tls" else 143)
+    if port > 65535:
+        reader.problems.append((f"{at}.port", "must be a port from 1 to 65535"))
+    folder = reader.string(table, f"{at}.folder", "INBOX") or "INBOX"
+    after = reader.string(table, f"{at}.after", "seen") or "seen"
+    move_to = None
+    if after.startswith("move:") and after[5:].strip():
+        after, move_to = "move", after[5:].strip()
+        if move_to == folder:
+            reader.problems.append((f"{at}.after", "cannot move into the folder it reads"))
+    elif after not in ("seen", "delete"):
+        reader.problems.append((f"{at}.after", f"{after!r} is not seen, delete or move:FOLDER"))
+    auth = reader.string(table, f"{at}.auth", "password") or "password"
+    password_file = _imap_file(reader, table, f"{at}.password_file")
+    token_file = _imap_file(reader, table, f"{at}.token_file")
+    command = table.get("token_command", "")
+    token_command: tuple[str, ...] = ()
+    if isinstance(command, str):
+        token_command = tuple(shlex.split(command))
+    elif isinstance(command, list) and all(isinstance(part, str) for part in command):
+        token_command = tuple(command)
+    else:
+        reader.problems.append((f"{at}.token_command", "must be a command line or a list"))
+    if auth not in IMAP_AUTH:
+        reader.problems.append((f"{at}.auth", f"{auth!r} is not password or xoauth2"))
+    elif auth == "password" and password_file is None and "password_file" not in table:
+        reader.problems.append((f"{at}.password_file", "is required (or auth = 'xoauth2')"))
+    elif auth == "xoauth2" and ("token_file" in table) == bool(token_command):
+        reader.problems.append(
+            (f"{at}.token_command", "xoauth2 needs exactly one of token_command, token_file")
+        )
+    account = ImapAccountConfig(
+        name=name or "",
+        host=host or "",
+        port=port,
+        security=security,
+        username=username or "",
+        folder=folder,
+        after=after,
+        move_to=move_to,
+        ca_file=_imap_file(reader, table, f"{at}.ca_file"),
+        auth=auth,
+        password_file=password_file,
+        token_command=token_command,
+        token_file=token_file,
+        idle=_imap_bool(reader, table, f"{at}.idle", True),
+        poll_interval=reader.integer(table, f"{at}.poll_interval", 60),
+        batch_size=reader.integer(table, f"{at}.batch_size", 100),
+        timeout=reader.integer(table, f"{at}.timeout", 60),
+        quiet_older_than_hours=reader.integer(table, f"{at}.quiet_older_than_hours", 72, 0),
+        quiet_first_sync=_imap_bool(reader, table, f"{at}.quiet_first_sync", False),
+    )
+    return account if len(reader.problems) == before else None
+
+
+def parse_imap_accounts(reader: _Reader, raw: Any) -> tuple[ImapAccountConfig, ...]:
+    """The `[[imap]]` array of tables; problems are named `imap[N].key`."""
+    if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
+        reader.problems.append(("imap", "must be an array of tables ([[imap]])"))
+        return ()
+    accounts: list[ImapAccountConfig] = []
+    names: set[str] = set()
+    mailboxes: set[tuple[str, int, str, str]] = set()
+    for index, table in enumerate(raw):
+        account = _imap_account(reader, table, f"imap[{index}]")
+        if account is None:
+            continue
+        if account.name in names:
+            reader.problems.append((f"imap[{index}].name", f"{account.name!r} is used twice"))
+        mailbox = (account.host.lower(), account.port, account.username, account.folder)
+        if mailbox in mailboxes:
+            reader.problems.append(
+                (f"imap[{index}].folder", "the same server, user and folder is configured twice")
+            )
+        names.add(account.name)
+        mailboxes.add(mailbox)
+        accounts.append(account)
+    return tuple(accounts)
 
 
 def load_config(path: Path) -> Config:

@@ -1,0 +1,74 @@
+"""Writing to a ticket's history: messages in and out, and system notes agents read."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+
+from ingest.context import Context, Ignore
+from ingest.parsing import ParsedMessage
+from storage.models import JournalEntry, Ticket, TicketMessage
+
+
+def record_incoming(
+    ctx: Context, ticket: Ticket, entry: JournalEntry, message: ParsedMessage, kind: str
+) -> TicketMessage:
+    record = TicketMessage(
+        ticket_id=ticket.id,
+        journal_id=entry.id,
+        direction="in",
+        kind=kind,
+        dedupe_key=message.dedupe_key,
+        message_id=message.message_id,
+        from_addr=message.sender.email,
+        from_name=message.sender.name or None,
+        to_addrs=[a.email for a in message.to],
+        cc_addrs=[a.email for a in message.cc],
+        subject=message.subject,
+        text=message.text,
+        attachments=[
+            {"filename": a.filename, "content_type": a.content_type, "size": a.size}
+            for a in message.attachments
+        ],
+        created_at=ctx.clock.now(),
+    )
+    ctx.session.add(record)
+    try:
+        # The message first: its unique dedupe key is where a concurrent worker that recorded
+        # the same message collides (on PostgreSQL the insert waits for that worker's commit).
+        # Left pending, a later autoflush would raise it somewhere unhandled.
+        ctx.session.flush()
+    except IntegrityError as error:
+        raise Ignore("duplicate: recorded concurrently") from error
+    return record
+
+
+def add_note(
+    ctx: Context,
+    ticket: Ticket,
+    subject: str,
+    text: str,
+    dedupe_key: str,
+    journal_id: int | None = None,
+) -> None:
+    """A system note on the ticket (not mail): why something was or was not sent, a bounce.
+
+    `dedupe_key` makes it once only: a bounce passes its own message's key, so the same report
+    arriving twice is caught by the pipeline's duplicate check."""
+    ctx.session.add(
+        TicketMessage(
+            ticket_id=ticket.id,
+            journal_id=journal_id,
+            direction="in",
+            kind="system",
+            dedupe_key=dedupe_key,
+            message_id=None,
+            from_addr="ticketd",
+            from_name="ticketd",
+            to_addrs=[],
+            cc_addrs=[],
+            subject=subject,
+            text=text,
+            attachments=[],
+            created_at=ctx.clock.now(),
+        )
+    )

@@ -1,0 +1,150 @@
+"""Which ticket a message continues, with proof; strangers cannot write into a ticket.
+
+In order of strength:
+1. it answers one of our mails: In-Reply-To/References names a Message-ID we signed, sent or
+   received for the ticket;
+2. it was sent to the ticket's signed reply address (`destek+<ref>.<sig>@...`);
+3. its subject carries the reference and the sender is a participant of the ticket;
+4. it repeats a request the same customer made lately, nearly word for word.
+A reference in the subject from anyone else opens a new ticket that remembers the claim.
+A merged ticket's reference leads to the ticket that absorbed it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from difflib import SequenceMatcher
+
+from sqlalchemy import select
+
+from ingest.context import Context
+from ingest.parsing import ParsedMessage
+from ingest.refs import find_references
+from outbound.addresses import ref_from_address
+from outbound.compose import verify_message_id
+from storage.models import OutboxMail, Ticket, TicketMessage
+
+OPEN_STATUSES = ("open", "pending")
+# How alike two requests must be to count as the same one (difflib's ratio, 0 to 1).
+SAME_REQUEST_RATIO = 0.9
+_COMPARE_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Threading:
+    ticket: Ticket | None  # the ticket this message continues, None for a new one
+    claimed_ref: str | None  # a reference in the subject we did not honour
+    how: str
+    repeated_request: bool = False
+
+
+def survivor(ctx: Context, ticket: Ticket) -> Ticket:
+    """Follow merges to the ticket that lives on (bounded: merges never form a cycle)."""
+    seen = {ticket.id}
+    while ticket.merged_into_id is not None:
+        following = ctx.session.get(Ticket, ticket.merged_into_id)
+        if following is None or following.id in seen:
+            break
+        seen.add(following.id)
+        ticket = following
+    return ticket
+
+
+def ticket_by_ref(ctx: Context, ref: str) -> Ticket | None:
+    ticket = ctx.session.scalar(select(Ticket).where(Ticket.ref == ref))
+    return survivor(ctx, ticket) if ticket is not None else None
+
+
+def is_participant(ticket: Ticket, email: str) -> bool:
+    return any(p.email == email for p in ticket.participants)
+
+
+def _by_message_ids(ctx: Context, ids: Sequence[str]) -> Threading | None:
+    for message_id in ids:
+        ref = verify_message_id(ctx.config.desk.secret, message_id)
+        ticket = ticket_by_ref(ctx, ref) if ref is not None else None
+        if ticket is not None:
+            return Threading(ticket, None, f"answers our mail <{message_id}>")
+    if not ids:
+        return None
+    known = ctx.session.scalar(
+        select(TicketMessage.ticket_id).where(TicketMessage.message_id.in_(ids)).limit(1)
+    )
+    if known is None:
+        known = ctx.session.scalar(
+            select(OutboxMail.ticket_id).where(OutboxMail.message_id.in_(ids)).limit(1)
+        )
+    ticket = ctx.session.get(Ticket, known) if known is not None else None
+    if ticket is not None:
+        return Threading(survivor(ctx, ticket), None, "answers a message of the ticket")
+    return None
+
+
+def _by_reply_address(ctx: Context, recipients: Sequence[str]) -> Threading | None:
+    for address in recipients:
+        ref = ref_from_address(ctx.config.desk, address)
+        ticket = ticket_by_ref(ctx, ref) if ref is not None else None
+        if ticket is not None:
+            return Threading(ticket, None, f"sent to the reply address of {ticket.ref}")
+    return None
+
+
+def _by_subject(ctx: Context, message: ParsedMessage) -> Threading | None:
+    for ref in find_references(message.subject):
+        ticket = ticket_by_ref(ctx, ref)
+        if ticket is None:
+            continue
+        if is_participant(ticket, message.sender.email):
+            return Threading(ticket, None, f"reference {ref} in the subject from a participant")
+        # A stranger naming someone else's ticket: a new ticket that remembers the claim; the
+        # owner of the named ticket learns nothing.
+        return Threading(None, ref, f"reference {ref} claimed by a non-participant")
+    return None
+
+
+def _normalised(text: str) -> str:
+    return re.sub(r"\W+", " ", text.lower()).strip()[:_COMPARE_CHARS]
+
+
+def _by_repeated_request(ctx: Context, message: ParsedMessage) -> Threading | None:
+    window = ctx.config.threading.duplicate_window_minutes
+    if not window or not message.sender.email:
+        return None
+    since = ctx.clock.now() - timedelta(minutes=window)
+    candidates = ctx.session.scalars(
+        select(Ticket)
+        .where(
+            Ticket.customer == message.sender.email,
+            Ticket.status.in_(OPEN_STATUSES),
+            Ticket.merged_into_id.is_(None),
+            Ticket.created_at >= since,
+        )
+        .order_by(Ticket.id.desc())
+        .limit(20)
+    )
+    new_text = _normalised(f"{message.subject} {message.text}")
+    if not new_text:
+        return None
+    for ticket in candidates:
+        first = next((m for m in ticket.messages if m.kind == "customer"), None)
+        if first is None:
+            continue
+        old_text = _normalised(f"{first.subject} {first.text}")
+        if SequenceMatcher(None, old_text, new_text).ratio() >= SAME_REQUEST_RATIO:
+            return Threading(ticket, None, f"repeats the request of {ticket.ref}", True)
+    return None
+
+
+def find_thread(ctx: Context, message: ParsedMessage, envelope_to: Sequence[str]) -> Threading:
+    recipients = [*envelope_to, *(a.email for a in (*message.to, *message.cc))]
+    ids = (*message.in_reply_to, *reversed(message.references))
+    return (
+        _by_message_ids(ctx, ids)
+        or _by_reply_address(ctx, recipients)
+        or _by_subject(ctx, message)
+        or _by_repeated_request(ctx, message)
+        or Threading(None, None, "new conversation")
+    )

@@ -1,0 +1,36 @@
+"""The signed reply address of a ticket: `destek+7kqm-x3p9.5f2a9c01d3@example.com`.
+
+Mail to it joins that ticket (threading proof that survives a changed subject and a client that
+drops In-Reply-To). The signature is an HMAC of the reference with the desk's secret, so nobody
+can make up the address of someone else's ticket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from ingest.refs import normalise
+from ticketd.config import DeskConfig
+
+
+def _signature(secret: str, ref: str) -> str:
+    return hmac.new(secret.encode(), f"reply:{ref}".encode(), hashlib.sha256).hexdigest()[:10]
+
+
+def reply_address(desk: DeskConfig, ref: str) -> str:
+    local, _, domain = desk.address.partition("@")
+    return f"{local}+{ref.lower()}.{_signature(desk.secret, ref)}@{domain}"
+
+
+def ref_from_address(desk: DeskConfig, address: str) -> str | None:
+    """The reference a desk reply address names, when its signature is right."""
+    local, _, domain = address.lower().rpartition("@")
+    base, plus, tag = local.partition("+")
+    if not plus or f"{base}@{domain}" not in desk.addresses:
+        return None
+    candidate, _, signature = tag.rpartition(".")
+    ref = normalise(candidate)
+    if ref is None or not hmac.compare_digest(_signature(desk.secret, ref), signature):
+        return None
+    return ref

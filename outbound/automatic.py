@@ -1,0 +1,144 @@
+"""The gate every automatic mail passes (promise 4): whom we may answer, and how often.
+
+Counted across all kinds of automatic mail to one recipient: at most `auto_replies_per_hour` in
+an hour and never two within `auto_reply_interval_seconds`; nothing to an address that bounced
+permanently while its suppression lasts; nothing to ourselves. The answer is a reason to stay
+silent, recorded on the ticket, or None.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ingest.context import Context
+from ingest.history import add_note
+from ingest.parsing import ParsedMessage
+from outbound.addresses import reply_address
+from outbound.compose import Envelope, build_mail, new_message_id
+from storage.models import OUTBOX_QUEUED, OutboxMail, Suppression, Ticket, TicketMessage
+from ticketd.clock import Clock
+from ticketd.config import Config
+
+
+def silence_reason(session: Session, config: Config, clock: Clock, recipient: str) -> str | None:
+    if not recipient:
+        return "no address to answer"
+    if config.desk.owns(recipient):
+        return f"{recipient} is an address of the desk"
+    now = clock.now()
+    suppressed = session.scalar(
+        select(Suppression).where(Suppression.address == recipient, Suppression.until > now)
+    )
+    if suppressed is not None:
+        return f"{recipient} is suppressed until {suppressed.until:%Y-%m-%d %H:%M} UTC: " + (
+            suppressed.reason
+        )
+    limits = config.limits
+    recent = select(func.count(OutboxMail.id), func.max(OutboxMail.created_at)).where(
+        OutboxMail.recipient == recipient,
+        OutboxMail.automatic.is_(True),
+        OutboxMail.created_at >= now - timedelta(hours=1),
+    )
+    count, latest = session.execute(recent).one()
+    if int(count or 0) >= limits.auto_replies_per_hour:
+        return f"rate limit: {count} automatic mails to {recipient} in the last hour"
+    if latest is not None and now - latest < timedelta(seconds=limits.auto_reply_interval_seconds):
+        return f"rate limit: an automatic mail went to {recipient} at {latest:%H:%M:%S} UTC"
+    return None
+
+
+@dataclass(frozen=True)
+class AutomaticMail:
+    """An automatic mail about a ticket, answering `answering` (the customer's message)."""
+
+    kind: str  # ack, duplicate, ...
+    template: str
+    recipient: str
+    answering: ParsedMessage | None
+
+
+def queue_automatic(ctx: Context, ticket: Ticket, mail: AutomaticMail) -> str:
+    """Queue it in the ticket's transaction, or record on the ticket why it stays unsent."""
+    reason = silence_reason(ctx.session, ctx.config, ctx.clock, mail.recipient)
+    if reason is not None:
+        add_note(
+            ctx,
+            ticket,
+            f"No {mail.kind} mail sent",
+            f"No {mail.kind} mail went to {mail.recipient or 'anyone'}: {reason}.",
+            f"note:silent:{mail.kind}:{ticket.id}:"
+            + (mail.answering.dedupe_key if mail.answering else secrets.token_hex(8)),
+        )
+        return f"not sent: {reason}"
+    desk = ctx.config.desk
+    now = ctx.clock.now()
+    body = ctx.templates.render(
+        mail.template,
+        ticket.language,
+        ref=ticket.ref,
+        subject=ticket.subject,
+        customer_name=ticket.customer_name or "",
+        desk_name=desk.name,
+    )
+    message_id = new_message_id(desk.secret, ticket.ref, desk.domain)
+    answering = mail.answering
+    in_reply_to = answering.message_id if answering else None
+    references = (*answering.references, in_reply_to) if answering and in_reply_to else ()
+    envelope = Envelope(
+        sender_name=desk.name,
+        sender=desk.address,
+        to_name=ticket.customer_name or "",
+        to=mail.recipient,
+        message_id=message_id,
+        in_reply_to=in_reply_to,
+        references=references,
+        date=now,
+        auto_submitted="auto-replied",
+        ref=ticket.ref,
+        reply_to=reply_address(desk, ticket.ref),
+        loop_marker=desk.address,
+    )
+    ctx.session.add(
+        OutboxMail(
+            ticket_id=ticket.id,
+            kind=mail.kind,
+            message_id=message_id,
+            sender=desk.address,
+            recipients=[mail.recipient],
+            recipient=mail.recipient,
+            automatic=True,
+            subject=body.subject,
+            text=body.text,
+            raw=build_mail(envelope, body),
+            state=OUTBOX_QUEUED,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+    ctx.session.add(
+        TicketMessage(
+            ticket_id=ticket.id,
+            journal_id=None,
+            direction="out",
+            kind="auto",
+            dedupe_key=f"mid:{message_id}",
+            message_id=message_id,
+            from_addr=desk.address,
+            from_name=desk.name,
+            to_addrs=[mail.recipient],
+            cc_addrs=[],
+            subject=body.subject,
+            text=body.text,
+            attachments=[],
+            created_at=now,
+        )
+    )
+    # Flushed now, so the next message in this transaction's view counts it for the limit.
+    ctx.session.flush()
+    return "sent"
