@@ -60,6 +60,18 @@ _AUTO_SUBJECT = re.compile(
 )
 
 
+# Complaint loops that send a forwarded copy rather than a formal ARF report (Hotmail's JMRP).
+_COMPLAINT_SUBJECT = re.compile(r"^complaint about message from ", re.IGNORECASE)
+_FORWARD_PREFIX = re.compile(r"^\s*((fwd?|fw|ilt|İlt|wg|tr)\s*:\s*)+", re.IGNORECASE)
+
+
+def is_forwarded_report(message: ParsedMessage) -> bool:
+    """A person forwarding a bounce to us ("Fwd: Returned mail ..."): a ticket, since a person
+    may need help, but nothing automatic goes back to a thread about a delivery failure."""
+    stripped = _FORWARD_PREFIX.sub("", message.subject)
+    return stripped != message.subject and bool(_BOUNCE_SUBJECT.match(stripped.strip()))
+
+
 def _report_type(message: ParsedMessage) -> str | None:
     content_type = (message.header("content-type") or "").lower()
     if message.content_type != "multipart/report" and "report-type=" not in content_type:
@@ -84,6 +96,8 @@ def _bounce(message: ParsedMessage) -> Classification | None:
         return Classification(Kind.AUTO_REPLY, "read receipt (disposition notification)")
     sender = message.sender.email
     subject = message.subject.strip()
+    if _COMPLAINT_SUBJECT.match(subject):
+        return Classification(Kind.BOUNCE, "abuse complaint (a forwarded copy, not ARF)")
     if (not sender or is_system_address(sender)) and _BOUNCE_SUBJECT.match(subject):
         return Classification(Kind.BOUNCE, f"from {sender or 'nobody'} with a bounce subject")
     return None

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from ingest.bounces import record_bounce
-from ingest.classify import Classification, Kind, classify, suppresses_auto_reply
+from ingest.classify import (
+    Classification,
+    Kind,
+    classify,
+    is_forwarded_report,
+    suppresses_auto_reply,
+)
 from ingest.context import Context, Ignore
 from ingest.history import add_note, record_incoming
 from ingest.language import guess_language
@@ -162,6 +168,8 @@ def step_acknowledge(
         return "historical import: not acknowledged"
     if suppresses_auto_reply(message):
         return "X-Auto-Response-Suppress: not acknowledged"
+    if is_forwarded_report(message):
+        return "a forwarded delivery report: not acknowledged"
     recipient = (message.reply_to[0] if message.reply_to else message.sender).email
     if threading.repeated_request:
         if _already_pointed_to(ctx, ticket):

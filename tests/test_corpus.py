@@ -349,6 +349,29 @@ def test_sisimai_bounces_are_never_acknowledged(corpus_run: CorpusRun) -> None:
     assert not tickets, f"{len(tickets)} bounces became tickets:\n" + "\n".join(tickets)
 
 
+# A person's own reply that flufl.bounce keeps as a negative case (its expected.json names no
+# failing address): a customer writing, so it is acknowledged like any customer.
+PERSONS_IN_BOUNCE_CORPORA = {"flufl.bounce/data/groupwise_03.txt": "an Outlook reply by a person"}
+
+
+def test_not_one_acknowledgement_over_the_bounce_corpora(corpus_run: CorpusRun) -> None:
+    """Issue 4: over the whole of flufl.bounce and sisimai, nothing automatic is sent."""
+    expected = _load(corpus_run.root, "flufl.bounce/expected.json")["files"]
+    assert isinstance(expected, dict)
+    for rel in PERSONS_IN_BOUNCE_CORPORA:
+        answers = expected[Path(rel).name]
+        assert not any(answer["addresses"] for answer in answers), f"{rel} is a bounce after all"
+    rows = [
+        r
+        for r in corpus_run.rows.values()
+        if r.rel.startswith(("flufl.bounce/", "sisimai/"))
+        and r.rel not in PERSONS_IN_BOUNCE_CORPORA
+    ]
+    assert len(rows) >= 450
+    acknowledged = sorted(f"{r.rel}: {r.reason}" for r in rows if r.acknowledged)
+    assert not acknowledged, f"{len(acknowledged)} acknowledged:\n" + "\n".join(acknowledged)
+
+
 def _html_message(html: str) -> bytes:
     mail = EmailMessage()
     mail["From"] = "Alex <alex@example.com>"

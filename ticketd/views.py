@@ -68,6 +68,15 @@ def show_ticket(db: Database, ref: str) -> dict[str, Any] | None:
         )
         if ticket is None:
             return None
+        asked_for = ticket.ref
+        seen = {ticket.id}
+        while ticket.merged_into_id is not None and ticket.merged_into_id not in seen:
+            # A merged ticket's reference leads to the survivor.
+            seen.add(ticket.merged_into_id)
+            following = session.get(Ticket, ticket.merged_into_id)
+            if following is None:
+                break
+            ticket = following
         outbox = {
             row.message_id: row
             for row in session.scalars(select(OutboxMail).where(OutboxMail.ticket_id == ticket.id))
@@ -99,6 +108,7 @@ def show_ticket(db: Database, ref: str) -> dict[str, Any] | None:
             "language": ticket.language,
             "subject": ticket.subject,
             "claimed_ref": ticket.claimed_ref,
+            "requested_ref": asked_for,
             "participants": [p.email for p in ticket.participants],
             "created_at": ticket.created_at.isoformat(),
             "messages": messages,

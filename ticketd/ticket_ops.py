@@ -1,0 +1,142 @@
+"""Merging and splitting tickets, as an agent does it from the command line.
+
+A merge moves the messages and participants of one ticket into another and leaves the merged
+ticket behind as a pointer (`status = merged`, `merged_into_id`), so its reference keeps
+working: replies to it, and `tickets show` of it, lead to the survivor. A split moves chosen
+messages into a new ticket with a new reference.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ingest.refs import new_reference, normalise
+from storage.db import Database
+from storage.models import Participant, Ticket, TicketMessage
+from ticketd.clock import Clock
+
+
+class TicketOperationError(Exception):
+    """The operation cannot be done; the message says why. Nothing was changed."""
+
+
+def _load(session: Session, ref: str) -> Ticket:
+    canonical = normalise(ref.strip().lstrip("#")) or ref.strip().upper()
+    ticket = session.scalar(select(Ticket).where(Ticket.ref == canonical))
+    if ticket is None:
+        raise TicketOperationError(f"no ticket {ref}")
+    return ticket
+
+
+def _note(ticket: Ticket, text: str, key: str, clock: Clock) -> TicketMessage:
+    return TicketMessage(
+        ticket_id=ticket.id,
+        journal_id=None,
+        direction="in",
+        kind="system",
+        dedupe_key=f"note:{key}",
+        message_id=None,
+        from_addr="ticketd",
+        from_name="ticketd",
+        to_addrs=[],
+        cc_addrs=[],
+        subject=text.split(":")[0],
+        text=text,
+        attachments=[],
+        created_at=clock.now(),
+    )
+
+
+def merge(db: Database, clock: Clock, source_ref: str, target_ref: str) -> str:
+    with db.transaction() as session:
+        source, target = _load(session, source_ref), _load(session, target_ref)
+        if source.merged_into_id is not None:
+            raise TicketOperationError(f"{source.ref} is already merged")
+        if target.merged_into_id is not None:
+            raise TicketOperationError(f"{target.ref} is merged into another ticket: use that")
+        if source.id == target.id:
+            raise TicketOperationError("a ticket cannot be merged into itself")
+        for message in list(source.messages):
+            message.ticket_id = target.id
+        known = {p.email for p in target.participants}
+        for participant in list(source.participants):
+            if participant.email not in known:
+                target.participants.append(
+                    Participant(email=participant.email, role=participant.role)
+                )
+                known.add(participant.email)
+        session.flush()
+        stamp = clock.now().isoformat()
+        session.add(
+            _note(
+                target,
+                f"Merged: {source.ref} was merged into this ticket",
+                f"merge:{source.ref}:{stamp}",
+                clock,
+            )
+        )
+        session.add(
+            _note(
+                source,
+                f"Merged: this ticket continues as {target.ref}",
+                f"merged:{source.ref}:{stamp}",
+                clock,
+            )
+        )
+        source.status, source.merged_into_id = "merged", target.id
+        source.updated_at = target.updated_at = clock.now()
+        return target.ref
+
+
+def split(db: Database, clock: Clock, ref: str, positions: list[int]) -> str:
+    """Move the messages at these 1-based positions of the history into a new ticket."""
+    with db.transaction() as session:
+        ticket = _load(session, ref)
+        if ticket.merged_into_id is not None:
+            raise TicketOperationError(f"{ticket.ref} is merged: split its survivor")
+        history = list(ticket.messages)
+        bad = [p for p in positions if not 1 <= p <= len(history)]
+        if bad or not positions:
+            raise TicketOperationError(
+                f"positions must be from 1 to {len(history)}; got {positions}"
+            )
+        moving = [history[p - 1] for p in sorted(set(positions))]
+        if len(moving) == len(history):
+            raise TicketOperationError("a split must leave at least one message behind")
+        first = next((m for m in moving if m.direction == "in"), moving[0])
+        now = clock.now()
+        while session.scalar(select(Ticket.id).where(Ticket.ref == (new_ref := new_reference()))):
+            pass
+        new = Ticket(
+            ref=new_ref,
+            status="open",
+            category=ticket.category,
+            customer=first.from_addr if first.direction == "in" else ticket.customer,
+            customer_name=first.from_name,
+            language=ticket.language,
+            subject=first.subject or ticket.subject,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(new)
+        session.flush()
+        for message in moving:
+            message.ticket_id = new.id
+        new.participants.append(Participant(email=new.customer, role="customer"))
+        session.flush()
+        session.add(
+            _note(
+                new, f"Split: these messages came from {ticket.ref}", f"split-from:{new_ref}", clock
+            )
+        )
+        session.add(
+            _note(
+                ticket,
+                f"Split: {len(moving)} messages moved to {new_ref}",
+                f"split-to:{new_ref}",
+                clock,
+            )
+        )
+        ticket.updated_at = now
+        return new_ref
