@@ -399,3 +399,24 @@ def test_talon_replies_are_extracted() -> None:
             mismatches.append(f"{rel}: got {got[:200]!r}, want {want!r}")
     matched = len(expected) - len(mismatches)
     assert not mismatches, f"{matched}/{len(expected)} match:\n" + "\n".join(mismatches)
+
+
+def test_flufl_bounces_name_their_failing_addresses() -> None:
+    """Each bounce of flufl.bounce/expected.json yields the addresses the file names."""
+    from ingest.parsing import parse_message
+
+    root = corpus_root() / "flufl.bounce"
+    expected = _load(corpus_root(), "flufl.bounce/expected.json")["files"]
+    assert isinstance(expected, dict)
+    checked, missing = 0, []
+    for name, answers in expected.items():
+        wanted = {a.lower() for answer in answers for a in answer["addresses"]}
+        if not wanted:
+            continue
+        parsed = parse_message((root / "data" / name).read_bytes())
+        found = {a.lower() for a in (*parsed.failed_recipients, *parsed.delayed_recipients)}
+        checked += 1
+        if not wanted <= found:
+            missing.append(f"{name}: {sorted(wanted - found)}")
+    assert checked >= 100
+    assert not missing, "\n".join(missing)
