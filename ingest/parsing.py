@@ -13,7 +13,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from email import message_from_bytes
 from email.header import Header, decode_header
 from email.message import Message
@@ -56,6 +56,8 @@ class AttachmentInfo:
     filename: str
     content_type: str
     size: int
+    # The decoded bytes, for what passes attachments on (an agent's answer); not compared.
+    payload: bytes = field(default=b"", repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -416,6 +418,7 @@ def _walk_body(message: Message) -> tuple[str, str, list[AttachmentInfo]]:
                 filename=filename or f"part-{len(attachments) + 1}",
                 content_type=content_type,
                 size=len(payload),
+                payload=payload,
             )
         )
     full_plain = "\n".join(p.strip("\n") for p in plain if p.strip())

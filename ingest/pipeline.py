@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from ingest.agent_replies import agent_ticket_ref, handle_agent_mail, route_new_ticket
 from ingest.bounces import record_bounce
+from ingest.categorise import Categoriser
 from ingest.classify import (
     Classification,
     Kind,
@@ -28,6 +30,7 @@ from ingest.language import guess_language
 from ingest.parsing import ParsedMessage, parse_message
 from ingest.refs import new_reference
 from ingest.thread_finder import Threading, find_thread
+from outbound.agent_mail import notify_agents
 from outbound.automatic import AutomaticMail, queue_automatic
 from outbound.compose import verify_message_id
 from storage.models import JournalEntry, OutboxMail, Participant, Ticket, TicketMessage
@@ -41,6 +44,9 @@ class Outcome:
     new_ticket: bool
     acknowledged: bool
     note: str
+    # A security event (mail to an agent address from someone who is not that agent): kept in
+    # quarantine for a person, with what the pipeline wrote (the admins' alert) committed.
+    quarantine: bool = False
 
 
 def step_parse(raw: bytes) -> ParsedMessage:
@@ -182,14 +188,33 @@ def step_acknowledge(
     return "acknowledged" if result == "sent" else f"acknowledgement {result}"
 
 
+def step_route(ctx: Context, ticket: Ticket, message: ParsedMessage) -> None:
+    """A new ticket's category (keyword rules) decides its queue."""
+    category = _categoriser(ctx).categorise(message.subject, message.text)
+    route_new_ticket(ctx, ticket, category)
+
+
+_CATEGORISERS: dict[tuple[tuple[str, tuple[str, ...]], ...], Categoriser] = {}
+
+
+def _categoriser(ctx: Context) -> Categoriser:
+    key = tuple(sorted(ctx.config.team.category_keywords.items()))
+    if key not in _CATEGORISERS:
+        _CATEGORISERS[key] = Categoriser(dict(key))
+    return _CATEGORISERS[key]
+
+
 STEPS: tuple[str, ...] = (
     "parse",
     "classify",
     "deduplicate",
     "bounce or auto-reply",
+    "agent mail",
     "thread",
     "record",
+    "route",
     "acknowledge",
+    "notify agents",
 )
 
 
@@ -202,7 +227,16 @@ def run_pipeline(ctx: Context, entry: JournalEntry, message: ParsedMessage) -> O
         return Outcome(ref, False, False, f"{verdict.reason}: recorded on the ticket")
     if verdict.kind is Kind.AUTO_REPLY:
         return step_record_auto_reply(ctx, entry, message, verdict)
+    agent_ref = agent_ticket_ref(ctx, message, entry.envelope_to)
+    agent_mail = handle_agent_mail(ctx, entry, message, agent_ref) if agent_ref else None
+    if agent_mail is not None:
+        return Outcome(agent_mail.ticket.ref, False, False, agent_mail.note, agent_mail.security)
     threading = find_thread(ctx, message, entry.envelope_to)
     ticket, new = step_record(ctx, entry, message, threading)
+    if new:
+        step_route(ctx, ticket, message)
     note = step_acknowledge(ctx, entry, message, ticket, new, threading)
-    return Outcome(ticket.ref, new, note == "acknowledged", f"{threading.how}; {note}")
+    notified = notify_agents(ctx, ticket, message, new)
+    return Outcome(
+        ticket.ref, new, note == "acknowledged", f"{threading.how}; {note}; {notified} agents told"
+    )

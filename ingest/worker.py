@@ -37,6 +37,9 @@ class Processed:
     journal_id: int
     state: str
     detail: str
+    # The identifiers an admin follows one message by, in the log and the metrics.
+    message_id: str | None = None
+    ticket_ref: str | None = None
 
 
 class Worker:
@@ -93,6 +96,7 @@ class Worker:
                 return None
             if prepared is None:
                 prepared = self._prepare(entry.blob_key)
+            message_id = None if isinstance(prepared, Exception) else prepared.message_id
             try:
                 if isinstance(prepared, Exception):
                     raise prepared
@@ -100,19 +104,30 @@ class Worker:
                     ctx = Context(session, self.config, self.clock, self.templates)
                     outcome = run_pipeline(ctx, entry, prepared)
                 result = Processed(
-                    entry.id, JOURNAL_DONE, f"ticket {outcome.ticket_ref}: {outcome.note}"
+                    entry.id,
+                    JOURNAL_QUARANTINED if outcome.quarantine else JOURNAL_DONE,
+                    f"ticket {outcome.ticket_ref}: {outcome.note}",
+                    message_id,
+                    outcome.ticket_ref,
                 )
             except Ignore as ignored:
-                result = Processed(entry.id, JOURNAL_IGNORED, str(ignored))
+                result = Processed(entry.id, JOURNAL_IGNORED, str(ignored), message_id)
             except OperationalError:
                 raise
             except Exception as error:
-                result = Processed(entry.id, JOURNAL_QUARANTINED, _describe(error))
-                log.warning("message %s quarantined: %s", entry.id, result.detail)
+                result = Processed(entry.id, JOURNAL_QUARANTINED, _describe(error), message_id)
             entry.state, entry.reason = result.state, result.detail
             entry.attempts += 1
             entry.processed_at = self.clock.now()
-        log.info("message %s %s: %s", result.journal_id, result.state, result.detail)
+        log.log(
+            logging.WARNING if result.state == JOURNAL_QUARANTINED else logging.INFO,
+            "journal=%s message_id=%s ticket=%s %s: %s",
+            result.journal_id,
+            result.message_id or "-",
+            result.ticket_ref or "-",
+            result.state,
+            result.detail,
+        )
         return result
 
     def drain(self, limit: int | None = None) -> list[Processed]:

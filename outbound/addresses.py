@@ -34,3 +34,22 @@ def ref_from_address(desk: DeskConfig, address: str) -> str | None:
     if ref is None or not hmac.compare_digest(_signature(desk.secret, ref), signature):
         return None
     return ref
+
+
+def agent_reply_address(desk: DeskConfig, ref: str) -> str:
+    """Where agents answer a notification: `destek+a.<ref>.<sig>@...`, signed apart from the
+    customer's address, so a customer's reply address can never act as an agent's."""
+    local, _, domain = desk.address.partition("@")
+    return f"{local}+a.{ref.lower()}.{_signature(desk.secret, 'agent:' + ref)}@{domain}"
+
+
+def ref_from_agent_address(desk: DeskConfig, address: str) -> str | None:
+    local, _, domain = address.lower().rpartition("@")
+    base, plus, tag = local.partition("+")
+    if not plus or not tag.startswith("a.") or f"{base}@{domain}" not in desk.addresses:
+        return None
+    candidate, _, signature = tag[2:].rpartition(".")
+    ref = normalise(candidate)
+    if ref is None or not hmac.compare_digest(_signature(desk.secret, "agent:" + ref), signature):
+        return None
+    return ref

@@ -65,7 +65,16 @@ def _address(name: str, addr: str) -> Address:
     return Address(display_name=_clean(name), username=local, domain=domain)
 
 
-def build_mail(envelope: Envelope, body: RenderedMail) -> bytes:
+@dataclass(frozen=True)
+class OutgoingAttachment:
+    filename: str
+    content_type: str
+    payload: bytes
+
+
+def build_mail(
+    envelope: Envelope, body: RenderedMail, attachments: tuple[OutgoingAttachment, ...] = ()
+) -> bytes:
     mail = EmailMessage(policy=SMTP)
     mail["From"] = _address(envelope.sender_name, envelope.sender)
     mail["To"] = _address(envelope.to_name, envelope.to)
@@ -87,4 +96,12 @@ def build_mail(envelope: Envelope, body: RenderedMail) -> bytes:
     mail["X-Ticketd-Ref"] = envelope.ref
     mail.set_content(body.text, subtype="plain", charset="utf-8", cte="quoted-printable")
     mail.add_alternative(body.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    for attachment in attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        mail.add_attachment(
+            attachment.payload,
+            maintype=maintype or "application",
+            subtype=subtype or "octet-stream",
+            filename=_clean(attachment.filename) or "attachment",
+        )
     return mail.as_bytes()

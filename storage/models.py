@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
@@ -77,8 +78,35 @@ class JournalEntry(Base):
     processed_at: Mapped[datetime | None] = mapped_column()
     # Historical mail (import) becomes tickets without acknowledgements unless asked.
     acknowledge: Mapped[bool] = mapped_column(default=True)
+    # Where the copy came from, when the source can name it again (an IMAP message's mailbox,
+    # UIDVALIDITY and UID): a re-fetch after a crash finds this row instead of adding one.
+    origin: Mapped[str | None] = mapped_column(String(500))
 
-    __table_args__ = (Index("ix_journal_state", "state", "id"),)
+    __table_args__ = (
+        Index("ix_journal_state", "state", "id"),
+        Index("ix_journal_blob_key", "blob_key"),
+        UniqueConstraint("origin", name="uq_journal_origin"),
+    )
+
+
+class ImapCheckpoint(Base):
+    """How far ticketd has taken one IMAP folder: every UID up to `last_uid` is journaled and
+    acted on (seen, moved or deleted), for this UIDVALIDITY only."""
+
+    __tablename__ = "imap_checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # user@host:port/folder: the mailbox itself, so renaming the account keeps its place.
+    mailbox: Mapped[str] = mapped_column(String(700))
+    account: Mapped[str] = mapped_column(String(200))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger)
+    # Messages below this UID were in the folder at the first sync; with quiet_first_sync they
+    # are historical (no acknowledgement), even when a restart interrupts that first sync.
+    quiet_below_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (UniqueConstraint("mailbox", name="uq_imap_checkpoints_mailbox"),)
 
 
 class Ticket(Base):
@@ -88,6 +116,9 @@ class Ticket(Base):
     ref: Mapped[str] = mapped_column(String(20), unique=True)
     status: Mapped[str] = mapped_column(String(20), default="open")
     category: Mapped[str] = mapped_column(String(20), default="other")
+    queue: Mapped[str | None] = mapped_column(String(100))
+    assignee: Mapped[str | None] = mapped_column(String(320))  # an agent's address
+    priority: Mapped[str] = mapped_column(String(10), default="normal", server_default="normal")
     customer: Mapped[str] = mapped_column(String(320))
     customer_name: Mapped[str | None] = mapped_column(String(200))
     language: Mapped[str] = mapped_column(String(5))

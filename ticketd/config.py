@@ -14,8 +14,9 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
+from ticketd.config_team import TeamConfig, parse_team
+
 LANGUAGES = ("tr", "en")
-CATEGORIES = ("account", "payment", "bonus", "technical", "kyc", "complaint", "other")
 DEFAULT_LISTEN = "127.0.0.1:2525"
 
 
@@ -154,6 +155,7 @@ class Config:
     threading: ThreadingConfig = field(default_factory=ThreadingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     imap: tuple[ImapAccountConfig, ...] = ()
+    team: TeamConfig = field(default_factory=TeamConfig)
 
 
 class _Reader:
@@ -245,6 +247,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         "imap",
         "queues",
         "agents",
+        "categories",
+        "agent_replies",
     }
     for key in data:
         if key not in known:
@@ -355,6 +359,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
                 reader.problems.append(("templates.folder", f"{templates_dir} is not a folder"))
 
     imap = parse_imap_accounts(reader, data.get("imap", []))
+    team = parse_team(reader.problems, data)
 
     if reader.problems or address is None or listen is None:
         raise ConfigError(reader.problems)
@@ -381,6 +386,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         threading=threading,
         metrics=MetricsConfig(listen=metrics_listen),
         imap=imap,
+        team=team,
         templates_dir=templates_dir,
     )
 

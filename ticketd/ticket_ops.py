@@ -50,43 +50,45 @@ def _note(ticket: Ticket, text: str, key: str, clock: Clock) -> TicketMessage:
 
 def merge(db: Database, clock: Clock, source_ref: str, target_ref: str) -> str:
     with db.transaction() as session:
-        source, target = _load(session, source_ref), _load(session, target_ref)
-        if source.merged_into_id is not None:
-            raise TicketOperationError(f"{source.ref} is already merged")
-        if target.merged_into_id is not None:
-            raise TicketOperationError(f"{target.ref} is merged into another ticket: use that")
-        if source.id == target.id:
-            raise TicketOperationError("a ticket cannot be merged into itself")
-        for message in list(source.messages):
-            message.ticket_id = target.id
-        known = {p.email for p in target.participants}
-        for participant in list(source.participants):
-            if participant.email not in known:
-                target.participants.append(
-                    Participant(email=participant.email, role=participant.role)
-                )
-                known.add(participant.email)
-        session.flush()
-        stamp = clock.now().isoformat()
-        session.add(
-            _note(
-                target,
-                f"Merged: {source.ref} was merged into this ticket",
-                f"merge:{source.ref}:{stamp}",
-                clock,
-            )
+        return merge_tickets(session, clock, _load(session, source_ref), _load(session, target_ref))
+
+
+def merge_tickets(session: Session, clock: Clock, source: Ticket, target: Ticket) -> str:
+    """Merge inside the caller's transaction (an agent's #merge commits with its mail)."""
+    if source.merged_into_id is not None:
+        raise TicketOperationError(f"{source.ref} is already merged")
+    if target.merged_into_id is not None:
+        raise TicketOperationError(f"{target.ref} is merged into another ticket: use that")
+    if source.id == target.id:
+        raise TicketOperationError("a ticket cannot be merged into itself")
+    for message in list(source.messages):
+        message.ticket_id = target.id
+    known = {p.email for p in target.participants}
+    for participant in list(source.participants):
+        if participant.email not in known:
+            target.participants.append(Participant(email=participant.email, role=participant.role))
+            known.add(participant.email)
+    session.flush()
+    stamp = clock.now().isoformat()
+    session.add(
+        _note(
+            target,
+            f"Merged: {source.ref} was merged into this ticket",
+            f"merge:{source.ref}:{stamp}",
+            clock,
         )
-        session.add(
-            _note(
-                source,
-                f"Merged: this ticket continues as {target.ref}",
-                f"merged:{source.ref}:{stamp}",
-                clock,
-            )
+    )
+    session.add(
+        _note(
+            source,
+            f"Merged: this ticket continues as {target.ref}",
+            f"merged:{source.ref}:{stamp}",
+            clock,
         )
-        source.status, source.merged_into_id = "merged", target.id
-        source.updated_at = target.updated_at = clock.now()
-        return target.ref
+    )
+    source.status, source.merged_into_id = "merged", target.id
+    source.updated_at = target.updated_at = clock.now()
+    return target.ref
 
 
 def split(db: Database, clock: Clock, ref: str, positions: list[int]) -> str:

@@ -1,0 +1,100 @@
+"""Commands agents write on lines of their own at the top of a mail: parsed, checked, or refused.
+
+English and Turkish: `#note`/`#not`, `#close`/`#kapat`, `#pending`/`#beklemede`,
+`#assign NAME`/`#ata NAME`, `#category NAME`/`#kategori NAME`,
+`#priority high|normal|low`/`#öncelik yüksek|normal|düşük`, `#merge REF`/`#birleştir REF`.
+Parsing is pure: it returns the commands and the rest of the text, or every problem found, so
+nothing is applied when anything is wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ingest.refs import normalise
+from ticketd.config_team import CATEGORIES
+
+_VERBS = {
+    "note": "note", "not": "note",
+    "close": "close", "kapat": "close",
+    "pending": "pending", "beklemede": "pending", "bekle": "pending",
+    "assign": "assign", "ata": "assign",
+    "category": "category", "kategori": "category",
+    "priority": "priority", "öncelik": "priority", "oncelik": "priority",
+    "merge": "merge", "birleştir": "merge", "birlestir": "merge",
+}  # fmt: skip
+_CATEGORY_NAMES = {
+    **{c: c for c in CATEGORIES},
+    "hesap": "account", "ödeme": "payment", "odeme": "payment", "teknik": "technical",
+    "kimlik": "kyc", "şikayet": "complaint", "sikayet": "complaint", "diğer": "other",
+    "diger": "other",
+}  # fmt: skip
+_PRIORITIES = {
+    "high": "high", "yüksek": "high", "yuksek": "high",
+    "normal": "normal",
+    "low": "low", "düşük": "low", "dusuk": "low",
+}  # fmt: skip
+_NEEDS_ARGUMENT = {"assign", "category", "priority", "merge"}
+
+
+@dataclass(frozen=True)
+class Command:
+    verb: str  # canonical English verb
+    argument: str  # normalised: a category, a priority, a reference, an agent's name
+
+
+@dataclass(frozen=True)
+class ParsedCommands:
+    commands: tuple[Command, ...]
+    text: str  # what follows the commands
+    problems: tuple[str, ...]
+
+    def has(self, verb: str) -> bool:
+        return any(c.verb == verb for c in self.commands)
+
+
+def _argument(verb: str, raw: str) -> tuple[str | None, str | None]:
+    """(normalised argument, problem)."""
+    if verb not in _NEEDS_ARGUMENT:
+        return ("", None) if not raw else (None, f"#{verb} takes no argument (got {raw!r})")
+    if not raw:
+        return None, f"#{verb} needs an argument"
+    if verb == "category":
+        found = _CATEGORY_NAMES.get(raw.lower())
+        return (found, None) if found else (None, f"unknown category {raw!r}")
+    if verb == "priority":
+        found = _PRIORITIES.get(raw.lower())
+        return (found, None) if found else (None, f"priority must be high, normal or low: {raw!r}")
+    if verb == "merge":
+        ref = normalise(raw.strip("[]#"))
+        return (ref, None) if ref else (None, f"{raw!r} is not a ticket reference")
+    return raw, None
+
+
+def parse_commands(text: str) -> ParsedCommands:
+    commands: list[Command] = []
+    problems: list[str] = []
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        line = lines[index].strip()
+        if not line:
+            index += 1
+            continue
+        if not line.startswith("#") or line.startswith("##"):
+            break
+        word, _, raw = line[1:].partition(" ")
+        verb = _VERBS.get(word.lower())
+        if verb is None:
+            problems.append(f"unknown command #{word}")
+        else:
+            argument, problem = _argument(verb, raw.strip())
+            if problem:
+                problems.append(problem)
+            elif argument is not None:
+                commands.append(Command(verb, argument))
+        index += 1
+    if sum(c.verb in ("close", "pending") for c in commands) > 1:
+        problems.append("#close and #pending exclude each other")
+    rest = "\n".join(lines[index:]).strip()
+    return ParsedCommands(tuple(commands), rest, tuple(problems))

@@ -1,0 +1,221 @@
+"""Mail to a ticket's agent reply address: an agent answering, commanding, or an impostor.
+
+An agent is recognised only by both proofs together: the signed agent reply address of the
+ticket, and a From that is a configured agent; a failing DKIM or SPF result for the agent's
+domain (in the receiving server's Authentication-Results) refuses it. Anything else sent to an
+agent address is a security event: quarantined, never relayed, and the admins are told.
+An authenticated agent who may not act on the ticket, or whose commands are wrong, gets an
+answer saying what was wrong, and nothing is applied.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
+from ingest.agent_commands import Command, ParsedCommands, parse_commands
+from ingest.context import Context
+from ingest.history import add_note, record_incoming
+from ingest.parsing import ParsedMessage
+from ingest.thread_finder import ticket_by_ref
+from outbound.addresses import ref_from_agent_address
+from outbound.agent_mail import alert_admins, refuse_to_agent, relay_to_customer
+from outbound.compose import OutgoingAttachment
+from storage.models import JournalEntry, Ticket, TicketMessage
+from ticketd.config_team import AgentConfig
+from ticketd.ticket_ops import merge_tickets
+
+_RESULT = re.compile(r"\b(dkim|spf)=(\w+)([^;]*)", re.IGNORECASE)
+_SIGNATURE_START = re.compile(r"^(-- ?|__+|Saygılarımla,?|Best regards,?|Kind regards,?)$")
+
+
+class AgentOutcome:
+    """What became of an agent mail: a note for the journal, and whether it is a security
+    event (quarantined)."""
+
+    def __init__(self, ticket: Ticket, note: str, security: bool = False) -> None:
+        self.ticket = ticket
+        self.note = note
+        self.security = security
+
+
+def agent_ticket_ref(
+    ctx: Context, message: ParsedMessage, envelope_to: Sequence[str]
+) -> str | None:
+    for address in (*envelope_to, *(a.email for a in (*message.to, *message.cc))):
+        ref = ref_from_agent_address(ctx.config.desk, address)
+        if ref is not None:
+            return ref
+    return None
+
+
+def authentication_failure(message: ParsedMessage, domain: str, require: bool) -> str | None:
+    """A failing DKIM/SPF result for `domain` in the topmost Authentication-Results (the one
+    our receiving server added), or the lack of a pass when required."""
+    results = message.header("authentication-results")
+    if results is None:
+        return "no Authentication-Results, and a pass is required" if require else None
+    passed = False
+    for method, verdict, properties in _RESULT.findall(results):
+        if domain not in properties.lower():
+            continue
+        if verdict.lower() in ("fail", "softfail", "permerror"):
+            return f"{method.upper()}={verdict.lower()} for {domain}"
+        passed = passed or verdict.lower() == "pass"
+    if require and not passed:
+        return f"no DKIM or SPF pass for {domain}"
+    return None
+
+
+def may_act(agent: AgentConfig, ticket: Ticket) -> bool:
+    return ticket.assignee == agent.email or (
+        ticket.queue is not None and ticket.queue in agent.queues
+    )
+
+
+def _strip_signature(text: str) -> str:
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if index and _SIGNATURE_START.match(line.strip()):
+            return "\n".join(lines[:index]).rstrip()
+    return text
+
+
+def _check(ctx: Context, agent: AgentConfig, ticket: Ticket, parsed: ParsedCommands) -> list[str]:
+    problems = list(parsed.problems)
+    team = ctx.config.team
+    for command in parsed.commands:
+        if command.verb == "assign" and team.agent_by_name(command.argument) is None:
+            problems.append(f"#assign: no agent called {command.argument!r}")
+        if command.verb == "merge":
+            target = ticket_by_ref(ctx, command.argument)
+            if target is None:
+                problems.append(f"#merge: no ticket {command.argument}")
+            elif target.id == ticket.id:
+                problems.append("#merge: a ticket cannot be merged into itself")
+            elif not may_act(agent, target):
+                problems.append(f"#merge: {target.ref} is not in your queues")
+    if parsed.has("note") and not parsed.text:
+        problems.append("#note needs the text of the note")
+    return problems
+
+
+def _apply(ctx: Context, ticket: Ticket, command: Command) -> None:
+    team = ctx.config.team
+    if command.verb == "close":
+        ticket.status = "closed"
+    elif command.verb == "pending":
+        ticket.status = "pending"
+    elif command.verb == "assign":
+        assignee = team.agent_by_name(command.argument)
+        assert assignee is not None  # checked before anything was applied
+        ticket.assignee = assignee.email
+    elif command.verb == "category":
+        ticket.category = command.argument
+        queue = team.queue_for(command.argument)
+        ticket.queue = queue.name if queue else ticket.queue
+    elif command.verb == "priority":
+        ticket.priority = command.argument
+    elif command.verb == "merge":
+        target = ticket_by_ref(ctx, command.argument)
+        assert target is not None
+        merge_tickets(ctx.session, ctx.clock, ticket, target)
+
+
+def _last_customer_message(ctx: Context, ticket: Ticket) -> TicketMessage | None:
+    return ctx.session.scalar(
+        select(TicketMessage)
+        .where(
+            TicketMessage.ticket_id == ticket.id,
+            TicketMessage.direction == "in",
+            TicketMessage.kind == "customer",
+        )
+        .order_by(TicketMessage.id.desc())
+        .limit(1)
+    )
+
+
+def handle_agent_mail(
+    ctx: Context, entry: JournalEntry, message: ParsedMessage, ref: str
+) -> AgentOutcome | None:
+    """None when the address names no ticket we know (then it is not an agent mail at all)."""
+    ticket = ticket_by_ref(ctx, ref)
+    if ticket is None:
+        return None
+    sender = message.sender.email
+    agent = ctx.config.team.agent(sender)
+    replies = ctx.config.team.agent_replies
+    reason = (
+        f"{sender or 'nobody'} is not a configured agent"
+        if agent is None
+        else authentication_failure(
+            message, agent.email.partition("@")[2], replies.require_authentication
+        )
+    )
+    if agent is None or reason is not None:
+        told = alert_admins(ctx, ticket, message, reason or "")
+        return AgentOutcome(ticket, f"security: {reason}; {told} admins told", security=True)
+    parsed = parse_commands(message.text)
+    problems = (
+        [f"ticket {ticket.ref} is in queue {ticket.queue or '(none)'}, not one of yours"]
+        if not may_act(agent, ticket)
+        else _check(ctx, agent, ticket, parsed)
+    )
+    if problems:
+        refuse_to_agent(ctx, ticket, agent, message, problems)
+        add_note(
+            ctx,
+            ticket,
+            f"Mail from agent {agent.email} refused",
+            "\n".join(problems),
+            message.dedupe_key,
+            entry.id,
+        )
+        return AgentOutcome(ticket, "agent mail refused: " + "; ".join(problems))
+    text = _strip_signature(parsed.text) if replies.strip_signature else parsed.text
+    done: list[str] = []
+    if parsed.has("note"):
+        record_incoming(ctx, ticket, entry, message, kind="note")
+        done.append("note")
+    elif text:
+        attachments = tuple(
+            OutgoingAttachment(a.filename, a.content_type, a.payload)
+            for a in message.attachments
+            if a.payload
+        )
+        relay_to_customer(
+            ctx,
+            ticket,
+            agent,
+            text,
+            attachments,
+            _last_customer_message(ctx, ticket),
+            message.dedupe_key,
+        )
+        done.append("answer relayed to the customer")
+    else:
+        summary = ", ".join(f"#{c.verb} {c.argument}".strip() for c in parsed.commands)
+        add_note(
+            ctx,
+            ticket,
+            f"{agent.name}: {summary}",
+            f"{agent.email}: {summary}",
+            message.dedupe_key,
+            entry.id,
+        )
+    for command in parsed.commands:
+        if command.verb != "note":
+            _apply(ctx, ticket, command)
+            done.append(f"#{command.verb} {command.argument}".strip())
+    ticket.updated_at = ctx.clock.now()
+    ctx.session.flush()
+    return AgentOutcome(ticket, f"agent {agent.email}: " + ", ".join(done))
+
+
+def route_new_ticket(ctx: Context, ticket: Ticket, category: str) -> None:
+    """Category decides the queue."""
+    ticket.category = category
+    queue = ctx.config.team.queue_for(category)
+    ticket.queue = queue.name if queue else None

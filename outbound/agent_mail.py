@@ -1,0 +1,243 @@
+"""Mail between ticketd and the agents: notifications, an agent's answer relayed to the
+customer, refusals back to the agent, and security alerts to the admins.
+
+All of it is queued in the transaction that changes the ticket (the outbox), so the relay to
+the customer and the change it goes with commit together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ingest.context import Context
+from ingest.parsing import ParsedMessage
+from outbound.addresses import agent_reply_address, reply_address
+from outbound.compose import Envelope, OutgoingAttachment, build_mail, new_message_id
+from outbound.templating import RenderedMail
+from storage.models import OUTBOX_QUEUED, OutboxMail, Ticket, TicketMessage
+from ticketd.config_team import AgentConfig
+
+
+def _thread_root(ctx: Context, ticket: Ticket) -> str:
+    """A fixed Message-ID every notification of a ticket refers to: one thread per ticket in
+    the agent's client."""
+    return f"ticketd.{ticket.ref}.thread@{ctx.config.desk.domain}"
+
+
+def queue_outgoing(
+    ctx: Context,
+    ticket: Ticket,
+    kind: str,
+    envelope: Envelope,
+    body: RenderedMail,
+    history_kind: str | None,
+    automatic: bool,
+    attachments: tuple[OutgoingAttachment, ...] = (),
+    author: tuple[str, str] | None = None,
+    dedupe_key: str | None = None,
+) -> str:
+    """One outbox row, and the matching outgoing message in the ticket's history (written by
+    `author` (address, name) when a person wrote it, once only by `dedupe_key`)."""
+    now = ctx.clock.now()
+    ctx.session.add(
+        OutboxMail(
+            ticket_id=ticket.id,
+            kind=kind,
+            message_id=envelope.message_id,
+            sender=envelope.sender,
+            recipients=[envelope.to],
+            recipient=envelope.to,
+            automatic=automatic,
+            subject=body.subject,
+            text=body.text,
+            raw=build_mail(envelope, body, attachments),
+            state=OUTBOX_QUEUED,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+    if history_kind is not None:
+        ctx.session.add(
+            TicketMessage(
+                ticket_id=ticket.id,
+                journal_id=None,
+                direction="out",
+                kind=history_kind,
+                dedupe_key=dedupe_key or f"mid:{envelope.message_id}",
+                message_id=envelope.message_id,
+                from_addr=author[0] if author else envelope.sender,
+                from_name=author[1] if author else envelope.sender_name,
+                to_addrs=[envelope.to],
+                cc_addrs=[],
+                subject=body.subject,
+                text=body.text,
+                attachments=[
+                    {"filename": a.filename, "content_type": a.content_type, "size": len(a.payload)}
+                    for a in attachments
+                ],
+                created_at=now,
+            )
+        )
+    return envelope.message_id
+
+
+def _desk_envelope(
+    ctx: Context, ticket: Ticket, to: str, to_name: str, auto: str | None, **extra: Any
+) -> Envelope:
+    desk = ctx.config.desk
+    fields: dict[str, Any] = {
+        "sender_name": desk.name,
+        "sender": desk.address,
+        "to_name": to_name,
+        "to": to,
+        "message_id": new_message_id(desk.secret, ticket.ref, desk.domain),
+        "in_reply_to": None,
+        "references": (),
+        "date": ctx.clock.now(),
+        "auto_submitted": auto,
+        "ref": ticket.ref,
+        "loop_marker": desk.address,
+    }
+    fields.update(extra)
+    return Envelope(**fields)
+
+
+def notify_agents(ctx: Context, ticket: Ticket, message: ParsedMessage, new: bool) -> int:
+    """A notification to every agent of the ticket's queue (and its assignee): the customer's
+    text, attachments named only, the ticket's state, and the signed agent reply address."""
+    team = ctx.config.team
+    recipients = list(team.agents_of(ticket.queue))
+    assignee = team.agent(ticket.assignee) if ticket.assignee else None
+    if assignee is not None and assignee not in recipients:
+        recipients.append(assignee)
+    root = _thread_root(ctx, ticket)
+    for agent in recipients:
+        body = ctx.templates.render(
+            "notify",
+            ctx.config.desk.language,
+            ref=ticket.ref,
+            subject=ticket.subject,
+            new=new,
+            customer=ticket.customer,
+            customer_name=ticket.customer_name or "",
+            text=message.text,
+            attachments=[
+                {"filename": a.filename, "content_type": a.content_type, "size": a.size}
+                for a in message.attachments
+            ],
+            status=ticket.status,
+            category=ticket.category,
+            priority=ticket.priority,
+            queue=ticket.queue or "",
+            assignee=ticket.assignee or "",
+            sla_deadline="",  # filled in by the SLA clock once it exists
+            desk_name=ctx.config.desk.name,
+        )
+        envelope = _desk_envelope(
+            ctx,
+            ticket,
+            agent.email,
+            agent.name,
+            "auto-generated",
+            in_reply_to=root,
+            references=(root,),
+            reply_to=agent_reply_address(ctx.config.desk, ticket.ref),
+        )
+        queue_outgoing(ctx, ticket, "notify", envelope, body, None, automatic=False)
+    return len(recipients)
+
+
+def refuse_to_agent(
+    ctx: Context,
+    ticket: Ticket,
+    agent: AgentConfig,
+    message: ParsedMessage,
+    problems: Sequence[str],
+) -> None:
+    body = ctx.templates.render(
+        "agent_error",
+        ctx.config.desk.language,
+        ref=ticket.ref,
+        subject=message.subject,
+        problems=list(problems),
+        desk_name=ctx.config.desk.name,
+    )
+    references = (*message.references, message.message_id) if message.message_id else ()
+    envelope = _desk_envelope(
+        ctx,
+        ticket,
+        agent.email,
+        agent.name,
+        "auto-replied",
+        in_reply_to=message.message_id,
+        references=references,
+        reply_to=agent_reply_address(ctx.config.desk, ticket.ref),
+    )
+    queue_outgoing(ctx, ticket, "agent-error", envelope, body, None, automatic=False)
+
+
+def alert_admins(ctx: Context, ticket: Ticket, message: ParsedMessage, reason: str) -> int:
+    team = ctx.config.team
+    admins = team.admins or tuple(
+        dict.fromkeys(a for q in team.queues if q.name == ticket.queue for a in q.escalation)
+    )
+    for admin in admins:
+        body = ctx.templates.render(
+            "security_alert",
+            ctx.config.desk.language,
+            ref=ticket.ref,
+            sender=message.sender.email or "(none)",
+            mail_subject=message.subject,
+            reason=reason,
+            desk_name=ctx.config.desk.name,
+        )
+        envelope = _desk_envelope(ctx, ticket, admin, "", "auto-generated")
+        queue_outgoing(ctx, ticket, "security", envelope, body, None, automatic=False)
+    return len(admins)
+
+
+def relay_to_customer(
+    ctx: Context,
+    ticket: Ticket,
+    agent: AgentConfig,
+    text: str,
+    attachments: tuple[OutgoingAttachment, ...],
+    answering: TicketMessage | None,
+    dedupe_key: str,
+) -> str:
+    """The agent's answer, from the support address, threaded to the customer's conversation."""
+    desk = ctx.config.desk
+    body = ctx.templates.render(
+        "reply", ticket.language, ref=ticket.ref, subject=ticket.subject, text=text
+    )
+    sender_name = (
+        f"{agent.name} ({desk.name})"
+        if ctx.config.team.agent_replies.show_agent_name
+        else desk.name
+    )
+    in_reply_to = answering.message_id if answering is not None else None
+    envelope = _desk_envelope(
+        ctx,
+        ticket,
+        ticket.customer,
+        ticket.customer_name or "",
+        None,  # a person's answer: no Auto-Submitted
+        sender_name=sender_name,
+        in_reply_to=in_reply_to,
+        references=(in_reply_to,) if in_reply_to else (),
+        reply_to=reply_address(desk, ticket.ref),
+    )
+    return queue_outgoing(
+        ctx,
+        ticket,
+        "agent",
+        envelope,
+        body,
+        "agent",
+        False,
+        attachments,
+        author=(agent.email, agent.name),
+        dedupe_key=dedupe_key,
+    )

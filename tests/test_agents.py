@@ -1,0 +1,295 @@
+"""Agents work from their mail client: end to end through real sockets.
+
+The customer writes over SMTP; the agent of the queue gets a notification at the relay; the
+agent answers it as Outlook, Gmail or Thunderbird would; the answer reaches the customer from
+the support address. Commands, refusals and a forged agent reply go the same way.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import time
+from email.message import EmailMessage, Message
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingest.agent_commands import parse_commands
+from tests.daemon import DaemonProcess, Relay, daemon_config
+from tests.helpers import DESK, customer_mail
+
+pytestmark = pytest.mark.slow
+
+AGENT = "ayse@destek.example.com"
+OTHER_AGENT = "mert@destek.example.com"
+TEAM = f"""
+[[queues]]
+name = "odeme"
+categories = ["payment"]
+escalation = ["lead@destek.example.com"]
+
+[[queues]]
+name = "genel"
+categories = ["other", "account", "bonus", "technical", "kyc", "complaint"]
+
+[[agents]]
+email = "{AGENT}"
+name = "Ayşe Yılmaz"
+queues = ["odeme"]
+
+[[agents]]
+email = "{OTHER_AGENT}"
+name = "Mert Demir"
+queues = ["genel"]
+"""
+
+
+def send(port: int, raw: bytes, sender: str, to: str) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+        client.sendmail(sender, [to], raw)
+
+
+def text_of(mail: Message) -> str:
+    for part in mail.walk():
+        if part.get_content_type() == "text/plain":
+            content: str = part.get_content()  # type: ignore[attr-defined]
+            return content.replace("\r\n", "\n")  # the relay keeps SMTP's line ends
+    return ""
+
+
+def mails_to(relay: Relay, address: str) -> list[Message]:
+    return [m for m in relay.handler.messages() if parseaddr(str(m["To"]))[1] == address]
+
+
+def wait_for_mail(
+    relay: Relay, address: str, count: int, what: str = "", timeout: float = 15
+) -> list[Message]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = mails_to(relay, address)
+        if len(found) >= count:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"{address} got {len(mails_to(relay, address))} mails, not {count} {what}")
+
+
+def agent_reply(
+    notification: Message, sender: str, body: str, client: str = "outlook", **headers: str
+) -> bytes:
+    """An agent's Reply to a notification, written the way `client` writes it."""
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = str(notification["Reply-To"])
+    prefix = {"outlook": "RE:", "gmail": "Re:", "thunderbird": "Re:"}[client]
+    mail["Subject"] = f"{prefix} {notification['Subject']}"
+    mail["In-Reply-To"] = str(notification["Message-ID"])
+    mail["References"] = str(notification["Message-ID"])
+    for name, value in headers.items():
+        mail[name.replace("_", "-")] = value
+    quoted = text_of(notification)
+    if client == "outlook":
+        full = (
+            f"{body}\n\n________________________________\nFrom: Destek <{DESK}>\n"
+            f"Sent: Monday, November 23, 2026 09:00\nTo: {sender}\nSubject: "
+            f"{notification['Subject']}\n\n{quoted}"
+        )
+    elif client == "gmail":
+        full = (
+            f"{body}\n\n23 Kas 2026 Pzt, 09:00 tarihinde Destek <{DESK}> şunu yazdı:\n"
+            + "\n".join("> " + line for line in quoted.splitlines())
+        )
+    else:
+        full = f"{body}\n\nOn 23.11.2026 09:00, Destek wrote:\n" + "\n".join(
+            "> " + line for line in quoted.splitlines()
+        )
+    mail.set_content(full)
+    return mail.as_bytes(policy=SMTP_POLICY)
+
+
+@pytest.fixture
+def desk(tmp_path: Path, relay: Relay) -> Any:
+    config = daemon_config(tmp_path, relay.port, extra=TEAM)
+    text = config.read_text().replace(
+        'language = "tr"', 'language = "tr"\nadmins = ["guvenlik@destek.example.com"]'
+    )
+    config.write_text(text)
+    daemon = DaemonProcess(config)
+    daemon.start()
+    yield daemon
+    assert daemon.stop() == 0
+
+
+def test_an_agent_answers_from_their_mail_client(desk: DaemonProcess, relay: Relay) -> None:
+    customer = "musteri@example.net"
+    request = customer_mail(
+        sender=f"Can Kaya <{customer}>",
+        subject="Para çekme talebim",
+        body="Para çekme talebim 3 gündür beklemede.",
+        message_id="<istek-1@example.net>",
+    )
+    send(desk.port, request, customer, DESK)
+    [notification] = wait_for_mail(relay, AGENT, 1, "(notification)")
+    wait_for_mail(relay, customer, 1, "(acknowledgement)")
+    ticket = desk.cli("tickets", "list", "--json")[0]
+    ref = ticket["ref"]
+    assert (ticket["category"], ticket["status"]) == ("payment", "open")
+    assert ref in str(notification["Subject"])
+    assert "Para çekme talebim 3 gündür beklemede." in text_of(notification)
+    assert str(notification["Auto-Submitted"]) == "auto-generated"
+    assert "+a." in str(notification["Reply-To"])
+    assert mails_to(relay, OTHER_AGENT) == []  # not their queue
+
+    # Outlook reply with a signature, the quoted notification, and an attachment.
+    raw = agent_reply(
+        notification,
+        f"Ayşe Yılmaz <{AGENT}>",
+        "Merhaba Can Bey,\n\nÇekiminiz "
+        "onaylandı, 24 saat içinde hesabınızda olur.\n\nSaygılarımla,\nAyşe",
+    )
+    reply = _with_attachment(raw, "dekont.pdf", b"%PDF-1.4 dekont")
+    send(desk.port, reply, AGENT, str(notification["Reply-To"]))
+    answers = wait_for_mail(relay, customer, 2, "(the agent's answer)")
+    answer = answers[-1]
+    assert parseaddr(str(answer["From"])) == ("Ayşe Yılmaz (Destek)", DESK)
+    assert str(answer["In-Reply-To"]) == "<istek-1@example.net>"
+    assert "Auto-Submitted" not in answer
+    body = text_of(answer).strip()
+    assert body == "Merhaba Can Bey,\n\nÇekiminiz onaylandı, 24 saat içinde hesabınızda olur."
+    assert [p.get_filename() for p in answer.walk() if p.get_filename()] == ["dekont.pdf"]
+    shown = desk.cli("tickets", "show", ref, "--json")
+    last = shown["messages"][-1]
+    assert (last["direction"], last["kind"], last["from"]) == ("out", "agent", AGENT)
+
+    # The customer answers the agent: the queue is told again.
+    send(
+        desk.port,
+        customer_mail(
+            sender=customer, subject=f"Re: [#{ref}] teşekkürler", body="Teşekkürler, bekliyorum."
+        ),
+        customer,
+        DESK,
+    )
+    notifications = wait_for_mail(relay, AGENT, 2, "(customer answer)")
+    assert "Teşekkürler, bekliyorum." in text_of(notifications[-1])
+    assert str(notifications[-1]["In-Reply-To"]) == str(notification["In-Reply-To"])
+
+    # Gmail, in Turkish, with commands: pending and high priority, and the text still goes.
+    gmail = agent_reply(
+        notifications[-1],
+        AGENT,
+        "#beklemede\n#öncelik yüksek\n\nDekontu ekte bulabilirsiniz.",
+        client="gmail",
+    )
+    send(desk.port, gmail, AGENT, str(notification["Reply-To"]))
+    answers = wait_for_mail(relay, customer, 3, "(second answer)")
+    assert text_of(answers[-1]).strip() == "Dekontu ekte bulabilirsiniz."
+    shown = desk.cli("tickets", "show", ref, "--json")
+    assert shown["status"] == "pending"
+
+    # Thunderbird: an internal note reaches nobody.
+    note = agent_reply(notification, AGENT, "#note\nMüşteri telefonla aradı.", "thunderbird")
+    send(desk.port, note, AGENT, str(notification["Reply-To"]))
+    desk.wait_until(
+        lambda: desk.cli("tickets", "show", ref, "--json")["messages"][-1]["kind"] == "note",
+        what="the note",
+    )
+    assert len(mails_to(relay, customer)) == 3
+
+    # An unknown command: the agent is told, nothing applied, nothing relayed.
+    wrong = agent_reply(notification, AGENT, "#kapat\n#frobnicate\n\nKapatıyorum.")
+    send(desk.port, wrong, AGENT, str(notification["Reply-To"]))
+    errors = wait_for_mail(relay, AGENT, 3, "(refusal)")
+    assert "frobnicate" in text_of(errors[-1])
+    assert desk.cli("tickets", "show", ref, "--json")["status"] == "pending"
+    assert len(mails_to(relay, customer)) == 3
+
+    # Commands only: assign, recategorise, close.
+    commands = agent_reply(notification, AGENT, "#ata Mert\n#kapat")
+    send(desk.port, commands, AGENT, str(notification["Reply-To"]))
+    desk.wait_until(
+        lambda: desk.cli("tickets", "show", ref, "--json")["status"] == "closed", what="#close"
+    )
+    assert len(mails_to(relay, customer)) == 3
+
+    # Another queue's agent may not act on it... unless assigned: Mert now is.
+    other = agent_reply(notification, OTHER_AGENT, "#priority low")
+    send(desk.port, other, OTHER_AGENT, str(notification["Reply-To"]))
+    desk.wait_until(
+        lambda: any(
+            "priority low" in m["text"]
+            for m in desk.cli("tickets", "show", ref, "--json")["messages"]
+        ),
+        what="the assignee's command",
+    )
+
+
+def test_a_forged_agent_reply_is_quarantined_and_the_admins_are_told(
+    desk: DaemonProcess, relay: Relay
+) -> None:
+    customer = "musteri@example.net"
+    send(
+        desk.port,
+        customer_mail(sender=customer, subject="Para çekme", body="Çekim bekliyor"),
+        customer,
+        DESK,
+    )
+    [notification] = wait_for_mail(relay, AGENT, 1)
+    wait_for_mail(relay, customer, 1)
+    # Someone who learned the agent address (a forwarded notification) writes to it.
+    forged = agent_reply(notification, "Sahte <mallory@evil.example>", "Hesabınız kapatıldı.")
+    send(desk.port, forged, "mallory@evil.example", str(notification["Reply-To"]))
+    [alert] = wait_for_mail(relay, "guvenlik@destek.example.com", 1, "(security alert)")
+    assert "mallory@evil.example" in text_of(alert)
+    quarantined = desk.cli("quarantine", "list", "--json")
+    assert len(quarantined) == 1 and "security" in quarantined[0]["reason"]
+    # The agent's own address with a failing DKIM result is refused the same way.
+    spoofed = agent_reply(
+        notification,
+        AGENT,
+        "Hesabınız kapatıldı.",
+        Authentication_Results="mx.example.net; dkim=fail header.d=destek.example.com; "
+        "spf=fail smtp.mailfrom=destek.example.com",
+    )
+    send(desk.port, spoofed, AGENT, str(notification["Reply-To"]))
+    wait_for_mail(relay, "guvenlik@destek.example.com", 2, "(second alert)")
+    time.sleep(1)
+    assert len(mails_to(relay, customer)) == 1  # only the acknowledgement, nothing relayed
+    # A forged From with the reference in the subject is only a customer message.
+    stranger = customer_mail(sender=AGENT, subject=str(notification["Subject"]), body="#close")
+    send(desk.port, stranger, AGENT, DESK)
+    time.sleep(1.5)
+    assert desk.cli("tickets", "list", "--json")[0]["status"] == "open"
+
+
+def _with_attachment(raw: bytes, filename: str, payload: bytes) -> bytes:
+    from email import message_from_bytes
+    from email.policy import default
+
+    mail = message_from_bytes(raw, policy=default)
+    assert isinstance(mail, EmailMessage)
+    mail.add_attachment(payload, maintype="application", subtype="pdf", filename=filename)
+    return mail.as_bytes(policy=SMTP_POLICY)
+
+
+@pytest.mark.parametrize(
+    ("text", "verbs", "problems"),
+    [
+        ("#close\nDone.", ["close"], []),
+        ("#KAPAT", ["close"], []),
+        ("#öncelik düşük\n#kategori kimlik\n#ata Ayşe", ["priority", "category", "assign"], []),
+        ("#merge 7KQM-X3P9", [], ["is not a ticket reference"]),
+        ("#priority urgent", [], ["priority must be"]),
+        ("#close\n#pending", ["close", "pending"], ["exclude each other"]),
+        ("Text first\n#close", [], []),
+        ("#frobnicate", [], ["unknown command #frobnicate"]),
+    ],
+)
+def test_command_parsing(text: str, verbs: list[str], problems: list[str]) -> None:
+    parsed = parse_commands(text)
+    assert [c.verb for c in parsed.commands] == verbs
+    assert len(parsed.problems) == len(problems)
+    for wanted, found in zip(problems, parsed.problems, strict=True):
+        assert wanted in found

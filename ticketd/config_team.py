@@ -1,0 +1,183 @@
+"""The people side of the configuration: queues, agents, category rules, agent replies.
+
+Parsed into frozen records; every problem is appended to the caller's list as (key, reason),
+so `ticketd check` reports them together with the rest of the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from typing import Any
+
+CATEGORIES = ("account", "payment", "bonus", "technical", "kyc", "complaint", "other")
+Problems = list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    name: str
+    categories: tuple[str, ...]
+    escalation: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    email: str
+    name: str
+    queues: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AgentRepliesConfig:
+    # "Ayşe Yılmaz (Destek)" as the display name of an agent's answer, or the desk name only.
+    show_agent_name: bool = True
+    # Cut the agent's signature block ("-- ", common sign-offs) from what the customer gets.
+    strip_signature: bool = True
+    # Require a passing DKIM or SPF result in Authentication-Results for agent mail when the
+    # receiving server adds one (a failing result always refuses).
+    require_authentication: bool = False
+
+
+@dataclass(frozen=True)
+class TeamConfig:
+    queues: tuple[QueueConfig, ...] = ()
+    agents: tuple[AgentConfig, ...] = ()
+    # Category -> keywords that replace the shipped Turkish and English defaults.
+    category_keywords: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    agent_replies: AgentRepliesConfig = field(default_factory=AgentRepliesConfig)
+    admins: tuple[str, ...] = ()  # told about security events (forged agent mail)
+
+    def agent(self, email: str) -> AgentConfig | None:
+        email = email.lower()
+        return next((a for a in self.agents if a.email == email), None)
+
+    def queue_for(self, category: str) -> QueueConfig | None:
+        return next((q for q in self.queues if category in q.categories), None) or next(
+            (q for q in self.queues if "other" in q.categories), None
+        )
+
+    def agents_of(self, queue: str | None) -> tuple[AgentConfig, ...]:
+        return tuple(a for a in self.agents if queue is not None and queue in a.queues)
+
+    def agent_by_name(self, name: str) -> AgentConfig | None:
+        """An agent named in `#assign NAME`: by address, by local part or by name."""
+        wanted = name.strip().lower()
+        for agent in self.agents:
+            names = {agent.email, agent.email.partition("@")[0], agent.name.lower()}
+            names.add(agent.name.lower().split()[0] if agent.name.strip() else agent.email)
+            if wanted in names:
+                return agent
+        return None
+
+
+def _address(problems: Problems, value: Any, key: str) -> str | None:
+    if not isinstance(value, str):
+        problems.append((key, "must be an email address"))
+        return None
+    name, addr = parseaddr(value)
+    if name or "@" not in addr or addr != value.strip():
+        problems.append((key, f"{value!r} is not a plain email address"))
+        return None
+    return addr.lower()
+
+
+def _strings(problems: Problems, value: Any, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        problems.append((key, "must be a list of non-empty strings"))
+        return ()
+    return tuple(v.strip() for v in value)
+
+
+def _tables(problems: Problems, value: Any, key: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        problems.append((key, f"must be an array of tables ([[{key}]])"))
+        return []
+    return value
+
+
+def _queues(problems: Problems, raw: Any) -> tuple[QueueConfig, ...]:
+    queues: list[QueueConfig] = []
+    for index, table in enumerate(_tables(problems, raw, "queues")):
+        at = f"queues[{index}]"
+        name = table.get("name")
+        if not isinstance(name, str) or not name.strip():
+            problems.append((f"{at}.name", "is required"))
+            continue
+        if any(q.name == name for q in queues):
+            problems.append((f"{at}.name", f"{name!r} is used twice"))
+        categories = _strings(problems, table.get("categories", []), f"{at}.categories")
+        for category in categories:
+            if category not in CATEGORIES:
+                problems.append(
+                    (f"{at}.categories", f"{category!r} is not one of {', '.join(CATEGORIES)}")
+                )
+        escalation = tuple(
+            a
+            for i, v in enumerate(table.get("escalation", []) or [])
+            if (a := _address(problems, v, f"{at}.escalation[{i}]"))
+        )
+        queues.append(QueueConfig(name.strip(), categories, escalation))
+    return tuple(queues)
+
+
+def _agents(problems: Problems, raw: Any, queues: tuple[QueueConfig, ...]) -> list[AgentConfig]:
+    agents: list[AgentConfig] = []
+    known = {q.name for q in queues}
+    for index, table in enumerate(_tables(problems, raw, "agents")):
+        at = f"agents[{index}]"
+        email = _address(problems, table.get("email"), f"{at}.email")
+        names = _strings(problems, table.get("queues", []), f"{at}.queues")
+        for queue in names:
+            if queue not in known:
+                problems.append((f"{at}.queues", f"{queue!r} is not a configured queue"))
+        name = table.get("name", email or "")
+        if email is None:
+            continue
+        if any(a.email == email for a in agents):
+            problems.append((f"{at}.email", f"{email} is configured twice"))
+        agents.append(AgentConfig(email, str(name), names))
+    return agents
+
+
+def _bool(problems: Problems, table: dict[str, Any], key: str, default: bool) -> bool:
+    value = table.get(key.rpartition(".")[2], default)
+    if not isinstance(value, bool):
+        problems.append((key, "must be true or false"))
+        return default
+    return value
+
+
+def parse_team(problems: Problems, data: dict[str, Any]) -> TeamConfig:
+    queues = _queues(problems, data.get("queues", []))
+    agents = _agents(problems, data.get("agents", []), queues)
+    keywords: dict[str, tuple[str, ...]] = {}
+    rules = data.get("categories", {})
+    if not isinstance(rules, dict):
+        problems.append(("categories", "must be a table of category = [keywords]"))
+        rules = {}
+    for category, words in rules.items():
+        if category not in CATEGORIES:
+            problems.append((f"categories.{category}", f"not one of {', '.join(CATEGORIES)}"))
+            continue
+        keywords[category] = tuple(
+            w.lower() for w in _strings(problems, words, f"categories.{category}")
+        )
+    replies_t = data.get("agent_replies", {})
+    if not isinstance(replies_t, dict):
+        problems.append(("agent_replies", "must be a table"))
+        replies_t = {}
+    replies = AgentRepliesConfig(
+        show_agent_name=_bool(problems, replies_t, "agent_replies.show_agent_name", True),
+        strip_signature=_bool(problems, replies_t, "agent_replies.strip_signature", True),
+        require_authentication=_bool(
+            problems, replies_t, "agent_replies.require_authentication", False
+        ),
+    )
+    desk = data.get("desk", {}) if isinstance(data.get("desk", {}), dict) else {}
+    admins = tuple(
+        a
+        for i, v in enumerate(desk.get("admins", []) or [])
+        if (a := _address(problems, v, f"desk.admins[{i}]"))
+    )
+    return TeamConfig(tuple(queues), tuple(agents), keywords, replies, admins)
