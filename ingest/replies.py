@@ -160,7 +160,16 @@ def latest_reply(text: str) -> str:
         # A cut well inside the head is the answer. Near its end the detectors only see the
         # start of what follows, so keep the whole text: better too much than a lost line.
         return reply if len(reply) < 0.9 * len(head) else text.strip()
-    return _latest_reply(text)
+    return _trim_empty_quotes(_latest_reply(text))
+
+
+def _trim_empty_quotes(text: str) -> str:
+    """Drop trailing lines that are only quote markers: left over where an inline reply's
+    quoted context was cut, they carry nothing."""
+    lines = text.splitlines()
+    while lines and not lines[-1].replace(">", "").strip():
+        lines.pop()
+    return "\n".join(lines) if lines else text
 
 
 def _latest_reply(text: str) -> str:
