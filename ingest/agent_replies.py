@@ -23,6 +23,7 @@ from ingest.thread_finder import ticket_by_ref
 from outbound.addresses import ref_from_agent_address
 from outbound.agent_mail import alert_admins, refuse_to_agent, relay_to_customer
 from outbound.compose import OutgoingAttachment
+from outbound.sla_deadlines import on_ticket_event
 from storage.models import JournalEntry, Ticket, TicketMessage
 from ticketd.config_team import AgentConfig
 from ticketd.ticket_ops import merge_tickets
@@ -209,6 +210,7 @@ def handle_agent_mail(
         if command.verb != "note":
             _apply(ctx, ticket, command)
             done.append(f"#{command.verb} {command.argument}".strip())
+    on_ticket_event(ctx, ticket, "changed" if parsed.has("note") or not text else "answered")
     ticket.updated_at = ctx.clock.now()
     ctx.session.flush()
     return AgentOutcome(ticket, f"agent {agent.email}: " + ", ".join(done))

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import or_, select
+
 from storage.blobs import BlobStore
 from storage.db import Database
-from storage.models import JOURNAL_PENDING, JournalEntry
+from storage.models import JOURNAL_PENDING, JOURNAL_QUARANTINED, JournalEntry
 from ticketd.clock import Clock
 
 
@@ -27,6 +29,9 @@ class Arrival:
     envelope_from: str | None = None
     envelope_to: Sequence[str] = ()
     acknowledge: bool = True
+    # A name the source can give again for the same copy (IMAP: mailbox, UIDVALIDITY, UID);
+    # with it, `accept` recognises a re-fetch instead of journaling the message twice.
+    origin: str | None = None
 
 
 class Journal:
@@ -37,9 +42,26 @@ class Journal:
 
     def accept(self, arrival: Arrival) -> int:
         """Store durably; returns the journal id or raises StorageFailure."""
+        return self.accept_once(arrival)[0]
+
+    def accept_once(self, arrival: Arrival) -> tuple[int, bool]:
+        """Like `accept`, and says whether the row is new. An arrival with an origin that is
+        already journaled, under that origin or with the very same bytes (the same mail
+        fetched again after a UIDVALIDITY change), returns the existing row instead."""
         try:
             key = self.blobs.put(arrival.raw)
             with self.db.transaction() as session:
+                if arrival.origin is not None:
+                    known = session.scalar(
+                        select(JournalEntry.id)
+                        .where(
+                            or_(JournalEntry.origin == arrival.origin, JournalEntry.blob_key == key)
+                        )
+                        .order_by(JournalEntry.id)
+                        .limit(1)
+                    )
+                    if known is not None:
+                        return known, False
                 entry = JournalEntry(
                     blob_key=key,
                     size=len(arrival.raw),
@@ -50,9 +72,37 @@ class Journal:
                     state=JOURNAL_PENDING,
                     attempts=0,
                     acknowledge=arrival.acknowledge,
+                    origin=arrival.origin,
+                )
+                session.add(entry)
+                session.flush()
+                return entry.id, True
+        except Exception as error:  # disk full, database gone: say so, accept nothing
+            raise StorageFailure(f"{type(error).__name__}: {error}") from error
+
+    def quarantine(self, origin: str, source: str, reason: str) -> int | None:
+        """Record a message a source could not even read (an IMAP FETCH the server refuses),
+        so it is visible in `quarantine list` instead of retried in a loop. None: known."""
+        note = f"Subject: not received: {reason}\r\n\r\n{reason}\r\n".encode()
+        try:
+            key = self.blobs.put(note)
+            with self.db.transaction() as session:
+                if session.scalar(select(JournalEntry.id).where(JournalEntry.origin == origin)):
+                    return None
+                entry = JournalEntry(
+                    blob_key=key,
+                    size=len(note),
+                    source=source[:200],
+                    envelope_to=[],
+                    received_at=self.clock.now(),
+                    state=JOURNAL_QUARANTINED,
+                    reason=reason[:2000],
+                    attempts=1,
+                    acknowledge=False,
+                    origin=origin,
                 )
                 session.add(entry)
                 session.flush()
                 return entry.id
-        except Exception as error:  # disk full, database gone: say so, accept nothing
+        except Exception as error:
             raise StorageFailure(f"{type(error).__name__}: {error}") from error

@@ -33,6 +33,7 @@ from ingest.thread_finder import Threading, find_thread
 from outbound.agent_mail import notify_agents
 from outbound.automatic import AutomaticMail, queue_automatic
 from outbound.compose import verify_message_id
+from outbound.sla_deadlines import on_ticket_event
 from storage.models import JournalEntry, OutboxMail, Participant, Ticket, TicketMessage
 
 __all__ = ["STEPS", "Context", "Ignore", "Outcome", "run_pipeline", "step_parse"]
@@ -235,6 +236,7 @@ def run_pipeline(ctx: Context, entry: JournalEntry, message: ParsedMessage) -> O
     ticket, new = step_record(ctx, entry, message, threading)
     if new:
         step_route(ctx, ticket, message)
+    on_ticket_event(ctx, ticket, "opened" if new else "customer")
     note = step_acknowledge(ctx, entry, message, ticket, new, threading)
     notified = notify_agents(ctx, ticket, message, new)
     return Outcome(

@@ -3,8 +3,11 @@
 `handle_DATA` does one thing: make the bytes durable (in a thread, so fsync never blocks the
 event loop) and answer 250 once they are. Parsing and tickets happen later, in the worker.
 Reply codes say what is wrong: 550 for an address that is not ours (no open relay), 552 for a
-message over the size limit (aiosmtpd enforces `data_size_limit`), 451 when storage failed,
-421 while the daemon shuts down.
+message over the size limit (aiosmtpd enforces `data_size_limit`), 451 when storage failed.
+
+While the daemon drains (`closing`), a new connection is greeted with 421 and a new MAIL gets
+421, but a transaction already under way may finish: its client has sent MAIL and is owed an
+answer to DATA, and a 250 is only ever sent once the message is durable.
 """
 
 from __future__ import annotations
@@ -46,6 +49,19 @@ class IntakeHandler:
         self.on_accepted = on_accepted
         self.closing = False
         self.in_flight = 0
+        self.sessions: set[SMTP] = set()
+
+    def busy_sessions(self) -> int:
+        """Open sessions with a transaction under way (MAIL accepted, DATA not answered)."""
+        return sum(1 for s in self.sessions if s.envelope and s.envelope.mail_from is not None)
+
+    def close_sessions(self) -> None:
+        """End every open session with 421: the drain is over."""
+        for smtp in list(self.sessions):
+            transport = smtp.transport
+            if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+                transport.write(b"421 4.3.2 Service shutting down, try again later\r\n")
+                transport.close()
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -80,8 +96,7 @@ class IntakeHandler:
         ).encode("utf-8", "replace")
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if self.closing:
-            return "421 4.3.2 Service shutting down, try again later"
+        # No 421 here when closing: this transaction began before the drain; let it finish.
         raw = envelope.original_content or envelope.content
         assert isinstance(raw, bytes)
         peer: Any = session.peer
@@ -103,8 +118,36 @@ class IntakeHandler:
         return f"250 2.0.0 Ok: queued as {journal_id}"
 
 
-def make_smtp(handler: IntakeHandler, max_size: int, hostname: str) -> SMTP:
-    return SMTP(
+class _TrackedSMTP(SMTP):
+    """An SMTP session the handler knows about, so a drain can wait for it and end it."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.event_handler.sessions.add(self)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.event_handler.sessions.discard(self)
+        super().connection_lost(error)
+
+
+class Refusal(asyncio.Protocol):
+    """What a connection meets while the daemon drains: a 421 greeting (RFC 5321 3.1), then
+    the end of the connection; the client's MTA tries again later or elsewhere."""
+
+    def __init__(self, hostname: str) -> None:
+        self.hostname = hostname
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        greeting = f"421 4.3.2 {self.hostname} Service shutting down, try again later\r\n"
+        transport.write(greeting.encode("ascii", "replace"))
+        transport.close()
+
+
+def make_smtp(handler: IntakeHandler, max_size: int, hostname: str) -> asyncio.Protocol:
+    if handler.closing:
+        return Refusal(hostname)
+    return _TrackedSMTP(
         handler,
         data_size_limit=max_size,
         hostname=hostname,

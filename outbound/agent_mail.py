@@ -14,6 +14,7 @@ from ingest.context import Context
 from ingest.parsing import ParsedMessage
 from outbound.addresses import agent_reply_address, reply_address
 from outbound.compose import Envelope, OutgoingAttachment, build_mail, new_message_id
+from outbound.sla_deadlines import next_deadline_text
 from outbound.templating import RenderedMail
 from storage.models import OUTBOX_QUEUED, OutboxMail, Ticket, TicketMessage
 from ticketd.config_team import AgentConfig
@@ -132,7 +133,7 @@ def notify_agents(ctx: Context, ticket: Ticket, message: ParsedMessage, new: boo
             priority=ticket.priority,
             queue=ticket.queue or "",
             assignee=ticket.assignee or "",
-            sla_deadline="",  # filled in by the SLA clock once it exists
+            sla_deadline=next_deadline_text(ticket),
             desk_name=ctx.config.desk.name,
         )
         envelope = _desk_envelope(

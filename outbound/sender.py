@@ -30,6 +30,8 @@ class DeliveryResult:
     outbox_id: int
     state: str
     detail: str
+    # From queued to delivered, for the latency metric; None unless it was delivered now.
+    queued_seconds: float | None = None
 
 
 class Sender:
@@ -109,7 +111,8 @@ class Sender:
                 row.state, row.last_error = OUTBOX_FAILED, detail
                 if row.ticket_id is not None:
                     session.add(_failure_note(row, detail, now))
-            return DeliveryResult(row.id, row.state, detail)
+            queued = (now - row.created_at).total_seconds() if error is None else None
+            return DeliveryResult(row.id, row.state, detail, queued)
 
     async def send_one(self) -> DeliveryResult | None:
         mail = await asyncio.to_thread(self._claim)
@@ -122,7 +125,14 @@ class Sender:
             error, detail = failure, str(failure)
         result = await asyncio.to_thread(self._record, mail, error, detail)
         level = logging.INFO if error is None else logging.WARNING
-        log.log(level, "outbox %s %s: %s", result.outbox_id, result.state, detail)
+        log.log(
+            level,
+            "outbox=%s message_id=%s %s: %s",
+            result.outbox_id,
+            mail.message_id,
+            result.state,
+            detail,
+        )
         return result
 
     async def send_due(self) -> list[DeliveryResult]:

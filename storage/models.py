@@ -130,6 +130,16 @@ class Ticket(Base):
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     created_at: Mapped[datetime] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column()
+    # The SLA clock (outbound/sla.py): the current deadlines, None when none runs.
+    sla_first_answer_due: Mapped[datetime | None] = mapped_column()
+    sla_next_answer_due: Mapped[datetime | None] = mapped_column()
+    sla_resolution_due: Mapped[datetime | None] = mapped_column()
+    sla_first_answered_at: Mapped[datetime | None] = mapped_column()
+    # Since when the customer's unanswered message waits (the next-answer clock's start).
+    sla_waiting_since: Mapped[datetime | None] = mapped_column()
+    # Waiting for the customer pauses the clock; the paused business time pushes deadlines.
+    sla_paused_at: Mapped[datetime | None] = mapped_column()
+    sla_paused_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     messages: Mapped[list[TicketMessage]] = relationship(
         back_populates="ticket", order_by="TicketMessage.id", foreign_keys="TicketMessage.ticket_id"
@@ -222,4 +232,37 @@ class OutboxMail(Base):
     __table_args__ = (
         Index("ix_outbox_due", "state", "next_attempt_at"),
         Index("ix_outbox_recipient_time", "recipient", "created_at"),
+    )
+
+
+# SLA event kinds (what the tick sends) and targets (which deadline it is about).
+SLA_REMINDER = "reminder"
+SLA_ESCALATION = "escalation"
+
+
+class SlaEvent(Base):
+    """A mail the SLA clock owes at `due_at`, about one deadline of one ticket.
+
+    Written when a deadline is computed, so what is due lives here (never in APScheduler's job
+    store): a restart, a missed tick or a second daemon finds it, and `sent_at` with the unique
+    key makes each go out once. `outcome` says what the tick did (sent, skipped and why).
+    """
+
+    __tablename__ = "sla_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    kind: Mapped[str] = mapped_column(String(20))  # reminder, escalation
+    target: Mapped[str] = mapped_column(String(20))  # first_answer, next_answer, resolution
+    # Percent of the deadline's span (75 for a reminder at 0.75, 100 for the breach).
+    point: Mapped[int] = mapped_column(Integer)
+    deadline: Mapped[datetime] = mapped_column()
+    due_at: Mapped[datetime] = mapped_column()
+    sent_at: Mapped[datetime | None] = mapped_column()
+    outcome: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "kind", "target", "point", "deadline", name="uq_sla_events"),
+        Index("ix_sla_events_due", "sent_at", "due_at"),
+        Index("ix_sla_events_ticket", "ticket_id"),
     )

@@ -79,8 +79,9 @@ def relay() -> Iterator[Relay]:
 class DaemonProcess:
     """`ticketd run` as a child process, driven the way an admin or systemd would."""
 
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, options: tuple[str, ...] = ()) -> None:
         self.config_path = config_path
+        self.options = options  # global options such as "-v", placed before `run`
         self.config = load_config(config_path)
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = config_path.parent / "daemon.log"
@@ -92,7 +93,15 @@ class DaemonProcess:
     def start(self, timeout: float = 20.0) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ticketd.cli", "--config", str(self.config_path), "run"],
+            [
+                sys.executable,
+                "-m",
+                "ticketd.cli",
+                "--config",
+                str(self.config_path),
+                *self.options,
+                "run",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.config_path.parent,

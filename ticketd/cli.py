@@ -12,14 +12,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ticketd import views
+from ticketd import logs, views
 from ticketd.config import ConfigError, load_config
+from ticketd.sla_commands import add_sla_commands
 
 EX_OK = 0
 EX_USAGE = 64
 EX_DATAERR = 65
 EX_CONFIG = 78
 EX_TEMPFAIL = 75
+EX_UNAVAILABLE = 69
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -42,7 +44,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"  SMTP listener: {config.smtp_in.listen}")
     out = config.smtp_out
     print(f"  outgoing mail: {f'relay {out.relay}' if out.relay else f'Maildir {out.maildir}'}")
-    return EX_OK
+    for account in config.imap:
+        where = f"{account.username}@{account.host}:{account.port}/{account.folder}"
+        print(f"  imap {account.name}: {where} ({account.security}), after {account.after}")
+    if not getattr(args, "connect", False):
+        return EX_OK
+    from ingest.imap_probe import probe
+    from ticketd.clock import SystemClock
+
+    # Every account is tried, so one bad password does not hide a second problem.
+    results = [probe(account, SystemClock()) for account in config.imap]
+    for result in results:
+        print(result)
+    return EX_OK if all(result.ok for result in results) else EX_UNAVAILABLE
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -50,6 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ticketd.state import open_state
 
     config = load_config(_config_path(args))
+    logs.protect_config(config)
     state = open_state(config)
     try:
         asyncio.run(Daemon(state).run())
@@ -168,6 +183,30 @@ def _tickets_show(state: Any, args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def _tickets_merge(state: Any, args: argparse.Namespace) -> int:
+    from ticketd.ticket_ops import TicketOperationError, merge
+
+    try:
+        survivor = merge(state.db, state.clock, args.ref, args.into)
+    except TicketOperationError as error:
+        print(f"ticketd tickets merge: {error}", file=sys.stderr)
+        return 1
+    print(f"{args.ref} merged into {survivor}; its reference now leads there")
+    return EX_OK
+
+
+def _tickets_split(state: Any, args: argparse.Namespace) -> int:
+    from ticketd.ticket_ops import TicketOperationError, split
+
+    try:
+        new_ref = split(state.db, state.clock, args.ref, args.positions)
+    except TicketOperationError as error:
+        print(f"ticketd tickets split: {error}", file=sys.stderr)
+        return 1
+    print(new_ref)
+    return EX_OK
+
+
 def _quarantine_list(state: Any, args: argparse.Namespace) -> int:
     rows = views.list_quarantine(state.db)
     if args.json:
@@ -197,6 +236,43 @@ def _outbox_list(state: Any, args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    """0 when nothing needs a person, 1 with the reasons otherwise (2 when it cannot tell)."""
+    from storage.db import Database
+    from ticketd.clock import SystemClock
+    from ticketd.health import Thresholds, check, database_problem
+
+    config = load_config(_config_path(args))
+    limits = Thresholds(args.journal_minutes, args.outbox_minutes, args.failed_hours)
+    db = Database(config.storage.database)
+    try:
+        report = check(db, SystemClock(), limits)
+        code = EX_OK if report.healthy else 1
+    except Exception as error:  # unreachable or unmigrated database: that needs a person too
+        report, code = database_problem(error), 2
+    finally:
+        db.dispose()
+    if args.json:
+        _print_json(report.as_json())
+    elif report.healthy:
+        print("ok: nothing needs attention")
+    else:
+        for problem in report.problems:
+            print(f"{problem.check}: {problem.reason}")
+    return code
+
+
+def _stats(state: Any, args: argparse.Namespace) -> int:
+    from ticketd.stats import print_stats, ticket_stats
+
+    stats = ticket_stats(state.db)
+    if args.json:
+        _print_json(stats)
+    else:
+        print_stats(stats)
+    return EX_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ticketd", description="Email ticket ingestion daemon.")
     parser.add_argument(
@@ -208,7 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="run the daemon in the foreground").set_defaults(
         handler=cmd_run
     )
-    commands.add_parser("check", help="validate the configuration").set_defaults(handler=cmd_check)
+    check = commands.add_parser("check", help="validate the configuration")
+    check.add_argument("--connect", action="store_true", help="also log in to every IMAP account")
+    check.set_defaults(handler=cmd_check)
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
@@ -250,6 +328,16 @@ def build_parser() -> argparse.ArgumentParser:
     t_show.add_argument("ref")
     t_show.add_argument("--json", action="store_true")
     t_show.set_defaults(handler=_with_state(_tickets_show))
+    t_merge = t_commands.add_parser("merge", help="merge a ticket into another")
+    t_merge.add_argument("ref")
+    t_merge.add_argument("--into", required=True, metavar="REF", help="the ticket that remains")
+    t_merge.set_defaults(handler=_with_state(_tickets_merge))
+    t_split = t_commands.add_parser("split", help="move messages into a new ticket")
+    t_split.add_argument("ref")
+    t_split.add_argument(
+        "positions", nargs="+", type=int, help="1-based positions in the history (tickets show)"
+    )
+    t_split.set_defaults(handler=_with_state(_tickets_split))
 
     quarantine = commands.add_parser("quarantine", help="messages that could not be processed")
     q_commands = quarantine.add_subparsers(dest="q_command", required=True, metavar="COMMAND")
@@ -266,19 +354,31 @@ def build_parser() -> argparse.ArgumentParser:
     o_list = o_commands.add_parser("list")
     o_list.add_argument("--json", action="store_true")
     o_list.set_defaults(handler=_with_state(_outbox_list))
+
+    health = commands.add_parser("health", help="exit non-zero when something needs a person")
+    health.add_argument(
+        "--journal-minutes", type=int, default=15, help="oldest pending message (default 15)"
+    )
+    health.add_argument(
+        "--outbox-minutes", type=int, default=60, help="oldest mail waiting (default 60)"
+    )
+    health.add_argument(
+        "--failed-hours", type=int, default=168, help="failed deliveries this recent (168)"
+    )
+    health.add_argument("--json", action="store_true")
+    health.set_defaults(handler=cmd_health)
+
+    stats = commands.add_parser("stats", help="tickets per status and category")
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(handler=_with_state(_stats))
+    add_sla_commands(commands, _with_state)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("mail.log", "aiosmtpd", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.setup(verbose=args.verbose)
     handler: Handler = args.handler
     try:
         return handler(args)

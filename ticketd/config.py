@@ -14,6 +14,7 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
+from ticketd.config_sla import SlaConfig, parse_sla
 from ticketd.config_team import TeamConfig, parse_team
 
 LANGUAGES = ("tr", "en")
@@ -156,6 +157,7 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     imap: tuple[ImapAccountConfig, ...] = ()
     team: TeamConfig = field(default_factory=TeamConfig)
+    sla: SlaConfig = field(default_factory=SlaConfig)
 
 
 class _Reader:
@@ -249,6 +251,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         "agents",
         "categories",
         "agent_replies",
+        "sla",
     }
     for key in data:
         if key not in known:
@@ -360,6 +363,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
 
     imap = parse_imap_accounts(reader, data.get("imap", []))
     team = parse_team(reader.problems, data)
+    sla = parse_sla(reader.problems, data)
 
     if reader.problems or address is None or listen is None:
         raise ConfigError(reader.problems)
@@ -387,6 +391,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         metrics=MetricsConfig(listen=metrics_listen),
         imap=imap,
         team=team,
+        sla=sla,
         templates_dir=templates_dir,
     )
 

@@ -1,14 +1,19 @@
 """`ticketd run`: the SMTP listener, the worker and the sender in one event loop.
 
-SIGTERM (or SIGINT) drains: the listening socket closes, sessions still open get 421 for new
-mail, messages being stored finish, the worker finishes the message in hand (the rest stays in
-the journal for next time), the sender finishes the delivery in hand. Then exit status 0.
+SIGTERM (or SIGINT) drains, within DRAIN_SECONDS (the unit's TimeoutStopSec is 30 s): new
+connections are greeted with 421 and new MAIL commands get 421, while transactions already under
+way finish (their 250 comes once the message is durable); then the listener closes and idle
+sessions get 421. The worker finishes the message in hand (the rest stays in the journal for next
+time), the sender the delivery in hand. Then exit status 0.
+
+SIGHUP re-reads the configuration and the templates; see ticketd/reload.py for what applies live.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import socket
@@ -18,13 +23,21 @@ from sqlalchemy.exc import OperationalError
 
 from ingest.smtp_listener import IntakeHandler, make_smtp
 from outbound.sender import Sender
+from outbound.templating import Templates
 from outbound.transports import make_transport
+from ticketd import logs, reload
+from ticketd.config import ConfigError, load_config
+from ticketd.imap_service import ImapService
+from ticketd.metrics import Metrics
 from ticketd.notify import Notifier
+from ticketd.sla_service import run_sla_clock
 from ticketd.state import State
 
 log = logging.getLogger("ticketd.daemon")
 IDLE_POLL_SECONDS = 1.0  # how often to look for work written by other processes (`ingest`)
 DRAIN_SECONDS = 20.0
+# After the drain, a message whose storing was cut short still gets this long to commit.
+STORE_GRACE_SECONDS = 5.0
 
 
 class Daemon:
@@ -37,14 +50,52 @@ class Daemon:
         self.hostname = socket.getfqdn()
         self.notifier = Notifier()
         self.heartbeats: dict[str, float] = {}
+        self.metrics = Metrics(state.db, state.clock)
+        self.imap = ImapService(state, on_journaled=self.work_ready.set)
 
     def request_stop(self) -> None:
         if not self.stopping.is_set():
             log.info("stop requested: draining")
         self.stopping.set()
+        self.imap.stop.set()  # account threads notice within half a second
         self.work_ready.set()
         self.mail_ready.set()
         self.stopping_nudge.set()
+
+    def reload(self) -> None:
+        """SIGHUP: apply what can change live; a broken file leaves everything as it is."""
+        running = self.state.config
+        try:
+            new = load_config(running.path)
+        except ConfigError as error:
+            for key, reason in error.problems:
+                log.error("reload refused, configuration unchanged: %s: %s", key, reason)
+            return
+        except Exception as error:  # never let a reload take the daemon down
+            log.error("reload refused, configuration unchanged: %s", error)
+            return
+        logs.protect_config(new)
+        result = reload.plan(running, new)
+        try:
+            templates = Templates(result.config.templates_dir)
+        except Exception as error:
+            log.error("reload refused, templates.folder: %s", error)
+            return
+        self.state.config, self.state.templates = result.config, templates
+        if result.applied:
+            log.info("reloaded: %s", reload.describe(running, new, result.applied))
+        else:
+            log.info("reloaded: no configuration change")
+        log.info("reloaded: templates re-read")
+        if result.needs_restart:
+            log.warning(
+                "reload: these changes need a restart, running values kept: %s",
+                reload.describe(running, new, result.needs_restart),
+            )
+
+    def smtp_accepted(self) -> None:
+        self.metrics.message_received("smtp")
+        self.work_ready.set()
 
     async def _wait(self, event: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -87,10 +138,12 @@ class Daemon:
         self.heartbeats[name] = asyncio.get_running_loop().time()
 
     async def worker_loop(self) -> None:
-        worker = self.state.worker
         failures = 0
         while not self.stopping.is_set():
             self.beat("worker")
+            # A fresh worker each time: it takes the configuration and templates of the last
+            # SIGHUP (cheap: a worker only holds references).
+            worker = self.state.worker
             try:
                 result = await asyncio.to_thread(worker.process_next)
             except OperationalError as error:
@@ -105,6 +158,7 @@ class Daemon:
             if result is None:
                 await self._wait(self.work_ready, IDLE_POLL_SECONDS)
             else:
+                self.metrics.message_processed(result)
                 self.mail_ready.set()
 
     async def sender_loop(self) -> None:
@@ -120,22 +174,28 @@ class Daemon:
                 continue
             if result is None:
                 await self._wait(self.mail_ready, IDLE_POLL_SECONDS)
+            else:
+                self.metrics.delivery(result)
 
     async def run(self) -> None:
         config = self.state.config
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
         handler = IntakeHandler(
             self.state.journal,
             config.desk.addresses,
             self.state.clock,
             self.hostname,
-            on_accepted=self.work_ready.set,
+            on_accepted=self.smtp_accepted,
         )
         listen = config.smtp_in.listen
+        if config.metrics.listen is not None:
+            self.metrics.serve(config.metrics.listen)
         server = await loop.create_server(
-            lambda: make_smtp(handler, config.smtp_in.max_message_size, self.hostname),
+            # The size limit is read per connection, so a SIGHUP can change it.
+            lambda: make_smtp(handler, self.state.config.smtp_in.max_message_size, self.hostname),
             host=listen.host,
             port=listen.port,
         )
@@ -149,20 +209,36 @@ class Daemon:
         tasks = [
             asyncio.create_task(self.supervise("worker", self.worker_loop), name="worker"),
             asyncio.create_task(self.supervise("sender", self.sender_loop), name="sender"),
+            asyncio.create_task(self.supervise("sla", lambda: run_sla_clock(self)), name="sla"),
         ]
+        for account in config.imap:
+            body = functools.partial(self.imap.run_account, account)
+            name = f"imap {account.name}"
+            tasks.append(asyncio.create_task(self.supervise(name, body), name=name))
         # Ready only now: the database is migrated and reachable, the listener is bound.
         self.notifier.ready(f"listening on {listen}")
         watchdog = asyncio.create_task(self.watchdog_loop(tasks), name="watchdog")
         await self.stopping.wait()
         self.notifier.stopping()
         watchdog.cancel()
-        server.close()
+        # Keep listening while transactions finish, so that a client connecting now hears a
+        # 421 greeting (and tries again later or at another MX) rather than "connection refused".
         handler.closing = True
         deadline = loop.time() + DRAIN_SECONDS
-        while handler.in_flight and loop.time() < deadline:
+        while (handler.in_flight or handler.busy_sessions()) and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        if handler.busy_sessions():
+            log.warning("drain over: ending %d unfinished SMTP sessions", handler.busy_sessions())
+        server.close()
+        handler.close_sessions()
+        # A message being stored when its session was cut still commits (its client saw no
+        # 250 and sends it again; the duplicate is recognised).
+        grace = deadline + STORE_GRACE_SECONDS
+        while handler.in_flight and loop.time() < grace:
             await asyncio.sleep(0.05)
         await asyncio.wait(tasks, timeout=max(deadline - loop.time(), 1.0))
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self.metrics.close()
         log.info("stopped")

@@ -1,0 +1,211 @@
+"""The SLA clock's tick: send the reminders and escalations that are due, each once.
+
+What is due lives in `sla_events` (written by outbound/sla_deadlines.py with the deadlines).
+A tick claims due rows in batches with `FOR UPDATE SKIP LOCKED` on PostgreSQL (SQLite's
+`BEGIN IMMEDIATE` serialises writers instead), queues the mail in the outbox and sets `sent_at`
+in the same transaction: two daemons ticking together, or a tick repeated after a restart,
+never send one twice.
+
+Catch-up after downtime sends what is still useful, once: a reminder whose deadline already
+passed is skipped (the escalation says more), and of several reminder points due together for
+one deadline only the latest goes out. With business hours, reminders wait for working time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_, select
+
+from ingest.context import Context
+from outbound.addresses import agent_reply_address
+from outbound.agent_mail import _desk_envelope, _thread_root, queue_outgoing
+from outbound.sla_deadlines import next_deadline
+from outbound.templating import Templates
+from storage.db import Database
+from storage.models import SLA_REMINDER, SlaEvent, Ticket
+from ticketd.clock import Clock
+from ticketd.config import Config
+
+BATCH = 500
+TARGET_LABELS = {
+    "en": {
+        "first_answer": "first answer",
+        "next_answer": "next answer",
+        "resolution": "resolution",
+    },
+    "tr": {"first_answer": "ilk yanıt", "next_answer": "sonraki yanıt", "resolution": "çözüm"},
+}
+
+
+@dataclass(frozen=True)
+class SlaAction:
+    ref: str
+    kind: str
+    target: str
+    point: int
+    deadline: str
+    recipients: tuple[str, ...]
+    outcome: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "recipients": list(self.recipients)}
+
+
+class _DryRun(Exception):
+    """Raised inside the transaction so that a dry run rolls back everything it did."""
+
+
+def tick(
+    db: Database, config: Config, clock: Clock, templates: Templates, dry_run: bool = False
+) -> list[SlaAction]:
+    actions: list[SlaAction] = []
+    while True:
+        batch: list[SlaAction] = []
+        try:
+            with db.transaction() as session:
+                ctx = Context(session, config, clock, templates)
+                batch = _one_batch(ctx, limit=None if dry_run else BATCH)
+                if dry_run:
+                    raise _DryRun
+        except _DryRun:
+            return batch
+        actions += batch
+        if len(batch) < BATCH:
+            return actions
+
+
+def _one_batch(ctx: Context, limit: int | None) -> list[SlaAction]:
+    now = ctx.clock.now()
+    query = (
+        select(SlaEvent, Ticket)
+        .join(Ticket, Ticket.id == SlaEvent.ticket_id)
+        .where(SlaEvent.sent_at.is_(None), SlaEvent.due_at <= now)
+        .order_by(SlaEvent.due_at, SlaEvent.id)
+        .with_for_update(skip_locked=True, of=SlaEvent)
+    )
+    if not ctx.config.sla.calendar.is_open(now):
+        # Nobody is reminded at night; a reminder overtaken by its deadline is settled now.
+        query = query.where(or_(SlaEvent.kind != SLA_REMINDER, SlaEvent.deadline <= now))
+    rows = ctx.session.execute(query.limit(limit) if limit else query).all()
+    latest: dict[tuple[int, str, datetime], int] = {}
+    for event, _ticket in rows:
+        if event.kind == SLA_REMINDER:
+            key = (event.ticket_id, event.target, event.deadline)
+            latest[key] = max(latest.get(key, 0), event.point)
+    actions = []
+    for event, ticket in rows:
+        superseded = (
+            event.kind == SLA_REMINDER
+            and latest[(event.ticket_id, event.target, event.deadline)] > event.point
+        )
+        actions.append(_settle(ctx, event, ticket, now, superseded))
+    ctx.session.flush()
+    return actions
+
+
+def _skip_reason(event: SlaEvent, ticket: Ticket, now: datetime, superseded: bool) -> str | None:
+    current = getattr(ticket, f"sla_{event.target}_due")
+    if ticket.status == "closed" or ticket.sla_paused_at is not None or current != event.deadline:
+        return "skipped: the deadline no longer runs"
+    if event.kind == SLA_REMINDER and event.deadline <= now:
+        return "skipped: the deadline passed before the reminder (the escalation tells)"
+    if superseded:
+        return "skipped: a later reminder for the same deadline is due too"
+    return None
+
+
+def _recipients(ctx: Context, event: SlaEvent, ticket: Ticket) -> tuple[str, ...]:
+    team = ctx.config.team
+    if event.kind == SLA_REMINDER:
+        if ticket.assignee:
+            return (ticket.assignee,)
+        return tuple(a.email for a in team.agents_of(ticket.queue))
+    contacts = tuple(
+        address for q in team.queues if q.name == ticket.queue for address in q.escalation
+    )
+    return contacts or team.admins
+
+
+def _settle(
+    ctx: Context, event: SlaEvent, ticket: Ticket, now: datetime, superseded: bool
+) -> SlaAction:
+    calendar = ctx.config.sla.calendar
+    deadline = f"{event.deadline.astimezone(ZoneInfo(calendar.timezone)):%Y-%m-%d %H:%M %Z}"
+    recipients: tuple[str, ...] = ()
+    outcome = _skip_reason(event, ticket, now, superseded)
+    if outcome is None:
+        recipients = _recipients(ctx, event, ticket)
+        outcome = f"sent to {', '.join(recipients)}" if recipients else "skipped: nobody to tell"
+    for address in recipients:
+        _queue_mail(ctx, event, ticket, address, deadline)
+    event.sent_at = now
+    event.outcome = outcome
+    return SlaAction(
+        ticket.ref, event.kind, event.target, event.point, deadline, recipients, outcome
+    )
+
+
+def _queue_mail(ctx: Context, event: SlaEvent, ticket: Ticket, to: str, deadline: str) -> None:
+    language = ctx.config.desk.language
+    agent = ctx.config.team.agent(to)
+    body = ctx.templates.render(
+        f"sla_{event.kind}",
+        language,
+        ref=ticket.ref,
+        subject=ticket.subject,
+        customer=ticket.customer,
+        target_label=TARGET_LABELS[language][event.target],
+        point=event.point,
+        deadline=deadline,
+        queue=ticket.queue or "",
+        assignee=ticket.assignee or "",
+        status=ticket.status,
+        priority=ticket.priority,
+        desk_name=ctx.config.desk.name,
+    )
+    root = _thread_root(ctx, ticket)
+    envelope = _desk_envelope(
+        ctx,
+        ticket,
+        to,
+        agent.name if agent else "",
+        "auto-generated",
+        in_reply_to=root,
+        references=(root,),
+        reply_to=agent_reply_address(ctx.config.desk, ticket.ref),
+    )
+    # Mail to staff, not to customers: the customer rate limit of automatic mail does not apply.
+    queue_outgoing(ctx, ticket, f"sla-{event.kind}", envelope, body, None, automatic=False)
+
+
+def report(db: Database, config: Config, clock: Clock) -> list[dict[str, Any]]:
+    """Per queue: running tickets, those past a reminder point (at risk) and those breached."""
+    now = clock.now()
+    queues: dict[str, dict[str, Any]] = {}
+    with db.read() as session:
+        reminded = set(
+            session.scalars(
+                select(SlaEvent.ticket_id).where(
+                    SlaEvent.kind == SLA_REMINDER, SlaEvent.due_at <= now, SlaEvent.deadline > now
+                )
+            )
+        )
+        tickets = session.scalars(
+            select(Ticket).where(Ticket.status != "closed", Ticket.merged_into_id.is_(None))
+        )
+        for ticket in tickets:
+            row = queues.setdefault(
+                ticket.queue or "-",
+                {"queue": ticket.queue or "-", "open": 0, "at_risk": [], "breached": []},
+            )
+            row["open"] += 1
+            due = next_deadline(ticket)
+            if due is not None and due <= now:
+                row["breached"].append(ticket.ref)
+            elif due is not None and ticket.id in reminded:
+                row["at_risk"].append(ticket.ref)
+    return [queues[name] for name in sorted(queues)]

@@ -1,0 +1,142 @@
+"""A ticket's SLA deadlines, recomputed whenever it changes, and the events they make due.
+
+Called from the pipeline and the agent-mail step in the transaction that changes the ticket,
+so the deadlines and the rows the tick will send commit together with the change. Everything
+is recomputed from the ticket's own columns (opening time, first answer, waiting since, time
+paused), so a changed category or priority simply moves the deadlines.
+
+Events (the `event` argument): "opened" (a new ticket), "customer" (the customer wrote: a
+paused clock restarts, the next-answer clock starts), "answered" (an agent's answer reached
+the customer: satisfies the first and the next answer), "changed" (status, category,
+priority, assignee). Waiting for the customer (status pending) pauses every clock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ingest.context import Context
+from storage.models import SLA_ESCALATION, SLA_REMINDER, SlaEvent, Ticket
+from ticketd.config_sla import SlaConfig
+
+TARGETS = ("first_answer", "next_answer", "resolution")
+EventKey = tuple[str, str, int, datetime]  # kind, target, point (percent), deadline
+
+
+def on_ticket_event(ctx: Context, ticket: Ticket, event: str) -> None:
+    sla = ctx.config.sla
+    if not sla.enabled:
+        return
+    now = ctx.clock.now()
+    if event == "answered":
+        ticket.sla_first_answered_at = ticket.sla_first_answered_at or now
+        ticket.sla_waiting_since = None
+    elif event == "customer":
+        if ticket.sla_paused_at is not None:
+            paused = sla.calendar.elapsed(ticket.sla_paused_at, now)
+            ticket.sla_paused_seconds = (ticket.sla_paused_seconds or 0) + int(
+                paused.total_seconds()
+            )
+            ticket.sla_paused_at = None
+        if ticket.sla_first_answered_at is not None and ticket.sla_waiting_since is None:
+            ticket.sla_waiting_since = now  # the clock runs from the first unanswered message
+    if ticket.status == "pending" and ticket.sla_paused_at is None:
+        ticket.sla_paused_at = now
+    elif ticket.status == "closed":
+        ticket.sla_paused_at = None
+        ticket.sla_waiting_since = None
+    _recompute(ticket, sla)
+    reconcile_events(ctx.session, ticket, sla)
+
+
+def _recompute(ticket: Ticket, sla: SlaConfig) -> None:
+    policy = sla.policy_for(ticket.category, ticket.priority)
+    calendar = sla.calendar
+    open_ = ticket.status != "closed"
+    paused = timedelta(seconds=ticket.sla_paused_seconds or 0)
+    first = policy.span("first_answer")
+    ticket.sla_first_answer_due = (
+        calendar.add(ticket.created_at, first + paused)
+        if open_ and first is not None and ticket.sla_first_answered_at is None
+        else None
+    )
+    following = policy.span("next_answer")
+    ticket.sla_next_answer_due = (
+        calendar.add(ticket.sla_waiting_since, following)
+        if open_ and following is not None and ticket.sla_waiting_since is not None
+        else None
+    )
+    resolution = policy.span("resolution")
+    ticket.sla_resolution_due = (
+        calendar.add(ticket.created_at, resolution + paused)
+        if open_ and resolution is not None
+        else None
+    )
+
+
+def wanted_events(ticket: Ticket, sla: SlaConfig) -> dict[EventKey, datetime]:
+    """Every reminder and escalation the current deadlines call for, with its due time."""
+    if ticket.status == "closed" or ticket.sla_paused_at is not None:
+        return {}
+    policy = sla.policy_for(ticket.category, ticket.priority)
+    paused = timedelta(seconds=ticket.sla_paused_seconds or 0)
+    wanted: dict[EventKey, datetime] = {}
+    for target in TARGETS:
+        deadline: datetime | None = getattr(ticket, f"sla_{target}_due")
+        span = policy.span(target)
+        if deadline is None or span is None:
+            continue
+        start, shift = (
+            (ticket.sla_waiting_since, timedelta(0))
+            if target == "next_answer" and ticket.sla_waiting_since is not None
+            else (ticket.created_at, paused)
+        )
+        for point in sla.reminders:
+            due = sla.calendar.add(start, span * point + shift)
+            wanted[(SLA_REMINDER, target, round(point * 100), deadline)] = due
+        wanted[(SLA_ESCALATION, target, 100, deadline)] = deadline
+    return wanted
+
+
+def reconcile_events(session: Session, ticket: Ticket, sla: SlaConfig) -> None:
+    """Unsent rows no longer wanted go; wanted rows not yet written (sent or not) are added.
+    A sent row stays: its key keeps the same reminder from being written, and sent, again."""
+    wanted = wanted_events(ticket, sla)
+    existing = session.scalars(select(SlaEvent).where(SlaEvent.ticket_id == ticket.id)).all()
+    have: set[EventKey] = set()
+    for row in existing:
+        key = (row.kind, row.target, row.point, row.deadline)
+        if row.sent_at is None and key not in wanted:
+            session.delete(row)
+        else:
+            have.add(key)
+    for key, due in wanted.items():
+        if key not in have:
+            kind, target, point, deadline = key
+            session.add(
+                SlaEvent(
+                    ticket_id=ticket.id,
+                    kind=kind,
+                    target=target,
+                    point=point,
+                    deadline=deadline,
+                    due_at=due,
+                )
+            )
+    session.flush()
+
+
+def next_deadline(ticket: Ticket) -> datetime | None:
+    """The nearest running deadline (None while paused or closed)."""
+    if ticket.sla_paused_at is not None:
+        return None
+    due = [d for t in TARGETS if (d := getattr(ticket, f"sla_{t}_due")) is not None]
+    return min(due, default=None)
+
+
+def next_deadline_text(ticket: Ticket) -> str:
+    due = next_deadline(ticket)
+    return "" if due is None else f"{due:%Y-%m-%d %H:%M} UTC"

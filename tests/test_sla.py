@@ -1,0 +1,273 @@
+"""The SLA clock through a ticket's life, moved by a FixedClock, in process on SQLite on disk.
+
+Open, remind, breach and escalate, an agent answers and waits for the customer (the clock
+pauses), the customer answers (it restarts), close; business hours with a holiday; a restart
+between ticks; the CLI. The PostgreSQL race of two ticks is in test_sla_postgresql.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from outbound.addresses import agent_reply_address
+from outbound.sla import report, tick
+from storage.models import OutboxMail, SlaEvent, Ticket
+from tests.helpers import customer_mail, make_config, write_config
+from tests.test_threading import deliver
+from ticketd.cli import main
+from ticketd.clock import FixedClock
+from ticketd.state import State, open_state
+
+AGENT = "ayse@destek.example.com"
+LEAD = "lead@destek.example.com"
+CUSTOMER = "Can Demir <can@musteri.com.tr>"
+TEAM = f"""
+[[queues]]
+name = "odeme"
+categories = ["payment", "other"]
+escalation = ["{LEAD}"]
+
+[[agents]]
+email = "{AGENT}"
+name = "Ayşe Yılmaz"
+queues = ["odeme"]
+"""
+OFFICE = """
+[sla.calendar]
+timezone = "Europe/Istanbul"
+hours = "09:00-18:00"
+days = ["mon", "tue", "wed", "thu", "fri"]
+holidays = ["2026-11-30"]
+"""
+
+
+@pytest.fixture
+def desk(tmp_path: Path, clock: FixedClock) -> Iterator[State]:
+    opened = open_state(make_config(tmp_path, extra=TEAM), clock=clock)
+    yield opened
+    opened.close()
+
+
+def open_ticket(state: State) -> str:
+    result = deliver(state, customer_mail(sender=CUSTOMER, body="Para çekme talebim bekliyor"))
+    assert result.state == "done", result.detail
+    return result.detail.split()[1].rstrip(":")
+
+
+def agent_mail(state: State, ref: str, body: str) -> None:
+    address = agent_reply_address(state.config.desk, ref)
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = AGENT, address, f"Re: [#{ref}]"
+    mail.set_content(body)
+    result = deliver(state, mail.as_bytes(policy=SMTP), envelope_to=(address,))
+    assert result.state == "done", result.detail
+
+
+def ticket_of(state: State, ref: str) -> Ticket:
+    with state.db.read() as session:
+        ticket = session.scalar(select(Ticket).where(Ticket.ref == ref))
+        assert ticket is not None
+        session.expunge(ticket)  # readable after the read transaction ends
+        return ticket
+
+
+def sla_mail(state: State) -> list[tuple[str, str]]:
+    with state.db.read() as session:
+        rows = session.scalars(
+            select(OutboxMail).where(OutboxMail.kind.like("sla-%")).order_by(OutboxMail.id)
+        ).all()
+        return [(row.kind, row.recipient) for row in rows]
+
+
+def run_tick(state: State) -> list[str]:
+    return [
+        f"{a.kind} {a.target} {a.outcome}"
+        for a in tick(state.db, state.config, state.clock, state.templates)
+    ]
+
+
+def test_a_ticket_through_its_life(desk: State, clock: FixedClock) -> None:
+    opened = clock.now()
+    ref = open_ticket(desk)
+    ticket = ticket_of(desk, ref)
+    assert ticket.queue == "odeme"
+    assert ticket.sla_first_answer_due == opened + timedelta(hours=48)
+    assert ticket.sla_resolution_due == opened + timedelta(days=14)
+    # The agents' notification shows the nearest deadline.
+    with desk.db.read() as session:
+        notify = session.scalars(select(OutboxMail).where(OutboxMail.kind == "notify")).one()
+        assert "SLA: 2026-11-25 09:00 UTC" in notify.text
+
+    clock.current = opened + timedelta(hours=35)
+    assert run_tick(desk) == []
+    clock.current = opened + timedelta(hours=36)  # 75% of 48 hours
+    assert run_tick(desk) == [f"reminder first_answer sent to {AGENT}"]
+    assert run_tick(desk) == []  # once only
+
+    clock.current = opened + timedelta(hours=48, minutes=1)
+    assert run_tick(desk) == [f"escalation first_answer sent to {LEAD}"]
+    assert sla_mail(desk) == [("sla-reminder", AGENT), ("sla-escalation", LEAD)]
+    with desk.db.read() as session:
+        escalation = session.scalars(
+            select(OutboxMail).where(OutboxMail.kind == "sla-escalation")
+        ).one()
+        assert escalation.subject.startswith(f"[#{ref}] SLA aşıldı: ilk yanıt")
+        assert b"Auto-Submitted: auto-generated" in escalation.raw
+
+    # The agent answers and waits for the customer: first answer done, the clock pauses.
+    clock.current = opened + timedelta(hours=50)
+    agent_mail(desk, ref, "#pending\n\nDekontu gönderir misiniz?")
+    ticket = ticket_of(desk, ref)
+    assert ticket.status == "pending"
+    assert ticket.sla_first_answer_due is None
+    assert ticket.sla_paused_at == clock.now()
+    clock.current = opened + timedelta(days=20)  # far past the resolution deadline: paused
+    assert run_tick(desk) == []
+    with desk.db.read() as session:
+        assert session.scalars(select(SlaEvent).where(SlaEvent.sent_at.is_(None))).all() == []
+
+    # The customer answers: the clock restarts, the resolution moves by the pause, and the
+    # next answer is due in 48 hours.
+    deliver(desk, customer_mail(sender=CUSTOMER, subject=f"Re: [#{ref}] dekont", body="Ekte."))
+    ticket = ticket_of(desk, ref)
+    assert ticket.status == "open"
+    paused = clock.now() - (opened + timedelta(hours=50))
+    assert ticket.sla_paused_seconds == paused.total_seconds()
+    assert ticket.sla_resolution_due == opened + timedelta(days=14) + paused
+    assert ticket.sla_next_answer_due == clock.now() + timedelta(hours=48)
+    clock.advance(timedelta(hours=36))
+    assert run_tick(desk) == [f"reminder next_answer sent to {AGENT}"]
+
+    # An answer satisfies the next answer; the close stops every clock.
+    agent_mail(desk, ref, "#close\n\nTamamlandı.")
+    ticket = ticket_of(desk, ref)
+    assert (ticket.status, ticket.sla_next_answer_due, ticket.sla_resolution_due) == (
+        "closed",
+        None,
+        None,
+    )
+    clock.advance(timedelta(days=30))
+    assert run_tick(desk) == []
+    assert len(sla_mail(desk)) == 3
+
+
+def test_a_restart_between_ticks_sends_nothing_twice(
+    tmp_path: Path, desk: State, clock: FixedClock
+) -> None:
+    open_ticket(desk)
+    clock.advance(timedelta(hours=40))
+    assert len(run_tick(desk)) == 1
+    desk.close()
+    again = open_state(make_config(tmp_path, extra=TEAM), clock=clock)
+    try:
+        assert run_tick(again) == []
+        assert len(sla_mail(again)) == 1
+    finally:
+        again.close()
+
+
+def test_catch_up_after_downtime_skips_a_stale_reminder(desk: State, clock: FixedClock) -> None:
+    open_ticket(desk)
+    clock.advance(timedelta(hours=60))  # the daemon was down over the reminder and the breach
+    actions = run_tick(desk)
+    assert sorted(actions) == [
+        f"escalation first_answer sent to {LEAD}",
+        "reminder first_answer skipped: the deadline passed before the reminder "
+        "(the escalation tells)",
+    ]
+    assert sla_mail(desk) == [("sla-escalation", LEAD)]
+
+
+def test_dry_run_changes_nothing(desk: State, clock: FixedClock) -> None:
+    open_ticket(desk)
+    clock.advance(timedelta(hours=37))
+    actions = tick(desk.db, desk.config, desk.clock, desk.templates, dry_run=True)
+    assert [a.outcome for a in actions] == [f"sent to {AGENT}"]
+    assert sla_mail(desk) == []
+    assert len(run_tick(desk)) == 1
+
+
+def test_business_hours_and_a_holiday(tmp_path: Path) -> None:
+    # Friday 2026-11-27 16:00 in Istanbul (13:00 UTC); Monday 2026-11-30 is a holiday.
+    clock = FixedClock(datetime(2026, 11, 27, 13, 0, tzinfo=UTC))
+    state = open_state(
+        make_config(tmp_path, extra=TEAM + OFFICE + "[sla]\nfirst_answer_hours = 4\n"),
+        clock=clock,
+    )
+    try:
+        ref = open_ticket(state)
+        ticket = ticket_of(state, ref)
+        # Two hours on Friday, the weekend and the holiday skipped, two on Tuesday: 11:00.
+        assert ticket.sla_first_answer_due == datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+        # The reminder at 3 business hours: Tuesday 10:00 local; nothing at night or before.
+        clock.current = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+        assert run_tick(state) == []
+        clock.current = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
+        assert run_tick(state) == [f"reminder first_answer sent to {AGENT}"]
+        clock.current = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+        assert run_tick(state) == [f"escalation first_answer sent to {LEAD}"]
+    finally:
+        state.close()
+
+
+def test_report_and_cli(
+    tmp_path: Path, desk: State, clock: FixedClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    late = open_ticket(desk)
+    clock.advance(timedelta(hours=37))
+    risky = open_ticket(desk)
+    clock.advance(timedelta(hours=36))
+    rows = report(desk.db, desk.config, clock)
+    assert rows == [{"queue": "odeme", "open": 2, "at_risk": [risky], "breached": [late]}]
+    config = str(write_config(tmp_path, extra=TEAM))
+    at = clock.now().isoformat()
+    assert main(["--config", config, "sla", "tick", "--at", at, "--dry-run", "--json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert {(a["ref"], a["kind"]) for a in planned} == {
+        (late, "escalation"),
+        (late, "reminder"),
+        (risky, "reminder"),
+    }
+    assert main(["--config", config, "sla", "tick", "--at", at, "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
+    assert main(["--config", config, "sla", "tick", "--at", at, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["--config", config, "sla", "report", "--json"]) == 0
+    [queue] = json.loads(capsys.readouterr().out)
+    assert queue["queue"] == "odeme"
+    assert main(["--config", config, "sla", "tick", "--at", "yesterday"]) == 64
+
+
+def test_the_daemon_scheduler_ticks_at_start_and_stops_cleanly(
+    desk: State, clock: FixedClock
+) -> None:
+    import asyncio
+
+    from ticketd.sla_service import run_sla_clock
+
+    open_ticket(desk)
+    clock.advance(timedelta(hours=40))
+
+    class FakeDaemon:
+        def __init__(self) -> None:
+            self.state = desk
+            self.stopping = asyncio.Event()
+            self.mail_ready = asyncio.Event()
+
+    async def scenario() -> None:
+        daemon = FakeDaemon()
+        task = asyncio.create_task(run_sla_clock(daemon))
+        await asyncio.wait_for(daemon.mail_ready.wait(), 10)
+        daemon.stopping.set()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+    assert sla_mail(desk) == [("sla-reminder", AGENT)]

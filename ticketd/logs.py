@@ -1,0 +1,117 @@
+"""Logging to standard error in a form journald keeps well.
+
+One line per event (a traceback is folded onto its line, or journald would make every frame an
+entry of its own), a level, and no secrets: values registered with `protect` (the relay password,
+the desk secret) are masked in every line, whatever logged them. Under systemd ($JOURNAL_STREAM
+names our standard error) lines carry a `<N>` syslog priority prefix, which journald turns into
+the entry's level, and no timestamp, because journald records its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from typing import TextIO
+
+from ticketd.config import Config
+
+# syslog priorities (RFC 5424) for Python's levels; journald reads them from the `<N>` prefix.
+_PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
+_NOISY = ("mail.log", "aiosmtpd", "alembic", "aiosmtplib", "imapclient")
+MASK = "***"
+
+
+def syslog_priority(levelno: int) -> int:
+    for level, priority in _PRIORITIES:
+        if levelno >= level:
+            return priority
+    return 7  # debug
+
+
+class Redactor(logging.Filter):
+    """Masks registered secrets in the formatted message of every record it sees."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            for secret in self.secrets:
+                message = message.replace(secret, MASK)
+            record.msg, record.args = message, None
+        return True
+
+
+class OneLineFormatter(logging.Formatter):
+    """`[time] LEVEL logger: message`, with any newline (tracebacks included) folded away."""
+
+    def __init__(self, journal: bool) -> None:
+        fmt = "%(levelname)s %(name)s: %(message)s"
+        super().__init__(fmt if journal else "%(asctime)s " + fmt)
+        self.journal = journal
+        self.redactor: Redactor | None = None
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if self.redactor is not None:  # the traceback too may quote a secret
+            for secret in self.redactor.secrets:
+                text = text.replace(secret, MASK)
+        text = " | ".join(line for line in text.splitlines() if line.strip())
+        return f"<{syslog_priority(record.levelno)}>{text}" if self.journal else text
+
+
+def under_journald(environ: Mapping[str, str], stream: TextIO) -> bool:
+    """$JOURNAL_STREAM is "DEV:INODE" of the stream systemd connected; it is ours only when it
+    matches our standard error (a child started from a service inherits the variable)."""
+    value = environ.get("JOURNAL_STREAM", "")
+    if not value:
+        return False
+    try:
+        stat = os.fstat(stream.fileno())
+    except (OSError, ValueError):
+        return True  # no real descriptor to compare (tests); trust the variable
+    return value == f"{stat.st_dev}:{stat.st_ino}"
+
+
+_redactor = Redactor()
+
+
+def setup(verbose: bool = False, environ: Mapping[str, str] | None = None) -> None:
+    stream = sys.stderr
+    handler = logging.StreamHandler(stream)
+    formatter = OneLineFormatter(journal=under_journald(environ or os.environ, stream))
+    formatter.redactor = _redactor
+    handler.setFormatter(formatter)
+    handler.addFilter(_redactor)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in _NOISY:
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def protect(value: str | None) -> None:
+    """Never show this value in a log line (too short a value would mask ordinary words)."""
+    if value and len(value) >= 4:
+        _redactor.secrets.add(value)
+
+
+def protect_config(config: Config) -> None:
+    """The secrets a configuration points at: the relay password and the desk secret."""
+    protect(config.desk.secret)
+    password_file = config.smtp_out.password_file
+    if password_file is not None:
+        # An unreadable file is the transport's to report; there is nothing to mask then.
+        with contextlib.suppress(OSError):
+            protect(password_file.read_text(encoding="utf-8").strip())
+    for account in config.imap:  # IMAP passwords too; tokens change, see ingest/imap_oauth
+        if account.password_file is not None:
+            with contextlib.suppress(OSError):
+                protect(account.password_file.read_text(encoding="utf-8").strip())

@@ -1,0 +1,89 @@
+"""SIGHUP: which configuration changes apply to a running daemon, and which need a restart.
+
+A key applies live when the code reads it per message (templates, limits, threading, the desk's
+name and language, the message size limit read per connection). Everything else (what is bound,
+opened or built once at start: the listen address, the database, the blob store, the relay and
+its credentials, IMAP accounts, metrics) keeps its running value and is reported as needing a
+restart. A key this module does not know is treated as needing a restart: the safe default for
+sections added later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from ticketd.config import Config, HostPort
+
+# Dotted prefixes of the keys that apply without a restart.
+LIVE = (
+    "desk.name",
+    "desk.language",
+    "limits.",
+    "threading.",
+    "templates_dir",
+    "smtp_in.max_message_size",
+)
+# Shown with "***" instead of values in the log.
+SECRET = ("desk.secret",)
+
+
+@dataclass(frozen=True)
+class ReloadPlan:
+    config: Config  # what the daemon runs with from now on
+    applied: tuple[str, ...]  # changed keys now in effect
+    needs_restart: tuple[str, ...]  # changed keys that keep their running value
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """{"desk.name": "Destek", "smtp_in.listen": HostPort(...), ...} for a config record."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        flat: dict[str, Any] = {}
+        for item in dataclasses.fields(value):
+            name = f"{prefix}.{item.name}" if prefix else item.name
+            child = getattr(value, item.name)
+            # A section is walked into; an address (HostPort) is one value.
+            if dataclasses.is_dataclass(child) and not isinstance(child, HostPort):
+                flat.update(flatten(child, name))
+            else:
+                flat[name] = child
+        return flat
+    return {prefix: value}
+
+
+def _is_live(key: str) -> bool:
+    return any(key == p or (p.endswith(".") and key.startswith(p)) for p in LIVE)
+
+
+def _set(config: Any, key: str, value: Any) -> Any:
+    head, _, rest = key.partition(".")
+    if not rest:
+        return dataclasses.replace(config, **{head: value})
+    return dataclasses.replace(config, **{head: _set(getattr(config, head), rest, value)})
+
+
+def plan(running: Config, new: Config) -> ReloadPlan:
+    old_flat, new_flat = flatten(running), flatten(new)
+    changed = sorted(
+        key
+        for key in old_flat.keys() | new_flat.keys()
+        if key != "path" and old_flat.get(key) != new_flat.get(key)
+    )
+    applied = tuple(k for k in changed if _is_live(k))
+    config = running
+    for key in applied:
+        config = _set(config, key, new_flat[key])
+    return ReloadPlan(config, applied, tuple(k for k in changed if not _is_live(k)))
+
+
+def describe(running: Config, new: Config, keys: tuple[str, ...]) -> str:
+    """ "limits.auto_replies_per_hour 3 -> 5, ..." without secrets' values."""
+    old_flat, new_flat = flatten(running), flatten(new)
+    parts = []
+    for key in keys:
+        if key in SECRET:
+            parts.append(f"{key} (changed)")
+        else:
+            parts.append(f"{key} {old_flat.get(key)} -> {new_flat.get(key)}")
+    return ", ".join(parts)

@@ -1,0 +1,76 @@
+"""`ticketd sla tick [--at TIME] [--dry-run] [--json]` and `ticketd sla report [--json]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from ticketd.clock import FixedClock
+
+EX_OK = 0
+EX_USAGE = 64
+Handler = Callable[[argparse.Namespace], int]
+StateBody = Callable[[Any, argparse.Namespace], int]
+
+
+def _at(value: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    # A time without an offset is read as UTC, the zone every stored time is in.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _tick(state: Any, args: argparse.Namespace) -> int:
+    from outbound.sla import tick
+
+    clock = state.clock
+    if args.at is not None:
+        moment = _at(args.at)
+        if moment is None:
+            print(f"ticketd sla tick: --at {args.at!r} is not an ISO 8601 time", file=sys.stderr)
+            return EX_USAGE
+        clock = FixedClock(moment)
+    actions = tick(state.db, state.config, clock, state.templates, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps([a.as_dict() for a in actions], ensure_ascii=False, indent=2))
+        return EX_OK
+    verb = "would be" if args.dry_run else "was"
+    for action in actions:
+        print(f"{action.ref} {action.kind} {action.target} ({action.deadline}): {action.outcome}")
+    print(f"{len(actions)} due SLA event(s) {verb} settled")
+    return EX_OK
+
+
+def _report(state: Any, args: argparse.Namespace) -> int:
+    from outbound.sla import report
+
+    rows = report(state.db, state.config, state.clock)
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return EX_OK
+    for row in rows:
+        print(
+            f"{row['queue']}: {row['open']} open, {len(row['at_risk'])} at risk"
+            f" ({' '.join(row['at_risk']) or '-'}), {len(row['breached'])} breached"
+            f" ({' '.join(row['breached']) or '-'})"
+        )
+    return EX_OK
+
+
+def add_sla_commands(commands: Any, with_state: Callable[[StateBody], Handler]) -> None:
+    sla = commands.add_parser("sla", help="the SLA clock: reminders and escalations")
+    s_commands = sla.add_subparsers(dest="sla_command", required=True, metavar="COMMAND")
+    s_tick = s_commands.add_parser("tick", help="one pass of the SLA clock")
+    s_tick.add_argument("--at", help="as if it were this ISO 8601 time (UTC without an offset)")
+    s_tick.add_argument("--dry-run", action="store_true", help="show what would be sent")
+    s_tick.add_argument("--json", action="store_true")
+    s_tick.set_defaults(handler=with_state(_tick))
+    s_report = s_commands.add_parser("report", help="at-risk and breached tickets per queue")
+    s_report.add_argument("--json", action="store_true")
+    s_report.set_defaults(handler=with_state(_report))
