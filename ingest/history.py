@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.exc import IntegrityError
 
 from ingest.context import Context, Ignore
@@ -42,6 +44,33 @@ def record_incoming(
     return record
 
 
+def system_note(
+    ticket_id: int,
+    subject: str,
+    text: str,
+    dedupe_key: str,
+    at: datetime,
+    journal_id: int | None = None,
+) -> TicketMessage:
+    """A note by ticketd itself in a ticket's history (not mail)."""
+    return TicketMessage(
+        ticket_id=ticket_id,
+        journal_id=journal_id,
+        direction="in",
+        kind="system",
+        dedupe_key=dedupe_key,
+        message_id=None,
+        from_addr="ticketd",
+        from_name="ticketd",
+        to_addrs=[],
+        cc_addrs=[],
+        subject=subject,
+        text=text,
+        attachments=[],
+        created_at=at,
+    )
+
+
 def add_note(
     ctx: Context,
     ticket: Ticket,
@@ -50,25 +79,8 @@ def add_note(
     dedupe_key: str,
     journal_id: int | None = None,
 ) -> None:
-    """A system note on the ticket (not mail): why something was or was not sent, a bounce.
+    """A system note on the ticket: why something was or was not sent, a bounce.
 
     `dedupe_key` makes it once only: a bounce passes its own message's key, so the same report
     arriving twice is caught by the pipeline's duplicate check."""
-    ctx.session.add(
-        TicketMessage(
-            ticket_id=ticket.id,
-            journal_id=journal_id,
-            direction="in",
-            kind="system",
-            dedupe_key=dedupe_key,
-            message_id=None,
-            from_addr="ticketd",
-            from_name="ticketd",
-            to_addrs=[],
-            cc_addrs=[],
-            subject=subject,
-            text=text,
-            attachments=[],
-            created_at=ctx.clock.now(),
-        )
-    )
+    ctx.session.add(system_note(ticket.id, subject, text, dedupe_key, ctx.clock.now(), journal_id))

@@ -13,10 +13,10 @@ from typing import Any
 from ingest.context import Context
 from ingest.parsing import ParsedMessage
 from outbound.addresses import agent_reply_address, reply_address
-from outbound.compose import Envelope, OutgoingAttachment, build_mail, new_message_id
+from outbound.compose import Envelope, OutgoingAttachment, new_message_id
+from outbound.outbox_rows import queue_outgoing
 from outbound.sla_deadlines import next_deadline_text
-from outbound.templating import RenderedMail
-from storage.models import OUTBOX_QUEUED, OutboxMail, Ticket, TicketMessage
+from storage.models import Ticket, TicketMessage
 from ticketd.config_team import AgentConfig
 
 
@@ -24,64 +24,6 @@ def _thread_root(ctx: Context, ticket: Ticket) -> str:
     """A fixed Message-ID every notification of a ticket refers to: one thread per ticket in
     the agent's client."""
     return f"ticketd.{ticket.ref}.thread@{ctx.config.desk.domain}"
-
-
-def queue_outgoing(
-    ctx: Context,
-    ticket: Ticket,
-    kind: str,
-    envelope: Envelope,
-    body: RenderedMail,
-    history_kind: str | None,
-    automatic: bool,
-    attachments: tuple[OutgoingAttachment, ...] = (),
-    author: tuple[str, str] | None = None,
-    dedupe_key: str | None = None,
-) -> str:
-    """One outbox row, and the matching outgoing message in the ticket's history (written by
-    `author` (address, name) when a person wrote it, once only by `dedupe_key`)."""
-    now = ctx.clock.now()
-    ctx.session.add(
-        OutboxMail(
-            ticket_id=ticket.id,
-            kind=kind,
-            message_id=envelope.message_id,
-            sender=envelope.sender,
-            recipients=[envelope.to],
-            recipient=envelope.to,
-            automatic=automatic,
-            subject=body.subject,
-            text=body.text,
-            raw=build_mail(envelope, body, attachments),
-            state=OUTBOX_QUEUED,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-    )
-    if history_kind is not None:
-        ctx.session.add(
-            TicketMessage(
-                ticket_id=ticket.id,
-                journal_id=None,
-                direction="out",
-                kind=history_kind,
-                dedupe_key=dedupe_key or f"mid:{envelope.message_id}",
-                message_id=envelope.message_id,
-                from_addr=author[0] if author else envelope.sender,
-                from_name=author[1] if author else envelope.sender_name,
-                to_addrs=[envelope.to],
-                cc_addrs=[],
-                subject=body.subject,
-                text=body.text,
-                attachments=[
-                    {"filename": a.filename, "content_type": a.content_type, "size": len(a.payload)}
-                    for a in attachments
-                ],
-                created_at=now,
-            )
-        )
-    return envelope.message_id
 
 
 def _desk_envelope(

@@ -19,8 +19,9 @@ from ingest.context import Context
 from ingest.history import add_note
 from ingest.parsing import ParsedMessage
 from outbound.addresses import reply_address
-from outbound.compose import Envelope, build_mail, new_message_id
-from storage.models import OUTBOX_QUEUED, OutboxMail, Suppression, Ticket, TicketMessage
+from outbound.compose import Envelope, new_message_id
+from outbound.outbox_rows import queue_outgoing
+from storage.models import OutboxMail, Suppression, Ticket
 from ticketd.clock import Clock
 from ticketd.config import Config
 
@@ -103,42 +104,7 @@ def queue_automatic(ctx: Context, ticket: Ticket, mail: AutomaticMail) -> str:
         reply_to=reply_address(desk, ticket.ref),
         loop_marker=desk.address,
     )
-    ctx.session.add(
-        OutboxMail(
-            ticket_id=ticket.id,
-            kind=mail.kind,
-            message_id=message_id,
-            sender=desk.address,
-            recipients=[mail.recipient],
-            recipient=mail.recipient,
-            automatic=True,
-            subject=body.subject,
-            text=body.text,
-            raw=build_mail(envelope, body),
-            state=OUTBOX_QUEUED,
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-    )
-    ctx.session.add(
-        TicketMessage(
-            ticket_id=ticket.id,
-            journal_id=None,
-            direction="out",
-            kind="auto",
-            dedupe_key=f"mid:{message_id}",
-            message_id=message_id,
-            from_addr=desk.address,
-            from_name=desk.name,
-            to_addrs=[mail.recipient],
-            cc_addrs=[],
-            subject=body.subject,
-            text=body.text,
-            attachments=[],
-            created_at=now,
-        )
-    )
+    queue_outgoing(ctx, ticket, mail.kind, envelope, body, "auto", automatic=True)
     # Flushed now, so the next message in this transaction's view counts it for the limit.
     ctx.session.flush()
     return "sent"

@@ -13,9 +13,11 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 
+from ingest.history import system_note
 from outbound.retry import RetryPolicy
 from outbound.transports import OutgoingMail, PermanentFailure, TemporaryFailure, Transport
 from storage.db import Database
@@ -154,20 +156,9 @@ def _process_alive(pid_text: str) -> bool:
     return True
 
 
-def _failure_note(row: OutboxMail, detail: str, now: object) -> TicketMessage:
-    return TicketMessage(
-        ticket_id=row.ticket_id,
-        journal_id=None,
-        direction="out",
-        kind="system",
-        dedupe_key=f"outbox-failed:{row.id}",
-        message_id=None,
-        from_addr=row.sender,
-        from_name="ticketd",
-        to_addrs=list(row.recipients),
-        cc_addrs=[],
-        subject=f"Delivery failed: {row.subject}",
-        text=f"The {row.kind} mail to {', '.join(row.recipients)} could not be delivered: {detail}",
-        attachments=[],
-        created_at=now,
+def _failure_note(row: OutboxMail, detail: str, now: datetime) -> TicketMessage:
+    assert row.ticket_id is not None
+    text = f"The {row.kind} mail to {', '.join(row.recipients)} could not be delivered: {detail}"
+    return system_note(
+        row.ticket_id, f"Delivery failed: {row.subject}", text, f"outbox-failed:{row.id}", now
     )

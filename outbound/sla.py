@@ -21,16 +21,32 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select
 
 from ingest.context import Context
+from ingest.history import add_note
 from outbound.addresses import agent_reply_address
-from outbound.agent_mail import _desk_envelope, _thread_root, queue_outgoing
-from outbound.sla_deadlines import next_deadline
+from outbound.agent_mail import _desk_envelope, _thread_root
+from outbound.automatic import AutomaticMail, queue_automatic
+from outbound.outbox_rows import queue_outgoing
+from outbound.sla_deadlines import STOPPED, auto_close_at, next_deadline, on_ticket_event
 from outbound.templating import Templates
 from storage.db import Database
-from storage.models import SLA_REMINDER, SlaEvent, Ticket
+from storage.models import (
+    SLA_AUTO_CLOSE,
+    SLA_FOLLOWUP,
+    SLA_PENDING_REMINDER,
+    SLA_REMINDER,
+    SlaEvent,
+    Ticket,
+)
 from ticketd.clock import Clock
 from ticketd.config import Config
 
 BATCH = 500
+# Events whose mail goes to the customer, through the gate of automatic mail.
+CUSTOMER_TEMPLATES = {
+    SLA_FOLLOWUP: "sla_followup",
+    SLA_PENDING_REMINDER: "sla_pending_reminder",
+    SLA_AUTO_CLOSE: "sla_auto_closed",
+}
 TARGET_LABELS = {
     "en": {
         "first_answer": "first answer",
@@ -107,11 +123,18 @@ def _one_batch(ctx: Context, limit: int | None) -> list[SlaAction]:
     return actions
 
 
-def _skip_reason(event: SlaEvent, ticket: Ticket, now: datetime, superseded: bool) -> str | None:
-    current = getattr(ticket, f"sla_{event.target}_due")
-    if ticket.status == "closed" or ticket.sla_paused_at is not None or current != event.deadline:
+def _skip_reason(
+    ctx: Context, event: SlaEvent, ticket: Ticket, now: datetime, superseded: bool
+) -> str | None:
+    if event.target == "pending":
+        current = auto_close_at(ticket, ctx.config.sla)
+        running = current is not None
+    else:
+        current = getattr(ticket, f"sla_{event.target}_due")
+        running = ticket.status not in STOPPED and ticket.sla_paused_at is None
+    if not running or current != event.deadline:
         return "skipped: the deadline no longer runs"
-    if event.kind == SLA_REMINDER and event.deadline <= now:
+    if event.kind in (SLA_REMINDER, SLA_PENDING_REMINDER) and event.deadline <= now:
         return "skipped: the deadline passed before the reminder (the escalation tells)"
     if superseded:
         return "skipped: a later reminder for the same deadline is due too"
@@ -136,17 +159,42 @@ def _settle(
     calendar = ctx.config.sla.calendar
     deadline = f"{event.deadline.astimezone(ZoneInfo(calendar.timezone)):%Y-%m-%d %H:%M %Z}"
     recipients: tuple[str, ...] = ()
-    outcome = _skip_reason(event, ticket, now, superseded)
-    if outcome is None:
+    outcome = _skip_reason(ctx, event, ticket, now, superseded)
+    if outcome is None and event.kind in CUSTOMER_TEMPLATES:
+        # Customer mail passes the gate of all automatic mail (rate limit, bounces, loops).
+        mail = AutomaticMail(event.kind, CUSTOMER_TEMPLATES[event.kind], ticket.customer, None)
+        result = queue_automatic(ctx, ticket, mail)
+        recipients = (ticket.customer,) if result == "sent" else ()
+        outcome = f"sent to {ticket.customer}" if result == "sent" else result
+        if event.kind == SLA_AUTO_CLOSE:
+            outcome = f"closed; {outcome}"
+    elif outcome is None:
         recipients = _recipients(ctx, event, ticket)
         outcome = f"sent to {', '.join(recipients)}" if recipients else "skipped: nobody to tell"
-    for address in recipients:
-        _queue_mail(ctx, event, ticket, address, deadline)
+        for address in recipients:
+            _queue_mail(ctx, event, ticket, address, deadline)
+    # Settled before the close below recomputes the ticket's rows (unsent ones are dropped).
     event.sent_at = now
     event.outcome = outcome
+    if event.kind == SLA_AUTO_CLOSE and outcome.startswith("closed"):
+        _auto_close(ctx, ticket, event)
     return SlaAction(
         ticket.ref, event.kind, event.target, event.point, deadline, recipients, outcome
     )
+
+
+def _auto_close(ctx: Context, ticket: Ticket, event: SlaEvent) -> None:
+    ticket.status = "closed"
+    ticket.updated_at = ctx.clock.now()
+    add_note(
+        ctx,
+        ticket,
+        "Closed automatically",
+        f"No answer from the customer since {ticket.sla_paused_at:%Y-%m-%d %H:%M} UTC; closed "
+        f"after {ctx.config.sla.auto_close_hours:g} hours (sla.auto_close_hours).",
+        f"note:auto-close:{ticket.id}:{event.id}",
+    )
+    on_ticket_event(ctx, ticket, "changed")
 
 
 def _queue_mail(ctx: Context, event: SlaEvent, ticket: Ticket, to: str, deadline: str) -> None:

@@ -19,10 +19,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ingest.context import Context
-from storage.models import SLA_ESCALATION, SLA_REMINDER, SlaEvent, Ticket
+from storage.models import (
+    SLA_AUTO_CLOSE,
+    SLA_ESCALATION,
+    SLA_FOLLOWUP,
+    SLA_PENDING_REMINDER,
+    SLA_REMINDER,
+    SlaEvent,
+    Ticket,
+)
 from ticketd.config_sla import SlaConfig
 
 TARGETS = ("first_answer", "next_answer", "resolution")
+# No clock runs for these; a merged ticket lives on in the ticket that absorbed it.
+STOPPED = ("closed", "merged")
 EventKey = tuple[str, str, int, datetime]  # kind, target, point (percent), deadline
 
 
@@ -45,7 +55,7 @@ def on_ticket_event(ctx: Context, ticket: Ticket, event: str) -> None:
             ticket.sla_waiting_since = now  # the clock runs from the first unanswered message
     if ticket.status == "pending" and ticket.sla_paused_at is None:
         ticket.sla_paused_at = now
-    elif ticket.status == "closed":
+    elif ticket.status in STOPPED:
         ticket.sla_paused_at = None
         ticket.sla_waiting_since = None
     _recompute(ticket, sla)
@@ -55,7 +65,7 @@ def on_ticket_event(ctx: Context, ticket: Ticket, event: str) -> None:
 def _recompute(ticket: Ticket, sla: SlaConfig) -> None:
     policy = sla.policy_for(ticket.category, ticket.priority)
     calendar = sla.calendar
-    open_ = ticket.status != "closed"
+    open_ = ticket.status not in STOPPED
     paused = timedelta(seconds=ticket.sla_paused_seconds or 0)
     first = policy.span("first_answer")
     ticket.sla_first_answer_due = (
@@ -79,7 +89,9 @@ def _recompute(ticket: Ticket, sla: SlaConfig) -> None:
 
 def wanted_events(ticket: Ticket, sla: SlaConfig) -> dict[EventKey, datetime]:
     """Every reminder and escalation the current deadlines call for, with its due time."""
-    if ticket.status == "closed" or ticket.sla_paused_at is not None:
+    if ticket.status == "pending" and ticket.sla_paused_at is not None:
+        return _waiting_for_customer(ticket, sla)
+    if ticket.status in STOPPED or ticket.sla_paused_at is not None:
         return {}
     policy = sla.policy_for(ticket.category, ticket.priority)
     paused = timedelta(seconds=ticket.sla_paused_seconds or 0)
@@ -98,7 +110,28 @@ def wanted_events(ticket: Ticket, sla: SlaConfig) -> dict[EventKey, datetime]:
             due = sla.calendar.add(start, span * point + shift)
             wanted[(SLA_REMINDER, target, round(point * 100), deadline)] = due
         wanted[(SLA_ESCALATION, target, 100, deadline)] = deadline
+        if target != "resolution" and ticket.category in sla.followup_categories:
+            due = sla.calendar.add(start, timedelta(hours=sla.followup_hours) + shift)
+            wanted[(SLA_FOLLOWUP, target, 0, deadline)] = due
     return wanted
+
+
+def auto_close_at(ticket: Ticket, sla: SlaConfig) -> datetime | None:
+    if ticket.status != "pending" or ticket.sla_paused_at is None or not sla.auto_close_hours:
+        return None
+    return ticket.sla_paused_at + timedelta(hours=sla.auto_close_hours)
+
+
+def _waiting_for_customer(ticket: Ticket, sla: SlaConfig) -> dict[EventKey, datetime]:
+    """While we wait for the customer: a reminder to them half-way, then the automatic close."""
+    close_at = auto_close_at(ticket, sla)
+    if close_at is None or ticket.sla_paused_at is None:
+        return {}
+    half = ticket.sla_paused_at + (close_at - ticket.sla_paused_at) / 2
+    return {
+        (SLA_PENDING_REMINDER, "pending", 50, close_at): half,
+        (SLA_AUTO_CLOSE, "pending", 100, close_at): close_at,
+    }
 
 
 def reconcile_events(session: Session, ticket: Ticket, sla: SlaConfig) -> None:
@@ -140,3 +173,13 @@ def next_deadline(ticket: Ticket) -> datetime | None:
 def next_deadline_text(ticket: Ticket) -> str:
     due = next_deadline(ticket)
     return "" if due is None else f"{due:%Y-%m-%d %H:%M} UTC"
+
+
+def sla_summary(ticket: Ticket) -> dict[str, str | None]:
+    """The deadlines as `tickets show` gives them (ISO 8601 UTC, None when none runs)."""
+    summary = {
+        f"{target}_due": due.isoformat() if (due := getattr(ticket, f"sla_{target}_due")) else None
+        for target in TARGETS
+    }
+    paused = ticket.sla_paused_at
+    return summary | {"paused_since": paused.isoformat() if paused else None}

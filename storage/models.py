@@ -238,6 +238,9 @@ class OutboxMail(Base):
 # SLA event kinds (what the tick sends) and targets (which deadline it is about).
 SLA_REMINDER = "reminder"
 SLA_ESCALATION = "escalation"
+SLA_FOLLOWUP = "followup"  # "still working on it", to the customer
+SLA_PENDING_REMINDER = "pending_reminder"  # to a customer we wait for
+SLA_AUTO_CLOSE = "auto_close"  # the customer never answered
 
 
 class SlaEvent(Base):
@@ -252,8 +255,9 @@ class SlaEvent(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
-    kind: Mapped[str] = mapped_column(String(20))  # reminder, escalation
-    target: Mapped[str] = mapped_column(String(20))  # first_answer, next_answer, resolution
+    kind: Mapped[str] = mapped_column(String(20))  # SLA_* below
+    # first_answer, next_answer, resolution; "pending" for the wait for the customer.
+    target: Mapped[str] = mapped_column(String(20))
     # Percent of the deadline's span (75 for a reminder at 0.75, 100 for the breach).
     point: Mapped[int] = mapped_column(Integer)
     deadline: Mapped[datetime] = mapped_column()

@@ -25,6 +25,7 @@ from tests.test_threading import deliver
 from ticketd.cli import main
 from ticketd.clock import FixedClock
 from ticketd.state import State, open_state
+from ticketd.views import show_ticket
 
 AGENT = "ayse@destek.example.com"
 LEAD = "lead@destek.example.com"
@@ -101,6 +102,9 @@ def test_a_ticket_through_its_life(desk: State, clock: FixedClock) -> None:
     assert ticket.queue == "odeme"
     assert ticket.sla_first_answer_due == opened + timedelta(hours=48)
     assert ticket.sla_resolution_due == opened + timedelta(days=14)
+    shown = show_ticket(desk.db, ref)
+    assert shown is not None
+    assert shown["sla"]["first_answer_due"] == "2026-11-25T09:00:00+00:00"
     # The agents' notification shows the nearest deadline.
     with desk.db.read() as session:
         notify = session.scalars(select(OutboxMail).where(OutboxMail.kind == "notify")).one()
@@ -271,3 +275,87 @@ def test_the_daemon_scheduler_ticks_at_start_and_stops_cleanly(
 
     asyncio.run(scenario())
     assert sla_mail(desk) == [("sla-reminder", AGENT)]
+
+
+def test_a_merged_ticket_is_not_reminded(desk: State, clock: FixedClock) -> None:
+    from ticketd.ticket_ops import merge
+
+    first = open_ticket(desk)
+    second = deliver(desk, customer_mail(sender="Ece <ece@example.net>", body="Para çekme"))
+    merge(desk.db, clock, first, second.detail.split()[1].rstrip(":"))
+    clock.advance(timedelta(hours=40))
+    outcomes = sorted(a.outcome for a in tick(desk.db, desk.config, clock, desk.templates))
+    assert outcomes == [f"sent to {AGENT}", "skipped: the deadline no longer runs"]
+
+
+def test_still_working_on_it_goes_to_the_customer_of_an_opted_in_category(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    extra = TEAM + '[sla]\nfollowup_hours = 24\nfollowup_categories = ["payment"]\n'
+    state = open_state(make_config(tmp_path, extra=extra), clock=clock)
+    try:
+        ref = open_ticket(state)
+        assert ticket_of(state, ref).category == "payment"
+        clock.advance(timedelta(hours=24))
+        assert run_tick(state) == ["followup first_answer sent to can@musteri.com.tr"]
+        with state.db.read() as session:
+            [mail] = session.scalars(select(OutboxMail).where(OutboxMail.kind == "followup"))
+            assert mail.automatic
+            assert "çalışmaya devam ediyoruz" in mail.subject
+        clock.advance(timedelta(hours=1))
+        assert run_tick(state) == []  # once per waiting period
+    finally:
+        state.close()
+
+
+def test_no_followup_without_opting_in(desk: State, clock: FixedClock) -> None:
+    open_ticket(desk)
+    clock.advance(timedelta(hours=30))
+    assert run_tick(desk) == []
+
+
+def test_a_ticket_left_waiting_for_the_customer_is_reminded_then_closed(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    state = open_state(
+        make_config(tmp_path, extra=TEAM + "[sla]\nauto_close_hours = 96\n"), clock=clock
+    )
+    try:
+        ref = open_ticket(state)
+        clock.advance(timedelta(hours=2))
+        agent_mail(state, ref, "#pending\n\nDekontu gönderir misiniz?")
+        clock.advance(timedelta(hours=47))
+        assert run_tick(state) == []
+        clock.advance(timedelta(hours=1))  # half of 96 hours
+        assert run_tick(state) == ["pending_reminder pending sent to can@musteri.com.tr"]
+        clock.advance(timedelta(hours=48))
+        assert run_tick(state) == ["auto_close pending closed; sent to can@musteri.com.tr"]
+        shown = show_ticket(state.db, ref)
+        assert shown is not None
+        assert shown["status"] == "closed"
+        subjects = [m["subject"] for m in shown["messages"]][-2:]
+        assert subjects[0].startswith(f"[#{ref}] Talebiniz kapatıldı")
+        assert subjects[1] == "Closed automatically"
+        clock.advance(timedelta(days=30))
+        assert run_tick(state) == []
+    finally:
+        state.close()
+
+
+def test_the_customers_answer_cancels_the_automatic_close(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    state = open_state(
+        make_config(tmp_path, extra=TEAM + "[sla]\nauto_close_hours = 96\n"), clock=clock
+    )
+    try:
+        ref = open_ticket(state)
+        agent_mail(state, ref, "#pending\n\nDekontu gönderir misiniz?")
+        clock.advance(timedelta(hours=20))
+        deliver(state, customer_mail(sender=CUSTOMER, subject=f"Re: [#{ref}]", body="Ekte."))
+        clock.advance(timedelta(hours=100))
+        actions = run_tick(state)
+        assert not [a for a in actions if a.startswith(("pending_reminder", "auto_close"))]
+        assert ticket_of(state, ref).status == "open"
+    finally:
+        state.close()

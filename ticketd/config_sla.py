@@ -22,6 +22,16 @@ Problems = list[tuple[str, str]]
 PRIORITIES = ("high", "normal", "low")
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _TARGETS = ("first_answer_hours", "next_answer_hours", "resolution_hours")
+_OTHER_KEYS = (
+    "enabled",
+    "reminders",
+    "categories",
+    "priorities",
+    "calendar",
+    "followup_hours",
+    "followup_categories",
+    "auto_close_hours",
+)
 _HOURS = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
 
 
@@ -54,6 +64,13 @@ class SlaConfig:
     priorities: dict[str, dict[str, float | None]] = field(default_factory=dict)
     # Fractions of a deadline's span at which the assignee (or the queue) is reminded.
     reminders: tuple[float, ...] = (0.75,)
+    # "Still working on it" to the customer after this much waiting on our side; opt-in per
+    # category, since some desks would rather answer than apologise.
+    followup_hours: float = 72
+    followup_categories: tuple[str, ...] = ()
+    # A ticket left waiting for the customer this long (wall time) is closed, with a reminder
+    # to the customer half-way; None: never.
+    auto_close_hours: float | None = None
     calendar: Calendar = field(default_factory=Calendar)
 
     def policy_for(self, category: str, priority: str) -> SlaPolicy:
@@ -145,13 +162,20 @@ def _calendar(problems: Problems, raw: Any) -> Calendar:
     return replace(calendar, holidays=frozenset(holidays))
 
 
+def _strings(problems: Problems, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(v in CATEGORIES for v in value):
+        problems.append(("sla.followup_categories", f"must be a list of {', '.join(CATEGORIES)}"))
+        return ()
+    return tuple(value)
+
+
 def parse_sla(problems: Problems, data: dict[str, Any]) -> SlaConfig:
     raw = data.get("sla", {})
     if not isinstance(raw, dict):
         problems.append(("sla", "must be a table ([sla])"))
         return SlaConfig()
     for key in raw:
-        if key not in (*_TARGETS, "enabled", "reminders", "categories", "priorities", "calendar"):
+        if key not in (*_TARGETS, *_OTHER_KEYS):
             problems.append((f"sla.{key}", "unknown key"))
     enabled = raw.get("enabled", True)
     if not isinstance(enabled, bool):
@@ -174,11 +198,23 @@ def parse_sla(problems: Problems, data: dict[str, Any]) -> SlaConfig:
         problems.append(("sla.reminders", "must be a list of fractions between 0 and 1"))
     else:
         reminders = tuple(sorted(set(float(r) for r in reminders_raw)))
+    followup = raw.get("followup_hours", 72)
+    if isinstance(followup, bool) or not isinstance(followup, int | float) or followup <= 0:
+        problems.append(("sla.followup_hours", "must be a number of hours above 0"))
+        followup = 72
+    followup_categories = _strings(problems, raw.get("followup_categories", []))
+    auto_close = raw.get("auto_close_hours", 0)
+    if isinstance(auto_close, bool) or not isinstance(auto_close, int | float) or auto_close < 0:
+        problems.append(("sla.auto_close_hours", "must be a number of hours, 0 (never) or more"))
+        auto_close = 0
     return SlaConfig(
         enabled=enabled,
         default=default,
         categories=categories,
         priorities=priorities,
         reminders=reminders,
+        followup_hours=float(followup),
+        followup_categories=followup_categories,
+        auto_close_hours=float(auto_close) or None,
         calendar=_calendar(problems, raw.get("calendar", {})),
     )

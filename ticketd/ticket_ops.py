@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ingest.history import system_note
 from ingest.refs import new_reference, normalise
 from storage.db import Database
 from storage.models import Participant, Ticket, TicketMessage
@@ -30,22 +31,7 @@ def _load(session: Session, ref: str) -> Ticket:
 
 
 def _note(ticket: Ticket, text: str, key: str, clock: Clock) -> TicketMessage:
-    return TicketMessage(
-        ticket_id=ticket.id,
-        journal_id=None,
-        direction="in",
-        kind="system",
-        dedupe_key=f"note:{key}",
-        message_id=None,
-        from_addr="ticketd",
-        from_name="ticketd",
-        to_addrs=[],
-        cc_addrs=[],
-        subject=text.split(":")[0],
-        text=text,
-        attachments=[],
-        created_at=clock.now(),
-    )
+    return system_note(ticket.id, text.split(":")[0], text, f"note:{key}", clock.now())
 
 
 def merge(db: Database, clock: Clock, source_ref: str, target_ref: str) -> str:

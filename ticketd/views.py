@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from ingest.refs import normalise
+from outbound.sla_deadlines import sla_summary
 from storage.db import Database
 from storage.models import (
     JOURNAL_PENDING,
@@ -111,6 +112,7 @@ def show_ticket(db: Database, ref: str) -> dict[str, Any] | None:
             "requested_ref": asked_for,
             "participants": [p.email for p in ticket.participants],
             "created_at": ticket.created_at.isoformat(),
+            "sla": sla_summary(ticket),
             "messages": messages,
         }
 
@@ -181,6 +183,9 @@ def print_ticket(ticket: dict[str, Any]) -> None:
     )
     console.print(ticket["subject"], markup=False, highlight=False)
     console.print("participants: " + ", ".join(ticket["participants"]), markup=False)
+    console.print(
+        "SLA: " + ", ".join(f"{k} {v}" for k, v in ticket["sla"].items() if v), markup=False
+    )
     for message in ticket["messages"]:
         arrow = "<-" if message["direction"] == "in" else "->"
         delivery = message.get("delivery")

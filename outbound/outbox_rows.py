@@ -1,0 +1,70 @@
+"""Writing a mail to send: one outbox row and, where it belongs, the ticket's history entry.
+
+Every kind of outgoing mail goes through `queue_outgoing`, inside the transaction of the ticket
+change that causes it (the transactional outbox).
+"""
+
+from __future__ import annotations
+
+from ingest.context import Context
+from outbound.compose import Envelope, OutgoingAttachment, build_mail
+from outbound.templating import RenderedMail
+from storage.models import OUTBOX_QUEUED, OutboxMail, Ticket, TicketMessage
+
+
+def queue_outgoing(
+    ctx: Context,
+    ticket: Ticket,
+    kind: str,
+    envelope: Envelope,
+    body: RenderedMail,
+    history_kind: str | None,
+    automatic: bool,
+    attachments: tuple[OutgoingAttachment, ...] = (),
+    author: tuple[str, str] | None = None,
+    dedupe_key: str | None = None,
+) -> str:
+    """One outbox row, and the matching outgoing message in the ticket's history (written by
+    `author` (address, name) when a person wrote it, once only by `dedupe_key`)."""
+    now = ctx.clock.now()
+    ctx.session.add(
+        OutboxMail(
+            ticket_id=ticket.id,
+            kind=kind,
+            message_id=envelope.message_id,
+            sender=envelope.sender,
+            recipients=[envelope.to],
+            recipient=envelope.to,
+            automatic=automatic,
+            subject=body.subject,
+            text=body.text,
+            raw=build_mail(envelope, body, attachments),
+            state=OUTBOX_QUEUED,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+    if history_kind is not None:
+        ctx.session.add(
+            TicketMessage(
+                ticket_id=ticket.id,
+                journal_id=None,
+                direction="out",
+                kind=history_kind,
+                dedupe_key=dedupe_key or f"mid:{envelope.message_id}",
+                message_id=envelope.message_id,
+                from_addr=author[0] if author else envelope.sender,
+                from_name=author[1] if author else envelope.sender_name,
+                to_addrs=[envelope.to],
+                cc_addrs=[],
+                subject=body.subject,
+                text=body.text,
+                attachments=[
+                    {"filename": a.filename, "content_type": a.content_type, "size": len(a.payload)}
+                    for a in attachments
+                ],
+                created_at=now,
+            )
+        )
+    return envelope.message_id
