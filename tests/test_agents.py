@@ -293,3 +293,47 @@ def test_command_parsing(text: str, verbs: list[str], problems: list[str]) -> No
     assert len(parsed.problems) == len(problems)
     for wanted, found in zip(problems, parsed.problems, strict=True):
         assert wanted in found
+
+
+def test_category_and_merge_commands_from_the_agent(desk: DaemonProcess, relay: Relay) -> None:
+    first_customer, second_customer = "bir@example.net", "iki@example.net"
+    send(
+        desk.port,
+        customer_mail(sender=first_customer, subject="Para çekme", body="Çekim talebim bekliyor."),
+        first_customer,
+        DESK,
+    )
+    [first_note] = wait_for_mail(relay, AGENT, 1)
+    send(
+        desk.port,
+        customer_mail(sender=second_customer, subject="Yatırım", body="Yatırımım hesaba geçmedi."),
+        second_customer,
+        DESK,
+    )
+    second_note = wait_for_mail(relay, AGENT, 2)[-1]
+    tickets = {t["customer"]: t["ref"] for t in desk.cli("tickets", "list", "--json")}
+    first, second = tickets[first_customer], tickets[second_customer]
+
+    # #birleştir: the second ticket goes into the first; its reference leads there.
+    merge = agent_reply(second_note, AGENT, f"#birleştir {first}", client="gmail")
+    send(desk.port, merge, AGENT, str(second_note["Reply-To"]))
+    desk.wait_until(
+        lambda: desk.cli("tickets", "show", second, "--json")["ref"] == first, what="#merge"
+    )
+    assert second_customer in desk.cli("tickets", "show", first, "--json")["participants"]
+
+    # #kategori: identity verification belongs to the other queue; Ayşe's command moves it.
+    category = agent_reply(first_note, AGENT, "#kategori kimlik", client="thunderbird")
+    send(desk.port, category, AGENT, str(first_note["Reply-To"]))
+    desk.wait_until(
+        lambda: desk.cli("tickets", "show", first, "--json")["category"] == "kyc",
+        what="#category",
+    )
+    listed = {t["ref"]: t for t in desk.cli("tickets", "list", "--json")}
+    assert listed[second]["status"] == "merged"
+    # Now in Mert's queue, Ayşe may no longer act on it: she is told so.
+    late = agent_reply(first_note, AGENT, "#close")
+    send(desk.port, late, AGENT, str(first_note["Reply-To"]))
+    refusals = wait_for_mail(relay, AGENT, 3, "(refusal)")
+    assert "not one of yours" in text_of(refusals[-1])
+    assert desk.cli("tickets", "show", first, "--json")["status"] != "closed"
