@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from imapclient import IMAPClient
 
@@ -32,6 +33,9 @@ from ingest.journal import Journal, StorageFailure
 from storage.db import Database
 from ticketd.clock import Clock
 from ticketd.config import ImapAccountConfig
+
+if TYPE_CHECKING:
+    from ticketd.metrics import Metrics
 
 log = logging.getLogger("ticketd.imap")
 STOP_CHECK = 0.5  # seconds: how long an IDLE wait or a sleep may delay SIGTERM
@@ -67,6 +71,7 @@ class AccountRunner:
         on_journaled: Callable[[], None] = lambda: None,
         stop: threading.Event | None = None,
         backoff_max: float = BACKOFF_MAX,
+        metrics: Metrics | None = None,
     ) -> None:
         self.account = account
         self.mailbox = mailbox_key(account)
@@ -76,6 +81,7 @@ class AccountRunner:
         self.on_journaled = on_journaled
         self.stop = stop or threading.Event()
         self.backoff = Backoff(maximum=backoff_max)
+        self.metrics = metrics
         self.tokens = (
             TokenProvider(account.name, account.token_command, account.token_file, clock)
             if account.auth == "xoauth2"
@@ -120,6 +126,8 @@ class AccountRunner:
             reason = f"journal unavailable, mail stays on the server: {reason}"
         first, delay = self.backoff.fail()
         self.last_error = reason
+        if self.metrics is not None:
+            self.metrics.imap_failed(self.account.name)
         if first:
             log.error("imap %s: %s; retrying with backoff", self.account.name, reason)
         else:
@@ -160,6 +168,8 @@ class AccountRunner:
             refresh_helps = self.tokens is not None and not self.tokens.needs_refresh()
             while not self.stop.is_set():
                 result = sync.run()
+                if self.metrics is not None:
+                    self.metrics.imap_polled(self.account.name, result.journaled, self.clock.now())
                 if result.journaled or result.recognised or result.quarantined:
                     log.info(
                         "imap %s: %d new, %d already journaled, %d quarantined",

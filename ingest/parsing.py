@@ -24,6 +24,7 @@ from html.parser import HTMLParser
 
 from flufl.bounce import all_failures
 
+from ingest.filenames import safe_filename
 from ingest.replies import latest_reply
 
 # flufl.bounce logs every detector it runs at INFO and re-raises a detector's error after logging
@@ -173,11 +174,16 @@ def _unfold(text: str) -> str:
     return re.sub(r"\s*[\r\n]+\s*", " ", text).strip()
 
 
+# Control characters are never part of a Message-ID or an address; one that holds them is
+# hostile or broken, and would be echoed into the headers of the mail we send.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
 def _msg_ids(value: str) -> tuple[str, ...]:
     ids = re.findall(r"<([^<>\s]+)>", value)
     if not ids and value.strip() and " " not in value.strip():
         ids = [value.strip().strip("<>")]
-    return tuple(dict.fromkeys(ids))
+    return tuple(dict.fromkeys(i for i in ids if i and not _CONTROL.search(i)))
 
 
 def _header_str(value: object) -> str:
@@ -229,7 +235,7 @@ def _addresses(message: Message, name: str) -> tuple[Address, ...]:
     result: list[Address] = []
     for display, addr in pairs:
         addr = addr.strip().lower()
-        if "@" not in addr:
+        if "@" not in addr or _CONTROL.search(addr) or any(c.isspace() for c in addr):
             continue
         result.append(Address(email=addr, name=decode_header_value(display)))
     return tuple(result)
@@ -256,7 +262,9 @@ def _filename(part: Message) -> str | None:
         name = None
     if name is None:
         return None
-    return decode_header_value(name) or None
+    decoded = decode_header_value(name)
+    # Stored, shown and attached again later: never a path, a device or a hidden file.
+    return safe_filename(decoded) if decoded else None
 
 
 def _content_type(part: Message) -> str:

@@ -34,6 +34,7 @@ from outbound.agent_mail import notify_agents
 from outbound.automatic import AutomaticMail, queue_automatic
 from outbound.compose import verify_message_id
 from outbound.sla_deadlines import on_ticket_event
+from outbound.survey import record_survey_answer, survey_answer
 from storage.models import JournalEntry, OutboxMail, Participant, Ticket, TicketMessage
 
 __all__ = ["STEPS", "Context", "Ignore", "Outcome", "run_pipeline", "step_parse"]
@@ -212,6 +213,7 @@ STEPS: tuple[str, ...] = (
     "bounce or auto-reply",
     "agent mail",
     "thread",
+    "survey answer",
     "record",
     "route",
     "acknowledge",
@@ -233,6 +235,10 @@ def run_pipeline(ctx: Context, entry: JournalEntry, message: ParsedMessage) -> O
     if agent_mail is not None:
         return Outcome(agent_mail.ticket.ref, False, False, agent_mail.note, agent_mail.security)
     threading = find_thread(ctx, message, entry.envelope_to)
+    answer = survey_answer(ctx, message, threading.ticket)
+    if answer is not None:  # a score for a closed ticket: recorded, the ticket stays closed
+        note = record_survey_answer(ctx, entry, message, answer)
+        return Outcome(answer.ticket.ref, False, False, f"{threading.how}; {note}")
     ticket, new = step_record(ctx, entry, message, threading)
     if new:
         step_route(ctx, ticket, message)

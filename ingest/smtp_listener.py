@@ -3,7 +3,13 @@
 `handle_DATA` does one thing: make the bytes durable (in a thread, so fsync never blocks the
 event loop) and answer 250 once they are. Parsing and tickets happen later, in the worker.
 Reply codes say what is wrong: 550 for an address that is not ours (no open relay), 552 for a
-message over the size limit (aiosmtpd enforces `data_size_limit`), 451 when storage failed.
+message over the size limit (aiosmtpd enforces `data_size_limit` while reading: it counts the
+bytes and stops keeping them past the limit), 451 when storage failed.
+
+Abuse limits come from `[smtp_in]` and are read per connection, so a SIGHUP changes them: open
+connections in total and per client address (the excess is greeted with 421 and closed, so one
+client cannot take every slot), recipients per message (452), how often any one command may be
+sent in a session (aiosmtpd's `command_call_limit`: 421 and closed) and an idle timeout.
 
 While the daemon drains (`closing`), a new connection is greeted with 421 and a new MAIL gets
 421, but a transaction already under way may finish: its client has sent MAIL and is owed an
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
 from email.utils import format_datetime
 from typing import Any
@@ -22,6 +29,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from ingest.journal import Arrival, Journal, StorageFailure
 from ticketd.clock import Clock
+from ticketd.config import SmtpInConfig
 
 log = logging.getLogger("ticketd.smtp")
 
@@ -50,6 +58,21 @@ class IntakeHandler:
         self.closing = False
         self.in_flight = 0
         self.sessions: set[SMTP] = set()
+        self.per_client: Counter[str] = Counter()
+
+    def admit(self, client: str, limits: SmtpInConfig) -> str | None:
+        """Take a connection slot for `client`, or say why there is none (a 421 reply)."""
+        if len(self.sessions) >= limits.max_connections:
+            return "421 4.7.0 Too many connections, try again later"
+        if self.per_client[client] >= limits.max_connections_per_client:
+            return "421 4.7.0 Too many connections from your address, try again later"
+        self.per_client[client] += 1
+        return None
+
+    def release(self, client: str) -> None:
+        self.per_client[client] -= 1
+        if self.per_client[client] <= 0:
+            del self.per_client[client]
 
     def busy_sessions(self) -> int:
         """Open sessions with a transaction under way (MAIL accepted, DATA not answered)."""
@@ -78,7 +101,8 @@ class IntakeHandler:
     ) -> str:
         if not is_desk_address(address, self.desk_addresses):
             return f"550 5.7.1 <{address}>: relay access denied, not a mailbox of this desk"
-        if len(envelope.rcpt_tos) >= 100:
+        limit = server.limits.max_recipients if isinstance(server, _TrackedSMTP) else 100
+        if len(envelope.rcpt_tos) >= limit:
             return "452 4.5.3 Too many recipients"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
@@ -118,15 +142,47 @@ class IntakeHandler:
         return f"250 2.0.0 Ok: queued as {journal_id}"
 
 
+def _client_of(transport: asyncio.BaseTransport) -> str:
+    peer: Any = transport.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+
+
 class _TrackedSMTP(SMTP):
-    """An SMTP session the handler knows about, so a drain can wait for it and end it."""
+    """An SMTP session the handler knows about, so a drain can wait for it and end it, and
+    so the connection limits can count it."""
+
+    def __init__(self, handler: IntakeHandler, limits: SmtpInConfig, **options: Any) -> None:
+        super().__init__(handler, **options)
+        self.limits = limits
+        self.client: str | None = None  # set once admitted; a refused connection holds no slot
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._original_transport is not None:
+            # STARTTLS calls this again for the same, already counted, connection.
+            super().connection_made(transport)
+            return
+        handler: IntakeHandler = self.event_handler
+        client = _client_of(transport)
+        refusal = handler.admit(client, self.limits)
+        if refusal is not None:
+            # Refused before aiosmtpd sets anything up: no session, no timer, no task; closing
+            # stops reading at once, so nothing the client sends is ever parsed.
+            log.warning("refused a connection from %s: %s", client, refusal)
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(refusal.encode("ascii") + b"\r\n")
+            transport.close()
+            return
+        self.client = client
         super().connection_made(transport)
-        self.event_handler.sessions.add(self)
+        handler.sessions.add(self)
 
     def connection_lost(self, error: Exception | None) -> None:
-        self.event_handler.sessions.discard(self)
+        if self.client is None:
+            return  # refused in connection_made: aiosmtpd never saw this connection
+        handler: IntakeHandler = self.event_handler
+        handler.sessions.discard(self)
+        handler.release(self.client)
+        self.client = None
         super().connection_lost(error)
 
 
@@ -144,14 +200,16 @@ class Refusal(asyncio.Protocol):
         transport.close()
 
 
-def make_smtp(handler: IntakeHandler, max_size: int, hostname: str) -> asyncio.Protocol:
+def make_smtp(handler: IntakeHandler, limits: SmtpInConfig, hostname: str) -> asyncio.Protocol:
     if handler.closing:
         return Refusal(hostname)
     return _TrackedSMTP(
         handler,
-        data_size_limit=max_size,
+        limits,
+        data_size_limit=limits.max_message_size,
         hostname=hostname,
         ident="ticketd ESMTP",
         decode_data=False,
-        timeout=300,
+        timeout=limits.idle_timeout,
+        command_call_limit=limits.max_commands,
     )

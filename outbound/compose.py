@@ -15,11 +15,22 @@ from email.utils import format_datetime
 
 from outbound.templating import RenderedMail
 
+# Every character Python's str.splitlines() breaks on (CR, LF, VT, FF, FS, GS, RS, NEL, U+2028,
+# U+2029) ends a header line for some reader, and the email package refuses them outright, so a
+# customer's \x0b would stop their acknowledgement; the other C0 controls and NUL are no text.
+_UNSAFE_IN_HEADER = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+
 
 def _clean(value: str) -> str:
     # A header value never carries a line break: whatever a sender put in a subject or a name
     # cannot add a header or a recipient to our mail.
-    return re.sub(r"[\r\n\x00]+", " ", value).strip()
+    return " ".join(_UNSAFE_IN_HEADER.sub(" ", value).split())
+
+
+def _msg_id(value: str) -> str | None:
+    """A Message-ID we may write back (In-Reply-To, References); a customer's id with space or
+    control characters in it is left out rather than written, or refused by the email package."""
+    return None if not value or _UNSAFE_IN_HEADER.search(value) or " " in value else value
 
 
 def sign_token(secret: str, token: str) -> str:
@@ -61,6 +72,9 @@ class Envelope:
 
 
 def _address(name: str, addr: str) -> Address:
+    if _UNSAFE_IN_HEADER.search(addr) or any(c.isspace() for c in addr):
+        # Parsing never yields such an address; refuse rather than write one into To.
+        raise ValueError(f"unsafe address {addr!r}")
     local, _, domain = addr.partition("@")
     return Address(display_name=_clean(name), username=local, domain=domain)
 
@@ -83,10 +97,12 @@ def build_mail(
         mail["Reply-To"] = _address(envelope.sender_name, envelope.reply_to)
     mail["Date"] = format_datetime(envelope.date)
     mail["Message-ID"] = f"<{envelope.message_id}>"
-    if envelope.in_reply_to:
-        mail["In-Reply-To"] = f"<{envelope.in_reply_to}>"
-    if envelope.references:
-        mail["References"] = " ".join(f"<{r}>" for r in envelope.references[-20:])
+    in_reply_to = _msg_id(envelope.in_reply_to or "")
+    if in_reply_to:
+        mail["In-Reply-To"] = f"<{in_reply_to}>"
+    references = [r for r in envelope.references if _msg_id(r)]
+    if references:
+        mail["References"] = " ".join(f"<{r}>" for r in references[-20:])
     if envelope.auto_submitted:
         mail["Auto-Submitted"] = envelope.auto_submitted
         # Ask Exchange and friends not to answer our automatic mail with theirs.

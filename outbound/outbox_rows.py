@@ -14,7 +14,7 @@ from storage.models import OUTBOX_QUEUED, OutboxMail, Ticket, TicketMessage
 
 def queue_outgoing(
     ctx: Context,
-    ticket: Ticket,
+    ticket: Ticket | None,
     kind: str,
     envelope: Envelope,
     body: RenderedMail,
@@ -25,11 +25,12 @@ def queue_outgoing(
     dedupe_key: str | None = None,
 ) -> str:
     """One outbox row, and the matching outgoing message in the ticket's history (written by
-    `author` (address, name) when a person wrote it, once only by `dedupe_key`)."""
+    `author` (address, name) when a person wrote it, once only by `dedupe_key`). Without a
+    ticket (a queue's daily digest) there is no history to write."""
     now = ctx.clock.now()
     ctx.session.add(
         OutboxMail(
-            ticket_id=ticket.id,
+            ticket_id=ticket.id if ticket else None,
             kind=kind,
             message_id=envelope.message_id,
             sender=envelope.sender,
@@ -45,7 +46,7 @@ def queue_outgoing(
             created_at=now,
         )
     )
-    if history_kind is not None:
+    if history_kind is not None and ticket is not None:
         ctx.session.add(
             TicketMessage(
                 ticket_id=ticket.id,

@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from ingest.context import Context
 from ingest.history import add_note
@@ -34,6 +35,7 @@ from storage.models import (
     SLA_FOLLOWUP,
     SLA_PENDING_REMINDER,
     SLA_REMINDER,
+    SLA_SURVEY,
     SlaEvent,
     Ticket,
 )
@@ -46,6 +48,7 @@ CUSTOMER_TEMPLATES = {
     SLA_FOLLOWUP: "sla_followup",
     SLA_PENDING_REMINDER: "sla_pending_reminder",
     SLA_AUTO_CLOSE: "sla_auto_closed",
+    SLA_SURVEY: "survey",
 }
 TARGET_LABELS = {
     "en": {
@@ -129,6 +132,9 @@ def _skip_reason(
     if event.target == "pending":
         current = auto_close_at(ticket, ctx.config.sla)
         running = current is not None
+    elif event.kind == SLA_SURVEY:
+        # Keyed by the opening time (outbound/survey.py); owed while the ticket stays closed.
+        current, running = ticket.created_at, ctx.config.sla.survey and ticket.status == "closed"
     else:
         current = getattr(ticket, f"sla_{event.target}_due")
         running = ticket.status not in STOPPED and ticket.sla_paused_at is None
@@ -194,7 +200,7 @@ def _auto_close(ctx: Context, ticket: Ticket, event: SlaEvent) -> None:
         f"after {ctx.config.sla.auto_close_hours:g} hours (sla.auto_close_hours).",
         f"note:auto-close:{ticket.id}:{event.id}",
     )
-    on_ticket_event(ctx, ticket, "changed")
+    on_ticket_event(ctx, ticket, "auto_closed")
 
 
 def _queue_mail(ctx: Context, event: SlaEvent, ticket: Ticket, to: str, deadline: str) -> None:
@@ -232,28 +238,32 @@ def _queue_mail(ctx: Context, event: SlaEvent, ticket: Ticket, to: str, deadline
 
 def report(db: Database, config: Config, clock: Clock) -> list[dict[str, Any]]:
     """Per queue: running tickets, those past a reminder point (at risk) and those breached."""
-    now = clock.now()
-    queues: dict[str, dict[str, Any]] = {}
     with db.read() as session:
-        reminded = set(
-            session.scalars(
-                select(SlaEvent.ticket_id).where(
-                    SlaEvent.kind == SLA_REMINDER, SlaEvent.due_at <= now, SlaEvent.deadline > now
-                )
+        return queue_report(session, clock.now())
+
+
+def queue_report(session: Session, now: datetime) -> list[dict[str, Any]]:
+    """report() inside a transaction (the daily digest reads it in the tick's)."""
+    queues: dict[str, dict[str, Any]] = {}
+    reminded = set(
+        session.scalars(
+            select(SlaEvent.ticket_id).where(
+                SlaEvent.kind == SLA_REMINDER, SlaEvent.due_at <= now, SlaEvent.deadline > now
             )
         )
-        tickets = session.scalars(
-            select(Ticket).where(Ticket.status != "closed", Ticket.merged_into_id.is_(None))
+    )
+    tickets = session.scalars(
+        select(Ticket).where(Ticket.status != "closed", Ticket.merged_into_id.is_(None))
+    )
+    for ticket in tickets:
+        row = queues.setdefault(
+            ticket.queue or "-",
+            {"queue": ticket.queue or "-", "open": 0, "at_risk": [], "breached": []},
         )
-        for ticket in tickets:
-            row = queues.setdefault(
-                ticket.queue or "-",
-                {"queue": ticket.queue or "-", "open": 0, "at_risk": [], "breached": []},
-            )
-            row["open"] += 1
-            due = next_deadline(ticket)
-            if due is not None and due <= now:
-                row["breached"].append(ticket.ref)
-            elif due is not None and ticket.id in reminded:
-                row["at_risk"].append(ticket.ref)
+        row["open"] += 1
+        due = next_deadline(ticket)
+        if due is not None and due <= now:
+            row["breached"].append(ticket.ref)
+        elif due is not None and ticket.id in reminded:
+            row["at_risk"].append(ticket.ref)
     return [queues[name] for name in sorted(queues)]

@@ -8,7 +8,9 @@ paused), so a changed category or priority simply moves the deadlines.
 Events (the `event` argument): "opened" (a new ticket), "customer" (the customer wrote: a
 paused clock restarts, the next-answer clock starts), "answered" (an agent's answer reached
 the customer: satisfies the first and the next answer), "changed" (status, category,
-priority, assignee). Waiting for the customer (status pending) pauses every clock.
+priority, assignee), "auto_closed" (the tick closed it: like "changed", but no survey).
+Waiting for the customer (status pending) pauses every clock; a close owes the customer the
+satisfaction survey (outbound/survey.py).
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ingest.context import Context
+from outbound.survey import schedule_survey
 from storage.models import (
     SLA_AUTO_CLOSE,
     SLA_ESCALATION,
     SLA_FOLLOWUP,
     SLA_PENDING_REMINDER,
     SLA_REMINDER,
+    SLA_SURVEY,
     SlaEvent,
     Ticket,
 )
@@ -60,6 +64,9 @@ def on_ticket_event(ctx: Context, ticket: Ticket, event: str) -> None:
         ticket.sla_waiting_since = None
     _recompute(ticket, sla)
     reconcile_events(ctx.session, ticket, sla)
+    if event != "auto_closed":
+        # Not after an automatic close: that customer stopped answering and was just told.
+        schedule_survey(ctx.session, ticket, sla, now)
 
 
 def _recompute(ticket: Ticket, sla: SlaConfig) -> None:
@@ -142,7 +149,9 @@ def reconcile_events(session: Session, ticket: Ticket, sla: SlaConfig) -> None:
     have: set[EventKey] = set()
     for row in existing:
         key = (row.kind, row.target, row.point, row.deadline)
-        if row.sent_at is None and key not in wanted:
+        # The survey is not a deadline: it stays owed while the ticket stays closed.
+        kept = row.kind == SLA_SURVEY and ticket.status == "closed"
+        if row.sent_at is None and key not in wanted and not kept:
             session.delete(row)
         else:
             have.add(key)

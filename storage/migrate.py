@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 
 from storage.db import Database
 
@@ -21,10 +22,20 @@ def alembic_config(db: Database) -> AlembicConfig:
     return config
 
 
+# Any constant: the key of the advisory lock that serialises migrations across daemons.
+MIGRATION_LOCK = 0x7469636B  # "tick"
+
+
 def upgrade(db: Database) -> None:
-    """Bring the schema to the newest revision; a no-op when it is there already."""
+    """Bring the schema to the newest revision; a no-op when it is there already.
+
+    Several daemons on one PostgreSQL database may start at once: each takes a transaction-level
+    advisory lock first, so one migrates and the others wait, then find nothing left to do
+    (PostgreSQL runs DDL in the transaction, so a failed migration leaves nothing half done)."""
     config = alembic_config(db)
     with db.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

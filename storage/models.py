@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -140,6 +141,10 @@ class Ticket(Base):
     # Waiting for the customer pauses the clock; the paused business time pushes deadlines.
     sla_paused_at: Mapped[datetime | None] = mapped_column()
     sla_paused_seconds: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The customer's answer to the satisfaction survey (outbound/survey.py): 1 to 5.
+    satisfaction_score: Mapped[int | None] = mapped_column(Integer)
+    satisfaction_comment: Mapped[str | None] = mapped_column(Text)
+    satisfaction_at: Mapped[datetime | None] = mapped_column()
 
     messages: Mapped[list[TicketMessage]] = relationship(
         back_populates="ticket", order_by="TicketMessage.id", foreign_keys="TicketMessage.ticket_id"
@@ -241,6 +246,7 @@ SLA_ESCALATION = "escalation"
 SLA_FOLLOWUP = "followup"  # "still working on it", to the customer
 SLA_PENDING_REMINDER = "pending_reminder"  # to a customer we wait for
 SLA_AUTO_CLOSE = "auto_close"  # the customer never answered
+SLA_SURVEY = "survey"  # the satisfaction survey after a close, to the customer
 
 
 class SlaEvent(Base):
@@ -270,3 +276,21 @@ class SlaEvent(Base):
         Index("ix_sla_events_due", "sent_at", "due_at"),
         Index("ix_sla_events_ticket", "ticket_id"),
     )
+
+
+class SlaDigest(Base):
+    """The daily digest of one queue for one local day, claimed once.
+
+    The tick inserts the row in the transaction that queues the digest's mail; the unique
+    (queue, day) key makes a second daemon, or a tick after a restart, find it taken.
+    """
+
+    __tablename__ = "sla_digests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    queue: Mapped[str] = mapped_column(String(100))
+    day: Mapped[date] = mapped_column(Date)  # in the SLA calendar's time zone
+    sent_at: Mapped[datetime] = mapped_column()
+    outcome: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (UniqueConstraint("queue", "day", name="uq_sla_digests"),)

@@ -246,7 +246,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     limits = Thresholds(args.journal_minutes, args.outbox_minutes, args.failed_hours)
     db = Database(config.storage.database)
     try:
-        report = check(db, SystemClock(), limits)
+        report = check(db, SystemClock(), limits, config.imap)
         code = EX_OK if report.healthy else 1
     except Exception as error:  # unreachable or unmigrated database: that needs a person too
         report, code = database_problem(error), 2

@@ -76,6 +76,13 @@ class StorageConfig:
 class SmtpInConfig:
     listen: HostPort
     max_message_size: int
+    # Abuse limits (issue 10): one client, or many, cannot exhaust the listener.
+    max_connections: int = 100
+    max_connections_per_client: int = 10
+    max_recipients: int = 100
+    # How often any one command (MAIL, RCPT, NOOP, ...) may be sent in a session.
+    max_commands: int = 200
+    idle_timeout: int = 300  # seconds a client may stay silent
 
 
 @dataclass(frozen=True)
@@ -234,6 +241,15 @@ def _database_url(reader: _Reader, value: str | None) -> str:
     return value
 
 
+_SMTP_IN_LIMITS = {
+    "max_connections": 100,
+    "max_connections_per_client": 10,
+    "max_recipients": 100,
+    "max_commands": 200,
+    "idle_timeout": 300,
+}
+
+
 def parse_config(data: dict[str, Any], path: Path) -> Config:
     """Validate parsed TOML; raises ConfigError listing every problem found."""
     reader = _Reader(data, path.parent)
@@ -289,6 +305,13 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         reader.string(smtp_in_t, "smtp_in.listen", DEFAULT_LISTEN), "smtp_in.listen"
     )
     max_size = reader.integer(smtp_in_t, "smtp_in.max_message_size", 25 * 1024 * 1024, 1024)
+    smtp_limits = {
+        name: reader.integer(smtp_in_t, f"smtp_in.{name}", default)
+        for name, default in _SMTP_IN_LIMITS.items()
+    }
+    for key in smtp_in_t:
+        if key not in _SMTP_IN_LIMITS and key not in ("listen", "max_message_size"):
+            reader.problems.append((f"smtp_in.{key}", "unknown key"))
 
     smtp_out_t = reader.table("smtp_out")
     relay_text = smtp_out_t.get("relay")
@@ -377,7 +400,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             secret=secret or f"ticketd:{address}",
         ),
         storage=StorageConfig(database=database, blobs=reader.path(blobs)),
-        smtp_in=SmtpInConfig(listen=listen, max_message_size=max_size),
+        smtp_in=SmtpInConfig(listen=listen, max_message_size=max_size, **smtp_limits),
         smtp_out=SmtpOutConfig(
             relay=relay,
             maildir=reader.path(maildir),

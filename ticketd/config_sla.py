@@ -31,6 +31,9 @@ _OTHER_KEYS = (
     "followup_hours",
     "followup_categories",
     "auto_close_hours",
+    "survey",
+    "survey_delay_hours",
+    "digest_hour",
 )
 _HOURS = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
 
@@ -71,6 +74,11 @@ class SlaConfig:
     # A ticket left waiting for the customer this long (wall time) is closed, with a reminder
     # to the customer half-way; None: never.
     auto_close_hours: float | None = None
+    # The satisfaction survey to the customer after a close, this long after it (wall time).
+    survey: bool = True
+    survey_delay_hours: float = 0
+    # The local hour (calendar time zone) from which each queue's daily digest goes out.
+    digest_hour: int = 8
     calendar: Calendar = field(default_factory=Calendar)
 
     def policy_for(self, category: str, priority: str) -> SlaPolicy:
@@ -169,6 +177,22 @@ def _strings(problems: Problems, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _survey_and_digest(problems: Problems, raw: dict[str, Any]) -> tuple[bool, float, int]:
+    survey = raw.get("survey", True)
+    if not isinstance(survey, bool):
+        problems.append(("sla.survey", "must be true or false"))
+        survey = True
+    delay = raw.get("survey_delay_hours", 0)
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
+        problems.append(("sla.survey_delay_hours", "must be a number of hours, 0 or more"))
+        delay = 0
+    hour = raw.get("digest_hour", 8)
+    if isinstance(hour, bool) or not isinstance(hour, int) or not 0 <= hour <= 23:
+        problems.append(("sla.digest_hour", "must be an hour from 0 to 23"))
+        hour = 8
+    return survey, float(delay), hour
+
+
 def parse_sla(problems: Problems, data: dict[str, Any]) -> SlaConfig:
     raw = data.get("sla", {})
     if not isinstance(raw, dict):
@@ -207,6 +231,7 @@ def parse_sla(problems: Problems, data: dict[str, Any]) -> SlaConfig:
     if isinstance(auto_close, bool) or not isinstance(auto_close, int | float) or auto_close < 0:
         problems.append(("sla.auto_close_hours", "must be a number of hours, 0 (never) or more"))
         auto_close = 0
+    survey, survey_delay, digest_hour = _survey_and_digest(problems, raw)
     return SlaConfig(
         enabled=enabled,
         default=default,
@@ -216,5 +241,8 @@ def parse_sla(problems: Problems, data: dict[str, Any]) -> SlaConfig:
         followup_hours=float(followup),
         followup_categories=followup_categories,
         auto_close_hours=float(auto_close) or None,
+        survey=survey,
+        survey_delay_hours=survey_delay,
+        digest_hour=digest_hour,
         calendar=_calendar(problems, raw.get("calendar", {})),
     )

@@ -36,6 +36,7 @@ from ticketd.state import State
 log = logging.getLogger("ticketd.daemon")
 IDLE_POLL_SECONDS = 1.0  # how often to look for work written by other processes (`ingest`)
 DRAIN_SECONDS = 20.0
+ORPHAN_CHECK_SECONDS = 10.0
 # After the drain, a message whose storing was cut short still gets this long to commit.
 STORE_GRACE_SECONDS = 5.0
 
@@ -50,8 +51,8 @@ class Daemon:
         self.hostname = socket.getfqdn()
         self.notifier = Notifier()
         self.heartbeats: dict[str, float] = {}
-        self.metrics = Metrics(state.db, state.clock)
-        self.imap = ImapService(state, on_journaled=self.work_ready.set)
+        self.metrics = Metrics(state.db, state.clock, lambda: self.state.config)
+        self.imap = ImapService(state, on_journaled=self.work_ready.set, metrics=self.metrics)
 
     def request_stop(self) -> None:
         if not self.stopping.is_set():
@@ -164,8 +165,15 @@ class Daemon:
     async def sender_loop(self) -> None:
         sender = Sender(self.state.db, make_transport(self.state.config.smtp_out), self.state.clock)
         await asyncio.to_thread(sender.release_orphans)
+        loop = asyncio.get_running_loop()
+        next_release = loop.time() + ORPHAN_CHECK_SECONDS
         while not self.stopping.is_set():
             self.beat("sender")
+            if loop.time() >= next_release:
+                # A sender that died beside us (another daemon on this host) leaves claimed
+                # rows; take them back now rather than after the lease.
+                await asyncio.to_thread(sender.release_orphans)
+                next_release = loop.time() + ORPHAN_CHECK_SECONDS
             try:
                 result = await sender.send_one()
             except OperationalError as error:
@@ -194,8 +202,8 @@ class Daemon:
         if config.metrics.listen is not None:
             self.metrics.serve(config.metrics.listen)
         server = await loop.create_server(
-            # The size limit is read per connection, so a SIGHUP can change it.
-            lambda: make_smtp(handler, self.state.config.smtp_in.max_message_size, self.hostname),
+            # The limits are read per connection, so a SIGHUP can change them.
+            lambda: make_smtp(handler, self.state.config.smtp_in, self.hostname),
             host=listen.host,
             port=listen.port,
         )

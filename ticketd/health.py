@@ -2,17 +2,24 @@
 
 Every check reads the database only, so it answers the same whichever daemon (or none) runs, and
 it judges states that last, not events: a journal that does not move, messages in quarantine, an
-outbox that does not drain, deliveries that failed recently.
+outbox that does not drain, deliveries that failed recently, an XOAUTH2 token file whose token
+is about to expire.
+
+Not checked: an IMAP account whose recent polls failed. The account loop keeps that in the
+daemon's memory (and in `ticketd_imap_account_up`); nothing in the database records a failed
+poll, and a checkpoint that does not move only means a quiet mailbox. Watch the metric instead.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
+from ingest.imap_oauth import REFRESH_MARGIN, TokenError, parse_token
 from storage.db import Database
 from storage.models import (
     JOURNAL_PENDING,
@@ -23,6 +30,7 @@ from storage.models import (
     OutboxMail,
 )
 from ticketd.clock import Clock
+from ticketd.config import ImapAccountConfig
 
 
 @dataclass(frozen=True)
@@ -38,7 +46,8 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class Problem:
-    check: str  # stuck_journal, quarantine, outbox_stuck, failed_deliveries, database
+    # stuck_journal, quarantine, outbox_stuck, failed_deliveries, imap_token, database
+    check: str
     reason: str
 
 
@@ -63,7 +72,12 @@ def _age_minutes(now: datetime, then: datetime | None) -> float | None:
     return None if then is None else max((now - then).total_seconds() / 60, 0.0)
 
 
-def check(db: Database, clock: Clock, limits: Thresholds | None = None) -> Report:
+def check(
+    db: Database,
+    clock: Clock,
+    limits: Thresholds | None = None,
+    accounts: Sequence[ImapAccountConfig] = (),
+) -> Report:
     limits = limits or Thresholds()
     now = clock.now()
     with db.read() as session:
@@ -125,6 +139,7 @@ def check(db: Database, clock: Clock, limits: Thresholds | None = None) -> Repor
                 "see `ticketd outbox list`",
             )
         )
+    problems += token_problems(accounts, now)
     facts = {
         "journal_pending": int(pending),
         "journal_oldest_pending_minutes": journal_age,
@@ -134,6 +149,39 @@ def check(db: Database, clock: Clock, limits: Thresholds | None = None) -> Repor
         "outbox_failed_recently": int(failed or 0),
     }
     return Report(tuple(problems), facts)
+
+
+def token_problems(accounts: Sequence[ImapAccountConfig], now: datetime) -> list[Problem]:
+    """XOAUTH2 accounts with a `token_file` whose token is unreadable or about to expire.
+
+    Only files: running a `token_command` from a monitoring probe could hit the identity
+    provider every minute, and the daemon logs a command's short-lived token itself. A file's
+    token within REFRESH_MARGIN of its end means the tool that refreshes it has stopped; the
+    daemon would be logged out within minutes. A bare token gives no expiry and is not judged.
+    """
+    problems = []
+    for account in accounts:
+        if account.auth != "xoauth2" or account.token_file is None:
+            continue
+        try:
+            token = parse_token(account.token_file.read_text(encoding="utf-8"), now)
+        except (OSError, TokenError) as error:
+            problems.append(
+                Problem("imap_token", f"imap account {account.name}: no usable token: {error}")
+            )
+            continue
+        if token.expires_at is not None and token.expires_at - now <= REFRESH_MARGIN:
+            minutes = (token.expires_at - now).total_seconds() / 60
+            when = f"in {minutes:.0f} min" if minutes >= 0 else f"{-minutes:.0f} min ago"
+            problems.append(
+                Problem(
+                    "imap_token",
+                    f"imap account {account.name}: the access token in {account.token_file} "
+                    f"expires {when} ({token.expires_at.isoformat()}): is the tool that "
+                    "refreshes it running?",
+                )
+            )
+    return problems
 
 
 def _as_utc(value: Any) -> datetime | None:

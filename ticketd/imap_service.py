@@ -16,12 +16,16 @@ from collections.abc import Callable
 
 from ingest.imap_accounts import AccountRunner
 from ticketd.config import ImapAccountConfig
+from ticketd.metrics import Metrics
 from ticketd.state import State
 
 
 class ImapService:
-    def __init__(self, state: State, on_journaled: Callable[[], None]) -> None:
+    def __init__(
+        self, state: State, on_journaled: Callable[[], None], metrics: Metrics | None = None
+    ) -> None:
         self.state = state
+        self.metrics = metrics
         self.on_journaled = on_journaled  # called on the event loop's thread
         self.stop = threading.Event()
         self.runners: dict[str, AccountRunner] = {}
@@ -42,6 +46,7 @@ class ImapService:
             self.state.clock,
             on_journaled=wake,
             stop=self.stop,
+            metrics=self.metrics,
         )
         self.runners[account.name] = runner
 

@@ -5,16 +5,18 @@ the database at scrape time by `DatabaseCollector`, so every daemon sharing a da
 the same numbers and a restart loses nothing. Events (received, processed, ignored, delivered,
 latency) are counters and a histogram of this process; Prometheus' `rate()` copes with restarts.
 
-Hooks for later work are registered but left empty until that work feeds them, so a dashboard
-never shows a made-up value: `imap_account_up`/`imap_last_poll` (IMAP intake) and `sla_breaches`
-(the SLA clock).
+The SLA gauges (tickets at risk and breached per queue) come from `outbound.sla.report` at
+scrape time, so they match `ticketd sla report`. IMAP account series appear only once an account
+loop of this process reports (a labelled gauge has no series until set), so a dashboard never
+shows a made-up value for an account that was never polled.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -32,17 +34,23 @@ from storage.models import (
     OUTBOX_QUEUED,
     OUTBOX_SENT,
     OUTBOX_SUPPRESSED,
+    SLA_AUTO_CLOSE,
+    SLA_ESCALATION,
+    SLA_FOLLOWUP,
+    SLA_PENDING_REMINDER,
+    SLA_REMINDER,
     JournalEntry,
     OutboxMail,
 )
 from ticketd.clock import Clock
-from ticketd.config import HostPort
+from ticketd.config import Config, HostPort
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
     from ingest.worker import Processed
     from outbound.sender import DeliveryResult
+    from outbound.sla import SlaAction
 
 log = logging.getLogger("ticketd.metrics")
 
@@ -52,6 +60,8 @@ IGNORE_REASONS = ("bounce", "auto-reply", "list", "loop", "duplicate", "blocked"
 DELIVERY_RESULTS = ("sent", "retry", "failed")
 JOURNAL_STATES = (JOURNAL_PENDING, JOURNAL_DONE, JOURNAL_IGNORED, JOURNAL_QUARANTINED)
 OUTBOX_STATES = (OUTBOX_QUEUED, OUTBOX_SENT, OUTBOX_FAILED, OUTBOX_SUPPRESSED)
+SLA_KINDS = (SLA_REMINDER, SLA_ESCALATION, SLA_FOLLOWUP, SLA_PENDING_REMINDER, SLA_AUTO_CLOSE)
+SLA_TARGETS = ("first_answer", "next_answer", "resolution")
 # Delivery latency runs from seconds (relay up) to hours (retries with backoff).
 LATENCY_BUCKETS = (0.5, 1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
 
@@ -135,10 +145,45 @@ class DatabaseCollector(Collector):
         )
 
 
+class SlaCollector(Collector):
+    """Tickets at risk and breached per queue, as `ticketd sla report` counts them."""
+
+    def __init__(self, db: Database, clock: Clock, config: Callable[[], Config]) -> None:
+        self.db = db
+        self.clock = clock
+        self.config = config  # a getter: a SIGHUP may replace the configuration
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from outbound.sla import report  # outbound imports much; only a scrape needs it
+
+        try:
+            rows = report(self.db, self.config(), self.clock)
+        except Exception as error:  # ticketd_database_up already says why; answer the rest
+            log.warning("metrics: cannot read the SLA state: %s", error)
+            return
+        at_risk = GaugeMetricFamily(
+            "ticketd_sla_tickets_at_risk",
+            "Running tickets past a reminder point, their deadline not passed yet",
+            labels=["queue"],
+        )
+        breached = GaugeMetricFamily(
+            "ticketd_sla_tickets_breached",
+            "Running tickets whose nearest deadline has passed",
+            labels=["queue"],
+        )
+        for row in rows:
+            at_risk.add_metric([row["queue"]], len(row["at_risk"]))
+            breached.add_metric([row["queue"]], len(row["breached"]))
+        yield at_risk
+        yield breached
+
+
 class Metrics:
     """Every metric of a daemon, in a registry of its own (tests may run several)."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, config: Callable[[], Config] | None = None
+    ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.received = Counter(
@@ -162,7 +207,7 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        # Hooks for IMAP intake: set by the poller per account; empty until it exists.
+        # Set by each account loop (ingest/imap_accounts.py) after every poll.
         self.imap_account_up = Gauge(
             "ticketd_imap_account_up",
             "1 when the last poll of the IMAP account succeeded",
@@ -175,9 +220,21 @@ class Metrics:
             ["account"],
             registry=r,
         )
-        # Hook for the SLA clock: incremented when it records a missed service level.
+        self.imap_fetched = Counter(
+            "ticketd_imap_messages_fetched",
+            "New messages journaled from the IMAP account",
+            ["account"],
+            registry=r,
+        )
+        # Fed by the SLA tick (ticketd/sla_service.py) from what it settled.
         self.sla_breaches = Counter(
-            "ticketd_sla_breaches", "Service levels missed", ["kind"], registry=r
+            "ticketd_sla_breaches",
+            "Missed deadlines escalated, by SLA target",
+            ["target"],
+            registry=r,
+        )
+        self.sla_mails = Counter(
+            "ticketd_sla_mails", "SLA mails queued, one per recipient", ["kind"], registry=r
         )
         # Series for the fixed label sets exist from the start, so rate() works from zero.
         for source in SOURCES:
@@ -186,7 +243,13 @@ class Metrics:
             self.ignored.labels(reason)
         for result in DELIVERY_RESULTS:
             self.deliveries.labels(result)
+        for kind in (*SLA_KINDS, "other"):
+            self.sla_mails.labels(kind)
+        for target in SLA_TARGETS:
+            self.sla_breaches.labels(target)
         r.register(DatabaseCollector(db, clock))
+        if config is not None:
+            r.register(SlaCollector(db, clock, config))
         self.server: WSGIServer | None = None
 
     def message_received(self, source: str) -> None:
@@ -209,6 +272,30 @@ class Metrics:
             self.deliveries.labels("failed").inc()
         else:
             self.deliveries.labels("retry").inc()
+
+    def imap_polled(self, account: str, journaled: int, at: datetime) -> None:
+        """One sync of the account's folder went through."""
+        self.imap_account_up.labels(account).set(1)
+        self.imap_last_poll.labels(account).set(at.timestamp())
+        self.imap_fetched.labels(account).inc(journaled)
+        self.received.labels("imap").inc(journaled)
+
+    def imap_failed(self, account: str) -> None:
+        self.imap_account_up.labels(account).set(0)
+
+    def sla_settled(self, actions: list[SlaAction]) -> None:
+        for action in actions:
+            # A kind added later (the survey, the digest) counts as "other" until listed.
+            kind = action.kind if action.kind in SLA_KINDS else "other"
+            self.sla_mails.labels(kind).inc(len(action.recipients))
+            # An escalation is a missed deadline unless the tick found the deadline gone
+            # (answered, paused, closed); "nobody to tell" is still a breach.
+            if (
+                action.kind == SLA_ESCALATION
+                and action.target in SLA_TARGETS
+                and "no longer runs" not in action.outcome
+            ):
+                self.sla_breaches.labels(action.target).inc()
 
     def serve(self, listen: HostPort) -> None:
         """HTTP on `listen` (GET /metrics), in a thread of its own."""

@@ -1,11 +1,11 @@
 """SIGHUP: which configuration changes apply to a running daemon, and which need a restart.
 
 A key applies live when the code reads it per message (templates, limits, threading, the desk's
-name and language, the message size limit read per connection). Everything else (what is bound,
-opened or built once at start: the listen address, the database, the blob store, the relay and
-its credentials, IMAP accounts, metrics) keeps its running value and is reported as needing a
-restart. A key this module does not know is treated as needing a restart: the safe default for
-sections added later.
+name and language, the listener's size and abuse limits read per connection). Everything else
+(what is bound, opened or built once at start: the listen address, the database, the blob
+store, the relay and its credentials, IMAP accounts, metrics) keeps its running value and is
+reported as needing a restart. A key this module does not know is treated as needing a
+restart: the safe default for sections added later.
 """
 
 from __future__ import annotations
@@ -24,6 +24,12 @@ LIVE = (
     "threading.",
     "templates_dir",
     "smtp_in.max_message_size",
+    # The listener's abuse limits, like the size limit, are read for each new connection.
+    "smtp_in.max_connections",
+    "smtp_in.max_connections_per_client",
+    "smtp_in.max_recipients",
+    "smtp_in.max_commands",
+    "smtp_in.idle_timeout",
 )
 # Shown with "***" instead of values in the log.
 SECRET = ("desk.secret",)

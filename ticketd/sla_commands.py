@@ -1,4 +1,5 @@
-"""`ticketd sla tick [--at TIME] [--dry-run] [--json]` and `ticketd sla report [--json]`."""
+"""`ticketd sla tick|digest [--at TIME] [--dry-run] [--json]`, `ticketd sla report [--json]`
+and `ticketd survey report [--json]`."""
 
 from __future__ import annotations
 
@@ -28,15 +29,22 @@ def _at(value: str) -> datetime | None:
 
 def _tick(state: Any, args: argparse.Namespace) -> int:
     from outbound.sla import tick
+    from outbound.sla_digest import send_digests
 
     clock = state.clock
     if args.at is not None:
         moment = _at(args.at)
         if moment is None:
-            print(f"ticketd sla tick: --at {args.at!r} is not an ISO 8601 time", file=sys.stderr)
+            print(
+                f"ticketd sla {args.sla_command}: --at {args.at!r} is not an ISO 8601 time",
+                file=sys.stderr,
+            )
             return EX_USAGE
         clock = FixedClock(moment)
-    actions = tick(state.db, state.config, clock, state.templates, dry_run=args.dry_run)
+    # `sla digest` is the daily digest alone; `sla tick` the reminders and escalations (the
+    # daemon's minute tick runs both).
+    run = send_digests if args.sla_command == "digest" else tick
+    actions = run(state.db, state.config, clock, state.templates, dry_run=args.dry_run)
     if args.json:
         print(json.dumps([a.as_dict() for a in actions], ensure_ascii=False, indent=2))
         return EX_OK
@@ -63,6 +71,21 @@ def _report(state: Any, args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def _survey_report(state: Any, args: argparse.Namespace) -> int:
+    from outbound.survey import survey_report
+
+    report = survey_report(state.db)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+        return EX_OK
+    for name in ("queue", "agent"):
+        for row in report[f"per_{name}"]:
+            print(f"{name} {row[name]}: {row['average']:.2f} average of {row['count']} answer(s)")
+    if not report["per_queue"]:
+        print("no survey answers yet")
+    return EX_OK
+
+
 def add_sla_commands(commands: Any, with_state: Callable[[StateBody], Handler]) -> None:
     sla = commands.add_parser("sla", help="the SLA clock: reminders and escalations")
     s_commands = sla.add_subparsers(dest="sla_command", required=True, metavar="COMMAND")
@@ -71,6 +94,16 @@ def add_sla_commands(commands: Any, with_state: Callable[[StateBody], Handler]) 
     s_tick.add_argument("--dry-run", action="store_true", help="show what would be sent")
     s_tick.add_argument("--json", action="store_true")
     s_tick.set_defaults(handler=with_state(_tick))
+    s_digest = s_commands.add_parser("digest", help="the daily digest per queue, when due")
+    s_digest.add_argument("--at", help="as if it were this ISO 8601 time (UTC without an offset)")
+    s_digest.add_argument("--dry-run", action="store_true", help="show what would be sent")
+    s_digest.add_argument("--json", action="store_true")
+    s_digest.set_defaults(handler=with_state(_tick))
     s_report = s_commands.add_parser("report", help="at-risk and breached tickets per queue")
     s_report.add_argument("--json", action="store_true")
     s_report.set_defaults(handler=with_state(_report))
+    survey = commands.add_parser("survey", help="the satisfaction survey")
+    v_commands = survey.add_subparsers(dest="survey_command", required=True, metavar="COMMAND")
+    v_report = v_commands.add_parser("report", help="average score per queue and agent")
+    v_report.add_argument("--json", action="store_true")
+    v_report.set_defaults(handler=with_state(_survey_report))

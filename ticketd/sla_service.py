@@ -15,6 +15,8 @@ from typing import Protocol
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from outbound.sla import tick
+from outbound.sla_digest import send_digests
+from ticketd.metrics import Metrics
 from ticketd.state import State
 
 log = logging.getLogger("ticketd.sla")
@@ -25,6 +27,7 @@ class _Daemon(Protocol):
     state: State
     stopping: asyncio.Event
     mail_ready: asyncio.Event
+    metrics: Metrics
 
 
 async def _tick(daemon: _Daemon) -> None:
@@ -33,9 +36,15 @@ async def _tick(daemon: _Daemon) -> None:
         actions = await asyncio.to_thread(
             tick, state.db, state.config, state.clock, state.templates
         )
+        # The daily digests ride on the minute tick: after the first tick of the day that
+        # sent them, this is one small query (outbound/sla_digest.py).
+        actions += await asyncio.to_thread(
+            send_digests, state.db, state.config, state.clock, state.templates
+        )
     except Exception:
         log.exception("SLA tick failed; what is due stays due for the next tick")
         return
+    daemon.metrics.sla_settled(actions)
     sent = [a for a in actions if a.recipients]
     if actions:
         log.info("SLA tick: %d due, %d mails queued", len(actions), len(sent))

@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 
 from ingest.refs import normalise
 from outbound.sla_deadlines import sla_summary
+from outbound.survey import satisfaction
 from storage.db import Database
 from storage.models import (
     JOURNAL_PENDING,
@@ -113,6 +114,7 @@ def show_ticket(db: Database, ref: str) -> dict[str, Any] | None:
             "participants": [p.email for p in ticket.participants],
             "created_at": ticket.created_at.isoformat(),
             "sla": sla_summary(ticket),
+            "satisfaction": satisfaction(ticket),
             "messages": messages,
         }
 
@@ -186,6 +188,11 @@ def print_ticket(ticket: dict[str, Any]) -> None:
     console.print(
         "SLA: " + ", ".join(f"{k} {v}" for k, v in ticket["sla"].items() if v), markup=False
     )
+    score = ticket.get("satisfaction")
+    if score:
+        console.print(
+            f"satisfaction: {score['score']}/5 {score['comment'] or ''}".rstrip(), markup=False
+        )
     for message in ticket["messages"]:
         arrow = "<-" if message["direction"] == "in" else "->"
         delivery = message.get("delivery")

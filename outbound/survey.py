@@ -1,0 +1,143 @@
+"""The satisfaction survey: asked once after a close, answered by a reply with a score.
+
+The survey is an `sla_events` row (kind survey), so the tick sends it once through the gate of
+automatic mail like every customer mail of the SLA clock. Its key uses the ticket's opening
+time as the "deadline": the same for every close of the ticket, so a ticket closed, reopened
+and closed again is asked once, never twice.
+
+An answer is a message from the ticket's customer to the closed ticket after the survey went
+out, threaded by the survey's Message-ID or the reference (ingest/thread_finder.py), whose
+first non-empty line's first number is 1 to 5 ("5 - çok memnunum", "Puanım: 4", "4/5"). It is
+recorded with the score and the rest as the comment, and the ticket stays closed. Anything
+else is an ordinary customer message, which reopens the ticket as before.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ingest.context import Context
+from ingest.history import record_incoming
+from ingest.parsing import ParsedMessage
+from storage.db import Database
+from storage.models import SLA_SURVEY, JournalEntry, SlaEvent, Ticket
+from ticketd.config_sla import SlaConfig
+
+SURVEY_TARGET = "survey"
+_FIRST_NUMBER = re.compile(r"\d+")
+# What may sit between the score and the comment: "5 - ", "4/5: ", "3) ", "5 puan, ".
+_AFTER_SCORE = re.compile(
+    r"^\s*(?:/\s*5|out of 5|üzerinden)?\s*(?:puan|points?)?[\s\-–—:.,;!)]*", re.I
+)
+
+
+def schedule_survey(session: Session, ticket: Ticket, sla: SlaConfig, now: datetime) -> None:
+    """Owe the customer the survey, unless the ticket was ever asked (sent or still due)."""
+    if not sla.survey or ticket.status != "closed":
+        return
+    asked = session.scalar(
+        select(SlaEvent.id).where(SlaEvent.ticket_id == ticket.id, SlaEvent.kind == SLA_SURVEY)
+    )
+    if asked is None:
+        session.add(
+            SlaEvent(
+                ticket_id=ticket.id,
+                kind=SLA_SURVEY,
+                target=SURVEY_TARGET,
+                point=0,
+                deadline=ticket.created_at,
+                due_at=now + timedelta(hours=sla.survey_delay_hours),
+            )
+        )
+        session.flush()
+
+
+def parse_score(text: str) -> tuple[int, str] | None:
+    """(score, comment) when the first number on the first non-empty line is 1 to 5."""
+    lines = text.strip().splitlines()
+    if not lines:
+        return None
+    first = lines[0]
+    number = _FIRST_NUMBER.search(first)
+    if number is None or not 1 <= int(number.group()) <= 5:
+        return None
+    # Words before the score are a label ("Puanım:"); what follows it is the comment.
+    rest = _AFTER_SCORE.sub("", first[number.end() :], count=1)
+    comment = "\n".join([rest.strip(), *lines[1:]]).strip()
+    return int(number.group()), comment
+
+
+@dataclass(frozen=True)
+class SurveyAnswer:
+    ticket: Ticket
+    score: int
+    comment: str
+
+
+def survey_answer(
+    ctx: Context, message: ParsedMessage, ticket: Ticket | None
+) -> SurveyAnswer | None:
+    """The message answers the survey of `ticket` (the ticket threading found), or None."""
+    if ticket is None or ticket.status != "closed" or message.sender.email != ticket.customer:
+        return None
+    surveyed = ctx.session.scalar(
+        select(SlaEvent.id).where(
+            SlaEvent.ticket_id == ticket.id,
+            SlaEvent.kind == SLA_SURVEY,
+            SlaEvent.outcome.like("sent%"),
+        )
+    )
+    if surveyed is None:
+        return None
+    parsed = parse_score(message.text)
+    return SurveyAnswer(ticket, *parsed) if parsed else None
+
+
+def record_survey_answer(
+    ctx: Context, entry: JournalEntry, message: ParsedMessage, answer: SurveyAnswer
+) -> str:
+    """Kept in the history and on the ticket; no reopening, no acknowledgement, no agent mail
+    (a score is not a request). A later answer replaces the score: the customer changed it."""
+    record_incoming(ctx, answer.ticket, entry, message, kind="customer")
+    ticket = answer.ticket
+    ticket.satisfaction_score = answer.score
+    ticket.satisfaction_comment = answer.comment or None
+    ticket.satisfaction_at = ctx.clock.now()
+    ctx.session.flush()
+    return f"survey answer: score {answer.score} recorded, the ticket stays closed"
+
+
+def satisfaction(ticket: Ticket) -> dict[str, Any] | None:
+    """The answer as `tickets show` gives it."""
+    if ticket.satisfaction_score is None:
+        return None
+    at = ticket.satisfaction_at
+    return {
+        "score": ticket.satisfaction_score,
+        "comment": ticket.satisfaction_comment,
+        "at": at.isoformat() if at else None,
+    }
+
+
+def survey_report(db: Database) -> dict[str, list[dict[str, Any]]]:
+    """Average score and count of answers per queue and per agent (the assignee)."""
+    result: dict[str, list[dict[str, Any]]] = {}
+    with db.read() as session:
+        for name, column in (("queue", Ticket.queue), ("agent", Ticket.assignee)):
+            rows = session.execute(
+                select(column, func.avg(Ticket.satisfaction_score), func.count(Ticket.id))
+                .where(Ticket.satisfaction_score.is_not(None))
+                .group_by(column)
+                .order_by(column)
+            )
+            result[f"per_{name}"] = [
+                {name: key or "-", "average": round(float(avg), 2), "count": int(count)}
+                for key, avg, count in rows
+            ]
+    return result
