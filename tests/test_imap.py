@@ -7,6 +7,7 @@ the account loop (`AccountRunner`) in a thread of the test, the way `ticketd run
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import subprocess
@@ -442,3 +443,25 @@ def test_the_daemon_takes_mail_from_imap_and_stops_promptly(
     log = daemon.log()
     assert log.count("imap broken: login failed") == 1, log
     assert "imap destek: connected" in log
+
+
+def test_health_connect_names_a_failing_account(dovecot: Dovecot, tmp_path: Path) -> None:
+    from tests.helpers import write_config
+
+    extra = imap_section(dovecot, tmp_path, "good", "destek", "s3cret")
+    config = write_config(tmp_path, extra=extra)
+    command = [sys.executable, "-m", "ticketd.cli", "--config", str(config), "health"]
+    subprocess.run([*command[:-1], "db", "upgrade"], check=True, capture_output=True)
+    healthy = subprocess.run([*command, "--connect"], capture_output=True, text=True)
+    assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+    bad = imap_section(dovecot, tmp_path, "bad", "destek", "nope") + 'folder = "Other"\n'
+    broken = config.read_text() + bad
+    config.write_text(broken)
+    failing = subprocess.run([*command, "--connect", "--json"], capture_output=True, text=True)
+    assert failing.returncode == 1
+    report = json.loads(failing.stdout)
+    [problem] = report["problems"]
+    assert (
+        problem["check"] == "imap_account"
+        and "imap bad: FAILED: login failed" in (problem["reason"])
+    )

@@ -240,7 +240,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     """0 when nothing needs a person, 1 with the reasons otherwise (2 when it cannot tell)."""
     from storage.db import Database
     from ticketd.clock import SystemClock
-    from ticketd.health import Thresholds, check, database_problem
+    from ticketd.health import Thresholds, check, database_problem, with_account_probes
 
     config = load_config(_config_path(args))
     limits = Thresholds(args.journal_minutes, args.outbox_minutes, args.failed_hours)
@@ -252,6 +252,9 @@ def cmd_health(args: argparse.Namespace) -> int:
         report, code = database_problem(error), 2
     finally:
         db.dispose()
+    if args.connect and config.imap:
+        report = with_account_probes(report, config.imap, SystemClock())
+        code = code or (0 if report.healthy else 1)
     if args.json:
         _print_json(report.as_json())
     elif report.healthy:
@@ -364,6 +367,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     health.add_argument(
         "--failed-hours", type=int, default=168, help="failed deliveries this recent (168)"
+    )
+    health.add_argument(
+        "--connect",
+        action="store_true",
+        help="also log in to each IMAP account: a failing account needs a person",
     )
     health.add_argument("--json", action="store_true")
     health.set_defaults(handler=cmd_health)

@@ -193,5 +193,20 @@ def _as_utc(value: Any) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def with_account_probes(
+    report: Report, accounts: Sequence[ImapAccountConfig], clock: Clock
+) -> Report:
+    """Log in to each account (`health --connect`): the daemon keeps an account's failures in
+    its memory and its metrics, so the probe asks the server itself."""
+    from ingest.imap_probe import probe
+
+    failures = [
+        Problem("imap_account", str(result))
+        for result in (probe(account, clock) for account in accounts)
+        if not result.ok
+    ]
+    return Report((*report.problems, *failures), report.facts)
+
+
 def database_problem(error: Exception) -> Report:
     return Report((Problem("database", f"cannot read the database: {error}"),), {})
