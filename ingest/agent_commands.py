@@ -2,7 +2,8 @@
 
 English and Turkish: `#note`/`#not`, `#close`/`#kapat`, `#pending`/`#beklemede`,
 `#assign NAME`/`#ata NAME`, `#category NAME`/`#kategori NAME`,
-`#priority high|normal|low`/`#öncelik yüksek|normal|düşük`, `#merge REF`/`#birleştir REF`.
+`#priority high|normal|low`/`#öncelik yüksek|normal|düşük`, `#merge REF`/`#birleştir REF`,
+`#kyc approve`/`#kyc onayla` and `#kyc reject REASON`/`#kyc reddet SEBEP` (identity documents).
 Parsing is pure: it returns the commands and the rest of the text, or every problem found, so
 nothing is applied when anything is wrong.
 """
@@ -22,6 +23,7 @@ _VERBS = {
     "category": "category", "kategori": "category",
     "priority": "priority", "öncelik": "priority", "oncelik": "priority",
     "merge": "merge", "birleştir": "merge", "birlestir": "merge",
+    "kyc": "kyc", "kimlik": "kyc",
 }  # fmt: skip
 _CATEGORY_NAMES = {
     **{c: c for c in CATEGORIES},
@@ -34,7 +36,11 @@ _PRIORITIES = {
     "normal": "normal",
     "low": "low", "düşük": "low", "dusuk": "low",
 }  # fmt: skip
-_NEEDS_ARGUMENT = {"assign", "category", "priority", "merge"}
+_KYC_DECISIONS = {
+    "approve": "approve", "onayla": "approve",
+    "reject": "reject", "reddet": "reject",
+}  # fmt: skip
+_NEEDS_ARGUMENT = {"assign", "category", "priority", "merge", "kyc"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,17 @@ def _argument(verb: str, raw: str) -> tuple[str | None, str | None]:
     if verb == "priority":
         found = _PRIORITIES.get(raw.lower())
         return (found, None) if found else (None, f"priority must be high, normal or low: {raw!r}")
+    if verb == "kyc":
+        word, _, reason = raw.partition(" ")
+        decision = _KYC_DECISIONS.get(word.lower())
+        if decision is None:
+            return None, f"#kyc takes approve or reject REASON (got {raw!r})"
+        if decision == "reject" and not reason.strip():
+            return None, "#kyc reject needs the reason the customer will read"
+        if decision == "approve" and reason.strip():
+            return None, "#kyc approve takes no reason"
+        # "approve", or "reject " + the reason as the agent wrote it.
+        return f"{decision} {reason.strip()}".strip(), None
     if verb == "merge":
         ref = normalise(raw.strip("[]#"))
         return (ref, None) if ref else (None, f"{raw!r} is not a ticket reference")
@@ -94,6 +111,8 @@ def parse_commands(text: str) -> ParsedCommands:
             elif argument is not None:
                 commands.append(Command(verb, argument))
         index += 1
+    if sum(c.verb == "kyc" for c in commands) > 1:
+        problems.append("one #kyc decision per mail")
     if sum(c.verb in ("close", "pending") for c in commands) > 1:
         problems.append("#close and #pending exclude each other")
     rest = "\n".join(lines[index:]).strip()

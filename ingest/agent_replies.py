@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from ingest.agent_commands import Command, ParsedCommands, parse_commands
 from ingest.context import Context
+from ingest.documents_review import decide, review_problems
 from ingest.history import add_note, record_incoming
 from ingest.parsing import ParsedMessage
 from ingest.thread_finder import ticket_by_ref
@@ -98,14 +99,18 @@ def _check(ctx: Context, agent: AgentConfig, ticket: Ticket, parsed: ParsedComma
                 problems.append("#merge: a ticket cannot be merged into itself")
             elif not may_act(agent, target):
                 problems.append(f"#merge: {target.ref} is not in your queues")
+        if command.verb == "kyc":
+            problems += review_problems(ctx, agent, ticket)
     if parsed.has("note") and not parsed.text:
         problems.append("#note needs the text of the note")
     return problems
 
 
-def _apply(ctx: Context, ticket: Ticket, command: Command) -> None:
+def _apply(ctx: Context, ticket: Ticket, agent: AgentConfig, command: Command) -> None:
     team = ctx.config.team
-    if command.verb == "close":
+    if command.verb == "kyc":
+        decide(ctx, ticket, agent, command.argument)
+    elif command.verb == "close":
         ticket.status = "closed"
     elif command.verb == "pending":
         ticket.status = "pending"
@@ -208,7 +213,7 @@ def handle_agent_mail(
         )
     for command in parsed.commands:
         if command.verb != "note":
-            _apply(ctx, ticket, command)
+            _apply(ctx, ticket, agent, command)
             done.append(f"#{command.verb} {command.argument}".strip())
     on_ticket_event(ctx, ticket, "changed" if parsed.has("note") or not text else "answered")
     ticket.updated_at = ctx.clock.now()

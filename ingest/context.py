@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
 from outbound.templating import Templates
+from storage.documents import DocumentStore
 from ticketd.clock import Clock
 from ticketd.config import Config
 
@@ -21,3 +23,6 @@ class Context:
     config: Config
     clock: Clock
     templates: Templates
+    # Opens the identity-document store on first use: a broken key file quarantines the
+    # messages that carry documents (with the reason) instead of stopping all mail.
+    documents: Callable[[], DocumentStore] | None = None

@@ -25,6 +25,7 @@ from ingest.classify import (
     suppresses_auto_reply,
 )
 from ingest.context import Context, Ignore
+from ingest.documents_step import step_documents
 from ingest.history import add_note, record_incoming
 from ingest.language import guess_language
 from ingest.parsing import ParsedMessage, parse_message
@@ -216,6 +217,7 @@ STEPS: tuple[str, ...] = (
     "survey answer",
     "record",
     "route",
+    "identity documents",
     "acknowledge",
     "notify agents",
 )
@@ -243,8 +245,19 @@ def run_pipeline(ctx: Context, entry: JournalEntry, message: ParsedMessage) -> O
     if new:
         step_route(ctx, ticket, message)
     on_ticket_event(ctx, ticket, "opened" if new else "customer")
-    note = step_acknowledge(ctx, entry, message, ticket, new, threading)
+    documents = step_documents(ctx, entry, message, ticket)
+    if documents is not None and documents.mailed and new:
+        # The receipt names the reference like an acknowledgement does; a second automatic
+        # mail a moment later would only meet the per-recipient rate limit.
+        note = "acknowledged by the document receipt"
+    else:
+        note = step_acknowledge(ctx, entry, message, ticket, new, threading)
+    if documents is not None:
+        note = f"{note}; {documents.note}"
     notified = notify_agents(ctx, ticket, message, new)
     return Outcome(
-        ticket.ref, new, note == "acknowledged", f"{threading.how}; {note}; {notified} agents told"
+        ticket.ref,
+        new,
+        note.startswith("acknowledged"),
+        f"{threading.how}; {note}; {notified} agents told",
     )

@@ -19,6 +19,7 @@ from ingest.pipeline import Context, Ignore, run_pipeline, step_parse
 from outbound.templating import Templates
 from storage.blobs import BlobStore
 from storage.db import Database
+from storage.documents import DocumentStore
 from storage.models import (
     JOURNAL_DONE,
     JOURNAL_IGNORED,
@@ -51,6 +52,13 @@ class Worker:
         self.config = config
         self.clock = clock
         self.templates = templates
+        self._documents: DocumentStore | None = None
+
+    def documents(self) -> DocumentStore:
+        """The identity-document store, its key read (or created) the first time it is needed."""
+        if self._documents is None:
+            self._documents = DocumentStore.open(self.blobs, self.config.kyc.key_file)
+        return self._documents
 
     def process_next(self) -> Processed | None:
         """Process one pending message; None when there is none. Raises OperationalError."""
@@ -101,7 +109,7 @@ class Worker:
                 if isinstance(prepared, Exception):
                     raise prepared
                 with session.begin_nested():
-                    ctx = Context(session, self.config, self.clock, self.templates)
+                    ctx = Context(session, self.config, self.clock, self.templates, self.documents)
                     outcome = run_pipeline(ctx, entry, prepared)
                 result = Processed(
                     entry.id,

@@ -9,7 +9,8 @@ silent, recorded on the ticket, or None.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -61,6 +62,8 @@ class AutomaticMail:
     template: str
     recipient: str
     answering: ParsedMessage | None
+    # What the template needs beyond the ticket (the files of a document receipt, a reason).
+    context: Mapping[str, object] = field(default_factory=dict)
 
 
 def queue_automatic(ctx: Context, ticket: Ticket, mail: AutomaticMail) -> str:
@@ -85,6 +88,7 @@ def queue_automatic(ctx: Context, ticket: Ticket, mail: AutomaticMail) -> str:
         subject=ticket.subject,
         customer_name=ticket.customer_name or "",
         desk_name=desk.name,
+        **mail.context,
     )
     message_id = new_message_id(desk.secret, ticket.ref, desk.domain)
     answering = mail.answering

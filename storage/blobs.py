@@ -51,6 +51,13 @@ class BlobStore:
     def get(self, key: str) -> bytes:
         return self.path_for(key).read_bytes()
 
+    def delete(self, key: str) -> None:
+        """Remove a blob (an identity document's retention ended); gone already is fine."""
+        path = self.path_for(key)
+        path.unlink(missing_ok=True)
+        if path.parent.exists():
+            _fsync_dir(path.parent)
+
 
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)

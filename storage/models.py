@@ -294,3 +294,58 @@ class SlaDigest(Base):
     outcome: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (UniqueConstraint("queue", "day", name="uq_sla_digests"),)
+
+
+# Identity document states (issue 6).
+DOC_RECEIVED = "received"
+DOC_APPROVED = "approved"
+DOC_REJECTED = "rejected"
+DOC_EXPIRED = "expired"  # reserved: a document never decided on (not set by anything yet)
+# A purge keeps the state (the decision stays on the record); `purged_at` and a None
+# `blob_key` say the content is gone.
+
+
+class Document(Base):
+    """An identity document a customer sent: the record stays after its content is purged.
+
+    The content is encrypted in the blob store under `blob_key` (storage/documents.py); after
+    the purge `blob_key` is None and what remains is who sent what type of file, its hash and
+    size, and the decision."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    customer: Mapped[str] = mapped_column(String(320))
+    filename: Mapped[str] = mapped_column(String(255))  # made safe by ingest/filenames.py
+    detected_type: Mapped[str] = mapped_column(String(20))  # from the bytes: jpeg, pdf, ...
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    blob_key: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(20), default=DOC_RECEIVED)
+    decided_by: Mapped[str | None] = mapped_column(String(320))
+    decided_at: Mapped[datetime | None] = mapped_column()
+    reason: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column()
+    purged_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (
+        Index("ix_documents_ticket", "ticket_id"),
+        Index("ix_documents_state", "state", "decided_at"),
+    )
+
+
+class DocumentAccess(Base):
+    """One access to an identity document: who did what, when (export, purge, decide)."""
+
+    __tablename__ = "document_access"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    actor: Mapped[str] = mapped_column(String(320))  # an agent's address, or "ticketd"
+    action: Mapped[str] = mapped_column(String(20))  # export, purge, decide
+    at: Mapped[datetime] = mapped_column()
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_document_access_document", "document_id"),)

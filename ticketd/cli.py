@@ -14,6 +14,7 @@ from typing import Any
 
 from ticketd import logs, views
 from ticketd.config import ConfigError, load_config
+from ticketd.kyc_commands import add_kyc_commands
 from ticketd.sla_commands import add_sla_commands
 
 EX_OK = 0
@@ -380,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(handler=_with_state(_stats))
     add_sla_commands(commands, _with_state)
+    add_kyc_commands(commands, _with_state)
     return parser
 
 

@@ -14,6 +14,7 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
+from ticketd.config_kyc import KycConfig, parse_kyc
 from ticketd.config_sla import SlaConfig, parse_sla
 from ticketd.config_team import TeamConfig, parse_team
 
@@ -165,6 +166,7 @@ class Config:
     imap: tuple[ImapAccountConfig, ...] = ()
     team: TeamConfig = field(default_factory=TeamConfig)
     sla: SlaConfig = field(default_factory=SlaConfig)
+    kyc: KycConfig = field(default_factory=lambda: KycConfig(Path("var/kyc.key")))
 
 
 class _Reader:
@@ -268,6 +270,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         "categories",
         "agent_replies",
         "sla",
+        "kyc",
     }
     for key in data:
         if key not in known:
@@ -387,6 +390,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     imap = parse_imap_accounts(reader, data.get("imap", []))
     team = parse_team(reader.problems, data)
     sla = parse_sla(reader.problems, data)
+    kyc = parse_kyc(reader.problems, data, reader.base)
 
     if reader.problems or address is None or listen is None:
         raise ConfigError(reader.problems)
@@ -415,6 +419,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         imap=imap,
         team=team,
         sla=sla,
+        kyc=kyc,
         templates_dir=templates_dir,
     )
 

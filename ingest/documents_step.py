@@ -1,0 +1,173 @@
+"""Intake of identity documents (issue 6): a kyc ticket's customer attachments, checked and sealed.
+
+Each attachment's real type is read from its bytes (`filetype`), never from its name or declared
+type. Accepted types (`[kyc] accepted`) within the size limit are encrypted into the document
+store (storage/documents.py) with a record per file; anything else is refused, the refusal
+recorded on the ticket as a system note, and the customer told in their language which file and
+why. Only tickets whose category is kyc take documents: an invoice on a payment ticket stays an
+ordinary attachment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import filetype
+from sqlalchemy import select
+
+from ingest.context import Context
+from ingest.filenames import safe_filename
+from ingest.history import add_note
+from ingest.parsing import AttachmentInfo, ParsedMessage
+from outbound.automatic import AutomaticMail, queue_automatic
+from storage.models import DOC_RECEIVED, Document, JournalEntry, Ticket, TicketMessage
+
+# filetype's MIME types for the document types ticketd knows (ticketd/config_kyc.py).
+_TYPES = {
+    "image/jpeg": "jpeg",
+    "image/png": "png",
+    "image/heic": "heic",
+    "image/heif": "heif",
+    "image/webp": "webp",
+    "image/tiff": "tiff",
+    "application/pdf": "pdf",
+}
+# How far from the end a PDF's closing %%EOF may be (some writers add a newline or padding).
+_PDF_TAIL = 1024
+
+
+@dataclass(frozen=True)
+class Refusal:
+    filename: str
+    code: str  # too_large, unknown_type, not_accepted, encrypted_pdf, broken_pdf
+    detail: str  # for the agents' note: the detected type, the size
+
+
+@dataclass(frozen=True)
+class Intake:
+    stored: tuple[str, ...]
+    refused: tuple[Refusal, ...]
+    mailed: bool  # a receipt or a refusal went to the customer
+    note: str
+
+
+def readable_size(size: int) -> str:
+    """The limit as the customer reads it: never rounded up past what is allowed."""
+    mib = 1024 * 1024
+    if size >= mib:
+        return f"{size // mib} MB" if size % mib == 0 else f"{size / mib:.1f} MB"
+    return f"{size} B"
+
+
+def detect_type(payload: bytes) -> str | None:
+    """The real type from the bytes: a known document type, another type's extension, or None."""
+    kind = filetype.guess(payload)
+    if kind is None:
+        return None
+    return _TYPES.get(str(kind.mime), str(kind.extension))
+
+
+def check_document(ctx: Context, attachment: AttachmentInfo, name: str) -> Refusal | str:
+    """The detected type when the file may be stored, else why not."""
+    limits = ctx.config.kyc
+    payload = attachment.payload
+    if len(payload) > limits.max_file_size:
+        return Refusal(name, "too_large", f"{len(payload)} bytes")
+    detected = detect_type(payload)
+    if detected is None:
+        return Refusal(name, "unknown_type", "type not recognised from its bytes")
+    if detected not in limits.accepted:
+        return Refusal(name, "not_accepted", f"detected type {detected}")
+    if detected == "pdf":
+        # A password-protected PDF cannot be reviewed; one without its end marker is cut off.
+        if b"/Encrypt" in payload:
+            return Refusal(name, "encrypted_pdf", "the PDF is encrypted")
+        if b"%%EOF" not in payload[-_PDF_TAIL:]:
+            return Refusal(name, "broken_pdf", "no %%EOF at the end")
+    return detected
+
+
+def _record_of(ctx: Context, message: ParsedMessage) -> TicketMessage:
+    record = ctx.session.scalar(
+        select(TicketMessage).where(TicketMessage.dedupe_key == message.dedupe_key)
+    )
+    assert record is not None  # step_record wrote it in this transaction
+    return record
+
+
+def _mail(
+    ctx: Context,
+    entry: JournalEntry,
+    message: ParsedMessage,
+    ticket: Ticket,
+    stored: list[str],
+    refused: list[Refusal],
+) -> str:
+    if not entry.acknowledge:
+        return "historical import: not answered"
+    recipient = (message.reply_to[0] if message.reply_to else message.sender).email
+    template = "kyc_refused" if refused else "kyc_received"
+    context = {
+        "stored": stored,
+        "refused": [{"filename": r.filename, "code": r.code} for r in refused],
+        "max_size": readable_size(ctx.config.kyc.max_file_size),
+    }
+    return queue_automatic(
+        ctx, ticket, AutomaticMail(template, template, recipient, message, context)
+    )
+
+
+def step_documents(
+    ctx: Context, entry: JournalEntry, message: ParsedMessage, ticket: Ticket
+) -> Intake | None:
+    """None when the message brings no documents to a kyc ticket."""
+    if ticket.category != "kyc" or not any(a.payload for a in message.attachments):
+        return None
+    if ctx.documents is None:
+        raise RuntimeError("identity documents arrived but no document store is configured")
+    store = ctx.documents()
+    record = _record_of(ctx, message)
+    now = ctx.clock.now()
+    stored: list[str] = []
+    refused: list[Refusal] = []
+    for attachment in message.attachments:
+        if not attachment.payload:
+            continue
+        name = safe_filename(attachment.filename, "document")
+        verdict = check_document(ctx, attachment, name)
+        if isinstance(verdict, Refusal):
+            refused.append(verdict)
+            continue
+        blob_key, digest = store.put(attachment.payload)
+        ctx.session.add(
+            Document(
+                ticket_id=ticket.id,
+                message_id=record.id,
+                customer=ticket.customer,
+                filename=name,
+                detected_type=verdict,
+                size=len(attachment.payload),
+                sha256=digest,
+                blob_key=blob_key,
+                state=DOC_RECEIVED,
+                received_at=now,
+            )
+        )
+        stored.append(name)
+    if refused:
+        add_note(
+            ctx,
+            ticket,
+            f"{len(refused)} identity document(s) refused",
+            "\n".join(f"{r.filename}: {r.code} ({r.detail})" for r in refused),
+            f"note:kyc-refused:{message.dedupe_key}",
+            entry.id,
+        )
+    sent = _mail(ctx, entry, message, ticket, stored, refused)
+    ctx.session.flush()
+    return Intake(
+        tuple(stored),
+        tuple(refused),
+        sent == "sent",
+        f"documents: {len(stored)} stored, {len(refused)} refused, reply {sent}",
+    )

@@ -1,0 +1,184 @@
+"""Identity documents from the command line (issue 6): list, export, audit and purge.
+
+Every export and purge is written to the access audit in the same transaction that reads or
+changes the documents. Nothing here prints or logs a document's content: only its metadata.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from ingest.refs import normalise
+from storage.blobs import BlobStore
+from storage.db import Database
+from storage.documents import DocumentStore
+from storage.models import DOC_APPROVED, DOC_REJECTED, Document, DocumentAccess, Ticket
+from ticketd.config import Config
+
+
+class DocumentAdminError(Exception):
+    """Something an admin asked for that cannot be done: no ticket, not an identity agent."""
+
+
+def ticket_by_ref_in(session: Session, ref: str) -> Ticket | None:
+    return session.scalar(select(Ticket).where(Ticket.ref == (normalise(ref) or ref)))
+
+
+def _row(document: Document, ref: str) -> dict[str, Any]:
+    return {
+        "id": document.id,
+        "ticket": ref,
+        "customer": document.customer,
+        "filename": document.filename,
+        "type": document.detected_type,
+        "size": document.size,
+        "sha256": document.sha256,
+        "state": document.state,
+        "decided_by": document.decided_by,
+        "decided_at": document.decided_at,
+        "reason": document.reason,
+        "received_at": document.received_at,
+        "purged_at": document.purged_at,
+    }
+
+
+def list_documents(db: Database, ref: str) -> list[dict[str, Any]]:
+    with db.read() as session:
+        ticket = ticket_by_ref_in(session, ref)
+        if ticket is None:
+            raise DocumentAdminError(f"no ticket {ref}")
+        documents = session.scalars(
+            select(Document).where(Document.ticket_id == ticket.id).order_by(Document.id)
+        )
+        return [_row(d, ticket.ref) for d in documents]
+
+
+def _kyc_agent(config: Config, email: str) -> str:
+    from ingest.documents_review import is_kyc_agent
+
+    agent = config.team.agent(email)
+    if agent is None or not is_kyc_agent(config.team, agent):
+        raise DocumentAdminError(f"{email} is not an agent of the identity (kyc) queue")
+    return agent.email
+
+
+def export_documents(
+    db: Database,
+    config: Config,
+    blobs: BlobStore,
+    now: datetime,
+    ref: str,
+    folder: Path,
+    agent_email: str,
+) -> list[Path]:
+    """Decrypt the ticket's stored documents into `folder` (owner-only files), audited."""
+    agent = _kyc_agent(config, agent_email)
+    store = DocumentStore.open(blobs, config.kyc.key_file)
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    with db.transaction() as session:
+        ticket = ticket_by_ref_in(session, ref)
+        if ticket is None:
+            raise DocumentAdminError(f"no ticket {ref}")
+        documents = session.scalars(
+            select(Document)
+            .where(Document.ticket_id == ticket.id, Document.blob_key.is_not(None))
+            .order_by(Document.id)
+        )
+        for document in documents:
+            assert document.blob_key is not None
+            content = store.get(document.blob_key, document.sha256)
+            # The id first: two customers' "kimlik.jpg" never overwrite each other, and the
+            # stored name is already safe (ingest/filenames.py).
+            target = folder / f"{document.id}-{document.filename}"
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(content)
+            session.add(
+                DocumentAccess(
+                    document_id=document.id,
+                    actor=agent,
+                    action="export",
+                    at=now,
+                    detail=str(target),
+                )
+            )
+            written.append(target)
+    return written
+
+
+def audit(db: Database) -> list[dict[str, Any]]:
+    with db.read() as session:
+        rows = session.execute(
+            select(DocumentAccess, Document, Ticket.ref)
+            .join(Document, Document.id == DocumentAccess.document_id)
+            .join(Ticket, Ticket.id == Document.ticket_id)
+            .order_by(DocumentAccess.id)
+        )
+        return [
+            {
+                "at": access.at,
+                "actor": access.actor,
+                "action": access.action,
+                "document": document.id,
+                "ticket": ref,
+                "filename": document.filename,
+                "detail": access.detail,
+            }
+            for access, document, ref in rows
+        ]
+
+
+@dataclass(frozen=True)
+class Purged:
+    document: int
+    ticket: str
+    state: str
+    decided_at: datetime | None
+
+
+def purge(
+    db: Database, config: Config, blobs: BlobStore, now: datetime, dry_run: bool = False
+) -> list[Purged]:
+    """Delete the content of documents whose retention ended; the records stay."""
+    kyc = config.kyc
+    approved_before = now - timedelta(days=kyc.retention_days)
+    rejected_before = now - timedelta(days=kyc.rejected_retention_days)
+    due = (
+        select(Document, Ticket.ref)
+        .join(Ticket, Ticket.id == Document.ticket_id)
+        .where(
+            Document.blob_key.is_not(None),
+            or_(
+                (Document.state == DOC_APPROVED) & (Document.decided_at <= approved_before),
+                (Document.state == DOC_REJECTED) & (Document.decided_at <= rejected_before),
+            ),
+        )
+        .order_by(Document.id)
+    )
+    gone: list[str] = []
+    found: list[Purged] = []
+    with db.transaction() as session:
+        for document, ref in session.execute(due):
+            found.append(Purged(document.id, ref, document.state, document.decided_at))
+            if dry_run:
+                continue
+            assert document.blob_key is not None
+            gone.append(document.blob_key)
+            document.blob_key = None
+            document.purged_at = now
+            session.add(
+                DocumentAccess(document_id=document.id, actor="ticketd", action="purge", at=now)
+            )
+    # After the commit: a failed transaction must not leave records pointing at deleted
+    # blobs. A crash between the two leaves an encrypted orphan, never readable content.
+    for key in gone:
+        blobs.delete(key)
+    return found
