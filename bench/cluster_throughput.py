@@ -90,7 +90,8 @@ def run(label: str, url: str, daemons: int, messages: int, clients: int, root: P
     for index in range(daemons):
         folder = root / f"{label}-{index}"
         folder.mkdir()
-        config = write_config(folder, database=url)
+        shared_key = f'[kyc]\nkey_file = "{root / f"{label}-kyc.key"}"\n'
+        config = write_config(folder, database=url, extra=shared_key)
         config.write_text(config.read_text().replace('blobs = "var/blobs"', f'blobs = "{blobs}"'))
         processes.append(DaemonProcess(config))
     db_url = (

@@ -23,9 +23,13 @@ class BlobStore:
 
     def put(self, data: bytes) -> str:
         key = hashlib.sha256(data).hexdigest()
+        if not self.path_for(key).exists():
+            self.write(key, data)
+        return key
+
+    def write(self, key: str, data: bytes) -> None:
+        """Store `data` under `key` durably: temporary file, fsync, rename, fsync the folder."""
         final = self.path_for(key)
-        if final.exists():
-            return key
         self._make_folders(final.parent)
         tmp = final.with_name(f".{key}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -39,7 +43,6 @@ class BlobStore:
             os.close(fd)
         os.replace(tmp, final)
         _fsync_dir(final.parent)
-        return key
 
     def _make_folders(self, folder: Path) -> None:
         # A new folder is durable only once the folder holding it is fsynced too.

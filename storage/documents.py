@@ -21,6 +21,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from storage.blobs import BlobStore
+from storage.sealed_blobs import SealedBlobError
 
 KEY_SIZE = 32
 NONCE_SIZE = 12
@@ -74,7 +75,12 @@ class DocumentStore:
         return self.blobs.put(sealed), digest
 
     def get(self, blob_key: str, sha256: str) -> bytes:
-        sealed = self.blobs.get(blob_key)
+        try:
+            sealed = self.blobs.get(blob_key)
+        except SealedBlobError as error:  # the journal's outer seal caught the damage first
+            raise DocumentIntegrityError(f"document blob {blob_key} failed authentication") from (
+                error
+            )
         try:
             content = self._cipher.decrypt(
                 sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], sha256.encode()

@@ -39,6 +39,8 @@ def cluster_config(folder: Path, url: str, blobs: Path, relay: Relay, dovecot: D
         f'security = "tls"\nca_file = "{dovecot.ca_file}"\nusername = "destek"\n'
         f'password_file = "{password}"\nafter = "move:Processed"\npoll_interval = 2\n'
     )
+    # One key for all: every daemon reads blobs the others sealed.
+    extra += f'\n[kyc]\nkey_file = "{blobs.parent / "shared-kyc.key"}"\n'
     path = write_config(folder, database=url, extra=extra)
     path.write_text(path.read_text().replace('blobs = "var/blobs"', f'blobs = "{blobs}"'))
     return path

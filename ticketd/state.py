@@ -9,7 +9,9 @@ from ingest.worker import Worker
 from outbound.templating import Templates
 from storage.blobs import BlobStore
 from storage.db import Database
+from storage.documents import load_or_create_key
 from storage.migrate import is_current, upgrade
+from storage.sealed_blobs import SealedBlobStore
 from ticketd.clock import Clock, SystemClock
 from ticketd.config import Config
 
@@ -44,6 +46,7 @@ def open_state(config: Config, clock: Clock | None = None, migrate: bool = True)
         config=config,
         clock=clock or SystemClock(),
         db=db,
-        blobs=BlobStore(config.storage.blobs),
+        # Sealed with the identity-document key: raw messages carry documents inside them.
+        blobs=SealedBlobStore(config.storage.blobs, load_or_create_key(config.kyc.key_file)),
         templates=Templates(config.templates_dir),
     )
