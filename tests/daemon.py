@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from tests.helpers import free_port, write_config
 from ticketd.config import load_config
@@ -166,3 +167,67 @@ def daemon(tmp_path: Path, relay: Relay) -> Iterator[DaemonProcess]:
         if process.process is not None:
             code = process.stop()
             assert code == 0, f"daemon exit status {code} on SIGTERM:\n{process.log()}"
+
+
+# A relay that demands STARTTLS and AUTH, as real submission servers do.
+def make_certificate(folder: Path) -> tuple[Path, Path]:
+    cert, key = folder / "relay.pem", folder / "relay.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+class Authenticator:
+    def __init__(self) -> None:
+        self.logins: list[str] = []
+
+    def __call__(
+        self, server: SMTP, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        assert isinstance(auth_data, LoginPassword)
+        ok = auth_data.login == b"ticketd" and auth_data.password == b"s3cret"
+        if ok:
+            self.logins.append(auth_data.login.decode())
+        return AuthResult(success=ok, handled=False)  # let aiosmtpd answer 535 on failure
+
+
+@pytest.fixture
+def secure_relay(tmp_path: Path) -> Iterator[tuple[int, RelayHandler, Authenticator, Path]]:
+    cert, key = make_certificate(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    handler, authenticator, port = RelayHandler(), Authenticator(), free_port()
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=context,
+        require_starttls=True,
+        auth_required=True,
+        authenticator=authenticator,
+    )
+    controller.start()
+    try:
+        yield port, handler, authenticator, cert
+    finally:
+        controller.stop()

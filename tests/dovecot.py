@@ -29,8 +29,8 @@ from pathlib import Path
 import pytest
 from imapclient import IMAPClient
 
+from tests.daemon import make_certificate
 from tests.helpers import free_port
-from tests.test_relay_tls import make_certificate
 
 SKIP_VARIABLE = "TICKETD_SKIP_DOVECOT"
 # /usr/sbin is not on every user's PATH.

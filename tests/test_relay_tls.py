@@ -3,86 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import ssl
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from ingest.journal import Arrival
 from outbound.sender import Sender
 from outbound.transports import make_transport
-from tests.daemon import RelayHandler
-from tests.helpers import customer_mail, free_port, make_config
+from tests.daemon import Authenticator, RelayHandler
+from tests.helpers import customer_mail, make_config
 from ticketd.clock import FixedClock
 from ticketd.state import State, open_state
-
-
-def make_certificate(folder: Path) -> tuple[Path, Path]:
-    cert, key = folder / "relay.pem", folder / "relay.key"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
-
-
-class Authenticator:
-    def __init__(self) -> None:
-        self.logins: list[str] = []
-
-    def __call__(
-        self, server: SMTP, session: Any, envelope: Any, mechanism: str, auth_data: Any
-    ) -> AuthResult:
-        assert isinstance(auth_data, LoginPassword)
-        ok = auth_data.login == b"ticketd" and auth_data.password == b"s3cret"
-        if ok:
-            self.logins.append(auth_data.login.decode())
-        return AuthResult(success=ok, handled=False)  # let aiosmtpd answer 535 on failure
-
-
-@pytest.fixture
-def secure_relay(tmp_path: Path) -> Iterator[tuple[int, RelayHandler, Authenticator, Path]]:
-    cert, key = make_certificate(tmp_path)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    handler, authenticator, port = RelayHandler(), Authenticator(), free_port()
-    controller = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=port,
-        tls_context=context,
-        require_starttls=True,
-        auth_required=True,
-        authenticator=authenticator,
-    )
-    controller.start()
-    try:
-        yield port, handler, authenticator, cert
-    finally:
-        controller.stop()
 
 
 def test_mail_goes_out_over_starttls_with_auth(

@@ -9,22 +9,19 @@ from __future__ import annotations
 import os
 import signal
 import smtplib
-import ssl
 import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from storage.db import Database
 from storage.models import JOURNAL_PENDING, JournalEntry, TicketMessage
-from tests.daemon import DaemonProcess, Relay, RelayHandler, daemon_config
+from tests.daemon import Authenticator, DaemonProcess, Relay, RelayHandler, daemon_config
 from tests.helpers import DESK, customer_mail, free_port
-from tests.test_relay_tls import Authenticator, make_certificate
 
 pytestmark = pytest.mark.slow
 
@@ -299,21 +296,10 @@ def test_under_journald_lines_carry_a_priority_and_no_timestamp(
     assert any(line.startswith("<6>INFO ticketd.daemon: listening") for line in lines)
 
 
-def test_the_relay_password_never_appears_in_the_log(tmp_path: Path) -> None:
-    cert, key = make_certificate(tmp_path)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    handler, authenticator, port = RelayHandler(), Authenticator(), free_port()
-    controller = Controller(
-        handler,
-        hostname="127.0.0.1",
-        port=port,
-        tls_context=context,
-        require_starttls=True,
-        auth_required=True,
-        authenticator=authenticator,
-    )
-    controller.start()
+def test_the_relay_password_never_appears_in_the_log(
+    tmp_path: Path, secure_relay: tuple[int, RelayHandler, Authenticator, Path]
+) -> None:
+    port, handler, authenticator, cert = secure_relay
     (tmp_path / "relay.pass").write_text("s3cret\n")
     config = daemon_config(tmp_path, None)
     text = config.read_text(encoding="utf-8").replace(
@@ -331,7 +317,6 @@ def test_the_relay_password_never_appears_in_the_log(tmp_path: Path) -> None:
     finally:
         if daemon.process is not None:
             assert daemon.stop() == 0
-        controller.stop()
     log = daemon.log()
     assert "DEBUG" in log and "outbox=1" in log
     assert "s3cret" not in log
