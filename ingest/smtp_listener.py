@@ -29,16 +29,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from ingest.journal import Arrival, Journal, StorageFailure
 from ticketd.clock import Clock
-from ticketd.config import SmtpInConfig
+from ticketd.config import SmtpInConfig, owns_address
 
 log = logging.getLogger("ticketd.smtp")
-
-
-def is_desk_address(address: str, desk_addresses: tuple[str, ...]) -> bool:
-    """The desk's addresses and their plus-addressed forms (destek+REF.SIG@...)."""
-    local, _, domain = address.lower().rpartition("@")
-    base = local.partition("+")[0]
-    return f"{base}@{domain}" in desk_addresses
 
 
 class IntakeHandler:
@@ -99,7 +92,7 @@ class IntakeHandler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
-        if not is_desk_address(address, self.desk_addresses):
+        if not owns_address(self.desk_addresses, address):
             return f"550 5.7.1 <{address}>: relay access denied, not a mailbox of this desk"
         limit = server.limits.max_recipients if isinstance(server, _TrackedSMTP) else 100
         if len(envelope.rcpt_tos) >= limit:

@@ -44,6 +44,12 @@ class HostPort:
         return f"{self.host}:{self.port}"
 
 
+def owns_address(addresses: tuple[str, ...], address: str) -> bool:
+    """One of `addresses` (lowercase), or a plus-addressed form of one (destek+REF.SIG@...)."""
+    local, _, domain = address.lower().rpartition("@")
+    return f"{local.partition('+')[0]}@{domain}" in addresses
+
+
 @dataclass(frozen=True)
 class DeskConfig:
     name: str
@@ -62,9 +68,7 @@ class DeskConfig:
         return (self.address.lower(), *(a.lower() for a in self.extra_addresses))
 
     def owns(self, address: str) -> bool:
-        """One of the desk's addresses, or a plus-addressed form of one (destek+REF.SIG@...)."""
-        local, _, domain = address.lower().rpartition("@")
-        return f"{local.partition('+')[0]}@{domain}" in self.addresses
+        return owns_address(self.addresses, address)
 
 
 @dataclass(frozen=True)
