@@ -3,8 +3,8 @@
 `handle_DATA` does one thing: make the bytes durable (in a thread, so fsync never blocks the
 event loop) and answer 250 once they are. Parsing and tickets happen later, in the worker.
 Reply codes say what is wrong: 550 for an address that is not ours (no open relay), 552 for a
-message over the size limit (aiosmtpd enforces `data_size_limit` while reading: it counts the
-bytes and stops keeping them past the limit), 451 when storage failed.
+message over the size limit or with a header over its limit, 500 for a line over its limit (all
+enforced while DATA is read, in bounded memory: ingest/smtp_data.py), 451 when storage failed.
 
 Abuse limits come from `[smtp_in]` and are read per connection, so a SIGHUP changes them: open
 connections in total and per client address (the excess is greeted with 421 and closed, so one
@@ -28,6 +28,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from ingest.journal import Arrival, Journal, StorageFailure
+from ingest.smtp_data import BoundedDataSMTP
 from ticketd.clock import Clock
 from ticketd.config import SmtpInConfig, owns_address
 
@@ -140,13 +141,12 @@ def _client_of(transport: asyncio.BaseTransport) -> str:
     return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
 
 
-class _TrackedSMTP(SMTP):
+class _TrackedSMTP(BoundedDataSMTP):
     """An SMTP session the handler knows about, so a drain can wait for it and end it, and
     so the connection limits can count it."""
 
     def __init__(self, handler: IntakeHandler, limits: SmtpInConfig, **options: Any) -> None:
-        super().__init__(handler, **options)
-        self.limits = limits
+        super().__init__(handler, limits, **options)
         self.client: str | None = None  # set once admitted; a refused connection holds no slot
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -88,6 +88,9 @@ class SmtpInConfig:
     # How often any one command (MAIL, RCPT, NOOP, ...) may be sent in a session.
     max_commands: int = 200
     idle_timeout: int = 300  # seconds a client may stay silent
+    # Shape limits (issue 10), enforced while DATA is read (ingest/smtp_data.py).
+    max_header_size: int = 256 * 1024
+    max_line_length: int = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -254,6 +257,7 @@ _SMTP_IN_LIMITS = {
     "max_commands": 200,
     "idle_timeout": 300,
 }
+_SMTP_IN_SHAPE = {"max_header_size": 256 * 1024, "max_line_length": 1024 * 1024}
 
 
 def parse_config(data: dict[str, Any], path: Path) -> Config:
@@ -316,8 +320,11 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         name: reader.integer(smtp_in_t, f"smtp_in.{name}", default)
         for name, default in _SMTP_IN_LIMITS.items()
     }
+    # At least the 1,000 octets RFC 5321 (4.5.3.1.6) and RFC 5322 (2.1.1) promise every line.
+    for name, default in _SMTP_IN_SHAPE.items():
+        smtp_limits[name] = reader.integer(smtp_in_t, f"smtp_in.{name}", default, 1000)
     for key in smtp_in_t:
-        if key not in _SMTP_IN_LIMITS and key not in ("listen", "max_message_size"):
+        if key not in (*_SMTP_IN_LIMITS, *_SMTP_IN_SHAPE, "listen", "max_message_size"):
             reader.problems.append((f"smtp_in.{key}", "unknown key"))
 
     smtp_out_t = reader.table("smtp_out")

@@ -30,6 +30,8 @@ LIVE = (
     "smtp_in.max_recipients",
     "smtp_in.max_commands",
     "smtp_in.idle_timeout",
+    "smtp_in.max_header_size",
+    "smtp_in.max_line_length",
 )
 # Shown with "***" instead of values in the log.
 SECRET = ("desk.secret",)

@@ -1,0 +1,183 @@
+"""Issue 10, size and shape: huge messages, long lines and headers, deep or wide MIME, broken
+base64, zip and PDF bombs. Each is refused with the right SMTP code, quarantined with a reason,
+or made a ticket with what can be read and a note; memory stays bounded.
+
+SMTP cases run against the daemon as a process, fed through a raw socket in chunks (the 200 MB
+message is never one bytes object); its peak memory is the kernel's VmHWM of that process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.smtp_data import Refused, read_data
+from tests.daemon import DaemonProcess, Relay, daemon_config
+from tests.helpers import DESK, customer_mail, free_port
+from ticketd.config import SmtpInConfig
+
+MB = 1024 * 1024
+Start = Callable[[str], DaemonProcess]
+
+
+@pytest.fixture
+def start(tmp_path: Path, relay: Relay) -> Iterator[Start]:
+    """Starts the daemon with these `[smtp_in]` lines; stops it (status 0) after the test."""
+    started: list[DaemonProcess] = []
+
+    def run(smtp_in: str) -> DaemonProcess:
+        extra = f'[smtp_in]\nlisten = "127.0.0.1:{free_port()}"\n{smtp_in}\n'
+        process = DaemonProcess(daemon_config(tmp_path, relay.port, extra=extra))
+        process.start()
+        started.append(process)
+        return process
+
+    yield run
+    for process in started:
+        assert process.stop() == 0, process.log()
+
+
+def peak_rss(daemon: DaemonProcess) -> int:
+    """The process's peak resident memory so far (VmHWM), in bytes."""
+    assert daemon.process is not None
+    status = Path(f"/proc/{daemon.process.pid}/status").read_text()
+    [line] = [line for line in status.splitlines() if line.startswith("VmHWM:")]
+    return int(line.split()[1]) * 1024
+
+
+class Client:
+    """A raw SMTP client: what it sends is exactly what the test says, in chunks."""
+
+    def __init__(self, port: int) -> None:
+        deadline = time.monotonic() + 5
+        while True:  # the start-up probe may hold a slot for a moment
+            self.conn = socket.create_connection(("127.0.0.1", port), timeout=120)
+            self.file = self.conn.makefile("rb")
+            if self.reply().startswith("220") or time.monotonic() > deadline:
+                break
+            self.conn.close()
+            time.sleep(0.05)
+        assert self.command("EHLO client.example.net").startswith("250")
+
+    def reply(self) -> str:
+        lines = []
+        while True:
+            line = self.file.readline().decode("ascii", "replace")
+            lines.append(line.rstrip("\r\n"))
+            if len(line) < 4 or line[3] != "-":
+                return "\n".join(lines)
+
+    def command(self, line: str) -> str:
+        self.conn.sendall(line.encode() + b"\r\n")
+        return self.reply()
+
+    def send(self, chunks: Iterable[bytes], sender: str = "musteri@example.net") -> str:
+        """One transaction; `chunks` is the DATA content, already dot-stuffed and CRLF."""
+        assert self.command(f"MAIL FROM:<{sender}>").startswith("250")
+        assert self.command(f"RCPT TO:<{DESK}>").startswith("250")
+        assert self.command("DATA").startswith("354")
+        for chunk in chunks:
+            self.conn.sendall(chunk)
+        self.conn.sendall(b".\r\n")
+        return self.reply()
+
+    def close(self) -> None:
+        self.command("QUIT")
+        self.conn.close()
+
+
+def _journaled(daemon: DaemonProcess) -> int:
+    return len(daemon.cli("quarantine", "list", "--json")) + len(
+        daemon.cli("tickets", "list", "--json")
+    )
+
+
+def _honest(subject: str) -> list[bytes]:
+    raw = customer_mail(subject=subject, message_id=f"<{subject.replace(' ', '-')}@example.net>")
+    return [raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")]
+
+
+def test_a_200_mb_message_is_refused_with_552_and_the_daemon_stays_small(start: Start) -> None:
+    daemon = start("")  # the default limit, 25 MB
+    client = Client(daemon.port)
+    before = peak_rss(daemon)
+    header = b"From: musteri@example.net\r\nTo: " + DESK.encode() + b"\r\nSubject: big\r\n\r\n"
+    line = b"A" * 998 + b"\r\n"
+    block = line * 1024  # 1 MB, sent 200 times
+    reply = client.send([header, *(block for _ in range(200))])
+    assert reply.startswith("552 5.3.4"), reply
+    grown = peak_rss(daemon) - before
+    print(f"200 MB refused: daemon peak RSS {before // MB} MB -> +{grown // MB} MB")
+    assert grown < 100 * MB
+    # The session goes on: the next message is taken.
+    assert client.send(_honest("after the big one")).startswith("250")
+    client.close()
+    assert "message too big" in daemon.log()
+
+
+def test_a_10_mb_line_gets_500_and_a_2000_byte_line_is_honest_mail(start: Start) -> None:
+    daemon = start("")
+    client = Client(daemon.port)
+    before = peak_rss(daemon)
+    head = b"From: musteri@example.net\r\nSubject: long line\r\n\r\n"
+    reply = client.send([head, *(b"x" * MB for _ in range(10)), b"\r\n"])
+    assert reply.startswith("500 5.5.2 Line too long"), reply
+    assert peak_rss(daemon) - before < 50 * MB
+    # HTML mailers write lines of a few thousand bytes: RFC 5321 4.5.3.1 asks us to take them.
+    html = b"<p>" + "Çekim talebim beklemede. ".encode() * 80 + b"</p>"
+    assert len(html) > 2000
+    long_line = (
+        b"From: Ayse <ayse@example.net>\r\nTo: " + DESK.encode() + b"\r\n"
+        b"Subject: uzun satir\r\nMessage-ID: <uzun@example.net>\r\n"
+        b"Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        + html
+        + b"\r\n"
+    )
+    assert client.send([long_line]).startswith("250")
+    client.close()
+    ticket = daemon.wait_until(lambda: daemon.cli("tickets", "list", "--json"), what="the ticket")
+    shown = daemon.cli("tickets", "show", ticket[0]["ref"], "--json")
+    written = ("Çekim talebim beklemede. " * 80).strip()
+    assert written in shown["messages"][0]["text"].replace("\n", "")
+
+
+def test_a_1_mb_header_gets_552(start: Start) -> None:
+    daemon = start("")
+    client = Client(daemon.port)
+    folded = b"".join(b"\t" + b"k" * 996 + b"\r\n" for _ in range(1024))  # 1 MB, 998-byte lines
+    head = b"From: musteri@example.net\r\nSubject: header\r\nX-Filler: start\r\n" + folded
+    reply = client.send([head, b"\r\nbody\r\n"])
+    assert reply.startswith("552 5.3.4 Message header too large"), reply
+    client.close()
+    assert "header too large" in daemon.log()
+    assert _journaled(daemon) == 0
+
+
+def _read(data: bytes, **limits: int) -> bytes | Refused:
+    """`read_data` over a stream with aiosmtpd's 1,001-byte buffer limit."""
+    config = SmtpInConfig(listen=None, max_message_size=limits.pop("size", MB), **limits)  # type: ignore[arg-type]
+
+    async def run() -> bytes | Refused:
+        reader = asyncio.StreamReader(limit=1001)
+        reader.feed_data(data)
+        reader.feed_eof()
+        return await read_data(reader, config)
+
+    return asyncio.run(run())
+
+
+def test_the_reader_undoes_dot_stuffing_and_counts_bare_lf_lines() -> None:
+    assert _read(b"Subject: a\r\n\r\n..dot\r\n.\r\n") == b"Subject: a\r\n\r\n.dot\r\n"
+    # Bare LFs: neither one long line nor one long header.
+    bare = b"Subject: a\n\n" + b"line of text\n" * 5000 + b"\r\n.\r\n"
+    kept = _read(bare, max_line_length=1000, max_header_size=1000)
+    assert isinstance(kept, bytes) and kept.count(b"\n") == 5003
+    # A line just over the limit, arriving in fragments of the stream's buffer.
+    refused = _read(b"S: a\r\n\r\n" + b"y" * 5000 + b"\r\n.\r\n", max_line_length=4000)
+    assert isinstance(refused, Refused) and refused.reply.startswith("500")
+    assert _read(b"S: a\r\n\r\n" + b"y" * 3990 + b"\r\n.\r\n", max_line_length=4000) != refused
