@@ -25,6 +25,14 @@ from html.parser import HTMLParser
 from flufl.bounce import all_failures
 
 from ingest.filenames import safe_filename
+from ingest.mime_shape import (
+    MAX_DEPTH,
+    MAX_PARTS,
+    PartsCut,
+    UnreadStructure,
+    bound_parts,
+    shape_notes,
+)
 from ingest.replies import latest_reply
 
 # flufl.bounce logs every detector it runs at INFO and re-raises a detector's error after logging
@@ -85,6 +93,8 @@ class ParsedMessage:
     # Message-IDs named in the body (the returned headers of a bounce, a forwarded message):
     # how a delivery report finds the mail of ours it is about.
     embedded_message_ids: tuple[str, ...] = ()
+    # What the MIME shape limits left unread (ingest/mime_shape.py), for a note on the ticket.
+    shape_notes: tuple[str, ...] = ()
 
     def header(self, name: str) -> str | None:
         name = name.lower()
@@ -281,8 +291,8 @@ def _charset(part: Message) -> str | None:
         return None
 
 
-_MAX_DEPTH = 50  # deeper MIME nesting than any mail client writes: the rest is not looked at
-_MAX_PARTS = 5000
+_MAX_DEPTH = MAX_DEPTH  # deeper MIME nesting than any mail client writes: the rest is not looked at
+_MAX_PARTS = MAX_PARTS
 
 
 def _iter_parts(message: Message) -> Iterator[Message]:
@@ -512,11 +522,15 @@ def _embedded_message_ids(raw: bytes) -> tuple[str, ...]:
 def _parse_structure(raw: bytes) -> Message:
     if raw.startswith(b"\xef\xbb\xbf"):  # a byte order mark some Windows tools write first
         raw = raw[3:]
+    raw, cut = bound_parts(raw)  # never more parts than the limit reach the parser
     try:
         message = message_from_bytes(raw, policy=compat32)
     except Exception:  # nesting so deep the parser recursed out: keep the headers and the text
         message = BytesParser(policy=compat32).parsebytes(raw, headersonly=True)
         message.set_type("text/plain")
+        message.defects.append(UnreadStructure())
+    if cut:
+        message.defects.append(PartsCut())
     for part in _iter_parts(message):
         _repair_headers(part)
     return message
@@ -557,6 +571,9 @@ def parse_message(raw: bytes) -> ParsedMessage:
         content_type=_content_type(message),
         sha256=hashlib.sha256(raw).hexdigest(),
     )
+    notes = shape_notes(message)
+    if notes:
+        parsed = replace(parsed, shape_notes=notes)
     # flufl.bounce's detectors scan the whole body; a report is small, a megabyte is not one.
     if looks_automatic(parsed) and len(raw) <= BOUNCE_SCAN_LIMIT:
         failed, delayed = _delivery_failures(message)

@@ -30,6 +30,7 @@ from ingest.history import add_note, record_incoming
 from ingest.language import guess_language
 from ingest.parsing import ParsedMessage, parse_message
 from ingest.refs import new_reference
+from ingest.shape_step import step_shape_note
 from ingest.thread_finder import Threading, find_thread
 from outbound.agent_mail import notify_agents
 from outbound.automatic import AutomaticMail, queue_automatic
@@ -217,6 +218,7 @@ STEPS: tuple[str, ...] = (
     "survey answer",
     "record",
     "route",
+    "note what was left unread",
     "identity documents",
     "acknowledge",
     "notify agents",
@@ -245,6 +247,7 @@ def run_pipeline(ctx: Context, entry: JournalEntry, message: ParsedMessage) -> O
     if new:
         step_route(ctx, ticket, message)
     on_ticket_event(ctx, ticket, "opened" if new else "customer")
+    partly = step_shape_note(ctx, entry, message, ticket)
     documents = step_documents(ctx, entry, message, ticket)
     if documents is not None and documents.mailed and new:
         # The receipt names the reference like an acknowledgement does; a second automatic
@@ -254,6 +257,8 @@ def run_pipeline(ctx: Context, entry: JournalEntry, message: ParsedMessage) -> O
         note = step_acknowledge(ctx, entry, message, ticket, new, threading)
     if documents is not None:
         note = f"{note}; {documents.note}"
+    if partly is not None:
+        note = f"{note}; {partly}"
     notified = notify_agents(ctx, ticket, message, new)
     return Outcome(
         ticket.ref,

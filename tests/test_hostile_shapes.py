@@ -11,15 +11,22 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+import tracemalloc
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ingest.journal import Arrival
+from ingest.parsing import parse_message
 from ingest.smtp_data import Refused, read_data
+from ingest.worker import Processed
 from tests.daemon import DaemonProcess, Relay, daemon_config
 from tests.helpers import DESK, customer_mail, free_port
 from ticketd.config import SmtpInConfig
+from ticketd.state import State
+from ticketd.views import show_ticket
 
 MB = 1024 * 1024
 Start = Callable[[str], DaemonProcess]
@@ -181,3 +188,124 @@ def test_the_reader_undoes_dot_stuffing_and_counts_bare_lf_lines() -> None:
     refused = _read(b"S: a\r\n\r\n" + b"y" * 5000 + b"\r\n.\r\n", max_line_length=4000)
     assert isinstance(refused, Refused) and refused.reply.startswith("500")
     assert _read(b"S: a\r\n\r\n" + b"y" * 3990 + b"\r\n.\r\n", max_line_length=4000) != refused
+
+
+# Through the journal and the worker, as the daemon does after a 250.
+
+HEAD = (
+    "From: Ayşe Yılmaz <ayse@musteri.com.tr>\r\nTo: " + DESK + "\r\n"
+    "Subject: Para çekme talebim\r\nMessage-ID: <{id}@musteri.com.tr>\r\nMIME-Version: 1.0\r\n"
+).encode()
+WORDS = "Para çekme talebim 3 gündür beklemede, yardım edin.".encode()
+
+
+def _text_part(boundary: bytes, text: bytes = WORDS) -> bytes:
+    return (
+        b"--" + boundary + b"\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: 8bit\r\n\r\n" + text + b"\r\n"
+    )
+
+
+def _wide(parts: int) -> bytes:
+    filler = b"".join(
+        b"--w\r\nContent-Type: application/octet-stream\r\n"
+        b'Content-Disposition: attachment; filename="p%d.bin"\r\n\r\nx\r\n' % n
+        for n in range(parts - 1)
+    )
+    return (
+        HEAD.replace(b"{id}", b"wide")
+        + b'Content-Type: multipart/mixed; boundary="w"\r\n\r\n'
+        + _text_part(b"w")
+        + filler
+        + b"--w--\r\n"
+    )
+
+
+def _deep(levels: int) -> bytes:
+    opening = b"".join(
+        b"--d%d\r\nContent-Type: multipart/mixed; boundary=d%d\r\n\r\n" % (n, n + 1)
+        for n in range(levels)
+    )
+    closing = b"".join(b"--d%d--\r\n" % n for n in reversed(range(levels + 1)))
+    return (
+        HEAD.replace(b"{id}", b"deep%d" % levels)
+        + b"Content-Type: multipart/mixed; boundary=d0\r\n\r\n"
+        + _text_part(b"d0")
+        + opening
+        + _text_part(b"d%d" % levels, b"the innermost part")
+        + closing
+    )
+
+
+def _not_base64() -> bytes:
+    return (
+        HEAD.replace(b"{id}", b"b64")
+        + b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        + _text_part(b"b")
+        + b"--b\r\nContent-Type: image/jpeg\r\n"
+        b'Content-Disposition: attachment; filename="kimlik.jpg"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\n"
+        b"this is *not* base64, it is %%% text!\r\n--b--\r\n"
+    )
+
+
+def deliver(state: State, raw: bytes) -> Processed:
+    state.journal.accept(Arrival(raw=raw, source="test", envelope_to=(DESK,)))
+    [result] = state.worker.drain()
+    return result
+
+
+def _ticket(state: State, detail: str) -> dict[str, Any]:
+    shown = show_ticket(state.db, detail.split()[1].rstrip(":"))
+    assert shown is not None
+    return shown
+
+
+@pytest.mark.parametrize(
+    ("raw", "note"),
+    [
+        (_wide(10_000), "more than 5000 MIME parts: only the first 5000 were read"),
+        (_deep(200), "nested more than 50 levels deep were not read"),
+        (_deep(3000), "nested too deep to be parsed: only the header and the body"),
+        (_not_base64(), 'Declared base64 but not valid base64: "kimlik.jpg"'),
+    ],
+    ids=["10000-parts", "200-deep", "3000-deep", "not-base64"],
+)
+def test_odd_shapes_make_a_ticket_with_what_can_be_read_and_a_note(
+    state: State, raw: bytes, note: str
+) -> None:
+    result = deliver(state, raw)
+    assert result.state == "done", result.detail
+    assert "partly read" in result.detail
+    ticket = _ticket(state, result.detail)
+    customer, *_ = [m for m in ticket["messages"] if m["kind"] == "customer"]
+    assert "Para çekme talebim 3 gündür beklemede" in customer["text"]
+    [system] = [m for m in ticket["messages"] if m["subject"] == "Message only partly read"]
+    assert note in system["text"], system["text"]
+
+
+def test_a_parts_bomb_is_cut_before_the_parser_sees_it() -> None:
+    # 24 MB of empty parts: without the cut, 2.6 million part objects, gigabytes.
+    raw = (
+        HEAD.replace(b"{id}", b"bomb")
+        + b"Content-Type: multipart/mixed; boundary=b\r\n\r\n"
+        + _text_part(b"b")
+        + b"--b\r\n\r\nx\r\n" * 2_500_000
+    )
+    tracemalloc.start()
+    try:
+        parsed = parse_message(raw)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    print(f"parts bomb of {len(raw) // MB} MB: parse peak {peak // MB} MB traced")
+    assert peak < 2 * len(raw)
+    assert "Para çekme talebim 3 gündür beklemede" in parsed.full_text
+    assert any("more than 5000 MIME parts" in n for n in parsed.shape_notes)
+
+
+def test_a_text_full_of_dashes_is_not_cut() -> None:
+    sql = b"".join(b"-- comment %d\r\nselect %d;\r\n" % (n, n) for n in range(6000))
+    raw = HEAD.replace(b"{id}", b"sql") + b"Content-Type: text/plain\r\n\r\n" + sql
+    parsed = parse_message(raw)
+    assert parsed.shape_notes == () and "select 5999;" in parsed.full_text

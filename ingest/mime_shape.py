@@ -1,0 +1,118 @@
+"""Limits on a message's MIME shape, and the notes that say what they left unread.
+
+The standard library's parser builds one object per MIME part, about 400 bytes of memory for a
+part that takes 10 bytes of mail: 25 MB of empty parts would take gigabytes and minutes. So the
+raw bytes are cut before the part past `MAX_PARTS` is ever parsed (`bound_parts`), counting only
+delimiter lines of boundaries the message declares (a text full of "--" lines is not cut).
+`MAX_DEPTH` bounds how deep `parsing._iter_parts` looks. Honest mail comes nowhere near either
+(a mail client writes a few levels and at most hundreds of parts), so the message is still
+read: what lies past a limit is left out and `shape_notes` says so, for the ticket's note; a
+base64 part that is not base64 keeps what decodes, with a note too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from email.errors import MessageDefect
+from email.message import Message
+
+MAX_PARTS = 5000
+MAX_DEPTH = 50
+
+_BOUNDARY = re.compile(rb'(?i)boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))')
+_DELIMITER = re.compile(rb"(?m)^--([^\r\n]*)")
+_NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/=\s]")
+
+
+class UnreadStructure(MessageDefect):
+    """Set by the parser's fallback: the structure could not be parsed, only header and text."""
+
+
+class PartsCut(MessageDefect):
+    """Set when `bound_parts` cut the message before part MAX_PARTS + 1."""
+
+
+def bound_parts(raw: bytes, limit: int = MAX_PARTS) -> tuple[bytes, bool]:
+    """The raw bytes up to the delimiter line that would start part `limit` + 1, and whether
+    anything was cut."""
+    boundaries = {a or b for a, b in _BOUNDARY.findall(raw)}
+    if not boundaries:
+        return raw, False
+    opened = 0
+    for match in _DELIMITER.finditer(raw):
+        line = match.group(1).rstrip()
+        if line in boundaries:
+            opened += 1
+            if opened > limit:
+                return raw[: match.start()], True
+    return raw, False
+
+
+def _walk(message: Message) -> Iterator[tuple[Message, int]]:
+    stack: list[tuple[Message, int]] = [(message, 0)]
+    while stack:
+        part, depth = stack.pop()
+        yield part, depth
+        try:
+            children = part.get_payload() if part.is_multipart() else None
+        except Exception:
+            children = None
+        if isinstance(children, list):
+            stack.extend((c, depth + 1) for c in reversed(children) if isinstance(c, Message))
+
+
+def _broken_base64(part: Message) -> bool:
+    try:
+        if str(part.get("Content-Transfer-Encoding", "")).strip().lower() != "base64":
+            return False
+        payload = part.get_payload()
+    except Exception:
+        return False
+    if not isinstance(payload, str):
+        return False
+    compact = "".join(payload.split())
+    return bool(_NOT_BASE64.search(payload)) or len(compact.rstrip("=")) % 4 == 1
+
+
+def _name(part: Message, index: int) -> str:
+    try:
+        name = part.get_filename()
+    except Exception:
+        name = None
+    return f'"{name}"' if isinstance(name, str) and name else f"part {index}"
+
+
+def shape_notes(message: Message) -> tuple[str, ...]:
+    """What the limits left unread, in words for the agents; () for an ordinary message."""
+    notes: list[str] = []
+    if any(isinstance(d, UnreadStructure) for d in message.defects):
+        notes.append(
+            "The MIME structure is nested too deep to be parsed: only the header and the body "
+            "as plain text were read."
+        )
+    if any(isinstance(d, PartsCut) for d in message.defects):
+        notes.append(
+            f"The message has more than {MAX_PARTS} MIME parts: only the first {MAX_PARTS} "
+            "were read."
+        )
+    too_deep = 0
+    broken: list[str] = []
+    for index, (part, depth) in enumerate(_walk(message)):
+        if depth > MAX_DEPTH:
+            too_deep += 1
+        elif not part.is_multipart() and _broken_base64(part):
+            broken.append(_name(part, index))
+    if too_deep:
+        notes.append(
+            f"{too_deep} MIME part(s) nested more than {MAX_DEPTH} levels deep were not read."
+        )
+    if broken:
+        shown = ", ".join(broken[:10])
+        if len(broken) > 10:
+            shown += f" and {len(broken) - 10} more"
+        notes.append(
+            f"Declared base64 but not valid base64: {shown}. What could be decoded was kept; "
+            "ask the sender for the file again if it does not open."
+        )
+    return tuple(notes)
