@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import filetype
 from sqlalchemy import select
 
+from ingest.bombs import describe_zip, pdf_inflates_past
 from ingest.context import Context
 from ingest.filenames import safe_filename
 from ingest.history import add_note
@@ -77,13 +78,24 @@ def check_document(ctx: Context, attachment: AttachmentInfo, name: str) -> Refus
     if detected is None:
         return Refusal(name, "unknown_type", "type not recognised from its bytes")
     if detected not in limits.accepted:
-        return Refusal(name, "not_accepted", f"detected type {detected}")
+        detail = f"detected type {detected}"
+        if detected == "zip":
+            detail += f", {describe_zip(payload)}"
+        return Refusal(name, "not_accepted", detail)
     if detected == "pdf":
         # A password-protected PDF cannot be reviewed; one without its end marker is cut off.
         if b"/Encrypt" in payload:
             return Refusal(name, "encrypted_pdf", "the PDF is encrypted")
         if b"%%EOF" not in payload[-_PDF_TAIL:]:
             return Refusal(name, "broken_pdf", "no %%EOF at the end")
+        inflated = pdf_inflates_past(payload)
+        if inflated is not None:  # a PDF bomb for whoever opens it (ingest/bombs.py)
+            return Refusal(
+                name,
+                "broken_pdf",
+                f"its streams inflate past {inflated // (1024 * 1024)} MB from {len(payload)}"
+                " bytes: a PDF bomb, not stored",
+            )
     return detected
 
 

@@ -9,23 +9,31 @@ message is never one bytes object); its peak memory is the kernel's VmHWM of tha
 from __future__ import annotations
 
 import asyncio
+import email.policy
 import socket
+import struct
 import time
 import tracemalloc
+import zlib
 from collections.abc import Callable, Iterable, Iterator
+from email.message import EmailMessage
+from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from ingest.journal import Arrival
 from ingest.parsing import parse_message
 from ingest.smtp_data import Refused, read_data
 from ingest.worker import Processed
+from storage.models import Document
 from tests.daemon import DaemonProcess, Relay, daemon_config
-from tests.helpers import DESK, customer_mail, free_port
+from tests.helpers import DESK, customer_mail, free_port, make_config
+from ticketd.clock import FixedClock
 from ticketd.config import SmtpInConfig
-from ticketd.state import State
+from ticketd.state import State, open_state
 from ticketd.views import show_ticket
 
 MB = 1024 * 1024
@@ -309,3 +317,151 @@ def test_a_text_full_of_dashes_is_not_cut() -> None:
     raw = HEAD.replace(b"{id}", b"sql") + b"Content-Type: text/plain\r\n\r\n" + sql
     parsed = parse_message(raw)
     assert parsed.shape_notes == () and "select 5999;" in parsed.full_text
+
+
+# Decompression bombs on a kyc ticket: refused with the reason, never expanded.
+
+TEAM = """
+[[queues]]
+name = "kimlik"
+categories = ["kyc"]
+
+[[queues]]
+name = "genel"
+categories = ["other", "account", "payment", "bonus", "technical", "complaint"]
+
+[[agents]]
+email = "zeynep@destek.example.com"
+name = "Zeynep Kaya"
+queues = ["kimlik"]
+"""
+ZEROS = b"\0" * (16 * MB)
+
+
+def _zeros_deflated(blocks: int, wrapper: int) -> tuple[bytes, bytes, bytes]:
+    """(first block, every further block, end) of `blocks` x 16 MiB of zeros compressed: a
+    full flush resets the compressor, so each further block is the same bytes, built once."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, wrapper)
+    first = compressor.compress(ZEROS) + compressor.flush(zlib.Z_FULL_FLUSH)
+    again = compressor.compress(ZEROS) + compressor.flush(zlib.Z_FULL_FLUSH)
+    return first, again, compressor.flush()
+
+
+def zip_bomb(entries: int = 4, gib_each: int = 1) -> bytes:
+    """A valid zip of `entries` files of `gib_each` GiB of zeros each, about 1 MB per GiB."""
+    first, again, end = _zeros_deflated(64 * gib_each, -15)
+    data = first + again * (64 * gib_each - 1) + end
+    size = 64 * gib_each * len(ZEROS)
+    crc = 0
+    for _ in range(64 * gib_each):
+        crc = zlib.crc32(ZEROS, crc)
+    local, central = [], []
+    offset = 0
+    for number in range(entries):
+        name = f"kimlik-{number}.jpg".encode()
+        header = struct.pack(
+            "<4s5H3L2H", b"PK\x03\x04", 20, 0, 8, 0, 33, crc, len(data), size, len(name), 0
+        )
+        local.append(header + name + data)
+        central.append(
+            struct.pack(
+                "<4s6H3L5H2L",
+                *(b"PK\x01\x02", 20, 20, 0, 8, 0, 33, crc, len(data), size, len(name)),
+                *(0, 0, 0, 0, 0, offset),
+            )
+            + name
+        )
+        offset += len(local[-1])
+    directory = b"".join(central)
+    return (
+        b"".join(local)
+        + directory
+        + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, entries, entries, len(directory), offset, 0)
+    )
+
+
+def pdf_bomb(gib: int = 2, layers: int = 1) -> bytes:
+    """A PDF whose one page's content stream inflates to `gib` GiB of zeros (a few MB, or a
+    few KB when compressed twice)."""
+    blocks = 64 * gib
+    first, again, end = _zeros_deflated(blocks, 15)
+    inflated = blocks * len(ZEROS)
+    adler = ((inflated % 65521) << 16) | 1  # Adler-32 of zeros: a stays 1, b counts bytes
+    stream = first + again * (blocks - 1) + end[:-4] + struct.pack(">I", adler)
+    filters = " ".join(["/FlateDecode"] * layers)
+    for _ in range(layers - 1):
+        stream = zlib.compress(stream, 9)
+    return (
+        b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+        b"2 0 obj << /Type /Pages /Kids [3 0 R] /Count 1 >> endobj\n"
+        b"3 0 obj << /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>"
+        b" endobj\n"
+        + f"4 0 obj << /Length {len(stream)} /Filter [{filters}] >>\nstream\n".encode()
+        + stream
+        + b"\nendstream\nendobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+    )
+
+
+def honest_pdf() -> bytes:
+    content = zlib.compress(b"BT /F1 12 Tf 72 712 Td (Fatura adresi: Bagcilar) Tj ET\n" * 2000)
+    return (
+        b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+        b"2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\n"
+        + f"4 0 obj << /Length {len(content)} /Filter /FlateDecode >>\nstream\n".encode()
+        + content
+        + b"\nendstream\nendobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+    )
+
+
+def _kyc_mail(filename: str, content_type: str, payload: bytes) -> bytes:
+    mail = EmailMessage()
+    mail["From"] = "Ayşe Yılmaz <ayse@musteri.com.tr>"
+    mail["To"] = DESK
+    mail["Subject"] = "Kimlik belgelerim"
+    mail["Message-ID"] = make_msgid(domain="musteri.com.tr")
+    mail.set_content("Kimlik doğrulaması için belgelerim ekte.")
+    mail.add_attachment(honest_pdf(), maintype="application", subtype="pdf", filename="fatura.pdf")
+    maintype, _, subtype = content_type.partition("/")
+    mail.add_attachment(payload, maintype=maintype, subtype=subtype, filename=filename)
+    return mail.as_bytes(policy=email.policy.SMTP)
+
+
+@pytest.mark.parametrize(
+    ("filename", "content_type", "bomb", "reason"),
+    [
+        ("belgeler.zip", "application/zip", zip_bomb, "4294967296 bytes when unpacked"),
+        ("ekstre.pdf", "application/pdf", pdf_bomb, "a PDF bomb, not stored"),
+        ("ekstre.pdf", "application/pdf", lambda: pdf_bomb(layers=2), "a PDF bomb"),
+    ],
+    ids=["zip-bomb", "pdf-bomb", "pdf-bomb-compressed-twice"],
+)
+def test_bombs_are_refused_on_a_kyc_ticket_without_being_expanded(
+    tmp_path: Path,
+    clock: FixedClock,
+    filename: str,
+    content_type: str,
+    bomb: Callable[[], bytes],
+    reason: str,
+) -> None:
+    payload = bomb()
+    raw = _kyc_mail(filename, content_type, payload)
+    state = open_state(make_config(tmp_path, extra=TEAM), clock=clock)
+    try:
+        tracemalloc.start()
+        try:
+            result = deliver(state, raw)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        print(f"{filename} of {len(payload) // 1024} KB: worker peak {peak // MB} MB traced")
+        assert peak < 64 * MB  # a few copies of the message; inflated, gigabytes
+        assert result.state == "done", result.detail
+        assert "documents: 1 stored, 1 refused" in result.detail
+        ticket = _ticket(state, result.detail)
+        assert ticket["category"] == "kyc"
+        [note] = [m for m in ticket["messages"] if "refused" in m["subject"]]
+        assert f"{filename}: " in note["text"] and reason in note["text"], note["text"]
+        with state.db.read() as session:
+            assert list(session.scalars(select(Document.filename))) == ["fatura.pdf"]
+    finally:
+        state.close()
