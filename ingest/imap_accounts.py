@@ -72,6 +72,7 @@ class AccountRunner:
         stop: threading.Event | None = None,
         backoff_max: float = BACKOFF_MAX,
         metrics: Metrics | None = None,
+        max_message_size: int = 25 * 1024 * 1024,
     ) -> None:
         self.account = account
         self.mailbox = mailbox_key(account)
@@ -82,6 +83,7 @@ class AccountRunner:
         self.stop = stop or threading.Event()
         self.backoff = Backoff(maximum=backoff_max)
         self.metrics = metrics
+        self.max_message_size = max_message_size
         self.tokens = (
             TokenProvider(account.name, account.token_command, account.token_file, clock)
             if account.auth == "xoauth2"
@@ -148,6 +150,7 @@ class AccountRunner:
                 self.clock,
                 self.on_journaled,
                 self.stop,
+                self.max_message_size,
             )
             sync.prepare()
             idle = self.account.idle and client.has_capability("IDLE")

@@ -6,6 +6,11 @@ re-fetches the batch and the journal recognises every message by its origin (mai
 UIDVALIDITY, UID) or its bytes; a crash after it finds the work done. UIDs, never sequence
 numbers: they survive other clients expunging meanwhile. No UNSEEN search either: a message
 someone read in another client is still new to us.
+
+A message over the size limit (RFC822.SIZE, asked before any body) is never fetched: only the
+first 64 KiB of its header, for a quarantined record that names it (ingest/oversize.py). It is
+left on the server untouched, and the checkpoint passes it. To take it after raising the limit,
+move it out of the folder and back in: it gets a new UID.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
 from ingest.imap_checkpoints import Checkpoint, Checkpoints
 from ingest.journal import Arrival, Journal
+from ingest.oversize import HEADER_PEEK, header_summary, too_big
 from ticketd.clock import Clock
 from ticketd.config import ImapAccountConfig
 
@@ -47,6 +53,7 @@ class FolderSync:
         clock: Clock,
         on_journaled: Callable[[], None],
         stop: threading.Event,
+        max_message_size: int = 25 * 1024 * 1024,
     ) -> None:
         self.client = client
         self.account = account
@@ -56,6 +63,7 @@ class FolderSync:
         self.clock = clock
         self.on_journaled = on_journaled
         self.stop = stop
+        self.max_message_size = max_message_size
 
     def prepare(self) -> None:
         """Once per connection: the folder to move into must exist."""
@@ -123,7 +131,26 @@ class FolderSync:
         self.checkpoints.save(self.mailbox, self.account.name, fresh)
         return fresh
 
+    def _oversized(self, uids: Sequence[int]) -> dict[int, int]:
+        """{uid: size} of the messages over the size limit, from RFC822.SIZE alone."""
+        sizes = self.client.fetch(uids, ["RFC822.SIZE"])
+        found = {}
+        for uid, data in sizes.items():
+            size = data.get(b"RFC822.SIZE") if isinstance(data, dict) else None
+            if isinstance(size, int) and size > self.max_message_size:
+                found[uid] = size
+        return found
+
     def _batch(self, uids: Sequence[int], checkpoint: Checkpoint) -> tuple[int, int, int]:
+        oversized = self._oversized(uids)
+        quarantined = 0
+        for uid, size in oversized.items():
+            self._quarantine_oversized(uid, checkpoint.uidvalidity, size)
+            quarantined += 1
+        uids = [uid for uid in uids if uid not in oversized]
+        if not uids:
+            self.on_journaled()
+            return 0, 0, quarantined
         try:
             fetched = self.client.fetch(uids, ["BODY.PEEK[]", "INTERNALDATE"])
         except IMAPClientAbortError:
@@ -133,7 +160,7 @@ class FolderSync:
             # bad one is quarantined and the rest go through.
             log.warning("imap %s: batch fetch failed (%s), one by one", self.account.name, error)
             fetched = {}
-        journaled = recognised = quarantined = 0
+        journaled = recognised = 0
         taken: list[int] = []
         for uid in uids:
             data = fetched.get(uid)
@@ -194,6 +221,25 @@ class FolderSync:
         detail = f"IMAP message UID {uid} of {self.mailbox} could not be fetched: {reason}"
         log.error("imap %s: %s; quarantined, going on with the next", self.account.name, detail)
         self.journal.quarantine(origin, f"imap:{self.account.name}", detail)
+
+    def _quarantine_oversized(self, uid: int, uidvalidity: int, size: int) -> None:
+        key = b"BODY[HEADER]<0>"
+        try:
+            data = self.client.fetch([uid], [f"BODY.PEEK[HEADER]<0.{HEADER_PEEK}>"]).get(uid)
+        except IMAPClientAbortError:
+            raise
+        except IMAPClientError:
+            data = None
+        header = data.get(key) if isinstance(data, dict) else None
+        header = header if isinstance(header, bytes) else b""
+        reason = (
+            f"IMAP message UID {uid} of {self.mailbox}: {too_big(size, self.max_message_size)};"
+            f" left on the server untouched; {header_summary(header)}"
+        )
+        log.error("imap %s: %s; quarantined, going on with the next", self.account.name, reason)
+        self.journal.quarantine(
+            self._origin(uidvalidity, uid), f"imap:{self.account.name}", reason, header
+        )
 
     def _act(self, uids: Sequence[int]) -> None:
         after = self.account.after

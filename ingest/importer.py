@@ -1,5 +1,8 @@
 """`ticketd import`: a mbox file, a Maildir or a folder of .eml files, through the journal.
 
+Messages are read one at a time and no further than the size limit; one over it is quarantined
+with its reason and header summary (ingest/oversize.py), and the import goes on.
+
 Historical mail is not acknowledged unless asked: customers must not get an answer to a
 message they wrote months ago.
 """
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING
 from rich.progress import Progress
 
 from ingest.journal import Arrival, StorageFailure
+from ingest.oversize import HEADER_PEEK, header_summary, read_bounded, too_big
 
 if TYPE_CHECKING:
     from ticketd.state import State
@@ -23,20 +27,39 @@ def _is_maildir(path: Path) -> bool:
     return path.is_dir() and all((path / sub).is_dir() for sub in ("cur", "new"))
 
 
-def iter_messages(path: Path) -> Iterator[tuple[str, bytes]]:
-    """(name, raw bytes) for every message found at `path`."""
+Read = bytes | tuple[bytes, int]  # the message, or (its first bytes, its size) when too big
+
+
+def _count(path: Path) -> int:
+    if _is_maildir(path):
+        return len(mailbox.Maildir(path, factory=None, create=False))
+    if path.is_dir():
+        return sum(1 for _ in path.rglob("*.eml"))
+    mbox = mailbox.mbox(path, create=False)
+    try:
+        return len(mbox)
+    finally:
+        mbox.close()
+
+
+def iter_messages(path: Path, limit: int) -> Iterator[tuple[str, Read]]:
+    """(name, message) for every message at `path`, one at a time, each read no further than
+    `limit` bytes (ingest/oversize.py): a large mbox never has to fit in memory."""
     if _is_maildir(path):
         box = mailbox.Maildir(path, factory=None, create=False)
         for key in box.iterkeys():
-            yield f"{path}/{key}", box.get_bytes(key)
+            with box.get_file(key) as file:
+                yield f"{path}/{key}", read_bounded(file, limit)
     elif path.is_dir():
-        for file in sorted(path.rglob("*.eml")):
-            yield str(file), file.read_bytes()
+        for name in sorted(path.rglob("*.eml")):
+            with name.open("rb") as file:
+                yield str(name), read_bounded(file, limit)
     else:
         mbox = mailbox.mbox(path, create=False)
         try:
             for index, key in enumerate(mbox.iterkeys()):
-                yield f"{path}#{index}", mbox.get_bytes(key)
+                with mbox.get_file(key) as file:
+                    yield f"{path}#{index}", read_bounded(file, limit)
         finally:
             mbox.close()
 
@@ -46,17 +69,23 @@ def import_path(
 ) -> dict[str, int]:
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
-    messages = list(iter_messages(path))
     journal = state.journal
-    summary = {"found": len(messages), "stored": 0, "failed": 0}
+    limit = state.config.smtp_in.max_message_size
+    summary = {"found": 0, "stored": 0, "too_big": 0, "failed": 0}
     with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("storing", total=len(messages))
-        for name, raw in messages:
+        task = bar.add_task("storing", total=_count(path))
+        for name, read in iter_messages(path, limit):
+            summary["found"] += 1
+            source = f"import:{name}"[:200]
             try:
-                journal.accept(
-                    Arrival(raw=raw, source=f"import:{name}"[:200], acknowledge=acknowledge)
-                )
-                summary["stored"] += 1
+                if isinstance(read, tuple):
+                    head, size = read
+                    reason = f"{name}: {too_big(size, limit)}; {header_summary(head)}"
+                    journal.quarantine(None, source, reason, head[:HEADER_PEEK])
+                    summary["too_big"] += 1
+                else:
+                    journal.accept(Arrival(raw=read, source=source, acknowledge=acknowledge))
+                    summary["stored"] += 1
             except StorageFailure:
                 summary["failed"] += 1
             bar.advance(task)

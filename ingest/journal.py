@@ -80,14 +80,22 @@ class Journal:
         except Exception as error:  # disk full, database gone: say so, accept nothing
             raise StorageFailure(f"{type(error).__name__}: {error}") from error
 
-    def quarantine(self, origin: str, source: str, reason: str) -> int | None:
-        """Record a message a source could not even read (an IMAP FETCH the server refuses),
-        so it is visible in `quarantine list` instead of retried in a loop. None: known."""
+    def quarantine(
+        self, origin: str | None, source: str, reason: str, header: bytes = b""
+    ) -> int | None:
+        """Record a message a source could not even read (an IMAP FETCH the server refuses, a
+        message over the size limit), so it is visible in `quarantine list` instead of retried
+        in a loop; `header` is what was read of it. None: this origin is already known."""
         note = f"Subject: not received: {reason}\r\n\r\n{reason}\r\n".encode()
+        if header:
+            note += b"\r\nWhat was read of its header:\r\n\r\n" + header
         try:
             key = self.blobs.put(note)
             with self.db.transaction() as session:
-                if session.scalar(select(JournalEntry.id).where(JournalEntry.origin == origin)):
+                known = origin is not None and session.scalar(
+                    select(JournalEntry.id).where(JournalEntry.origin == origin)
+                )
+                if known:
                     return None
                 entry = JournalEntry(
                     blob_key=key,

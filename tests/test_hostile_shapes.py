@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import email.policy
+import mailbox
 import socket
 import struct
+import subprocess
+import sys
+import threading
 import time
 import tracemalloc
 import zlib
@@ -24,17 +28,23 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from ingest.imap_checkpoints import Checkpoints
+from ingest.imap_fetch import FolderSync
+from ingest.imap_session import connect, mailbox_key
+from ingest.importer import import_path
 from ingest.journal import Arrival
 from ingest.parsing import parse_message
 from ingest.smtp_data import Refused, read_data
 from ingest.worker import Processed
 from storage.models import Document
 from tests.daemon import DaemonProcess, Relay, daemon_config
-from tests.helpers import DESK, customer_mail, free_port, make_config
+from tests.dovecot import Dovecot
+from tests.helpers import DESK, customer_mail, free_port, make_config, write_config
+from tests.test_imap import account_for
 from ticketd.clock import FixedClock
-from ticketd.config import SmtpInConfig
+from ticketd.config import SmtpInConfig, load_config
 from ticketd.state import State, open_state
-from ticketd.views import show_ticket
+from ticketd.views import list_quarantine, show_ticket
 
 MB = 1024 * 1024
 Start = Callable[[str], DaemonProcess]
@@ -465,3 +475,101 @@ def test_bombs_are_refused_on_a_kyc_ticket_without_being_expanded(
             assert list(session.scalars(select(Document.filename))) == ["fatura.pdf"]
     finally:
         state.close()
+
+
+# The sources that cannot refuse while the message arrives: an MTA pipe, IMAP, import.
+
+
+def _big_mail(size: int, subject: str = "Dev ek") -> Iterator[bytes]:
+    yield (
+        f"From: Ayşe <ayse@musteri.com.tr>\r\nTo: {DESK}\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{subject.replace(' ', '-')}@musteri.com.tr>\r\n\r\n"
+    ).encode()
+    block = (b"B" * 76 + b"\r\n") * (MB // 78)
+    for _ in range(size // len(block)):
+        yield block
+
+
+INGEST_WITH_PEAK = (
+    "import resource, sys\n"
+    "from ticketd.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "print('peak', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def test_ingest_reads_a_200_mb_pipe_in_bounded_memory_and_exits_65(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-c", INGEST_WITH_PEAK, "--config", str(config), "ingest"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
+    assert process.stdin is not None and process.stderr is not None
+    for chunk in _big_mail(200 * MB, "Dev boyut"):
+        process.stdin.write(chunk)  # every byte is taken: the MTA sees no broken pipe
+    process.stdin.close()
+    with process.stderr:
+        stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 65, stderr  # EX_DATAERR: the MTA bounces it
+    assert "not stored, over the size limit" in stderr and "Subject: Dev boyut" in stderr
+    peak = int(stderr.rsplit("peak", 1)[1])
+    print(f"ingest of 200 MB: peak RSS {peak // MB} MB")
+    assert peak < 150 * MB  # the interpreter and libraries, plus one limit's worth at most
+    state = open_state(load_config(config))
+    try:
+        assert list_quarantine(state.db) == [] and state.worker.drain() == []
+    finally:
+        state.close()
+
+
+def test_import_quarantines_a_message_over_the_limit_and_takes_the_rest(tmp_path: Path) -> None:
+    config = write_config(tmp_path, extra="[smtp_in]\nmax_message_size = 1048576\n")
+    box = mailbox.mbox(tmp_path / "eski.mbox")
+    box.add(b"".join(_big_mail(3 * MB, "Eski buyuk")))
+    box.add(customer_mail(subject="Eski talep", message_id="<eski@musteri.com.tr>"))
+    box.close()
+    state = open_state(load_config(config))
+    try:
+        summary = import_path(state, tmp_path / "eski.mbox", False, True, False)
+        assert summary["found"] == 2 and summary["stored"] == 1 and summary["too_big"] == 1
+        [row] = list_quarantine(state.db)
+        assert "over the size limit" in row["reason"] and "Subject: Eski buyuk" in row["reason"]
+        assert row["size"] < 70_000  # only the header was read and kept
+    finally:
+        state.close()
+
+
+def test_imap_leaves_a_message_over_the_limit_on_the_server_and_quarantines_its_header(
+    dovecot: Dovecot, state: State
+) -> None:
+    dovecot.deliver("destek", b"".join(_big_mail(2 * MB, "IMAP buyuk")))
+    dovecot.deliver("destek", customer_mail(subject="IMAP talep", message_id="<imap@m.tr>"))
+    account = account_for(dovecot)
+    client = connect(account, None)
+    try:
+        sync = FolderSync(
+            client,
+            account,
+            mailbox_key(account),
+            state.journal,
+            Checkpoints(state.db, state.clock),
+            state.clock,
+            lambda: None,
+            threading.Event(),
+            max_message_size=MB,
+        )
+        sync.prepare()
+        result = sync.run()
+        assert (result.journaled, result.quarantined) == (1, 1)
+        assert sync.run().quarantined == 0  # passed over, not fetched again
+    finally:
+        client.logout()
+    [row] = list_quarantine(state.db)
+    assert "UID 1" in row["reason"] and "Subject: IMAP buyuk" in row["reason"]
+    assert "left on the server untouched" in row["reason"]
+    flags = dovecot.folder_state("destek")
+    assert b"\\Seen" not in flags[1] and b"\\Deleted" not in flags[1]  # as it was
+    assert len(flags) == 2

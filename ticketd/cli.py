@@ -89,16 +89,31 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    """For an MTA pipe: 0 once the message is durable, 75 when it could not be stored."""
+    """For an MTA pipe: 0 once the message is durable, 75 when it could not be stored, 65
+    when it is over the size limit (read in bounded memory: ingest/oversize.py)."""
     from ingest.journal import Arrival, StorageFailure
+    from ingest.oversize import header_summary, read_bounded, too_big
     from ticketd.state import open_state
 
     config = load_config(_config_path(args))
+    limit = config.smtp_in.max_message_size
     try:
-        raw = Path(args.file).read_bytes() if args.file else sys.stdin.buffer.read()
+        if args.file:
+            with Path(args.file).open("rb") as file:
+                read = read_bounded(file, limit)
+        else:
+            read = read_bounded(sys.stdin.buffer, limit)
     except OSError as error:
         print(f"ticketd ingest: cannot read {args.file}: {error}", file=sys.stderr)
         return EX_DATAERR if isinstance(error, FileNotFoundError) else EX_TEMPFAIL
+    if isinstance(read, tuple):
+        head, size = read
+        print(
+            f"ticketd ingest: not stored, {too_big(size, limit)}; {header_summary(head)}",
+            file=sys.stderr,
+        )
+        return EX_DATAERR
+    raw = read
     if not raw.strip():
         print("ticketd ingest: empty input, nothing stored", file=sys.stderr)
         return EX_DATAERR

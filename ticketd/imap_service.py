@@ -47,6 +47,7 @@ class ImapService:
             on_journaled=wake,
             stop=self.stop,
             metrics=self.metrics,
+            max_message_size=self.state.config.smtp_in.max_message_size,
         )
         self.runners[account.name] = runner
 
