@@ -14,15 +14,64 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from email.errors import MessageDefect
 from email.message import Message
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ingest.parsing import Address, ParsedMessage
 
 MAX_PARTS = 5000
 MAX_DEPTH = 50
+# Header fields that become a ticket's subject, names and participants, and go out again in
+# our mail: a 1 MB subject would make a 1 MB acknowledgement header, 60,000 Cc addresses
+# 60,000 participants. Longer than any person writes; the rest is cut, with a note.
+MAX_SUBJECT = 1000
+MAX_NAME = 200
+MAX_ADDRESSES = 100
 
 _BOUNDARY = re.compile(rb'(?i)boundary\s*=\s*(?:"([^"\r\n]{1,200})"|([^\s;"]{1,200}))')
 _DELIMITER = re.compile(rb"(?m)^--([^\r\n]*)")
 _NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/=\s]")
+
+
+def bound_fields(parsed: ParsedMessage) -> ParsedMessage:
+    """`parsed` with its subject, names and address lists cut to the limits above, and a note
+    for each cut in `shape_notes`."""
+    notes: list[str] = []
+    subject = parsed.subject
+    if len(subject) > MAX_SUBJECT:
+        notes.append(f"The subject has {len(subject)} characters: the first {MAX_SUBJECT} kept.")
+        subject = subject[:MAX_SUBJECT]
+
+    def named(address: Address) -> Address:
+        if len(address.name) <= MAX_NAME:
+            return address
+        return replace(address, name=address.name[:MAX_NAME])
+
+    def first(addresses: tuple[Address, ...], header: str) -> tuple[Address, ...]:
+        if len(addresses) > MAX_ADDRESSES:
+            notes.append(
+                f"{header} names {len(addresses)} addresses: only the first {MAX_ADDRESSES} kept."
+            )
+        return tuple(named(a) for a in addresses[:MAX_ADDRESSES])
+
+    to, cc = first(parsed.to, "To"), first(parsed.cc, "Cc")
+    reply_to = first(parsed.reply_to, "Reply-To")
+    if any(len(a.name) > MAX_NAME for a in (parsed.sender, *parsed.to, *parsed.cc)):
+        notes.append(f"A display name longer than {MAX_NAME} characters was cut.")
+    if not notes:
+        return parsed
+    return replace(
+        parsed,
+        subject=subject,
+        sender=named(parsed.sender),
+        to=to,
+        cc=cc,
+        reply_to=reply_to,
+        shape_notes=(*parsed.shape_notes, *notes),
+    )
 
 
 class UnreadStructure(MessageDefect):

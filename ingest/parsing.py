@@ -30,6 +30,7 @@ from ingest.mime_shape import (
     MAX_PARTS,
     PartsCut,
     UnreadStructure,
+    bound_fields,
     bound_parts,
     shape_notes,
 )
@@ -571,9 +572,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
         content_type=_content_type(message),
         sha256=hashlib.sha256(raw).hexdigest(),
     )
-    notes = shape_notes(message)
-    if notes:
-        parsed = replace(parsed, shape_notes=notes)
+    parsed = bound_fields(replace(parsed, shape_notes=shape_notes(message)))
     # flufl.bounce's detectors scan the whole body; a report is small, a megabyte is not one.
     if looks_automatic(parsed) and len(raw) <= BOUNCE_SCAN_LIMIT:
         failed, delayed = _delivery_failures(message)
