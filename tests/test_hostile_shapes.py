@@ -42,7 +42,7 @@ from tests.dovecot import Dovecot
 from tests.helpers import DESK, customer_mail, free_port, make_config, write_config
 from tests.test_imap import account_for
 from ticketd.clock import FixedClock
-from ticketd.config import SmtpInConfig, load_config
+from ticketd.config import ConfigError, SmtpInConfig, load_config
 from ticketd.state import State, open_state
 from ticketd.views import list_outbox, list_quarantine, show_ticket
 
@@ -615,3 +615,19 @@ def test_a_1_mb_header_from_another_source_is_cut_with_a_note(
     # What goes out again stays small: the acknowledgement's subject and greeting.
     [ack] = [row for row in list_outbox(state.db) if row["kind"] == "ack"]
     assert len(ack["subject"]) < 1100
+
+
+def test_the_shape_limits_are_configured_and_checked(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path,
+        extra="[smtp_in]\nmax_header_size = 65536\nmax_line_length = 4096\n",
+    )
+    loaded = load_config(config)
+    assert (loaded.smtp_in.max_header_size, loaded.smtp_in.max_line_length) == (65536, 4096)
+    assert loaded.desk.name == "Destek"  # the keys leave the rest alone
+    (tmp_path / "bad").mkdir()
+    bad = write_config(tmp_path / "bad", extra="[smtp_in]\nmax_line_length = 998\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(bad)
+    problem = ("smtp_in.max_line_length", "must be an integer of at least 1000")
+    assert problem in error.value.problems

@@ -321,8 +321,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         for name, default in _SMTP_IN_LIMITS.items()
     }
     # At least the 1,000 octets RFC 5321 (4.5.3.1.6) and RFC 5322 (2.1.1) promise every line.
-    for name, default in _SMTP_IN_SHAPE.items():
-        smtp_limits[name] = reader.integer(smtp_in_t, f"smtp_in.{name}", default, 1000)
+    for shape_key, default in _SMTP_IN_SHAPE.items():
+        smtp_limits[shape_key] = reader.integer(smtp_in_t, f"smtp_in.{shape_key}", default, 1000)
     for key in smtp_in_t:
         if key not in (*_SMTP_IN_LIMITS, *_SMTP_IN_SHAPE, "listen", "max_message_size"):
             reader.problems.append((f"smtp_in.{key}", "unknown key"))
