@@ -631,3 +631,40 @@ def test_the_shape_limits_are_configured_and_checked(tmp_path: Path) -> None:
         load_config(bad)
     problem = ("smtp_in.max_line_length", "must be an integer of at least 1000")
     assert problem in error.value.problems
+
+
+def test_bombs_and_wide_mail_through_the_daemon_keep_it_small(tmp_path: Path, relay: Relay) -> None:
+    extra = f'[smtp_in]\nlisten = "127.0.0.1:{free_port()}"\n{TEAM}'
+    daemon = DaemonProcess(daemon_config(tmp_path, relay.port, extra=extra))
+    daemon.start()
+    try:
+        client = Client(daemon.port)
+        before = peak_rss(daemon)
+        for filename, content_type, payload in [
+            ("belgeler.zip", "application/zip", zip_bomb()),
+            ("ekstre.pdf", "application/pdf", pdf_bomb()),
+        ]:
+            raw = _kyc_mail(filename, content_type, payload).replace(b"\n.", b"\n..")
+            assert client.send([raw], "ayse@musteri.com.tr").startswith("250")
+        assert client.send([_wide(10_000)], "ayse@musteri.com.tr").startswith("250")
+        client.close()
+
+        def settled() -> list[dict[str, Any]]:
+            tickets = daemon.cli("tickets", "list", "--json")
+            shown = [daemon.cli("tickets", "show", t["ref"], "--json") for t in tickets]
+            notes = [m for t in shown for m in t["messages"] if m["kind"] == "system"]
+            subjects = [m["subject"] for m in notes]
+            done = "Message only partly read" in subjects
+            return notes if done and sum("refused" in s for s in subjects) >= 2 else []
+
+        notes = [(m["subject"], m["text"]) for m in daemon.wait_until(settled, what="the notes")]
+        refused = "\n".join(text for subject, text in notes if "refused" in subject)
+        assert "belgeler.zip" in refused and "a zip bomb; never unpacked" in refused
+        assert "ekstre.pdf" in refused and "a PDF bomb, not stored" in refused
+        [partly] = [text for subject, text in notes if subject == "Message only partly read"]
+        assert "only the first 5000 were read" in partly
+        grown = peak_rss(daemon) - before
+        print(f"zip bomb, PDF bomb, 10,000 parts through the daemon: +{grown // MB} MB peak RSS")
+        assert grown < 150 * MB
+    finally:
+        assert daemon.stop() == 0, daemon.log()
