@@ -13,8 +13,8 @@ harness is for longer runs by hand:
     .venv/bin/python fuzz/atheris_pipeline.py -max_total_time=600          # ten minutes
     .venv/bin/python fuzz/atheris_pipeline.py -runs=2000 -rss_limit_mb=2048 state/fuzz-corpus
 
-libFuzzer stops at the first finding; `-fork=1 -ignore_crashes=1` goes on and collects them all.
-Findings kept for replay are in fuzz/findings/ (see its README).
+libFuzzer stops at the first finding (its fork mode does not work with this script). Findings
+kept for replay are in fuzz/findings/ (see its README).
 
 Without a folder argument it seeds state/fuzz-corpus from the shared corpus (TICKETD_CORPUS, else
 shared/corpus beside the repository) and fuzzes into it, so a second run resumes. A crash is
