@@ -23,7 +23,9 @@ written as crash-<hash> in the current folder; replay it with the file as the on
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -55,6 +57,7 @@ _STATE: list[State] = []
 def _state() -> State:
     if not _STATE:
         folder = Path(tempfile.mkdtemp(prefix="ticketd-fuzz-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
         clock = FixedClock(datetime(2026, 11, 23, 9, 0, tzinfo=UTC))
         _STATE.append(open_state(make_config(folder), clock=clock))
     return _STATE[0]

@@ -130,6 +130,8 @@ def _honest(subject: str) -> list[bytes]:
 def test_a_200_mb_message_is_refused_with_552_and_the_daemon_stays_small(start: Start) -> None:
     daemon = start("")  # the default limit, 25 MB
     client = Client(daemon.port)
+    # A client that announces the size (RFC 1870) is refused before it sends anything.
+    assert client.command("MAIL FROM:<a@example.net> SIZE=209715200").startswith("552")
     before = peak_rss(daemon)
     header = b"From: musteri@example.net\r\nTo: " + DESK.encode() + b"\r\nSubject: big\r\n\r\n"
     line = b"A" * 998 + b"\r\n"
