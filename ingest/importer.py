@@ -71,7 +71,8 @@ def import_path(
         raise FileNotFoundError(f"{path} does not exist")
     journal = state.journal
     limit = state.config.smtp_in.max_message_size
-    summary = {"found": 0, "stored": 0, "too_big": 0, "failed": 0}
+    # "too_big" and the worker's states appear when they happen.
+    summary = {"found": 0, "stored": 0, "failed": 0}
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("storing", total=_count(path))
         for name, read in iter_messages(path, limit):
@@ -82,7 +83,7 @@ def import_path(
                     head, size = read
                     reason = f"{name}: {too_big(size, limit)}; {header_summary(head)}"
                     journal.quarantine(None, source, reason, head[:HEADER_PEEK])
-                    summary["too_big"] += 1
+                    summary["too_big"] = summary.get("too_big", 0) + 1
                 else:
                     journal.accept(Arrival(raw=read, source=source, acknowledge=acknowledge))
                     summary["stored"] += 1
