@@ -5,7 +5,9 @@ type. Accepted types (`[kyc] accepted`) within the size limit are encrypted into
 store (storage/documents.py) with a record per file; anything else is refused, the refusal
 recorded on the ticket as a system note, and the customer told in their language which file and
 why. Only tickets whose category is kyc take documents: an invoice on a payment ticket stays an
-ordinary attachment.
+ordinary attachment. What parsing found as a signature logo or a forwarded message kept whole
+(roles DECORATION and FORWARDED, see ingest/parsing.py) is neither a document nor a refusal: it
+stays with the message; the files inside a forwarded message or a winmail.dat are documents.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlalchemy import select
 from ingest.context import Context
 from ingest.filenames import safe_filename
 from ingest.history import add_note
-from ingest.parsing import AttachmentInfo, ParsedMessage
+from ingest.parsing import DOCUMENT_ROLES, AttachmentInfo, ParsedMessage
 from outbound.automatic import AutomaticMail, queue_automatic
 from storage.models import DOC_RECEIVED, Document, JournalEntry, Ticket, TicketMessage
 
@@ -121,7 +123,8 @@ def step_documents(
     ctx: Context, entry: JournalEntry, message: ParsedMessage, ticket: Ticket
 ) -> Intake | None:
     """None when the message brings no documents to a kyc ticket."""
-    if ticket.category != "kyc" or not any(a.payload for a in message.attachments):
+    candidates = [a for a in message.attachments if a.payload and a.role in DOCUMENT_ROLES]
+    if ticket.category != "kyc" or not candidates:
         return None
     if ctx.documents is None:
         raise RuntimeError("identity documents arrived but no document store is configured")
@@ -130,9 +133,7 @@ def step_documents(
     now = ctx.clock.now()
     stored: list[str] = []
     refused: list[Refusal] = []
-    for attachment in message.attachments:
-        if not attachment.payload:
-            continue
+    for attachment in candidates:
         name = safe_filename(attachment.filename, "document")
         verdict = check_document(ctx, attachment, name)
         if isinstance(verdict, Refusal):
