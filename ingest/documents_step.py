@@ -12,6 +12,7 @@ stays with the message; the files inside a forwarded message or a winmail.dat ar
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import filetype
@@ -119,11 +120,26 @@ def _mail(
     )
 
 
+def _document_candidates(message: ParsedMessage) -> list[AttachmentInfo]:
+    """The attachments that may be documents, each file once: the same bytes found twice (a
+    photo attached and again inside the forwarded message it came from) are one document."""
+    seen: set[bytes] = set()
+    candidates = []
+    for attachment in message.attachments:
+        if not attachment.payload or attachment.role not in DOCUMENT_ROLES:
+            continue
+        digest = hashlib.sha256(attachment.payload).digest()
+        if digest not in seen:
+            seen.add(digest)
+            candidates.append(attachment)
+    return candidates
+
+
 def step_documents(
     ctx: Context, entry: JournalEntry, message: ParsedMessage, ticket: Ticket
 ) -> Intake | None:
     """None when the message brings no documents to a kyc ticket."""
-    candidates = [a for a in message.attachments if a.payload and a.role in DOCUMENT_ROLES]
+    candidates = _document_candidates(message)
     if ticket.category != "kyc" or not candidates:
         return None
     if ctx.documents is None:

@@ -309,6 +309,15 @@ def test_kyc_over_a_corpus_winmail_dat(kyc_state: State) -> None:
     assert "VIA_Nytt_1402.doc" in reply.text and "VIA_Nytt_14021.htm" in reply.text
 
 
+def test_kyc_over_a_winmail_dat_with_an_embedded_message(kyc_state: State) -> None:
+    """christmas.tnef: the photo, and again inside an embedded message, is one document; the
+    embedded messages are kept with the message, neither documents nor refusals."""
+    tnef = corpus_root() / "mimekit" / "tnef" / "christmas.tnef"
+    result = deliver(kyc_state, winmail_message(tnef.read_bytes(), text="Kimliğim ektedir."))
+    assert "documents: 1 stored, 0 refused" in result.detail, result.detail
+    assert [d.filename for d in _documents(kyc_state)] == [CHRISTMAS]
+
+
 def test_kyc_with_an_unreadable_winmail_dat_tells_the_customer(kyc_state: State) -> None:
     broken = b"\x78\x9f\x3e\x22\x01\x00" + b"\xff" * 40
     result = deliver(kyc_state, winmail_message(broken, text="Kimlik belgelerim ektedir."))
