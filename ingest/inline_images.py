@@ -136,6 +136,11 @@ def pixel_size(payload: bytes) -> tuple[int, int] | None:
     return (width, height) if width > 0 and height > 0 else None
 
 
+def is_image(content_type: str, payload: bytes) -> bool:
+    """Declared an image, or readable as one: what can be shown inline at all."""
+    return content_type.startswith("image/") or pixel_size(payload) is not None
+
+
 def is_decoration(payload: bytes, uses: list[ImageUse]) -> bool:
     """The rule of the module docstring, for an inline image and the HTML's uses of it."""
     size = pixel_size(payload)

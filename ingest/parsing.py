@@ -25,7 +25,7 @@ from html.parser import HTMLParser
 from flufl.bounce import all_failures
 
 from ingest.filenames import safe_filename
-from ingest.inline_images import ImageUse, cid_images, is_decoration, normalise_cid
+from ingest.inline_images import ImageUse, cid_images, is_decoration, is_image, normalise_cid
 from ingest.replies import latest_reply
 from ingest.tnef import TnefContents, looks_like_tnef
 from ingest.tnef import unpack as unpack_tnef
@@ -546,6 +546,8 @@ def _walk_body(message: Message) -> tuple[str, str, list[AttachmentInfo]]:
         if disposition == "attachment" and not uses:
             continue  # attached on purpose, and not shown in the body
         attachment = attachments[index]
+        if not is_image(attachment.content_type, attachment.payload):
+            continue  # a PDF or a document with a Content-ID: an ordinary file
         if is_decoration(attachment.payload, uses):
             attachments[index] = replace(attachment, role=DECORATION)
         elif not scope:

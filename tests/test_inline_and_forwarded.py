@@ -533,3 +533,18 @@ def test_kyc_with_only_a_signature_logo_takes_no_document(kyc_state: State) -> N
     assert "documents" not in result.detail  # neither a document nor a refusal
     assert _documents(kyc_state) == []
     assert _outbox(kyc_state, "kyc_refused") == []
+
+
+def test_ticketd_show_marks_what_each_attachment_is(
+    kyc_state: State, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ticketd.cli import main
+
+    result = deliver(kyc_state, forwarded(inner_message()))
+    ref = result.detail.split()[1].rstrip(":")
+    capsys.readouterr()
+    assert main(["--config", str(kyc_state.config.path), "tickets", "show", ref]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "Kimlik fotoğrafı.eml (message/rfc822," in shown and "[forwarded message]" in shown
+    assert "logo.png (image/png," in shown and "[signature image]" in shown
+    assert "kimlik.jpg (image/jpeg," in shown and "[inside a forwarded message]" in shown

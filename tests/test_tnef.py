@@ -23,6 +23,8 @@ from email.policy import SMTP
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from ingest.parsing import (
@@ -324,3 +326,36 @@ def test_kyc_with_an_unreadable_winmail_dat_tells_the_customer(kyc_state: State)
     assert "documents: 0 stored, 1 refused" in result.detail, result.detail
     [reply] = _outbox(kyc_state, "kyc_refused")
     assert "winmail.dat" in reply.text
+
+
+def test_a_tnef_with_too_many_embedded_messages_is_not_unpacked() -> None:
+    from tnefparse.mapi import IMESSAGE_SIG
+
+    photo = TnefAttachment(_jpeg(40, 30), long_filename="a.jpg")
+    tnef = write_tnef([photo, TnefAttachment(IMESSAGE_SIG * 17, long_filename="x")])
+    assert unpack(tnef) is None
+    [attachment] = parse_message(winmail_message(tnef)).attachments
+    assert attachment.filename == "winmail.dat" and attachment.payload == tnef
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(st.data())
+def test_mutated_tnef_never_raises_and_never_loses_the_winmail_dat(data: st.DataObject) -> None:
+    """Bytes of a real TNEF flipped, cut or repeated: unpacked, or kept whole; never an error."""
+    tnef = bytearray(write_tnef([TnefAttachment(PDF, title="Fatura ğüşİ.pdf")]))
+    for _ in range(data.draw(st.integers(0, 8))):
+        position = data.draw(st.integers(0, len(tnef) - 1))
+        tnef[position] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(6, len(tnef)))
+    payload = bytes(tnef[:cut]) + data.draw(st.binary(max_size=64))
+    contents = unpack(payload)
+    message = parse_message(winmail_message(payload))
+    if contents is None:
+        assert [(a.filename, a.payload) for a in message.attachments] == [("winmail.dat", payload)]
+    else:
+        assert len(message.attachments) == len(contents.files)
