@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -262,6 +263,18 @@ def test_outlook_photo_is_inline_and_a_small_logo_a_decoration() -> None:
     message = parse_message(outlook_mail(SMALL_LOGO, 200, 60))
     assert roles(message) == [("image001.png", DECORATION), ("image002.jpg", INLINE)]
     assert message.text.startswith("Merhaba, kimliğimin fotoğrafı aşağıda.")
+
+
+def test_without_content_disposition_the_cid_reference_decides() -> None:
+    """Some Outlook versions and mailing tools write inline parts with a Content-ID only."""
+    raw = re.sub(
+        rb"Content-Disposition: inline;[^\r]*\r\n(\t[^\r]*\r\n)*",
+        b"",
+        outlook_mail(SMALL_LOGO, 200, 60),
+    )
+    assert b"Content-Disposition" not in raw
+    message = parse_message(raw)
+    assert roles(message) == [("image001.png", DECORATION), ("image002.jpg", INLINE)]
 
 
 def test_outlook_high_resolution_logo_shown_small_is_a_decoration() -> None:
