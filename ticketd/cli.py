@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ticketd import logs, views
+from ticketd.blob_commands import add_blob_commands
 from ticketd.config import ConfigError, load_config
 from ticketd.kyc_commands import add_kyc_commands
 from ticketd.sla_commands import add_sla_commands
@@ -382,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.set_defaults(handler=_with_state(_stats))
     add_sla_commands(commands, _with_state)
     add_kyc_commands(commands, _with_state)
+    add_blob_commands(commands, _with_state)
     return parser
 
 

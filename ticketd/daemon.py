@@ -28,6 +28,7 @@ from outbound.transports import make_transport
 from ticketd import logs, reload
 from ticketd.config import ConfigError, load_config
 from ticketd.imap_service import ImapService
+from ticketd.maintenance_service import run_maintenance
 from ticketd.metrics import Metrics
 from ticketd.notify import Notifier
 from ticketd.sla_service import run_sla_clock
@@ -83,6 +84,7 @@ class Daemon:
             log.error("reload refused, templates.folder: %s", error)
             return
         self.state.config, self.state.templates = result.config, templates
+        self._reload_keys()
         if result.applied:
             log.info("reloaded: %s", reload.describe(running, new, result.applied))
         else:
@@ -93,6 +95,18 @@ class Daemon:
                 "reload: these changes need a restart, running values kept: %s",
                 reload.describe(running, new, result.needs_restart),
             )
+
+    def _reload_keys(self) -> None:
+        # Processes re-read the key file by themselves when it changes; SIGHUP does it now.
+        keyring = getattr(self.state.blobs, "keyring", None)
+        if keyring is None:
+            return
+        try:
+            keyring.reload()
+        except Exception as error:  # the keys in memory stay in use
+            log.error("reload: key file not re-read, the keys in use are kept: %s", error)
+            return
+        log.info("reloaded: key file re-read, sealing with key %s", keyring.data.write)
 
     def smtp_accepted(self) -> None:
         self.metrics.message_received("smtp")
@@ -218,6 +232,9 @@ class Daemon:
             asyncio.create_task(self.supervise("worker", self.worker_loop), name="worker"),
             asyncio.create_task(self.supervise("sender", self.sender_loop), name="sender"),
             asyncio.create_task(self.supervise("sla", lambda: run_sla_clock(self)), name="sla"),
+            asyncio.create_task(
+                self.supervise("maintenance", lambda: run_maintenance(self)), name="maintenance"
+            ),
         ]
         for account in config.imap:
             body = functools.partial(self.imap.run_account, account)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ticketd.key_commands import add_key_commands
 from ticketd.sla_commands import _at
 
 EX_OK = 0
@@ -106,3 +107,4 @@ def add_kyc_commands(commands: Any, with_state: Callable[[StateBody], Handler]) 
     k_purge.add_argument("--dry-run", action="store_true", help="show what would go")
     k_purge.add_argument("--at", help="as if at this ISO 8601 time")
     k_purge.set_defaults(handler=with_state(_purge))
+    add_key_commands(k_commands, with_state)
