@@ -82,13 +82,14 @@ def reencrypt(
     """Re-encrypt what is not under the write key; `on_rewritten` is called after each file."""
     done: set[str] = set()
     with db.read() as session:
-        referenced = list(
-            session.execute(
+        referenced = [
+            (blob_key, sha256)
+            for blob_key, sha256 in session.execute(
                 select(Document.blob_key, Document.sha256)
                 .where(Document.blob_key.is_not(None))
                 .order_by(Document.id)
-            ).tuples()
-        )
+            )
+        ]
     for blob_key, sha256 in referenced:
         assert blob_key is not None
         done.add(blob_key)
