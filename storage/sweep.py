@@ -48,6 +48,7 @@ from storage.models import Document, JournalEntry
 SWEEP_GRACE = timedelta(days=1)
 MINIMUM_GRACE = timedelta(hours=1)
 ASIDE = ".swept"
+BATCH = 500  # blobs judged per database query
 
 
 @dataclass
@@ -61,27 +62,18 @@ class SweepReport:
     restored: int = 0  # put back: touched while being set aside, or left aside by a crash
 
 
-def _referenced(db: Database, prefix: str, keys: list[str]) -> set[str]:
-    """Which of `keys` (all starting with `prefix`) a journal row or a document names."""
-    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+def _referenced(db: Database, keys: list[str]) -> set[str]:
+    """Which of `keys` a journal row or a document names (equality only: no collation)."""
     with db.read() as session:
         found = set(
-            session.scalars(
-                select(JournalEntry.blob_key).where(
-                    JournalEntry.blob_key >= prefix, JournalEntry.blob_key < upper
-                )
-            )
+            session.scalars(select(JournalEntry.blob_key).where(JournalEntry.blob_key.in_(keys)))
         )
         found |= {
             key
-            for key in session.scalars(
-                select(Document.blob_key).where(
-                    Document.blob_key >= prefix, Document.blob_key < upper
-                )
-            )
+            for key in session.scalars(select(Document.blob_key).where(Document.blob_key.in_(keys)))
             if key is not None
         }
-    return found & set(keys)
+    return found
 
 
 def sweep(
@@ -98,16 +90,20 @@ def sweep(
     report = SweepReport(dry_run=dry_run)
     if not blobs.root.exists():
         return report
+    batch: list[Path] = []
     for first in sorted(p for p in blobs.root.iterdir() if p.is_dir() and len(p.name) == 2):
         for folder in sorted(p for p in first.iterdir() if p.is_dir() and len(p.name) == 2):
-            _sweep_folder(db, folder, cutoff, dry_run, report)
+            batch += _old_blobs(folder, cutoff, dry_run, report)
+            if len(batch) >= BATCH:
+                _judge(db, batch, cutoff, dry_run, report)
+                batch = []
+    _judge(db, batch, cutoff, dry_run, report)
     return report
 
 
-def _sweep_folder(
-    db: Database, folder: Path, cutoff: float, dry_run: bool, report: SweepReport
-) -> None:
-    old: list[str] = []
+def _old_blobs(folder: Path, cutoff: float, dry_run: bool, report: SweepReport) -> list[Path]:
+    """The folder's blobs older than the cutoff; leftovers of crashes dealt with on the way."""
+    old: list[Path] = []
     for path in sorted(folder.iterdir()):
         name = path.name
         try:
@@ -120,19 +116,25 @@ def _sweep_folder(
                         path.unlink(missing_ok=True)
             elif is_blob_key(name):
                 if path.stat().st_mtime < cutoff:
-                    old.append(name)
+                    old.append(path)
                 else:
                     report.young += 1
         except FileNotFoundError:
             continue  # gone meanwhile: another sweep, a purge
+    return old
+
+
+def _judge(
+    db: Database, old: list[Path], cutoff: float, dry_run: bool, report: SweepReport
+) -> None:
     if not old:
         return
     # The database is read after the files were listed (rule 1 of the module docstring).
-    named = _referenced(db, folder.parent.name + folder.name, old)
+    named = _referenced(db, [path.name for path in old])
     report.referenced += len(named)
-    for name in old:
-        if name not in named:
-            _remove(folder / name, cutoff, dry_run, report)
+    for path in old:
+        if path.name not in named:
+            _remove(path, cutoff, dry_run, report)
 
 
 def _restore_aside(aside: Path, blob: Path, report: SweepReport) -> None:

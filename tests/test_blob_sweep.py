@@ -151,8 +151,8 @@ def test_a_blob_touched_while_the_sweep_judges_it_is_put_back(
     _age(kyc_state, {key}, days=2)
     real = storage.sweep._referenced
 
-    def then_a_writer_touches(*args: Any) -> set[str]:
-        found = real(*args)
+    def then_a_writer_touches(db: Any, keys: list[str]) -> set[str]:
+        found = real(db, keys)
         assert kyc_state.blobs.put(raw) == key  # the writer reuses the blob: touched
         return found
 
@@ -238,3 +238,19 @@ def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         env={**os.environ, "COLUMNS": "200"},
     )
+
+
+@pytest.mark.postgresql
+def test_the_sweep_on_postgresql(
+    tmp_path: Path, pg_database: str, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = open_state(load_config(write_config(tmp_path, database=pg_database, extra=TEAM)), clock)
+    try:
+        orphans = _rolled_back_documents(state, monkeypatch)
+        referenced = _referenced(state)
+        _age(state, _files(state), days=2)
+        report = sweep(state.db, state.blobs)
+        assert sorted(report.removed) == sorted(orphans)
+        assert _files(state) == referenced
+    finally:
+        state.close()
