@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import smtplib
 import stat
 import subprocess
@@ -283,20 +284,35 @@ def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.slow
-def test_a_running_daemon_keeps_taking_mail_through_a_rotation(tmp_path: Path) -> None:
-    """`ticketd run` receives mail over SMTP all through `ticketd kyc rotate-key` (another
-    process), then reads a message `ticketd ingest` sealed under the new key, keeps working
-    after the old key is retired, and every message becomes a ticket."""
-    folder = tmp_path / "desk"
-    folder.mkdir()
-    config_path = write_config(folder, extra='[smtp_out]\nmaildir = "var/outbox"\n\n' + TEAM)
-    daemon = DaemonProcess(config_path)
-    daemon.start()
+def _desk_configs(tmp_path: Path, count: int, database: str | None = None) -> list[Path]:
+    """Configurations of `count` daemons sharing a database, a blob folder and a key file."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    paths = []
+    for number in range(count):
+        folder = tmp_path / f"desk{number}"
+        folder.mkdir()
+        extra = '[smtp_out]\nmaildir = "var/outbox"\n\n' + TEAM
+        extra += f'\n[kyc]\nkey_file = "{shared / "kyc.key"}"\n'
+        path = write_config(folder, database=database, extra=extra)
+        text = path.read_text().replace('blobs = "var/blobs"', f'blobs = "{shared / "blobs"}"')
+        path.write_text(text)
+        paths.append(path)
+    return paths
+
+
+def _through_a_rotation(configs: list[Path]) -> None:
+    """The daemons receive mail over SMTP all through `ticketd kyc rotate-key` (another
+    process), then read a message `ticketd ingest` sealed under the new key, keep working after
+    the old key is retired, and every message becomes a ticket."""
+    daemons = [DaemonProcess(path) for path in configs]
+    for daemon in daemons:
+        daemon.start()
     sent: list[int] = []
 
     def send(numbers: range) -> None:
-        with smtplib.SMTP("127.0.0.1", daemon.port, timeout=30) as client:
+        clients = [smtplib.SMTP("127.0.0.1", d.port, timeout=30) for d in daemons]
+        try:
             for number in numbers:
                 if number % 5 == 0:
                     raw = kyc_mail(
@@ -308,9 +324,13 @@ def test_a_running_daemon_keeps_taking_mail_through_a_rotation(tmp_path: Path) -
                         subject=f"Talep {number}",
                         body=f"{MARKER.decode()} {number}",
                     )
-                client.sendmail("musteri@example.net", [DESK], raw)
+                clients[number % len(clients)].sendmail("musteri@example.net", [DESK], raw)
                 sent.append(number)
+        finally:
+            for client in clients:
+                client.quit()
 
+    config_path = configs[0]
     try:
         send(range(10))
         during = threading.Thread(target=send, args=(range(10, 40),))
@@ -321,20 +341,26 @@ def test_a_running_daemon_keeps_taking_mail_through_a_rotation(tmp_path: Path) -
         report = json.loads(rotation.stdout)
         assert report["finished"] and not report["failed"]
         new_id = report["key"]
-        # A message journaled by another process under the new key, read by the daemon.
-        message = folder / "ingest.eml"
+        # A message journaled by another process under the new key, read by a daemon.
+        message = config_path.parent / "ingest.eml"
         message.write_bytes(customer_mail(subject="ingest sonrası", body=MARKER.decode()))
         ingest = _cli(config_path, "ingest", str(message))
         assert ingest.returncode == 0, ingest.stderr
+        # SIGHUP re-reads the key file at once (it is re-read anyway when it changes).
+        assert daemons[-1].process is not None
+        daemons[-1].process.send_signal(signal.SIGHUP)
+        daemons[-1].wait_until(
+            lambda: f"sealing with key {new_id}" in daemons[-1].log(), what="the SIGHUP reload"
+        )
 
         state = open_state(load_config(config_path))
         try:
-            daemon.wait_until(lambda: _all_done(state, 41), timeout=120, what="41 messages done")
+            daemons[0].wait_until(lambda: _all_done(state, 41), timeout=120, what="41 done")
             # Two hours on (the retirement grace), from this process: retire the old key.
             state.clock = FixedClock(state.clock.now() + LATER)
             retire(state.db, _sealed(state), _documents(state), state.clock.now())
             send(range(40, 45))
-            daemon.wait_until(lambda: _all_done(state, 46), timeout=60, what="46 messages done")
+            daemons[0].wait_until(lambda: _all_done(state, 46), timeout=60, what="46 done")
             with state.db.read() as session:
                 keys = session.scalars(select(JournalEntry.blob_key)).all()
                 assert len(session.scalars(select(Document.id)).all()) == 9  # every fifth mail
@@ -347,11 +373,25 @@ def test_a_running_daemon_keeps_taking_mail_through_a_rotation(tmp_path: Path) -
             state.close()
         keys_listed = _cli(config_path, "kyc", "keys", "--json")
         assert [k["id"] for k in json.loads(keys_listed.stdout)] == [new_id]
-        assert "Traceback" not in daemon.log()
+        for daemon in daemons:
+            assert "Traceback" not in daemon.log()
     finally:
-        code = daemon.stop()
-    assert code == 0, daemon.log()
+        codes = [daemon.stop() for daemon in daemons if daemon.process is not None]
+    assert codes == [0] * len(daemons), [d.log() for d in daemons]
     assert len(sent) == 45
+
+
+@pytest.mark.slow
+def test_a_running_daemon_keeps_taking_mail_through_a_rotation(tmp_path: Path) -> None:
+    _through_a_rotation(_desk_configs(tmp_path, 1))
+
+
+@pytest.mark.slow
+@pytest.mark.postgresql
+def test_two_daemons_on_postgresql_keep_taking_mail_through_a_rotation(
+    tmp_path: Path, pg_database: str
+) -> None:
+    _through_a_rotation(_desk_configs(tmp_path, 2, database=pg_database))
 
 
 def _all_done(state: State, count: int) -> bool:
