@@ -127,7 +127,7 @@ def _apply(ctx: Context, ticket: Ticket, agent: AgentConfig, command: Command) -
     elif command.verb == "merge":
         target = ticket_by_ref(ctx, command.argument)
         assert target is not None
-        merge_tickets(ctx.session, ctx.clock, ticket, target)
+        merge_tickets(ctx.session, ctx.clock, ticket, target, ctx.config.sla)
 
 
 def _last_customer_message(ctx: Context, ticket: Ticket) -> TicketMessage | None:
