@@ -300,7 +300,7 @@ class SlaDigest(Base):
 DOC_RECEIVED = "received"
 DOC_APPROVED = "approved"
 DOC_REJECTED = "rejected"
-DOC_EXPIRED = "expired"  # reserved: a document never decided on (not set by anything yet)
+DOC_EXPIRED = "expired"  # never decided on: purged after `[kyc] abandoned_retention_days`
 # A purge keeps the state (the decision stays on the record); `purged_at` and a None
 # `blob_key` say the content is gone.
 
