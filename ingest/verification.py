@@ -53,8 +53,8 @@ def locked_verification(session: Session, customer: str, now: datetime) -> Verif
         with session.begin_nested():
             session.add(row)
     except IntegrityError:
-        # Another transaction created it first (PostgreSQL made us wait for its commit).
-        session.expunge(row)
+        # Another transaction created it first (PostgreSQL made us wait for its commit); the
+        # savepoint's rollback already took our row out of the session.
         found = session.scalar(query)
         assert found is not None
         return found
