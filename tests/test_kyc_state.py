@@ -293,6 +293,9 @@ def test_kyc_status_and_request_commands(
     capsys.readouterr()
     assert main([*config, "kyc", "request", ref, "--agent", KYC_AGENT]) == 0
     assert "customer mail sent" in capsys.readouterr().out
+    with kyc_state.db.read() as session:
+        notes = session.scalars(select(TicketMessage.text).where(TicketMessage.kind == "system"))
+        assert any(f"{KYC_AGENT} asked {CUSTOMER}" in text for text in notes)
     assert main([*config, "kyc", "status", "--json"]) == 0
     [row] = json.loads(capsys.readouterr().out)
     assert (row["customer"], row["state"], row["ticket"]) == (CUSTOMER, "requested", ref)

@@ -80,7 +80,8 @@ def _purge(state: Any, args: argparse.Namespace) -> int:
         now = moment
     found = purge(state.db, state.config, state.blobs, now, dry_run=args.dry_run)
     for item in found:
-        print(f"{item.ticket} document {item.document} ({item.state} {item.decided_at})")
+        when = item.decided_at or "never decided: abandoned"
+        print(f"{item.ticket} document {item.document} ({item.state} {when})")
     verb = "would be" if args.dry_run else "were"
     print(f"{len(found)} document(s) {verb} purged")
     return EX_OK

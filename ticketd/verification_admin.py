@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ingest.context import Context
+from ingest.history import add_note
 from ingest.verification import request_documents
 from storage.models import Ticket, Verification
 from ticketd.documents_admin import DocumentAdminError, _kyc_agent, ticket_by_ref_in
@@ -54,4 +55,12 @@ def request_from_command_line(state: State, ref: str, agent_email: str) -> str:
             raise DocumentAdminError(f"no ticket {ref}")
         ctx = Context(session, state.config, state.clock, state.templates)
         sent = request_documents(ctx, ticket, agent)
+        add_note(
+            ctx,
+            ticket,
+            "Identity documents requested",
+            f"{agent} asked {ticket.customer} for identity documents (ticketd kyc request); "
+            f"customer mail {sent}.",
+            f"note:kyc-request:{ticket.id}:{ctx.clock.now().isoformat()}",
+        )
         return f"{ticket.ref}: documents requested from {ticket.customer}, customer mail {sent}"
