@@ -41,7 +41,7 @@ from storage.models import (
     Ticket,
     Verification,
 )
-from ticketd.clock import Clock
+from ticketd.clock import Clock, FixedClock
 from ticketd.config import Config
 from ticketd.documents_admin import Purged, purge
 from ticketd.state import State
@@ -124,9 +124,13 @@ def _expire(ctx: Context, row: Verification, now: datetime) -> Expired:
 def housekeeping(
     db: Database, config: Config, clock: Clock, templates: Templates, blobs: BlobStore
 ) -> HousekeepingRun:
-    """The scheduled job's work: the purge, then the expiry of states that ran out."""
-    purged = purge(db, config, blobs, clock.now(), actor=SCHEDULED_ACTOR)
-    return HousekeepingRun(purged, expire_due(db, config, clock, templates))
+    """The scheduled job's work: the purge, then the expiry of states that ran out.
+
+    Both at one moment: a customer told that their undecided documents were deleted had them
+    deleted by this very run."""
+    now = FixedClock(clock.now())
+    purged = purge(db, config, blobs, now.now(), actor=SCHEDULED_ACTOR)
+    return HousekeepingRun(purged, expire_due(db, config, now, templates))
 
 
 class _Daemon(Protocol):
