@@ -100,7 +100,7 @@ def _check(ctx: Context, agent: AgentConfig, ticket: Ticket, parsed: ParsedComma
             elif not may_act(agent, target):
                 problems.append(f"#merge: {target.ref} is not in your queues")
         if command.verb == "kyc":
-            problems += review_problems(ctx, agent, ticket)
+            problems += review_problems(ctx, agent, ticket, command.argument)
     if parsed.has("note") and not parsed.text:
         problems.append("#note needs the text of the note")
     return problems

@@ -28,6 +28,7 @@ from outbound.transports import make_transport
 from ticketd import logs, reload
 from ticketd.config import ConfigError, load_config
 from ticketd.imap_service import ImapService
+from ticketd.kyc_service import run_kyc_housekeeping
 from ticketd.metrics import Metrics
 from ticketd.notify import Notifier
 from ticketd.sla_service import run_sla_clock
@@ -218,6 +219,9 @@ class Daemon:
             asyncio.create_task(self.supervise("worker", self.worker_loop), name="worker"),
             asyncio.create_task(self.supervise("sender", self.sender_loop), name="sender"),
             asyncio.create_task(self.supervise("sla", lambda: run_sla_clock(self)), name="sla"),
+            asyncio.create_task(
+                self.supervise("kyc", lambda: run_kyc_housekeeping(self)), name="kyc"
+            ),
         ]
         for account in config.imap:
             body = functools.partial(self.imap.run_account, account)
