@@ -19,6 +19,7 @@ from ingest.context import Context
 from ingest.filenames import safe_filename
 from ingest.history import add_note
 from ingest.parsing import AttachmentInfo, ParsedMessage
+from ingest.verification import documents_received
 from outbound.automatic import AutomaticMail, queue_automatic
 from storage.models import DOC_RECEIVED, Document, JournalEntry, Ticket, TicketMessage
 
@@ -154,6 +155,8 @@ def step_documents(
             )
         )
         stored.append(name)
+    if stored:
+        documents_received(ctx, ticket)
     if refused:
         add_note(
             ctx,

@@ -189,7 +189,7 @@ def _tickets_merge(state: Any, args: argparse.Namespace) -> int:
     from ticketd.ticket_ops import TicketOperationError, merge
 
     try:
-        survivor = merge(state.db, state.clock, args.ref, args.into)
+        survivor = merge(state.db, state.clock, args.ref, args.into, state.config.sla)
     except TicketOperationError as error:
         print(f"ticketd tickets merge: {error}", file=sys.stderr)
         return 1
@@ -201,7 +201,7 @@ def _tickets_split(state: Any, args: argparse.Namespace) -> int:
     from ticketd.ticket_ops import TicketOperationError, split
 
     try:
-        new_ref = split(state.db, state.clock, args.ref, args.positions)
+        new_ref = split(state.db, state.clock, args.ref, args.positions, state.config.sla)
     except TicketOperationError as error:
         print(f"ticketd tickets split: {error}", file=sys.stderr)
         return 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 # Real types (read from the bytes by `filetype`) an identity document may have: photos from
 # phones (JPEG, HEIC, WebP), scans (PNG, TIFF) and PDFs.
@@ -24,6 +24,14 @@ class KycConfig:
     # Days a document's content is kept after the decision; rejected ones go sooner.
     retention_days: int = 30
     rejected_retention_days: int = 7
+    # The customer's verification state (ticketd/kyc_service.py): a request unanswered this
+    # long expires; documents nobody decided on are purged (and the state expires) after
+    # `abandoned_retention_days`; an approval lasts `approval_valid_days` (0: for ever).
+    request_expiry_days: int = 14
+    abandoned_retention_days: int = 14
+    approval_valid_days: int = 0
+    # How often the daemon runs the purge and the expiry (a first run at start).
+    housekeeping_hours: int = 24
 
 
 def _days(problems: Problems, table: dict[str, Any], name: str, default: int) -> int:
@@ -34,6 +42,40 @@ def _days(problems: Problems, table: dict[str, Any], name: str, default: int) ->
     return value
 
 
+# The verification-state keys, checked by parse_kyc_state.
+STATE_KEYS = (
+    "request_expiry_days",
+    "abandoned_retention_days",
+    "approval_valid_days",
+    "housekeeping_hours",
+)
+
+
+def _at_least_one(problems: Problems, table: dict[str, Any], name: str, default: int) -> int:
+    value = table.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        problems.append((f"kyc.{name}", "must be a whole number of at least 1"))
+        return default
+    return value
+
+
+class StateSettings(TypedDict):
+    request_expiry_days: int
+    abandoned_retention_days: int
+    approval_valid_days: int
+    housekeeping_hours: int
+
+
+def parse_kyc_state(problems: Problems, table: dict[str, Any]) -> StateSettings:
+    """The verification-state keys of `[kyc]`, as KycConfig's keyword arguments."""
+    return {
+        "request_expiry_days": _at_least_one(problems, table, "request_expiry_days", 14),
+        "abandoned_retention_days": _at_least_one(problems, table, "abandoned_retention_days", 14),
+        "approval_valid_days": _days(problems, table, "approval_valid_days", 0),
+        "housekeeping_hours": _at_least_one(problems, table, "housekeeping_hours", 24),
+    }
+
+
 def parse_kyc(problems: Problems, data: dict[str, Any], base: Path) -> KycConfig:
     table = data.get("kyc", {})
     if not isinstance(table, dict):
@@ -41,7 +83,7 @@ def parse_kyc(problems: Problems, data: dict[str, Any], base: Path) -> KycConfig
         table = {}
     for key in table:
         if key not in ("key_file", "accepted", "max_file_size", "retention_days",
-                       "rejected_retention_days"):  # fmt: skip
+                       "rejected_retention_days") and key not in STATE_KEYS:  # fmt: skip
             problems.append((f"kyc.{key}", "unknown key"))
     raw_key = table.get("key_file", "var/kyc.key")
     if not isinstance(raw_key, str) or not raw_key.strip():
@@ -70,4 +112,5 @@ def parse_kyc(problems: Problems, data: dict[str, Any], base: Path) -> KycConfig
         max_file_size=size,
         retention_days=_days(problems, table, "retention_days", 30),
         rejected_retention_days=_days(problems, table, "rejected_retention_days", 7),
+        **parse_kyc_state(problems, table),
     )

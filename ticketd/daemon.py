@@ -28,6 +28,7 @@ from outbound.transports import make_transport
 from ticketd import logs, reload
 from ticketd.config import ConfigError, load_config
 from ticketd.imap_service import ImapService
+from ticketd.kyc_service import run_kyc_housekeeping
 from ticketd.maintenance_service import run_maintenance
 from ticketd.metrics import Metrics
 from ticketd.notify import Notifier
@@ -232,6 +233,9 @@ class Daemon:
             asyncio.create_task(self.supervise("worker", self.worker_loop), name="worker"),
             asyncio.create_task(self.supervise("sender", self.sender_loop), name="sender"),
             asyncio.create_task(self.supervise("sla", lambda: run_sla_clock(self)), name="sla"),
+            asyncio.create_task(
+                self.supervise("kyc", lambda: run_kyc_housekeeping(self)), name="kyc"
+            ),
             asyncio.create_task(
                 self.supervise("maintenance", lambda: run_maintenance(self)), name="maintenance"
             ),
