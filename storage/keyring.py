@@ -28,6 +28,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import stat
 import threading
@@ -39,6 +40,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+log = logging.getLogger("ticketd.keys")
 KEY_SIZE = 32
 ID_SIZE = 8
 FORMAT = "ticketd-keyring"
@@ -277,10 +279,19 @@ class Keyring:
             return
         data, stamp = read_keyring(self.path)
         with self._lock:
+            before = self._data
             self._data, self._stamp = data, stamp
             # A retired key leaves this process's memory too.
             held = {entry.id for entry in data.keys}
             self._ciphers = {k: c for k, c in self._ciphers.items() if k in held}
+        if (before.write, [k.id for k in before.keys]) != (data.write, [k.id for k in data.keys]):
+            # Ids only: never a key.
+            log.info(
+                "key file %s re-read: sealing with key %s; keys held: %s",
+                self.path,
+                data.write,
+                ", ".join(k.id for k in data.keys),
+            )
 
     def writer(self) -> tuple[str, AESGCM]:
         """The key that seals now (the file re-read first if it changed)."""
