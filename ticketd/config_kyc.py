@@ -1,4 +1,5 @@
-"""The `[kyc]` section: identity documents (issue 6) — key file, accepted types, limits, retention.
+"""The `[kyc]` section: identity documents (issue 6) — key file, accepted types, limits, retention,
+and the virus scanner (`clamd`, `clamd_timeout`) every attachment passes when it is configured.
 
 Parsed into a frozen record; every problem is appended to the caller's list as (key, reason),
 so `ticketd check` reports them together with the rest of the file.
@@ -14,6 +15,22 @@ from typing import Any
 # phones (JPEG, HEIC, WebP), scans (PNG, TIFF) and PDFs.
 KNOWN_TYPES = ("jpeg", "png", "heic", "heif", "webp", "tiff", "pdf")
 Problems = list[tuple[str, str]]
+CLAMD_FORMS = "unix:/path/to/clamd.sock or tcp:HOST:PORT"
+
+
+@dataclass(frozen=True)
+class ClamdAddress:
+    """Where clamd listens: a Unix socket (`path`) or TCP (`host`, `port`)."""
+
+    path: Path | None = None
+    host: str = ""
+    port: int = 0
+
+    def __str__(self) -> str:
+        if self.path is not None:
+            return f"unix:{self.path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"tcp:{host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -24,6 +41,9 @@ class KycConfig:
     # Days a document's content is kept after the decision; rejected ones go sooner.
     retention_days: int = 30
     rejected_retention_days: int = 7
+    # The virus scanner; None: attachments are not scanned.
+    clamd: ClamdAddress | None = None
+    clamd_timeout: float = 30.0
 
 
 def _days(problems: Problems, table: dict[str, Any], name: str, default: int) -> int:
@@ -34,6 +54,41 @@ def _days(problems: Problems, table: dict[str, Any], name: str, default: int) ->
     return value
 
 
+def parse_clamd(value: object, base: Path) -> ClamdAddress | str:
+    """The address, or why `value` is not one."""
+    if not isinstance(value, str) or not value.strip():
+        return f"must be an address: {CLAMD_FORMS}"
+    kind, _, rest = value.strip().partition(":")
+    if kind == "unix" and rest.strip():
+        path = Path(rest.strip()).expanduser()
+        return ClamdAddress(path=path if path.is_absolute() else base / path)
+    if kind == "tcp":
+        host, _, port_text = rest.rpartition(":")
+        host = host.strip().removeprefix("[").removesuffix("]")
+        if not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            return f"{value!r}: tcp needs a host and a port from 1 to 65535 (tcp:HOST:PORT)"
+        return ClamdAddress(host=host, port=int(port_text))
+    return f"{value!r}: use {CLAMD_FORMS}"
+
+
+def _clamd(problems: Problems, table: dict[str, Any], base: Path) -> ClamdAddress | None:
+    if "clamd" not in table:
+        return None
+    parsed = parse_clamd(table["clamd"], base)
+    if isinstance(parsed, str):
+        problems.append(("kyc.clamd", parsed))
+        return None
+    return parsed
+
+
+def _timeout(problems: Problems, table: dict[str, Any]) -> float:
+    value = table.get("clamd_timeout", 30)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
+        problems.append(("kyc.clamd_timeout", "must be a number of seconds above 0, at most 3600"))
+        return 30.0
+    return float(value)
+
+
 def parse_kyc(problems: Problems, data: dict[str, Any], base: Path) -> KycConfig:
     table = data.get("kyc", {})
     if not isinstance(table, dict):
@@ -41,7 +96,7 @@ def parse_kyc(problems: Problems, data: dict[str, Any], base: Path) -> KycConfig
         table = {}
     for key in table:
         if key not in ("key_file", "accepted", "max_file_size", "retention_days",
-                       "rejected_retention_days"):  # fmt: skip
+                       "rejected_retention_days", "clamd", "clamd_timeout"):  # fmt: skip
             problems.append((f"kyc.{key}", "unknown key"))
     raw_key = table.get("key_file", "var/kyc.key")
     if not isinstance(raw_key, str) or not raw_key.strip():
@@ -70,4 +125,6 @@ def parse_kyc(problems: Problems, data: dict[str, Any], base: Path) -> KycConfig
         max_file_size=size,
         retention_days=_days(problems, table, "retention_days", 30),
         rejected_retention_days=_days(problems, table, "rejected_retention_days", 7),
+        clamd=_clamd(problems, table, base),
+        clamd_timeout=_timeout(problems, table),
     )
