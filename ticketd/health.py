@@ -3,7 +3,8 @@
 Every check reads the database only, so it answers the same whichever daemon (or none) runs, and
 it judges states that last, not events: a journal that does not move, messages in quarantine, an
 outbox that does not drain, deliveries that failed recently, an XOAUTH2 token file whose token
-is about to expire.
+is about to expire, messages waiting for a virus scanner (clamd) that cannot be reached (the
+worker writes that on the pending row; `--connect` also asks clamd for a PONG).
 
 Not checked: an IMAP account whose recent polls failed. The account loop keeps that in the
 daemon's memory (and in `ticketd_imap_account_up`); nothing in the database records a failed
@@ -20,6 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from ingest.imap_oauth import REFRESH_MARGIN, TokenError, parse_token
+from ingest.worker import WAITING_FOR_SCANNER
 from storage.db import Database
 from storage.models import (
     JOURNAL_PENDING,
@@ -31,6 +33,7 @@ from storage.models import (
 )
 from ticketd.clock import Clock
 from ticketd.config import ImapAccountConfig
+from ticketd.config_kyc import ClamdAddress
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,8 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class Problem:
-    # stuck_journal, quarantine, outbox_stuck, failed_deliveries, imap_token, database
+    # stuck_journal, quarantine, outbox_stuck, failed_deliveries, imap_token, virus_scanner,
+    # database
     check: str
     reason: str
 
@@ -86,6 +90,12 @@ def check(
                 JournalEntry.state == JOURNAL_PENDING
             )
         ).one()
+        waiting_scan, waiting_reason = session.execute(
+            select(func.count(JournalEntry.id), func.max(JournalEntry.reason)).where(
+                JournalEntry.state == JOURNAL_PENDING,
+                JournalEntry.reason.startswith(WAITING_FOR_SCANNER),
+            )
+        ).one()
         quarantined = session.scalar(
             select(func.count(JournalEntry.id)).where(JournalEntry.state == JOURNAL_QUARANTINED)
         )
@@ -112,6 +122,14 @@ def check(
                 f"{pending} message(s) pending, the oldest for {journal_age:.0f} min "
                 f"(limit {limits.journal_minutes}): is the daemon running and the database "
                 "writable?",
+            )
+        )
+    if waiting_scan:
+        problems.append(
+            Problem(
+                "virus_scanner",
+                f"{waiting_scan} message(s) wait for the virus scanner, unscanned and not "
+                f"stored: {waiting_reason}",
             )
         )
     if quarantined:
@@ -144,6 +162,7 @@ def check(
         "journal_pending": int(pending),
         "journal_oldest_pending_minutes": journal_age,
         "quarantined": int(quarantined or 0),
+        "waiting_for_virus_scanner": int(waiting_scan or 0),
         "outbox_queued": int(queued),
         "outbox_oldest_queued_minutes": outbox_age,
         "outbox_failed_recently": int(failed or 0),
@@ -206,6 +225,18 @@ def with_account_probes(
         if not result.ok
     ]
     return Report((*report.problems, *failures), report.facts)
+
+
+def with_scanner_probe(report: Report, clamd: ClamdAddress) -> Report:
+    """Ask clamd for a PONG (`health --connect`): the daemon only finds out at the next
+    message with an attachment."""
+    from ingest.virus_scan import ScannerUnavailable, ping
+
+    try:
+        ping(clamd)
+    except ScannerUnavailable as error:
+        return Report((*report.problems, Problem("virus_scanner", str(error))), report.facts)
+    return report
 
 
 def database_problem(error: Exception) -> Report:
