@@ -11,6 +11,7 @@ import json
 import re
 import smtplib
 import socket
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,7 +25,7 @@ from storage.db import Database
 from storage.models import Document, JournalEntry, OutboxMail, Ticket
 from tests.clamd import FOUND_AS, STREAM_MAX, Clamd, eicar
 from tests.daemon import DaemonProcess, daemon_config
-from tests.helpers import DESK, make_config
+from tests.helpers import DESK, free_port, make_config
 from tests.test_kyc import JPEG, PDF, TEAM, kyc_mail
 from ticketd.clock import FixedClock
 from ticketd.config_kyc import ClamdAddress
@@ -243,6 +244,22 @@ def test_a_file_clamd_refuses_to_scan_is_quarantined_not_stored(
         state.close()
 
 
+def test_check_and_health_connect_ask_clamd(
+    tmp_path: Path, clamd: Clamd, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ticketd.cli import EX_UNAVAILABLE, main
+
+    open_state(make_config(tmp_path, extra=clamd.kyc_section())).close()  # a migrated database
+    config = ["--config", str(tmp_path / "ticketd.toml")]
+    assert main([*config, "check", "--connect"]) == 0
+    assert f"clamd at {clamd.unix}: PONG" in capsys.readouterr().out
+    assert main([*config, "health", "--connect"]) == 0
+    clamd.stop()
+    assert main([*config, "check", "--connect"]) == EX_UNAVAILABLE
+    assert main([*config, "health", "--connect"]) == 1
+    assert f"virus_scanner: clamd at {clamd.unix}" in capsys.readouterr().out
+
+
 def test_without_a_scanner_nothing_is_scanned(tmp_path: Path, clock: FixedClock) -> None:
     """No `[kyc] clamd`: no scan, as before (the EICAR file is only a refused type here)."""
     state = open_state(make_config(tmp_path, extra=TEAM), clock=clock)
@@ -255,7 +272,16 @@ def test_without_a_scanner_nothing_is_scanned(tmp_path: Path, clock: FixedClock)
 
 
 def test_the_daemon_waits_for_clamd_and_logs_its_address(tmp_path: Path, clamd: Clamd) -> None:
-    daemon = DaemonProcess(daemon_config(tmp_path, None, TEAM + clamd.kyc_section()))
+    metrics = free_port()
+    extra = TEAM + clamd.kyc_section() + f'\n[metrics]\nlisten = "127.0.0.1:{metrics}"\n'
+    daemon = DaemonProcess(daemon_config(tmp_path, None, extra))
+    gauge = f'ticketd_virus_scanner_up{{clamd="{clamd.unix}"}}'
+
+    def scraped() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=10) as page:
+            text: str = page.read().decode()
+            return text
+
     db = Database(daemon.config.storage.database)
     clamd.stop()
     daemon.start()
@@ -272,6 +298,7 @@ def test_the_daemon_waits_for_clamd_and_logs_its_address(tmp_path: Path, clamd: 
         with db.read() as session:
             assert session.scalar(select(JournalEntry.state)) == "pending"
             assert session.scalar(select(Document.id)) is None
+        assert f"{gauge} 0.0" in scraped()
 
         clamd.start()
         # The worker backs off (2 s, 4 s, ... at most 60 s) and then finds clamd again.
@@ -284,6 +311,7 @@ def test_the_daemon_waits_for_clamd_and_logs_its_address(tmp_path: Path, clamd: 
                 return session.scalar(select(Document.filename)) == "kimlik.jpg"
 
         daemon.wait_until(stored, what="the document stored")
+        assert f"{gauge} 1.0" in scraped()
     finally:
         db.dispose()
         assert daemon.stop() == 0, daemon.log()

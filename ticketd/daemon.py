@@ -232,6 +232,10 @@ class Daemon:
             if config.smtp_out.relay
             else f"to Maildir {config.smtp_out.maildir}",
         )
+        if config.kyc.clamd is not None:
+            log.info("attachments are scanned by clamd at %s", config.kyc.clamd)
+        else:
+            log.info("no virus scanner configured ([kyc] clamd): attachments are not scanned")
         tasks = [
             asyncio.create_task(self.supervise("worker", self.worker_loop), name="worker"),
             asyncio.create_task(self.supervise("sender", self.sender_loop), name="sender"),
