@@ -213,8 +213,8 @@ STEPS: tuple[str, ...] = (
     "parse",
     "classify",
     "deduplicate",
-    "bounce or auto-reply",
     "virus found",
+    "bounce or auto-reply",
     "agent mail",
     "thread",
     "survey answer",
@@ -227,9 +227,9 @@ STEPS: tuple[str, ...] = (
 
 
 def step_hold_infected(
-    ctx: Context, entry: JournalEntry, message: ParsedMessage, scan: ScanReport
+    ctx: Context, entry: JournalEntry, message: ParsedMessage, scan: ScanReport, automatic: bool
 ) -> Outcome:
-    held = hold_infected(ctx, entry, message, scan)
+    held = hold_infected(ctx, entry, message, scan, automatic)
     return Outcome(held.ticket_ref, False, False, held.note, quarantine=True)
 
 
@@ -241,13 +241,16 @@ def run_pipeline(
     `scan` is the virus scanner's verdict on the attachments (None: no scanner configured)."""
     verdict = step_classify(ctx, message)
     step_deduplicate(ctx, message)
+    if scan is not None and scan.infected:
+        # Before the bounce and auto-reply steps too: every infected message is held for the
+        # admin; only a message a person wrote gets the notice.
+        automatic = verdict.kind in (Kind.BOUNCE, Kind.AUTO_REPLY)
+        return step_hold_infected(ctx, entry, message, scan, automatic)
     if verdict.kind is Kind.BOUNCE:
         ref = record_bounce(ctx, entry.id, message, verdict)
         return Outcome(ref, False, False, f"{verdict.reason}: recorded on the ticket")
     if verdict.kind is Kind.AUTO_REPLY:
         return step_record_auto_reply(ctx, entry, message, verdict)
-    if scan is not None and scan.infected:
-        return step_hold_infected(ctx, entry, message, scan)
     agent_ref = agent_ticket_ref(ctx, message, entry.envelope_to)
     agent_mail = handle_agent_mail(ctx, entry, message, agent_ref) if agent_ref else None
     if agent_mail is not None:

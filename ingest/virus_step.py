@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from ingest.agent_replies import agent_ticket_ref
-from ingest.classify import suppresses_auto_reply
+from ingest.classify import is_forwarded_report, suppresses_auto_reply
 from ingest.context import Context
 from ingest.filenames import safe_filename
 from ingest.history import add_note
@@ -77,9 +77,14 @@ class Held:
 
 
 def hold_infected(
-    ctx: Context, entry: JournalEntry, message: ParsedMessage, report: ScanReport
+    ctx: Context,
+    entry: JournalEntry,
+    message: ParsedMessage,
+    report: ScanReport,
+    automatic: bool = False,
 ) -> Held:
-    """Note and notice for an infected message; the worker keeps it in quarantine."""
+    """Note and notice for an infected message; the worker keeps it in quarantine.
+    `automatic`: a bounce or an auto-reply, which is never answered."""
     summary = describe(report)
     if agent_ticket_ref(ctx, message, entry.envelope_to) is not None:
         # Mail to an agent reply address: nothing is relayed to the customer.
@@ -99,7 +104,11 @@ def hold_infected(
                 key,
                 entry.id,
             )
-    told = _tell_sender(ctx, entry, message, report, ticket)
+    told = (
+        "automatic mail: sender not told"
+        if automatic
+        else _tell_sender(ctx, entry, message, report, ticket)
+    )
     return Held(ticket.ref if ticket is not None else "", f"{summary}; {told}")
 
 
@@ -116,6 +125,8 @@ def _tell_sender(
         return "historical import: sender not told"
     if suppresses_auto_reply(message):
         return "X-Auto-Response-Suppress: sender not told"
+    if is_forwarded_report(message):
+        return "a forwarded delivery report: sender not told"
     recipient = (message.reply_to[0] if message.reply_to else message.sender).email
     files = [{"filename": i.filename, "signature": i.signature} for i in report.infected]
     if ticket is not None:

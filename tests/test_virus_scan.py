@@ -141,6 +141,34 @@ def test_an_infected_document_is_quarantined_never_stored_and_the_customer_told(
         state.close()
 
 
+def test_automatic_mail_and_repeats_are_held_without_more_notices(
+    tmp_path: Path, clock: FixedClock, clamd: Clamd
+) -> None:
+    """The no-loop rules hold for the notice: an auto-reply is never answered, and a second
+    infected mail within the interval gets no second notice."""
+    state = _state(tmp_path, clock, clamd)
+    try:
+        files = [("fatura.pdf", "application/pdf", INFECTED_PDF)]
+        auto = kyc_mail(files, subject="Otomatik yanıt: Kimlik belgelerim").replace(
+            b"Subject:", b"Auto-Submitted: auto-replied\r\nSubject:", 1
+        )
+        _receive(state, auto)
+        [held_auto] = state.worker.drain()
+        assert held_auto.state == "quarantined" and FOUND_AS in held_auto.detail
+        assert "automatic mail: sender not told" in held_auto.detail
+        assert _rows(state, OutboxMail) == []
+
+        _receive(state, kyc_mail(files))
+        _receive(state, kyc_mail(files, body="Belgelerimi tekrar gönderiyorum."))
+        first, second = state.worker.drain()
+        assert "the sender was told" in first.detail
+        assert second.state == "quarantined" and "sender not told: rate limit" in second.detail
+        assert len(_rows(state, OutboxMail, OutboxMail.kind == "virus_found")) == 1
+        assert _rows(state, Document) == []
+    finally:
+        state.close()
+
+
 def test_a_follow_up_with_a_virus_is_noted_on_its_ticket_in_its_language(
     tmp_path: Path, clock: FixedClock, clamd: Clamd
 ) -> None:
