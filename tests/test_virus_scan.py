@@ -299,6 +299,7 @@ def test_without_a_scanner_nothing_is_scanned(tmp_path: Path, clock: FixedClock)
         state.close()
 
 
+@pytest.mark.slow
 def test_the_daemon_waits_for_clamd_and_logs_its_address(tmp_path: Path, clamd: Clamd) -> None:
     metrics = free_port()
     extra = TEAM + clamd.kyc_section() + f'\n[metrics]\nlisten = "127.0.0.1:{metrics}"\n'
@@ -343,3 +344,25 @@ def test_the_daemon_waits_for_clamd_and_logs_its_address(tmp_path: Path, clamd: 
     finally:
         db.dispose()
         assert daemon.stop() == 0, daemon.log()
+
+
+@pytest.mark.postgresql
+def test_on_postgresql_too(
+    tmp_path: Path, clock: FixedClock, clamd: Clamd, pg_database: str
+) -> None:
+    """The claim there happens before the scan (SKIP LOCKED, inside the transaction)."""
+    extra = TEAM + clamd.kyc_section()
+    state = open_state(make_config(tmp_path, database=pg_database, extra=extra), clock=clock)
+    try:
+        clamd.stop()
+        _receive(state, kyc_mail([("kimlik.jpg", "image/jpeg", JPEG)]))
+        [waiting] = state.worker.drain()
+        assert waiting.state == "pending" and str(clamd.unix) in waiting.detail
+        clamd.start()
+        _receive(state, kyc_mail([("fatura.pdf", "application/pdf", INFECTED_PDF)]))
+        clean, infected = state.worker.drain()
+        assert clean.state == "done" and infected.state == "quarantined", infected.detail
+        assert FOUND_AS in infected.detail
+        assert [d.filename for d in _rows(state, Document)] == ["kimlik.jpg"]
+    finally:
+        state.close()
