@@ -22,6 +22,9 @@ from ticketd.config_kyc import ClamdAddress
 
 CHUNK = 64 * 1024
 _MAX_REPLY = 4096
+# The reason a pending journal row carries while clamd cannot be reached (ingest/worker.py);
+# `ticketd health` looks for it.
+WAITING_FOR_SCANNER = "waiting for the virus scanner"
 
 
 class ScannerUnavailable(Exception):

@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from ingest.parsing import ParsedMessage
 from ingest.pipeline import Context, Ignore, run_pipeline, step_parse
-from ingest.virus_scan import ScannerUnavailable
+from ingest.virus_scan import WAITING_FOR_SCANNER, ScannerUnavailable
 from ingest.virus_step import ScanReport, scan_attachments
 from outbound.templating import Templates
 from storage.blobs import BlobStore
@@ -40,8 +40,6 @@ from ticketd.clock import Clock
 from ticketd.config import Config
 
 log = logging.getLogger("ticketd.worker")
-# The reason a pending row carries while clamd cannot be reached.
-WAITING_FOR_SCANNER = "waiting for the virus scanner"
 
 
 class ScanWait(Exception):

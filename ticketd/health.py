@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from ingest.imap_oauth import REFRESH_MARGIN, TokenError, parse_token
-from ingest.worker import WAITING_FOR_SCANNER
+from ingest.virus_scan import WAITING_FOR_SCANNER
 from storage.db import Database
 from storage.models import (
     JOURNAL_PENDING,
@@ -90,12 +90,16 @@ def check(
                 JournalEntry.state == JOURNAL_PENDING
             )
         ).one()
-        waiting_scan, waiting_reason = session.execute(
-            select(func.count(JournalEntry.id), func.max(JournalEntry.reason)).where(
+        # The worker marks the message it could not scan; the ones behind it wait in order.
+        waiting_reason = session.scalar(
+            select(JournalEntry.reason)
+            .where(
                 JournalEntry.state == JOURNAL_PENDING,
                 JournalEntry.reason.startswith(WAITING_FOR_SCANNER),
             )
-        ).one()
+            .order_by(JournalEntry.id)
+            .limit(1)
+        )
         quarantined = session.scalar(
             select(func.count(JournalEntry.id)).where(JournalEntry.state == JOURNAL_QUARANTINED)
         )
@@ -124,12 +128,11 @@ def check(
                 "writable?",
             )
         )
-    if waiting_scan:
+    if waiting_reason is not None:
         problems.append(
             Problem(
                 "virus_scanner",
-                f"{waiting_scan} message(s) wait for the virus scanner, unscanned and not "
-                f"stored: {waiting_reason}",
+                f"{pending} message(s) pending, unscanned and not stored, {waiting_reason}",
             )
         )
     if quarantined:
@@ -162,7 +165,7 @@ def check(
         "journal_pending": int(pending),
         "journal_oldest_pending_minutes": journal_age,
         "quarantined": int(quarantined or 0),
-        "waiting_for_virus_scanner": int(waiting_scan or 0),
+        "waiting_for_virus_scanner": waiting_reason is not None,
         "outbox_queued": int(queued),
         "outbox_oldest_queued_minutes": outbox_age,
         "outbox_failed_recently": int(failed or 0),
