@@ -78,6 +78,11 @@ def test_sound_configuration_resolves_relative_paths(tmp_path: Path) -> None:
         ("[desk]\naddress = 'a@b.c'\n[kyc]\nclamd = 'tcp:h:70000'\n", "kyc.clamd", "65535"),
         ("[desk]\naddress = 'a@b.c'\n[kyc]\nclamd = 'unix:'\n", "kyc.clamd", "unix:/path"),
         ("[desk]\naddress = 'a@b.c'\n[kyc]\nclamd = 3310\n", "kyc.clamd", "must be an address"),
+        (
+            f"[desk]\naddress = 'a@b.c'\n[kyc]\nclamd = 'unix:/{'x' * 120}'\n",
+            "kyc.clamd",
+            "107 bytes",
+        ),
         ("[desk]\naddress = 'a@b.c'\n[kyc]\nclamd_timeout = 0\n", "kyc.clamd_timeout", "above 0"),
         (
             "[desk]\naddress = 'a@b.c'\n[kyc]\nclamd_timeout = '30'\n",

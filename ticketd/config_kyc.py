@@ -16,6 +16,7 @@ from typing import Any
 KNOWN_TYPES = ("jpeg", "png", "heic", "heif", "webp", "tiff", "pdf")
 Problems = list[tuple[str, str]]
 CLAMD_FORMS = "unix:/path/to/clamd.sock or tcp:HOST:PORT"
+_UNIX_PATH_MAX = 107  # sun_path is 108 bytes on Linux, with the closing NUL
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,10 @@ def parse_clamd(value: object, base: Path) -> ClamdAddress | str:
     kind, _, rest = value.strip().partition(":")
     if kind == "unix" and rest.strip():
         path = Path(rest.strip()).expanduser()
-        return ClamdAddress(path=path if path.is_absolute() else base / path)
+        path = path if path.is_absolute() else base / path
+        if len(str(path).encode()) > _UNIX_PATH_MAX:
+            return f"{str(path)!r}: a Unix socket path has at most {_UNIX_PATH_MAX} bytes"
+        return ClamdAddress(path=path)
     if kind == "tcp":
         host, _, port_text = rest.rpartition(":")
         host = host.strip().removeprefix("[").removesuffix("]")
