@@ -13,6 +13,8 @@ import smtplib
 import socket
 import urllib.request
 from datetime import timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,12 +23,13 @@ from sqlalchemy import select
 
 from ingest.journal import Arrival
 from ingest.virus_scan import ScannerUnavailable, ping, scan
+from outbound.addresses import agent_reply_address
 from storage.db import Database
 from storage.models import Document, JournalEntry, OutboxMail, Ticket
 from tests.clamd import FOUND_AS, STREAM_MAX, Clamd, eicar
 from tests.daemon import DaemonProcess, daemon_config
 from tests.helpers import DESK, free_port, make_config
-from tests.test_kyc import JPEG, PDF, TEAM, kyc_mail
+from tests.test_kyc import JPEG, KYC_AGENT, PDF, TEAM, kyc_mail
 from ticketd.clock import FixedClock
 from ticketd.config_kyc import ClamdAddress
 from ticketd.health import check
@@ -207,6 +210,35 @@ def test_a_follow_up_with_a_virus_is_noted_on_its_ticket_in_its_language(
         assert [m["subject"] for m in ticket["messages"] if m["kind"] == "customer"] == [
             "Identity documents for KYC"
         ]
+    finally:
+        state.close()
+
+
+def test_an_agent_answer_with_a_virus_is_not_relayed(
+    tmp_path: Path, clock: FixedClock, clamd: Clamd
+) -> None:
+    state = _state(tmp_path, clock, clamd)
+    try:
+        _receive(state, kyc_mail([("kimlik.jpg", "image/jpeg", JPEG)]))
+        [opened] = state.worker.drain()
+        assert opened.ticket_ref is not None
+        address = agent_reply_address(state.config.desk, opened.ticket_ref)
+        answer = EmailMessage()
+        answer["From"] = KYC_AGENT
+        answer["To"] = address
+        answer["Subject"] = f"RE: [#{opened.ticket_ref}] Kimlik belgelerim"
+        answer.set_content("Doldurmanız gereken form ekte.")
+        answer.add_attachment(
+            INFECTED_PDF, maintype="application", subtype="pdf", filename="form.pdf"
+        )
+        before = len(_rows(state, OutboxMail))
+        state.journal.accept(
+            Arrival(raw=answer.as_bytes(policy=SMTP), source="test", envelope_to=(address,))
+        )
+        [held] = state.worker.drain()
+        assert held.state == "quarantined" and "nothing relayed" in held.detail
+        assert f"form.pdf carries {FOUND_AS}" in held.detail
+        assert len(_rows(state, OutboxMail)) == before  # nothing went to the customer
     finally:
         state.close()
 
