@@ -5,7 +5,8 @@ type. Accepted types (`[kyc] accepted`) within the size limit are encrypted into
 store (storage/documents.py) with a record per file; anything else is refused, the refusal
 recorded on the ticket as a system note, and the customer told in their language which file and
 why. Only tickets whose category is kyc take documents: an invoice on a payment ticket stays an
-ordinary attachment.
+ordinary attachment. With a virus scanner configured, nothing is stored that it has not called
+clean (ingest/virus_step.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ingest.filenames import safe_filename
 from ingest.history import add_note
 from ingest.parsing import AttachmentInfo, ParsedMessage
 from ingest.verification import documents_received
+from ingest.virus_step import ScanReport
 from outbound.automatic import AutomaticMail, queue_automatic
 from storage.models import DOC_RECEIVED, Document, JournalEntry, Ticket, TicketMessage
 
@@ -119,11 +121,18 @@ def _mail(
 
 
 def step_documents(
-    ctx: Context, entry: JournalEntry, message: ParsedMessage, ticket: Ticket
+    ctx: Context,
+    entry: JournalEntry,
+    message: ParsedMessage,
+    ticket: Ticket,
+    scan: ScanReport | None = None,
 ) -> Intake | None:
     """None when the message brings no documents to a kyc ticket."""
     if ticket.category != "kyc" or not any(a.payload for a in message.attachments):
         return None
+    if ctx.config.kyc.clamd is not None and (scan is None or scan.infected):
+        # Never reached through the worker, which scans first; a safeguard for other callers.
+        raise RuntimeError("identity documents not scanned clean: nothing stored")
     if ctx.documents is None:
         raise RuntimeError("identity documents arrived but no document store is configured")
     store = ctx.documents()

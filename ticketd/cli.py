@@ -49,16 +49,27 @@ def cmd_check(args: argparse.Namespace) -> int:
     for account in config.imap:
         where = f"{account.username}@{account.host}:{account.port}/{account.folder}"
         print(f"  imap {account.name}: {where} ({account.security}), after {account.after}")
+    clamd = config.kyc.clamd
+    print(f"  virus scanner: {f'clamd at {clamd}' if clamd else 'none (attachments not scanned)'}")
     if not getattr(args, "connect", False):
         return EX_OK
     from ingest.imap_probe import probe
+    from ingest.virus_scan import ScannerUnavailable, ping
     from ticketd.clock import SystemClock
 
     # Every account is tried, so one bad password does not hide a second problem.
     results = [probe(account, SystemClock()) for account in config.imap]
     for result in results:
         print(result)
-    return EX_OK if all(result.ok for result in results) else EX_UNAVAILABLE
+    scanner_ok = True
+    if clamd is not None:
+        try:
+            ping(clamd)
+            print(f"clamd at {clamd}: PONG")
+        except ScannerUnavailable as error:
+            print(error)
+            scanner_ok = False
+    return EX_OK if scanner_ok and all(result.ok for result in results) else EX_UNAVAILABLE
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -242,7 +253,13 @@ def cmd_health(args: argparse.Namespace) -> int:
     """0 when nothing needs a person, 1 with the reasons otherwise (2 when it cannot tell)."""
     from storage.db import Database
     from ticketd.clock import SystemClock
-    from ticketd.health import Thresholds, check, database_problem, with_account_probes
+    from ticketd.health import (
+        Thresholds,
+        check,
+        database_problem,
+        with_account_probes,
+        with_scanner_probe,
+    )
 
     config = load_config(_config_path(args))
     limits = Thresholds(args.journal_minutes, args.outbox_minutes, args.failed_hours)
@@ -256,6 +273,9 @@ def cmd_health(args: argparse.Namespace) -> int:
         db.dispose()
     if args.connect and config.imap:
         report = with_account_probes(report, config.imap, SystemClock())
+        code = code or (0 if report.healthy else 1)
+    if args.connect and config.kyc.clamd is not None:
+        report = with_scanner_probe(report, config.kyc.clamd)
         code = code or (0 if report.healthy else 1)
     if args.json:
         _print_json(report.as_json())
@@ -290,7 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
         handler=cmd_run
     )
     check = commands.add_parser("check", help="validate the configuration")
-    check.add_argument("--connect", action="store_true", help="also log in to every IMAP account")
+    check.add_argument(
+        "--connect", action="store_true", help="also log in to every IMAP account and PING clamd"
+    )
     check.set_defaults(handler=cmd_check)
 
     db = commands.add_parser("db", help="database maintenance")
@@ -373,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument(
         "--connect",
         action="store_true",
-        help="also log in to each IMAP account: a failing account needs a person",
+        help="also log in to each IMAP account and PING clamd: a failure needs a person",
     )
     health.add_argument("--json", action="store_true")
     health.set_defaults(handler=cmd_health)

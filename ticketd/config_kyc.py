@@ -1,4 +1,5 @@
-"""The `[kyc]` section: identity documents (issue 6) — key file, accepted types, limits, retention.
+"""The `[kyc]` section: identity documents (issue 6) — key file, accepted types, limits, retention,
+and the virus scanner (`clamd`, `clamd_timeout`) every attachment passes when it is configured.
 
 Parsed into a frozen record; every problem is appended to the caller's list as (key, reason),
 so `ticketd check` reports them together with the rest of the file.
@@ -14,6 +15,23 @@ from typing import Any, TypedDict
 # phones (JPEG, HEIC, WebP), scans (PNG, TIFF) and PDFs.
 KNOWN_TYPES = ("jpeg", "png", "heic", "heif", "webp", "tiff", "pdf")
 Problems = list[tuple[str, str]]
+CLAMD_FORMS = "unix:/path/to/clamd.sock or tcp:HOST:PORT"
+_UNIX_PATH_MAX = 107  # sun_path is 108 bytes on Linux, with the closing NUL
+
+
+@dataclass(frozen=True)
+class ClamdAddress:
+    """Where clamd listens: a Unix socket (`path`) or TCP (`host`, `port`)."""
+
+    path: Path | None = None
+    host: str = ""
+    port: int = 0
+
+    def __str__(self) -> str:
+        if self.path is not None:
+            return f"unix:{self.path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"tcp:{host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -32,6 +50,9 @@ class KycConfig:
     approval_valid_days: int = 0
     # How often the daemon runs the purge and the expiry (a first run at start).
     housekeeping_hours: int = 24
+    # The virus scanner; None: attachments are not scanned.
+    clamd: ClamdAddress | None = None
+    clamd_timeout: float = 30.0
 
 
 def _days(problems: Problems, table: dict[str, Any], name: str, default: int) -> int:
@@ -42,6 +63,15 @@ def _days(problems: Problems, table: dict[str, Any], name: str, default: int) ->
     return value
 
 
+BASE_KEYS = (
+    "key_file",
+    "accepted",
+    "max_file_size",
+    "retention_days",
+    "rejected_retention_days",
+    "clamd",
+    "clamd_timeout",
+)
 # The verification-state keys, checked by parse_kyc_state.
 STATE_KEYS = (
     "request_expiry_days",
@@ -76,14 +106,51 @@ def parse_kyc_state(problems: Problems, table: dict[str, Any]) -> StateSettings:
     }
 
 
+def parse_clamd(value: object, base: Path) -> ClamdAddress | str:
+    """The address, or why `value` is not one."""
+    if not isinstance(value, str) or not value.strip():
+        return f"must be an address: {CLAMD_FORMS}"
+    kind, _, rest = value.strip().partition(":")
+    if kind == "unix" and rest.strip():
+        path = Path(rest.strip()).expanduser()
+        path = path if path.is_absolute() else base / path
+        if len(str(path).encode()) > _UNIX_PATH_MAX:
+            return f"{str(path)!r}: a Unix socket path has at most {_UNIX_PATH_MAX} bytes"
+        return ClamdAddress(path=path)
+    if kind == "tcp":
+        host, _, port_text = rest.rpartition(":")
+        host = host.strip().removeprefix("[").removesuffix("]")
+        if not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            return f"{value!r}: tcp needs a host and a port from 1 to 65535 (tcp:HOST:PORT)"
+        return ClamdAddress(host=host, port=int(port_text))
+    return f"{value!r}: use {CLAMD_FORMS}"
+
+
+def _clamd(problems: Problems, table: dict[str, Any], base: Path) -> ClamdAddress | None:
+    if "clamd" not in table:
+        return None
+    parsed = parse_clamd(table["clamd"], base)
+    if isinstance(parsed, str):
+        problems.append(("kyc.clamd", parsed))
+        return None
+    return parsed
+
+
+def _timeout(problems: Problems, table: dict[str, Any]) -> float:
+    value = table.get("clamd_timeout", 30)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
+        problems.append(("kyc.clamd_timeout", "must be a number of seconds above 0, at most 3600"))
+        return 30.0
+    return float(value)
+
+
 def parse_kyc(problems: Problems, data: dict[str, Any], base: Path) -> KycConfig:
     table = data.get("kyc", {})
     if not isinstance(table, dict):
         problems.append(("kyc", "must be a table ([kyc])"))
         table = {}
     for key in table:
-        if key not in ("key_file", "accepted", "max_file_size", "retention_days",
-                       "rejected_retention_days") and key not in STATE_KEYS:  # fmt: skip
+        if key not in BASE_KEYS and key not in STATE_KEYS:
             problems.append((f"kyc.{key}", "unknown key"))
     raw_key = table.get("key_file", "var/kyc.key")
     if not isinstance(raw_key, str) or not raw_key.strip():
@@ -113,4 +180,6 @@ def parse_kyc(problems: Problems, data: dict[str, Any], base: Path) -> KycConfig
         retention_days=_days(problems, table, "retention_days", 30),
         rejected_retention_days=_days(problems, table, "rejected_retention_days", 7),
         **parse_kyc_state(problems, table),
+        clamd=_clamd(problems, table, base),
+        clamd_timeout=_timeout(problems, table),
     )

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.exc import OperationalError
 
 from ingest.smtp_listener import IntakeHandler, make_smtp
+from ingest.worker import ScanWait
 from outbound.sender import Sender
 from outbound.templating import Templates
 from outbound.transports import make_transport
@@ -155,6 +156,7 @@ class Daemon:
 
     async def worker_loop(self) -> None:
         failures = 0
+        scan_failures = 0
         while not self.stopping.is_set():
             self.beat("worker")
             # A fresh worker each time: it takes the configuration and templates of the last
@@ -168,9 +170,25 @@ class Daemon:
                     log.error("database unavailable, messages wait in the journal: %s", error)
                 await self._wait(self.work_ready, min(2.0**failures, 60.0))
                 continue
+            except ScanWait as wait:
+                scan_failures += 1
+                self.metrics.scanner_reachable(str(wait.error.address), False)
+                if scan_failures == 1:
+                    log.error(
+                        "virus scanner unreachable, messages wait in the journal unscanned "
+                        "(nothing of them stored): %s",
+                        wait,
+                    )
+                # A new message does not bring clamd back: only the stop cuts the wait short.
+                await self._wait(self.stopping_nudge, min(2.0**scan_failures, 60.0))
+                continue
             if failures:
                 log.info("database reachable again")
                 failures = 0
+            if scan_failures and result is not None:
+                log.info("virus scanner reachable again: scanning the waiting messages")
+                self.metrics.scanner_reachable(str(self.state.config.kyc.clamd), True)
+                scan_failures = 0
             if result is None:
                 await self._wait(self.work_ready, IDLE_POLL_SECONDS)
             else:
@@ -229,6 +247,10 @@ class Daemon:
             if config.smtp_out.relay
             else f"to Maildir {config.smtp_out.maildir}",
         )
+        if config.kyc.clamd is not None:
+            log.info("attachments are scanned by clamd at %s", config.kyc.clamd)
+        else:
+            log.info("no virus scanner configured ([kyc] clamd): attachments are not scanned")
         tasks = [
             asyncio.create_task(self.supervise("worker", self.worker_loop), name="worker"),
             asyncio.create_task(self.supervise("sender", self.sender_loop), name="sender"),
