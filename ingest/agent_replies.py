@@ -100,7 +100,7 @@ def _check(ctx: Context, agent: AgentConfig, ticket: Ticket, parsed: ParsedComma
             elif not may_act(agent, target):
                 problems.append(f"#merge: {target.ref} is not in your queues")
         if command.verb == "kyc":
-            problems += review_problems(ctx, agent, ticket)
+            problems += review_problems(ctx, agent, ticket, command.argument)
     if parsed.has("note") and not parsed.text:
         problems.append("#note needs the text of the note")
     return problems
@@ -127,7 +127,7 @@ def _apply(ctx: Context, ticket: Ticket, agent: AgentConfig, command: Command) -
     elif command.verb == "merge":
         target = ticket_by_ref(ctx, command.argument)
         assert target is not None
-        merge_tickets(ctx.session, ctx.clock, ticket, target)
+        merge_tickets(ctx.session, ctx.clock, ticket, target, ctx.config.sla)
 
 
 def _last_customer_message(ctx: Context, ticket: Ticket) -> TicketMessage | None:

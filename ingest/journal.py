@@ -2,7 +2,8 @@
 
 `accept` writes the raw bytes to the blob store (fsynced) and commits a journal row. Only then
 may a source answer 250, flag the IMAP message, or exit 0. A crash before the commit leaves the
-message not accepted (the sender retries); after it, the worker finds the row.
+message not accepted (the sender retries); after it, the worker finds the row. A blob whose row
+never commits is an orphan the daily sweep removes (storage/sweep.py).
 """
 
 from __future__ import annotations
