@@ -30,6 +30,10 @@ LIVE = (
     "smtp_in.max_recipients",
     "smtp_in.max_commands",
     "smtp_in.idle_timeout",
+    # STARTTLS too: the daemon builds a new ssl context from these paths on every SIGHUP.
+    "smtp_in.tls_cert",
+    "smtp_in.tls_key",
+    "smtp_in.require_tls",
 )
 # Shown with "***" instead of values in the log.
 SECRET = ("desk.secret",)
