@@ -56,9 +56,7 @@ def _failure_lines(daemon: DaemonProcess) -> list[str]:
     return [line for line in daemon.log().splitlines() if "could not store a message" in line]
 
 
-def test_sqlite_locked_longer_than_the_busy_timeout(
-    tmp_path: Path, daemon: DaemonProcess, relay: Relay
-) -> None:
+def test_sqlite_locked_longer_than_the_busy_timeout(daemon: DaemonProcess, relay: Relay) -> None:
     database = daemon.config.storage.database.removeprefix("sqlite:///")
     locker = subprocess.Popen(
         [sys.executable, "-c", LOCKER, database],

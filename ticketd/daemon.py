@@ -59,12 +59,15 @@ class Daemon:
         # What STARTTLS offers; None: no STARTTLS. A failure here stops the start.
         self.smtp_tls: ssl.SSLContext | None = self.load_tls(state.config.smtp_in)
 
-    @staticmethod
-    def load_tls(smtp_in: SmtpInConfig) -> ssl.SSLContext | None:
+    def load_tls(self, smtp_in: SmtpInConfig) -> ssl.SSLContext | None:
         if smtp_in.tls_cert is None or smtp_in.tls_key is None:
             return None
         context = server_context(smtp_in.tls_cert, smtp_in.tls_key)
-        log.info("STARTTLS certificate %s: %s", smtp_in.tls_cert, describe(smtp_in.tls_cert))
+        text, expired = describe(smtp_in.tls_cert, self.state.clock.now())
+        if expired:
+            log.warning("STARTTLS certificate %s has EXPIRED: %s", smtp_in.tls_cert, text)
+        else:
+            log.info("STARTTLS certificate %s: %s", smtp_in.tls_cert, text)
         return context
 
     def request_stop(self) -> None:

@@ -13,6 +13,7 @@ configuration is unchanged, only the files' content is new.
 from __future__ import annotations
 
 import ssl
+from datetime import datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -88,8 +89,10 @@ def server_context(cert: Path, key: Path) -> ssl.SSLContext:
     return context
 
 
-def describe(cert: Path) -> str:
-    """ "CN=mx.example.com, valid until 2027-02-01 12:00 UTC" for the log."""
+def describe(cert: Path, now: datetime) -> tuple[str, bool]:
+    """ "CN=mx.example.com, valid until 2027-02-01 12:00 UTC" for the log, and whether it has
+    expired (still served: most sending MTAs do not check, but the admin should know)."""
     first = x509.load_pem_x509_certificates(cert.read_bytes())[0]
-    until = first.not_valid_after_utc.strftime("%Y-%m-%d %H:%M UTC")
-    return f"{first.subject.rfc4514_string()}, valid until {until}"
+    until = first.not_valid_after_utc
+    text = f"{first.subject.rfc4514_string()}, valid until {until:%Y-%m-%d %H:%M} UTC"
+    return text, until <= now
