@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from tests.daemon import DaemonProcess, Relay, daemon_config, make_certificate
 from tests.helpers import DESK, customer_mail, free_port
 from ticketd.config import ConfigError, load_config
 from ticketd.state import open_state
+from ticketd.tls_files import describe
 
 Start = Callable[[str], DaemonProcess]
 
@@ -312,3 +314,12 @@ def test_an_unreadable_key_is_named(tmp_path: Path, certificate: tuple[Path, Pat
 )
 def test_tls_keys_that_do_not_go_together_are_named(tmp_path: Path, lines: str, key: str) -> None:
     assert key in [name for name, _ in _problems(tmp_path, lines)]
+
+
+def test_the_log_says_when_the_certificate_expires_and_whether_it_has(
+    certificate: tuple[Path, Path],
+) -> None:
+    now = datetime.now(UTC)
+    text, expired = describe(certificate[0], now)
+    assert text.startswith("CN=localhost, valid until ") and not expired
+    assert describe(certificate[0], now + timedelta(days=3)) == (text, True)  # made for 2 days
