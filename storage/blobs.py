@@ -39,14 +39,20 @@ class BlobStore:
         tmp = final.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
+        except BaseException:
+            # A disk that filled up mid-write must not keep the partial file: it would hold
+            # the space after the admin freed some, and more of them would fill it again.
+            tmp.unlink(missing_ok=True)
+            raise
         _fsync_dir(final.parent)
 
     def _make_folders(self, folder: Path) -> None:

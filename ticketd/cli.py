@@ -44,6 +44,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"  desk: {config.desk.name} <{config.desk.address}>, language {config.desk.language}")
     print(f"  database: {views.safe_url(config.storage.database)}")
     print(f"  SMTP listener: {config.smtp_in.listen}")
+    if config.smtp_in.tls_cert is not None:
+        required = ", required before MAIL" if config.smtp_in.require_tls else ""
+        print(f"  STARTTLS: {config.smtp_in.tls_cert}{required}")
     out = config.smtp_out
     print(f"  outgoing mail: {f'relay {out.relay}' if out.relay else f'Maildir {out.maildir}'}")
     for account in config.imap:

@@ -7,6 +7,7 @@ sessions get 421. The worker finishes the message in hand (the rest stays in the
 time), the sender the delivery in hand. Then exit status 0.
 
 SIGHUP re-reads the configuration and the templates; see ticketd/reload.py for what applies live.
+It also re-reads the listener's TLS certificate and key: a renewed certificate keeps its paths.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import functools
 import logging
 import signal
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import OperationalError
@@ -27,7 +29,7 @@ from outbound.sender import Sender
 from outbound.templating import Templates
 from outbound.transports import make_transport
 from ticketd import logs, reload
-from ticketd.config import ConfigError, load_config
+from ticketd.config import ConfigError, SmtpInConfig, load_config
 from ticketd.imap_service import ImapService
 from ticketd.kyc_service import run_kyc_housekeeping
 from ticketd.maintenance_service import run_maintenance
@@ -35,6 +37,7 @@ from ticketd.metrics import Metrics
 from ticketd.notify import Notifier
 from ticketd.sla_service import run_sla_clock
 from ticketd.state import State
+from ticketd.tls_files import describe, server_context
 
 log = logging.getLogger("ticketd.daemon")
 IDLE_POLL_SECONDS = 1.0  # how often to look for work written by other processes (`ingest`)
@@ -56,6 +59,19 @@ class Daemon:
         self.heartbeats: dict[str, float] = {}
         self.metrics = Metrics(state.db, state.clock, lambda: self.state.config)
         self.imap = ImapService(state, on_journaled=self.work_ready.set, metrics=self.metrics)
+        # What STARTTLS offers; None: no STARTTLS. A failure here stops the start.
+        self.smtp_tls: ssl.SSLContext | None = self.load_tls(state.config.smtp_in)
+
+    def load_tls(self, smtp_in: SmtpInConfig) -> ssl.SSLContext | None:
+        if smtp_in.tls_cert is None or smtp_in.tls_key is None:
+            return None
+        context = server_context(smtp_in.tls_cert, smtp_in.tls_key)
+        text, expired = describe(smtp_in.tls_cert, self.state.clock.now())
+        if expired:
+            log.warning("STARTTLS certificate %s has EXPIRED: %s", smtp_in.tls_cert, text)
+        else:
+            log.info("STARTTLS certificate %s: %s", smtp_in.tls_cert, text)
+        return context
 
     def request_stop(self) -> None:
         if not self.stopping.is_set():
@@ -85,8 +101,14 @@ class Daemon:
         except Exception as error:
             log.error("reload refused, templates.folder: %s", error)
             return
+        try:
+            smtp_tls = self.load_tls(result.config.smtp_in)
+        except (ssl.SSLError, OSError, ValueError) as error:  # changed again since the check
+            log.error("reload refused, smtp_in.tls_cert/tls_key: %s", error)
+            return
         self.state.config, self.state.templates = result.config, templates
         self._reload_keys()
+        self.smtp_tls = smtp_tls
         if result.applied:
             log.info("reloaded: %s", reload.describe(running, new, result.applied))
         else:
@@ -236,7 +258,7 @@ class Daemon:
             self.metrics.serve(config.metrics.listen)
         server = await loop.create_server(
             # The limits are read per connection, so a SIGHUP can change them.
-            lambda: make_smtp(handler, self.state.config.smtp_in, self.hostname),
+            lambda: make_smtp(handler, self.state.config.smtp_in, self.hostname, self.smtp_tls),
             host=listen.host,
             port=listen.port,
         )

@@ -34,6 +34,10 @@ LIVE = (
     # The worker reads the virus scanner's address for each message it scans.
     "kyc.clamd",
     "kyc.clamd_timeout",
+    # STARTTLS too: the daemon builds a new ssl context from these paths on every SIGHUP.
+    "smtp_in.tls_cert",
+    "smtp_in.tls_key",
+    "smtp_in.require_tls",
 )
 # Shown with "***" instead of values in the log.
 SECRET = ("desk.secret",)
