@@ -3,7 +3,8 @@
 English and Turkish: `#note`/`#not`, `#close`/`#kapat`, `#pending`/`#beklemede`,
 `#assign NAME`/`#ata NAME`, `#category NAME`/`#kategori NAME`,
 `#priority high|normal|low`/`#öncelik yüksek|normal|düşük`, `#merge REF`/`#birleştir REF`,
-`#kyc approve`/`#kyc onayla` and `#kyc reject REASON`/`#kyc reddet SEBEP` (identity documents).
+`#kyc approve`/`#kyc onayla` and `#kyc reject REASON`/`#kyc reddet SEBEP` (identity documents),
+`#kyc request`/`#kyc iste` (ask the customer for their documents).
 Parsing is pure: it returns the commands and the rest of the text, or every problem found, so
 nothing is applied when anything is wrong.
 """
@@ -39,6 +40,7 @@ _PRIORITIES = {
 _KYC_DECISIONS = {
     "approve": "approve", "onayla": "approve",
     "reject": "reject", "reddet": "reject",
+    "request": "request", "iste": "request",
 }  # fmt: skip
 _NEEDS_ARGUMENT = {"assign", "category", "priority", "merge", "kyc"}
 
@@ -75,11 +77,11 @@ def _argument(verb: str, raw: str) -> tuple[str | None, str | None]:
         word, _, reason = raw.partition(" ")
         decision = _KYC_DECISIONS.get(word.lower())
         if decision is None:
-            return None, f"#kyc takes approve or reject REASON (got {raw!r})"
+            return None, f"#kyc takes approve or reject REASON, or request (got {raw!r})"
         if decision == "reject" and not reason.strip():
             return None, "#kyc reject needs the reason the customer will read"
-        if decision == "approve" and reason.strip():
-            return None, "#kyc approve takes no reason"
+        if decision in ("approve", "request") and reason.strip():
+            return None, f"#kyc {decision} takes no reason"
         # "approve", or "reject " + the reason as the agent wrote it.
         return f"{decision} {reason.strip()}".strip(), None
     if verb == "merge":
@@ -112,7 +114,7 @@ def parse_commands(text: str) -> ParsedCommands:
                 commands.append(Command(verb, argument))
         index += 1
     if sum(c.verb == "kyc" for c in commands) > 1:
-        problems.append("one #kyc decision per mail")
+        problems.append("one #kyc command per mail")
     if sum(c.verb in ("close", "pending") for c in commands) > 1:
         problems.append("#close and #pending exclude each other")
     rest = "\n".join(lines[index:]).strip()

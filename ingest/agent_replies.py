@@ -19,7 +19,7 @@ from ingest.agent_commands import Command, ParsedCommands, parse_commands
 from ingest.context import Context
 from ingest.documents_review import decide, review_problems
 from ingest.history import add_note, record_incoming
-from ingest.parsing import ParsedMessage
+from ingest.parsing import FORWARDED, ParsedMessage
 from ingest.thread_finder import ticket_by_ref
 from outbound.addresses import ref_from_agent_address
 from outbound.agent_mail import alert_admins, refuse_to_agent, relay_to_customer
@@ -100,7 +100,7 @@ def _check(ctx: Context, agent: AgentConfig, ticket: Ticket, parsed: ParsedComma
             elif not may_act(agent, target):
                 problems.append(f"#merge: {target.ref} is not in your queues")
         if command.verb == "kyc":
-            problems += review_problems(ctx, agent, ticket)
+            problems += review_problems(ctx, agent, ticket, command.argument)
     if parsed.has("note") and not parsed.text:
         problems.append("#note needs the text of the note")
     return problems
@@ -127,7 +127,7 @@ def _apply(ctx: Context, ticket: Ticket, agent: AgentConfig, command: Command) -
     elif command.verb == "merge":
         target = ticket_by_ref(ctx, command.argument)
         assert target is not None
-        merge_tickets(ctx.session, ctx.clock, ticket, target)
+        merge_tickets(ctx.session, ctx.clock, ticket, target, ctx.config.sla)
 
 
 def _last_customer_message(ctx: Context, ticket: Ticket) -> TicketMessage | None:
@@ -189,7 +189,8 @@ def handle_agent_mail(
         attachments = tuple(
             OutgoingAttachment(a.filename, a.content_type, a.payload)
             for a in message.attachments
-            if a.payload
+            # A forwarded message kept whole: its files are relayed on their own, as before.
+            if a.payload and a.role != FORWARDED
         )
         relay_to_customer(
             ctx,

@@ -1,8 +1,9 @@
-"""Decisions on identity documents (issue 6): `#kyc approve` and `#kyc reject REASON`.
+"""Decisions on identity documents (issue 6): `#kyc approve`, `#kyc reject REASON`, and the
+request for documents, `#kyc request`.
 
-Only agents of a queue that takes the kyc category may decide (not merely anyone the ticket is
-assigned to); each decision is in the access audit, and the customer is told, with the reason
-when rejected.
+Only agents of a queue that takes the kyc category may decide or request (not merely anyone the
+ticket is assigned to); each decision is in the access audit, and the customer is told, with
+the reason when rejected. The customer's verification state follows (ingest/verification.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from ingest.context import Context
+from ingest.verification import decided, request_documents
 from outbound.automatic import AutomaticMail, queue_automatic
 from storage.models import (
     DOC_APPROVED,
@@ -36,9 +38,13 @@ def waiting_documents(ctx: Context, ticket: Ticket) -> list[Document]:
     )
 
 
-def review_problems(ctx: Context, agent: AgentConfig, ticket: Ticket) -> list[str]:
+def review_problems(
+    ctx: Context, agent: AgentConfig, ticket: Ticket, argument: str = "approve"
+) -> list[str]:
     if not is_kyc_agent(ctx.config.team, agent):
         return ["#kyc: only agents of the identity (kyc) queue may decide on documents"]
+    if argument == "request":
+        return []
     if not waiting_documents(ctx, ticket):
         return [f"#kyc: ticket {ticket.ref} has no documents waiting for a decision"]
     return []
@@ -47,6 +53,8 @@ def review_problems(ctx: Context, agent: AgentConfig, ticket: Ticket) -> list[st
 def decide(ctx: Context, ticket: Ticket, agent: AgentConfig, argument: str) -> str:
     """Apply "approve" or "reject REASON" to the ticket's waiting documents; tell the customer."""
     decision, _, reason = argument.partition(" ")
+    if decision == "request":
+        return f"documents requested, customer mail {request_documents(ctx, ticket, agent.email)}"
     approved = decision == "approve"
     now = ctx.clock.now()
     documents = waiting_documents(ctx, ticket)
@@ -64,6 +72,7 @@ def decide(ctx: Context, ticket: Ticket, agent: AgentConfig, argument: str) -> s
                 detail=f"{decision}: {reason}" if reason else decision,
             )
         )
+    decided(ctx, ticket, agent.email, approved, reason)
     template = "kyc_approved" if approved else "kyc_rejected"
     mail = AutomaticMail(template, template, ticket.customer, None, {"reason": reason})
     sent = queue_automatic(ctx, ticket, mail)

@@ -5,11 +5,15 @@ type. Accepted types (`[kyc] accepted`) within the size limit are encrypted into
 store (storage/documents.py) with a record per file; anything else is refused, the refusal
 recorded on the ticket as a system note, and the customer told in their language which file and
 why. Only tickets whose category is kyc take documents: an invoice on a payment ticket stays an
-ordinary attachment.
+ordinary attachment. With a virus scanner configured, nothing is stored that it has not called
+clean (ingest/virus_step.py). What parsing found as a signature logo or a forwarded message kept
+whole (roles DECORATION and FORWARDED, see ingest/parsing.py) is neither a document nor a refusal:
+it stays with the message; the files inside a forwarded message or a winmail.dat are documents.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import filetype
@@ -19,7 +23,9 @@ from ingest.bombs import describe_zip, pdf_inflates_past
 from ingest.context import Context
 from ingest.filenames import safe_filename
 from ingest.history import add_note
-from ingest.parsing import AttachmentInfo, ParsedMessage
+from ingest.parsing import DOCUMENT_ROLES, AttachmentInfo, ParsedMessage
+from ingest.verification import documents_received
+from ingest.virus_step import ScanReport
 from outbound.automatic import AutomaticMail, queue_automatic
 from storage.models import DOC_RECEIVED, Document, JournalEntry, Ticket, TicketMessage
 
@@ -129,12 +135,35 @@ def _mail(
     )
 
 
+def _document_candidates(message: ParsedMessage) -> list[AttachmentInfo]:
+    """The attachments that may be documents, each file once: the same bytes found twice (a
+    photo attached and again inside the forwarded message it came from) are one document."""
+    seen: set[bytes] = set()
+    candidates = []
+    for attachment in message.attachments:
+        if not attachment.payload or attachment.role not in DOCUMENT_ROLES:
+            continue
+        digest = hashlib.sha256(attachment.payload).digest()
+        if digest not in seen:
+            seen.add(digest)
+            candidates.append(attachment)
+    return candidates
+
+
 def step_documents(
-    ctx: Context, entry: JournalEntry, message: ParsedMessage, ticket: Ticket
+    ctx: Context,
+    entry: JournalEntry,
+    message: ParsedMessage,
+    ticket: Ticket,
+    scan: ScanReport | None = None,
 ) -> Intake | None:
     """None when the message brings no documents to a kyc ticket."""
-    if ticket.category != "kyc" or not any(a.payload for a in message.attachments):
+    candidates = _document_candidates(message)
+    if ticket.category != "kyc" or not candidates:
         return None
+    if ctx.config.kyc.clamd is not None and (scan is None or scan.infected):
+        # Never reached through the worker, which scans first; a safeguard for other callers.
+        raise RuntimeError("identity documents not scanned clean: nothing stored")
     if ctx.documents is None:
         raise RuntimeError("identity documents arrived but no document store is configured")
     store = ctx.documents()
@@ -142,9 +171,7 @@ def step_documents(
     now = ctx.clock.now()
     stored: list[str] = []
     refused: list[Refusal] = []
-    for attachment in message.attachments:
-        if not attachment.payload:
-            continue
+    for attachment in candidates:
         name = safe_filename(attachment.filename, "document")
         verdict = check_document(ctx, attachment, name)
         if isinstance(verdict, Refusal):
@@ -166,6 +193,8 @@ def step_documents(
             )
         )
         stored.append(name)
+    if stored:
+        documents_received(ctx, ticket)
     if refused:
         add_note(
             ctx,

@@ -28,7 +28,7 @@ def record_incoming(
         subject=message.subject,
         text=message.text,
         attachments=[
-            {"filename": a.filename, "content_type": a.content_type, "size": a.size}
+            {"filename": a.filename, "content_type": a.content_type, "size": a.size, "role": a.role}
             for a in message.attachments
         ],
         created_at=ctx.clock.now(),

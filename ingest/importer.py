@@ -9,6 +9,7 @@ message they wrote months ago.
 
 from __future__ import annotations
 
+import logging
 import mailbox
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +19,12 @@ from rich.progress import Progress
 
 from ingest.journal import Arrival, StorageFailure
 from ingest.oversize import HEADER_PEEK, header_summary, read_bounded, too_big
+from ingest.worker import ScanWait
 
 if TYPE_CHECKING:
     from ticketd.state import State
+
+log = logging.getLogger("ticketd.import")
 
 
 def _is_maildir(path: Path) -> bool:
@@ -93,7 +97,19 @@ def import_path(
         if process:
             worker = state.worker
             task = bar.add_task("processing", total=summary["stored"])
-            while (result := worker.process_next()) is not None:
+            processed = 0
+            while True:
+                try:
+                    result = worker.process_next()
+                except ScanWait as wait:
+                    # The virus scanner is unreachable: this message and the rest stay
+                    # pending for the daemon, unscanned and not stored.
+                    log.warning("%s; the rest stays pending", wait)
+                    summary["pending"] = max(summary["stored"] - processed, 1)
+                    break
+                if result is None:
+                    break
                 summary[result.state] = summary.get(result.state, 0) + 1
+                processed += 1
                 bar.advance(task)
     return summary

@@ -2,15 +2,18 @@
 
 `accept` writes the raw bytes to the blob store (fsynced) and commits a journal row. Only then
 may a source answer 250, flag the IMAP message, or exit 0. A crash before the commit leaves the
-message not accepted (the sender retries); after it, the worker finds the row.
+message not accepted (the sender retries); after it, the worker finds the row. A blob whose row
+never commits is an orphan the daily sweep removes (storage/sweep.py).
 """
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import DBAPIError
 
 from storage.blobs import BlobStore
 from storage.db import Database
@@ -20,6 +23,28 @@ from ticketd.clock import Clock
 
 class StorageFailure(Exception):
     """The message could not be made durable; the source must not report it accepted."""
+
+
+# What an admin does about it differs, so the log line says which it is.
+_DISK_ERRORS = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "file system is read-only",
+}
+
+
+def explain(error: BaseException, blobs: BlobStore) -> str:
+    """One line for the log: "disk full: No space left on device (ENOSPC) ...", "database
+    unavailable: ...". SQLAlchemy's own text spans lines (SQL, a link); only the cause is kept."""
+    if isinstance(error, OSError) and error.errno is not None:
+        name = errno.errorcode.get(error.errno, str(error.errno))
+        what = _DISK_ERRORS.get(error.errno, "cannot write")
+        return f"{what}: {error.strerror} ({name}) writing to the blob folder {blobs.root}"
+    if isinstance(error, DBAPIError):
+        cause = str(error.orig).strip().splitlines() or [type(error.orig).__name__]
+        return f"database unavailable: {cause[0]}"
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
 
 
 @dataclass(frozen=True)
@@ -78,7 +103,7 @@ class Journal:
                 session.flush()
                 return entry.id, True
         except Exception as error:  # disk full, database gone: say so, accept nothing
-            raise StorageFailure(f"{type(error).__name__}: {error}") from error
+            raise StorageFailure(explain(error, self.blobs)) from error
 
     def quarantine(
         self, origin: str | None, source: str, reason: str, header: bytes = b""
@@ -113,4 +138,4 @@ class Journal:
                 session.flush()
                 return entry.id
         except Exception as error:
-            raise StorageFailure(f"{type(error).__name__}: {error}") from error
+            raise StorageFailure(explain(error, self.blobs)) from error

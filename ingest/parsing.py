@@ -25,6 +25,7 @@ from html.parser import HTMLParser
 from flufl.bounce import all_failures
 
 from ingest.filenames import safe_filename
+from ingest.inline_images import ImageUse, cid_images, is_decoration, is_image, normalise_cid
 from ingest.mime_shape import (
     MAX_DEPTH,
     MAX_PARTS,
@@ -35,6 +36,8 @@ from ingest.mime_shape import (
     shape_notes,
 )
 from ingest.replies import latest_reply
+from ingest.tnef import TnefContents, looks_like_tnef
+from ingest.tnef import unpack as unpack_tnef
 
 # flufl.bounce logs every detector it runs at INFO and re-raises a detector's error after logging
 # its traceback; we catch that error ourselves (a message it cannot read is simply not a bounce it
@@ -61,6 +64,14 @@ class Address:
     name: str
 
 
+# What an attachment is to the message (see _walk_body): a file the sender attached, an image
+# shown in the body, a file found inside a forwarded message, a logo or icon of a signature, or a
+# forwarded message kept whole. Only FILE, INLINE and ENCLOSED can be identity documents.
+FILE, INLINE, ENCLOSED = "file", "inline", "enclosed"
+DECORATION, FORWARDED = "decoration", "message"
+DOCUMENT_ROLES = frozenset({FILE, INLINE, ENCLOSED})
+
+
 @dataclass(frozen=True)
 class AttachmentInfo:
     filename: str
@@ -68,6 +79,7 @@ class AttachmentInfo:
     size: int
     # The decoded bytes, for what passes attachments on (an agent's answer); not compared.
     payload: bytes = field(default=b"", repr=False, compare=False)
+    role: str = FILE
 
 
 @dataclass(frozen=True)
@@ -406,20 +418,104 @@ def html_to_text(html: str) -> str:
     return re.sub(r"\n\s*\n\s*\n+", "\n\n", text).strip()
 
 
+# A message attached to a message (a forward "as attachment", a bounce's returned original).
+_FORWARD_TYPES = frozenset({"message/rfc822", "message/global"})
+
+
+def _message_bytes(message: Message) -> bytes:
+    """A forwarded message as an .eml file: its bytes as the parser holds them."""
+    try:
+        return message.as_bytes(policy=compat32)
+    except Exception:  # a header the byte generator cannot write: the text form, then nothing
+        try:
+            return message.as_string(policy=compat32).encode("utf-8", "surrogateescape")
+        except Exception:
+            return b""
+
+
+def _forwarded(part: Message, children: object) -> AttachmentInfo:
+    """A forwarded message kept whole, named as sent, else by its subject."""
+    first = children[0] if isinstance(children, list) and children else None
+    inner = first if isinstance(first, Message) else None
+    # A message/rfc822 part the parser could not read as a message: its bytes as they came.
+    payload = _message_bytes(inner) if inner is not None else _part_payload(part)
+    name = _filename(part)
+    if name is None and inner is not None:
+        subject = decode_header_value(inner.get("Subject"))[:100]
+        name = safe_filename(f"{subject}.eml", "forwarded-message.eml") if subject else None
+    return AttachmentInfo(
+        name or "forwarded-message.eml", "message/rfc822", len(payload), payload, FORWARDED
+    )
+
+
+def _tnef_attachments(contents: TnefContents, enclosed: bool) -> Iterator[AttachmentInfo]:
+    """The files of a winmail.dat as attachments; `enclosed` when it lies in a forward."""
+    uses = cid_images(contents.html) if contents.html else {}
+    for found in contents.files:
+        inside = enclosed or found.depth > 0
+        if found.embedded_message:
+            if not inside:  # an inner one is already part of the outer one's bytes
+                yield AttachmentInfo(
+                    found.filename, found.content_type, len(found.payload), found.payload, FORWARDED
+                )
+            continue
+        role = ENCLOSED if inside else FILE
+        if found.inline:
+            image_uses = uses.get(normalise_cid(found.content_id or ""), [])
+            if is_decoration(found.payload, image_uses):
+                role = DECORATION
+            elif not inside:
+                role = INLINE
+        yield AttachmentInfo(
+            found.filename, found.content_type, len(found.payload), found.payload, role
+        )
+
+
 def _walk_body(message: Message) -> tuple[str, str, list[AttachmentInfo]]:
+    """The sender's own text (plain and HTML) and every attachment, each with its role.
+
+    - A forwarded message (message/rfc822 below the top) is not what the sender wrote: its text
+      is not read; it is kept whole as an .eml attachment (FORWARDED) and the files inside it,
+      as deep as `_iter_parts` goes, are found too (ENCLOSED).
+    - A winmail.dat is replaced by the files it holds (ingest/tnef.py); one that cannot be read
+      stays one attachment. Its body is the message's text only when the MIME has none.
+    - An image shown in the body (inline, or a Content-ID the HTML shows) is INLINE content or a
+      DECORATION such as a signature logo (ingest/inline_images.py), judged once all the HTML
+      of its message is known.
+    """
     plain: list[str] = []
     html: list[str] = []
     attachments: list[AttachmentInfo] = []
+    # The forwarded message each part lies in (its id; 0 for the message itself) and its HTML.
+    scope_of: dict[int, int] = {}
+    html_of: dict[int, list[str]] = {0: html}
+    # (index in attachments, Content-ID, disposition, scope) of every image that may be inline.
+    candidates: list[tuple[int, str, str, int]] = []
+    tnef_texts: list[tuple[str, str]] = []
     for part in _iter_parts(message):
+        scope = scope_of.get(id(part), 0)
         try:
-            if part.is_multipart():
-                continue
             content_type = _content_type(part)
+            children = part.get_payload() if part.is_multipart() else None
+        except Exception:  # one unreadable part costs that part, never the message
+            continue
+        forwarded = content_type in _FORWARD_TYPES and part is not message
+        if isinstance(children, list):
+            inner = id(part) if forwarded else scope
+            scope_of.update((id(child), inner) for child in children)
+        if forwarded:
+            if not scope:
+                attachments.append(_forwarded(part, children))
+            continue
+        if children is not None:
+            continue
+        try:
             disposition = _header_str(part.get("Content-Disposition")).split(";")[0]
             disposition = disposition.strip().lower()
             filename = _filename(part)
             payload = _part_payload(part)
-        except Exception:  # one unreadable part costs that part, never the message
+            content_id = _header_str(part.get("Content-ID"))
+        except Exception:
             continue
         if content_type.startswith("multipart/"):
             # A multipart whose boundary is missing or wrong: compat32 leaves its body as one
@@ -428,18 +524,48 @@ def _walk_body(message: Message) -> tuple[str, str, list[AttachmentInfo]]:
         is_body_text = content_type in ("text/plain", "text/html") and filename is None
         if is_body_text and disposition != "attachment":
             text = decode_bytes(payload, _charset(part))
-            (plain if content_type == "text/plain" else html).append(text)
+            if content_type == "text/html":
+                html_of.setdefault(scope, []).append(text)
+            elif not scope:
+                plain.append(text)
             continue
         if content_type.startswith("message/") and part is not message:
             continue
+        if looks_like_tnef(content_type, filename, payload):
+            contents = unpack_tnef(payload)
+            if contents is not None:
+                attachments += _tnef_attachments(contents, enclosed=bool(scope))
+                if not scope:
+                    tnef_texts.append((contents.text, contents.html))
+                continue
+        if disposition == "inline" or content_id.strip():
+            candidates.append((len(attachments), content_id, disposition, scope))
         attachments.append(
             AttachmentInfo(
                 filename=filename or f"part-{len(attachments) + 1}",
                 content_type=content_type,
                 size=len(payload),
                 payload=payload,
+                role=ENCLOSED if scope else FILE,
             )
         )
+    uses_of: dict[int, dict[str, list[ImageUse]]] = {}
+    for index, content_id, disposition, scope in candidates:
+        if scope not in uses_of:
+            uses_of[scope] = cid_images("\n".join(html_of.get(scope, [])))
+        uses = uses_of[scope].get(normalise_cid(content_id), []) if content_id.strip() else []
+        if disposition == "attachment" and not uses:
+            continue  # attached on purpose, and not shown in the body
+        attachment = attachments[index]
+        if not is_image(attachment.content_type, attachment.payload):
+            continue  # a PDF or a document with a Content-ID: an ordinary file
+        if is_decoration(attachment.payload, uses):
+            attachments[index] = replace(attachment, role=DECORATION)
+        elif not scope:
+            attachments[index] = replace(attachment, role=INLINE)
+    if not any(p.strip() for p in plain) and not any(h.strip() for h in html):
+        plain += [text for text, _ in tnef_texts]
+        html += [body for _, body in tnef_texts]
     full_plain = "\n".join(p.strip("\n") for p in plain if p.strip())
     full_html = "\n".join(html)
     return full_plain, full_html, attachments

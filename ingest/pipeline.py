@@ -32,6 +32,7 @@ from ingest.parsing import ParsedMessage, parse_message
 from ingest.refs import new_reference
 from ingest.shape_step import step_shape_note
 from ingest.thread_finder import Threading, find_thread
+from ingest.virus_step import ScanReport, hold_infected
 from outbound.agent_mail import notify_agents
 from outbound.automatic import AutomaticMail, queue_automatic
 from outbound.compose import verify_message_id
@@ -48,8 +49,9 @@ class Outcome:
     new_ticket: bool
     acknowledged: bool
     note: str
-    # A security event (mail to an agent address from someone who is not that agent): kept in
-    # quarantine for a person, with what the pipeline wrote (the admins' alert) committed.
+    # A security event (mail to an agent address from someone who is not that agent) or a file
+    # with a virus: kept in quarantine for a person, with what the pipeline wrote (the admins'
+    # alert, the note and the notice) committed.
     quarantine: bool = False
 
 
@@ -212,6 +214,7 @@ STEPS: tuple[str, ...] = (
     "parse",
     "classify",
     "deduplicate",
+    "virus found",
     "bounce or auto-reply",
     "agent mail",
     "thread",
@@ -225,10 +228,26 @@ STEPS: tuple[str, ...] = (
 )
 
 
-def run_pipeline(ctx: Context, entry: JournalEntry, message: ParsedMessage) -> Outcome:
-    """The steps of STEPS after parse, in order; raises Ignore or any error for the worker."""
+def step_hold_infected(
+    ctx: Context, entry: JournalEntry, message: ParsedMessage, scan: ScanReport, automatic: bool
+) -> Outcome:
+    held = hold_infected(ctx, entry, message, scan, automatic)
+    return Outcome(held.ticket_ref, False, False, held.note, quarantine=True)
+
+
+def run_pipeline(
+    ctx: Context, entry: JournalEntry, message: ParsedMessage, scan: ScanReport | None = None
+) -> Outcome:
+    """The steps of STEPS after parse, in order; raises Ignore or any error for the worker.
+
+    `scan` is the virus scanner's verdict on the attachments (None: no scanner configured)."""
     verdict = step_classify(ctx, message)
     step_deduplicate(ctx, message)
+    if scan is not None and scan.infected:
+        # Before the bounce and auto-reply steps too: every infected message is held for the
+        # admin; only a message a person wrote gets the notice.
+        automatic = verdict.kind in (Kind.BOUNCE, Kind.AUTO_REPLY)
+        return step_hold_infected(ctx, entry, message, scan, automatic)
     if verdict.kind is Kind.BOUNCE:
         ref = record_bounce(ctx, entry.id, message, verdict)
         return Outcome(ref, False, False, f"{verdict.reason}: recorded on the ticket")
@@ -248,7 +267,7 @@ def run_pipeline(ctx: Context, entry: JournalEntry, message: ParsedMessage) -> O
         step_route(ctx, ticket, message)
     on_ticket_event(ctx, ticket, "opened" if new else "customer")
     partly = step_shape_note(ctx, entry, message, ticket)
-    documents = step_documents(ctx, entry, message, ticket)
+    documents = step_documents(ctx, entry, message, ticket, scan)
     if documents is not None and documents.mailed and new:
         # The receipt names the reference like an acknowledgement does; a second automatic
         # mail a moment later would only meet the per-recipient rate limit.

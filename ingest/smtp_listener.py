@@ -11,6 +11,12 @@ connections in total and per client address (the excess is greeted with 421 and 
 client cannot take every slot), recipients per message (452), how often any one command may be
 sent in a session (aiosmtpd's `command_call_limit`: 421 and closed) and an idle timeout.
 
+STARTTLS is offered when `[smtp_in] tls_cert` and `tls_key` are set: the daemon passes the ssl
+context (built by ticketd/tls_files.py, rebuilt on SIGHUP) to each new session. With
+`require_tls`, MAIL before STARTTLS gets 530 5.7.0 (RFC 3207); EHLO, STARTTLS, NOOP and QUIT
+still work, so a client can find out what to do. A session is counted once against the
+connection limits although STARTTLS makes aiosmtpd call `connection_made` a second time.
+
 While the daemon drains (`closing`), a new connection is greeted with 421 and a new MAIL gets
 421, but a transaction already under way may finish: its client has sent MAIL and is owed an
 answer to DATA, and a 250 is only ever sent once the message is durable.
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections import Counter
 from collections.abc import Callable
 from email.utils import format_datetime
@@ -85,6 +92,8 @@ class IntakeHandler:
     ) -> str:
         if self.closing:
             return "421 4.3.2 Service shutting down, try again later"
+        if isinstance(server, _TrackedSMTP) and server.limits.require_tls and not session.ssl:
+            return "530 5.7.0 Must issue a STARTTLS command first"
         # The null sender of bounces and notifications arrives as "<>"; keep it as "".
         envelope.mail_from = "" if address.strip() in ("", "<>") else address
         envelope.mail_options.extend(options)
@@ -107,10 +116,11 @@ class IntakeHandler:
         helo = (session.host_name or "unknown").replace("\r", "").replace("\n", "")
         mail_from = (envelope.mail_from or "").replace("\r", "").replace("\n", "")
         when = format_datetime(self.clock.now())
+        protocol = "ESMTPS" if session.ssl else "SMTP"  # RFC 3848: ESMTPS says TLS was used
         return (
             f"Return-Path: <{mail_from}>\r\n"
-            f"Received: from {helo} ([{peer_ip}])\r\n\tby {self.hostname} (ticketd) with SMTP;"
-            f" {when}\r\n"
+            f"Received: from {helo} ([{peer_ip}])\r\n"
+            f"\tby {self.hostname} (ticketd) with {protocol}; {when}\r\n"
         ).encode("utf-8", "replace")
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -193,7 +203,12 @@ class Refusal(asyncio.Protocol):
         transport.close()
 
 
-def make_smtp(handler: IntakeHandler, limits: SmtpInConfig, hostname: str) -> asyncio.Protocol:
+def make_smtp(
+    handler: IntakeHandler,
+    limits: SmtpInConfig,
+    hostname: str,
+    tls_context: ssl.SSLContext | None = None,
+) -> asyncio.Protocol:
     if handler.closing:
         return Refusal(hostname)
     return _TrackedSMTP(
@@ -205,4 +220,5 @@ def make_smtp(handler: IntakeHandler, limits: SmtpInConfig, hostname: str) -> as
         decode_data=False,
         timeout=limits.idle_timeout,
         command_call_limit=limits.max_commands,
+        tls_context=tls_context,  # None: no STARTTLS offered
     )

@@ -3,6 +3,13 @@
 It owns the error policy: `Ignore` ends a message as ignored with its reason; a database that
 is unreachable is temporary (the row stays pending, the worker backs off); any other error
 quarantines the message with the error, where `ticketd quarantine retry` can take it up again.
+
+The virus scanner (ingest/virus_step.py) runs with the parse, before the write lock. A clamd that
+cannot be reached is temporary like the database: the row stays pending with "waiting for the
+virus scanner" as its reason (for `ticketd health`), nothing of it is stored, and `ScanWait`
+tells the caller to back off; the messages behind it wait their turn, in order. A clamd that
+answers ERROR (a file over its StreamMaxLength) would answer the same again: that message is
+quarantined as not scanned, never treated as clean.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from sqlalchemy.exc import OperationalError
 
 from ingest.parsing import ParsedMessage
 from ingest.pipeline import Context, Ignore, run_pipeline, step_parse
+from ingest.virus_scan import WAITING_FOR_SCANNER, ScannerUnavailable
+from ingest.virus_step import ScanReport, scan_attachments
 from outbound.templating import Templates
 from storage.blobs import BlobStore
 from storage.db import Database
@@ -31,6 +40,21 @@ from ticketd.clock import Clock
 from ticketd.config import Config
 
 log = logging.getLogger("ticketd.worker")
+
+
+class ScanWait(Exception):
+    """clamd is configured but unreachable: the message stays pending; try again later."""
+
+    def __init__(self, journal_id: int, error: ScannerUnavailable) -> None:
+        super().__init__(f"message {journal_id}: {WAITING_FOR_SCANNER}: {error}")
+        self.journal_id = journal_id
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Prepared:
+    message: ParsedMessage
+    scan: ScanReport | None
 
 
 @dataclass(frozen=True)
@@ -61,7 +85,8 @@ class Worker:
         return self._documents
 
     def process_next(self) -> Processed | None:
-        """Process one pending message; None when there is none. Raises OperationalError."""
+        """Process one pending message; None when there is none. Raises OperationalError, and
+        ScanWait when the message needs the virus scanner and clamd cannot be reached."""
         if not self.db.is_sqlite:
             # PostgreSQL: claim first. SKIP LOCKED hands each worker a different row, and the
             # row lock blocks nobody else.
@@ -84,14 +109,35 @@ class Worker:
                 return result
             # Another process took that row between the read and the write: take the next.
 
-    def _prepare(self, blob_key: str) -> ParsedMessage | Exception:
+    def _prepare(self, blob_key: str) -> Prepared | Exception:
         try:
-            return step_parse(self.blobs.get(blob_key))
+            message = step_parse(self.blobs.get(blob_key))
+            return Prepared(message, scan_attachments(self.config, message))
         except Exception as error:  # the worker's policy decides, in _process
             return error
 
     def _process(
-        self, entry_id: int | None, prepared: ParsedMessage | Exception | None
+        self, entry_id: int | None, prepared: Prepared | Exception | None
+    ) -> Processed | None:
+        try:
+            return self._process_claimed(entry_id, prepared)
+        except ScanWait as wait:
+            self._mark_waiting(wait)
+            raise
+
+    def _mark_waiting(self, wait: ScanWait) -> None:
+        """The reason on the pending row, for `ticketd health` and `quarantine list` readers."""
+        with self.db.transaction() as session:
+            entry = session.get(JournalEntry, wait.journal_id)
+            if entry is not None and entry.state == JOURNAL_PENDING:
+                reason = f"{WAITING_FOR_SCANNER}: {wait.error}"
+                earlier = entry.reason or ""
+                if earlier and not earlier.startswith(WAITING_FOR_SCANNER):
+                    reason += f" (before: {earlier})"  # a retried message keeps its history
+                entry.reason = reason[:2000]
+
+    def _process_claimed(
+        self, entry_id: int | None, prepared: Prepared | Exception | None
     ) -> Processed | None:
         with self.db.transaction() as session:
             query = select(JournalEntry).where(JournalEntry.state == JOURNAL_PENDING)
@@ -104,24 +150,31 @@ class Worker:
                 return None
             if prepared is None:
                 prepared = self._prepare(entry.blob_key)
-            message_id = None if isinstance(prepared, Exception) else prepared.message_id
+            if isinstance(prepared, ScannerUnavailable) and not prepared.reachable:
+                raise ScanWait(entry.id, prepared)  # rolls back: the row stays as it was
+            message_id = None if isinstance(prepared, Exception) else prepared.message.message_id
             try:
                 if isinstance(prepared, Exception):
                     raise prepared
                 with session.begin_nested():
                     ctx = Context(session, self.config, self.clock, self.templates, self.documents)
-                    outcome = run_pipeline(ctx, entry, prepared)
+                    outcome = run_pipeline(ctx, entry, prepared.message, prepared.scan)
                 result = Processed(
                     entry.id,
                     JOURNAL_QUARANTINED if outcome.quarantine else JOURNAL_DONE,
-                    f"ticket {outcome.ticket_ref}: {outcome.note}",
+                    f"ticket {outcome.ticket_ref}: {outcome.note}"
+                    if outcome.ticket_ref
+                    else outcome.note,
                     message_id,
-                    outcome.ticket_ref,
+                    outcome.ticket_ref or None,
                 )
             except Ignore as ignored:
                 result = Processed(entry.id, JOURNAL_IGNORED, str(ignored), message_id)
             except OperationalError:
                 raise
+            except ScannerUnavailable as error:  # clamd answered ERROR: not clean, not stored
+                detail = f"not scanned: {error}; nothing of the message stored"
+                result = Processed(entry.id, JOURNAL_QUARANTINED, detail, message_id)
             except Exception as error:
                 result = Processed(entry.id, JOURNAL_QUARANTINED, _describe(error), message_id)
             entry.state, entry.reason = result.state, result.detail
@@ -139,10 +192,18 @@ class Worker:
         return result
 
     def drain(self, limit: int | None = None) -> list[Processed]:
-        """Process until nothing is pending (or `limit` messages); for commands and tests."""
+        """Process until nothing is pending (or `limit` messages); for commands and tests.
+
+        A message that waits for the virus scanner ends the drain, listed as pending."""
         done: list[Processed] = []
         while limit is None or len(done) < limit:
-            result = self.process_next()
+            try:
+                result = self.process_next()
+            except ScanWait as wait:
+                log.warning("%s", wait)
+                detail = f"{WAITING_FOR_SCANNER}: {wait.error}"
+                done.append(Processed(wait.journal_id, JOURNAL_PENDING, detail))
+                break
             if result is None:
                 break
             done.append(result)

@@ -31,6 +31,7 @@ from storage.models import (
     SLA_SURVEY,
     SlaEvent,
     Ticket,
+    TicketMessage,
 )
 from ticketd.config_sla import SlaConfig
 
@@ -67,6 +68,62 @@ def on_ticket_event(ctx: Context, ticket: Ticket, event: str) -> None:
     if event != "auto_closed":
         # Not after an automatic close: that customer stopped answering and was just told.
         schedule_survey(ctx.session, ticket, sla, now)
+
+
+def refresh(session: Session, ticket: Ticket, sla: SlaConfig) -> None:
+    """Recompute deadlines and events of a ticket changed outside the pipeline."""
+    if sla.enabled:
+        if ticket.status in STOPPED:
+            ticket.sla_paused_at = None
+            ticket.sla_waiting_since = None
+        _recompute(ticket, sla)
+        reconcile_events(session, ticket, sla)
+
+
+def after_merge(session: Session, source: Ticket, target: Ticket, sla: SlaConfig) -> None:
+    """The survivor owes the merged ticket's customer what they were owed: if the survivor was
+    answered already, its next-answer clock runs from the earliest wait of either ticket (a
+    source never answered at all has waited since it was opened). The source's clocks stop."""
+    if not sla.enabled:
+        return
+    waits = [t for t in (target.sla_waiting_since, source.sla_waiting_since) if t is not None]
+    if source.sla_first_answered_at is None:
+        waits.append(source.created_at)
+    if target.sla_first_answered_at is not None and waits and target.status not in STOPPED:
+        target.sla_waiting_since = min(waits)
+    refresh(session, source, sla)
+    refresh(session, target, sla)
+
+
+def _clocks_of(messages: list[TicketMessage]) -> tuple[datetime | None, datetime | None]:
+    """(first answered, waiting since) as a ticket holding only these messages has them."""
+    answers = [m.created_at for m in messages if m.direction == "out" and m.kind == "agent"]
+    if not answers:
+        return None, None
+    last_answer = max(answers)
+    after = [
+        m.created_at
+        for m in messages
+        if m.direction == "in" and m.kind == "customer" and m.created_at > last_answer
+    ]
+    return min(answers), (min(after) if after else None)
+
+
+def after_split(
+    session: Session, old: Ticket, new: Ticket, moved: list[TicketMessage], sla: SlaConfig
+) -> None:
+    """Each side's clocks follow the messages it now holds: the split-off ticket is answered
+    if an answer moved with it, and waits from the first customer message after the last
+    answer; the old ticket no longer waits on a customer message that left it."""
+    if not sla.enabled:
+        return
+    moved_ids = {m.id for m in moved}
+    kept = [m for m in old.messages if m.id not in moved_ids]
+    new.sla_first_answered_at, new.sla_waiting_since = _clocks_of(moved)
+    if old.sla_first_answered_at is not None:
+        old.sla_waiting_since = _clocks_of(kept)[1]
+    refresh(session, new, sla)
+    refresh(session, old, sla)
 
 
 def _recompute(ticket: Ticket, sla: SlaConfig) -> None:

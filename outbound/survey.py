@@ -31,6 +31,19 @@ from ticketd.config_sla import SlaConfig
 
 SURVEY_TARGET = "survey"
 _FIRST_NUMBER = re.compile(r"\d+")
+# Only a label may stand before the score ("Puanım: 2", "Score: 1"): "Sipariş 3 kere..." is prose.
+_LABEL_BEFORE = re.compile(
+    r"^\s*(?:(?:puan[ıi]m|puan|notum|not|oyum|oy|de[ğg]erlendirmem|de[ğg]erlendirme|"
+    r"score|rating|my score)\s*[:=\-–]?\s*)?$",
+    re.I,
+)
+# A number that counts something is not a score: "2 gündür", "3'te", "4 TL", "2.5", "5%".
+_NOT_A_SCORE_AFTER = re.compile(
+    r"^(?:[.,]\d|['’]|\s*(?:%|₺|x\b|g[üu]n|saat|dakika|dk\b|hafta|ay\b|ayd|y[ıi]l|sene|kez|"
+    r"kere|defa|tl\b|lira|kişi|adet|tane|day|hour|min|week|month|year|time|euro|eur\b|usd|"
+    r"dolar))",
+    re.I,
+)
 # What may sit between the score and the comment: "5 - ", "4/5: ", "3) ", "5 puan, ".
 _AFTER_SCORE = re.compile(
     r"^\s*(?:/\s*5|out of 5|üzerinden)?\s*(?:puan|points?)?[\s\-–—:.,;!)]*", re.I
@@ -59,13 +72,21 @@ def schedule_survey(session: Session, ticket: Ticket, sla: SlaConfig, now: datet
 
 
 def parse_score(text: str) -> tuple[int, str] | None:
-    """(score, comment) when the first number on the first non-empty line is 1 to 5."""
+    """(score, comment) when the first non-empty line starts with a score from 1 to 5.
+
+    Only a label may stand before the number, and a number that counts days, money or times is
+    prose, not a score: a customer writing "2 gündür bekliyorum" after a survey is still owed an
+    answer, and misreading it would file a complaint as a rating and close the matter."""
     lines = text.strip().splitlines()
     if not lines:
         return None
     first = lines[0]
     number = _FIRST_NUMBER.search(first)
     if number is None or not 1 <= int(number.group()) <= 5:
+        return None
+    if not _LABEL_BEFORE.match(first[: number.start()]):
+        return None
+    if _NOT_A_SCORE_AFTER.match(first[number.end() :]):
         return None
     # Words before the score are a label ("Puanım:"); what follows it is the comment.
     rest = _AFTER_SCORE.sub("", first[number.end() :], count=1)

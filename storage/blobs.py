@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+
+HEX = frozenset("0123456789abcdef")
 
 
 class BlobStore:
@@ -17,7 +21,7 @@ class BlobStore:
         self.root = root
 
     def path_for(self, key: str) -> Path:
-        if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+        if not is_blob_key(key):
             raise ValueError(f"not a blob key: {key!r}")
         return self.root / key[:2] / key[2:4] / key
 
@@ -31,17 +35,24 @@ class BlobStore:
         """Store `data` under `key` durably: temporary file, fsync, rename, fsync the folder."""
         final = self.path_for(key)
         self._make_folders(final.parent)
-        tmp = final.with_name(f".{key}.{os.getpid()}.tmp")
+        # Unique per writer: two threads (or a rotation and a daemon) may write one key at once.
+        tmp = final.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
+        except BaseException:
+            # A disk that filled up mid-write must not keep the partial file: it would hold
+            # the space after the admin freed some, and more of them would fill it again.
+            tmp.unlink(missing_ok=True)
+            raise
         _fsync_dir(final.parent)
 
     def _make_folders(self, folder: Path) -> None:
@@ -54,12 +65,30 @@ class BlobStore:
     def get(self, key: str) -> bytes:
         return self.path_for(key).read_bytes()
 
+    def addresses(self) -> Iterator[str]:
+        """Every blob on disk, folder by folder in order (temporary files left out)."""
+        if not self.root.exists():
+            return
+        for first in sorted(self.root.iterdir()):
+            if not first.is_dir() or len(first.name) != 2:
+                continue
+            for second in sorted(first.iterdir()):
+                if not second.is_dir() or len(second.name) != 2:
+                    continue
+                for path in sorted(second.iterdir()):
+                    if is_blob_key(path.name):
+                        yield path.name
+
     def delete(self, key: str) -> None:
         """Remove a blob (an identity document's retention ended); gone already is fine."""
         path = self.path_for(key)
         path.unlink(missing_ok=True)
         if path.parent.exists():
             _fsync_dir(path.parent)
+
+
+def is_blob_key(name: str) -> bool:
+    return len(name) == 64 and all(c in HEX for c in name)
 
 
 def _fsync_dir(folder: Path) -> None:

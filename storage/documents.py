@@ -1,34 +1,48 @@
 """The identity-document store (issue 6): documents encrypted with AES-256-GCM in the blob store.
 
-A document is sealed as nonce (12 random bytes) + ciphertext-with-tag and written to the blob
-store, whose name for it is the hash of that ciphertext: with a fresh random nonce it is random,
-says nothing about the content, and never comes from the sender's filename. The plaintext's
-SHA-256 (kept in the document's record) is the associated data, so a blob swapped under another
-record, or altered in any bit, fails authentication instead of decrypting to the wrong file.
+A document is sealed with the keyring's write key (storage/keyring.py) as
 
-The key is 32 random bytes in the file `[kyc] key_file` names, created owner-only when missing.
-Key rotation (re-encrypting under a new key without downtime) is not built yet.
+    "TKDDOCS2" + key id (8 bytes) + nonce (12 random bytes) + ciphertext-with-tag,
+    associated data: "TKDDOCS2" + key id + the plaintext's SHA-256 (kept in the record)
+
+and written to the blob store (which seals it once more, as it seals every blob). So a blob
+swapped under another record, or altered in any bit, fails authentication instead of decrypting
+to the wrong file. Documents sealed before keys rotated (nonce + ciphertext, the SHA-256 as
+associated data) are still opened with whichever key of the keyring fits.
+
+The blob's name is the hash of the first sealing: random, saying nothing about the content, and
+never from the sender's filename. A rotation re-encrypts a document in place under the same name
+(`rekey`), so the record's `blob_key` never changes; the name is a handle, not a checksum.
+
+The key file is `[kyc] key_file`, created owner-only when missing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from storage.blobs import BlobStore
-from storage.sealed_blobs import SealedBlobError
+from storage.keyring import ID_SIZE, KEY_SIZE, KeyFileError, Keyring
+from storage.sealed_blobs import SealedBlobError, SealedBlobStore
 
-KEY_SIZE = 32
+__all__ = [
+    "KEY_SIZE",
+    "DocumentIntegrityError",
+    "DocumentKeyError",
+    "DocumentStore",
+    "load_or_create_key",
+]
+
 NONCE_SIZE = 12
+DOC_MAGIC = b"TKDDOCS2"
+HEADER = len(DOC_MAGIC) + ID_SIZE
 
-
-class DocumentKeyError(Exception):
-    """The key file is unusable: wrong size, or readable by others than its owner."""
+# The key file's errors (missing, wrong size, readable by others): one name for both modules.
+DocumentKeyError = KeyFileError
 
 
 class DocumentIntegrityError(Exception):
@@ -36,60 +50,106 @@ class DocumentIntegrityError(Exception):
 
 
 def load_or_create_key(path: Path) -> bytes:
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            # O_EXCL: two daemons starting at once must not each write a different key.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            try:
-                os.write(fd, AESGCM.generate_key(bit_length=KEY_SIZE * 8))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise DocumentKeyError(f"{path}: the key file must be readable by its owner only (0600)")
-    key = path.read_bytes()
-    if len(key) != KEY_SIZE:
-        raise DocumentKeyError(f"{path}: a key file holds exactly {KEY_SIZE} bytes")
-    return key
+    """The key that seals now (created when the file is missing); for single-key callers."""
+    return Keyring.open(path).data.write_entry.key
 
 
 class DocumentStore:
-    def __init__(self, blobs: BlobStore, key: bytes) -> None:
+    def __init__(self, blobs: BlobStore, key: Keyring | bytes) -> None:
         self.blobs = blobs
-        self._cipher = AESGCM(key)
+        self.keyring = key if isinstance(key, Keyring) else Keyring.fixed(key)
 
     @classmethod
     def open(cls, blobs: BlobStore, key_file: Path) -> DocumentStore:
-        return cls(blobs, load_or_create_key(key_file))
+        if isinstance(blobs, SealedBlobStore) and blobs.keyring.path == key_file:
+            return cls(blobs, blobs.keyring)  # one view of the key file per process
+        return cls(blobs, Keyring.open(key_file))
+
+    def _seal(self, content: bytes, digest: str) -> tuple[str, bytes]:
+        kid, cipher = self.keyring.writer()
+        header = DOC_MAGIC + bytes.fromhex(kid)
+        nonce = os.urandom(NONCE_SIZE)
+        return kid, header + nonce + cipher.encrypt(nonce, content, header + digest.encode())
+
+    def _store_at(self, blob_key: str, sealed: bytes) -> None:
+        if isinstance(self.blobs, SealedBlobStore):
+            self.blobs.replace(blob_key, sealed)
+        else:
+            self.blobs.write(blob_key, sealed)
 
     def put(self, content: bytes) -> tuple[str, str]:
         """Seal and store `content`; returns (blob key, sha256 of the content)."""
         digest = hashlib.sha256(content).hexdigest()
-        nonce = os.urandom(NONCE_SIZE)
-        sealed = nonce + self._cipher.encrypt(nonce, content, digest.encode())
-        return self.blobs.put(sealed), digest
+        kid, sealed = self._seal(content, digest)
+        blob_key = self.blobs.put(sealed)
+        while not self.keyring.is_writer(kid):
+            # A rotation began while this was sealed: the rotation may already have passed
+            # over this blob, so seal it again under the new key here.
+            kid, sealed = self._seal(content, digest)
+            self._store_at(blob_key, sealed)
+        return blob_key, digest
+
+    def _stored(self, blob_key: str) -> bytes:
+        try:
+            return self.blobs.get(blob_key)
+        except SealedBlobError as error:  # the journal's outer seal caught the damage first
+            raise DocumentIntegrityError(f"document blob {blob_key}: {error}") from error
+
+    def _open(self, blob_key: str, sealed: bytes, sha256: str) -> bytes:
+        failed = DocumentIntegrityError(f"document blob {blob_key} failed authentication")
+        if sealed.startswith(DOC_MAGIC):
+            header = sealed[:HEADER]
+            kid = header[len(DOC_MAGIC) :].hex()
+            cipher = self.keyring.opener(kid)
+            if cipher is None:
+                raise DocumentIntegrityError(
+                    f"document blob {blob_key} is sealed with key {kid}, which "
+                    f"{self.keyring.describe()} does not hold (retired, or another key file)"
+                )
+            body = sealed[HEADER:]
+            try:
+                return cipher.decrypt(
+                    body[:NONCE_SIZE], body[NONCE_SIZE:], header + sha256.encode()
+                )
+            except InvalidTag as error:
+                raise failed from error
+        # Sealed before keys rotated: one of the keys fits.
+        for attempt in range(2):
+            for cipher in self.keyring.all_openers():
+                try:
+                    return cipher.decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], sha256.encode())
+                except InvalidTag:
+                    continue
+            if attempt == 0 and not self.keyring.refresh():
+                break
+        raise failed
 
     def get(self, blob_key: str, sha256: str) -> bytes:
-        try:
-            sealed = self.blobs.get(blob_key)
-        except SealedBlobError as error:  # the journal's outer seal caught the damage first
-            raise DocumentIntegrityError(f"document blob {blob_key} failed authentication") from (
-                error
-            )
-        try:
-            content = self._cipher.decrypt(
-                sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], sha256.encode()
-            )
-        except InvalidTag as error:
-            raise DocumentIntegrityError(
-                f"document blob {blob_key} failed authentication"
-            ) from error
-        return content
+        return self._open(blob_key, self._stored(blob_key), sha256)
+
+    def sealed_with(self, blob_key: str) -> str | None:
+        """The id of the key that sealed the document itself (inside the blob's own seal);
+        None for a document sealed before keys rotated."""
+        sealed = self._stored(blob_key)
+        return sealed[len(DOC_MAGIC) : HEADER].hex() if sealed.startswith(DOC_MAGIC) else None
+
+    def rekey(self, blob_key: str, sha256: str) -> bool:
+        """Re-encrypt the document, both layers, under the write key, in place (same name, the
+        old file replaced atomically). False when it already was under the write key."""
+        write_id = self.keyring.writer()[0]
+        sealed = self._stored(blob_key)
+        inner = sealed[len(DOC_MAGIC) : HEADER].hex() if sealed.startswith(DOC_MAGIC) else None
+        outer = (
+            self.blobs.sealed_with(blob_key)
+            if isinstance(self.blobs, SealedBlobStore)
+            else write_id
+        )
+        if inner == write_id and outer == write_id:
+            return False
+        content = self._open(blob_key, sealed, sha256)
+        _, resealed = self._seal(content, sha256)
+        self._store_at(blob_key, resealed)
+        return True
 
     def delete(self, blob_key: str) -> None:
         self.blobs.delete(blob_key)

@@ -300,7 +300,7 @@ class SlaDigest(Base):
 DOC_RECEIVED = "received"
 DOC_APPROVED = "approved"
 DOC_REJECTED = "rejected"
-DOC_EXPIRED = "expired"  # reserved: a document never decided on (not set by anything yet)
+DOC_EXPIRED = "expired"  # never decided on: purged after `[kyc] abandoned_retention_days`
 # A purge keeps the state (the decision stays on the record); `purged_at` and a None
 # `blob_key` say the content is gone.
 
@@ -349,3 +349,45 @@ class DocumentAccess(Base):
     detail: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_document_access_document", "document_id"),)
+
+
+# A customer's verification states (issue 6): where their identity check stands.
+VERIFY_REQUESTED = "requested"  # an agent asked for documents; none arrived since
+VERIFY_RECEIVED = "received"  # documents arrived and wait for a decision
+VERIFY_APPROVED = "approved"
+VERIFY_REJECTED = "rejected"  # `reason` is what the customer read
+VERIFY_EXPIRED = "expired"  # `expired_from` says which state ran out
+
+
+class Verification(Base):
+    """Where one customer's identity check stands: one row per customer address.
+
+    Kept in step with the documents (a request, documents arriving, a decision) in the same
+    transaction. `expires_at` is when the current state ends on its own: an unanswered request,
+    documents nobody decided on, an approval whose validity ended. The scheduled job
+    (ticketd/kyc_service.py) sets those to expired once, under a row lock, and tells the
+    customer in that transaction, so two daemons never both do it.
+    """
+
+    __tablename__ = "verifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer: Mapped[str] = mapped_column(String(320))  # lowercase address
+    state: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)  # a rejection's reason, as mailed
+    # The ticket of the latest request or documents: where notes and mails about it go.
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    requested_at: Mapped[datetime | None] = mapped_column()
+    requested_by: Mapped[str | None] = mapped_column(String(320))
+    received_at: Mapped[datetime | None] = mapped_column()
+    decided_at: Mapped[datetime | None] = mapped_column()
+    decided_by: Mapped[str | None] = mapped_column(String(320))
+    expires_at: Mapped[datetime | None] = mapped_column()
+    expired_at: Mapped[datetime | None] = mapped_column()
+    expired_from: Mapped[str | None] = mapped_column(String(20))
+    updated_at: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (
+        UniqueConstraint("customer", name="uq_verifications_customer"),
+        Index("ix_verifications_due", "state", "expires_at"),
+    )

@@ -4,8 +4,21 @@ Raw messages carry identity documents inside them, so the journal is encrypted a
 blob keeps its content address (the SHA-256 of the plaintext), so duplicate detection and
 `Journal.accept_once` work as before; that address, and not the content, is what the file name
 says. The address is bound into the encryption as associated data: a blob moved under another
-name, or altered in any bit, fails to open instead of yielding another message. Blobs written
-before sealing (no magic prefix) are still read as they are.
+name, or altered in any bit, fails to open instead of yielding another message.
+
+Two formats are read. Version 2 (written now) names the key that sealed it, so keys can rotate
+(storage/keyring.py, storage/rotation.py):
+
+    "TKDSEAL2" + key id (8 bytes) + nonce (12) + ciphertext-with-tag,
+    associated data: "TKDSEAL2" + key id + address
+
+Version 1 ("TKDSEAL1" + nonce + ciphertext, the address as associated data) came from the single
+key before rotation; it is opened with whichever key of the keyring fits. Blobs written before
+sealing (no magic prefix) are still read as they are; a rotation seals them.
+
+Sealing checks the key file is current before and after writing: a rotation that made another key
+the write key meanwhile gets the blob sealed again under it, so a daemon that was writing while a
+rotation began never leaves a new blob under the old key behind the rotation's back.
 """
 
 from __future__ import annotations
@@ -18,35 +31,99 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from storage.blobs import BlobStore
+from storage.keyring import ID_SIZE, Keyring
 
 MAGIC = b"TKDSEAL1"
+MAGIC_V2 = b"TKDSEAL2"
 NONCE_SIZE = 12
+HEADER_V2 = len(MAGIC_V2) + ID_SIZE
 
 
 class SealedBlobError(Exception):
-    """A sealed blob failed authentication: altered, truncated, or under the wrong name."""
+    """A sealed blob cannot be opened: altered, truncated, under the wrong name, or sealed with
+    a key the keyring no longer holds."""
 
 
 class SealedBlobStore(BlobStore):
-    def __init__(self, root: Path, key: bytes) -> None:
+    def __init__(self, root: Path, key: Keyring | bytes) -> None:
         super().__init__(root)
-        self._cipher = AESGCM(key)
+        self.keyring = key if isinstance(key, Keyring) else Keyring.fixed(key)
 
     def put(self, data: bytes) -> str:
         key = hashlib.sha256(data).hexdigest()
-        if self.path_for(key).exists():
+        if self.touch(key):
             return key
-        nonce = os.urandom(NONCE_SIZE)
-        sealed = MAGIC + nonce + self._cipher.encrypt(nonce, data, key.encode())
-        self.write(key, sealed)
+        self.replace(key, data)
         return key
 
-    def get(self, key: str) -> bytes:
-        stored = super().get(key)
-        if not stored.startswith(MAGIC):
-            return stored  # written before the store was sealed
-        body = stored[len(MAGIC) :]
+    def touch(self, key: str) -> bool:
+        """Mark an existing blob as just used (its mtime now); False when there is none.
+
+        A message received again reuses the blob already on disk. Refreshing its time tells the
+        orphan sweep (storage/sweep.py) that a reference to it may be about to be committed."""
+        path = self.path_for(key)
         try:
-            return self._cipher.decrypt(body[:NONCE_SIZE], body[NONCE_SIZE:], key.encode())
-        except InvalidTag as error:
-            raise SealedBlobError(f"blob {key} failed authentication") from error
+            os.utime(path)
+        except FileNotFoundError:
+            return False
+        except PermissionError:
+            return path.exists()  # another user's file (an admin's `ingest`): reuse it as is
+        return True
+
+    def seal(self, address: str, plaintext: bytes, kid: str, cipher: AESGCM) -> bytes:
+        header = MAGIC_V2 + bytes.fromhex(kid)
+        nonce = os.urandom(NONCE_SIZE)
+        return header + nonce + cipher.encrypt(nonce, plaintext, header + address.encode())
+
+    def replace(self, address: str, plaintext: bytes) -> str:
+        """Seal `plaintext` with the write key and store it under `address`, replacing what was
+        there atomically (a reader sees the old file or the new one). Returns the key id."""
+        while True:
+            kid, cipher = self.keyring.writer()
+            self.write(address, self.seal(address, plaintext, kid, cipher))
+            if self.keyring.is_writer(kid):
+                return kid
+            # A rotation began while this blob was written: seal it again under the new key.
+
+    def get(self, key: str) -> bytes:
+        return self.open_stored(key, super().get(key))
+
+    def open_stored(self, address: str, stored: bytes) -> bytes:
+        if stored.startswith(MAGIC_V2):
+            header, nonce = stored[:HEADER_V2], stored[HEADER_V2 : HEADER_V2 + NONCE_SIZE]
+            kid = header[len(MAGIC_V2) :].hex()
+            cipher = self.keyring.opener(kid)
+            if cipher is None:
+                raise SealedBlobError(
+                    f"blob {address} is sealed with key {kid}, which "
+                    f"{self.keyring.describe()} does not hold (retired, or another key file)"
+                )
+            try:
+                return cipher.decrypt(
+                    nonce, stored[HEADER_V2 + NONCE_SIZE :], header + address.encode()
+                )
+            except InvalidTag as error:
+                raise SealedBlobError(f"blob {address} failed authentication") from error
+        if stored.startswith(MAGIC):
+            body = stored[len(MAGIC) :]
+            for attempt in range(2):
+                for cipher in self.keyring.all_openers():
+                    try:
+                        return cipher.decrypt(
+                            body[:NONCE_SIZE], body[NONCE_SIZE:], address.encode()
+                        )
+                    except InvalidTag:
+                        continue
+                if attempt == 0 and not self.keyring.refresh():
+                    break
+            raise SealedBlobError(f"blob {address} failed authentication")
+        return stored  # written before the store was sealed
+
+    def sealed_with(self, address: str) -> str | None:
+        """The id of the key that sealed the blob (read from its header); None for a blob in
+        the old formats (version 1 or not sealed), which a rotation rewrites."""
+        with self.path_for(address).open("rb") as handle:
+            header = handle.read(HEADER_V2)
+        if header.startswith(MAGIC_V2) and len(header) == HEADER_V2:
+            return header[len(MAGIC_V2) :].hex()
+        return None

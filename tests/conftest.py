@@ -10,7 +10,7 @@ from tests.helpers import make_config
 from ticketd.clock import FixedClock
 from ticketd.state import State, open_state
 
-pytest_plugins = ["tests.daemon", "tests.pg", "tests.dovecot"]
+pytest_plugins = ["tests.daemon", "tests.pg", "tests.dovecot", "tests.clamd"]
 
 
 @pytest.fixture

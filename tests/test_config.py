@@ -69,6 +69,26 @@ def test_sound_configuration_resolves_relative_paths(tmp_path: Path) -> None:
             "go together",
         ),
         ("[desk]\naddress = 'a@b.c'\n[desk2]\n", "desk2", "unknown"),
+        (
+            "[desk]\naddress = 'a@b.c'\n[kyc]\nclamd = 'localhost:3310'\n",
+            "kyc.clamd",
+            "tcp:HOST:PORT",
+        ),
+        ("[desk]\naddress = 'a@b.c'\n[kyc]\nclamd = 'tcp:localhost'\n", "kyc.clamd", "a port"),
+        ("[desk]\naddress = 'a@b.c'\n[kyc]\nclamd = 'tcp:h:70000'\n", "kyc.clamd", "65535"),
+        ("[desk]\naddress = 'a@b.c'\n[kyc]\nclamd = 'unix:'\n", "kyc.clamd", "unix:/path"),
+        ("[desk]\naddress = 'a@b.c'\n[kyc]\nclamd = 3310\n", "kyc.clamd", "must be an address"),
+        (
+            f"[desk]\naddress = 'a@b.c'\n[kyc]\nclamd = 'unix:/{'x' * 120}'\n",
+            "kyc.clamd",
+            "107 bytes",
+        ),
+        ("[desk]\naddress = 'a@b.c'\n[kyc]\nclamd_timeout = 0\n", "kyc.clamd_timeout", "above 0"),
+        (
+            "[desk]\naddress = 'a@b.c'\n[kyc]\nclamd_timeout = '30'\n",
+            "kyc.clamd_timeout",
+            "seconds",
+        ),
         ("[desk\naddress = 'a@b.c'\n", "(syntax)", "not valid TOML"),
     ],
 )
@@ -78,6 +98,18 @@ def test_each_mistake_is_named_with_its_key(
     found = problems(tmp_path, text)
     assert key in found, found
     assert reason in found[key]
+
+
+def test_the_virus_scanner_address(tmp_path: Path) -> None:
+    base = "[desk]\naddress = 'a@b.c'\n"
+    assert load_config(write(tmp_path, base)).kyc.clamd is None  # absent: no scanning
+    unix = load_config(write(tmp_path, base + "[kyc]\nclamd = 'unix:run/clamd.sock'\n")).kyc
+    assert unix.clamd is not None and unix.clamd.path == tmp_path / "run" / "clamd.sock"
+    assert str(unix.clamd) == f"unix:{tmp_path}/run/clamd.sock" and unix.clamd_timeout == 30
+    text = base + "[kyc]\nclamd = 'tcp:[::1]:3310'\nclamd_timeout = 2.5\n"
+    tcp = load_config(write(tmp_path, text)).kyc
+    assert tcp.clamd is not None and (tcp.clamd.host, tcp.clamd.port) == ("::1", 3310)
+    assert str(tcp.clamd) == "tcp:[::1]:3310" and tcp.clamd_timeout == 2.5
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:

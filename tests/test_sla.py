@@ -285,10 +285,62 @@ def test_a_merged_ticket_is_not_reminded(desk: State, clock: FixedClock) -> None
 
     first = open_ticket(desk)
     second = deliver(desk, customer_mail(sender="Ece <ece@example.net>", body="Para çekme"))
-    merge(desk.db, clock, first, second.detail.split()[1].rstrip(":"))
+    merge(desk.db, clock, first, second.detail.split()[1].rstrip(":"), desk.config.sla)
+    with desk.db.read() as session:
+        merged = session.scalar(select(Ticket).where(Ticket.ref == first))
+        assert merged is not None and merged.status == "merged"
+        waiting = session.scalars(
+            select(SlaEvent).where(SlaEvent.ticket_id == merged.id, SlaEvent.sent_at.is_(None))
+        ).all()
+        assert waiting == []  # its clocks stopped with the merge, not at the next tick
     clock.advance(timedelta(hours=40))
     outcomes = sorted(a.outcome for a in tick(desk.db, desk.config, clock, desk.templates))
-    assert outcomes == [f"sent to {AGENT}", "skipped: the deadline no longer runs"]
+    assert outcomes == [f"sent to {AGENT}"]  # the survivor's own reminder, once
+
+
+def test_merging_an_unanswered_ticket_into_an_answered_one_keeps_its_customer_waiting(
+    desk: State, clock: FixedClock
+) -> None:
+    from ticketd.ticket_ops import merge
+
+    answered = open_ticket(desk)
+    agent_mail(desk, answered, "Kontrol ediyoruz.")
+    assert ticket_of(desk, answered).sla_next_answer_due is None  # nobody waits on it
+    clock.advance(timedelta(hours=10))
+    waiting_since = clock.now()
+    other = deliver(desk, customer_mail(sender="Ece <ece@example.net>", body="Para çekme"))
+    unanswered = other.detail.split()[1].rstrip(":")
+    clock.advance(timedelta(hours=1))
+    merge(desk.db, clock, unanswered, answered, desk.config.sla)
+    survivor = ticket_of(desk, answered)
+    # Ece still waits for an answer: from when she wrote, not from the merge.
+    assert survivor.sla_waiting_since == waiting_since
+    assert survivor.sla_next_answer_due == waiting_since + timedelta(hours=48)
+    clock.current = waiting_since + timedelta(hours=48, minutes=1)
+    assert f"escalation next_answer sent to {LEAD}" in run_tick(desk)
+
+
+def test_split_moves_the_waiting_customer_with_their_message(
+    desk: State, clock: FixedClock
+) -> None:
+    from ticketd.ticket_ops import split
+
+    ref = open_ticket(desk)
+    agent_mail(desk, ref, "Kontrol ediyoruz.")
+    clock.advance(timedelta(hours=2))
+    asked_at = clock.now()
+    deliver(desk, customer_mail(sender=CUSTOMER, subject=f"Re: [#{ref}]", body="Bonus da yok"))
+    assert ticket_of(desk, ref).sla_waiting_since == asked_at
+    with desk.db.read() as session:
+        ticket = session.scalar(select(Ticket).where(Ticket.ref == ref))
+        assert ticket is not None
+        position = len(ticket.messages)  # the customer's last message
+    clock.advance(timedelta(hours=1))
+    new_ref = split(desk.db, clock, ref, [position], desk.config.sla)
+    old, new = ticket_of(desk, ref), ticket_of(desk, new_ref)
+    assert old.sla_waiting_since is None and old.sla_next_answer_due is None
+    assert new.sla_first_answered_at is None  # the answer stayed behind: a new request
+    assert new.sla_first_answer_due == clock.now() + timedelta(hours=48)
 
 
 def test_still_working_on_it_goes_to_the_customer_of_an_opted_in_category(

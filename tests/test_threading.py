@@ -242,7 +242,7 @@ def test_merge_keeps_the_old_reference_working_and_split_makes_a_new_ticket(
     second, _ = open_ticket(
         state, clock, sender="mehmet@musteri.com.tr", subject="Bonus", body="Bonus yok"
     )
-    assert merge(state.db, clock, second, first) == first
+    assert merge(state.db, clock, second, first, state.config.sla) == first
     shown = show_ticket(state.db, second)
     assert shown is not None and shown["ref"] == first and shown["requested_ref"] == second
     assert "mehmet@musteri.com.tr" in shown["participants"]
@@ -254,7 +254,7 @@ def test_merge_keeps_the_old_reference_working_and_split_makes_a_new_ticket(
 
     history = messages_of(state, first)
     position = next(i for i, m in enumerate(history, 1) if m["from"] == "mehmet@musteri.com.tr")
-    new_ref = split(state.db, clock, first, [position])
+    new_ref = split(state.db, clock, first, [position], state.config.sla)
     moved = messages_of(state, new_ref)
     assert moved[0]["from"] == "mehmet@musteri.com.tr"
     assert len(messages_of(state, first)) == len(history)  # one moved out, one note in

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ticketd import logs, views
+from ticketd.blob_commands import add_blob_commands
 from ticketd.config import ConfigError, load_config
 from ticketd.kyc_commands import add_kyc_commands
 from ticketd.sla_commands import add_sla_commands
@@ -43,21 +44,35 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"  desk: {config.desk.name} <{config.desk.address}>, language {config.desk.language}")
     print(f"  database: {views.safe_url(config.storage.database)}")
     print(f"  SMTP listener: {config.smtp_in.listen}")
+    if config.smtp_in.tls_cert is not None:
+        required = ", required before MAIL" if config.smtp_in.require_tls else ""
+        print(f"  STARTTLS: {config.smtp_in.tls_cert}{required}")
     out = config.smtp_out
     print(f"  outgoing mail: {f'relay {out.relay}' if out.relay else f'Maildir {out.maildir}'}")
     for account in config.imap:
         where = f"{account.username}@{account.host}:{account.port}/{account.folder}"
         print(f"  imap {account.name}: {where} ({account.security}), after {account.after}")
+    clamd = config.kyc.clamd
+    print(f"  virus scanner: {f'clamd at {clamd}' if clamd else 'none (attachments not scanned)'}")
     if not getattr(args, "connect", False):
         return EX_OK
     from ingest.imap_probe import probe
+    from ingest.virus_scan import ScannerUnavailable, ping
     from ticketd.clock import SystemClock
 
     # Every account is tried, so one bad password does not hide a second problem.
     results = [probe(account, SystemClock()) for account in config.imap]
     for result in results:
         print(result)
-    return EX_OK if all(result.ok for result in results) else EX_UNAVAILABLE
+    scanner_ok = True
+    if clamd is not None:
+        try:
+            ping(clamd)
+            print(f"clamd at {clamd}: PONG")
+        except ScannerUnavailable as error:
+            print(error)
+            scanner_ok = False
+    return EX_OK if scanner_ok and all(result.ok for result in results) else EX_UNAVAILABLE
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -203,7 +218,7 @@ def _tickets_merge(state: Any, args: argparse.Namespace) -> int:
     from ticketd.ticket_ops import TicketOperationError, merge
 
     try:
-        survivor = merge(state.db, state.clock, args.ref, args.into)
+        survivor = merge(state.db, state.clock, args.ref, args.into, state.config.sla)
     except TicketOperationError as error:
         print(f"ticketd tickets merge: {error}", file=sys.stderr)
         return 1
@@ -215,7 +230,7 @@ def _tickets_split(state: Any, args: argparse.Namespace) -> int:
     from ticketd.ticket_ops import TicketOperationError, split
 
     try:
-        new_ref = split(state.db, state.clock, args.ref, args.positions)
+        new_ref = split(state.db, state.clock, args.ref, args.positions, state.config.sla)
     except TicketOperationError as error:
         print(f"ticketd tickets split: {error}", file=sys.stderr)
         return 1
@@ -256,7 +271,13 @@ def cmd_health(args: argparse.Namespace) -> int:
     """0 when nothing needs a person, 1 with the reasons otherwise (2 when it cannot tell)."""
     from storage.db import Database
     from ticketd.clock import SystemClock
-    from ticketd.health import Thresholds, check, database_problem, with_account_probes
+    from ticketd.health import (
+        Thresholds,
+        check,
+        database_problem,
+        with_account_probes,
+        with_scanner_probe,
+    )
 
     config = load_config(_config_path(args))
     limits = Thresholds(args.journal_minutes, args.outbox_minutes, args.failed_hours)
@@ -270,6 +291,9 @@ def cmd_health(args: argparse.Namespace) -> int:
         db.dispose()
     if args.connect and config.imap:
         report = with_account_probes(report, config.imap, SystemClock())
+        code = code or (0 if report.healthy else 1)
+    if args.connect and config.kyc.clamd is not None:
+        report = with_scanner_probe(report, config.kyc.clamd)
         code = code or (0 if report.healthy else 1)
     if args.json:
         _print_json(report.as_json())
@@ -304,7 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
         handler=cmd_run
     )
     check = commands.add_parser("check", help="validate the configuration")
-    check.add_argument("--connect", action="store_true", help="also log in to every IMAP account")
+    check.add_argument(
+        "--connect", action="store_true", help="also log in to every IMAP account and PING clamd"
+    )
     check.set_defaults(handler=cmd_check)
 
     db = commands.add_parser("db", help="database maintenance")
@@ -387,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument(
         "--connect",
         action="store_true",
-        help="also log in to each IMAP account: a failing account needs a person",
+        help="also log in to each IMAP account and PING clamd: a failure needs a person",
     )
     health.add_argument("--json", action="store_true")
     health.set_defaults(handler=cmd_health)
@@ -397,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.set_defaults(handler=_with_state(_stats))
     add_sla_commands(commands, _with_state)
     add_kyc_commands(commands, _with_state)
+    add_blob_commands(commands, _with_state)
     return parser
 
 

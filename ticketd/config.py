@@ -17,6 +17,7 @@ from typing import Any
 from ticketd.config_kyc import KycConfig, parse_kyc
 from ticketd.config_sla import SlaConfig, parse_sla
 from ticketd.config_team import TeamConfig, parse_team
+from ticketd.config_tls import TLS_KEYS, parse_listener_tls
 
 LANGUAGES = ("tr", "en")
 DEFAULT_LISTEN = "127.0.0.1:2525"
@@ -91,6 +92,10 @@ class SmtpInConfig:
     # Shape limits (issue 10), enforced while DATA is read (ingest/smtp_data.py).
     max_header_size: int = 256 * 1024
     max_line_length: int = 1024 * 1024
+    # STARTTLS (offered when both files are set); require_tls: no MAIL before it.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    require_tls: bool = False
 
 
 @dataclass(frozen=True)
@@ -324,8 +329,9 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     for shape_key, default in _SMTP_IN_SHAPE.items():
         smtp_limits[shape_key] = reader.integer(smtp_in_t, f"smtp_in.{shape_key}", default, 1000)
     for key in smtp_in_t:
-        if key not in (*_SMTP_IN_LIMITS, *_SMTP_IN_SHAPE, "listen", "max_message_size"):
+        if key not in (*_SMTP_IN_LIMITS, *_SMTP_IN_SHAPE, *TLS_KEYS, "listen", "max_message_size"):
             reader.problems.append((f"smtp_in.{key}", "unknown key"))
+    listener_tls = parse_listener_tls(reader.problems, smtp_in_t, reader.base)
 
     smtp_out_t = reader.table("smtp_out")
     relay_text = smtp_out_t.get("relay")
@@ -415,7 +421,14 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             secret=secret or f"ticketd:{address}",
         ),
         storage=StorageConfig(database=database, blobs=reader.path(blobs)),
-        smtp_in=SmtpInConfig(listen=listen, max_message_size=max_size, **smtp_limits),
+        smtp_in=SmtpInConfig(
+            listen=listen,
+            max_message_size=max_size,
+            **smtp_limits,
+            tls_cert=listener_tls.cert,
+            tls_key=listener_tls.key,
+            require_tls=listener_tls.require,
+        ),
         smtp_out=SmtpOutConfig(
             relay=relay,
             maildir=reader.path(maildir),

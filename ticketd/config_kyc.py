@@ -1,4 +1,5 @@
-"""The `[kyc]` section: identity documents (issue 6) — key file, accepted types, limits, retention.
+"""The `[kyc]` section: identity documents (issue 6) — key file, accepted types, limits, retention,
+and the virus scanner (`clamd`, `clamd_timeout`) every attachment passes when it is configured.
 
 Parsed into a frozen record; every problem is appended to the caller's list as (key, reason),
 so `ticketd check` reports them together with the rest of the file.
@@ -8,12 +9,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 # Real types (read from the bytes by `filetype`) an identity document may have: photos from
 # phones (JPEG, HEIC, WebP), scans (PNG, TIFF) and PDFs.
 KNOWN_TYPES = ("jpeg", "png", "heic", "heif", "webp", "tiff", "pdf")
 Problems = list[tuple[str, str]]
+CLAMD_FORMS = "unix:/path/to/clamd.sock or tcp:HOST:PORT"
+_UNIX_PATH_MAX = 107  # sun_path is 108 bytes on Linux, with the closing NUL
+
+
+@dataclass(frozen=True)
+class ClamdAddress:
+    """Where clamd listens: a Unix socket (`path`) or TCP (`host`, `port`)."""
+
+    path: Path | None = None
+    host: str = ""
+    port: int = 0
+
+    def __str__(self) -> str:
+        if self.path is not None:
+            return f"unix:{self.path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"tcp:{host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -24,6 +42,17 @@ class KycConfig:
     # Days a document's content is kept after the decision; rejected ones go sooner.
     retention_days: int = 30
     rejected_retention_days: int = 7
+    # The customer's verification state (ticketd/kyc_service.py): a request unanswered this
+    # long expires; documents nobody decided on are purged (and the state expires) after
+    # `abandoned_retention_days`; an approval lasts `approval_valid_days` (0: for ever).
+    request_expiry_days: int = 14
+    abandoned_retention_days: int = 14
+    approval_valid_days: int = 0
+    # How often the daemon runs the purge and the expiry (a first run at start).
+    housekeeping_hours: int = 24
+    # The virus scanner; None: attachments are not scanned.
+    clamd: ClamdAddress | None = None
+    clamd_timeout: float = 30.0
 
 
 def _days(problems: Problems, table: dict[str, Any], name: str, default: int) -> int:
@@ -34,14 +63,94 @@ def _days(problems: Problems, table: dict[str, Any], name: str, default: int) ->
     return value
 
 
+BASE_KEYS = (
+    "key_file",
+    "accepted",
+    "max_file_size",
+    "retention_days",
+    "rejected_retention_days",
+    "clamd",
+    "clamd_timeout",
+)
+# The verification-state keys, checked by parse_kyc_state.
+STATE_KEYS = (
+    "request_expiry_days",
+    "abandoned_retention_days",
+    "approval_valid_days",
+    "housekeeping_hours",
+)
+
+
+def _at_least_one(problems: Problems, table: dict[str, Any], name: str, default: int) -> int:
+    value = table.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        problems.append((f"kyc.{name}", "must be a whole number of at least 1"))
+        return default
+    return value
+
+
+class StateSettings(TypedDict):
+    request_expiry_days: int
+    abandoned_retention_days: int
+    approval_valid_days: int
+    housekeeping_hours: int
+
+
+def parse_kyc_state(problems: Problems, table: dict[str, Any]) -> StateSettings:
+    """The verification-state keys of `[kyc]`, as KycConfig's keyword arguments."""
+    return {
+        "request_expiry_days": _at_least_one(problems, table, "request_expiry_days", 14),
+        "abandoned_retention_days": _at_least_one(problems, table, "abandoned_retention_days", 14),
+        "approval_valid_days": _days(problems, table, "approval_valid_days", 0),
+        "housekeeping_hours": _at_least_one(problems, table, "housekeeping_hours", 24),
+    }
+
+
+def parse_clamd(value: object, base: Path) -> ClamdAddress | str:
+    """The address, or why `value` is not one."""
+    if not isinstance(value, str) or not value.strip():
+        return f"must be an address: {CLAMD_FORMS}"
+    kind, _, rest = value.strip().partition(":")
+    if kind == "unix" and rest.strip():
+        path = Path(rest.strip()).expanduser()
+        path = path if path.is_absolute() else base / path
+        if len(str(path).encode()) > _UNIX_PATH_MAX:
+            return f"{str(path)!r}: a Unix socket path has at most {_UNIX_PATH_MAX} bytes"
+        return ClamdAddress(path=path)
+    if kind == "tcp":
+        host, _, port_text = rest.rpartition(":")
+        host = host.strip().removeprefix("[").removesuffix("]")
+        if not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            return f"{value!r}: tcp needs a host and a port from 1 to 65535 (tcp:HOST:PORT)"
+        return ClamdAddress(host=host, port=int(port_text))
+    return f"{value!r}: use {CLAMD_FORMS}"
+
+
+def _clamd(problems: Problems, table: dict[str, Any], base: Path) -> ClamdAddress | None:
+    if "clamd" not in table:
+        return None
+    parsed = parse_clamd(table["clamd"], base)
+    if isinstance(parsed, str):
+        problems.append(("kyc.clamd", parsed))
+        return None
+    return parsed
+
+
+def _timeout(problems: Problems, table: dict[str, Any]) -> float:
+    value = table.get("clamd_timeout", 30)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
+        problems.append(("kyc.clamd_timeout", "must be a number of seconds above 0, at most 3600"))
+        return 30.0
+    return float(value)
+
+
 def parse_kyc(problems: Problems, data: dict[str, Any], base: Path) -> KycConfig:
     table = data.get("kyc", {})
     if not isinstance(table, dict):
         problems.append(("kyc", "must be a table ([kyc])"))
         table = {}
     for key in table:
-        if key not in ("key_file", "accepted", "max_file_size", "retention_days",
-                       "rejected_retention_days"):  # fmt: skip
+        if key not in BASE_KEYS and key not in STATE_KEYS:
             problems.append((f"kyc.{key}", "unknown key"))
     raw_key = table.get("key_file", "var/kyc.key")
     if not isinstance(raw_key, str) or not raw_key.strip():
@@ -70,4 +179,7 @@ def parse_kyc(problems: Problems, data: dict[str, Any], base: Path) -> KycConfig
         max_file_size=size,
         retention_days=_days(problems, table, "retention_days", 30),
         rejected_retention_days=_days(problems, table, "rejected_retention_days", 7),
+        **parse_kyc_state(problems, table),
+        clamd=_clamd(problems, table, base),
+        clamd_timeout=_timeout(problems, table),
     )

@@ -7,6 +7,7 @@ sessions get 421. The worker finishes the message in hand (the rest stays in the
 time), the sender the delivery in hand. Then exit status 0.
 
 SIGHUP re-reads the configuration and the templates; see ticketd/reload.py for what applies live.
+It also re-reads the listener's TLS certificate and key: a renewed certificate keeps its paths.
 """
 
 from __future__ import annotations
@@ -17,21 +18,26 @@ import functools
 import logging
 import signal
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import OperationalError
 
 from ingest.smtp_listener import IntakeHandler, make_smtp
+from ingest.worker import ScanWait
 from outbound.sender import Sender
 from outbound.templating import Templates
 from outbound.transports import make_transport
 from ticketd import logs, reload
-from ticketd.config import ConfigError, load_config
+from ticketd.config import ConfigError, SmtpInConfig, load_config
 from ticketd.imap_service import ImapService
+from ticketd.kyc_service import run_kyc_housekeeping
+from ticketd.maintenance_service import run_maintenance
 from ticketd.metrics import Metrics
 from ticketd.notify import Notifier
 from ticketd.sla_service import run_sla_clock
 from ticketd.state import State
+from ticketd.tls_files import describe, server_context
 
 log = logging.getLogger("ticketd.daemon")
 IDLE_POLL_SECONDS = 1.0  # how often to look for work written by other processes (`ingest`)
@@ -53,6 +59,19 @@ class Daemon:
         self.heartbeats: dict[str, float] = {}
         self.metrics = Metrics(state.db, state.clock, lambda: self.state.config)
         self.imap = ImapService(state, on_journaled=self.work_ready.set, metrics=self.metrics)
+        # What STARTTLS offers; None: no STARTTLS. A failure here stops the start.
+        self.smtp_tls: ssl.SSLContext | None = self.load_tls(state.config.smtp_in)
+
+    def load_tls(self, smtp_in: SmtpInConfig) -> ssl.SSLContext | None:
+        if smtp_in.tls_cert is None or smtp_in.tls_key is None:
+            return None
+        context = server_context(smtp_in.tls_cert, smtp_in.tls_key)
+        text, expired = describe(smtp_in.tls_cert, self.state.clock.now())
+        if expired:
+            log.warning("STARTTLS certificate %s has EXPIRED: %s", smtp_in.tls_cert, text)
+        else:
+            log.info("STARTTLS certificate %s: %s", smtp_in.tls_cert, text)
+        return context
 
     def request_stop(self) -> None:
         if not self.stopping.is_set():
@@ -82,7 +101,14 @@ class Daemon:
         except Exception as error:
             log.error("reload refused, templates.folder: %s", error)
             return
+        try:
+            smtp_tls = self.load_tls(result.config.smtp_in)
+        except (ssl.SSLError, OSError, ValueError) as error:  # changed again since the check
+            log.error("reload refused, smtp_in.tls_cert/tls_key: %s", error)
+            return
         self.state.config, self.state.templates = result.config, templates
+        self._reload_keys()
+        self.smtp_tls = smtp_tls
         if result.applied:
             log.info("reloaded: %s", reload.describe(running, new, result.applied))
         else:
@@ -93,6 +119,18 @@ class Daemon:
                 "reload: these changes need a restart, running values kept: %s",
                 reload.describe(running, new, result.needs_restart),
             )
+
+    def _reload_keys(self) -> None:
+        # Processes re-read the key file by themselves when it changes; SIGHUP does it now.
+        keyring = getattr(self.state.blobs, "keyring", None)
+        if keyring is None:
+            return
+        try:
+            keyring.reload()
+        except Exception as error:  # the keys in memory stay in use
+            log.error("reload: key file not re-read, the keys in use are kept: %s", error)
+            return
+        log.info("reloaded: key file re-read, sealing with key %s", keyring.data.write)
 
     def smtp_accepted(self) -> None:
         self.metrics.message_received("smtp")
@@ -140,6 +178,7 @@ class Daemon:
 
     async def worker_loop(self) -> None:
         failures = 0
+        scan_failures = 0
         while not self.stopping.is_set():
             self.beat("worker")
             # A fresh worker each time: it takes the configuration and templates of the last
@@ -153,9 +192,25 @@ class Daemon:
                     log.error("database unavailable, messages wait in the journal: %s", error)
                 await self._wait(self.work_ready, min(2.0**failures, 60.0))
                 continue
+            except ScanWait as wait:
+                scan_failures += 1
+                self.metrics.scanner_reachable(str(wait.error.address), False)
+                if scan_failures == 1:
+                    log.error(
+                        "virus scanner unreachable, messages wait in the journal unscanned "
+                        "(nothing of them stored): %s",
+                        wait,
+                    )
+                # A new message does not bring clamd back: only the stop cuts the wait short.
+                await self._wait(self.stopping_nudge, min(2.0**scan_failures, 60.0))
+                continue
             if failures:
                 log.info("database reachable again")
                 failures = 0
+            if scan_failures and result is not None:
+                log.info("virus scanner reachable again: scanning the waiting messages")
+                self.metrics.scanner_reachable(str(self.state.config.kyc.clamd), True)
+                scan_failures = 0
             if result is None:
                 await self._wait(self.work_ready, IDLE_POLL_SECONDS)
             else:
@@ -203,7 +258,7 @@ class Daemon:
             self.metrics.serve(config.metrics.listen)
         server = await loop.create_server(
             # The limits are read per connection, so a SIGHUP can change them.
-            lambda: make_smtp(handler, self.state.config.smtp_in, self.hostname),
+            lambda: make_smtp(handler, self.state.config.smtp_in, self.hostname, self.smtp_tls),
             host=listen.host,
             port=listen.port,
         )
@@ -214,10 +269,20 @@ class Daemon:
             if config.smtp_out.relay
             else f"to Maildir {config.smtp_out.maildir}",
         )
+        if config.kyc.clamd is not None:
+            log.info("attachments are scanned by clamd at %s", config.kyc.clamd)
+        else:
+            log.info("no virus scanner configured ([kyc] clamd): attachments are not scanned")
         tasks = [
             asyncio.create_task(self.supervise("worker", self.worker_loop), name="worker"),
             asyncio.create_task(self.supervise("sender", self.sender_loop), name="sender"),
             asyncio.create_task(self.supervise("sla", lambda: run_sla_clock(self)), name="sla"),
+            asyncio.create_task(
+                self.supervise("kyc", lambda: run_kyc_housekeeping(self)), name="kyc"
+            ),
+            asyncio.create_task(
+                self.supervise("maintenance", lambda: run_maintenance(self)), name="maintenance"
+            ),
         ]
         for account in config.imap:
             body = functools.partial(self.imap.run_account, account)

@@ -19,7 +19,15 @@ from ingest.refs import normalise
 from storage.blobs import BlobStore
 from storage.db import Database
 from storage.documents import DocumentStore
-from storage.models import DOC_APPROVED, DOC_REJECTED, Document, DocumentAccess, Ticket
+from storage.models import (
+    DOC_APPROVED,
+    DOC_EXPIRED,
+    DOC_RECEIVED,
+    DOC_REJECTED,
+    Document,
+    DocumentAccess,
+    Ticket,
+)
 from ticketd.config import Config
 
 
@@ -145,23 +153,45 @@ class Purged:
 
 
 def purge(
-    db: Database, config: Config, blobs: BlobStore, now: datetime, dry_run: bool = False
+    db: Database,
+    config: Config,
+    blobs: BlobStore,
+    now: datetime,
+    dry_run: bool = False,
+    actor: str = "ticketd",
 ) -> list[Purged]:
-    """Delete the content of documents whose retention ended; the records stay."""
+    """Delete the content of documents whose retention ended; the records stay.
+
+    Approved ones `retention_days` after the decision, rejected ones `rejected_retention_days`
+    after it, and abandoned ones (received, never decided) `abandoned_retention_days` after
+    they arrived: those become expired. Rows are taken with `FOR UPDATE SKIP LOCKED`, so two
+    daemons purging at once split the work instead of purging (and auditing) a file twice.
+    """
     kyc = config.kyc
-    approved_before = now - timedelta(days=kyc.retention_days)
-    rejected_before = now - timedelta(days=kyc.rejected_retention_days)
+    rules = {
+        DOC_APPROVED: (now - timedelta(days=kyc.retention_days), "retention_days"),
+        DOC_REJECTED: (
+            now - timedelta(days=kyc.rejected_retention_days),
+            "rejected_retention_days",
+        ),
+        DOC_RECEIVED: (
+            now - timedelta(days=kyc.abandoned_retention_days),
+            "abandoned_retention_days",
+        ),
+    }
     due = (
         select(Document, Ticket.ref)
         .join(Ticket, Ticket.id == Document.ticket_id)
         .where(
             Document.blob_key.is_not(None),
             or_(
-                (Document.state == DOC_APPROVED) & (Document.decided_at <= approved_before),
-                (Document.state == DOC_REJECTED) & (Document.decided_at <= rejected_before),
+                (Document.state == DOC_APPROVED) & (Document.decided_at <= rules[DOC_APPROVED][0]),
+                (Document.state == DOC_REJECTED) & (Document.decided_at <= rules[DOC_REJECTED][0]),
+                (Document.state == DOC_RECEIVED) & (Document.received_at <= rules[DOC_RECEIVED][0]),
             ),
         )
         .order_by(Document.id)
+        .with_for_update(skip_locked=True, of=Document)
     )
     gone: list[str] = []
     found: list[Purged] = []
@@ -170,12 +200,22 @@ def purge(
             found.append(Purged(document.id, ref, document.state, document.decided_at))
             if dry_run:
                 continue
+            rule = rules[document.state][1]
+            days = getattr(kyc, rule)
             assert document.blob_key is not None
             gone.append(document.blob_key)
+            if document.state == DOC_RECEIVED:  # abandoned: nobody decided in time
+                document.state = DOC_EXPIRED
             document.blob_key = None
             document.purged_at = now
             session.add(
-                DocumentAccess(document_id=document.id, actor="ticketd", action="purge", at=now)
+                DocumentAccess(
+                    document_id=document.id,
+                    actor=actor,
+                    action="purge",
+                    at=now,
+                    detail=f"kyc.{rule} = {days}",
+                )
             )
     # After the commit: a failed transaction must not leave records pointing at deleted
     # blobs. A crash between the two leaves an encrypted orphan, never readable content.

@@ -3,7 +3,8 @@
 Every check reads the database only, so it answers the same whichever daemon (or none) runs, and
 it judges states that last, not events: a journal that does not move, messages in quarantine, an
 outbox that does not drain, deliveries that failed recently, an XOAUTH2 token file whose token
-is about to expire.
+is about to expire, messages waiting for a virus scanner (clamd) that cannot be reached (the
+worker writes that on the pending row; `--connect` also asks clamd for a PONG).
 
 Not checked: an IMAP account whose recent polls failed. The account loop keeps that in the
 daemon's memory (and in `ticketd_imap_account_up`); nothing in the database records a failed
@@ -20,6 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from ingest.imap_oauth import REFRESH_MARGIN, TokenError, parse_token
+from ingest.virus_scan import WAITING_FOR_SCANNER
 from storage.db import Database
 from storage.models import (
     JOURNAL_PENDING,
@@ -31,6 +33,7 @@ from storage.models import (
 )
 from ticketd.clock import Clock
 from ticketd.config import ImapAccountConfig
+from ticketd.config_kyc import ClamdAddress
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,8 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class Problem:
-    # stuck_journal, quarantine, outbox_stuck, failed_deliveries, imap_token, database
+    # stuck_journal, quarantine, outbox_stuck, failed_deliveries, imap_token, virus_scanner,
+    # database
     check: str
     reason: str
 
@@ -86,6 +90,16 @@ def check(
                 JournalEntry.state == JOURNAL_PENDING
             )
         ).one()
+        # The worker marks the message it could not scan; the ones behind it wait in order.
+        waiting_reason = session.scalar(
+            select(JournalEntry.reason)
+            .where(
+                JournalEntry.state == JOURNAL_PENDING,
+                JournalEntry.reason.startswith(WAITING_FOR_SCANNER),
+            )
+            .order_by(JournalEntry.id)
+            .limit(1)
+        )
         quarantined = session.scalar(
             select(func.count(JournalEntry.id)).where(JournalEntry.state == JOURNAL_QUARANTINED)
         )
@@ -112,6 +126,13 @@ def check(
                 f"{pending} message(s) pending, the oldest for {journal_age:.0f} min "
                 f"(limit {limits.journal_minutes}): is the daemon running and the database "
                 "writable?",
+            )
+        )
+    if waiting_reason is not None:
+        problems.append(
+            Problem(
+                "virus_scanner",
+                f"{pending} message(s) pending, unscanned and not stored, {waiting_reason}",
             )
         )
     if quarantined:
@@ -144,6 +165,7 @@ def check(
         "journal_pending": int(pending),
         "journal_oldest_pending_minutes": journal_age,
         "quarantined": int(quarantined or 0),
+        "waiting_for_virus_scanner": waiting_reason is not None,
         "outbox_queued": int(queued),
         "outbox_oldest_queued_minutes": outbox_age,
         "outbox_failed_recently": int(failed or 0),
@@ -206,6 +228,18 @@ def with_account_probes(
         if not result.ok
     ]
     return Report((*report.problems, *failures), report.facts)
+
+
+def with_scanner_probe(report: Report, clamd: ClamdAddress) -> Report:
+    """Ask clamd for a PONG (`health --connect`): the daemon only finds out at the next
+    message with an attachment."""
+    from ingest.virus_scan import ScannerUnavailable, ping
+
+    try:
+        ping(clamd)
+    except ScannerUnavailable as error:
+        return Report((*report.problems, Problem("virus_scanner", str(error))), report.facts)
+    return report
 
 
 def database_problem(error: Exception) -> Report:

@@ -1,4 +1,5 @@
-"""`ticketd kyc list REF | export REF --to DIR --agent EMAIL | audit | purge [--dry-run] [--at]`.
+"""`ticketd kyc list REF | export REF --to DIR --agent EMAIL | audit | purge [--dry-run] [--at]`,
+`ticketd kyc status [CUSTOMER] | request REF --agent EMAIL` (the customers' verification states).
 
 Output is metadata only (names, types, sizes, hashes, decisions); document content goes to the
 export folder and nowhere else.
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ticketd.key_commands import add_key_commands
 from ticketd.sla_commands import _at
 
 EX_OK = 0
@@ -79,10 +81,48 @@ def _purge(state: Any, args: argparse.Namespace) -> int:
         now = moment
     found = purge(state.db, state.config, state.blobs, now, dry_run=args.dry_run)
     for item in found:
-        print(f"{item.ticket} document {item.document} ({item.state} {item.decided_at})")
+        when = item.decided_at or "never decided: abandoned"
+        print(f"{item.ticket} document {item.document} ({item.state} {when})")
     verb = "would be" if args.dry_run else "were"
     print(f"{len(found)} document(s) {verb} purged")
     return EX_OK
+
+
+def _status(state: Any, args: argparse.Namespace) -> int:
+    from ticketd.verification_admin import verification_states
+
+    rows = verification_states(state, args.customer)
+    if args.customer is not None and not rows:
+        print(f"ticketd kyc status: no verification for {args.customer}", file=sys.stderr)
+        return 1
+    columns = ["customer", "state", "reason", "ticket", "decided_by", "expires_at"]
+    _print(rows, args.json, columns)
+    return EX_OK
+
+
+def _request(state: Any, args: argparse.Namespace) -> int:
+    from ticketd.documents_admin import DocumentAdminError
+    from ticketd.verification_admin import request_from_command_line
+
+    try:
+        print(request_from_command_line(state, args.ref, args.agent))
+    except DocumentAdminError as error:
+        print(f"ticketd kyc request: {error}", file=sys.stderr)
+        return 1
+    return EX_OK
+
+
+def add_verification_commands(k_commands: Any, with_state: Callable[[StateBody], Handler]) -> None:
+    k_status = k_commands.add_parser("status", help="customers' verification states")
+    k_status.add_argument("customer", nargs="?", help="one customer's address")
+    k_status.add_argument("--json", action="store_true")
+    k_status.set_defaults(handler=with_state(_status))
+    k_request = k_commands.add_parser("request", help="ask a ticket's customer for documents")
+    k_request.add_argument("ref")
+    k_request.add_argument(
+        "--agent", required=True, metavar="EMAIL", help="the identity agent asking (recorded)"
+    )
+    k_request.set_defaults(handler=with_state(_request))
 
 
 def add_kyc_commands(commands: Any, with_state: Callable[[StateBody], Handler]) -> None:
@@ -106,3 +146,5 @@ def add_kyc_commands(commands: Any, with_state: Callable[[StateBody], Handler]) 
     k_purge.add_argument("--dry-run", action="store_true", help="show what would go")
     k_purge.add_argument("--at", help="as if at this ISO 8601 time")
     k_purge.set_defaults(handler=with_state(_purge))
+    add_verification_commands(k_commands, with_state)
+    add_key_commands(k_commands, with_state)

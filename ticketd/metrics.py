@@ -226,6 +226,14 @@ class Metrics:
             ["account"],
             registry=r,
         )
+        # Set by the worker loop (ticketd/daemon.py): 0 while messages wait for an unreachable
+        # clamd, 1 once they go through again. No series before clamd was first missed.
+        self.scanner_up = Gauge(
+            "ticketd_virus_scanner_up",
+            "0 while the configured clamd cannot be reached and messages wait for it",
+            ["clamd"],
+            registry=r,
+        )
         # Fed by the SLA tick (ticketd/sla_service.py) from what it settled.
         self.sla_breaches = Counter(
             "ticketd_sla_breaches",
@@ -262,6 +270,9 @@ class Metrics:
             self.ignored.labels(ignore_label(result.detail)).inc()
         elif result.state == JOURNAL_QUARANTINED:
             self.quarantined.inc()
+
+    def scanner_reachable(self, clamd: str, up: bool) -> None:
+        self.scanner_up.labels(clamd).set(1 if up else 0)
 
     def delivery(self, result: DeliveryResult) -> None:
         if result.state == OUTBOX_SENT:

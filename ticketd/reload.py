@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ticketd.config import Config, HostPort
+from ticketd.config_kyc import ClamdAddress
 
 # Dotted prefixes of the keys that apply without a restart.
 LIVE = (
@@ -32,6 +33,13 @@ LIVE = (
     "smtp_in.idle_timeout",
     "smtp_in.max_header_size",
     "smtp_in.max_line_length",
+    # The worker reads the virus scanner's address for each message it scans.
+    "kyc.clamd",
+    "kyc.clamd_timeout",
+    # STARTTLS too: the daemon builds a new ssl context from these paths on every SIGHUP.
+    "smtp_in.tls_cert",
+    "smtp_in.tls_key",
+    "smtp_in.require_tls",
 )
 # Shown with "***" instead of values in the log.
 SECRET = ("desk.secret",)
@@ -51,8 +59,8 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
         for item in dataclasses.fields(value):
             name = f"{prefix}.{item.name}" if prefix else item.name
             child = getattr(value, item.name)
-            # A section is walked into; an address (HostPort) is one value.
-            if dataclasses.is_dataclass(child) and not isinstance(child, HostPort):
+            # A section is walked into; an address (HostPort, ClamdAddress) is one value.
+            if dataclasses.is_dataclass(child) and not isinstance(child, HostPort | ClamdAddress):
                 flat.update(flatten(child, name))
             else:
                 flat[name] = child

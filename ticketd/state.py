@@ -9,7 +9,7 @@ from ingest.worker import Worker
 from outbound.templating import Templates
 from storage.blobs import BlobStore
 from storage.db import Database
-from storage.documents import load_or_create_key
+from storage.keyring import Keyring
 from storage.migrate import is_current, upgrade
 from storage.sealed_blobs import SealedBlobStore
 from ticketd.clock import Clock, SystemClock
@@ -47,6 +47,6 @@ def open_state(config: Config, clock: Clock | None = None, migrate: bool = True)
         clock=clock or SystemClock(),
         db=db,
         # Sealed with the identity-document key: raw messages carry documents inside them.
-        blobs=SealedBlobStore(config.storage.blobs, load_or_create_key(config.kyc.key_file)),
+        blobs=SealedBlobStore(config.storage.blobs, Keyring.open(config.kyc.key_file)),
         templates=Templates(config.templates_dir),
     )

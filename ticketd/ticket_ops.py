@@ -13,9 +13,11 @@ from sqlalchemy.orm import Session
 
 from ingest.history import system_note
 from ingest.refs import new_reference, normalise
+from outbound.sla_deadlines import after_merge, after_split
 from storage.db import Database
 from storage.models import Participant, Ticket, TicketMessage
 from ticketd.clock import Clock
+from ticketd.config_sla import SlaConfig
 
 
 class TicketOperationError(Exception):
@@ -34,12 +36,15 @@ def _note(ticket: Ticket, text: str, key: str, clock: Clock) -> TicketMessage:
     return system_note(ticket.id, text.split(":")[0], text, f"note:{key}", clock.now())
 
 
-def merge(db: Database, clock: Clock, source_ref: str, target_ref: str) -> str:
+def merge(db: Database, clock: Clock, source_ref: str, target_ref: str, sla: SlaConfig) -> str:
     with db.transaction() as session:
-        return merge_tickets(session, clock, _load(session, source_ref), _load(session, target_ref))
+        source, target = _load(session, source_ref), _load(session, target_ref)
+        return merge_tickets(session, clock, source, target, sla)
 
 
-def merge_tickets(session: Session, clock: Clock, source: Ticket, target: Ticket) -> str:
+def merge_tickets(
+    session: Session, clock: Clock, source: Ticket, target: Ticket, sla: SlaConfig
+) -> str:
     """Merge inside the caller's transaction (an agent's #merge commits with its mail)."""
     if source.merged_into_id is not None:
         raise TicketOperationError(f"{source.ref} is already merged")
@@ -74,10 +79,11 @@ def merge_tickets(session: Session, clock: Clock, source: Ticket, target: Ticket
     )
     source.status, source.merged_into_id = "merged", target.id
     source.updated_at = target.updated_at = clock.now()
+    after_merge(session, source, target, sla)
     return target.ref
 
 
-def split(db: Database, clock: Clock, ref: str, positions: list[int]) -> str:
+def split(db: Database, clock: Clock, ref: str, positions: list[int], sla: SlaConfig) -> str:
     """Move the messages at these 1-based positions of the history into a new ticket."""
     with db.transaction() as session:
         ticket = _load(session, ref)
@@ -127,4 +133,6 @@ def split(db: Database, clock: Clock, ref: str, positions: list[int]) -> str:
             )
         )
         ticket.updated_at = now
+        session.flush()
+        after_split(session, ticket, new, moving, sla)
         return new_ref

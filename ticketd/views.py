@@ -175,6 +175,15 @@ def print_table(columns: list[str], rows: list[dict[str, Any]]) -> None:
     Console().print(table)
 
 
+# How `ticketd show` marks attachments that are not plain files (roles from ingest/parsing.py).
+_ROLE_LABELS = {
+    "inline": " [in the body]",
+    "enclosed": " [inside a forwarded message]",
+    "decoration": " [signature image]",
+    "message": " [forwarded message]",
+}
+
+
 def print_ticket(ticket: dict[str, Any]) -> None:
     console = Console()
     console.print(
@@ -202,9 +211,10 @@ def print_ticket(ticket: dict[str, Any]) -> None:
         )
         console.print(message["text"], markup=False, highlight=False)
         for attachment in message["attachments"]:
+            role = _ROLE_LABELS.get(str(attachment.get("role", "")), "")
             console.print(
                 f"  attachment: {attachment['filename']} "
-                f"({attachment['content_type']}, {attachment['size']} bytes)",
+                f"({attachment['content_type']}, {attachment['size']} bytes){role}",
                 markup=False,
                 highlight=False,
             )

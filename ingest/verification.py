@@ -1,0 +1,119 @@
+"""A customer's verification state (issue 6), kept in step with their identity documents.
+
+Every change happens in the transaction of the event that causes it: an identity agent's
+request (`#kyc request`, `ticketd kyc request`), documents stored by the intake, a decision.
+The row is taken with a row lock (`FOR UPDATE`), so two workers handling the same customer at
+once queue one after the other instead of overwriting each other; the first insert for a new
+customer that collides on the unique address reads the row the other one wrote.
+
+`expires_at` is when the state ends on its own; ticketd/kyc_service.py expires it then.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ingest.context import Context
+from outbound.automatic import AutomaticMail, queue_automatic
+from storage.models import (
+    VERIFY_APPROVED,
+    VERIFY_RECEIVED,
+    VERIFY_REJECTED,
+    VERIFY_REQUESTED,
+    Ticket,
+    Verification,
+)
+from ticketd.config_kyc import KycConfig
+
+# The types a customer may send, in the words of the request mail.
+TYPE_NAMES = {
+    "jpeg": "JPEG",
+    "png": "PNG",
+    "heic": "HEIC",
+    "heif": "HEIF",
+    "webp": "WebP",
+    "tiff": "TIFF",
+    "pdf": "PDF",
+}
+
+
+def locked_verification(session: Session, customer: str, now: datetime) -> Verification:
+    """The customer's row, locked for this transaction; created (state requested) if new."""
+    address = customer.lower()
+    query = select(Verification).where(Verification.customer == address).with_for_update()
+    found = session.scalar(query)
+    if found is not None:
+        return found
+    row = Verification(customer=address, state=VERIFY_REQUESTED, updated_at=now)
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        # Another transaction created it first (PostgreSQL made us wait for its commit); the
+        # savepoint's rollback already took our row out of the session.
+        found = session.scalar(query)
+        assert found is not None
+        return found
+    return row
+
+
+def request_documents(ctx: Context, ticket: Ticket, actor: str) -> str:
+    """Ask the ticket's customer for their documents; returns what became of the mail."""
+    now = ctx.clock.now()
+    kyc = ctx.config.kyc
+    row = locked_verification(ctx.session, ticket.customer, now)
+    row.state = VERIFY_REQUESTED
+    row.reason = None
+    row.ticket_id = ticket.id
+    row.requested_at = now
+    row.requested_by = actor
+    row.expires_at = now + timedelta(days=kyc.request_expiry_days)
+    row.expired_at = None
+    row.expired_from = None
+    row.updated_at = now
+    mail = AutomaticMail("kyc_request", "kyc_request", ticket.customer, None, request_context(kyc))
+    return queue_automatic(ctx, ticket, mail)
+
+
+def request_context(kyc: KycConfig) -> dict[str, object]:
+    from ingest.documents_step import readable_size
+
+    return {
+        "types": ", ".join(TYPE_NAMES[t] for t in kyc.accepted),
+        "max_size": readable_size(kyc.max_file_size),
+        "expiry_days": kyc.request_expiry_days,
+    }
+
+
+def documents_received(ctx: Context, ticket: Ticket) -> None:
+    """Documents were stored for the ticket's customer: they wait for a decision."""
+    now = ctx.clock.now()
+    row = locked_verification(ctx.session, ticket.customer, now)
+    row.state = VERIFY_RECEIVED
+    row.reason = None
+    row.ticket_id = ticket.id
+    row.received_at = now
+    # Nobody deciding within the abandonment time: the documents are purged, the state expires.
+    row.expires_at = now + timedelta(days=ctx.config.kyc.abandoned_retention_days)
+    row.expired_at = None
+    row.expired_from = None
+    row.updated_at = now
+
+
+def decided(ctx: Context, ticket: Ticket, agent: str, approved: bool, reason: str) -> None:
+    now = ctx.clock.now()
+    row = locked_verification(ctx.session, ticket.customer, now)
+    row.state = VERIFY_APPROVED if approved else VERIFY_REJECTED
+    row.reason = None if approved else reason
+    row.ticket_id = ticket.id
+    row.decided_at = now
+    row.decided_by = agent
+    valid = ctx.config.kyc.approval_valid_days
+    row.expires_at = now + timedelta(days=valid) if approved and valid else None
+    row.expired_at = None
+    row.expired_from = None
+    row.updated_at = now

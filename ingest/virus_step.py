@@ -1,0 +1,174 @@
+"""Virus scanning of attachments (issue 6): every file is scanned before anything of it is kept.
+
+With `[kyc] clamd` configured, the worker scans each attachment of a message (ingest/worker.py,
+before the pipeline's transaction, so a slow scan never holds the database's write lock).
+Three outcomes:
+- all clean: the pipeline runs as usual, and identity documents may be stored;
+- a file infected: `hold_infected` keeps the message in quarantine for the admin, with the files
+  and signatures in its reason. Nothing of it goes into a ticket (no document, no relayed agent
+  attachment); a note goes on the ticket it continues, and the customer is told in their
+  language, through the same gate as every automatic mail (outbound/automatic.py);
+- clamd unreachable: the worker leaves the message pending and tries again later.
+A retried message (`ticketd quarantine retry`) is scanned again; the customer is told once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from ingest.agent_replies import agent_ticket_ref
+from ingest.classify import is_forwarded_report, suppresses_auto_reply
+from ingest.context import Context
+from ingest.filenames import safe_filename
+from ingest.history import add_note
+from ingest.language import guess_language
+from ingest.parsing import ParsedMessage
+from ingest.thread_finder import find_thread
+from ingest.virus_scan import scan
+from outbound.automatic import AutomaticMail, queue_automatic, silence_reason
+from outbound.compose import Envelope, new_message_id
+from outbound.outbox_rows import queue_outgoing
+from storage.models import JournalEntry, Ticket, TicketMessage
+from ticketd.config import Config
+
+TEMPLATE = "virus_found"
+# In the journal row's reason: a retry of the message does not tell the customer again.
+TOLD = "the sender was told"
+
+
+@dataclass(frozen=True)
+class Infection:
+    filename: str
+    signature: str
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    scanner: str  # the clamd address, for the reason an admin reads
+    scanned: int
+    infected: tuple[Infection, ...]
+
+
+def scan_attachments(config: Config, message: ParsedMessage) -> ScanReport | None:
+    """None when no scanner is configured; raises ScannerUnavailable when clamd cannot say."""
+    address = config.kyc.clamd
+    if address is None:
+        return None
+    files = [a for a in message.attachments if a.payload]
+    infected = []
+    for attachment in files:
+        signature = scan(address, attachment.payload, config.kyc.clamd_timeout)
+        if signature is not None:
+            infected.append(Infection(safe_filename(attachment.filename), signature))
+    return ScanReport(str(address), len(files), tuple(infected))
+
+
+def describe(report: ScanReport) -> str:
+    found = ", ".join(f"{i.filename} carries {i.signature}" for i in report.infected)
+    return f"infected: {found} (clamd at {report.scanner}); nothing of the message stored"
+
+
+@dataclass(frozen=True)
+class Held:
+    ticket_ref: str  # "" when the message continues no ticket
+    note: str
+
+
+def hold_infected(
+    ctx: Context,
+    entry: JournalEntry,
+    message: ParsedMessage,
+    report: ScanReport,
+    automatic: bool = False,
+) -> Held:
+    """Note and notice for an infected message; the worker keeps it in quarantine.
+    `automatic`: a bounce or an auto-reply, which is never answered."""
+    summary = describe(report)
+    if agent_ticket_ref(ctx, message, entry.envelope_to) is not None:
+        # Mail to an agent reply address: nothing is relayed to the customer.
+        return Held("", f"{summary}; mail to an agent address, nothing relayed")
+    ticket = find_thread(ctx, message, entry.envelope_to).ticket
+    if ticket is not None:
+        key = f"note:infected:{message.dedupe_key}"
+        exists = ctx.session.scalar(select(TicketMessage.id).where(TicketMessage.dedupe_key == key))
+        if exists is None:
+            add_note(
+                ctx,
+                ticket,
+                "Message held: a file carries a virus",
+                f"A message from {message.sender.email} was not added to this ticket: "
+                f"{summary}. It is held in quarantine (`ticketd quarantine list`, message "
+                f"{entry.id}).",
+                key,
+                entry.id,
+            )
+    told = (
+        "automatic mail: sender not told"
+        if automatic
+        else _tell_sender(ctx, entry, message, report, ticket)
+    )
+    return Held(ticket.ref if ticket is not None else "", f"{summary}; {told}")
+
+
+def _tell_sender(
+    ctx: Context,
+    entry: JournalEntry,
+    message: ParsedMessage,
+    report: ScanReport,
+    ticket: Ticket | None,
+) -> str:
+    if TOLD in (entry.reason or ""):
+        return f"{TOLD} before"
+    if not entry.acknowledge:
+        return "historical import: sender not told"
+    if suppresses_auto_reply(message):
+        return "X-Auto-Response-Suppress: sender not told"
+    if is_forwarded_report(message):
+        return "a forwarded delivery report: sender not told"
+    recipient = (message.reply_to[0] if message.reply_to else message.sender).email
+    files = [{"filename": i.filename, "signature": i.signature} for i in report.infected]
+    if ticket is not None:
+        mail = AutomaticMail(TEMPLATE, TEMPLATE, recipient, message, {"files": files})
+        result = queue_automatic(ctx, ticket, mail)
+        return TOLD if result == "sent" else f"sender {result}"
+    return _tell_without_ticket(ctx, message, recipient, files)
+
+
+def _tell_without_ticket(
+    ctx: Context, message: ParsedMessage, recipient: str, files: list[dict[str, str]]
+) -> str:
+    """A new conversation: no ticket is opened for a held message (malware in a stranger's mail
+    would fill the queues), so the notice goes on its own, under the same limits."""
+    reason = silence_reason(ctx.session, ctx.config, ctx.clock, recipient)
+    if reason is not None:
+        return f"sender not told: {reason}"
+    desk = ctx.config.desk
+    language = guess_language(message.subject, message.text) or desk.language
+    body = ctx.templates.render(
+        TEMPLATE,
+        language,
+        ref="",
+        subject=message.subject or "",
+        customer_name=message.sender.name or "",
+        desk_name=desk.name,
+        files=files,
+    )
+    in_reply_to = message.message_id
+    envelope = Envelope(
+        sender_name=desk.name,
+        sender=desk.address,
+        to_name=message.sender.name or "",
+        to=recipient,
+        message_id=new_message_id(desk.secret, "-", desk.domain),
+        in_reply_to=in_reply_to,
+        references=(*message.references, in_reply_to) if in_reply_to else (),
+        date=ctx.clock.now(),
+        auto_submitted="auto-replied",
+        ref="-",  # no ticket
+        loop_marker=desk.address,
+    )
+    queue_outgoing(ctx, None, TEMPLATE, envelope, body, None, automatic=True)
+    ctx.session.flush()  # counted by the rate limit of the next message in this transaction
+    return TOLD
