@@ -21,10 +21,16 @@ from outbound.templating import RenderedMail
 _UNSAFE_IN_HEADER = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 
 
+# What is left of an RFC 2047 encoded word after parsing is text the sender wrote literally or
+# a broken word; the email package's folder would decode it again (and raise on a broken one).
+_ENCODED_WORD_START = re.compile(r"=\?(?=[^?\s]*\?[bBqQ]\?)")
+
+
 def _clean(value: str) -> str:
     # A header value never carries a line break: whatever a sender put in a subject or a name
     # cannot add a header or a recipient to our mail.
-    return " ".join(_UNSAFE_IN_HEADER.sub(" ", value).split())
+    text = " ".join(_UNSAFE_IN_HEADER.sub(" ", value).split())
+    return _ENCODED_WORD_START.sub("= ?", text)
 
 
 def _msg_id(value: str) -> str | None:

@@ -66,3 +66,31 @@ def test_encoded_crlf_in_subject_and_name_is_flattened_by_parsing() -> None:
     assert parsed.sender.email == "a@musteri.com.tr"
     assert "\r" not in parsed.sender.name + parsed.subject
     assert "\n" not in parsed.sender.name + parsed.subject
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "=?UTF-8?B?44G+4$G/44KA44KB44KC?=",  # a broken word (found by fuzz/atheris_pipeline.py)
+        "Kod: =?utf-8?q?=C3=BC?= yazıyor",  # a word the sender wrote literally
+    ],
+)
+def test_encoded_word_text_left_after_parsing_is_written_as_text(subject: str) -> None:
+    raw = f"From: a@musteri.com.tr\r\nSubject: {subject}\r\n\r\nbody\r\n".encode()
+    parsed = parse_message(raw)
+    envelope = Envelope(
+        sender_name="Destek",
+        sender="destek@example.com",
+        to_name=parsed.subject,
+        to="a@musteri.com.tr",
+        message_id="ticketd.ABC.1@example.com",
+        in_reply_to=None,
+        references=(),
+        date=datetime(2026, 11, 23, 9, 0, tzinfo=UTC),
+        auto_submitted="auto-replied",
+        ref="ABC",
+    )
+    raw_out = build_mail(envelope, RenderedMail(subject=f"Re: {parsed.subject}", text="x", html=""))
+    mail = message_from_bytes(raw_out, policy=default)
+    # Not decoded again by the email package (it raised on the broken one): the text is kept.
+    assert str(mail["Subject"]).replace("= ?", "=?") == f"Re: {parsed.subject}"
