@@ -47,6 +47,11 @@ def _desk_envelope(
     return Envelope(**fields)
 
 
+# A notification carries the customer's text for reading in a mail client, not the archive of
+# it: a 20 MB body would otherwise be mailed again to every agent of the queue.
+NOTIFY_TEXT_LIMIT = 64 * 1024
+
+
 def notify_agents(ctx: Context, ticket: Ticket, message: ParsedMessage, new: bool) -> int:
     """A notification to every agent of the ticket's queue (and its assignee): the customer's
     text, attachments named only, the ticket's state, and the signed agent reply address."""
@@ -56,6 +61,7 @@ def notify_agents(ctx: Context, ticket: Ticket, message: ParsedMessage, new: boo
     if assignee is not None and assignee not in recipients:
         recipients.append(assignee)
     root = _thread_root(ctx, ticket)
+    text = message.text[:NOTIFY_TEXT_LIMIT]
     for agent in recipients:
         body = ctx.templates.render(
             "notify",
@@ -65,7 +71,8 @@ def notify_agents(ctx: Context, ticket: Ticket, message: ParsedMessage, new: boo
             new=new,
             customer=ticket.customer,
             customer_name=ticket.customer_name or "",
-            text=message.text,
+            text=text,
+            text_omitted=len(message.text) - len(text),
             attachments=[
                 {"filename": a.filename, "content_type": a.content_type, "size": a.size}
                 for a in message.attachments

@@ -414,3 +414,19 @@ def test_the_customers_answer_cancels_the_automatic_close(
         assert ticket_of(state, ref).status == "open"
     finally:
         state.close()
+
+
+def test_a_huge_customer_text_is_cut_in_the_agents_notification(desk: State) -> None:
+    from outbound.agent_mail import NOTIFY_TEXT_LIMIT
+
+    body = "Para çekme talebim bekliyor. " + "x" * (NOTIFY_TEXT_LIMIT * 3)
+    result = deliver(desk, customer_mail(sender=CUSTOMER, body=body))
+    assert result.state == "done", result.detail
+    ref = result.detail.split()[1].rstrip(":")
+    with desk.db.read() as session:
+        notify = session.scalars(select(OutboxMail).where(OutboxMail.kind == "notify")).one()
+        assert len(notify.raw) < NOTIFY_TEXT_LIMIT * 3  # text and HTML parts, not three copies
+        assert "Para çekme talebim bekliyor." in notify.text
+        assert f"karakter daha bu bildirime sığmadı: ticketd tickets show {ref}" in notify.text
+    shown = show_ticket(desk.db, ref)
+    assert shown is not None and len(shown["messages"][0]["text"]) > NOTIFY_TEXT_LIMIT * 3
