@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +56,11 @@ def _header_end(chunk: bytes, at_line_start: bool) -> int:
     return min(ends) if ends else -1
 
 
-async def read_data(reader: asyncio.StreamReader, limits: SmtpInConfig) -> bytes | Refused:
+async def read_data(
+    reader: asyncio.StreamReader,
+    limits: SmtpInConfig,
+    on_progress: Callable[[], None] = lambda: None,
+) -> bytes | Refused:
     """The message as the client meant it (dot transparency undone), or why it is refused.
 
     Reads to the final dot in either case, so the session can go on with the next transaction.
@@ -73,6 +78,7 @@ async def read_data(reader: asyncio.StreamReader, limits: SmtpInConfig) -> bytes
             # A line longer than the stream's buffer limit: take what is there, never more
             # than the buffer holds; the rest of the line comes in the next rounds.
             chunk = await reader.read(max(error.consumed, 1))
+        on_progress()
         if at_line_start and chunk == b".\r\n":
             break
         if at_line_start and chunk.startswith(b"."):
@@ -113,6 +119,17 @@ class BoundedDataSMTP(SMTP):
     def __init__(self, handler: Any, limits: SmtpInConfig, **options: Any) -> None:
         super().__init__(handler, **options)
         self.limits = limits
+        self._timer_reset_at = 0.0
+
+    def _data_arrived(self) -> None:
+        """`idle_timeout` is time without a byte, in DATA too (as Postfix's smtpd_timeout is per
+        read): aiosmtpd resets its timer only per command, so a large message on a slow link
+        was cut off after `idle_timeout` seconds of DATA in all. Reset at most once a second:
+        a timer per line would cost more than the lines."""
+        now = self.loop.time()
+        if now - self._timer_reset_at >= 1.0:
+            self._timer_reset_at = now
+            self._reset_timeout()
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
@@ -127,7 +144,7 @@ class BoundedDataSMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
-        received = await read_data(self._reader, self.limits)
+        received = await read_data(self._reader, self.limits, self._data_arrived)
         if isinstance(received, Refused):
             peer: Any = self.session.peer
             log.warning(

@@ -148,3 +148,35 @@ def test_bad_smtp_in_limits_name_the_key(tmp_path: Path, line: str, key: str) ->
     with pytest.raises(ConfigError) as error:
         load_config(path)
     assert key in str(error.value)
+
+
+def test_a_slow_but_steady_message_is_not_cut_off_by_the_idle_timeout(
+    start: Start, relay: Relay
+) -> None:
+    # idle_timeout is time without a byte (like Postfix's smtpd_timeout), not a cap on DATA: a
+    # large message on a slow link takes longer than it in all and must still arrive.
+    daemon = start("idle_timeout = 2\n")
+    with _greeted(daemon.port) as conn:
+        reader = conn.makefile("rb")
+
+        def command(line: bytes) -> bytes:
+            conn.sendall(line + b"\r\n")
+            reply = reader.readline()
+            while reply[3:4] == b"-":
+                reply = reader.readline()
+            return reply
+
+        assert command(b"EHLO slow.example").startswith(b"250")
+        assert command(b"MAIL FROM:<yavas@example.net>").startswith(b"250")
+        assert command(b"RCPT TO:<" + DESK.encode() + b">").startswith(b"250")
+        assert command(b"DATA").startswith(b"354")
+        raw = customer_mail(sender="yavas@example.net", subject="Yavaş hat", body="Merhaba")
+        began = time.monotonic()
+        step = len(raw) // 16 + 1
+        for offset in range(0, len(raw), step):
+            conn.sendall(raw[offset : offset + step])
+            time.sleep(0.35)  # well within the timeout per read, far beyond it in all
+        assert time.monotonic() - began > 4
+        assert command(b".").startswith(b"250")
+        assert command(b"QUIT").startswith(b"221")
+    relay.wait_for(1)
