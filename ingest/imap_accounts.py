@@ -9,6 +9,7 @@ SIGTERM ends the thread promptly; stopping mid-sync is safe (see imap_fetch).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -29,6 +30,7 @@ from ingest.imap_session import (
     connect,
     mailbox_key,
 )
+from ingest.imap_status import AccountStatus
 from ingest.journal import Journal, StorageFailure
 from storage.db import Database
 from ticketd.clock import Clock
@@ -91,6 +93,8 @@ class AccountRunner:
         )
         self.lock = MailboxLock(db, self.mailbox)
         self.last_error: str | None = None  # for status displays; None while healthy
+        # The same state in the database, for `ticketd health` in another process.
+        self.status = AccountStatus(db, clock, account.name, self.mailbox, self._secrets)
 
     def run(self) -> None:
         """Until the stop event: never raises for a broken server or a refused login."""
@@ -128,6 +132,7 @@ class AccountRunner:
             reason = f"journal unavailable, mail stays on the server: {reason}"
         first, delay = self.backoff.fail()
         self.last_error = reason
+        self.status.failed(reason)
         if self.metrics is not None:
             self.metrics.imap_failed(self.account.name)
         if first:
@@ -137,6 +142,17 @@ class AccountRunner:
                 "imap %s: still failing (%s); next try in %.0f s", self.account.name, reason, delay
             )
         self.stop.wait(delay)
+
+    def _secrets(self) -> list[str]:
+        """What an error text must not carry into the database: this account's credentials."""
+        found = []
+        if self.account.password_file is not None:
+            with contextlib.suppress(OSError):
+                found.append(self.account.password_file.read_text(encoding="utf-8").strip())
+        token = self.tokens.cached() if self.tokens is not None else None
+        if token:
+            found.append(token)
+        return found
 
     def _session(self) -> None:
         client = connect(self.account, self.tokens)
@@ -166,6 +182,7 @@ class AccountRunner:
                     else f"polling every {self.account.poll_interval} s",
                 )
             self.last_error = None
+            self.status.ok()
             # A source that hands out a token about to expire was reported by the provider;
             # logging in again with it would only loop.
             refresh_helps = self.tokens is not None and not self.tokens.needs_refresh()
@@ -173,6 +190,7 @@ class AccountRunner:
                 result = sync.run()
                 if self.metrics is not None:
                     self.metrics.imap_polled(self.account.name, result.journaled, self.clock.now())
+                self.status.ok()  # written on a change, else at most every HEARTBEAT
                 if result.journaled or result.recognised or result.quarantined:
                     log.info(
                         "imap %s: %d new, %d already journaled, %d quarantined",

@@ -106,6 +106,10 @@ class TokenProvider:
         assert self._token is not None
         return self._token
 
+    def cached(self) -> str | None:
+        """The token last handed out, if any (to mask it in stored error texts)."""
+        return None if self._token is None else self._token.value
+
     def invalidate(self) -> None:
         """The server refused the token: the next login asks the source again."""
         self._token = None

@@ -110,6 +110,30 @@ class ImapCheckpoint(Base):
     __table_args__ = (UniqueConstraint("mailbox", name="uq_imap_checkpoints_mailbox"),)
 
 
+class ImapAccountStatus(Base):
+    """Whether one IMAP account works, as the daemon that polls it last saw it (for `ticketd
+    health`, which runs elsewhere). One row per account and daemon host; the newest row of an
+    account is its state, so a takeover by another daemon shows that daemon's word."""
+
+    __tablename__ = "imap_account_status"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account: Mapped[str] = mapped_column(String(200))
+    # user@host:port/folder, as in imap_checkpoints: which mailbox the account was.
+    mailbox: Mapped[str] = mapped_column(String(700))
+    daemon_host: Mapped[str] = mapped_column(String(255))
+    last_ok_at: Mapped[datetime | None] = mapped_column()
+    # Set at the first failed login or sync of an outage, cleared by the next success.
+    failing_since: Mapped[datetime | None] = mapped_column()
+    # Secrets masked (see ingest/imap_status.py).
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column()
+
+    __table_args__ = (
+        UniqueConstraint("account", "daemon_host", name="uq_imap_account_status_account_host"),
+    )
+
+
 class Ticket(Base):
     __tablename__ = "tickets"
 

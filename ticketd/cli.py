@@ -280,7 +280,10 @@ def cmd_health(args: argparse.Namespace) -> int:
     )
 
     config = load_config(_config_path(args))
-    limits = Thresholds(args.journal_minutes, args.outbox_minutes, args.failed_hours)
+    logs.protect_config(config)  # no IMAP password in a stored error text either
+    limits = Thresholds(
+        args.journal_minutes, args.outbox_minutes, args.failed_hours, args.imap_minutes
+    )
     db = Database(config.storage.database)
     try:
         report = check(db, SystemClock(), limits, config.imap)
@@ -409,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     health.add_argument(
         "--failed-hours", type=int, default=168, help="failed deliveries this recent (168)"
+    )
+    health.add_argument(
+        "--imap-minutes", type=int, default=10, help="an IMAP account failing this long (10)"
     )
     health.add_argument(
         "--connect",

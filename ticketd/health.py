@@ -4,11 +4,11 @@ Every check reads the database only, so it answers the same whichever daemon (or
 it judges states that last, not events: a journal that does not move, messages in quarantine, an
 outbox that does not drain, deliveries that failed recently, an XOAUTH2 token file whose token
 is about to expire, messages waiting for a virus scanner (clamd) that cannot be reached (the
-worker writes that on the pending row; `--connect` also asks clamd for a PONG).
-
-Not checked: an IMAP account whose recent polls failed. The account loop keeps that in the
-daemon's memory (and in `ticketd_imap_account_up`); nothing in the database records a failed
-poll, and a checkpoint that does not move only means a quiet mailbox. Watch the metric instead.
+worker writes that on the pending row; `--connect` also asks clamd for a PONG), an IMAP account
+that has been failing for longer than `imap_minutes` (the daemon polling it records its state in
+`imap_account_status`, see ingest/imap_status.py; the newest row of an account is its state, and
+accounts no longer configured are passed over). A checkpoint that does not move is not judged: it
+only means a quiet mailbox.
 """
 
 from __future__ import annotations
@@ -28,12 +28,14 @@ from storage.models import (
     JOURNAL_QUARANTINED,
     OUTBOX_FAILED,
     OUTBOX_QUEUED,
+    ImapAccountStatus,
     JournalEntry,
     OutboxMail,
 )
 from ticketd.clock import Clock
 from ticketd.config import ImapAccountConfig
 from ticketd.config_kyc import ClamdAddress
+from ticketd.logs import redact
 
 
 @dataclass(frozen=True)
@@ -45,12 +47,15 @@ class Thresholds:
     # Failed deliveries of mail queued within this window still need a look; retries give up
     # after 5 days, so the default window covers them.
     failed_hours: int = 7 * 24
+    # An IMAP account failing (login or sync) for longer than this; its loop retries with a
+    # backoff of up to 5 min, so a short outage of the server clears on its own.
+    imap_minutes: int = 10
 
 
 @dataclass(frozen=True)
 class Problem:
-    # stuck_journal, quarantine, outbox_stuck, failed_deliveries, imap_token, virus_scanner,
-    # database
+    # stuck_journal, quarantine, outbox_stuck, failed_deliveries, imap_token, imap_account,
+    # virus_scanner, database
     check: str
     reason: str
 
@@ -100,6 +105,17 @@ def check(
             .order_by(JournalEntry.id)
             .limit(1)
         )
+        names = [account.name for account in accounts]
+        statuses = (
+            list(
+                session.scalars(
+                    select(ImapAccountStatus).where(ImapAccountStatus.account.in_(names))
+                )
+            )
+            if names
+            else []
+        )
+        session.expunge_all()  # plain values after the read transaction ends
         quarantined = session.scalar(
             select(func.count(JournalEntry.id)).where(JournalEntry.state == JOURNAL_QUARANTINED)
         )
@@ -161,6 +177,8 @@ def check(
             )
         )
     problems += token_problems(accounts, now)
+    failing = failing_accounts(statuses, now, limits.imap_minutes)
+    problems += failing.values()
     facts = {
         "journal_pending": int(pending),
         "journal_oldest_pending_minutes": journal_age,
@@ -169,8 +187,33 @@ def check(
         "outbox_queued": int(queued),
         "outbox_oldest_queued_minutes": outbox_age,
         "outbox_failed_recently": int(failed or 0),
+        "imap_accounts_failing": list(failing),
     }
     return Report(tuple(problems), facts)
+
+
+def failing_accounts(
+    rows: Sequence[ImapAccountStatus], now: datetime, limit_minutes: int
+) -> dict[str, Problem]:
+    """Accounts whose newest status row says failing for longer than `limit_minutes`, by name."""
+    newest: dict[str, ImapAccountStatus] = {}
+    for row in rows:
+        known = newest.get(row.account)
+        if known is None or (row.updated_at, row.id) > (known.updated_at, known.id):
+            newest[row.account] = row
+    problems = {}
+    for name in sorted(newest):
+        row = newest[name]
+        age = _age_minutes(now, row.failing_since)
+        if age is None or age <= limit_minutes:
+            continue
+        last_ok = row.last_ok_at.isoformat() if row.last_ok_at else "never"
+        problems[name] = Problem(
+            "imap_account",
+            f"imap {name}: failing for {age:.0f} min (limit {limit_minutes}) on "
+            f"{row.daemon_host}, last success {last_ok}: {redact(row.last_error or '?')}",
+        )
+    return problems
 
 
 def token_problems(accounts: Sequence[ImapAccountConfig], now: datetime) -> list[Problem]:

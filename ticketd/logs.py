@@ -103,6 +103,13 @@ def protect(value: str | None) -> None:
         _redactor.secrets.add(value)
 
 
+def redact(text: str) -> str:
+    """This text with every protected value masked (for text stored outside the log)."""
+    for secret in _redactor.secrets:
+        text = text.replace(secret, MASK)
+    return text
+
+
 def protect_config(config: Config) -> None:
     """The secrets a configuration points at: the relay password and the desk secret."""
     protect(config.desk.secret)
