@@ -465,3 +465,67 @@ def test_health_connect_names_a_failing_account(dovecot: Dovecot, tmp_path: Path
         problem["check"] == "imap_account"
         and "imap bad: FAILED: login failed" in (problem["reason"])
     )
+
+
+def test_health_reports_an_account_failing_past_the_threshold_and_clears(
+    dovecot: Dovecot, state: State, clock: FixedClock, tmp_path: Path
+) -> None:
+    """Without --connect: the account loops record their state, `ticketd health` (another
+    process, the system clock) reads it. The loops' clock starts 30 min back, so the wrong
+    password has failed for 30 min by the time health looks."""
+    from storage.models import ImapAccountStatus
+    from tests.helpers import write_config
+
+    dovecot.add_user("satis", "right")
+    good = account_for(dovecot, name="good", poll_interval=300)
+    bad = replace(account_for(dovecot, user="satis"), name="bad")
+    wrong = "not-the-right-password"
+    (dovecot.folder / "satis.pass").write_text(wrong + "\n")
+    extra = "".join(
+        textwrap.dedent(
+            f"""
+            [[imap]]
+            name = "{a.name}"
+            host = "127.0.0.1"
+            port = {a.port}
+            ca_file = "{a.ca_file}"
+            username = "{a.username}"
+            password_file = "{a.password_file}"
+            """
+        )
+        for a in (good, bad)
+    )
+    config = write_config(tmp_path, extra=extra)  # the database of the `state` fixture
+    command = [sys.executable, "-m", "ticketd.cli", "--config", str(config), "health"]
+
+    def health(*options: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*command, *options], capture_output=True, text=True, timeout=60)
+
+    fresh = health()
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+
+    def status(name: str) -> ImapAccountStatus | None:
+        with state.db.read() as session:
+            row = session.scalar(select(ImapAccountStatus).where(ImapAccountStatus.account == name))
+            session.expunge_all()
+            return row
+
+    clock.current = datetime.now(UTC) - timedelta(minutes=30)
+    with running(state, bad, backoff_max=0.2), running(state, good):
+        wait_for(lambda: (s := status("bad")) and s.failing_since, what="the bad account's row")
+        wait_for(lambda: (s := status("good")) and s.last_ok_at, what="the good account's row")
+
+        failing = health()
+        assert failing.returncode == 1, failing.stdout + failing.stderr
+        [line] = failing.stdout.splitlines()
+        assert line.startswith("imap_account: imap bad: failing for 30 min (limit 10)"), line
+        assert "login failed" in line and "AUTHENTICATIONFAILED" in line, line
+        assert wrong not in failing.stdout
+        # Under a threshold longer than the outage it is not (yet) a problem.
+        assert health("--imap-minutes", "45").returncode == 0
+
+        (dovecot.folder / "satis.pass").write_text("right\n")  # the admin fixes the password
+        wait_for(lambda: (s := status("bad")) and s.failing_since is None, what="the recovery")
+        healthy = health("--json")
+        assert healthy.returncode == 0, healthy.stdout + healthy.stderr
+        assert json.loads(healthy.stdout)["imap_accounts_failing"] == []
