@@ -435,6 +435,20 @@ def test_the_daemon_takes_mail_from_imap_and_stops_promptly(
         )
         assert [t["subject"] for t in tickets] == ["from the mailbox"]
         daemon.wait_until(lambda: not dovecot.folder_state("destek"), what="the move")
+
+        def failing_accounts() -> list[str]:
+            # --imap-minutes 0: any recorded failure counts, so no waiting for a threshold.
+            health = subprocess.run(
+                [*daemon_cli, "health", "--imap-minutes", "0", "--json"],
+                capture_output=True,
+                text=True,
+            )
+            failing: list[str] = json.loads(health.stdout)["imap_accounts_failing"]
+            assert health.returncode == (1 if failing else 0), health.stdout + health.stderr
+            return failing
+
+        daemon_cli = [sys.executable, "-m", "ticketd.cli", "--config", str(daemon.config_path)]
+        assert daemon.wait_until(failing_accounts, what="the broken account's state") == ["broken"]
         started = time.monotonic()
     finally:
         code = daemon.stop()
