@@ -53,14 +53,14 @@ class BlobStore:
             # the space after the admin freed some, and more of them would fill it again.
             tmp.unlink(missing_ok=True)
             raise
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
 
     def _make_folders(self, folder: Path) -> None:
         # A new folder is durable only once the folder holding it is fsynced too.
         missing = [p for p in (folder.parent, folder) if not p.exists()]
         folder.mkdir(parents=True, exist_ok=True)
         for created in missing:
-            _fsync_dir(created.parent)
+            fsync_dir(created.parent)
 
     def get(self, key: str) -> bytes:
         return self.path_for(key).read_bytes()
@@ -84,14 +84,15 @@ class BlobStore:
         path = self.path_for(key)
         path.unlink(missing_ok=True)
         if path.parent.exists():
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
 
 
 def is_blob_key(name: str) -> bool:
     return len(name) == 64 and all(c in HEX for c in name)
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or a new file in `folder` durable (the directory entry itself)."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -40,6 +40,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from storage.blobs import fsync_dir
+
 log = logging.getLogger("ticketd.keys")
 KEY_SIZE = 32
 ID_SIZE = 8
@@ -165,14 +167,6 @@ def _check_mode(path: Path, mode: int) -> None:
         )
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def create_if_missing(path: Path) -> None:
     """A new random key, owner-only; two daemons starting at once agree on one (O_EXCL)."""
     if path.exists():
@@ -187,7 +181,7 @@ def create_if_missing(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def read_keyring(path: Path) -> tuple[KeyringData, tuple[int, int, int, int]]:
@@ -215,7 +209,7 @@ def write_keyring(path: Path, data: KeyringData) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 @contextlib.contextmanager

@@ -20,10 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 
 from ingest.context import Context
@@ -44,6 +43,7 @@ from storage.models import (
 from ticketd.clock import Clock, FixedClock
 from ticketd.config import Config
 from ticketd.documents_admin import Purged, purge
+from ticketd.scheduling import add_periodic, run_until_stopped
 from ticketd.state import State
 
 log = logging.getLogger("ticketd.kyc")
@@ -160,23 +160,10 @@ async def run_housekeeping(daemon: _Daemon) -> None:
 
 
 def add_housekeeping_job(scheduler: Any, daemon: _Daemon) -> None:
-    scheduler.add_job(
-        run_housekeeping,
-        "interval",
-        hours=daemon.state.config.kyc.housekeeping_hours,
-        args=[daemon],
-        id=JOB_ID,
-        next_run_time=datetime.now(UTC),  # a first run at start: catch up after downtime
-        max_instances=1,
-        coalesce=True,
-    )
+    # A first run at start: catch up after downtime.
+    every = timedelta(hours=daemon.state.config.kyc.housekeeping_hours)
+    add_periodic(scheduler, run_housekeeping, every, timedelta(0), daemon, job_id=JOB_ID)
 
 
 async def run_kyc_housekeeping(daemon: _Daemon) -> None:
-    scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
-    add_housekeeping_job(scheduler, daemon)
-    scheduler.start()
-    try:
-        await daemon.stopping.wait()
-    finally:
-        scheduler.shutdown(wait=False)
+    await run_until_stopped(daemon.stopping, lambda s: add_housekeeping_job(s, daemon))

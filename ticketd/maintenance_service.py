@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-
 from storage.sweep import sweep
+from ticketd.scheduling import add_periodic, run_until_stopped
 from ticketd.state import State
 
 log = logging.getLogger("ticketd.maintenance")
@@ -44,18 +43,9 @@ async def sweep_blobs(daemon: _Daemon) -> None:
 
 
 async def run_maintenance(daemon: _Daemon) -> None:
-    scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
-    scheduler.add_job(
-        sweep_blobs,
-        "interval",
-        seconds=SWEEP_EVERY.total_seconds(),
-        args=[daemon],
-        next_run_time=datetime.now(UTC) + FIRST_SWEEP_AFTER,
-        max_instances=1,
-        coalesce=True,
+    await run_until_stopped(
+        daemon.stopping,
+        lambda scheduler: add_periodic(
+            scheduler, sweep_blobs, SWEEP_EVERY, FIRST_SWEEP_AFTER, daemon
+        ),
     )
-    scheduler.start()
-    try:
-        await daemon.stopping.wait()
-    finally:
-        scheduler.shutdown(wait=False)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
+from datetime import timedelta
 from typing import Protocol
-
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from outbound.sla import tick
 from outbound.sla_digest import send_digests
 from ticketd.metrics import Metrics
+from ticketd.scheduling import add_periodic, run_until_stopped
 from ticketd.state import State
 
 log = logging.getLogger("ticketd.sla")
@@ -55,18 +54,10 @@ async def _tick(daemon: _Daemon) -> None:
 async def run_sla_clock(daemon: _Daemon) -> None:
     if not daemon.state.config.sla.enabled:
         return
-    scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
-    scheduler.add_job(
-        _tick,
-        "interval",
-        seconds=TICK_SECONDS,
-        args=[daemon],
-        next_run_time=datetime.now(UTC),  # a first tick at start: catch up after downtime
-        max_instances=1,
-        coalesce=True,
+    # A first tick at start: catch up after downtime.
+    await run_until_stopped(
+        daemon.stopping,
+        lambda scheduler: add_periodic(
+            scheduler, _tick, timedelta(seconds=TICK_SECONDS), timedelta(0), daemon
+        ),
     )
-    scheduler.start()
-    try:
-        await daemon.stopping.wait()
-    finally:
-        scheduler.shutdown(wait=False)
