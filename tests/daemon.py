@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -167,6 +167,27 @@ def daemon(tmp_path: Path, relay: Relay) -> Iterator[DaemonProcess]:
         if process.process is not None:
             code = process.stop()
             assert code == 0, f"daemon exit status {code} on SIGTERM:\n{process.log()}"
+
+
+Start = Callable[[str], DaemonProcess]
+
+
+@pytest.fixture
+def start(tmp_path: Path, relay: Relay) -> Iterator[Start]:
+    """Starts the daemon with these `[smtp_in]` lines (on a free port); stops every daemon it
+    started after the test and asserts each exits 0 on SIGTERM."""
+    started: list[DaemonProcess] = []
+
+    def run(smtp_in: str) -> DaemonProcess:
+        extra = f'[smtp_in]\nlisten = "127.0.0.1:{free_port()}"\n{smtp_in}\n'
+        process = DaemonProcess(daemon_config(tmp_path, relay.port, extra=extra))
+        process.start()
+        started.append(process)
+        return process
+
+    yield run
+    for process in started:
+        assert process.stop() == 0, process.log()
 
 
 # A relay that demands STARTTLS and AUTH, as real submission servers do.

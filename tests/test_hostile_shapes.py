@@ -37,7 +37,7 @@ from ingest.parsing import parse_message
 from ingest.smtp_data import Refused, read_data
 from ingest.worker import Processed
 from storage.models import Document
-from tests.daemon import DaemonProcess, Relay, daemon_config
+from tests.daemon import DaemonProcess, Relay, Start, daemon_config
 from tests.dovecot import Dovecot
 from tests.helpers import DESK, customer_mail, free_port, make_config, write_config
 from tests.test_imap import account_for
@@ -47,24 +47,6 @@ from ticketd.state import State, open_state
 from ticketd.views import list_outbox, list_quarantine, show_ticket
 
 MB = 1024 * 1024
-Start = Callable[[str], DaemonProcess]
-
-
-@pytest.fixture
-def start(tmp_path: Path, relay: Relay) -> Iterator[Start]:
-    """Starts the daemon with these `[smtp_in]` lines; stops it (status 0) after the test."""
-    started: list[DaemonProcess] = []
-
-    def run(smtp_in: str) -> DaemonProcess:
-        extra = f'[smtp_in]\nlisten = "127.0.0.1:{free_port()}"\n{smtp_in}\n'
-        process = DaemonProcess(daemon_config(tmp_path, relay.port, extra=extra))
-        process.start()
-        started.append(process)
-        return process
-
-    yield run
-    for process in started:
-        assert process.stop() == 0, process.log()
 
 
 def peak_rss(daemon: DaemonProcess) -> int:

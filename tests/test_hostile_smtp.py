@@ -6,35 +6,15 @@ from __future__ import annotations
 import smtplib
 import socket
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.daemon import DaemonProcess, Relay, daemon_config
-from tests.helpers import DESK, customer_mail, free_port
+from tests.daemon import Relay, Start, daemon_config
+from tests.helpers import DESK, customer_mail
 from ticketd.config import ConfigError, load_config
 
 pytestmark = pytest.mark.slow
-
-Start = Callable[[str], DaemonProcess]
-
-
-@pytest.fixture
-def start(tmp_path: Path, relay: Relay) -> Iterator[Start]:
-    """Starts the daemon with these `[smtp_in]` lines; stops it (status 0) after the test."""
-    started: list[DaemonProcess] = []
-
-    def run(smtp_in: str) -> DaemonProcess:
-        extra = f'[smtp_in]\nlisten = "127.0.0.1:{free_port()}"\n{smtp_in}\n'
-        process = DaemonProcess(daemon_config(tmp_path, relay.port, extra=extra))
-        process.start()
-        started.append(process)
-        return process
-
-    yield run
-    for process in started:
-        assert process.stop() == 0, process.log()
 
 
 def _connect(port: int, source: str = "127.0.0.1") -> smtplib.SMTP:

@@ -11,7 +11,6 @@ import smtplib
 import ssl
 import subprocess
 import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,13 +18,11 @@ import pytest
 from sqlalchemy import select
 
 from storage.models import JournalEntry
-from tests.daemon import DaemonProcess, Relay, daemon_config, make_certificate
+from tests.daemon import DaemonProcess, Relay, Start, daemon_config, make_certificate
 from tests.helpers import DESK, customer_mail, free_port
 from ticketd.config import ConfigError, load_config
 from ticketd.state import open_state
 from ticketd.tls_files import describe
-
-Start = Callable[[str], DaemonProcess]
 
 
 @pytest.fixture
@@ -36,24 +33,11 @@ def certificate(tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture
-def start(tmp_path: Path, relay: Relay, certificate: tuple[Path, Path]) -> Iterator[Start]:
-    """The daemon with STARTTLS (the `certificate` fixture) and these other `[smtp_in]` lines."""
-    started: list[DaemonProcess] = []
+def start(start: Start, certificate: tuple[Path, Path]) -> Start:
+    """The daemon with STARTTLS (the `certificate` fixture) and these other `[smtp_in]` lines:
+    the plugin's `start` (tests/daemon.py), with the certificate added."""
     cert, key = certificate
-
-    def run(smtp_in: str) -> DaemonProcess:
-        extra = (
-            f'[smtp_in]\nlisten = "127.0.0.1:{free_port()}"\n'
-            f'tls_cert = "{cert}"\ntls_key = "{key}"\n{smtp_in}\n'
-        )
-        process = DaemonProcess(daemon_config(tmp_path, relay.port, extra=extra))
-        process.start()
-        started.append(process)
-        return process
-
-    yield run
-    for process in started:
-        assert process.stop() == 0, process.log()
+    return lambda smtp_in: start(f'tls_cert = "{cert}"\ntls_key = "{key}"\n{smtp_in}')
 
 
 def _trusting(cert: Path) -> ssl.SSLContext:
