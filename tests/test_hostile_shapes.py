@@ -15,7 +15,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 import tracemalloc
 import zlib
@@ -28,9 +27,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from ingest.imap_checkpoints import Checkpoints
-from ingest.imap_fetch import FolderSync
-from ingest.imap_session import connect, mailbox_key
 from ingest.importer import import_path
 from ingest.journal import Arrival
 from ingest.parsing import parse_message
@@ -40,7 +36,8 @@ from storage.models import Document
 from tests.daemon import DaemonProcess, Relay, Start, daemon_config
 from tests.dovecot import Dovecot
 from tests.helpers import DESK, customer_mail, free_port, make_config, write_config
-from tests.test_imap import account_for
+from tests.test_imap import account_for, folder_sync
+from tests.test_kyc import TEAM
 from ticketd.clock import FixedClock
 from ticketd.config import ConfigError, SmtpInConfig, load_config
 from ticketd.state import State, open_state
@@ -315,20 +312,6 @@ def test_a_text_full_of_dashes_is_not_cut() -> None:
 
 # Decompression bombs on a kyc ticket: refused with the reason, never expanded.
 
-TEAM = """
-[[queues]]
-name = "kimlik"
-categories = ["kyc"]
-
-[[queues]]
-name = "genel"
-categories = ["other", "account", "payment", "bonus", "technical", "complaint"]
-
-[[agents]]
-email = "zeynep@destek.example.com"
-name = "Zeynep Kaya"
-queues = ["kimlik"]
-"""
 ZEROS = b"\0" * (16 * MB)
 
 
@@ -532,26 +515,10 @@ def test_imap_leaves_a_message_over_the_limit_on_the_server_and_quarantines_its_
 ) -> None:
     dovecot.deliver("destek", b"".join(_big_mail(2 * MB, "IMAP buyuk")))
     dovecot.deliver("destek", customer_mail(subject="IMAP talep", message_id="<imap@m.tr>"))
-    account = account_for(dovecot)
-    client = connect(account, None)
-    try:
-        sync = FolderSync(
-            client,
-            account,
-            mailbox_key(account),
-            state.journal,
-            Checkpoints(state.db, state.clock),
-            state.clock,
-            lambda: None,
-            threading.Event(),
-            max_message_size=MB,
-        )
-        sync.prepare()
+    with folder_sync(state, account_for(dovecot), max_message_size=MB) as sync:
         result = sync.run()
         assert (result.journaled, result.quarantined) == (1, 1)
         assert sync.run().quarantined == 0  # passed over, not fetched again
-    finally:
-        client.logout()
     [row] = list_quarantine(state.db)
     assert "UID 1" in row["reason"] and "Subject: IMAP buyuk" in row["reason"]
     assert "left on the server untouched" in row["reason"]

@@ -99,8 +99,9 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "i
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def sync_once(state: State, account: ImapAccountConfig) -> None:
-    """One pass over the folder, as the account loop makes after each connect or IDLE wake."""
+@contextlib.contextmanager
+def folder_sync(state: State, account: ImapAccountConfig, **options: Any) -> Iterator[FolderSync]:
+    """A logged-in FolderSync of the account's folder, prepared; logged out afterwards."""
     client = connect(account, None)
     try:
         sync = FolderSync(
@@ -112,11 +113,18 @@ def sync_once(state: State, account: ImapAccountConfig) -> None:
             state.clock,
             lambda: None,
             threading.Event(),
+            **options,
         )
         sync.prepare()
-        sync.run()
+        yield sync
     finally:
         client.logout()
+
+
+def sync_once(state: State, account: ImapAccountConfig) -> None:
+    """One pass over the folder, as the account loop makes after each connect or IDLE wake."""
+    with folder_sync(state, account) as sync:
+        sync.run()
 
 
 @contextlib.contextmanager
