@@ -153,3 +153,21 @@ def suppresses_auto_reply(message: ParsedMessage) -> bool:
     """Headers that ask us not to answer automatically although a person may have written."""
     suppress = (message.header("x-auto-response-suppress") or "").lower()
     return any(token in suppress for token in ("all", "autoreply", "oof"))
+
+
+def no_automatic_answer(message: ParsedMessage, acknowledge: bool) -> str | None:
+    """Why nothing automatic (acknowledgement, document receipt, virus notice) may answer the
+    sender of this message, or None when it may be answered. `acknowledge` is the journal
+    row's: historical mail brought in by `ticketd import` is never answered."""
+    if not acknowledge:
+        return "historical import"
+    if suppresses_auto_reply(message):
+        return "X-Auto-Response-Suppress"
+    if is_forwarded_report(message):
+        return "a forwarded delivery report"
+    return None
+
+
+def answer_address(message: ParsedMessage) -> str:
+    """Where an answer to this message goes: its Reply-To, else its sender."""
+    return (message.reply_to[0] if message.reply_to else message.sender).email

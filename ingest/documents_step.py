@@ -20,6 +20,7 @@ import filetype
 from sqlalchemy import select
 
 from ingest.bombs import describe_zip, pdf_inflates_past
+from ingest.classify import answer_address, no_automatic_answer
 from ingest.context import Context
 from ingest.filenames import safe_filename
 from ingest.history import add_note
@@ -121,9 +122,12 @@ def _mail(
     stored: list[str],
     refused: list[Refusal],
 ) -> str:
-    if not entry.acknowledge:
-        return "historical import: not answered"
-    recipient = (message.reply_to[0] if message.reply_to else message.sender).email
+    # Like the acknowledgement it stands in for: never to a sender who asked for no automatic
+    # answers, never to a forwarded delivery report.
+    silence = no_automatic_answer(message, entry.acknowledge)
+    if silence is not None:
+        return f"{silence}: not answered"
+    recipient = answer_address(message)
     template = "kyc_refused" if refused else "kyc_received"
     context = {
         "stored": stored,

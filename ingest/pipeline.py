@@ -20,9 +20,9 @@ from ingest.categorise import Categoriser
 from ingest.classify import (
     Classification,
     Kind,
+    answer_address,
     classify,
-    is_forwarded_report,
-    suppresses_auto_reply,
+    no_automatic_answer,
 )
 from ingest.context import Context, Ignore
 from ingest.documents_step import step_documents
@@ -176,13 +176,10 @@ def step_acknowledge(
     request joined), or say why there is none."""
     if not new and not threading.repeated_request:
         return "follow-up: no acknowledgement"
-    if not entry.acknowledge:
-        return "historical import: not acknowledged"
-    if suppresses_auto_reply(message):
-        return "X-Auto-Response-Suppress: not acknowledged"
-    if is_forwarded_report(message):
-        return "a forwarded delivery report: not acknowledged"
-    recipient = (message.reply_to[0] if message.reply_to else message.sender).email
+    silence = no_automatic_answer(message, entry.acknowledge)
+    if silence is not None:
+        return f"{silence}: not acknowledged"
+    recipient = answer_address(message)
     if threading.repeated_request:
         if _already_pointed_to(ctx, ticket):
             return "repeated request: already told about the existing ticket"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from ingest.agent_replies import agent_ticket_ref
-from ingest.classify import is_forwarded_report, suppresses_auto_reply
+from ingest.classify import answer_address, no_automatic_answer
 from ingest.context import Context
 from ingest.filenames import safe_filename
 from ingest.history import add_note
@@ -121,13 +121,10 @@ def _tell_sender(
 ) -> str:
     if TOLD in (entry.reason or ""):
         return f"{TOLD} before"
-    if not entry.acknowledge:
-        return "historical import: sender not told"
-    if suppresses_auto_reply(message):
-        return "X-Auto-Response-Suppress: sender not told"
-    if is_forwarded_report(message):
-        return "a forwarded delivery report: sender not told"
-    recipient = (message.reply_to[0] if message.reply_to else message.sender).email
+    silence = no_automatic_answer(message, entry.acknowledge)
+    if silence is not None:
+        return f"{silence}: sender not told"
+    recipient = answer_address(message)
     files = [{"filename": i.filename, "signature": i.signature} for i in report.infected]
     if ticket is not None:
         mail = AutomaticMail(TEMPLATE, TEMPLATE, recipient, message, {"files": files})

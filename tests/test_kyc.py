@@ -157,8 +157,7 @@ def test_accepted_documents_are_stored_encrypted_and_acknowledged(
     blob_files = [p for p in (tmp_path / "var" / "blobs").rglob("*") if p.is_file()]
     document_blobs = {d.blob_key for d in documents}
     assert document_blobs <= {p.name for p in blob_files}
-    # Every blob, the journal's raw message included. That one holds the attachments as
-    # base64 MIME: not in clear, but not encrypted either (the known gap, see README).
+    # Every blob, the journal's raw message included (sealed too, see test_sealed_journal.py).
     for path in blob_files:
         content = path.read_bytes()
         for _name, _type, payload in files:
@@ -167,6 +166,19 @@ def test_accepted_documents_are_stored_encrypted_and_acknowledged(
         assert b"KIMLIK-ON-YUZ" not in content and b"FATURA ADRES" not in content
     key = tmp_path / "var" / "kyc.key"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600 and len(key.read_bytes()) == 32
+
+
+def test_documents_from_a_sender_asking_for_no_automatic_answer_are_kept_unanswered(
+    kyc_state: State,
+) -> None:
+    raw = kyc_mail([("kimlik.jpg", "image/jpeg", JPEG)])
+    raw = b"X-Auto-Response-Suppress: All\r\n" + raw
+    result = deliver(kyc_state, raw)
+    assert result.state == "done", result.detail
+    assert "documents: 1 stored, 0 refused" in result.detail
+    assert "X-Auto-Response-Suppress: not answered" in result.detail
+    assert [d.detected_type for d in _documents(kyc_state)] == ["jpeg"]
+    assert _outbox(kyc_state, "kyc_received") == [] and _outbox(kyc_state, "ack") == []
 
 
 @pytest.mark.parametrize(
