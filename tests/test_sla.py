@@ -430,3 +430,27 @@ def test_a_huge_customer_text_is_cut_in_the_agents_notification(desk: State) -> 
         assert f"karakter daha bu bildirime sığmadı: ticketd tickets show {ref}" in notify.text
     shown = show_ticket(desk.db, ref)
     assert shown is not None and len(shown["messages"][0]["text"]) > NOTIFY_TEXT_LIMIT * 3
+
+
+def test_recompute_brings_open_tickets_in_line_with_a_changed_policy(
+    tmp_path: Path, desk: State, clock: FixedClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    opened = clock.now()
+    ref = open_ticket(desk)
+    assert ticket_of(desk, ref).sla_first_answer_due == opened + timedelta(hours=48)
+    # The desk promises a first answer within 8 hours from now on.
+    config = str(write_config(tmp_path, extra=TEAM + "[sla]\nfirst_answer_hours = 8\n"))
+    assert main(["--config", config, "sla", "recompute", "--dry-run", "--json"]) == 0
+    [planned] = json.loads(capsys.readouterr().out)
+    assert planned["ref"] == ref and planned["target"] == "first_answer"
+    assert planned["after"] == (opened + timedelta(hours=8)).isoformat()
+    assert ticket_of(desk, ref).sla_first_answer_due == opened + timedelta(hours=48)  # dry run
+    assert main(["--config", config, "sla", "recompute"]) == 0
+    assert "1 deadline(s) moved" in capsys.readouterr().out
+    assert ticket_of(desk, ref).sla_first_answer_due == opened + timedelta(hours=8)
+    assert main(["--config", config, "sla", "recompute"]) == 0  # nothing left to move
+    assert "0 deadline(s) moved" in capsys.readouterr().out
+    at = (opened + timedelta(hours=8, minutes=1)).isoformat()
+    assert main(["--config", config, "sla", "tick", "--at", at, "--json"]) == 0
+    settled = {(a["kind"], a["target"]) for a in json.loads(capsys.readouterr().out)}
+    assert ("escalation", "first_answer") in settled  # the new deadline is watched

@@ -1,4 +1,5 @@
-"""`ticketd sla tick|digest [--at TIME] [--dry-run] [--json]`, `ticketd sla report [--json]`
+"""`ticketd sla tick|digest [--at TIME] [--dry-run] [--json]`, `ticketd sla report [--json]`,
+`ticketd sla recompute [--dry-run] [--json]`
 and `ticketd survey report [--json]`."""
 
 from __future__ import annotations
@@ -71,6 +72,22 @@ def _report(state: Any, args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def _recompute(state: Any, args: argparse.Namespace) -> int:
+    from outbound.sla_recompute import recompute
+
+    moved = recompute(state.db, state.config.sla, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps([m.as_dict() for m in moved], ensure_ascii=False, indent=2))
+        return EX_OK
+    for m in moved:
+        before = m.before.isoformat() if m.before else "-"
+        after = m.after.isoformat() if m.after else "-"
+        print(f"{m.ref} {m.target}: {before} -> {after}")
+    verb = "would move" if args.dry_run else "moved"
+    print(f"{len(moved)} deadline(s) {verb}")
+    return EX_OK
+
+
 def _survey_report(state: Any, args: argparse.Namespace) -> int:
     from outbound.survey import survey_report
 
@@ -102,6 +119,12 @@ def add_sla_commands(commands: Any, with_state: Callable[[StateBody], Handler]) 
     s_report = s_commands.add_parser("report", help="at-risk and breached tickets per queue")
     s_report.add_argument("--json", action="store_true")
     s_report.set_defaults(handler=with_state(_report))
+    s_recompute = s_commands.add_parser(
+        "recompute", help="recompute open tickets' deadlines from the current [sla]"
+    )
+    s_recompute.add_argument("--dry-run", action="store_true", help="show what would move")
+    s_recompute.add_argument("--json", action="store_true")
+    s_recompute.set_defaults(handler=with_state(_recompute))
     survey = commands.add_parser("survey", help="the satisfaction survey")
     v_commands = survey.add_subparsers(dest="survey_command", required=True, metavar="COMMAND")
     v_report = v_commands.add_parser("report", help="average score per queue and agent")
