@@ -2,19 +2,21 @@
 
 The standard library's parser builds one object per MIME part, about 400 bytes of memory for a
 part that takes 10 bytes of mail: 25 MB of empty parts would take gigabytes and minutes. So the
-raw bytes are cut before the part past `MAX_PARTS` is ever parsed (`bound_parts`), counting only
-delimiter lines of boundaries the message declares (a text full of "--" lines is not cut).
-`MAX_DEPTH` bounds how deep `parsing._iter_parts` looks. Honest mail comes nowhere near either
-(a mail client writes a few levels and at most hundreds of parts), so the message is still
-read: what lies past a limit is left out and `shape_notes` says so, for the ticket's note; a
-base64 part that is not base64 keeps what decodes, with a note too.
+raw bytes are cut before the part past `ShapeLimits.parts` is ever parsed (`bound_parts`),
+counting only delimiter lines of boundaries the message declares (a text full of "--" lines is
+not cut). `ShapeLimits.depth` bounds how deep `parsing._iter_parts` looks. Both are `[limits]
+max_mime_parts` and `max_mime_depth` in the configuration; the defaults are `MAX_PARTS` and
+`MAX_DEPTH`. Honest mail comes nowhere near either (a mail client writes a few levels and at
+most hundreds of parts), so the message is still read: what lies past a limit is left out and
+`shape_notes` says so, naming the limit, for the ticket's note; a base64 part that is not
+base64 keeps what decodes, with a note too.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from email.errors import MessageDefect
 from email.message import Message
 from typing import TYPE_CHECKING
@@ -24,6 +26,18 @@ if TYPE_CHECKING:
 
 MAX_PARTS = 5000
 MAX_DEPTH = 50
+
+
+@dataclass(frozen=True)
+class ShapeLimits:
+    """How many MIME parts of one message are read, and how deeply nested."""
+
+    parts: int = MAX_PARTS
+    depth: int = MAX_DEPTH
+
+
+DEFAULT_LIMITS = ShapeLimits()
+
 # Header fields that become a ticket's subject, names and participants, and go out again in
 # our mail: a 1 MB subject would make a 1 MB acknowledgement header, 60,000 Cc addresses
 # 60,000 participants. Longer than any person writes; the rest is cut, with a note.
@@ -79,7 +93,11 @@ class UnreadStructure(MessageDefect):
 
 
 class PartsCut(MessageDefect):
-    """Set when `bound_parts` cut the message before part MAX_PARTS + 1."""
+    """Set when `bound_parts` cut the message before part `limit` + 1."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
 
 
 def bound_parts(raw: bytes, limit: int = MAX_PARTS) -> tuple[bytes, bool]:
@@ -138,7 +156,7 @@ def _name(part: Message, index: int) -> str:
     return f'"{name}"' if isinstance(name, str) and name else f"part {index}"
 
 
-def shape_notes(message: Message) -> tuple[str, ...]:
+def shape_notes(message: Message, limits: ShapeLimits = DEFAULT_LIMITS) -> tuple[str, ...]:
     """What the limits left unread, in words for the agents; () for an ordinary message."""
     notes: list[str] = []
     if any(isinstance(d, UnreadStructure) for d in message.defects):
@@ -146,21 +164,21 @@ def shape_notes(message: Message) -> tuple[str, ...]:
             "The MIME structure is nested too deep to be parsed: only the header and the body "
             "as plain text were read."
         )
-    if any(isinstance(d, PartsCut) for d in message.defects):
+    for cut in [d for d in message.defects if isinstance(d, PartsCut)][:1]:
         notes.append(
-            f"The message has more than {MAX_PARTS} MIME parts: only the first {MAX_PARTS} "
+            f"The message has more than {cut.limit} MIME parts: only the first {cut.limit} "
             "were read."
         )
     too_deep = 0
     broken: list[str] = []
     for index, (part, depth) in enumerate(_walk(message)):
-        if depth > MAX_DEPTH:
+        if depth > limits.depth:
             too_deep += 1
         elif not part.is_multipart() and _broken_base64(part):
             broken.append(_name(part, index))
     if too_deep:
         notes.append(
-            f"{too_deep} MIME part(s) nested more than {MAX_DEPTH} levels deep were not read."
+            f"{too_deep} MIME part(s) nested more than {limits.depth} levels deep were not read."
         )
     if broken:
         shown = ", ".join(broken[:10])

@@ -27,9 +27,9 @@ from flufl.bounce import all_failures
 from ingest.filenames import safe_filename
 from ingest.inline_images import ImageUse, cid_images, is_decoration, is_image, normalise_cid
 from ingest.mime_shape import (
-    MAX_DEPTH,
-    MAX_PARTS,
+    DEFAULT_LIMITS,
     PartsCut,
+    ShapeLimits,
     UnreadStructure,
     bound_fields,
     bound_parts,
@@ -304,19 +304,17 @@ def _charset(part: Message) -> str | None:
         return None
 
 
-_MAX_DEPTH = MAX_DEPTH  # deeper MIME nesting than any mail client writes: the rest is not looked at
-_MAX_PARTS = MAX_PARTS
-
-
-def _iter_parts(message: Message) -> Iterator[Message]:
-    """Every part, depth first like `Message.walk`, without recursion and with limits."""
+def _iter_parts(message: Message, limits: ShapeLimits) -> Iterator[Message]:
+    """Every part, depth first like `Message.walk`, without recursion and with limits: no more
+    than `limits.parts` parts, none nested deeper than `limits.depth` (deeper than any mail
+    client writes: the rest is not looked at)."""
     stack: list[tuple[Message, int]] = [(message, 0)]
     seen = 0
-    while stack and seen < _MAX_PARTS:
+    while stack and seen < limits.parts:
         part, depth = stack.pop()
         seen += 1
         yield part
-        if depth >= _MAX_DEPTH:
+        if depth >= limits.depth:
             continue
         try:
             children = part.get_payload() if part.is_multipart() else None
@@ -471,7 +469,7 @@ def _tnef_attachments(contents: TnefContents, enclosed: bool) -> Iterator[Attach
         )
 
 
-def _walk_body(message: Message) -> tuple[str, str, list[AttachmentInfo]]:
+def _walk_body(message: Message, limits: ShapeLimits) -> tuple[str, str, list[AttachmentInfo]]:
     """The sender's own text (plain and HTML) and every attachment, each with its role.
 
     - A forwarded message (message/rfc822 below the top) is not what the sender wrote: its text
@@ -492,7 +490,7 @@ def _walk_body(message: Message) -> tuple[str, str, list[AttachmentInfo]]:
     # (index in attachments, Content-ID, disposition, scope) of every image that may be inline.
     candidates: list[tuple[int, str, str, int]] = []
     tnef_texts: list[tuple[str, str]] = []
-    for part in _iter_parts(message):
+    for part in _iter_parts(message, limits):
         scope = scope_of.get(id(part), 0)
         try:
             content_type = _content_type(part)
@@ -646,10 +644,10 @@ def _embedded_message_ids(raw: bytes) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _parse_structure(raw: bytes) -> Message:
+def _parse_structure(raw: bytes, limits: ShapeLimits) -> Message:
     if raw.startswith(b"\xef\xbb\xbf"):  # a byte order mark some Windows tools write first
         raw = raw[3:]
-    raw, cut = bound_parts(raw)  # never more parts than the limit reach the parser
+    raw, cut = bound_parts(raw, limits.parts)  # never more parts than the limit reach the parser
     try:
         message = message_from_bytes(raw, policy=compat32)
     except Exception:  # nesting so deep the parser recursed out: keep the headers and the text
@@ -657,15 +655,16 @@ def _parse_structure(raw: bytes) -> Message:
         message.set_type("text/plain")
         message.defects.append(UnreadStructure())
     if cut:
-        message.defects.append(PartsCut())
-    for part in _iter_parts(message):
+        message.defects.append(PartsCut(limits.parts))
+    for part in _iter_parts(message, limits):
         _repair_headers(part)
     return message
 
 
-def parse_message(raw: bytes) -> ParsedMessage:
-    """Parse a raw message; works for any bytes, however broken."""
-    message = _parse_structure(raw)
+def parse_message(raw: bytes, limits: ShapeLimits = DEFAULT_LIMITS) -> ParsedMessage:
+    """Parse a raw message; works for any bytes, however broken. `limits` bound how many MIME
+    parts are read and how deep ([limits] max_mime_parts, max_mime_depth)."""
+    message = _parse_structure(raw, limits)
     headers: list[tuple[str, str]] = []
     for key, value in message.raw_items():
         headers.append((str(key).lower(), decode_header_value(value)))
@@ -679,7 +678,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
     ids = _msg_ids(first("message-id"))
     senders = _addresses(message, "From") or _addresses(message, "Sender")
     sender = senders[0] if senders else Address(email="", name="")
-    plain, html, attachments = _walk_body(message)
+    plain, html, attachments = _walk_body(message, limits)
     full_text = plain if plain.strip() else html_to_text(html)
     full_text = full_text.replace("\r\n", "\n").replace("\r", "\n")
     parsed = ParsedMessage(
@@ -698,7 +697,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
         content_type=_content_type(message),
         sha256=hashlib.sha256(raw).hexdigest(),
     )
-    parsed = bound_fields(replace(parsed, shape_notes=shape_notes(message)))
+    parsed = bound_fields(replace(parsed, shape_notes=shape_notes(message, limits)))
     # flufl.bounce's detectors scan the whole body; a report is small, a megabyte is not one.
     if looks_automatic(parsed) and len(raw) <= BOUNCE_SCAN_LIMIT:
         failed, delayed = _delivery_failures(message)

@@ -28,6 +28,7 @@ from ingest.context import Context, Ignore
 from ingest.documents_step import step_documents
 from ingest.history import add_note, record_incoming
 from ingest.language import guess_language
+from ingest.mime_shape import DEFAULT_LIMITS, ShapeLimits
 from ingest.parsing import ParsedMessage, parse_message
 from ingest.refs import new_reference
 from ingest.shape_step import step_shape_note
@@ -55,9 +56,10 @@ class Outcome:
     quarantine: bool = False
 
 
-def step_parse(raw: bytes) -> ParsedMessage:
-    """The one step without the database: the worker may run it before taking the write lock."""
-    return parse_message(raw)
+def step_parse(raw: bytes, limits: ShapeLimits = DEFAULT_LIMITS) -> ParsedMessage:
+    """The one step without the database: the worker may run it before taking the write lock.
+    `limits` are the configuration's MIME shape limits ([limits] max_mime_parts, ...)."""
+    return parse_message(raw, limits)
 
 
 def step_classify(ctx: Context, message: ParsedMessage) -> Classification:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from ingest.mime_shape import ShapeLimits
 from ingest.parsing import ParsedMessage
 from ingest.pipeline import Context, Ignore, run_pipeline, step_parse
 from ingest.virus_scan import WAITING_FOR_SCANNER, ScannerUnavailable
@@ -111,7 +112,9 @@ class Worker:
 
     def _prepare(self, blob_key: str) -> Prepared | Exception:
         try:
-            message = step_parse(self.blobs.get(blob_key))
+            limits = self.config.limits  # this worker's config: the one of the last SIGHUP
+            shape = ShapeLimits(parts=limits.max_mime_parts, depth=limits.max_mime_depth)
+            message = step_parse(self.blobs.get(blob_key), shape)
             return Prepared(message, scan_attachments(self.config, message))
         except Exception as error:  # the worker's policy decides, in _process
             return error

@@ -89,6 +89,31 @@ def test_sound_configuration_resolves_relative_paths(tmp_path: Path) -> None:
             "kyc.clamd_timeout",
             "seconds",
         ),
+        (
+            "[desk]\naddress = 'a@b.c'\n[limits]\nmax_mime_parts = 5\n",
+            "limits.max_mime_parts",
+            "must be a whole number from 10 to 100000",
+        ),
+        (
+            "[desk]\naddress = 'a@b.c'\n[limits]\nmax_mime_parts = 1_000_000\n",
+            "limits.max_mime_parts",
+            "must be a whole number from 10 to 100000",
+        ),
+        (
+            "[desk]\naddress = 'a@b.c'\n[limits]\nmax_mime_depth = '50'\n",
+            "limits.max_mime_depth",
+            "must be a whole number from 5 to 1000",
+        ),
+        (
+            "[desk]\naddress = 'a@b.c'\n[limits]\nmax_mime_depth = 2\n",
+            "limits.max_mime_depth",
+            "must be a whole number from 5 to 1000",
+        ),
+        (
+            "[desk]\naddress = 'a@b.c'\n[limits]\nmax_mime_part = 10\n",
+            "limits.max_mime_part",
+            "unknown key",
+        ),
         ("[desk\naddress = 'a@b.c'\n", "(syntax)", "not valid TOML"),
     ],
 )

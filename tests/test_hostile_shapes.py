@@ -38,6 +38,7 @@ from tests.dovecot import Dovecot
 from tests.helpers import DESK, customer_mail, free_port, make_config, write_config
 from tests.test_imap import account_for, folder_sync
 from tests.test_kyc import TEAM
+from ticketd import reload
 from ticketd.clock import FixedClock
 from ticketd.config import ConfigError, SmtpInConfig, load_config
 from ticketd.state import State, open_state
@@ -308,6 +309,74 @@ def test_a_text_full_of_dashes_is_not_cut() -> None:
     raw = HEAD.replace(b"{id}", b"sql") + b"Content-Type: text/plain\r\n\r\n" + sql
     parsed = parse_message(raw)
     assert parsed.shape_notes == () and "select 5999;" in parsed.full_text
+
+
+def _customer_and_notes(state: State, raw: bytes) -> tuple[dict[str, Any], list[str]]:
+    """The ticket's customer message and the texts of its "partly read" notes."""
+    result = deliver(state, raw)
+    assert result.state == "done", result.detail
+    ticket = _ticket(state, result.detail)
+    customer, *_ = [m for m in ticket["messages"] if m["kind"] == "customer"]
+    notes = [m["text"] for m in ticket["messages"] if m["subject"] == "Message only partly read"]
+    return customer, notes
+
+
+@pytest.mark.parametrize(
+    ("limits", "raw", "note", "unread"),
+    [
+        (
+            "max_mime_parts = 10",
+            _wide(30),
+            "more than 10 MIME parts: only the first 10 were read",
+            "p28.bin",
+        ),
+        (
+            "max_mime_depth = 5",
+            _deep(8),
+            "nested more than 5 levels deep were not read",
+            "the innermost part",
+        ),
+    ],
+    ids=["parts", "depth"],
+)
+def test_the_configured_shape_limits_cut_a_message_and_the_note_names_them(
+    tmp_path: Path, clock: FixedClock, limits: str, raw: bytes, note: str, unread: str
+) -> None:
+    (tmp_path / "default").mkdir()
+    state = open_state(make_config(tmp_path / "default"), clock=clock)
+    try:  # the defaults read the same message whole
+        customer, notes = _customer_and_notes(state, raw)
+        assert notes == []
+        assert unread in customer["text"] + str(customer["attachments"])
+    finally:
+        state.close()
+    (tmp_path / "limited").mkdir()
+    state = open_state(
+        make_config(tmp_path / "limited", extra=f"[limits]\n{limits}\n"), clock=clock
+    )
+    try:
+        customer, notes = _customer_and_notes(state, raw)
+        assert "Para çekme talebim 3 gündür beklemede" in customer["text"]
+        [text] = notes
+        assert note in text, text
+        assert unread not in customer["text"] + str(customer["attachments"])
+    finally:
+        state.close()
+
+
+def test_a_reload_changes_the_limits_for_the_next_message(tmp_path: Path, state: State) -> None:
+    """SIGHUP: the daemon takes the planned config, and each new worker reads its limits."""
+    running = state.config
+    assert (running.limits.max_mime_parts, running.limits.max_mime_depth) == (5000, 50)
+    changed = make_config(tmp_path, extra="[limits]\nmax_mime_parts = 12\nmax_mime_depth = 7\n")
+    result = reload.plan(running, changed)
+    assert result.applied == ("limits.max_mime_depth", "limits.max_mime_parts")
+    assert not [key for key in result.needs_restart if key.startswith("limits.")]
+    state.config = result.config
+    _, notes = _customer_and_notes(state, _wide(30))
+    assert any("more than 12 MIME parts" in n for n in notes), notes
+    _, notes = _customer_and_notes(state, _deep(10))
+    assert any("nested more than 7 levels deep" in n for n in notes), notes
 
 
 # Decompression bombs on a kyc ticket: refused with the reason, never expanded.

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ingest import parsing
+from ingest.mime_shape import MAX_DEPTH
 from ingest.parsing import (
     DECORATION,
     ENCLOSED,
@@ -449,7 +449,7 @@ Content-Type: message/rfc822
 def test_forwards_nested_past_the_depth_limit_end_there() -> None:
     """Each forward costs two levels (message/rfc822, then the message); past the limit the
     parser stops looking, and nothing raises."""
-    levels = parsing._MAX_DEPTH // 2 + 5
+    levels = MAX_DEPTH // 2 + 5
     body = inner_message(subject="en içteki")
     for level in range(levels):
         body = f"""From: a@b.c

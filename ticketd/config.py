@@ -116,6 +116,10 @@ class LimitsConfig:
     auto_replies_per_hour: int = 3
     # And never two within this many seconds: ten mails in a minute get one answer.
     auto_reply_interval_seconds: int = 120
+    # How many MIME parts of one message are read, and how deeply nested (ingest/mime_shape.py);
+    # past either the message still makes its ticket, with a note naming the limit.
+    max_mime_parts: int = 5000
+    max_mime_depth: int = 50
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,15 @@ class _Reader:
             return default
         return value
 
+    def bounded(
+        self, table: dict[str, Any], key: str, default: int, lowest: int, highest: int
+    ) -> int:
+        value = table.get(key.rpartition(".")[2], default)
+        if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= highest:
+            self.problems.append((key, f"must be a whole number from {lowest} to {highest}"))
+            return default
+        return value
+
     def path(self, value: str) -> Path:
         path = Path(value).expanduser()
         return path if path.is_absolute() else (self.base / path)
@@ -263,6 +276,12 @@ _SMTP_IN_LIMITS = {
     "idle_timeout": 300,
 }
 _SMTP_IN_SHAPE = {"max_header_size": 256 * 1024, "max_line_length": 1024 * 1024}
+# [limits] keys bounded on both sides, (default, lowest, highest). Fewer parts or levels than
+# honest mail has (a signed reply with a logo and a forward is a dozen parts, five levels) would
+# cut ordinary messages; more would let one message take gigabytes (about 400 bytes per parsed
+# part) or seconds of parsing.
+_MIME_SHAPE = {"max_mime_parts": (5000, 10, 100_000), "max_mime_depth": (50, 5, 1000)}
+_LIMITS_KEYS = ("auto_replies_per_hour", "auto_reply_interval_seconds", *_MIME_SHAPE)
 
 
 def parse_config(data: dict[str, Any], path: Path) -> Config:
@@ -375,6 +394,13 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     limits_t = reader.table("limits")
     per_hour = reader.integer(limits_t, "limits.auto_replies_per_hour", 3)
     interval = reader.integer(limits_t, "limits.auto_reply_interval_seconds", 120, 0)
+    mime_shape = {
+        key: reader.bounded(limits_t, f"limits.{key}", *bounds)
+        for key, bounds in _MIME_SHAPE.items()
+    }
+    for key in limits_t:
+        if key not in _LIMITS_KEYS:
+            reader.problems.append((f"limits.{key}", "unknown key"))
 
     threading_t = reader.table("threading")
     threading = ThreadingConfig(
@@ -437,7 +463,9 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             password_file=password_file,
             ca_file=ca_file,
         ),
-        limits=LimitsConfig(auto_replies_per_hour=per_hour, auto_reply_interval_seconds=interval),
+        limits=LimitsConfig(
+            auto_replies_per_hour=per_hour, auto_reply_interval_seconds=interval, **mime_shape
+        ),
         threading=threading,
         metrics=MetricsConfig(listen=metrics_listen),
         imap=imap,
