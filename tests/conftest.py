@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import make_config
+from tests.helpers import make_config, write_config
 from ticketd.clock import FixedClock
+from ticketd.config import load_config
 from ticketd.state import State, open_state
 
 pytest_plugins = ["tests.daemon", "tests.pg", "tests.dovecot", "tests.clamd"]
@@ -22,5 +23,21 @@ def clock() -> FixedClock:
 def state(tmp_path: Path, clock: FixedClock) -> Iterator[State]:
     """ticketd's state on SQLite on disk, with a clock the test moves."""
     opened = open_state(make_config(tmp_path), clock=clock)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def kyc_config(tmp_path: Path) -> Path:
+    """A configuration with an identity queue and its agent (tests/test_kyc.py's TEAM)."""
+    from tests.test_kyc import TEAM
+
+    return write_config(tmp_path, extra=TEAM)
+
+
+@pytest.fixture
+def kyc_state(kyc_config: Path, clock: FixedClock) -> Iterator[State]:
+    """ticketd's state on `kyc_config`, with a clock the test moves."""
+    opened = open_state(load_config(kyc_config), clock=clock)
     yield opened
     opened.close()

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +27,6 @@ from ticketd.config import load_config
 from ticketd.state import State, open_state
 
 DAYS = 86400.0
-
-
-@pytest.fixture
-def config_path(tmp_path: Path) -> Path:
-    return write_config(tmp_path, extra=TEAM)
-
-
-@pytest.fixture
-def kyc_state(config_path: Path, clock: FixedClock) -> Iterator[State]:
-    opened = open_state(load_config(config_path), clock=clock)
-    yield opened
-    opened.close()
 
 
 def _files(state: State) -> set[str]:
@@ -180,25 +167,25 @@ def test_leftovers_of_crashes_are_cleaned(kyc_state: State) -> None:
     assert kyc_state.blobs.get(key) == raw  # put back, to be judged by age and references
 
 
-def test_a_grace_shorter_than_an_hour_is_refused(kyc_state: State, config_path: Path) -> None:
+def test_a_grace_shorter_than_an_hour_is_refused(kyc_state: State, kyc_config: Path) -> None:
     with pytest.raises(ValueError, match="at least 1:00:00"):
         sweep(kyc_state.db, kyc_state.blobs, grace=storage.sweep.MINIMUM_GRACE / 2)
-    result = _cli(config_path, "blobs", "sweep", "--grace-hours", "0")
+    result = _cli(kyc_config, "blobs", "sweep", "--grace-hours", "0")
     assert result.returncode == 64 and "at least 1" in result.stderr
 
 
 def test_the_sweep_command(
-    kyc_state: State, config_path: Path, monkeypatch: pytest.MonkeyPatch
+    kyc_state: State, kyc_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     orphans = _rolled_back_documents(kyc_state, monkeypatch)
     _age(kyc_state, _files(kyc_state), days=2)
-    dry = _cli(config_path, "blobs", "sweep", "--dry-run")
+    dry = _cli(kyc_config, "blobs", "sweep", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert (
         set(dry.stdout.split()[:2]) == orphans and "2 orphan blob(s) would be removed" in dry.stdout
     )
     assert orphans <= _files(kyc_state)
-    done = _cli(config_path, "blobs", "sweep")
+    done = _cli(kyc_config, "blobs", "sweep")
     assert done.returncode == 0 and "2 orphan blob(s) removed" in done.stdout
     assert not orphans & _files(kyc_state)
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 import base64
 import io
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -28,11 +26,10 @@ from ingest.parsing import (
     ParsedMessage,
     parse_message,
 )
-from tests.helpers import DESK, make_config
-from tests.test_kyc import PDF, TEAM, _documents, _outbox
+from tests.helpers import DESK
+from tests.test_kyc import PDF, _documents, _outbox
 from tests.test_threading import deliver
-from ticketd.clock import FixedClock
-from ticketd.state import State, open_state
+from ticketd.state import State
 
 SENDER = "=?utf-8?b?QXnFn2UgWcSxbG1heg==?= <ayse@musteri.com.tr>"
 
@@ -496,13 +493,6 @@ def test_a_bounce_keeps_its_returned_message_as_an_attachment() -> None:
 
 
 # --- on a kyc ticket -----------------------------------------------------------------------
-
-
-@pytest.fixture
-def kyc_state(tmp_path: Path, clock: FixedClock) -> Iterator[State]:
-    opened = open_state(make_config(tmp_path, extra=TEAM), clock=clock)
-    yield opened
-    opened.close()
 
 
 def test_kyc_takes_the_outlook_inline_photo_and_not_the_logo(kyc_state: State) -> None:

@@ -18,7 +18,6 @@ import stat
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -77,18 +76,6 @@ def _every_blob_reads(state: State) -> None:
     for blob_key, sha256 in docs:
         assert blob_key is not None
         assert documents.get(blob_key, sha256) in (JPEG, PNG, PDF)
-
-
-@pytest.fixture
-def kyc_config(tmp_path: Path) -> Path:
-    return write_config(tmp_path, extra=TEAM)
-
-
-@pytest.fixture
-def kyc_state(kyc_config: Path, clock: FixedClock) -> Iterator[State]:
-    opened = open_state(load_config(kyc_config), clock=clock)
-    yield opened
-    opened.close()
 
 
 def _fill(state: State) -> None:

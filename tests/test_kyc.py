@@ -12,7 +12,6 @@ import stat
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator
 from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -106,13 +105,6 @@ def kyc_mail(
         maintype, _, subtype = content_type.partition("/")
         mail.add_attachment(payload, maintype=maintype, subtype=subtype, filename=filename)
     return mail.as_bytes(policy=SMTP)
-
-
-@pytest.fixture
-def kyc_state(tmp_path: Path, clock: FixedClock) -> Iterator[State]:
-    opened = open_state(make_config(tmp_path, extra=TEAM), clock=clock)
-    yield opened
-    opened.close()
 
 
 def _outbox(state: State, kind: str) -> list[OutboxMail]:
