@@ -20,7 +20,7 @@ from sqlalchemy import select
 from storage.models import JournalEntry
 from tests.daemon import DaemonProcess, Relay, Start, daemon_config, make_certificate
 from tests.helpers import DESK, customer_mail, free_port
-from ticketd.config import ConfigError, load_config
+from ticketd.config import ConfigError, load_config, load_listener_config
 from ticketd.state import open_state
 from ticketd.tls_files import describe
 
@@ -231,8 +231,21 @@ def test_without_tls_files_no_starttls_is_offered(relay: Relay, tmp_path: Path) 
 def _problems(folder: Path, lines: str) -> list[tuple[str, str]]:
     extra = f'[smtp_in]\nlisten = "127.0.0.1:2525"\n{lines}\n'
     with pytest.raises(ConfigError) as error:
-        load_config(daemon_config(folder, None, extra=extra))
+        load_listener_config(daemon_config(folder, None, extra=extra))
     return error.value.problems
+
+
+def test_the_listeners_tls_files_never_stop_ingest(tmp_path: Path) -> None:
+    # An MTA pipe runs `ticketd ingest` as a user who may not read the listener's key, and
+    # certbot may be swapping the files: only what serves the listener reads them.
+    from tests.test_ingest_command import run_cli
+
+    missing = tmp_path / "renewing.pem"
+    extra = f'[smtp_in]\nlisten = "127.0.0.1:2525"\ntls_cert = "{missing}"\ntls_key = "{missing}"\n'
+    config = daemon_config(tmp_path, None, extra=extra)
+    assert run_cli(config, "ingest", stdin=customer_mail()).returncode == 0
+    checked = run_cli(config, "check")
+    assert checked.returncode == 78 and b"smtp_in.tls_cert" in checked.stdout + checked.stderr
 
 
 def test_missing_and_unusable_tls_files_name_their_key(

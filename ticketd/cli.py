@@ -14,7 +14,7 @@ from typing import Any
 
 from ticketd import logs, views
 from ticketd.blob_commands import add_blob_commands
-from ticketd.config import ConfigError, load_config
+from ticketd.config import ConfigError, load_config, load_listener_config
 from ticketd.kyc_commands import add_kyc_commands
 from ticketd.sla_commands import add_sla_commands
 
@@ -39,7 +39,7 @@ def _print_json(value: Any) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    config = load_config(_config_path(args))
+    config = load_listener_config(_config_path(args))
     print(f"{config.path}: the configuration is sound")
     print(f"  desk: {config.desk.name} <{config.desk.address}>, language {config.desk.language}")
     print(f"  database: {views.safe_url(config.storage.database)}")
@@ -79,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ticketd.daemon import Daemon
     from ticketd.state import open_state
 
-    config = load_config(_config_path(args))
+    config = load_listener_config(_config_path(args))
     logs.protect_config(config)
     state = open_state(config)
     try:

@@ -18,6 +18,7 @@ from ticketd.config_kyc import KycConfig, parse_kyc
 from ticketd.config_sla import SlaConfig, parse_sla
 from ticketd.config_team import TeamConfig, parse_team
 from ticketd.config_tls import TLS_KEYS, parse_listener_tls
+from ticketd.tls_files import check_pair
 
 LANGUAGES = ("tr", "en")
 DEFAULT_LISTEN = "127.0.0.1:2525"
@@ -643,3 +644,16 @@ listen = "127.0.0.1:2525"
 # relay = "127.0.0.1:25"   # without a relay, outgoing mail is written to this Maildir
 maildir = "var/outbox"
 """
+
+
+def load_listener_config(path: Path) -> Config:
+    """`load_config` for what serves the SMTP listener (`run`, SIGHUP, `check`): the STARTTLS
+    certificate and key are read and checked too, each problem naming its key. The other
+    commands never read them (ticketd/config_tls.py says why)."""
+    config = load_config(path)
+    cert, key = config.smtp_in.tls_cert, config.smtp_in.tls_key
+    if cert is not None and key is not None:
+        problems = check_pair(cert, key)
+        if problems:
+            raise ConfigError(problems)
+    return config

@@ -2,7 +2,10 @@
 
 Parsed apart from the listener's limits because the files are checked as well (ticketd/
 tls_files.py): a configuration with a missing file or a key that does not belong to the
-certificate is refused at `ticketd check`, at start and on SIGHUP, naming the key.
+certificate is refused at `ticketd check`, at start and on SIGHUP, naming the key. Only there
+(`config.load_listener_config`): every other command, `ticketd ingest` from an MTA pipe above all,
+loads the configuration without reading a certificate or a key it may not even be allowed to
+read, and must not fail because the listener's files are being renewed.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ticketd.tls_files import Problems, check_pair
+from ticketd.tls_files import Problems
 
 TLS_KEYS = ("tls_cert", "tls_key", "require_tls")
 
@@ -44,8 +47,6 @@ def parse_listener_tls(problems: Problems, table: dict[str, Any], base: Path) ->
     if ("tls_cert" in table) != ("tls_key" in table):
         missing = "tls_key" if "tls_cert" in table else "tls_cert"
         problems.append((f"smtp_in.{missing}", "tls_cert and tls_key go together: set both"))
-    elif cert is not None and key is not None:
-        problems.extend(check_pair(cert, key))
     if require and "tls_cert" not in table:
         problems.append(("smtp_in.require_tls", "needs tls_cert and tls_key to offer STARTTLS"))
     return ListenerTls(cert, key, require)

@@ -29,7 +29,7 @@ from outbound.sender import Sender
 from outbound.templating import Templates
 from outbound.transports import make_transport
 from ticketd import logs, reload
-from ticketd.config import ConfigError, SmtpInConfig, load_config
+from ticketd.config import ConfigError, SmtpInConfig, load_listener_config
 from ticketd.imap_service import ImapService
 from ticketd.kyc_service import run_kyc_housekeeping
 from ticketd.maintenance_service import run_maintenance
@@ -86,7 +86,7 @@ class Daemon:
         """SIGHUP: apply what can change live; a broken file leaves everything as it is."""
         running = self.state.config
         try:
-            new = load_config(running.path)
+            new = load_listener_config(running.path)
         except ConfigError as error:
             for key, reason in error.problems:
                 log.error("reload refused, configuration unchanged: %s: %s", key, reason)
