@@ -179,6 +179,7 @@ class Daemon:
     async def worker_loop(self) -> None:
         failures = 0
         scan_failures = 0
+        scan_address = ""  # the clamd that failed: its gauge series goes back to 1
         while not self.stopping.is_set():
             self.beat("worker")
             # A fresh worker each time: it takes the configuration and templates of the last
@@ -194,7 +195,8 @@ class Daemon:
                 continue
             except ScanWait as wait:
                 scan_failures += 1
-                self.metrics.scanner_reachable(str(wait.error.address), False)
+                scan_address = str(wait.error.address)
+                self.metrics.scanner_reachable(scan_address, False)
                 if scan_failures == 1:
                     log.error(
                         "virus scanner unreachable, messages wait in the journal unscanned "
@@ -209,7 +211,8 @@ class Daemon:
                 failures = 0
             if scan_failures and result is not None:
                 log.info("virus scanner reachable again: scanning the waiting messages")
-                self.metrics.scanner_reachable(str(self.state.config.kyc.clamd), True)
+                # The series that went to 0, even if a SIGHUP changed kyc.clamd since.
+                self.metrics.scanner_reachable(scan_address, True)
                 scan_failures = 0
             if result is None:
                 await self._wait(self.work_ready, IDLE_POLL_SECONDS)
