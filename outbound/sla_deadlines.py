@@ -60,18 +60,15 @@ def on_ticket_event(ctx: Context, ticket: Ticket, event: str) -> None:
             ticket.sla_waiting_since = now  # the clock runs from the first unanswered message
     if ticket.status == "pending" and ticket.sla_paused_at is None:
         ticket.sla_paused_at = now
-    elif ticket.status in STOPPED:
-        ticket.sla_paused_at = None
-        ticket.sla_waiting_since = None
-    _recompute(ticket, sla)
-    reconcile_events(ctx.session, ticket, sla)
+    refresh(ctx.session, ticket, sla)
     if event != "auto_closed":
         # Not after an automatic close: that customer stopped answering and was just told.
         schedule_survey(ctx.session, ticket, sla, now)
 
 
 def refresh(session: Session, ticket: Ticket, sla: SlaConfig) -> None:
-    """Recompute deadlines and events of a ticket changed outside the pipeline."""
+    """Deadlines and events recomputed from the ticket as it is now (a stopped ticket runs no
+    clock): the end of every event, and all a change outside the pipeline needs."""
     if sla.enabled:
         if ticket.status in STOPPED:
             ticket.sla_paused_at = None
