@@ -357,6 +357,8 @@ class Document(Base):
     __table_args__ = (
         Index("ix_documents_ticket", "ticket_id"),
         Index("ix_documents_state", "state", "decided_at"),
+        # The sweep and the key rotation ask whether a blob is a document, blob by blob.
+        Index("ix_documents_blob_key", "blob_key"),
     )
 
 

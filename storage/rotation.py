@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from storage.db import Database
 from storage.documents import DocumentIntegrityError, DocumentStore
@@ -129,8 +129,8 @@ def reencrypt(
 
 def _still_a_document(db: Database, blob_key: str) -> bool:
     with db.read() as session:
-        count = session.scalar(select(func.count()).where(Document.blob_key == blob_key))
-        return bool(count)
+        found = session.scalar(select(Document.id).where(Document.blob_key == blob_key).limit(1))
+        return found is not None
 
 
 def finish(keyring: Keyring, report: RotationReport) -> None:
