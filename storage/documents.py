@@ -26,32 +26,16 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 
 from storage.blobs import BlobStore
-from storage.keyring import ID_SIZE, KEY_SIZE, KeyFileError, Keyring
+from storage.keyring import ID_SIZE, Keyring
 from storage.sealed_blobs import SealedBlobError, SealedBlobStore
-
-__all__ = [
-    "KEY_SIZE",
-    "DocumentIntegrityError",
-    "DocumentKeyError",
-    "DocumentStore",
-    "load_or_create_key",
-]
 
 NONCE_SIZE = 12
 DOC_MAGIC = b"TKDDOCS2"
 HEADER = len(DOC_MAGIC) + ID_SIZE
 
-# The key file's errors (missing, wrong size, readable by others): one name for both modules.
-DocumentKeyError = KeyFileError
-
 
 class DocumentIntegrityError(Exception):
     """A stored document failed authentication: altered, truncated or under the wrong record."""
-
-
-def load_or_create_key(path: Path) -> bytes:
-    """The key that seals now (created when the file is missing); for single-key callers."""
-    return Keyring.open(path).data.write_entry.key
 
 
 class DocumentStore:
