@@ -7,15 +7,12 @@ for where orphans come from and why a blob younger than the grace period is neve
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
-
-# The defaults only: storage.sweep (SQLAlchemy) is imported when the command runs.
-SWEEP_GRACE_HOURS = 24.0
-MINIMUM_GRACE_HOURS = 1.0
 
 EX_OK = 0
 EX_USAGE = 64
@@ -24,19 +21,16 @@ StateBody = Callable[[Any, argparse.Namespace], int]
 
 
 def _sweep(state: Any, args: argparse.Namespace) -> int:
-    from storage.sweep import sweep
+    from storage.sweep import SWEEP_GRACE, sweep
 
-    grace = timedelta(hours=args.grace_hours)
-    if args.grace_hours < MINIMUM_GRACE_HOURS:
-        print(
-            f"ticketd blobs sweep: --grace-hours {args.grace_hours:g}: at least "
-            f"{MINIMUM_GRACE_HOURS:g} (a commit may be in flight)",
-            file=sys.stderr,
-        )
+    grace = SWEEP_GRACE if args.grace_hours is None else timedelta(hours=args.grace_hours)
+    try:
+        report = sweep(state.db, state.blobs, grace=grace, dry_run=args.dry_run)
+    except ValueError as error:  # the grace is too short: a commit may be in flight
+        print(f"ticketd blobs sweep: --grace-hours {args.grace_hours:g}: {error}", file=sys.stderr)
         return EX_USAGE
-    report = sweep(state.db, state.blobs, grace=grace, dry_run=args.dry_run)
     if args.json:
-        print(json.dumps(report.__dict__, indent=2))
+        print(json.dumps(dataclasses.asdict(report), indent=2))
         return EX_OK
     for name in report.removed:
         print(name)
@@ -60,7 +54,7 @@ def add_blob_commands(commands: Any, with_state: Callable[[StateBody], Handler])
     b_sweep.add_argument(
         "--grace-hours",
         type=float,
-        default=SWEEP_GRACE_HOURS,
+        default=None,
         help="leave blobs younger than this alone (default 24, at least 1)",
     )
     b_sweep.add_argument("--json", action="store_true")
