@@ -90,10 +90,12 @@ def hold_infected(
         # Mail to an agent reply address: nothing is relayed to the customer.
         return Held("", f"{summary}; mail to an agent address, nothing relayed")
     ticket = find_thread(ctx, message, entry.envelope_to).ticket
+    held_before = False  # another copy of this message (to a second address, by IMAP too)
     if ticket is not None:
         key = f"note:infected:{message.dedupe_key}"
         exists = ctx.session.scalar(select(TicketMessage.id).where(TicketMessage.dedupe_key == key))
-        if exists is None:
+        held_before = exists is not None
+        if not held_before:
             add_note(
                 ctx,
                 ticket,
@@ -107,7 +109,7 @@ def hold_infected(
     told = (
         "automatic mail: sender not told"
         if automatic
-        else _tell_sender(ctx, entry, message, report, ticket)
+        else _tell_sender(ctx, entry, message, report, ticket, held_before)
     )
     return Held(ticket.ref if ticket is not None else "", f"{summary}; {told}")
 
@@ -118,9 +120,12 @@ def _tell_sender(
     message: ParsedMessage,
     report: ScanReport,
     ticket: Ticket | None,
+    held_before: bool,
 ) -> str:
     if TOLD in (entry.reason or ""):
         return f"{TOLD} before"
+    if held_before:  # once only (promise 2): the first copy's notice was this message's
+        return "another copy was held already: sender not told again"
     silence = no_automatic_answer(message, entry.acknowledge)
     if silence is not None:
         return f"{silence}: sender not told"

@@ -210,6 +210,13 @@ def test_a_follow_up_with_a_virus_is_noted_on_its_ticket_in_its_language(
         assert [m["subject"] for m in ticket["messages"] if m["kind"] == "customer"] == [
             "Identity documents for KYC"
         ]
+        # The same mail again (sent to a second address, fetched by IMAP too), an hour later:
+        # held again, but the sender was told once.
+        clock.advance(timedelta(hours=1))
+        _receive(state, follow_up)
+        [again] = state.worker.drain()
+        assert again.state == "quarantined" and "sender not told again" in again.detail
+        assert len(_rows(state, OutboxMail, OutboxMail.kind == "virus_found")) == 1
     finally:
         state.close()
 
