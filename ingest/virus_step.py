@@ -58,8 +58,13 @@ def scan_attachments(config: Config, message: ParsedMessage) -> ScanReport | Non
         return None
     files = [a for a in message.attachments if a.payload]
     infected = []
+    verdicts: dict[bytes, str | None] = {}  # the same bytes twice go to clamd once
     for attachment in files:
-        signature = scan(address, attachment.payload, config.kyc.clamd_timeout)
+        if attachment.payload not in verdicts:
+            verdicts[attachment.payload] = scan(
+                address, attachment.payload, config.kyc.clamd_timeout
+            )
+        signature = verdicts[attachment.payload]
         if signature is not None:
             infected.append(Infection(safe_filename(attachment.filename), signature))
     return ScanReport(str(address), len(files), tuple(infected))
