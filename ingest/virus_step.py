@@ -27,9 +27,7 @@ from ingest.language import guess_language
 from ingest.parsing import ParsedMessage
 from ingest.thread_finder import find_thread
 from ingest.virus_scan import scan
-from outbound.automatic import AutomaticMail, queue_automatic, silence_reason
-from outbound.compose import Envelope, new_message_id
-from outbound.outbox_rows import queue_outgoing
+from outbound.automatic import AutomaticMail, queue_automatic, queue_without_ticket
 from storage.models import JournalEntry, Ticket, TicketMessage
 from ticketd.config import Config
 
@@ -148,34 +146,7 @@ def _tell_without_ticket(
 ) -> str:
     """A new conversation: no ticket is opened for a held message (malware in a stranger's mail
     would fill the queues), so the notice goes on its own, under the same limits."""
-    reason = silence_reason(ctx.session, ctx.config, ctx.clock, recipient)
-    if reason is not None:
-        return f"sender not told: {reason}"
-    desk = ctx.config.desk
-    language = guess_language(message.subject, message.text) or desk.language
-    body = ctx.templates.render(
-        TEMPLATE,
-        language,
-        ref="",
-        subject=message.subject or "",
-        customer_name=message.sender.name or "",
-        desk_name=desk.name,
-        files=files,
-    )
-    in_reply_to = message.message_id
-    envelope = Envelope(
-        sender_name=desk.name,
-        sender=desk.address,
-        to_name=message.sender.name or "",
-        to=recipient,
-        message_id=new_message_id(desk.secret, "-", desk.domain),
-        in_reply_to=in_reply_to,
-        references=(*message.references, in_reply_to) if in_reply_to else (),
-        date=ctx.clock.now(),
-        auto_submitted="auto-replied",
-        ref="-",  # no ticket
-        loop_marker=desk.address,
-    )
-    queue_outgoing(ctx, None, TEMPLATE, envelope, body, None, automatic=True)
-    ctx.session.flush()  # counted by the rate limit of the next message in this transaction
-    return TOLD
+    language = guess_language(message.subject, message.text) or ctx.config.desk.language
+    mail = AutomaticMail(TEMPLATE, TEMPLATE, recipient, message, {"files": files})
+    reason = queue_without_ticket(ctx, mail, language)
+    return TOLD if reason is None else f"sender not told: {reason}"

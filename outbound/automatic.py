@@ -79,36 +79,70 @@ def queue_automatic(ctx: Context, ticket: Ticket, mail: AutomaticMail) -> str:
             + (mail.answering.dedupe_key if mail.answering else secrets.token_hex(8)),
         )
         return f"not sent: {reason}"
-    desk = ctx.config.desk
-    now = ctx.clock.now()
     body = ctx.templates.render(
         mail.template,
         ticket.language,
         ref=ticket.ref,
         subject=ticket.subject,
         customer_name=ticket.customer_name or "",
-        desk_name=desk.name,
+        desk_name=ctx.config.desk.name,
         **mail.context,
     )
-    message_id = new_message_id(desk.secret, ticket.ref, desk.domain)
-    answering = mail.answering
-    in_reply_to = answering.message_id if answering else None
-    references = (*answering.references, in_reply_to) if answering and in_reply_to else ()
-    envelope = Envelope(
-        sender_name=desk.name,
-        sender=desk.address,
-        to_name=ticket.customer_name or "",
-        to=mail.recipient,
-        message_id=message_id,
-        in_reply_to=in_reply_to,
-        references=references,
-        date=now,
-        auto_submitted="auto-replied",
-        ref=ticket.ref,
-        reply_to=reply_address(desk, ticket.ref),
-        loop_marker=desk.address,
+    envelope = _envelope(
+        ctx,
+        mail,
+        ticket.ref,
+        ticket.customer_name or "",
+        reply_address(ctx.config.desk, ticket.ref),
     )
     queue_outgoing(ctx, ticket, mail.kind, envelope, body, "auto", automatic=True)
     # Flushed now, so the next message in this transaction's view counts it for the limit.
     ctx.session.flush()
     return "sent"
+
+
+def queue_without_ticket(ctx: Context, mail: AutomaticMail, language: str) -> str | None:
+    """An automatic mail about no ticket (a held message from a stranger), under the same
+    limits and with the same loop headers; the reason it stays unsent, or None once queued."""
+    reason = silence_reason(ctx.session, ctx.config, ctx.clock, mail.recipient)
+    if reason is not None:
+        return reason
+    answering = mail.answering
+    name = answering.sender.name if answering else ""
+    body = ctx.templates.render(
+        mail.template,
+        language,
+        ref="",
+        subject=answering.subject if answering else "",
+        customer_name=name or "",
+        desk_name=ctx.config.desk.name,
+        **mail.context,
+    )
+    envelope = _envelope(ctx, mail, "-", name or "", None)
+    queue_outgoing(ctx, None, mail.kind, envelope, body, None, automatic=True)
+    ctx.session.flush()  # counted by the rate limit of the next message in this transaction
+    return None
+
+
+def _envelope(
+    ctx: Context, mail: AutomaticMail, ref: str, to_name: str, reply_to: str | None
+) -> Envelope:
+    """Ours, answering `mail.answering` in its thread, marked automatic and looped back to us."""
+    desk = ctx.config.desk
+    answering = mail.answering
+    in_reply_to = answering.message_id if answering else None
+    references = (*answering.references, in_reply_to) if answering and in_reply_to else ()
+    return Envelope(
+        sender_name=desk.name,
+        sender=desk.address,
+        to_name=to_name,
+        to=mail.recipient,
+        message_id=new_message_id(desk.secret, ref, desk.domain),
+        in_reply_to=in_reply_to,
+        references=references,
+        date=ctx.clock.now(),
+        auto_submitted="auto-replied",
+        ref=ref,
+        reply_to=reply_to,
+        loop_marker=desk.address,
+    )
