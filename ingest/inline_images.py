@@ -136,14 +136,15 @@ def pixel_size(payload: bytes) -> tuple[int, int] | None:
     return (width, height) if width > 0 and height > 0 else None
 
 
-def is_image(content_type: str, payload: bytes) -> bool:
-    """Declared an image, or readable as one: what can be shown inline at all."""
-    return content_type.startswith("image/") or pixel_size(payload) is not None
+def is_image(content_type: str, size: tuple[int, int] | None) -> bool:
+    """Declared an image, or readable as one (`size` from `pixel_size`): what can be shown
+    inline at all."""
+    return content_type.startswith("image/") or size is not None
 
 
-def is_decoration(payload: bytes, uses: list[ImageUse]) -> bool:
-    """The rule of the module docstring, for an inline image and the HTML's uses of it."""
-    size = pixel_size(payload)
+def is_decoration(size: tuple[int, int] | None, uses: list[ImageUse]) -> bool:
+    """The rule of the module docstring, for an inline image of this `pixel_size` and the
+    HTML's uses of it."""
     if size is None:
         return False
     longer, shorter = max(size), min(size)

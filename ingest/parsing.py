@@ -25,7 +25,14 @@ from html.parser import HTMLParser
 from flufl.bounce import all_failures
 
 from ingest.filenames import safe_filename
-from ingest.inline_images import ImageUse, cid_images, is_decoration, is_image, normalise_cid
+from ingest.inline_images import (
+    ImageUse,
+    cid_images,
+    is_decoration,
+    is_image,
+    normalise_cid,
+    pixel_size,
+)
 from ingest.mime_shape import (
     DEFAULT_LIMITS,
     PartsCut,
@@ -460,7 +467,7 @@ def _tnef_attachments(contents: TnefContents, enclosed: bool) -> Iterator[Attach
         role = ENCLOSED if inside else FILE
         if found.inline:
             image_uses = uses.get(normalise_cid(found.content_id or ""), [])
-            if is_decoration(found.payload, image_uses):
+            if is_decoration(pixel_size(found.payload), image_uses):
                 role = DECORATION
             elif not inside:
                 role = INLINE
@@ -555,9 +562,10 @@ def _walk_body(message: Message, limits: ShapeLimits) -> tuple[str, str, list[At
         if disposition == "attachment" and not uses:
             continue  # attached on purpose, and not shown in the body
         attachment = attachments[index]
-        if not is_image(attachment.content_type, attachment.payload):
+        size = pixel_size(attachment.payload)  # the header read once, for both questions
+        if not is_image(attachment.content_type, size):
             continue  # a PDF or a document with a Content-ID: an ordinary file
-        if is_decoration(attachment.payload, uses):
+        if is_decoration(size, uses):
             attachments[index] = replace(attachment, role=DECORATION)
         elif not scope:
             attachments[index] = replace(attachment, role=INLINE)
