@@ -57,22 +57,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not getattr(args, "connect", False):
         return EX_OK
     from ingest.imap_probe import probe
-    from ingest.virus_scan import ScannerUnavailable, ping
     from ticketd.clock import SystemClock
+    from ticketd.health import scanner_problem
 
     # Every account is tried, so one bad password does not hide a second problem.
     results = [probe(account, SystemClock()) for account in config.imap]
     for result in results:
         print(result)
-    scanner_ok = True
+    scanner = None if clamd is None else scanner_problem(clamd)
     if clamd is not None:
-        try:
-            ping(clamd)
-            print(f"clamd at {clamd}: PONG")
-        except ScannerUnavailable as error:
-            print(error)
-            scanner_ok = False
-    return EX_OK if scanner_ok and all(result.ok for result in results) else EX_UNAVAILABLE
+        print(scanner or f"clamd at {clamd}: PONG")
+    return EX_OK if scanner is None and all(result.ok for result in results) else EX_UNAVAILABLE
 
 
 def cmd_run(args: argparse.Namespace) -> int:

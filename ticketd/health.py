@@ -273,16 +273,23 @@ def with_account_probes(
     return Report((*report.problems, *failures), report.facts)
 
 
-def with_scanner_probe(report: Report, clamd: ClamdAddress) -> Report:
-    """Ask clamd for a PONG (`health --connect`): the daemon only finds out at the next
-    message with an attachment."""
+def scanner_problem(clamd: ClamdAddress) -> str | None:
+    """Ask clamd for a PONG (`health --connect`, `check --connect`): why it did not answer,
+    or None. The daemon itself only finds out at the next message with an attachment."""
     from ingest.virus_scan import ScannerUnavailable, ping
 
     try:
         ping(clamd)
     except ScannerUnavailable as error:
-        return Report((*report.problems, Problem("virus_scanner", str(error))), report.facts)
-    return report
+        return str(error)
+    return None
+
+
+def with_scanner_probe(report: Report, clamd: ClamdAddress) -> Report:
+    problem = scanner_problem(clamd)
+    if problem is None:
+        return report
+    return Report((*report.problems, Problem("virus_scanner", problem)), report.facts)
 
 
 def database_problem(error: Exception) -> Report:

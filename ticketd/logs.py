@@ -38,12 +38,14 @@ class Redactor(logging.Filter):
         super().__init__()
         self.secrets: set[str] = set()
 
+    def mask(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        return text
+
     def filter(self, record: logging.LogRecord) -> bool:
         if self.secrets:
-            message = record.getMessage()
-            for secret in self.secrets:
-                message = message.replace(secret, MASK)
-            record.msg, record.args = message, None
+            record.msg, record.args = self.mask(record.getMessage()), None
         return True
 
 
@@ -59,8 +61,7 @@ class OneLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         if self.redactor is not None:  # the traceback too may quote a secret
-            for secret in self.redactor.secrets:
-                text = text.replace(secret, MASK)
+            text = self.redactor.mask(text)
         text = " | ".join(line for line in text.splitlines() if line.strip())
         return f"<{syslog_priority(record.levelno)}>{text}" if self.journal else text
 
@@ -105,9 +106,7 @@ def protect(value: str | None) -> None:
 
 def redact(text: str) -> str:
     """This text with every protected value masked (for text stored outside the log)."""
-    for secret in _redactor.secrets:
-        text = text.replace(secret, MASK)
-    return text
+    return _redactor.mask(text)
 
 
 def protect_config(config: Config) -> None:
