@@ -217,10 +217,14 @@ class FolderSync:
         return f"imap://{self.mailbox};UIDVALIDITY={uidvalidity}/;UID={uid}"[:500]
 
     def _quarantine(self, uid: int, uidvalidity: int, reason: str) -> None:
-        origin = self._origin(uidvalidity, uid)
         detail = f"IMAP message UID {uid} of {self.mailbox} could not be fetched: {reason}"
+        self._record(uid, uidvalidity, detail)
+
+    def _record(self, uid: int, uidvalidity: int, detail: str, header: bytes = b"") -> None:
         log.error("imap %s: %s; quarantined, going on with the next", self.account.name, detail)
-        self.journal.quarantine(origin, f"imap:{self.account.name}", detail)
+        self.journal.quarantine(
+            self._origin(uidvalidity, uid), f"imap:{self.account.name}", detail, header
+        )
 
     def _quarantine_oversized(self, uid: int, uidvalidity: int, size: int) -> None:
         key = b"BODY[HEADER]<0>"
@@ -232,14 +236,11 @@ class FolderSync:
             data = None
         header = data.get(key) if isinstance(data, dict) else None
         header = header if isinstance(header, bytes) else b""
-        reason = (
+        detail = (
             f"IMAP message UID {uid} of {self.mailbox}: {too_big(size, self.max_message_size)};"
             f" left on the server untouched; {header_summary(header)}"
         )
-        log.error("imap %s: %s; quarantined, going on with the next", self.account.name, reason)
-        self.journal.quarantine(
-            self._origin(uidvalidity, uid), f"imap:{self.account.name}", reason, header
-        )
+        self._record(uid, uidvalidity, detail, header)
 
     def _act(self, uids: Sequence[int]) -> None:
         after = self.account.after
