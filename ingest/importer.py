@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import mailbox
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,36 +35,41 @@ def _is_maildir(path: Path) -> bool:
 Read = bytes | tuple[bytes, int]  # the message, or (its first bytes, its size) when too big
 
 
-def _count(path: Path) -> int:
-    if _is_maildir(path):
-        return len(mailbox.Maildir(path, factory=None, create=False))
-    if path.is_dir():
-        return sum(1 for _ in path.rglob("*.eml"))
-    mbox = mailbox.mbox(path, create=False)
-    try:
-        return len(mbox)
-    finally:
-        mbox.close()
-
-
-def iter_messages(path: Path, limit: int) -> Iterator[tuple[str, Read]]:
-    """(name, message) for every message at `path`, one at a time, each read no further than
-    `limit` bytes (ingest/oversize.py): a large mbox never has to fit in memory."""
+@contextmanager
+def open_messages(path: Path, limit: int) -> Iterator[tuple[int, Iterator[tuple[str, Read]]]]:
+    """How many messages `path` holds, and (name, message) for each, one at a time, each read no
+    further than `limit` bytes (ingest/oversize.py): a large mbox never has to fit in memory.
+    The folder is listed, or the mbox indexed, once: the count and the reading share it."""
     if _is_maildir(path):
         box = mailbox.Maildir(path, factory=None, create=False)
-        for key in box.iterkeys():
-            with box.get_file(key) as file:
-                yield f"{path}/{key}", read_bounded(file, limit)
+        keys = list(box.iterkeys())
+
+        def maildir() -> Iterator[tuple[str, Read]]:
+            for key in keys:
+                with box.get_file(key) as file:
+                    yield f"{path}/{key}", read_bounded(file, limit)
+
+        yield len(keys), maildir()
     elif path.is_dir():
-        for name in sorted(path.rglob("*.eml")):
-            with name.open("rb") as file:
-                yield str(name), read_bounded(file, limit)
+        names = sorted(path.rglob("*.eml"))
+
+        def folder() -> Iterator[tuple[str, Read]]:
+            for name in names:
+                with name.open("rb") as file:
+                    yield str(name), read_bounded(file, limit)
+
+        yield len(names), folder()
     else:
         mbox = mailbox.mbox(path, create=False)
         try:
-            for index, key in enumerate(mbox.iterkeys()):
-                with mbox.get_file(key) as file:
-                    yield f"{path}#{index}", read_bounded(file, limit)
+            keys = list(mbox.iterkeys())  # reads the whole file once, to find each message
+
+            def mbox_file() -> Iterator[tuple[str, Read]]:
+                for index, key in enumerate(keys):
+                    with mbox.get_file(key) as file:
+                        yield f"{path}#{index}", read_bounded(file, limit)
+
+            yield len(keys), mbox_file()
         finally:
             mbox.close()
 
@@ -77,9 +83,12 @@ def import_path(
     limit = state.config.smtp_in.max_message_size
     # "too_big" and the worker's states appear when they happen.
     summary = {"found": 0, "stored": 0, "failed": 0}
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("storing", total=_count(path))
-        for name, read in iter_messages(path, limit):
+    with (
+        open_messages(path, limit) as (total, messages),
+        Progress(disable=not progress, transient=True) as bar,
+    ):
+        task = bar.add_task("storing", total=total)
+        for name, read in messages:
             summary["found"] += 1
             source = f"import:{name}"[:200]
             try:
