@@ -116,11 +116,16 @@ def bound_parts(raw: bytes, limit: int = MAX_PARTS) -> tuple[bytes, bool]:
     return raw, False
 
 
-def _walk(message: Message) -> Iterator[tuple[Message, int]]:
+def walk_parts(message: Message, max_depth: int | None = None) -> Iterator[tuple[Message, int]]:
+    """(part, depth) for every part, depth first like `Message.walk`, without recursion (a
+    message nested thousands deep must not exhaust the stack); the children of a part at
+    `max_depth` are not visited."""
     stack: list[tuple[Message, int]] = [(message, 0)]
     while stack:
         part, depth = stack.pop()
         yield part, depth
+        if max_depth is not None and depth >= max_depth:
+            continue
         try:
             children = part.get_payload() if part.is_multipart() else None
         except Exception:
@@ -171,7 +176,7 @@ def shape_notes(message: Message, limits: ShapeLimits = DEFAULT_LIMITS) -> tuple
         )
     too_deep = 0
     broken: list[str] = []
-    for index, (part, depth) in enumerate(_walk(message)):
+    for index, (part, depth) in enumerate(walk_parts(message)):
         if depth > limits.depth:
             too_deep += 1
         elif not part.is_multipart() and _broken_base64(part):

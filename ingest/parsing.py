@@ -10,6 +10,7 @@ that part, never the message. Undeclared 8-bit headers are read as UTF-8, then a
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import re
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ from ingest.mime_shape import (
     bound_fields,
     bound_parts,
     shape_notes,
+    walk_parts,
 )
 from ingest.replies import latest_reply
 from ingest.tnef import TnefContents, looks_like_tnef
@@ -312,25 +314,11 @@ def _charset(part: Message) -> str | None:
 
 
 def _iter_parts(message: Message, limits: ShapeLimits) -> Iterator[Message]:
-    """Every part, depth first like `Message.walk`, without recursion and with limits: no more
-    than `limits.parts` parts, none nested deeper than `limits.depth` (deeper than any mail
-    client writes: the rest is not looked at)."""
-    stack: list[tuple[Message, int]] = [(message, 0)]
-    seen = 0
-    while stack and seen < limits.parts:
-        part, depth = stack.pop()
-        seen += 1
-        yield part
-        if depth >= limits.depth:
-            continue
-        try:
-            children = part.get_payload() if part.is_multipart() else None
-        except Exception:
-            children = None
-        if isinstance(children, list):
-            stack.extend(
-                (child, depth + 1) for child in reversed(children) if isinstance(child, Message)
-            )
+    """Every part, depth first like `Message.walk`, with limits: no more than `limits.parts`
+    parts, none nested deeper than `limits.depth` (deeper than any mail client writes: the
+    rest is not looked at)."""
+    parts = walk_parts(message, max_depth=limits.depth)
+    return (part for part, _ in itertools.islice(parts, limits.parts))
 
 
 class _HtmlText(HTMLParser):
