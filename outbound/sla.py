@@ -74,23 +74,15 @@ class SlaAction:
         return {**asdict(self), "recipients": list(self.recipients)}
 
 
-class _DryRun(Exception):
-    """Raised inside the transaction so that a dry run rolls back everything it did."""
-
-
 def tick(
     db: Database, config: Config, clock: Clock, templates: Templates, dry_run: bool = False
 ) -> list[SlaAction]:
     actions: list[SlaAction] = []
     while True:
-        batch: list[SlaAction] = []
-        try:
-            with db.transaction() as session:
-                ctx = Context(session, config, clock, templates)
-                batch = _one_batch(ctx, limit=None if dry_run else BATCH)
-                if dry_run:
-                    raise _DryRun
-        except _DryRun:
+        with db.transaction(rehearse=dry_run) as session:
+            ctx = Context(session, config, clock, templates)
+            batch = _one_batch(ctx, limit=None if dry_run else BATCH)
+        if dry_run:
             return batch
         actions += batch
         if len(batch) < BATCH:

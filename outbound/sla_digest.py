@@ -34,14 +34,6 @@ from ticketd.config import Config
 DIGEST = "digest"
 
 
-class _DryRun(Exception):
-    """Carries a dry run's actions out of the transaction it rolls back."""
-
-    def __init__(self, actions: list[SlaAction]) -> None:
-        super().__init__()
-        self.actions = actions
-
-
 def digest_day(config: Config, clock: Clock) -> date | None:
     """Today's local date when the digest is due now, else None."""
     sla = config.sla
@@ -61,24 +53,18 @@ def send_digests(
     queues = [q.name for q in config.team.queues]
     if day is None or not queues:
         return []
-    try:
-        with db.transaction() as session:
-            done = set(session.scalars(select(SlaDigest.queue).where(SlaDigest.day == day)))
-            due = [name for name in queues if name not in done]
-            if not due:  # the usual case after the first tick of the day: one cheap query
-                return []
-            ctx = Context(session, config, clock, templates)
-            report = {row["queue"]: row for row in queue_report(session, clock.now())}
-            actions = [
-                action
-                for name in due
-                if (action := _one_queue(ctx, name, report.get(name), day)) is not None
-            ]
-            if dry_run:
-                raise _DryRun(actions)
-    except _DryRun as stop:
-        return stop.actions
-    return actions
+    with db.transaction(rehearse=dry_run) as session:
+        done = set(session.scalars(select(SlaDigest.queue).where(SlaDigest.day == day)))
+        due = [name for name in queues if name not in done]
+        if not due:  # the usual case after the first tick of the day: one cheap query
+            return []
+        ctx = Context(session, config, clock, templates)
+        report = {row["queue"]: row for row in queue_report(session, clock.now())}
+        return [
+            action
+            for name in due
+            if (action := _one_queue(ctx, name, report.get(name), day)) is not None
+        ]
 
 
 def _one_queue(ctx: Context, name: str, row: dict[str, Any] | None, day: date) -> SlaAction | None:

@@ -41,27 +41,18 @@ class Moved:
         }
 
 
-class _DryRun(Exception):
-    """Raised at the end of a dry run so the transaction rolls back."""
-
-
 def recompute(db: Database, sla: SlaConfig, dry_run: bool = False) -> list[Moved]:
     """The deadlines that moved, per open ticket and target; with `dry_run`, nothing is saved."""
     moved: list[Moved] = []
-    try:
-        with db.transaction() as session:
-            open_tickets = session.scalars(
-                select(Ticket).where(Ticket.status.not_in(STOPPED)).order_by(Ticket.id)
-            ).all()
-            for ticket in open_tickets:
-                before = {t: getattr(ticket, f"sla_{t}_due") for t in _TARGETS}
-                refresh(session, ticket, sla)
-                for target in _TARGETS:
-                    after = getattr(ticket, f"sla_{target}_due")
-                    if after != before[target]:
-                        moved.append(Moved(ticket.ref, target, before[target], after))
-            if dry_run:
-                raise _DryRun
-    except _DryRun:
-        pass
+    with db.transaction(rehearse=dry_run) as session:
+        open_tickets = session.scalars(
+            select(Ticket).where(Ticket.status.not_in(STOPPED)).order_by(Ticket.id)
+        ).all()
+        for ticket in open_tickets:
+            before = {t: getattr(ticket, f"sla_{t}_due") for t in _TARGETS}
+            refresh(session, ticket, sla)
+            for target in _TARGETS:
+                after = getattr(ticket, f"sla_{target}_due")
+                if after != before[target]:
+                    moved.append(Moved(ticket.ref, target, before[target], after))
     return moved

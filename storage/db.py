@@ -60,9 +60,13 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        with self._sessions() as session, session.begin():
+    def transaction(self, rehearse: bool = False) -> Iterator[Session]:
+        """Committed when the block ends, rolled back if it raises. A rehearsal (a command's
+        `--dry-run`) does everything, locks included, and then rolls it all back."""
+        with self._sessions() as session, session.begin() as transaction:
             yield session
+            if rehearse:
+                transaction.rollback()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
