@@ -20,16 +20,14 @@ The key file is `[kyc] key_file`, created owner-only when missing.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 
 from storage.blobs import BlobStore
-from storage.keyring import ID_SIZE, Keyring
+from storage.keyring import ID_SIZE, Keyring, UnknownKey
 from storage.sealed_blobs import SealedBlobError, SealedBlobStore
 
-NONCE_SIZE = 12
 DOC_MAGIC = b"TKDDOCS2"
 HEADER = len(DOC_MAGIC) + ID_SIZE
 
@@ -50,10 +48,7 @@ class DocumentStore:
         return cls(blobs, Keyring.open(key_file))
 
     def _seal(self, content: bytes, digest: str) -> tuple[str, bytes]:
-        kid, cipher = self.keyring.writer()
-        header = DOC_MAGIC + bytes.fromhex(kid)
-        nonce = os.urandom(NONCE_SIZE)
-        return kid, header + nonce + cipher.encrypt(nonce, content, header + digest.encode())
+        return self.keyring.seal(DOC_MAGIC, content, digest.encode())
 
     def _store_at(self, blob_key: str, sealed: bytes) -> None:
         if isinstance(self.blobs, SealedBlobStore):
@@ -82,31 +77,17 @@ class DocumentStore:
     def _open(self, blob_key: str, sealed: bytes, sha256: str) -> bytes:
         failed = DocumentIntegrityError(f"document blob {blob_key} failed authentication")
         if sealed.startswith(DOC_MAGIC):
-            header = sealed[:HEADER]
-            kid = header[len(DOC_MAGIC) :].hex()
-            cipher = self.keyring.opener(kid)
-            if cipher is None:
-                raise DocumentIntegrityError(
-                    f"document blob {blob_key} is sealed with key {kid}, which "
-                    f"{self.keyring.describe()} does not hold (retired, or another key file)"
-                )
-            body = sealed[HEADER:]
             try:
-                return cipher.decrypt(
-                    body[:NONCE_SIZE], body[NONCE_SIZE:], header + sha256.encode()
-                )
+                return self.keyring.open_sealed(DOC_MAGIC, sealed, sha256.encode())
+            except UnknownKey as error:
+                raise DocumentIntegrityError(f"document blob {blob_key} is {error}") from error
             except InvalidTag as error:
                 raise failed from error
         # Sealed before keys rotated: one of the keys fits.
-        for attempt in range(2):
-            for cipher in self.keyring.all_openers():
-                try:
-                    return cipher.decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], sha256.encode())
-                except InvalidTag:
-                    continue
-            if attempt == 0 and not self.keyring.refresh():
-                break
-        raise failed
+        opened = self.keyring.open_unlabelled(sealed, sha256.encode())
+        if opened is None:
+            raise failed
+        return opened
 
     def get(self, blob_key: str, sha256: str) -> bytes:
         return self._open(blob_key, self._stored(blob_key), sha256)

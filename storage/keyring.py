@@ -38,6 +38,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from storage.blobs import fsync_dir
@@ -45,7 +46,12 @@ from storage.blobs import fsync_dir
 log = logging.getLogger("ticketd.keys")
 KEY_SIZE = 32
 ID_SIZE = 8
+NONCE_SIZE = 12  # AES-GCM's standard nonce, random per sealing
 FORMAT = "ticketd-keyring"
+
+
+class UnknownKey(Exception):
+    """A sealed value names a key the keyring does not hold."""
 
 
 class KeyFileError(Exception):
@@ -310,6 +316,42 @@ class Keyring:
     def all_openers(self) -> list[AESGCM]:
         """Every key, for blobs sealed before they carried a key id."""
         return [self._cipher(entry) for entry in self._data.keys]
+
+    def seal(self, magic: bytes, plaintext: bytes, bound: bytes) -> tuple[str, bytes]:
+        """(key id, `magic` + key id + nonce + ciphertext) under the write key. The header and
+        `bound` (what names the content: its address or its hash) are the associated data, so
+        a sealed value moved under another name, or altered in any bit, fails to open."""
+        kid, cipher = self.writer()
+        header = magic + bytes.fromhex(kid)
+        nonce = os.urandom(NONCE_SIZE)
+        return kid, header + nonce + cipher.encrypt(nonce, plaintext, header + bound)
+
+    def open_sealed(self, magic: bytes, sealed: bytes, bound: bytes) -> bytes:
+        """What `seal(magic, ..., bound)` sealed. Raises UnknownKey for a key this keyring does
+        not hold (retired, or another key file), InvalidTag when it fails authentication."""
+        header = sealed[: len(magic) + ID_SIZE]
+        kid = header[len(magic) :].hex()
+        cipher = self.opener(kid)
+        if cipher is None:
+            raise UnknownKey(
+                f"sealed with key {kid}, which {self.describe()} does not hold "
+                "(retired, or another key file)"
+            )
+        body = sealed[len(header) :]
+        return cipher.decrypt(body[:NONCE_SIZE], body[NONCE_SIZE:], header + bound)
+
+    def open_unlabelled(self, sealed: bytes, bound: bytes) -> bytes | None:
+        """Nonce + ciphertext sealed before values named their key: whichever key opens it
+        (the file re-read once, a rotation may be under way); None when none does."""
+        for attempt in range(2):
+            for cipher in self.all_openers():
+                try:
+                    return cipher.decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], bound)
+                except InvalidTag:
+                    continue
+            if attempt == 0 and not self.refresh():
+                break
+        return None
 
     def _cipher(self, entry: KeyEntry) -> AESGCM:
         cipher = self._ciphers.get(entry.id)

@@ -28,14 +28,12 @@ import os
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from storage.blobs import BlobStore
-from storage.keyring import ID_SIZE, Keyring
+from storage.keyring import ID_SIZE, Keyring, UnknownKey
 
 MAGIC = b"TKDSEAL1"
 MAGIC_V2 = b"TKDSEAL2"
-NONCE_SIZE = 12
 HEADER_V2 = len(MAGIC_V2) + ID_SIZE
 
 
@@ -70,17 +68,12 @@ class SealedBlobStore(BlobStore):
             return path.exists()  # another user's file (an admin's `ingest`): reuse it as is
         return True
 
-    def seal(self, address: str, plaintext: bytes, kid: str, cipher: AESGCM) -> bytes:
-        header = MAGIC_V2 + bytes.fromhex(kid)
-        nonce = os.urandom(NONCE_SIZE)
-        return header + nonce + cipher.encrypt(nonce, plaintext, header + address.encode())
-
     def replace(self, address: str, plaintext: bytes) -> str:
         """Seal `plaintext` with the write key and store it under `address`, replacing what was
         there atomically (a reader sees the old file or the new one). Returns the key id."""
         while True:
-            kid, cipher = self.keyring.writer()
-            self.write(address, self.seal(address, plaintext, kid, cipher))
+            kid, sealed = self.keyring.seal(MAGIC_V2, plaintext, address.encode())
+            self.write(address, sealed)
             if self.keyring.is_writer(kid):
                 return kid
             # A rotation began while this blob was written: seal it again under the new key.
@@ -90,33 +83,17 @@ class SealedBlobStore(BlobStore):
 
     def open_stored(self, address: str, stored: bytes) -> bytes:
         if stored.startswith(MAGIC_V2):
-            header, nonce = stored[:HEADER_V2], stored[HEADER_V2 : HEADER_V2 + NONCE_SIZE]
-            kid = header[len(MAGIC_V2) :].hex()
-            cipher = self.keyring.opener(kid)
-            if cipher is None:
-                raise SealedBlobError(
-                    f"blob {address} is sealed with key {kid}, which "
-                    f"{self.keyring.describe()} does not hold (retired, or another key file)"
-                )
             try:
-                return cipher.decrypt(
-                    nonce, stored[HEADER_V2 + NONCE_SIZE :], header + address.encode()
-                )
+                return self.keyring.open_sealed(MAGIC_V2, stored, address.encode())
+            except UnknownKey as error:
+                raise SealedBlobError(f"blob {address} is {error}") from error
             except InvalidTag as error:
                 raise SealedBlobError(f"blob {address} failed authentication") from error
         if stored.startswith(MAGIC):
-            body = stored[len(MAGIC) :]
-            for attempt in range(2):
-                for cipher in self.keyring.all_openers():
-                    try:
-                        return cipher.decrypt(
-                            body[:NONCE_SIZE], body[NONCE_SIZE:], address.encode()
-                        )
-                    except InvalidTag:
-                        continue
-                if attempt == 0 and not self.keyring.refresh():
-                    break
-            raise SealedBlobError(f"blob {address} failed authentication")
+            opened = self.keyring.open_unlabelled(stored[len(MAGIC) :], address.encode())
+            if opened is None:
+                raise SealedBlobError(f"blob {address} failed authentication")
+            return opened
         return stored  # written before the store was sealed
 
     def sealed_with(self, address: str) -> str | None:

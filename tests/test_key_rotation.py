@@ -27,10 +27,10 @@ from sqlalchemy import select
 
 from ingest.journal import Arrival
 from storage.documents import DocumentStore
-from storage.keyring import KeyFileError, Keyring, read_keyring
+from storage.keyring import NONCE_SIZE, KeyFileError, Keyring, read_keyring
 from storage.models import JOURNAL_DONE, Document, JournalEntry
 from storage.rotation import RotationError, begin, retire, rotate, stale
-from storage.sealed_blobs import MAGIC, NONCE_SIZE, SealedBlobError, SealedBlobStore
+from storage.sealed_blobs import MAGIC, SealedBlobError, SealedBlobStore
 from tests.daemon import DaemonProcess
 from tests.helpers import DESK, customer_mail, write_config
 from tests.test_kyc import JPEG, PDF, PNG, TEAM, kyc_mail
