@@ -95,20 +95,20 @@ class DocumentStore:
     def sealed_with(self, blob_key: str) -> str | None:
         """The id of the key that sealed the document itself (inside the blob's own seal);
         None for a document sealed before keys rotated."""
-        sealed = self._stored(blob_key)
-        return sealed[len(DOC_MAGIC) : HEADER].hex() if sealed.startswith(DOC_MAGIC) else None
+        return _inner_key_id(self._stored(blob_key))
 
     def rekey(self, blob_key: str, sha256: str) -> bool:
         """Re-encrypt the document, both layers, under the write key, in place (same name, the
         old file replaced atomically). False when it already was under the write key."""
         write_id = self.keyring.writer()[0]
-        sealed = self._stored(blob_key)
-        inner = sealed[len(DOC_MAGIC) : HEADER].hex() if sealed.startswith(DOC_MAGIC) else None
-        outer = (
-            self.blobs.sealed_with(blob_key)
-            if isinstance(self.blobs, SealedBlobStore)
-            else write_id
-        )
+        if isinstance(self.blobs, SealedBlobStore):
+            try:  # the file read once for both layers' key ids
+                outer, sealed = self.blobs.get_with_key_id(blob_key)
+            except SealedBlobError as error:
+                raise DocumentIntegrityError(f"document blob {blob_key}: {error}") from error
+        else:
+            outer, sealed = write_id, self._stored(blob_key)
+        inner = _inner_key_id(sealed)
         if inner == write_id and outer == write_id:
             return False
         content = self._open(blob_key, sealed, sha256)
@@ -118,3 +118,8 @@ class DocumentStore:
 
     def delete(self, blob_key: str) -> None:
         self.blobs.delete(blob_key)
+
+
+def _inner_key_id(sealed: bytes) -> str | None:
+    """The id of the key that sealed the document itself; None before keys rotated."""
+    return sealed[len(DOC_MAGIC) : HEADER].hex() if sealed.startswith(DOC_MAGIC) else None

@@ -81,6 +81,11 @@ class SealedBlobStore(BlobStore):
     def get(self, key: str) -> bytes:
         return self.open_stored(key, super().get(key))
 
+    def get_with_key_id(self, key: str) -> tuple[str | None, bytes]:
+        """(`sealed_with`, `get`) from one read of the file."""
+        stored = super().get(key)
+        return _key_id(stored[:HEADER_V2]), self.open_stored(key, stored)
+
     def open_stored(self, address: str, stored: bytes) -> bytes:
         if stored.startswith(MAGIC_V2):
             try:
@@ -100,7 +105,10 @@ class SealedBlobStore(BlobStore):
         """The id of the key that sealed the blob (read from its header); None for a blob in
         the old formats (version 1 or not sealed), which a rotation rewrites."""
         with self.path_for(address).open("rb") as handle:
-            header = handle.read(HEADER_V2)
-        if header.startswith(MAGIC_V2) and len(header) == HEADER_V2:
-            return header[len(MAGIC_V2) :].hex()
-        return None
+            return _key_id(handle.read(HEADER_V2))
+
+
+def _key_id(header: bytes) -> str | None:
+    if header.startswith(MAGIC_V2) and len(header) == HEADER_V2:
+        return header[len(MAGIC_V2) :].hex()
+    return None
