@@ -54,6 +54,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  imap {account.name}: {where} ({account.security}), after {account.after}")
     clamd = config.kyc.clamd
     print(f"  virus scanner: {f'clamd at {clamd}' if clamd else 'none (attachments not scanned)'}")
+    for key, reason in config.warnings:
+        print(f"  warning: {key}: {reason}")
     if not getattr(args, "connect", False):
         return EX_OK
     from ingest.imap_probe import probe
@@ -76,6 +78,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = load_listener_config(_config_path(args))
     logs.protect_config(config)
+    for key, reason in config.warnings:
+        logging.getLogger("ticketd").warning("configuration: %s: %s", key, reason)
     state = open_state(config)
     try:
         asyncio.run(Daemon(state).run())

@@ -14,9 +14,10 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
+from ticketd.config_keys import check_keys, one_list
 from ticketd.config_kyc import KycConfig, parse_kyc
 from ticketd.config_sla import SlaConfig, parse_sla
-from ticketd.config_team import TeamConfig, parse_team
+from ticketd.config_team import TEAM_DESK_KEYS, TeamConfig, parse_team, team_warnings
 from ticketd.config_tls import TLS_KEYS, parse_listener_tls
 from ticketd.tls_files import check_pair
 
@@ -184,6 +185,9 @@ class Config:
     team: TeamConfig = field(default_factory=TeamConfig)
     sla: SlaConfig = field(default_factory=SlaConfig)
     kyc: KycConfig = field(default_factory=lambda: KycConfig(Path("var/kyc.key")))
+    # (key, reason) of what is allowed but probably a mistake (an agent in no queue); `check`
+    # prints them and `run` logs them.
+    warnings: tuple[tuple[str, str], ...] = ()
 
 
 class _Reader:
@@ -194,11 +198,13 @@ class _Reader:
         self.base = base
         self.problems: list[tuple[str, str]] = []
 
-    def table(self, name: str) -> dict[str, Any]:
+    def section(self, name: str, known: tuple[str, ...]) -> dict[str, Any]:
+        """The table `[name]` (empty when absent), its keys checked against `known`."""
         value = self.data.get(name, {})
         if not isinstance(value, dict):
             self.problems.append((name, "must be a table ([" + name + "])"))
             return {}
+        check_keys(self.problems, value, name, known)
         return value
 
     def string(self, table: dict[str, Any], key: str, default: str | None = None) -> str | None:
@@ -282,61 +288,72 @@ _SMTP_IN_SHAPE = {"max_header_size": 256 * 1024, "max_line_length": 1024 * 1024}
 # cut ordinary messages; more would let one message take gigabytes (about 400 bytes per parsed
 # part) or seconds of parsing.
 _MIME_SHAPE = {"max_mime_parts": (5000, 10, 100_000), "max_mime_depth": (50, 5, 1000)}
-_LIMITS_KEYS = ("auto_replies_per_hour", "auto_reply_interval_seconds", *_MIME_SHAPE)
+
+# The known keys of each table the file may have (ticketd/config_keys.py): the sections parsed
+# here, and the names of those parsed in config_team, config_sla and config_kyc, which check
+# their own keys the same way.
+SECTIONS = (
+    "desk",
+    "storage",
+    "smtp_in",
+    "smtp_out",
+    "limits",
+    "templates",
+    "metrics",
+    "threading",
+    "imap",
+    "queues",
+    "agents",
+    "categories",
+    "agent_replies",
+    "sla",
+    "kyc",
+)
+DESK_KEYS = ("name", "address", "language", "extra_addresses", "secret", *TEAM_DESK_KEYS)
+STORAGE_KEYS = ("database", "blobs")
+SMTP_IN_KEYS = ("listen", "max_message_size", *_SMTP_IN_LIMITS, *_SMTP_IN_SHAPE, *TLS_KEYS)
+SMTP_OUT_KEYS = ("relay", "maildir", "starttls", "username", "password_file", "ca_file")
+LIMITS_KEYS = ("auto_replies_per_hour", "auto_reply_interval_seconds", *_MIME_SHAPE)
+TEMPLATES_KEYS = ("folder",)
+METRICS_KEYS = ("listen",)
+THREADING_KEYS = ("duplicate_window_minutes", "bounce_suppression_days")
 
 
-def parse_config(data: dict[str, Any], path: Path) -> Config:
-    """Validate parsed TOML; raises ConfigError listing every problem found."""
-    reader = _Reader(data, path.parent)
-    known = {
-        "desk",
-        "storage",
-        "smtp_in",
-        "smtp_out",
-        "limits",
-        "templates",
-        "metrics",
-        "threading",
-        "imap",
-        "queues",
-        "agents",
-        "categories",
-        "agent_replies",
-        "sla",
-        "kyc",
-    }
-    for key in data:
-        if key not in known:
-            reader.problems.append((key, "unknown section or key"))
-
-    desk_t = reader.table("desk")
+def _desk(reader: _Reader) -> tuple[str | None, str | None, str | None, list[str], str]:
+    """[desk]: (name, address, language, extra addresses, secret)."""
+    desk_t = reader.section("desk", DESK_KEYS)
     name = reader.string(desk_t, "desk.name", "Destek")
     address = reader.address(reader.string(desk_t, "desk.address"), "desk.address")
     language = reader.string(desk_t, "desk.language", "tr")
     if language is not None and language not in LANGUAGES:
         reader.problems.append(("desk.language", f"{language!r} is not one of tr, en"))
-    extra_raw = desk_t.get("extra_addresses", [])
     extra: list[str] = []
-    if not isinstance(extra_raw, list):
-        reader.problems.append(("desk.extra_addresses", "must be a list of addresses"))
-    else:
-        for index, item in enumerate(extra_raw):
-            key = f"desk.extra_addresses[{index}]"
-            checked = reader.address(item if isinstance(item, str) else repr(item), key)
-            if checked:
-                extra.append(checked)
+    raw = desk_t.get("extra_addresses", [])
+    for index, item in enumerate(
+        one_list(reader.problems, raw, "desk.extra_addresses", "addresses")
+    ):
+        key = f"desk.extra_addresses[{index}]"
+        checked = reader.address(item if isinstance(item, str) else repr(item), key)
+        if checked:
+            extra.append(checked)
     secret = desk_t.get("secret", "")
     if not isinstance(secret, str):
         reader.problems.append(("desk.secret", "must be a string"))
         secret = ""
+    return name, address, language, extra, secret
 
-    storage_t = reader.table("storage")
+
+def _storage(reader: _Reader) -> StorageConfig:
+    storage_t = reader.section("storage", STORAGE_KEYS)
     database = _database_url(
         reader, reader.string(storage_t, "storage.database", "sqlite:///var/ticketd.sqlite3")
     )
     blobs = reader.string(storage_t, "storage.blobs", "var/blobs") or "var/blobs"
+    return StorageConfig(database=database, blobs=reader.path(blobs))
 
-    smtp_in_t = reader.table("smtp_in")
+
+def _smtp_in(reader: _Reader) -> SmtpInConfig | None:
+    smtp_in_t = reader.section("smtp_in", SMTP_IN_KEYS)
     listen = reader.host_port(
         reader.string(smtp_in_t, "smtp_in.listen", DEFAULT_LISTEN), "smtp_in.listen"
     )
@@ -348,15 +365,36 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     # At least the 1,000 octets RFC 5321 (4.5.3.1.6) and RFC 5322 (2.1.1) promise every line.
     for shape_key, default in _SMTP_IN_SHAPE.items():
         smtp_limits[shape_key] = reader.integer(smtp_in_t, f"smtp_in.{shape_key}", default, 1000)
-    for key in smtp_in_t:
-        if key not in (*_SMTP_IN_LIMITS, *_SMTP_IN_SHAPE, *TLS_KEYS, "listen", "max_message_size"):
-            reader.problems.append((f"smtp_in.{key}", "unknown key"))
     listener_tls = parse_listener_tls(reader.problems, smtp_in_t, reader.base)
+    if listen is None:
+        return None
+    return SmtpInConfig(
+        listen=listen,
+        max_message_size=max_size,
+        **smtp_limits,
+        tls_cert=listener_tls.cert,
+        tls_key=listener_tls.key,
+        require_tls=listener_tls.require,
+    )
 
-    smtp_out_t = reader.table("smtp_out")
-    relay_text = smtp_out_t.get("relay")
+
+def _file(reader: _Reader, table: dict[str, Any], key: str, missing: str) -> Path | None:
+    value = table.get(key.rpartition(".")[2])
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        reader.problems.append((key, "must be a path"))
+        return None
+    path = reader.path(value)
+    if not path.is_file():
+        reader.problems.append((key, f"{path} {missing}"))
+    return path
+
+
+def _smtp_out(reader: _Reader) -> SmtpOutConfig:
+    smtp_out_t = reader.section("smtp_out", SMTP_OUT_KEYS)
     relay = None
-    if relay_text is not None:
+    if smtp_out_t.get("relay") is not None:
         relay = reader.host_port(reader.string(smtp_out_t, "smtp_out.relay"), "smtp_out.relay")
     maildir = reader.string(smtp_out_t, "smtp_out.maildir", "var/outbox") or "var/outbox"
     starttls = smtp_out_t.get("starttls", False)
@@ -364,46 +402,46 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         reader.problems.append(("smtp_out.starttls", "must be true or false"))
         starttls = False
     username = smtp_out_t.get("username")
-    password_file_text = smtp_out_t.get("password_file")
-    password_file = None
     if username is not None and not isinstance(username, str):
         reader.problems.append(("smtp_out.username", "must be a string"))
         username = None
-    if password_file_text is not None:
-        if not isinstance(password_file_text, str):
-            reader.problems.append(("smtp_out.password_file", "must be a path"))
-        else:
-            password_file = reader.path(password_file_text)
-            if not password_file.is_file():
-                reader.problems.append(
-                    ("smtp_out.password_file", f"{password_file} does not exist or is no file")
-                )
-    ca_file = None
-    ca_text = smtp_out_t.get("ca_file")
-    if ca_text is not None:
-        if not isinstance(ca_text, str):
-            reader.problems.append(("smtp_out.ca_file", "must be a path"))
-        else:
-            ca_file = reader.path(ca_text)
-            if not ca_file.is_file():
-                reader.problems.append(("smtp_out.ca_file", f"{ca_file} does not exist"))
-    if (username is None) != (password_file_text is None):
+    password_file = _file(
+        reader, smtp_out_t, "smtp_out.password_file", "does not exist or is no file"
+    )
+    ca_file = _file(reader, smtp_out_t, "smtp_out.ca_file", "does not exist")
+    if (username is None) != (smtp_out_t.get("password_file") is None):
         reader.problems.append(
             ("smtp_out.username", "username and password_file go together: set both or neither")
         )
+    return SmtpOutConfig(
+        relay=relay,
+        maildir=reader.path(maildir),
+        starttls=starttls,
+        username=username,
+        password_file=password_file,
+        ca_file=ca_file,
+    )
 
-    limits_t = reader.table("limits")
-    per_hour = reader.integer(limits_t, "limits.auto_replies_per_hour", 3)
-    interval = reader.integer(limits_t, "limits.auto_reply_interval_seconds", 120, 0)
+
+def _limits(reader: _Reader) -> LimitsConfig:
+    limits_t = reader.section("limits", LIMITS_KEYS)
     mime_shape = {
         key: reader.bounded(limits_t, f"limits.{key}", *bounds)
         for key, bounds in _MIME_SHAPE.items()
     }
-    for key in limits_t:
-        if key not in _LIMITS_KEYS:
-            reader.problems.append((f"limits.{key}", "unknown key"))
+    return LimitsConfig(
+        auto_replies_per_hour=reader.integer(limits_t, "limits.auto_replies_per_hour", 3),
+        auto_reply_interval_seconds=reader.integer(
+            limits_t, "limits.auto_reply_interval_seconds", 120, 0
+        ),
+        **mime_shape,
+    )
 
-    threading_t = reader.table("threading")
+
+def _threading_metrics_templates(
+    reader: _Reader,
+) -> tuple[ThreadingConfig, MetricsConfig, Path | None]:
+    threading_t = reader.section("threading", THREADING_KEYS)
     threading = ThreadingConfig(
         duplicate_window_minutes=reader.integer(
             threading_t, "threading.duplicate_window_minutes", 24 * 60, 0
@@ -412,15 +450,13 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             threading_t, "threading.bounce_suppression_days", 7, 0
         ),
     )
-
-    metrics_t = reader.table("metrics")
+    metrics_t = reader.section("metrics", METRICS_KEYS)
     metrics_listen = None
     if metrics_t.get("listen") is not None:
         metrics_listen = reader.host_port(
             reader.string(metrics_t, "metrics.listen"), "metrics.listen"
         )
-
-    templates_t = reader.table("templates")
+    templates_t = reader.section("templates", TEMPLATES_KEYS)
     templates_dir = None
     override = templates_t.get("folder")
     if override is not None:
@@ -430,13 +466,25 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             templates_dir = reader.path(override)
             if not templates_dir.is_dir():
                 reader.problems.append(("templates.folder", f"{templates_dir} is not a folder"))
+    return threading, MetricsConfig(listen=metrics_listen), templates_dir
 
+
+def parse_config(data: dict[str, Any], path: Path) -> Config:
+    """Validate parsed TOML; raises ConfigError listing every problem found."""
+    reader = _Reader(data, path.parent)
+    check_keys(reader.problems, data, "", SECTIONS, "section or key")
+    name, address, language, extra, secret = _desk(reader)
+    storage = _storage(reader)
+    smtp_in = _smtp_in(reader)
+    smtp_out = _smtp_out(reader)
+    limits = _limits(reader)
+    threading, metrics, templates_dir = _threading_metrics_templates(reader)
     imap = parse_imap_accounts(reader, data.get("imap", []))
     team = parse_team(reader.problems, data)
     sla = parse_sla(reader.problems, data)
     kyc = parse_kyc(reader.problems, data, reader.base)
 
-    if reader.problems or address is None or listen is None:
+    if reader.problems or address is None or smtp_in is None:
         raise ConfigError(reader.problems)
     return Config(
         path=path,
@@ -447,37 +495,22 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             extra_addresses=tuple(extra),
             secret=secret or f"ticketd:{address}",
         ),
-        storage=StorageConfig(database=database, blobs=reader.path(blobs)),
-        smtp_in=SmtpInConfig(
-            listen=listen,
-            max_message_size=max_size,
-            **smtp_limits,
-            tls_cert=listener_tls.cert,
-            tls_key=listener_tls.key,
-            require_tls=listener_tls.require,
-        ),
-        smtp_out=SmtpOutConfig(
-            relay=relay,
-            maildir=reader.path(maildir),
-            starttls=starttls,
-            username=username,
-            password_file=password_file,
-            ca_file=ca_file,
-        ),
-        limits=LimitsConfig(
-            auto_replies_per_hour=per_hour, auto_reply_interval_seconds=interval, **mime_shape
-        ),
+        storage=storage,
+        smtp_in=smtp_in,
+        smtp_out=smtp_out,
+        limits=limits,
         threading=threading,
-        metrics=MetricsConfig(listen=metrics_listen),
+        metrics=metrics,
         imap=imap,
         team=team,
         sla=sla,
         kyc=kyc,
         templates_dir=templates_dir,
+        warnings=tuple(team_warnings(team)),
     )
 
 
-_IMAP_KEYS = {
+_IMAP_KEYS = (
     "name",
     "host",
     "port",
@@ -496,7 +529,7 @@ _IMAP_KEYS = {
     "timeout",
     "quiet_older_than_hours",
     "quiet_first_sync",
-}
+)
 
 
 def _imap_file(reader: _Reader, table: dict[str, Any], key: str) -> Path | None:
@@ -522,9 +555,7 @@ def _imap_bool(reader: _Reader, table: dict[str, Any], key: str, default: bool) 
 
 def _imap_account(reader: _Reader, table: dict[str, Any], at: str) -> ImapAccountConfig | None:
     before = len(reader.problems)
-    for key in table:
-        if key not in _IMAP_KEYS:
-            reader.problems.append((f"{at}.{key}", "unknown key"))
+    check_keys(reader.problems, table, at, _IMAP_KEYS)
     name = reader.string(table, f"{at}.name")
     host = reader.string(table, f"{at}.host")
     username = reader.string(table, f"{at}.username")

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
+from ticketd.config_keys import check_keys
+
 # Real types (read from the bytes by `filetype`) an identity document may have: photos from
 # phones (JPEG, HEIC, WebP), scans (PNG, TIFF) and PDFs.
 KNOWN_TYPES = ("jpeg", "png", "heic", "heif", "webp", "tiff", "pdf")
@@ -149,9 +151,7 @@ def parse_kyc(problems: Problems, data: dict[str, Any], base: Path) -> KycConfig
     if not isinstance(table, dict):
         problems.append(("kyc", "must be a table ([kyc])"))
         table = {}
-    for key in table:
-        if key not in BASE_KEYS and key not in STATE_KEYS:
-            problems.append((f"kyc.{key}", "unknown key"))
+    check_keys(problems, table, "kyc", (*BASE_KEYS, *STATE_KEYS))
     raw_key = table.get("key_file", "var/kyc.key")
     if not isinstance(raw_key, str) or not raw_key.strip():
         problems.append(("kyc.key_file", "must be a path"))

@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from outbound.sla_calendar import Calendar
+from ticketd.config_keys import check_keys, one_list
 from ticketd.config_team import CATEGORIES
 
 Problems = list[tuple[str, str]]
@@ -35,6 +36,7 @@ _OTHER_KEYS = (
     "survey_delay_hours",
     "digest_hour",
 )
+CALENDAR_KEYS = ("timezone", "hours", "days", "holidays")
 _HOURS = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
 
 
@@ -108,15 +110,14 @@ def _overrides(
         problems.append((at, "must be a table of tables"))
         return {}
     result: dict[str, dict[str, float | None]] = {}
+    check_keys(problems, raw, at, allowed, f"name (not one of {', '.join(allowed)})")
     for name, table in raw.items():
         if name not in allowed:
-            problems.append((f"{at}.{name}", f"not one of {', '.join(allowed)}"))
-        elif not isinstance(table, dict):
+            continue
+        if not isinstance(table, dict):
             problems.append((f"{at}.{name}", "must be a table"))
         else:
-            for key in table:
-                if key not in _TARGETS:
-                    problems.append((f"{at}.{name}.{key}", "unknown key"))
+            check_keys(problems, table, f"{at}.{name}", _TARGETS)
             result[name] = _hours(problems, table, f"{at}.{name}")
     return result
 
@@ -125,9 +126,7 @@ def _calendar(problems: Problems, raw: Any) -> Calendar:
     if not isinstance(raw, dict):
         problems.append(("sla.calendar", "must be a table"))
         return Calendar()
-    for key in raw:
-        if key not in ("timezone", "hours", "days", "holidays"):
-            problems.append((f"sla.calendar.{key}", "unknown key"))
+    check_keys(problems, raw, "sla.calendar", CALENDAR_KEYS)
     calendar = Calendar()
     zone = raw.get("timezone", "UTC")
     try:
@@ -161,7 +160,8 @@ def _calendar(problems: Problems, raw: Any) -> Calendar:
                 calendar, days=frozenset(DAY_NAMES.index(d.lower()[:3]) for d in days)
             )
     holidays: set[date] = set()
-    for index, value in enumerate(raw.get("holidays", [])):
+    listed = one_list(problems, raw.get("holidays", []), "sla.calendar.holidays", "dates")
+    for index, value in enumerate(listed):
         try:
             # TOML has a date type; a quoted "2026-01-01" is accepted too.
             holidays.add(value if isinstance(value, date) else date.fromisoformat(value))
@@ -198,9 +198,7 @@ def parse_sla(problems: Problems, data: dict[str, Any]) -> SlaConfig:
     if not isinstance(raw, dict):
         problems.append(("sla", "must be a table ([sla])"))
         return SlaConfig()
-    for key in raw:
-        if key not in (*_TARGETS, *_OTHER_KEYS):
-            problems.append((f"sla.{key}", "unknown key"))
+    check_keys(problems, raw, "sla", (*_TARGETS, *_OTHER_KEYS))
     enabled = raw.get("enabled", True)
     if not isinstance(enabled, bool):
         problems.append(("sla.enabled", "must be true or false"))

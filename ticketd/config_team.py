@@ -10,8 +10,15 @@ from dataclasses import dataclass, field
 from email.utils import parseaddr
 from typing import Any
 
+from ticketd.config_keys import check_keys, one_list
+
 CATEGORIES = ("account", "payment", "bonus", "technical", "kyc", "complaint", "other")
 Problems = list[tuple[str, str]]
+# The known keys of the tables parsed here (ticketd/config_keys.py).
+QUEUE_KEYS = ("name", "categories", "escalation")
+AGENT_KEYS = ("email", "name", "queues")
+AGENT_REPLIES_KEYS = ("show_agent_name", "strip_signature", "require_authentication")
+TEAM_DESK_KEYS = ("admins",)  # [desk] keys read here; config.DESK_KEYS includes them
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,12 @@ def _address(problems: Problems, value: Any, key: str) -> str | None:
     return addr.lower()
 
 
+def _addresses(problems: Problems, value: Any, key: str) -> tuple[str, ...]:
+    """A list of plain addresses: a bare string is one problem, not one per character."""
+    items = one_list(problems, value, key, "email addresses")
+    return tuple(a for i, v in enumerate(items) if (a := _address(problems, v, f"{key}[{i}]")))
+
+
 def _strings(problems: Problems, value: Any, key: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         problems.append((key, "must be a list of non-empty strings"))
@@ -100,6 +113,7 @@ def _queues(problems: Problems, raw: Any) -> tuple[QueueConfig, ...]:
     queues: list[QueueConfig] = []
     for index, table in enumerate(_tables(problems, raw, "queues")):
         at = f"queues[{index}]"
+        check_keys(problems, table, at, QUEUE_KEYS)
         name = table.get("name")
         if not isinstance(name, str) or not name.strip():
             problems.append((f"{at}.name", "is required"))
@@ -112,11 +126,7 @@ def _queues(problems: Problems, raw: Any) -> tuple[QueueConfig, ...]:
                 problems.append(
                     (f"{at}.categories", f"{category!r} is not one of {', '.join(CATEGORIES)}")
                 )
-        escalation = tuple(
-            a
-            for i, v in enumerate(table.get("escalation", []) or [])
-            if (a := _address(problems, v, f"{at}.escalation[{i}]"))
-        )
+        escalation = _addresses(problems, table.get("escalation", []), f"{at}.escalation")
         queues.append(QueueConfig(name.strip(), categories, escalation))
     return tuple(queues)
 
@@ -126,6 +136,7 @@ def _agents(problems: Problems, raw: Any, queues: tuple[QueueConfig, ...]) -> li
     known = {q.name for q in queues}
     for index, table in enumerate(_tables(problems, raw, "agents")):
         at = f"agents[{index}]"
+        check_keys(problems, table, at, AGENT_KEYS)
         email = _address(problems, table.get("email"), f"{at}.email")
         names = _strings(problems, table.get("queues", []), f"{at}.queues")
         for queue in names:
@@ -156,9 +167,9 @@ def parse_team(problems: Problems, data: dict[str, Any]) -> TeamConfig:
     if not isinstance(rules, dict):
         problems.append(("categories", "must be a table of category = [keywords]"))
         rules = {}
+    check_keys(problems, rules, "categories", CATEGORIES, "category")
     for category, words in rules.items():
         if category not in CATEGORIES:
-            problems.append((f"categories.{category}", f"not one of {', '.join(CATEGORIES)}"))
             continue
         keywords[category] = tuple(
             w.lower() for w in _strings(problems, words, f"categories.{category}")
@@ -167,6 +178,7 @@ def parse_team(problems: Problems, data: dict[str, Any]) -> TeamConfig:
     if not isinstance(replies_t, dict):
         problems.append(("agent_replies", "must be a table"))
         replies_t = {}
+    check_keys(problems, replies_t, "agent_replies", AGENT_REPLIES_KEYS)
     replies = AgentRepliesConfig(
         show_agent_name=_bool(problems, replies_t, "agent_replies.show_agent_name", True),
         strip_signature=_bool(problems, replies_t, "agent_replies.strip_signature", True),
@@ -175,9 +187,22 @@ def parse_team(problems: Problems, data: dict[str, Any]) -> TeamConfig:
         ),
     )
     desk = data.get("desk", {}) if isinstance(data.get("desk", {}), dict) else {}
-    admins = tuple(
-        a
-        for i, v in enumerate(desk.get("admins", []) or [])
-        if (a := _address(problems, v, f"desk.admins[{i}]"))
-    )
+    admins = _addresses(problems, desk.get("admins", []), "desk.admins")
     return TeamConfig(tuple(queues), tuple(agents), keywords, replies, admins)
+
+
+def team_warnings(team: TeamConfig) -> list[tuple[str, str]]:
+    """What is allowed but leaves tickets or agents out: an agent in no queue (told only of
+    tickets assigned to them by name), a category no queue takes (nobody is notified of its
+    tickets). Without any queue nothing is routed, and that is the desk's choice: no warning."""
+    warnings: list[tuple[str, str]] = []
+    for index, agent in enumerate(team.agents):
+        if not agent.queues:
+            reason = f"{agent.email} is in no queue: told only of tickets assigned to them"
+            warnings.append((f"agents[{index}].queues", reason))
+    if team.queues:
+        for category in CATEGORIES:
+            if team.queue_for(category) is None:
+                reason = f"{category!r} is taken by no queue (and none takes 'other'): "
+                warnings.append(("queues", reason + "no agent is told of its tickets"))
+    return warnings
