@@ -167,7 +167,7 @@ def test_every_key_the_readme_shows_is_known(tmp_path: Path) -> None:
             load_config(path)
         except ConfigError as error:
             unknown = [k for k, reason in error.problems if reason.startswith("unknown")]
-            assert unknown == [], (table, key, error.value.problems)
+            assert unknown == [], (table, key, error.problems)
 
 
 def test_check_names_the_typo_and_suggests_the_key(
