@@ -15,6 +15,8 @@ from ticketd.config import DeskConfig
 
 
 def _signature(secret: str, ref: str) -> str:
+    if not secret:  # an empty key signs for anyone: a programming error, never a fallback
+        raise ValueError("no desk secret to sign with")
     return hmac.new(secret.encode(), f"reply:{ref}".encode(), hashlib.sha256).hexdigest()[:10]
 
 

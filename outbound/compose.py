@@ -40,6 +40,8 @@ def _msg_id(value: str) -> str | None:
 
 
 def sign_token(secret: str, token: str) -> str:
+    if not secret:  # an empty key signs for anyone: a programming error, never a fallback
+        raise ValueError("no desk secret to sign with")
     return hmac.new(secret.encode(), token.encode(), hashlib.sha256).hexdigest()[:12]
 
 

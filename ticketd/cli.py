@@ -42,6 +42,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = load_listener_config(_config_path(args))
     print(f"{config.path}: the configuration is sound")
     print(f"  desk: {config.desk.name} <{config.desk.address}>, language {config.desk.language}")
+    where = config.desk.secret_file or "desk.secret"
+    print(f"  desk secret: {where} ({len(config.desk.secret)} characters)")
     print(f"  database: {views.safe_url(config.storage.database)}")
     print(f"  SMTP listener: {config.smtp_in.listen}")
     if config.smtp_in.tls_cert is not None:

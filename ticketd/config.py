@@ -16,6 +16,8 @@ from typing import Any
 
 from ticketd.config_keys import check_keys, one_list
 from ticketd.config_kyc import KycConfig, parse_kyc
+from ticketd.config_secret import FILE_NAME as SECRET_FILE_NAME
+from ticketd.config_secret import file_secret, inline_problem
 from ticketd.config_sla import SlaConfig, parse_sla
 from ticketd.config_team import TEAM_DESK_KEYS, TeamConfig, parse_team, team_warnings
 from ticketd.config_tls import TLS_KEYS, parse_listener_tls
@@ -59,8 +61,10 @@ class DeskConfig:
     address: str
     language: str
     extra_addresses: tuple[str, ...] = ()
-    # Secret that signs our Message-IDs; derived from the address when not configured.
+    # Signs our Message-IDs and reply addresses (ticketd/config_secret.py): `desk.secret`, or
+    # the content of `secret_file`, generated on first use. Never one anybody can compute.
     secret: str = ""
+    secret_file: Path | None = None  # where the secret came from; None: from desk.secret
 
     @property
     def domain(self) -> str:
@@ -309,7 +313,15 @@ SECTIONS = (
     "sla",
     "kyc",
 )
-DESK_KEYS = ("name", "address", "language", "extra_addresses", "secret", *TEAM_DESK_KEYS)
+DESK_KEYS = (
+    "name",
+    "address",
+    "language",
+    "extra_addresses",
+    "secret",
+    "secret_file",
+    *TEAM_DESK_KEYS,
+)
 STORAGE_KEYS = ("database", "blobs")
 SMTP_IN_KEYS = ("listen", "max_message_size", *_SMTP_IN_LIMITS, *_SMTP_IN_SHAPE, *TLS_KEYS)
 SMTP_OUT_KEYS = ("relay", "maildir", "starttls", "username", "password_file", "ca_file")
@@ -340,7 +352,26 @@ def _desk(reader: _Reader) -> tuple[str | None, str | None, str | None, list[str
     if not isinstance(secret, str):
         reader.problems.append(("desk.secret", "must be a string"))
         secret = ""
+    elif secret and (why := inline_problem(secret, address)) is not None:
+        reader.problems.append(("desk.secret", why))
     return name, address, language, extra, secret
+
+
+def _secret_file(reader: _Reader, key_file: Path) -> tuple[str, Path | None]:
+    """(secret, its file) when `desk.secret` is not set: `desk.secret_file`, by default beside
+    the identity-document key file, made on first use (ticketd/config_secret.py)."""
+    desk_t = reader.data.get("desk", {})
+    raw = desk_t.get("secret_file") if isinstance(desk_t, dict) else None
+    if raw is not None and (not isinstance(raw, str) or not raw.strip()):
+        reader.problems.append(("desk.secret_file", "must be a path"))
+        return "", None
+    if isinstance(desk_t, dict) and desk_t.get("secret") and raw is not None:
+        reader.problems.append(
+            ("desk.secret_file", "set desk.secret or desk.secret_file, not both")
+        )
+        return "", None
+    path = reader.path(raw) if raw else key_file.parent / SECRET_FILE_NAME
+    return file_secret(reader.problems, path), path
 
 
 def _storage(reader: _Reader) -> StorageConfig:
@@ -483,6 +514,9 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     team = parse_team(reader.problems, data)
     sla = parse_sla(reader.problems, data)
     kyc = parse_kyc(reader.problems, data, reader.base)
+    secret_file = None
+    if not secret and address is not None:
+        secret, secret_file = _secret_file(reader, kyc.key_file)
 
     if reader.problems or address is None or smtp_in is None:
         raise ConfigError(reader.problems)
@@ -493,7 +527,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             address=address,
             language=language or "tr",
             extra_addresses=tuple(extra),
-            secret=secret or f"ticketd:{address}",
+            secret=secret,
+            secret_file=secret_file,
         ),
         storage=storage,
         smtp_in=smtp_in,

@@ -84,7 +84,7 @@ def plan(running: Config, new: Config) -> ReloadPlan:
     changed = sorted(
         key
         for key in old_flat.keys() | new_flat.keys()
-        if key != "path" and old_flat.get(key) != new_flat.get(key)
+        if key not in ("path", "warnings") and old_flat.get(key) != new_flat.get(key)
     )
     applied = tuple(k for k in changed if _is_live(k))
     config = running
