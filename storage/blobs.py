@@ -65,6 +65,9 @@ class BlobStore:
     def get(self, key: str) -> bytes:
         return self.path_for(key).read_bytes()
 
+    def exists(self, key: str) -> bool:
+        return self.path_for(key).exists()
+
     def addresses(self) -> Iterator[str]:
         """Every blob on disk, folder by folder in order (temporary files left out)."""
         if not self.root.exists():

@@ -19,6 +19,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Text a retention pass or an erasure replaced must not live on in free pages (issue 16).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -77,6 +79,22 @@ class Database:
                 yield session
             finally:
                 session.rollback()
+
+    def forget(self) -> bool:
+        """After removing personal data: on SQLite, move the write-ahead log into the database
+        and empty it, so the old page images (the text before it was removed) are not left in
+        the `-wal` file. PostgreSQL's dead rows go with (auto)vacuum. False when another
+        connection kept the log busy; the next pass tries again."""
+        if not self.is_sqlite:
+            return True
+        connection = self.engine.raw_connection()  # no BEGIN: a checkpoint runs outside one
+        try:
+            cursor = connection.cursor()
+            busy = cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            cursor.close()
+        finally:
+            connection.close()
+        return not busy
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -54,6 +54,11 @@ JOURNAL_DONE = "done"
 JOURNAL_IGNORED = "ignored"
 JOURNAL_QUARANTINED = "quarantined"
 
+# What is left of a message's raw bytes (journal and outbox `raw_state`); None: all of it.
+RAW_REDACTED = "redacted"  # the parts carrying purged identity documents replaced by a note
+RAW_STRIPPED = "stripped"  # every attachment replaced by a note (`[retention] raw_days`)
+RAW_REMOVED = "removed"  # nothing of the message left (ticket_days, or the customer's erasure)
+
 # Outbox states.
 OUTBOX_QUEUED = "queued"
 OUTBOX_SENT = "sent"
@@ -82,6 +87,9 @@ class JournalEntry(Base):
     # Where the copy came from, when the source can name it again (an IMAP message's mailbox,
     # UIDVALIDITY and UID): a re-fetch after a crash finds this row instead of adding one.
     origin: Mapped[str | None] = mapped_column(String(500))
+    # What retention or a purge left of the raw bytes (RAW_* below); None: as received.
+    raw_state: Mapped[str | None] = mapped_column(String(20))
+    raw_changed_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (
         Index("ix_journal_state", "state", "id"),
@@ -169,6 +177,8 @@ class Ticket(Base):
     satisfaction_score: Mapped[int | None] = mapped_column(Integer)
     satisfaction_comment: Mapped[str | None] = mapped_column(Text)
     satisfaction_at: Mapped[datetime | None] = mapped_column()
+    # `[retention] ticket_days` after the close: the messages' text and raw copies removed.
+    text_removed_at: Mapped[datetime | None] = mapped_column()
 
     messages: Mapped[list[TicketMessage]] = relationship(
         back_populates="ticket", order_by="TicketMessage.id", foreign_keys="TicketMessage.ticket_id"
@@ -257,6 +267,9 @@ class OutboxMail(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column()
     sent_at: Mapped[datetime | None] = mapped_column()
+    # What retention or a purge left of `raw` (RAW_* above); None: as composed.
+    raw_state: Mapped[str | None] = mapped_column(String(20))
+    raw_changed_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (
         Index("ix_outbox_due", "state", "next_attempt_at"),
@@ -417,3 +430,56 @@ class Verification(Base):
         UniqueConstraint("customer", name="uq_verifications_customer"),
         Index("ix_verifications_due", "state", "expires_at"),
     )
+
+
+class BlobRemoval(Base):
+    """A blob ticketd removed on purpose (a purge, retention, an erasure), until it is gone.
+
+    Written in the transaction that stops naming the blob; the file is deleted after the
+    commit. A crash in between, or a key rotation rewriting the file at that moment (its rename
+    would put it back), leaves the file: the next retention run and the rotation itself delete
+    a blob listed here that nothing names any more."""
+
+    __tablename__ = "blob_removals"
+
+    blob_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    removed_at: Mapped[datetime] = mapped_column()
+
+
+ERASURE_STARTED = "started"  # the address is still held, to resume after a crash
+ERASURE_DONE = "done"
+
+
+class Erasure(Base):
+    """A customer's erasure (issue 16): the pseudonym that replaced them, never the address
+    once it is done. `address_key` (an HMAC of the address under `desk.secret`) is how
+    automatic mail recognises them later without keeping the address."""
+
+    __tablename__ = "erasures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    address_key: Mapped[str] = mapped_column(String(64), unique=True)
+    pseudonym: Mapped[str] = mapped_column(String(64), unique=True)
+    address: Mapped[str | None] = mapped_column(String(320))
+    state: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(320))
+    started_at: Mapped[datetime] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class AccessAudit(Base):
+    """Who saw or changed a customer's data, and when: `tickets show`, `customer export`,
+    `customer erase`, and every refusal of an agent outside their queues."""
+
+    __tablename__ = "access_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(30))
+    customer: Mapped[str | None] = mapped_column(String(320))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    at: Mapped[datetime] = mapped_column()
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_access_audit_customer", "customer"),)

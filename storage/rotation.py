@@ -21,7 +21,8 @@
 
 A document purged while the rotation rewrites it could be put back on disk by the rewrite's
 rename; after each document the rotation checks the record still names the blob, and deletes it
-otherwise.
+otherwise. The same for any other blob noted as removed (a raw message replaced by a copy without
+its documents, storage/removals.py): rewritten, it is deleted again if nothing names it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from storage.db import Database
 from storage.documents import DocumentIntegrityError, DocumentStore
 from storage.keyring import KEY_SIZE, Keyring, KeyringData, locked, read_keyring, write_keyring
 from storage.models import Document
+from storage.removals import is_removed
 from storage.sealed_blobs import SealedBlobError, SealedBlobStore
 
 RETIRE_GRACE = timedelta(hours=1)
@@ -122,6 +124,8 @@ def reencrypt(
             report.failed.append((key, str(error)))
             continue
         report.blobs += 1
+        if is_removed(db, key):
+            blobs.delete(key)  # removed while being rewritten: the rename put it back
         if on_rewritten is not None:
             on_rewritten(key)
     return report

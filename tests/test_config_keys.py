@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ticketd import config, config_kyc, config_sla, config_team
+from ticketd import config, config_kyc, config_retention, config_sla, config_team
 from ticketd.cli import EX_CONFIG, EX_OK, main
 from ticketd.config import ConfigError, load_config
 
@@ -36,6 +36,7 @@ TABLES = [
     ("[sla.categories.kyc]", config_sla._TARGETS),
     ("[sla.priorities.high]", config_sla._TARGETS),
     ("[kyc]", (*config_kyc.BASE_KEYS, *config_kyc.STATE_KEYS)),
+    ("[retention]", config_retention.RETENTION_KEYS),
 ]
 
 

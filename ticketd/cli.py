@@ -16,6 +16,7 @@ from ticketd import logs, views
 from ticketd.blob_commands import add_blob_commands
 from ticketd.config import ConfigError, load_config, load_listener_config
 from ticketd.kyc_commands import add_kyc_commands
+from ticketd.retention_commands import add_retention_commands
 from ticketd.sla_commands import add_sla_commands
 
 EX_OK = 0
@@ -431,6 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sla_commands(commands, _with_state)
     add_kyc_commands(commands, _with_state)
     add_blob_commands(commands, _with_state)
+    add_retention_commands(commands, _with_state)
     return parser
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from ticketd.config_keys import check_keys, one_list
 from ticketd.config_kyc import KycConfig, parse_kyc
+from ticketd.config_retention import RetentionConfig, parse_retention
 from ticketd.config_secret import FILE_NAME as SECRET_FILE_NAME
 from ticketd.config_secret import file_secret, inline_problem
 from ticketd.config_sla import SlaConfig, parse_sla
@@ -192,6 +193,7 @@ class Config:
     # (key, reason) of what is allowed but probably a mistake (an agent in no queue); `check`
     # prints them and `run` logs them.
     warnings: tuple[tuple[str, str], ...] = ()
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
 
 class _Reader:
@@ -312,6 +314,7 @@ SECTIONS = (
     "agent_replies",
     "sla",
     "kyc",
+    "retention",
 )
 DESK_KEYS = (
     "name",
@@ -514,6 +517,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     team = parse_team(reader.problems, data)
     sla = parse_sla(reader.problems, data)
     kyc = parse_kyc(reader.problems, data, reader.base)
+    retention = parse_retention(reader.problems, data)
     secret_file = None
     if not secret and address is not None:
         secret, secret_file = _secret_file(reader, kyc.key_file)
@@ -540,6 +544,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         team=team,
         sla=sla,
         kyc=kyc,
+        retention=retention,
         templates_dir=templates_dir,
         warnings=tuple(team_warnings(team)),
     )

@@ -28,7 +28,9 @@ from storage.models import (
     DocumentAccess,
     Ticket,
 )
+from storage.removals import finish, note_removed
 from ticketd.config import Config
+from ticketd.retention import remove_document_copies
 
 
 class DocumentAdminError(Exception):
@@ -194,6 +196,7 @@ def purge(
         .with_for_update(skip_locked=True, of=Document)
     )
     gone: list[str] = []
+    copies: dict[int, tuple[str, int]] = {}
     found: list[Purged] = []
     with db.transaction() as session:
         for document, ref in session.execute(due):
@@ -204,6 +207,7 @@ def purge(
             days = getattr(kyc, rule)
             assert document.blob_key is not None
             gone.append(document.blob_key)
+            copies[document.id] = (document.sha256, document.size)
             if document.state == DOC_RECEIVED:  # abandoned: nobody decided in time
                 document.state = DOC_EXPIRED
             document.blob_key = None
@@ -217,8 +221,12 @@ def purge(
                     detail=f"kyc.{rule} = {days}",
                 )
             )
+        note_removed(session, gone)
     # After the commit: a failed transaction must not leave records pointing at deleted
-    # blobs. A crash between the two leaves an encrypted orphan, never readable content.
-    for key in gone:
-        blobs.delete(key)
+    # blobs. A crash between the two leaves the blobs noted as removed; the next purge or
+    # retention pass deletes them (storage/removals.py).
+    finish(db, blobs, gone)
+    if copies:
+        # The same file inside the raw message, the outbox, exports (ticketd/retention.py).
+        remove_document_copies(db, blobs, copies, now)
     return found

@@ -1,0 +1,380 @@
+"""Retention of every copy (issue 16): raw messages, the outbox's bytes, closed tickets' text, and
+every copy of an identity document whose retention ended.
+
+Where copies of what a customer sent live: the journal's raw message (sealed in the blob store,
+quarantined messages included), the document's own sealed blob, the outbox's stored bytes (an
+agent's answer relays its attachments), files ticketd exported (`kyc export`, `customer
+export`, named in the access audit) and temporary files of the blob store. This module replaces
+or removes each of them:
+
+- `remove_document_copies`: after `kyc purge` (ticketd/documents_admin.py) deleted documents'
+  own blobs, every journal blob and outbox row still holding one of those files gets a copy
+  without it (ingest/redact.py), and exported files holding one are deleted. Files another
+  document still held has the same bytes of are left until that one is purged too.
+- `run_retention` (`ticketd retention run`, and the daemon once a day): raw bytes of messages
+  processed more than `[retention] raw_days` ago, and outbox bytes of mail sent or given up that
+  long ago, keep their text only; with `ticket_days`, a ticket closed that long has its
+  messages' text and every raw copy removed (the ticket's record, statistics and audit stay).
+
+A journal blob is replaced in two steps (`replace_raw`): the copy is written (a new blob, named
+by its content), then one transaction makes every row naming the old blob name the copy and
+notes the old blob as removed (storage/removals.py); the old file is deleted after the commit.
+A row whose blob changed meanwhile (another daemon did the same) is left as the other left it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from ingest.redact import file_digests, headers_only, without_attachments, without_files
+from storage.blobs import BlobStore
+from storage.db import Database
+from storage.models import (
+    JOURNAL_DONE,
+    JOURNAL_IGNORED,
+    JOURNAL_QUARANTINED,
+    OUTBOX_FAILED,
+    OUTBOX_SENT,
+    OUTBOX_SUPPRESSED,
+    RAW_REDACTED,
+    RAW_REMOVED,
+    RAW_STRIPPED,
+    Document,
+    DocumentAccess,
+    JournalEntry,
+    OutboxMail,
+    Ticket,
+    TicketMessage,
+)
+from storage.removals import finish, note_removed
+from storage.sweep import MINIMUM_GRACE
+from ticketd.config import Config
+
+log = logging.getLogger("ticketd.retention")
+FINISHED = (JOURNAL_DONE, JOURNAL_IGNORED, JOURNAL_QUARANTINED)
+DELIVERED = (OUTBOX_SENT, OUTBOX_FAILED, OUTBOX_SUPPRESSED)
+# Whatever is left of a copy after each step: a later step never brings back more.
+_RANK = {None: 0, RAW_REDACTED: 1, RAW_STRIPPED: 2, RAW_REMOVED: 3}
+Rewrite = Callable[[bytes], bytes | None]
+
+
+@dataclass
+class RetentionReport:
+    dry_run: bool
+    raw_stripped: list[int] = field(default_factory=list)  # journal ids
+    raw_redacted: list[int] = field(default_factory=list)
+    raw_removed: list[int] = field(default_factory=list)
+    outbox_changed: list[int] = field(default_factory=list)
+    tickets: list[str] = field(default_factory=list)  # refs whose text was removed
+    exports_deleted: list[str] = field(default_factory=list)
+    blobs_deleted: int = 0
+    temporary: int = 0
+
+
+def _later(current: str | None, new: str) -> str:
+    return new if _RANK[new] > _RANK[current] else current or new
+
+
+def replace_raw(
+    db: Database, blobs: BlobStore, entry_id: int, rewrite: Rewrite, state: str, now: datetime
+) -> bool:
+    """Give the journal row (and every row sharing its blob) the copy `rewrite` makes of its
+    raw bytes; False when there was nothing to change."""
+    with db.read() as session:
+        entry = session.get(JournalEntry, entry_id)
+        if entry is None or entry.raw_state == RAW_REMOVED:
+            return False
+        old = entry.blob_key
+    try:
+        copy = rewrite(blobs.get(old))
+    except FileNotFoundError:
+        return False
+    if copy is None:
+        return False
+    new = blobs.put(copy)
+    with db.transaction() as session:
+        rows = session.scalars(
+            select(JournalEntry).where(JournalEntry.blob_key == old).with_for_update()
+        ).all()
+        if not rows:
+            return False  # replaced meanwhile by another run
+        for row in rows:
+            row.blob_key, row.size = new, len(copy)
+            row.raw_state, row.raw_changed_at = _later(row.raw_state, state), now
+        if new != old and not session.scalar(
+            select(Document.id).where(Document.blob_key == old).limit(1)
+        ):
+            note_removed(session, [old])
+    if new != old:
+        finish(db, blobs, [old])
+    return True
+
+
+def _replace_outbox(
+    db: Database,
+    outbox_id: int,
+    rewrite: Rewrite,
+    state: str,
+    now: datetime,
+    text: str | None = None,
+) -> bool:
+    with db.transaction() as session:
+        row = session.get(OutboxMail, outbox_id, with_for_update=True)
+        if row is None or row.raw_state == RAW_REMOVED:
+            return False
+        copy = rewrite(row.raw)
+        if copy is None:
+            return False
+        row.raw = copy
+        row.raw_state, row.raw_changed_at = _later(row.raw_state, state), now
+        if text is not None:
+            row.text = text
+    return True
+
+
+def _held_elsewhere(db: Database, digests: Collection[str]) -> set[str]:
+    with db.read() as session:
+        return set(
+            session.scalars(
+                select(Document.sha256).where(
+                    Document.sha256.in_(list(digests)), Document.blob_key.is_not(None)
+                )
+            )
+        )
+
+
+def _holds_any(path: Path, digests: Collection[str]) -> bool:
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() in digests:
+        return True
+    try:
+        return bool(file_digests(data) & set(digests)) if path.suffix == ".eml" else False
+    except Exception:
+        return False
+
+
+def _delete_exports(
+    db: Database, document_ids: Collection[int], digests: Collection[str], report: RetentionReport
+) -> None:
+    """Files ticketd wrote for `kyc export` or `customer export` that still hold a document."""
+    with db.read() as session:
+        paths = set(
+            session.scalars(
+                select(DocumentAccess.detail).where(
+                    DocumentAccess.document_id.in_(list(document_ids)),
+                    DocumentAccess.action == "export",
+                )
+            )
+        )
+    for text in sorted(p for p in paths if p):
+        path = Path(text)
+        try:
+            if path.is_file() and not path.is_symlink() and _holds_any(path, digests):
+                path.unlink()
+                report.exports_deleted.append(text)
+        except OSError as error:
+            log.warning("could not delete the exported copy %s: %s", text, error)
+
+
+def remove_document_copies(
+    db: Database, blobs: BlobStore, purged: dict[int, tuple[str, int]], now: datetime
+) -> RetentionReport:
+    """Every copy of the purged documents (id: (sha256, size)) ticketd still holds."""
+    report = RetentionReport(dry_run=False)
+    digests = {sha for sha, _ in purged.values()}
+    digests -= _held_elsewhere(db, digests)
+    if not digests:
+        return report
+    smallest = min(size for sha, size in purged.values() if sha in digests)
+    why = "the retention of an identity document ended"
+
+    def rewrite(raw: bytes) -> bytes | None:
+        return without_files(raw, digests, why)
+
+    with db.read() as session:
+        entries = list(
+            session.scalars(
+                select(JournalEntry.id).where(
+                    JournalEntry.state.in_(FINISHED),
+                    JournalEntry.size >= smallest,
+                    JournalEntry.raw_state.is_distinct_from(RAW_REMOVED),
+                )
+            )
+        )
+        mails = list(
+            session.scalars(
+                select(OutboxMail.id).where(
+                    func.length(OutboxMail.raw) >= smallest,
+                    OutboxMail.raw_state.is_distinct_from(RAW_REMOVED),
+                )
+            )
+        )
+    for entry_id in entries:
+        if replace_raw(db, blobs, entry_id, rewrite, RAW_REDACTED, now):
+            report.raw_redacted.append(entry_id)
+    for outbox_id in mails:
+        if _replace_outbox(db, outbox_id, rewrite, RAW_REDACTED, now):
+            report.outbox_changed.append(outbox_id)
+    _delete_exports(db, list(purged), digests, report)
+    db.forget()
+    return report
+
+
+def _due_raw(db: Database, before: datetime) -> tuple[list[int], list[int]]:
+    with db.read() as session:
+        entries = session.scalars(
+            select(JournalEntry.id).where(
+                JournalEntry.state.in_(FINISHED),
+                JournalEntry.processed_at <= before,
+                JournalEntry.raw_state.is_(None) | (JournalEntry.raw_state == RAW_REDACTED),
+            )
+        ).all()
+        mails = session.scalars(
+            select(OutboxMail.id).where(
+                OutboxMail.state.in_(DELIVERED),
+                OutboxMail.created_at <= before,
+                OutboxMail.raw_state.is_(None) | (OutboxMail.raw_state == RAW_REDACTED),
+            )
+        ).all()
+    return list(entries), list(mails)
+
+
+def _strip_raw(
+    db: Database, blobs: BlobStore, config: Config, now: datetime, report: RetentionReport
+) -> None:
+    days = config.retention.raw_days
+    entries, mails = _due_raw(db, now - timedelta(days=days))
+    why = f"retention.raw_days = {days}"
+    if report.dry_run:
+        report.raw_stripped, report.outbox_changed = entries, mails
+        return
+
+    def rewrite(raw: bytes) -> bytes | None:
+        copy = without_attachments(raw, why)
+        return None if copy == raw else copy
+
+    for entry_id in entries:
+        changed = replace_raw(db, blobs, entry_id, rewrite, RAW_STRIPPED, now)
+        if not changed:  # nothing to take out: the row says it was looked at
+            _mark(db, entry_id, RAW_STRIPPED, now)
+        report.raw_stripped.append(entry_id)
+    for outbox_id in mails:
+        _replace_outbox(db, outbox_id, lambda raw: without_attachments(raw, why), RAW_STRIPPED, now)
+        report.outbox_changed.append(outbox_id)
+
+
+def _mark(db: Database, entry_id: int, state: str, now: datetime) -> None:
+    with db.transaction() as session:
+        entry = session.get(JournalEntry, entry_id, with_for_update=True)
+        if entry is not None:
+            entry.raw_state, entry.raw_changed_at = _later(entry.raw_state, state), now
+
+
+def ticket_journal_ids(session: Session, ticket_id: int) -> set[int]:
+    """The journal rows of a ticket's mail: those its messages name, and those the worker
+    processed into it that no message names (an agent's answer becomes an outgoing message;
+    the worker's outcome, "ticket REF: ...", says where the mail went)."""
+    ref = session.scalar(select(Ticket.ref).where(Ticket.id == ticket_id))
+    named = session.scalars(
+        select(TicketMessage.journal_id).where(
+            TicketMessage.ticket_id == ticket_id, TicketMessage.journal_id.is_not(None)
+        )
+    )
+    found = {journal_id for journal_id in named if journal_id is not None}
+    if ref is not None:
+        found |= set(
+            session.scalars(
+                select(JournalEntry.id).where(JournalEntry.reason.like(f"ticket {ref}:%"))
+            )
+        )
+    return found
+
+
+def remove_ticket_text(
+    db: Database, blobs: BlobStore, ticket_id: int, why: str, now: datetime, report: RetentionReport
+) -> None:
+    """Every message's text and raw copy of one ticket; its record stays."""
+    with db.transaction() as session:
+        messages = session.scalars(
+            select(TicketMessage).where(TicketMessage.ticket_id == ticket_id)
+        ).all()
+        journal_ids = ticket_journal_ids(session, ticket_id)
+        for message in messages:
+            message.text = ""
+        session.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket_id)
+            .values(text_removed_at=now, satisfaction_comment=None)
+        )
+        mails = list(
+            session.scalars(select(OutboxMail.id).where(OutboxMail.ticket_id == ticket_id))
+        )
+    for entry_id in sorted(journal_ids):
+        if replace_raw(db, blobs, entry_id, lambda raw: headers_only(raw, why), RAW_REMOVED, now):
+            report.raw_removed.append(entry_id)
+    for outbox_id in mails:
+        if _replace_outbox(db, outbox_id, lambda raw: headers_only(raw, why), RAW_REMOVED, now, ""):
+            report.outbox_changed.append(outbox_id)
+
+
+def _closed_tickets(
+    db: Database, blobs: BlobStore, config: Config, now: datetime, report: RetentionReport
+) -> None:
+    days = config.retention.ticket_days
+    if days is None:
+        return
+    with db.read() as session:
+        due = session.execute(
+            select(Ticket.id, Ticket.ref).where(
+                Ticket.status.in_(("closed", "merged")),
+                Ticket.text_removed_at.is_(None),
+                Ticket.updated_at <= now - timedelta(days=days),
+            )
+        ).all()
+    report.tickets += [ref for _, ref in due]
+    if report.dry_run:
+        return
+    for ticket_id, _ in due:
+        why = f"retention.ticket_days = {days}"
+        remove_ticket_text(db, blobs, ticket_id, why, now, report)
+
+
+def remove_stale_temporary(blobs: BlobStore) -> int:
+    """Temporary files a crashed writer left in the blob store (sealed, but copies all the
+    same), once older than the sweep's minimum grace: no writer takes that long."""
+    cutoff = time.time() - MINIMUM_GRACE.total_seconds()
+    removed = 0
+    if not blobs.root.exists():
+        return 0
+    for path in blobs.root.glob("*/*/.*.tmp"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+def run_retention(
+    db: Database, blobs: BlobStore, config: Config, now: datetime, dry_run: bool = False
+) -> RetentionReport:
+    """One pass: raw copies past `raw_days`, closed tickets past `ticket_days`, then the
+    blobs noted as removed that are still on disk and stale temporary files."""
+    report = RetentionReport(dry_run=dry_run)
+    _strip_raw(db, blobs, config, now, report)
+    _closed_tickets(db, blobs, config, now, report)
+    if not dry_run:
+        report.blobs_deleted = finish(db, blobs)
+        report.temporary = remove_stale_temporary(blobs)
+        db.forget()
+    return report
