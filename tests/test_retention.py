@@ -326,7 +326,9 @@ def _every_form(other: bytes) -> list[bytes]:
     inline["From"], inline["To"], inline["Subject"] = CUSTOMER, DESK, "Kimlik belgelerim 2"
     inline.set_content("Kimliğim aşağıda.")
     inline.add_alternative('<p>Kimliğim:</p><img src="cid:kimlik@x">', subtype="html")
-    inline.get_payload()[1].add_related(MARKED, "image", "jpeg", cid="<kimlik@x>")
+    html = inline.get_body(("html",))
+    assert isinstance(html, EmailMessage)
+    html.add_related(MARKED, "image", "jpeg", cid="<kimlik@x>")
     inline.add_attachment(other, maintype="application", subtype="octet-stream", filename="not.txt")
     tnef = write_tnef([TnefAttachment(MARKED, long_filename="kimlik.jpg")])
     return [outer.as_bytes(), inline.as_bytes(), winmail_message(tnef)]
