@@ -20,6 +20,7 @@ from ingest.context import Context
 from ingest.documents_review import decide, review_problems
 from ingest.history import add_note, record_incoming
 from ingest.parsing import FORWARDED, ParsedMessage
+from ingest.replies import REPLY_SCAN_LIMIT, own_text
 from ingest.thread_finder import ticket_by_ref
 from outbound.addresses import ref_from_agent_address
 from outbound.agent_mail import alert_admins, refuse_to_agent, relay_to_customer
@@ -29,6 +30,9 @@ from storage.models import JournalEntry, Ticket, TicketMessage
 from ticketd.config_team import AgentConfig
 from ticketd.ticket_ops import merge_tickets
 
+NOTHING_OF_YOUR_OWN = (
+    "your reply has no text of its own above the quoted mail: nothing was sent to the customer"
+)
 _RESULT = re.compile(r"\b(dkim|spf)=(\w+)([^;]*)", re.IGNORECASE)
 _SIGNATURE_START = re.compile(r"^(-- ?|__+|Saygılarımla,?|Best regards,?|Kind regards,?)$")
 
@@ -85,7 +89,9 @@ def _strip_signature(text: str) -> str:
     return text
 
 
-def _check(ctx: Context, agent: AgentConfig, ticket: Ticket, parsed: ParsedCommands) -> list[str]:
+def _check(
+    ctx: Context, agent: AgentConfig, ticket: Ticket, parsed: ParsedCommands, has_own: bool
+) -> list[str]:
     problems = list(parsed.problems)
     team = ctx.config.team
     for command in parsed.commands:
@@ -103,6 +109,8 @@ def _check(ctx: Context, agent: AgentConfig, ticket: Ticket, parsed: ParsedComma
             problems += review_problems(ctx, agent, ticket, command.argument)
     if parsed.has("note") and not parsed.text:
         problems.append("#note needs the text of the note")
+    if not parsed.commands and not parsed.problems and not has_own:
+        problems.append(NOTHING_OF_YOUR_OWN)
     return problems
 
 
@@ -164,10 +172,13 @@ def handle_agent_mail(
         told = alert_admins(ctx, ticket, message, reason or "")
         return AgentOutcome(ticket, f"security: {reason}; {told} admins told", security=True)
     parsed = parse_commands(message.text)
+    # Judged on the whole mail, not on the cut `latest_reply` made: a cut inside a folded
+    # attribution line leaves half of it, which is no answer either.
+    has_own = bool(own_text(parse_commands(message.full_text[:REPLY_SCAN_LIMIT]).text))
     problems = (
         [f"ticket {ticket.ref} is in queue {ticket.queue or '(none)'}, not one of yours"]
         if not may_act(agent, ticket)
-        else _check(ctx, agent, ticket, parsed)
+        else _check(ctx, agent, ticket, parsed, has_own)
     )
     if problems:
         refuse_to_agent(ctx, ticket, agent, message, problems)
@@ -181,6 +192,8 @@ def handle_agent_mail(
         )
         return AgentOutcome(ticket, "agent mail refused: " + "; ".join(problems))
     text = _strip_signature(parsed.text) if replies.strip_signature else parsed.text
+    if not has_own:
+        text = ""  # commands above a bare quote: the quote is not an answer to relay
     done: list[str] = []
     if parsed.has("note"):
         record_incoming(ctx, ticket, entry, message, kind="note")

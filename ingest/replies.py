@@ -187,3 +187,31 @@ def _latest_reply(text: str) -> str:
         return _cut_at_quote_header(reply).strip() or reply
     except Exception:
         return reply
+
+
+_SIGNATURE_DELIMITER = re.compile(r"^(?:-- ?|__+)$")
+
+
+def own_text(text: str) -> str:
+    """What is left of `text` once quoted lines, attribution lines ("On ... wrote:") and a
+    `-- ` signature block are taken out: empty when the writer added nothing of their own.
+    Unlike `latest_reply` it never falls back to the whole text: it decides whether there is
+    anything to pass on at all."""
+    lines = _INVISIBLE.sub("", text).split("\n")
+    kept: list[str] = []
+    for index, line in enumerate(lines):
+        if _SIGNATURE_DELIMITER.match(line.strip()) or _ORIGINAL.match(line):
+            break  # the signature, or an Outlook-style quote: nothing of theirs follows
+        if _FROM_LINE.match(line) and _is_header_block(
+            [s for s in lines[index : index + 8] if s.strip()][:4]
+        ):
+            break
+        if _QUOTED.match(line) or not line.strip():
+            continue
+        try:
+            if _is_attribution(lines, index):
+                continue
+        except Exception:  # hostile input in the regexes: count the line as text
+            pass
+        kept.append(line)
+    return "\n".join(kept).strip()

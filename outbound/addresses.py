@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 from ingest.refs import normalise
 from ticketd.config import DeskConfig
@@ -55,3 +56,14 @@ def ref_from_agent_address(desk: DeskConfig, address: str) -> str | None:
     if ref is None or not hmac.compare_digest(_signature(desk.secret, "agent:" + ref), signature):
         return None
     return ref
+
+
+def without_agent_addresses(desk: DeskConfig, text: str) -> str:
+    """`text` with every agent reply address of the desk (`destek+a....@`, signed or not)
+    replaced by the plain desk address: what a customer reads must never hand them the address
+    that acts as an agent, whatever an agent quoted or a template shows."""
+    for address in desk.addresses:
+        local, _, domain = address.partition("@")
+        pattern = re.escape(local) + r"\+a\.[^\s@<>\"'()\[\],;]*@" + re.escape(domain)
+        text = re.sub(pattern, desk.address, text, flags=re.IGNORECASE)
+    return text

@@ -6,10 +6,24 @@ change that causes it (the transactional outbox).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ingest.context import Context
+from outbound.addresses import without_agent_addresses
 from outbound.compose import Envelope, OutgoingAttachment, build_mail
 from outbound.templating import RenderedMail
 from storage.models import OUTBOX_QUEUED, OutboxMail, Ticket, TicketMessage
+
+
+def _is_staff(ctx: Context, address: str) -> bool:
+    """An agent, an admin or an escalation contact: the people agent addresses are for."""
+    team = ctx.config.team
+    address = address.lower()
+    return (
+        team.agent(address) is not None
+        or address in team.admins
+        or any(address in queue.escalation for queue in team.queues)
+    )
 
 
 def queue_outgoing(
@@ -28,6 +42,14 @@ def queue_outgoing(
     `author` (address, name) when a person wrote it, once only by `dedupe_key`). Without a
     ticket (a queue's daily digest) there is no history to write."""
     now = ctx.clock.now()
+    if not _is_staff(ctx, envelope.to):
+        desk = ctx.config.desk
+        body = replace(
+            body,
+            subject=without_agent_addresses(desk, body.subject),
+            text=without_agent_addresses(desk, body.text),
+            html=without_agent_addresses(desk, body.html),
+        )
     ctx.session.add(
         OutboxMail(
             ticket_id=ticket.id if ticket else None,
