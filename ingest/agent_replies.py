@@ -1,8 +1,10 @@
 """Mail to a ticket's agent reply address: an agent answering, commanding, or an impostor.
 
-An agent is recognised only by both proofs together: the signed agent reply address of the
-ticket, and a From that is a configured agent; a failing DKIM or SPF result for the agent's
-domain (in the receiving server's Authentication-Results) refuses it. Anything else sent to an
+An agent is recognised only by all proofs together: the signed agent reply address of the
+ticket, a From that is a configured agent, and an aligned DKIM or SPF pass for the agent's domain
+in a verdict we believe (ours, or a trusted receiving server's: ingest/sender_auth.py); with
+`[agent_replies] require_authentication = false` a mail without any verdict may act, but a
+failing aligned result still refuses it. Anything else sent to an
 agent address is a security event: quarantined, never relayed, and the admins are told.
 An authenticated agent who may not act on the ticket, or whose commands are wrong, gets an
 answer saying what was wrong, and nothing is applied.
@@ -33,7 +35,6 @@ from ticketd.ticket_ops import merge_tickets
 NOTHING_OF_YOUR_OWN = (
     "your reply has no text of its own above the quoted mail: nothing was sent to the customer"
 )
-_RESULT = re.compile(r"\b(dkim|spf)=(\w+)([^;]*)", re.IGNORECASE)
 _SIGNATURE_START = re.compile(r"^(-- ?|__+|Saygılarımla,?|Best regards,?|Kind regards,?)$")
 
 
@@ -57,21 +58,18 @@ def agent_ticket_ref(
     return None
 
 
-def authentication_failure(message: ParsedMessage, domain: str, require: bool) -> str | None:
-    """A failing DKIM/SPF result for `domain` in the topmost Authentication-Results (the one
-    our receiving server added), or the lack of a pass when required."""
-    results = message.header("authentication-results")
-    if results is None:
-        return "no Authentication-Results, and a pass is required" if require else None
-    passed = False
-    for method, verdict, properties in _RESULT.findall(results):
-        if domain not in properties.lower():
-            continue
-        if verdict.lower() in ("fail", "softfail", "permerror"):
-            return f"{method.upper()}={verdict.lower()} for {domain}"
-        passed = passed or verdict.lower() == "pass"
-    if require and not passed:
-        return f"no DKIM or SPF pass for {domain}"
+def authentication_failure(message: ParsedMessage, require: bool) -> str | None:
+    """Why the agent's From is not proven, or None. Only our verdict and the trusted ids'
+    count (ingest/sender_auth.py), and only for the From domain, aligned: a pass for a look-alike
+    domain, or a header the sender wrote, proves nothing. Without `require` (an admin's choice
+    for a setup where nothing verifies) a message with no failing aligned result may act too."""
+    verdict = message.auth
+    if verdict.aligned_pass:
+        return None
+    if verdict.refuted:
+        return f"the sender is refuted for {verdict.from_domain}: {verdict.describe()}"
+    if require:
+        return f"no aligned DKIM or SPF pass for {verdict.from_domain}: {verdict.describe()}"
     return None
 
 
@@ -164,9 +162,7 @@ def handle_agent_mail(
     reason = (
         f"{sender or 'nobody'} is not a configured agent"
         if agent is None
-        else authentication_failure(
-            message, agent.email.partition("@")[2], replies.require_authentication
-        )
+        else authentication_failure(message, replies.require_authentication)
     )
     if agent is None or reason is not None:
         told = alert_admins(ctx, ticket, message, reason or "")

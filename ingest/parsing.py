@@ -45,6 +45,7 @@ from ingest.mime_shape import (
     walk_parts,
 )
 from ingest.replies import latest_reply
+from ingest.sender_auth import SenderVerdict
 from ingest.tnef import TnefContents, looks_like_tnef
 from ingest.tnef import unpack as unpack_tnef
 
@@ -117,6 +118,15 @@ class ParsedMessage:
     embedded_message_ids: tuple[str, ...] = ()
     # What the MIME shape limits left unread (ingest/mime_shape.py), for a note on the ticket.
     shape_notes: tuple[str, ...] = ()
+    # The Authentication-Results we believe (ingest/sender_auth.py), set by the worker's
+    # verification step; a message nobody verified proves nothing.
+    auth: SenderVerdict = field(default_factory=SenderVerdict)
+
+    @property
+    def aligned_pass(self) -> bool:
+        """The From domain is proven by our verdict or a trusted one (an aligned DKIM or SPF
+        pass): what an agent's mail, or a customer's proof of identity, needs."""
+        return self.auth.aligned_pass
 
     def header(self, name: str) -> str | None:
         name = name.lower()

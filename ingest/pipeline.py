@@ -10,7 +10,8 @@ or vanish together.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 
@@ -31,6 +32,7 @@ from ingest.language import guess_language
 from ingest.mime_shape import DEFAULT_LIMITS, ShapeLimits
 from ingest.parsing import ParsedMessage, parse_message
 from ingest.refs import new_reference
+from ingest.sender_auth import AuthResult, believed
 from ingest.shape_step import step_shape_note
 from ingest.thread_finder import Threading, find_thread
 from ingest.virus_step import ScanReport, hold_infected
@@ -40,8 +42,9 @@ from outbound.compose import verify_message_id
 from outbound.sla_deadlines import on_ticket_event
 from outbound.survey import record_survey_answer, survey_answer
 from storage.models import JournalEntry, OutboxMail, Participant, Ticket, TicketMessage
+from ticketd.config import Config
 
-__all__ = ["STEPS", "Context", "Ignore", "Outcome", "run_pipeline", "step_parse"]
+__all__ = ["STEPS", "Context", "Ignore", "Outcome", "run_pipeline", "step_believe", "step_parse"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,20 @@ def step_parse(raw: bytes, limits: ShapeLimits = DEFAULT_LIMITS) -> ParsedMessag
     """The one step without the database: the worker may run it before taking the write lock.
     `limits` are the configuration's MIME shape limits ([limits] max_mime_parts, ...)."""
     return parse_message(raw, limits)
+
+
+def step_believe(
+    config: Config, message: ParsedMessage, own: Sequence[AuthResult] = ()
+) -> ParsedMessage:
+    """The message as the later steps may read it: every Authentication-Results header that
+    claims our authserv-id removed (a sender wrote it), and the verdict we believe attached,
+    made of `own` (our verification) and the headers of `[smtp_in] trusted_authserv_ids`."""
+    trust = config.trust
+    from_domain = message.sender.email.rpartition("@")[2]
+    headers, verdict = believed(
+        message.headers, from_domain, trust.authserv_id, trust.trusted_authserv_ids, own
+    )
+    return replace(message, headers=headers, auth=verdict)
 
 
 def step_classify(ctx: Context, message: ParsedMessage) -> Classification:
@@ -211,6 +228,7 @@ def _categoriser(ctx: Context) -> Categoriser:
 
 STEPS: tuple[str, ...] = (
     "parse",
+    "verify the sender",
     "classify",
     "deduplicate",
     "virus found",

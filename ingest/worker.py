@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from ingest.mime_shape import ShapeLimits
 from ingest.parsing import ParsedMessage
-from ingest.pipeline import Context, Ignore, run_pipeline, step_parse
+from ingest.pipeline import Context, Ignore, run_pipeline, step_believe, step_parse
 from ingest.virus_scan import WAITING_FOR_SCANNER, ScannerUnavailable
 from ingest.virus_step import ScanReport, scan_attachments
 from outbound.templating import Templates
@@ -114,7 +114,7 @@ class Worker:
         try:
             limits = self.config.limits  # this worker's config: the one of the last SIGHUP
             shape = ShapeLimits(parts=limits.max_mime_parts, depth=limits.max_mime_depth)
-            message = step_parse(self.blobs.get(blob_key), shape)
+            message = step_believe(self.config, step_parse(self.blobs.get(blob_key), shape))
             return Prepared(message, scan_attachments(self.config, message))
         except Exception as error:  # the worker's policy decides, in _process
             return error

@@ -39,7 +39,8 @@ def desk_with_agent(tmp_path: Path, agent: str, clock: FixedClock) -> tuple[Stat
         '[[queues]]\nname = "genel"\ncategories = ["account", "payment", "bonus", "technical", '
         '"kyc", "complaint", "other"]\n\n'
         f'[[agents]]\nemail = "{agent}"\nname = "Agent"\nqueues = ["genel"]\n'
-        "[agent_replies]\nstrip_signature = false\n"
+        # About the relayed text, not sender proof: the mail comes with no verdict at all.
+        "[agent_replies]\nstrip_signature = false\nrequire_authentication = false\n"
     )
     state = open_state(load_config(write_config(tmp_path, extra=team)), clock=clock)
     state.journal.accept(Arrival(raw=customer_mail(sender="can@example.net"), source="test"))

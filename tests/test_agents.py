@@ -8,6 +8,7 @@ the support address. Commands, refusals and a forged agent reply go the same way
 from __future__ import annotations
 
 import smtplib
+import socket
 import time
 from email.message import EmailMessage, Message
 from email.policy import SMTP as SMTP_POLICY
@@ -19,7 +20,7 @@ import pytest
 
 from ingest.agent_commands import parse_commands
 from tests.daemon import DaemonProcess, Relay, daemon_config
-from tests.helpers import DESK, customer_mail
+from tests.helpers import DESK, customer_mail, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -76,12 +77,25 @@ def wait_for_mail(
     raise AssertionError(f"{address} got {len(mails_to(relay, address))} mails, not {count} {what}")
 
 
+# The receiving server in front of these desks (a gateway that is the MX): ticketd believes its
+# Authentication-Results. An agent mail proves its sender with the gateway's aligned DKIM pass.
+GATEWAY = "mx.example.net"
+
+
+def proven(sender: str) -> str:
+    domain = parseaddr(sender)[1].rpartition("@")[2]
+    return f"{GATEWAY}; dkim=pass header.d={domain} header.s=s1; spf=pass smtp.mailfrom={domain}"
+
+
 def agent_reply(
     notification: Message, sender: str, body: str, client: str = "outlook", **headers: str
 ) -> bytes:
-    """An agent's Reply to a notification, written the way `client` writes it."""
+    """An agent's Reply to a notification, written the way `client` writes it, as the gateway
+    passes it on (with its Authentication-Results unless `headers` give one)."""
     mail = EmailMessage()
     mail["From"] = sender
+    if "Authentication_Results" not in headers:
+        mail["Authentication-Results"] = proven(sender)
     mail["To"] = str(notification["Reply-To"])
     prefix = {"outlook": "RE:", "gmail": "Re:", "thunderbird": "Re:"}[client]
     mail["Subject"] = f"{prefix} {notification['Subject']}"
@@ -111,7 +125,10 @@ def agent_reply(
 
 @pytest.fixture
 def desk(tmp_path: Path, relay: Relay) -> Any:
-    config = daemon_config(tmp_path, relay.port, extra=TEAM)
+    trusted = (
+        f'[smtp_in]\nlisten = "127.0.0.1:{free_port()}"\ntrusted_authserv_ids = ["{GATEWAY}"]\n'
+    )
+    config = daemon_config(tmp_path, relay.port, extra=trusted + TEAM)
     text = config.read_text().replace(
         'language = "tr"', 'language = "tr"\nadmins = ["guvenlik@destek.example.com"]'
     )
@@ -255,8 +272,25 @@ def test_a_forged_agent_reply_is_quarantined_and_the_admins_are_told(
     )
     send(desk.port, spoofed, AGENT, str(notification["Reply-To"]))
     wait_for_mail(relay, "guvenlik@destek.example.com", 2, "(second alert)")
+    # A pass the sender wrote proves nothing: one claiming our own authserv-id (removed, RFC
+    # 8601 section 5), one of an id nobody trusts, and a trusted pass for a look-alike domain.
+    for claim in (
+        f"{socket.gethostname()}; dkim=pass header.d=destek.example.com; spf=pass "
+        f"smtp.mailfrom={AGENT}; dmarc=pass header.from=destek.example.com",
+        "mx.evil.example; dkim=pass header.d=destek.example.com",
+        f"{GATEWAY}; dkim=pass header.d=destek.example.com.evil.example; "
+        "dmarc=pass header.from=destek.example.com.evil.example",
+    ):
+        closing = agent_reply(
+            notification, AGENT, "#close\n\nKapattım.", Authentication_Results=claim
+        )
+        send(desk.port, closing, AGENT, str(notification["Reply-To"]))
+    wait_for_mail(relay, "guvenlik@destek.example.com", 5, "(alerts for the forged passes)")
     time.sleep(1)
     assert len(mails_to(relay, customer)) == 1  # only the acknowledgement, nothing relayed
+    assert desk.cli("tickets", "list", "--json")[0]["status"] == "open"
+    reasons = [q["reason"] for q in desk.cli("quarantine", "list", "--json")]
+    assert len(reasons) == 5 and all("no aligned DKIM or SPF pass" in r for r in reasons[2:])
     # A forged From with the reference in the subject is only a customer message.
     stranger = customer_mail(sender=AGENT, subject=str(notification["Subject"]), body="#close")
     send(desk.port, stranger, AGENT, DESK)

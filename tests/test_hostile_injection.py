@@ -33,6 +33,11 @@ categories = ["payment", "other", "account", "bonus", "technical", "kyc", "compl
 email = "{AGENT}"
 name = "Ajan"
 queues = ["genel"]
+
+[agent_replies]
+# Not about sender proof (tests/test_agents.py, tests/test_sender_auth.py): mail comes
+# with no verdict at all, as through a server nobody verifies at.
+require_authentication = false
 """
 EVIL = "evil@attacker.example"
 CRLF = "\r\n"

@@ -52,6 +52,11 @@ queues = ["kimlik"]
 email = "{OTHER_AGENT}"
 name = "Mert Demir"
 queues = ["genel"]
+
+[agent_replies]
+# Not about sender proof (tests/test_agents.py, tests/test_sender_auth.py): mail comes
+# with no verdict at all, as through a server nobody verifies at.
+require_authentication = false
 """
 
 

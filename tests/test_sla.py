@@ -40,6 +40,11 @@ escalation = ["{LEAD}"]
 email = "{AGENT}"
 name = "Ayşe Yılmaz"
 queues = ["odeme"]
+
+[agent_replies]
+# Not about sender proof (tests/test_agents.py, tests/test_sender_auth.py): mail comes
+# with no verdict at all, as through a server nobody verifies at.
+require_authentication = false
 """
 OFFICE = """
 [sla.calendar]

@@ -46,6 +46,11 @@ queues = ["odeme"]
 email = "{KYC_AGENT}"
 name = "Mehmet Kaya"
 queues = ["kimlik"]
+
+[agent_replies]
+# Not about sender proof (tests/test_agents.py, tests/test_sender_auth.py): mail comes
+# with no verdict at all, as through a server nobody verifies at.
+require_authentication = false
 """
 
 

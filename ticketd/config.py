@@ -22,6 +22,7 @@ from ticketd.config_secret import file_secret, inline_problem
 from ticketd.config_sla import SlaConfig, parse_sla
 from ticketd.config_team import TEAM_DESK_KEYS, TeamConfig, parse_team, team_warnings
 from ticketd.config_tls import TLS_KEYS, parse_listener_tls
+from ticketd.config_trust import TRUST_KEYS, TrustConfig, parse_trust
 from ticketd.tls_files import check_pair
 
 LANGUAGES = ("tr", "en")
@@ -194,6 +195,7 @@ class Config:
     # prints them and `run` logs them.
     warnings: tuple[tuple[str, str], ...] = ()
     retention: RetentionConfig = field(default_factory=RetentionConfig)
+    trust: TrustConfig = field(default_factory=lambda: TrustConfig("localhost"))
 
 
 class _Reader:
@@ -326,7 +328,14 @@ DESK_KEYS = (
     *TEAM_DESK_KEYS,
 )
 STORAGE_KEYS = ("database", "blobs")
-SMTP_IN_KEYS = ("listen", "max_message_size", *_SMTP_IN_LIMITS, *_SMTP_IN_SHAPE, *TLS_KEYS)
+SMTP_IN_KEYS = (
+    "listen",
+    "max_message_size",
+    *_SMTP_IN_LIMITS,
+    *_SMTP_IN_SHAPE,
+    *TLS_KEYS,
+    *TRUST_KEYS,
+)
 SMTP_OUT_KEYS = ("relay", "maildir", "starttls", "username", "password_file", "ca_file")
 LIMITS_KEYS = ("auto_replies_per_hour", "auto_reply_interval_seconds", *_MIME_SHAPE)
 TEMPLATES_KEYS = ("folder",)
@@ -521,6 +530,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     secret_file = None
     if not secret and address is not None:
         secret, secret_file = _secret_file(reader, kyc.key_file)
+    smtp_in_t = data.get("smtp_in", {})  # its keys were checked by _smtp_in
+    trust = parse_trust(reader.problems, smtp_in_t if isinstance(smtp_in_t, dict) else {})
 
     if reader.problems or address is None or smtp_in is None:
         raise ConfigError(reader.problems)
@@ -547,6 +558,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         retention=retention,
         templates_dir=templates_dir,
         warnings=tuple(team_warnings(team)),
+        trust=trust,
     )
 
 

@@ -41,9 +41,10 @@ class AgentRepliesConfig:
     show_agent_name: bool = True
     # Cut the agent's signature block ("-- ", common sign-offs) from what the customer gets.
     strip_signature: bool = True
-    # Require a passing DKIM or SPF result in Authentication-Results for agent mail when the
-    # receiving server adds one (a failing result always refuses).
-    require_authentication: bool = False
+    # An agent's mail acts only with an aligned DKIM or SPF pass from our own verdict or a
+    # trusted server's (ingest/sender_auth.py). False lets mail with no verdict at all act (for a
+    # setup where nothing verifies); a failing aligned result refuses it either way.
+    require_authentication: bool = True
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ def parse_team(problems: Problems, data: dict[str, Any]) -> TeamConfig:
         show_agent_name=_bool(problems, replies_t, "agent_replies.show_agent_name", True),
         strip_signature=_bool(problems, replies_t, "agent_replies.strip_signature", True),
         require_authentication=_bool(
-            problems, replies_t, "agent_replies.require_authentication", False
+            problems, replies_t, "agent_replies.require_authentication", True
         ),
     )
     desk = data.get("desk", {}) if isinstance(data.get("desk", {}), dict) else {}

@@ -1,0 +1,108 @@
+"""Which Authentication-Results ticketd believes, and what they prove about the From domain.
+
+The end-to-end cases (a forged agent reply through the listener) are in tests/test_agents.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.parsing import parse_message
+from ingest.pipeline import step_believe
+from ingest.sender_auth import aligned, believed, organizational_domain, parse_results
+from tests.helpers import customer_mail, make_config
+from ticketd.config import ConfigError
+
+OWN = "mx.destek.example.com"
+GATEWAY = "gw.destek.example.com"
+
+
+def verdict_of(*headers: str, from_domain: str = "example.com") -> tuple[int, bool, bool]:
+    pairs = [("authentication-results", h) for h in headers]
+    kept, verdict = believed(pairs, from_domain, OWN, [GATEWAY])
+    return len(kept), verdict.aligned_pass, verdict.refuted
+
+
+def test_alignment_is_the_same_organization_never_a_substring() -> None:
+    assert aligned("example.com", "example.com")
+    assert aligned("mail.example.com", "example.com")  # relaxed: same organizational domain
+    assert aligned("example.com.tr", "destek.example.com.tr")
+    assert not aligned("example.com.evil.net", "example.com")
+    assert not aligned("evil-example.com", "example.com")
+    assert not aligned("com.tr", "example.com.tr")
+    assert not aligned("mail.example.com", "example.com", strict=True)
+    assert organizational_domain("a.b.example.com.tr") == "example.com.tr"
+
+
+def test_only_our_id_and_the_trusted_ids_count() -> None:
+    # A header with our own id was written by the sender: removed, and it proves nothing.
+    assert verdict_of(f"{OWN}; dkim=pass header.d=example.com") == (0, False, False)
+    # A header of an id nobody listed stays for people to read but proves nothing.
+    assert verdict_of("mx.evil.example; dkim=pass header.d=example.com") == (1, False, False)
+    # The trusted gateway's word counts, for an aligned domain only.
+    assert verdict_of(f"{GATEWAY}; dkim=pass header.d=example.com") == (1, True, False)
+    assert verdict_of(f"{GATEWAY}; dkim=pass header.d=example.com.evil.net") == (1, False, False)
+    assert verdict_of(f"{GATEWAY}; spf=pass smtp.mailfrom=a@bounce.example.com") == (1, True, False)
+    assert verdict_of(f"{GATEWAY} 1; dkim=fail header.d=example.com") == (1, False, True)
+    assert verdict_of(f"{GATEWAY}; dmarc=fail header.from=example.com") == (1, False, True)
+    # A pass for another domain does not refute either: it says nothing about this one.
+    assert verdict_of(f"{GATEWAY}; dkim=fail header.d=other.example") == (1, False, False)
+
+
+def test_results_are_read_without_comments_and_in_any_case() -> None:
+    [dkim, spf] = parse_results(
+        "GW.Example (ticketd 1.0); DKIM=Pass (good signature) header.d=Example.COM "
+        'header.s=s1; spf=softfail (not permitted) smtp.mailfrom="x@example.com"'
+    )
+    assert (dkim.method, dkim.result, dkim.domain, dkim.authserv_id) == (
+        "dkim",
+        "pass",
+        "example.com",
+        "gw.example",
+    )
+    assert (spf.method, spf.result, spf.domain) == ("spf", "softfail", "example.com")
+
+
+def test_the_parsed_message_loses_forged_headers_and_says_what_is_proven(tmp_path: Path) -> None:
+    trusted = f'[smtp_in]\nauthserv_id = "{OWN}"\ntrusted_authserv_ids = ["{GATEWAY}"]\n'
+    config = make_config(tmp_path, extra=trusted)
+    raw = customer_mail(
+        sender="Ayşe <ayse@example.com>",
+        headers={
+            "Authentication-Results": f"{OWN}; dkim=pass header.d=example.com",
+            "X-Other": "kept",
+        },
+    )
+    message = step_believe(config, parse_message(raw))
+    assert message.header("authentication-results") is None
+    assert message.header("x-other") == "kept"
+    assert not message.aligned_pass and message.auth.forged == 1
+    raw = customer_mail(
+        sender="ayse@example.com",
+        headers={"Authentication-Results": f"{GATEWAY}; dkim=pass header.d=example.com"},
+    )
+    assert step_believe(config, parse_message(raw)).aligned_pass
+
+
+@pytest.mark.parametrize(
+    ("lines", "key"),
+    [
+        ('authserv_id = "two words"', "smtp_in.authserv_id"),
+        ("trusted_authserv_ids = 3", "smtp_in.trusted_authserv_ids"),
+        ('trusted_authserv_ids = ["ok.example", ""]', "smtp_in.trusted_authserv_ids[1]"),
+        (
+            'authserv_id = "mx.example"\ntrusted_authserv_ids = ["MX.example"]',
+            "smtp_in.trusted_authserv_ids[0]",
+        ),
+    ],
+)
+def test_trust_keys_are_checked(tmp_path: Path, lines: str, key: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        make_config(tmp_path, extra=f'[smtp_in]\nlisten = "127.0.0.1:2525"\n{lines}\n')
+    assert [k for k, _ in raised.value.problems] == [key]
+
+
+def test_agents_need_a_verdict_by_default(tmp_path: Path) -> None:
+    assert make_config(tmp_path).team.agent_replies.require_authentication
