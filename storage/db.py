@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +26,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _keep_private(path: Path) -> None:
+    """The database holds customers' personal data: only the daemon's own user may read it.
+    SQLite creates the file with the process umask (0644 under the usual 022) and gives its
+    -wal and -shm files the database's mode, so the three are closed to group and others on
+    every connect; an existing installation is corrected on its next start."""
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = stat.S_IMODE(name.stat().st_mode)
+            if mode & 0o077:
+                os.chmod(name, mode & 0o700)
+        except FileNotFoundError:
+            continue
+        except PermissionError:
+            # Another user's database, opened read-only by an admin: not ours to change.
+            continue
+
+
 def _sqlite_begin_immediate(dbapi_connection: Any, _record: Any) -> None:
     # pysqlite's own transaction handling starts transactions lazily; taking the write lock
     # at BEGIN avoids "database is locked" upgrades in the middle of a transaction.
@@ -38,6 +57,9 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "connect", _sqlite_begin_immediate)
+        if path and path != ":memory:":
+            database_file = Path(path)
+            event.listen(engine, "connect", lambda *_: _keep_private(database_file))
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:

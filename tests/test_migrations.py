@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from alembic import command
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from storage.db import Database
 from storage.migrate import alembic_config, is_current, upgrade
@@ -36,3 +38,28 @@ def test_db_upgrade_command_is_idempotent(tmp_path: Path) -> None:
         assert is_current(db)
     finally:
         db.dispose()
+
+
+def test_the_database_files_are_readable_by_the_daemon_only(tmp_path: Path) -> None:
+    # Under the usual umask 022 SQLite would create the database, its -wal and its -shm 0644:
+    # every local user could read every customer's mail. An existing 0644 file is closed too.
+    old_umask = os.umask(0o022)
+    try:
+        config = tmp_path / "ticketd.toml"
+        config.write_text('[desk]\naddress = "destek@example.com"\n')
+        assert main(["--config", str(config), "db", "upgrade"]) == 0
+        database = tmp_path / "var" / "ticketd.sqlite3"
+        database.chmod(0o644)
+        db = Database(f"sqlite:///{database}")
+        try:
+            upgrade(db)
+            with db.transaction() as session:
+                session.execute(text("CREATE TABLE IF NOT EXISTS probe (x INTEGER)"))
+            files = [database, Path(f"{database}-wal"), Path(f"{database}-shm")]
+            modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in files if f.exists()}
+            assert Path(f"{database}-wal").exists(), modes
+            assert all(mode == 0o600 for mode in modes.values()), modes
+        finally:
+            db.dispose()
+    finally:
+        os.umask(old_umask)
