@@ -21,6 +21,15 @@ def _signature(secret: str, ref: str) -> str:
     return hmac.new(secret.encode(), f"reply:{ref}".encode(), hashlib.sha256).hexdigest()[:10]
 
 
+def erased_key(secret: str, address: str) -> str:
+    """How an erased customer's address is recognised without keeping it (issue 16): an HMAC
+    under the desk's secret, so the table alone cannot be searched for a guessed address."""
+    if not secret:
+        raise ValueError("no desk secret to key with")
+    text = f"erased:{address.strip().lower()}".encode()
+    return hmac.new(secret.encode(), text, hashlib.sha256).hexdigest()
+
+
 def reply_address(desk: DeskConfig, ref: str) -> str:
     local, _, domain = desk.address.partition("@")
     return f"{local}+{ref.lower()}.{_signature(desk.secret, ref)}@{domain}"

@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 from ingest.context import Context
 from ingest.history import add_note
 from ingest.parsing import ParsedMessage
-from outbound.addresses import reply_address
+from outbound.addresses import erased_key, reply_address
 from outbound.compose import Envelope, new_message_id
 from outbound.outbox_rows import queue_outgoing
-from storage.models import OutboxMail, Suppression, Ticket
+from storage.models import Erasure, OutboxMail, Suppression, Ticket
 from ticketd.clock import Clock
 from ticketd.config import Config
 
@@ -32,6 +32,11 @@ def silence_reason(session: Session, config: Config, clock: Clock, recipient: st
         return "no address to answer"
     if config.desk.owns(recipient):
         return f"{recipient} is an address of the desk"
+    erased = session.scalar(
+        select(Erasure.id).where(Erasure.address_key == erased_key(config.desk.secret, recipient))
+    )
+    if erased is not None:
+        return f"{recipient} asked for the erasure of their data: no automatic mail"
     now = clock.now()
     suppressed = session.scalar(
         select(Suppression).where(Suppression.address == recipient, Suppression.until > now)

@@ -15,6 +15,7 @@ from typing import Any
 from ticketd import logs, views
 from ticketd.blob_commands import add_blob_commands
 from ticketd.config import ConfigError, load_config, load_listener_config
+from ticketd.customer_commands import add_customer_commands
 from ticketd.kyc_commands import add_kyc_commands
 from ticketd.retention_commands import add_retention_commands
 from ticketd.sla_commands import add_sla_commands
@@ -433,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_kyc_commands(commands, _with_state)
     add_blob_commands(commands, _with_state)
     add_retention_commands(commands, _with_state)
+    add_customer_commands(commands, _with_state)
     return parser
 
 

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from storage.sweep import sweep
+from ticketd.erasure import resume_erasures
 from ticketd.retention import run_retention
 from ticketd.scheduling import add_periodic, run_until_stopped
 from ticketd.state import State
@@ -51,12 +52,14 @@ async def sweep_blobs(daemon: _Daemon) -> None:
 async def apply_retention(daemon: _Daemon) -> None:
     state = daemon.state  # read each time: a SIGHUP may have replaced the configuration
     try:
-        report = await asyncio.to_thread(
-            run_retention, state.db, state.blobs, state.config, state.clock.now()
-        )
+        now = state.clock.now()
+        resumed = await asyncio.to_thread(resume_erasures, state.db, state.config, state.blobs, now)
+        report = await asyncio.to_thread(run_retention, state.db, state.blobs, state.config, now)
     except Exception:
         log.exception("retention pass failed; what is due stays due for the next one")
         return
+    for pseudonym in resumed:
+        log.info("an interrupted erasure finished: %s", pseudonym)
     log.info(
         "retention: %d raw message(s) and %d outbox mail(s) keep their text only, "
         "%d closed ticket(s) emptied, %d removed blob(s) deleted",

@@ -22,6 +22,7 @@ StateBody = Callable[[Any, argparse.Namespace], int]
 
 
 def _run(state: Any, args: argparse.Namespace) -> int:
+    from ticketd.erasure import resume_erasures
     from ticketd.retention import run_retention
 
     now = state.clock.now()
@@ -33,7 +34,10 @@ def _run(state: Any, args: argparse.Namespace) -> int:
             )
             return EX_USAGE
         now = moment
+    resumed = [] if args.dry_run else resume_erasures(state.db, state.config, state.blobs, now)
     report = run_retention(state.db, state.blobs, state.config, now, dry_run=args.dry_run)
+    for pseudonym in resumed:
+        print(f"an interrupted erasure finished: {pseudonym}")
     if args.json:
         print(json.dumps(dataclasses.asdict(report), indent=2))
         return EX_OK
