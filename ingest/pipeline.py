@@ -32,9 +32,10 @@ from ingest.language import guess_language
 from ingest.mime_shape import DEFAULT_LIMITS, ShapeLimits
 from ingest.parsing import ParsedMessage, parse_message
 from ingest.refs import new_reference
-from ingest.sender_auth import AuthResult, believed
+from ingest.sender_auth import AUTHENTICATION_RESULTS, AuthResult, believed
 from ingest.shape_step import step_shape_note
 from ingest.thread_finder import Threading, find_thread
+from ingest.verify import envelope_of, header_value, verify
 from ingest.virus_step import ScanReport, hold_infected
 from outbound.agent_mail import notify_agents
 from outbound.automatic import AutomaticMail, queue_automatic
@@ -44,7 +45,16 @@ from outbound.survey import record_survey_answer, survey_answer
 from storage.models import JournalEntry, OutboxMail, Participant, Ticket, TicketMessage
 from ticketd.config import Config
 
-__all__ = ["STEPS", "Context", "Ignore", "Outcome", "run_pipeline", "step_believe", "step_parse"]
+__all__ = [
+    "STEPS",
+    "Context",
+    "Ignore",
+    "Outcome",
+    "run_pipeline",
+    "step_believe",
+    "step_parse",
+    "step_verify",
+]
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,20 @@ def step_believe(
     headers, verdict = believed(
         message.headers, from_domain, trust.authserv_id, trust.trusted_authserv_ids, own
     )
+    if own:  # ours first, where a receiving server puts its own (RFC 8601 section 5)
+        headers = ((AUTHENTICATION_RESULTS, header_value(list(own), trust.authserv_id)), *headers)
     return replace(message, headers=headers, auth=verdict)
+
+
+def step_verify(
+    config: Config, raw: bytes, source: str, envelope_from: str | None
+) -> list[AuthResult]:
+    """Our SPF, DKIM and DMARC results for mail our listener received (ingest/verify.py), within
+    `[dns] timeout`; nothing for mail another server received, or with `verify_senders` off."""
+    envelope = envelope_of(source, envelope_from, raw)
+    if envelope is None or not config.trust.verify_senders:
+        return []
+    return verify(raw, envelope, config.trust.dns, config.trust.authserv_id)
 
 
 def step_classify(ctx: Context, message: ParsedMessage) -> Classification:

@@ -101,8 +101,9 @@ class SenderVerdict:
 
     @property
     def dmarc_failed(self) -> bool:
-        """DMARC fails for the From domain: no aligned pass, and the domain publishes DMARC."""
-        return any(
+        """DMARC fails for the From domain: it publishes DMARC and nothing we believe passes
+        aligned (a trusted gateway's pass outweighs a failure of our own behind it)."""
+        return not self.aligned_pass and any(
             r.method == "dmarc" and r.result == "fail" and aligned(r.domain, self.from_domain)
             for r in self.results
         )

@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from ingest.mime_shape import ShapeLimits
 from ingest.parsing import ParsedMessage
-from ingest.pipeline import Context, Ignore, run_pipeline, step_believe, step_parse
+from ingest.pipeline import Context, Ignore, run_pipeline, step_believe, step_parse, step_verify
 from ingest.virus_scan import WAITING_FOR_SCANNER, ScannerUnavailable
 from ingest.virus_step import ScanReport, scan_attachments
 from outbound.templating import Templates
@@ -50,6 +50,15 @@ class ScanWait(Exception):
         super().__init__(f"message {journal_id}: {WAITING_FOR_SCANNER}: {error}")
         self.journal_id = journal_id
         self.error = error
+
+
+@dataclass(frozen=True)
+class Arrived:
+    """What the journal row says of a message's arrival, read before the message is claimed."""
+
+    blob_key: str
+    source: str
+    envelope_from: str | None
 
 
 @dataclass(frozen=True)
@@ -104,18 +113,26 @@ class Worker:
                 )
                 if entry is None:
                     return None
-                entry_id, blob_key = entry.id, entry.blob_key
-            result = self._process(entry_id, self._prepare(blob_key))
+                entry_id, arrived = (
+                    entry.id,
+                    Arrived(entry.blob_key, entry.source, entry.envelope_from),
+                )
+            result = self._process(entry_id, self._prepare(arrived))
             if result is not None:
                 return result
             # Another process took that row between the read and the write: take the next.
 
-    def _prepare(self, blob_key: str) -> Prepared | Exception:
+    def _prepare(self, arrived: Arrived) -> Prepared | Exception:
+        """Parse, verify the sender and scan: the slow work that needs no database, done before
+        the SQLite write lock (DNS and clamd may take seconds)."""
         try:
-            limits = self.config.limits  # this worker's config: the one of the last SIGHUP
+            config = self.config  # this worker's config: the one of the last SIGHUP
+            limits = config.limits
             shape = ShapeLimits(parts=limits.max_mime_parts, depth=limits.max_mime_depth)
-            message = step_believe(self.config, step_parse(self.blobs.get(blob_key), shape))
-            return Prepared(message, scan_attachments(self.config, message))
+            raw = self.blobs.get(arrived.blob_key)
+            own = step_verify(config, raw, arrived.source, arrived.envelope_from)
+            message = step_believe(config, step_parse(raw, shape), own)
+            return Prepared(message, scan_attachments(config, message))
         except Exception as error:  # the worker's policy decides, in _process
             return error
 
@@ -152,7 +169,7 @@ class Worker:
             if entry is None:
                 return None
             if prepared is None:
-                prepared = self._prepare(entry.blob_key)
+                prepared = self._prepare(Arrived(entry.blob_key, entry.source, entry.envelope_from))
             if isinstance(prepared, ScannerUnavailable) and not prepared.reachable:
                 raise ScanWait(entry.id, prepared)  # rolls back: the row stays as it was
             message_id = None if isinstance(prepared, Exception) else prepared.message.message_id
@@ -162,12 +179,17 @@ class Worker:
                 with session.begin_nested():
                     ctx = Context(session, self.config, self.clock, self.templates, self.documents)
                     outcome = run_pipeline(ctx, entry, prepared.message, prepared.scan)
+                detail = (
+                    f"ticket {outcome.ticket_ref}: {outcome.note}"
+                    if outcome.ticket_ref
+                    else outcome.note
+                )
+                if prepared.message.auth.results:  # what we believe of the sender, for admins
+                    detail += f"; sender: {prepared.message.auth.describe()}"
                 result = Processed(
                     entry.id,
                     JOURNAL_QUARANTINED if outcome.quarantine else JOURNAL_DONE,
-                    f"ticket {outcome.ticket_ref}: {outcome.note}"
-                    if outcome.ticket_ref
-                    else outcome.note,
+                    detail,
                     message_id,
                     outcome.ticket_ref or None,
                 )

@@ -127,6 +127,7 @@ def agent_reply(
 def desk(tmp_path: Path, relay: Relay) -> Any:
     trusted = (
         f'[smtp_in]\nlisten = "127.0.0.1:{free_port()}"\ntrusted_authserv_ids = ["{GATEWAY}"]\n'
+        "verify_senders = false\n"
     )
     config = daemon_config(tmp_path, relay.port, extra=trusted + TEAM)
     text = config.read_text().replace(

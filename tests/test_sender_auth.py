@@ -11,7 +11,13 @@ import pytest
 
 from ingest.parsing import parse_message
 from ingest.pipeline import step_believe
-from ingest.sender_auth import aligned, believed, organizational_domain, parse_results
+from ingest.sender_auth import (
+    AuthResult,
+    aligned,
+    believed,
+    organizational_domain,
+    parse_results,
+)
 from tests.helpers import customer_mail, make_config
 from ticketd.config import ConfigError
 
@@ -84,6 +90,14 @@ def test_the_parsed_message_loses_forged_headers_and_says_what_is_proven(tmp_pat
         headers={"Authentication-Results": f"{GATEWAY}; dkim=pass header.d=example.com"},
     )
     assert step_believe(config, parse_message(raw)).aligned_pass
+    # Our own results become our header, first, and count with the rest.
+    own = [AuthResult("spf", "fail", "example.com", OWN), AuthResult("dkim", "none", "", OWN)]
+    message = step_believe(config, parse_message(raw), own)
+    assert message.headers[0] == (
+        "authentication-results",
+        f"{OWN}; spf=fail smtp.mailfrom=example.com; dkim=none",
+    )
+    assert message.aligned_pass  # the gateway's aligned pass outweighs our SPF failure
 
 
 @pytest.mark.parametrize(

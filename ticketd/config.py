@@ -22,7 +22,7 @@ from ticketd.config_secret import file_secret, inline_problem
 from ticketd.config_sla import SlaConfig, parse_sla
 from ticketd.config_team import TEAM_DESK_KEYS, TeamConfig, parse_team, team_warnings
 from ticketd.config_tls import TLS_KEYS, parse_listener_tls
-from ticketd.config_trust import TRUST_KEYS, TrustConfig, parse_trust
+from ticketd.config_trust import DNS_KEYS, TRUST_KEYS, TrustConfig, parse_trust
 from ticketd.tls_files import check_pair
 
 LANGUAGES = ("tr", "en")
@@ -317,6 +317,7 @@ SECTIONS = (
     "sla",
     "kyc",
     "retention",
+    "dns",
 )
 DESK_KEYS = (
     "name",
@@ -531,7 +532,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     if not secret and address is not None:
         secret, secret_file = _secret_file(reader, kyc.key_file)
     smtp_in_t = data.get("smtp_in", {})  # its keys were checked by _smtp_in
-    trust = parse_trust(reader.problems, smtp_in_t if isinstance(smtp_in_t, dict) else {})
+    dns = reader.section("dns", DNS_KEYS)
+    trust = parse_trust(reader.problems, smtp_in_t if isinstance(smtp_in_t, dict) else {}, dns)
 
     if reader.problems or address is None or smtp_in is None:
         raise ConfigError(reader.problems)

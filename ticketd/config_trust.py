@@ -8,18 +8,37 @@ the mailbox provider an IMAP account reads. Every other header proves nothing.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 Problems = list[tuple[str, str]]
-TRUST_KEYS = ("authserv_id", "trusted_authserv_ids")
+TRUST_KEYS = ("authserv_id", "trusted_authserv_ids", "verify_senders")
+DNS_KEYS = ("nameservers", "timeout")
+DNS_TIMEOUT = 5.0
+# Past a minute a message waits on DNS longer than a person waits for an answer; under 0.1 s a
+# healthy resolver across a network may not answer at all.
+_DNS_TIMEOUT_RANGE = (0.1, 60.0)
+
+
+@dataclass(frozen=True)
+class DnsConfig:
+    # (address, port) of the resolvers to ask; empty: the system's (/etc/resolv.conf).
+    nameservers: tuple[tuple[str, int], ...] = ()
+    # Seconds for all the lookups of one message together (SPF, DKIM, DMARC).
+    timeout: float = DNS_TIMEOUT
 
 
 @dataclass(frozen=True)
 class TrustConfig:
     authserv_id: str
     trusted_authserv_ids: tuple[str, ...] = ()
+    # Our listener is the MX: verify SPF, DKIM and DMARC of what it receives ourselves. False
+    # when a gateway in front verifies (its id in trusted_authserv_ids): behind it, every
+    # client IP is the gateway's and our SPF would fail.
+    verify_senders: bool = True
+    dns: DnsConfig = field(default_factory=DnsConfig)
 
 
 def _token(value: Any) -> str | None:
@@ -33,7 +52,7 @@ def _token(value: Any) -> str | None:
     return text
 
 
-def parse_trust(problems: Problems, smtp_in: dict[str, Any]) -> TrustConfig:
+def parse_trust(problems: Problems, smtp_in: dict[str, Any], dns: dict[str, Any]) -> TrustConfig:
     own_raw = smtp_in.get("authserv_id", socket.gethostname())
     own = _token(own_raw)
     if own is None:
@@ -53,4 +72,52 @@ def parse_trust(problems: Problems, smtp_in: dict[str, Any]) -> TrustConfig:
             problems.append((key, f"{token} is our own authserv_id: it cannot be trusted upstream"))
         else:
             trusted.append(token)
-    return TrustConfig(own, tuple(trusted))
+    verify_senders = smtp_in.get("verify_senders", True)
+    if not isinstance(verify_senders, bool):
+        problems.append(("smtp_in.verify_senders", "must be true or false"))
+        verify_senders = True
+    return TrustConfig(own, tuple(trusted), verify_senders, parse_dns(problems, dns))
+
+
+def _nameserver(text: Any) -> tuple[str, int] | None:
+    """ "192.0.2.53", "192.0.2.53:5353", "2001:db8::53" or "[2001:db8::53]:5353"."""
+    if not isinstance(text, str):
+        return None
+    host, port = text.strip(), 53
+    if host.startswith("["):
+        host, _, rest = host[1:].partition("]")
+        if rest:
+            if not rest.startswith(":") or not rest[1:].isdigit():
+                return None
+            port = int(rest[1:])
+    elif host.count(":") == 1:
+        host, _, port_text = host.partition(":")
+        if not port_text.isdigit():
+            return None
+        port = int(port_text)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return (host, port) if 0 < port < 65536 else None
+
+
+def parse_dns(problems: Problems, table: dict[str, Any]) -> DnsConfig:
+    listed = table.get("nameservers", [])
+    servers: list[tuple[str, int]] = []
+    if not isinstance(listed, list):
+        problems.append(("dns.nameservers", "must be a list of IP addresses ([...])"))
+        listed = []
+    for index, item in enumerate(listed):
+        server = _nameserver(item)
+        if server is None:
+            problems.append((f"dns.nameservers[{index}]", "must be an IP address, with :PORT"))
+        else:
+            servers.append(server)
+    timeout = table.get("timeout", DNS_TIMEOUT)
+    lowest, highest = _DNS_TIMEOUT_RANGE
+    number = isinstance(timeout, int | float) and not isinstance(timeout, bool)
+    if not number or not lowest <= timeout <= highest:
+        problems.append(("dns.timeout", f"must be a number of seconds from {lowest} to {highest}"))
+        timeout = DNS_TIMEOUT
+    return DnsConfig(tuple(servers), float(timeout))

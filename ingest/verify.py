@@ -1,0 +1,229 @@
+"""Our own SPF, DKIM and DMARC verdict on a message our listener received (we are the MX).
+
+Runs in the worker, never in the SMTP handler: the listener only records the client's IP (the
+journal row's source), its HELO and the envelope sender (the trace headers it prepends), so a
+slow DNS never holds a client. Every lookup of one message shares one time budget (`[dns]
+timeout`); what has not answered by then is a `temperror`, which proves nothing and refutes
+nothing. The resolver is the system's, or `[dns] nameservers`.
+
+- SPF: pyspf (RFC 7208) for the client IP, the envelope sender and the HELO.
+- DKIM: dkimpy (RFC 6376), every signature of the message; `header.d` is the signer's domain.
+- DMARC (RFC 7489): the policy record of the From domain or of its organizational domain, and
+  whether an SPF or DKIM pass is aligned with the From domain (`adkim`, `aspf`).
+
+The result is the list of `AuthResult`s the pipeline believes (ingest/sender_auth.py) and the
+`Authentication-Results` header written with `[smtp_in] authserv_id`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from email.utils import getaddresses
+from typing import Any
+
+import dkim
+import dns.exception
+import dns.name
+import dns.rdatatype
+import dns.resolver
+import spf
+
+from ingest.sender_auth import PASS, AuthResult, aligned, organizational_domain
+from ticketd.config_trust import DnsConfig
+
+_HELO = re.compile(rb"^Received: from (\S+) \(\[", re.IGNORECASE)
+
+
+class DnsUnanswered(Exception):
+    """The budget ran out or no server answered: a temporary error, never a verdict."""
+
+
+class Lookups:
+    """The DNS of one message: one resolver, one deadline for every query."""
+
+    def __init__(self, config: DnsConfig) -> None:
+        self.resolver = dns.resolver.Resolver(configure=not config.nameservers)
+        if config.nameservers:
+            self.resolver.nameservers = [host for host, _ in config.nameservers]
+            self.resolver.nameserver_ports = dict(config.nameservers)
+        self.deadline = time.monotonic() + config.timeout
+
+    def query(self, name: str, rdtype: str) -> list[Any]:
+        """The records of `name`, [] when there are none (NXDOMAIN, no answer)."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise DnsUnanswered(f"DNS time budget spent before {rdtype} {name}")
+        try:
+            answer = self.resolver.resolve(name, rdtype, lifetime=left, search=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
+            return []
+        except (dns.exception.Timeout, dns.resolver.NoNameservers) as error:
+            raise DnsUnanswered(f"{rdtype} {name}: {error}") from error
+        except dns.exception.DNSException as error:  # a name that is no DNS name, and the like
+            raise DnsUnanswered(f"{rdtype} {name}: {error}") from error
+        return list(answer)
+
+    def txt(self, name: str) -> list[bytes]:
+        return [b"".join(r.strings) for r in self.query(name, "TXT")]
+
+
+_current: contextvars.ContextVar[Lookups] = contextvars.ContextVar("ticketd_dns")
+
+
+def _spf_lookup(name: str, qtype: str, strict: bool = True, timeout: float = 20) -> list[Any]:
+    """pyspf's DNSLookup hook, answering from the message's own `Lookups` (its resolver and
+    budget) instead of the module's global resolver."""
+    try:
+        records = _current.get().query(name, qtype)
+    except DnsUnanswered as error:
+        raise spf.TempError(f"DNS {error}") from error
+    found: list[Any] = []
+    for r in records:
+        if qtype in ("A", "AAAA"):
+            found.append(((name, qtype), r.address))
+        elif qtype == "MX":
+            found.append(((name, qtype), (r.preference, r.exchange)))
+        elif qtype == "PTR":
+            found.append(((name, qtype), r.target.to_text(True)))
+        elif qtype in ("TXT", "SPF"):
+            found.append(((name, qtype), r.strings))
+    return found
+
+
+# pyspf reads its DNS through this module attribute; ours keeps every lookup of a message
+# inside that message's budget and resolver.
+spf.DNSLookup = _spf_lookup
+
+
+@contextmanager
+def _using(lookups: Lookups) -> Iterator[None]:
+    token = _current.set(lookups)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    ip: str
+    mail_from: str  # "" for the null reverse-path
+    helo: str
+
+
+def envelope_of(source: str, envelope_from: str | None, raw: bytes) -> Envelope | None:
+    """What our listener recorded: the client IP in the journal's source, the HELO in the trace
+    header it put first. None for mail another server received (IMAP, ingest, import)."""
+    if not source.startswith("smtp:"):
+        return None
+    match = _HELO.match(raw)
+    helo = match.group(1).decode("ascii", "replace") if match else ""
+    return Envelope(source.removeprefix("smtp:"), envelope_from or "", helo)
+
+
+def _spf(envelope: Envelope, authserv_id: str) -> AuthResult:
+    mail_from = envelope.mail_from or f"postmaster@{envelope.helo}"
+    domain = mail_from.rpartition("@")[2].lower()
+    try:
+        result, _ = spf.query(envelope.ip, mail_from, envelope.helo, querytime=0).check()[:2]
+    except Exception:  # pyspf raises on an IP or a name it cannot read: no verdict then
+        result = "permerror"
+    return AuthResult("spf", str(result).lower(), domain, authserv_id)
+
+
+def _dkim_txt(lookups: Lookups) -> Any:
+    def txt(name: bytes | str, timeout: float = 5) -> bytes | None:
+        text = name.decode("ascii", "replace") if isinstance(name, bytes) else name
+        records = lookups.txt(text.rstrip("."))
+        return records[0] if records else None
+
+    return txt
+
+
+def _dkim(raw: bytes, lookups: Lookups, authserv_id: str) -> list[AuthResult]:
+    count = len(re.findall(rb"^DKIM-Signature:", raw.split(b"\r\n\r\n", 1)[0], re.I | re.M))
+    results: list[AuthResult] = []
+    for index in range(count):
+        signer = dkim.DKIM(raw)
+        try:
+            verdict = PASS if signer.verify(idx=index, dnsfunc=_dkim_txt(lookups)) else "fail"
+        except DnsUnanswered:
+            verdict = "temperror"
+        except dkim.ValidationError:  # dkimpy's word for a body hash or signature mismatch
+            verdict = "fail"
+        except Exception:  # dkimpy's DKIMException, and whatever a malformed signature raises
+            verdict = "permerror"
+        domain = signer.signature_fields.get(b"d", b"").decode("ascii", "replace").lower()
+        results.append(AuthResult("dkim", verdict, domain, authserv_id))
+    return results or [AuthResult("dkim", "none", "", authserv_id)]
+
+
+def _dmarc_record(lookups: Lookups, domain: str) -> dict[str, str] | None:
+    records = [r for r in lookups.txt(f"_dmarc.{domain}") if r.startswith(b"v=DMARC1")]
+    if len(records) != 1:  # RFC 7489 6.6.3: none, or more than one, is no policy
+        return None
+    tags = (t.partition(b"=") for t in records[0].split(b";"))
+    return {k.strip().decode(): v.strip().decode("ascii", "replace").lower() for k, _, v in tags}
+
+
+def _dmarc(
+    from_domain: str, results: list[AuthResult], lookups: Lookups, authserv_id: str
+) -> AuthResult:
+    if not from_domain:
+        return AuthResult("dmarc", "permerror", "", authserv_id)
+    try:
+        record, policy_key = _dmarc_record(lookups, from_domain), "p"
+        org = organizational_domain(from_domain)
+        if record is None and org != from_domain:
+            record, policy_key = _dmarc_record(lookups, org), "sp"
+    except DnsUnanswered:
+        return AuthResult("dmarc", "temperror", from_domain, authserv_id)
+    if record is None:
+        return AuthResult("dmarc", "none", from_domain, authserv_id)
+    policy = record.get(policy_key) or record.get("p", "none")
+    strict = {"dkim": record.get("adkim") == "s", "spf": record.get("aspf") == "s"}
+    passed = any(
+        r.method in strict
+        and r.result == PASS
+        and aligned(r.domain, from_domain, strict=strict[r.method])
+        for r in results
+    )
+    return AuthResult("dmarc", PASS if passed else "fail", from_domain, authserv_id, policy)
+
+
+def from_domain_of(raw: bytes) -> str:
+    """The domain of the From header (the first address; DMARC judges a single author)."""
+    header = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    found = re.search(rb"^From:(.*(?:\r?\n[ \t].*)*)", header, re.I | re.M)
+    if found is None:
+        return ""
+    addresses = getaddresses([found.group(1).decode("utf-8", "replace")])
+    return addresses[0][1].rpartition("@")[2].lower().rstrip(">") if addresses else ""
+
+
+def verify(raw: bytes, envelope: Envelope, config: DnsConfig, authserv_id: str) -> list[AuthResult]:
+    """SPF, DKIM and DMARC for a message our listener received, within `config.timeout`."""
+    lookups = Lookups(config)
+    with _using(lookups):
+        results = [_spf(envelope, authserv_id), *_dkim(raw, lookups, authserv_id)]
+    results.append(_dmarc(from_domain_of(raw), results, lookups, authserv_id))
+    return results
+
+
+def header_value(results: list[AuthResult], authserv_id: str) -> str:
+    """Our Authentication-Results (RFC 8601) for these results."""
+    parts = [authserv_id]
+    for r in results:
+        if r.method == "spf":
+            parts.append(f"spf={r.result} smtp.mailfrom={r.domain or 'unknown'}")
+        elif r.method == "dkim":
+            parts.append(f"dkim={r.result}" + (f" header.d={r.domain}" if r.domain else ""))
+        else:
+            policy = f" policy.dmarc={r.policy}" if r.policy else ""
+            parts.append(f"dmarc={r.result} header.from={r.domain or 'unknown'}{policy}")
+    return "; ".join(parts)

@@ -1,0 +1,98 @@
+"""A real DNS server for the sender-verification tests: Debian's dnsmasq on a loopback port.
+
+It runs in the foreground as a child of the test (`--keep-in-foreground`), reads no
+/etc/resolv.conf and asks no upstream (`--no-resolv`), no /etc/hosts, and serves only the TXT
+records the test gives it (SPF, DKIM keys, DMARC policies); for any other name it answers NXDOMAIN
+at once (`--local=/#/`), as a server with no such record does. `[dns] nameservers` points ticketd at
+it. A missing dnsmasq fails the tests with the fix in the message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import dns.resolver
+import pytest
+
+from tests.helpers import free_port
+
+DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+
+
+def _split(text: str) -> list[str]:
+    """A TXT record's text as dnsmasq's pieces: one DNS string holds at most 255 bytes."""
+    return [text[i : i + 255] for i in range(0, len(text), 255)] or [""]
+
+
+@dataclass
+class Dnsmasq:
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def nameserver(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+
+
+def start_dnsmasq(records: Sequence[tuple[str, str]]) -> Dnsmasq:
+    if not os.path.exists(DNSMASQ):
+        pytest.fail("dnsmasq is not installed: apt-get install dnsmasq (scripts/test does)")
+    port = free_port()
+    args = [
+        DNSMASQ,
+        "--keep-in-foreground",
+        "--no-resolv",
+        "--no-hosts",
+        "--conf-file=/dev/null",
+        "--bind-interfaces",
+        "--listen-address=127.0.0.1",
+        f"--port={port}",
+        "--user=root",  # stays the user that started it; no switch to "nobody" and back
+        "--pid-file=",
+        "--local=/#/",  # every other name: NXDOMAIN at once, as from an authoritative server
+    ]
+    for name, text in records:
+        # No quotes: they are config-file syntax; in argv they would be part of the text.
+        args.append("--txt-record=" + ",".join([name, *_split(text)]))
+    process = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    server = Dnsmasq(port, process)
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers, resolver.port = ["127.0.0.1"], port
+    probe = records[0][0] if records else "probe.test"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            error = process.stderr.read().decode() if process.stderr else ""
+            pytest.fail(f"dnsmasq exited {process.returncode}: {error}")
+        try:
+            resolver.resolve(probe, "TXT", lifetime=0.5)
+            return server
+        except dns.exception.DNSException:
+            time.sleep(0.05)
+    server.stop()
+    pytest.fail("dnsmasq did not answer within 10 s")
+
+
+@contextlib.contextmanager
+def dnsmasq(records: Sequence[tuple[str, str]]) -> Iterator[Dnsmasq]:
+    server = start_dnsmasq(records)
+    try:
+        yield server
+    finally:
+        server.stop()
