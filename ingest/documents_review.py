@@ -74,6 +74,8 @@ def decide(ctx: Context, ticket: Ticket, agent: AgentConfig, argument: str) -> s
         )
     decided(ctx, ticket, agent.email, approved, reason)
     template = "kyc_approved" if approved else "kyc_rejected"
-    mail = AutomaticMail(template, template, ticket.customer, None, {"reason": reason})
+    mail = AutomaticMail(
+        template, template, ticket.customer, None, {"reason": reason}, actor=agent.email
+    )
     sent = queue_automatic(ctx, ticket, mail)
     return f"{len(documents)} document(s) {decision}d, customer mail {sent}"

@@ -213,6 +213,6 @@ def step_documents(
     return Intake(
         tuple(stored),
         tuple(refused),
-        sent == "sent",
+        sent.startswith("sent"),
         f"documents: {len(stored)} stored, {len(refused)} refused, reply {sent}",
     )

@@ -75,7 +75,9 @@ def request_documents(ctx: Context, ticket: Ticket, actor: str) -> str:
     row.expired_at = None
     row.expired_from = None
     row.updated_at = now
-    mail = AutomaticMail("kyc_request", "kyc_request", ticket.customer, None, request_context(kyc))
+    mail = AutomaticMail(
+        "kyc_request", "kyc_request", ticket.customer, None, request_context(kyc), actor=actor
+    )
     return queue_automatic(ctx, ticket, mail)
 
 

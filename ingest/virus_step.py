@@ -137,7 +137,7 @@ def _tell_sender(
     if ticket is not None:
         mail = AutomaticMail(TEMPLATE, TEMPLATE, recipient, message, {"files": files})
         result = queue_automatic(ctx, ticket, mail)
-        return TOLD if result == "sent" else f"sender {result}"
+        return TOLD if result.startswith("sent") else f"sender {result}"
     return _tell_without_ticket(ctx, message, recipient, files)
 
 

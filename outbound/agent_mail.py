@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import select
+
 from ingest.context import Context
 from ingest.parsing import ParsedMessage
 from outbound.addresses import agent_reply_address, reply_address
@@ -52,6 +54,19 @@ def _desk_envelope(
 NOTIFY_TEXT_LIMIT = 64 * 1024
 
 
+def _not_sent_for(ctx: Context, ticket: Ticket, message: ParsedMessage) -> list[str]:
+    """The notes of mail to the customer that this message caused but could not go (the
+    automatic-mail gate writes them, outbound/automatic.py): the notification says so."""
+    notes = ctx.session.scalars(
+        select(TicketMessage.text).where(
+            TicketMessage.ticket_id == ticket.id,
+            TicketMessage.dedupe_key.like("note:silent:%"),
+            TicketMessage.dedupe_key.endswith(f":{ticket.id}:{message.dedupe_key}"),
+        )
+    )
+    return list(notes)
+
+
 def notify_agents(ctx: Context, ticket: Ticket, message: ParsedMessage, new: bool) -> int:
     """A notification to every agent of the ticket's queue (and its assignee): the customer's
     text, attachments named only, the ticket's state, and the signed agent reply address."""
@@ -62,6 +77,7 @@ def notify_agents(ctx: Context, ticket: Ticket, message: ParsedMessage, new: boo
         recipients.append(assignee)
     root = _thread_root(ctx, ticket)
     text = message.text[:NOTIFY_TEXT_LIMIT]
+    not_sent = _not_sent_for(ctx, ticket, message)
     for agent in recipients:
         body = ctx.templates.render(
             "notify",
@@ -84,6 +100,7 @@ def notify_agents(ctx: Context, ticket: Ticket, message: ParsedMessage, new: boo
             assignee=ticket.assignee or "",
             sla_deadline=next_deadline_text(ticket),
             desk_name=ctx.config.desk.name,
+            not_sent=not_sent,
         )
         envelope = _desk_envelope(
             ctx,
@@ -191,3 +208,38 @@ def relay_to_customer(
         author=(agent.email, agent.name),
         dedupe_key=dedupe_key,
     )
+
+
+def tell_agents_not_sent(
+    ctx: Context, ticket: Ticket, kind: str, recipient: str, reason: str, actor: str | None
+) -> int:
+    """A mail to the customer that could not go: told to the agent who caused it, else the
+    assignee, else the agents of the queue; how many were told."""
+    team = ctx.config.team
+    agent = team.agent(actor) if actor else None
+    assignee = team.agent(ticket.assignee) if ticket.assignee else None
+    recipients = (agent,) if agent else (assignee,) if assignee else team.agents_of(ticket.queue)
+    root = _thread_root(ctx, ticket)
+    for person in recipients:
+        body = ctx.templates.render(
+            "not_sent",
+            ctx.config.desk.language,
+            ref=ticket.ref,
+            subject=ticket.subject,
+            kind=kind,
+            customer=recipient or ticket.customer,
+            reason=reason,
+            desk_name=ctx.config.desk.name,
+        )
+        envelope = _desk_envelope(
+            ctx,
+            ticket,
+            person.email,
+            person.name,
+            "auto-generated",
+            in_reply_to=root,
+            references=(root,),
+            reply_to=agent_reply_address(ctx.config.desk, ticket.ref),
+        )
+        queue_outgoing(ctx, ticket, "not-sent", envelope, body, None, automatic=False)
+    return len(recipients)

@@ -1,33 +1,54 @@
-"""The gate every automatic mail passes (promise 4): whom we may answer, and how often.
+"""The gate every templated mail to a customer passes (promise 4): whom we may answer, and how
+often, and what happens to a mail the limit holds back.
 
-Counted across all kinds of automatic mail to one recipient: at most `auto_replies_per_hour` in
-an hour and never two within `auto_reply_interval_seconds`; nothing to an address that bounced
-permanently while its suppression lasts; nothing to ourselves. The answer is a reason to stay
-silent, recorded on the ticket, or None.
+Never to an address that bounced permanently while its suppression lasts, never to ourselves.
+The per-recipient limit (at most `auto_replies_per_hour` in an hour, never two within
+`auto_reply_interval_seconds`, counted across all kinds of automatic mail) is against loops,
+and a mail meets it according to what caused it:
+
+- caused by a person (an agent's `#kyc` decision or request): not automatic at all. No
+  Auto-Submitted, not counted, never held by the limit (promise 5);
+- answers that a loop would multiply (the acknowledgement, the pointer to a repeated request):
+  dropped past the limit, which is what stops a loop;
+- everything else (document receipts, the survey, SLA mail to the customer, a virus notice):
+  delayed, queued with a later not-before time at the first moment the limit allows, unless that
+  is more than `MAX_DELAY` away.
+
+What is dropped is noted on the ticket and told to the agents: in the notification of the
+customer's message when there is one, else in a mail of its own (`not_sent`) to the agent who
+acted, the assignee or the queue.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ingest.context import Context
 from ingest.history import add_note
 from ingest.parsing import ParsedMessage
 from outbound.addresses import erased_key, reply_address
+from outbound.agent_mail import tell_agents_not_sent
 from outbound.compose import Envelope, new_message_id
 from outbound.outbox_rows import queue_outgoing
 from storage.models import Erasure, OutboxMail, Suppression, Ticket
 from ticketd.clock import Clock
 from ticketd.config import Config
 
+# What each kind does at the limit (the docstring above says why); any other kind is delayed.
+PERSON_CAUSED = frozenset({"kyc_approved", "kyc_rejected", "kyc_request"})
+DROPPED_AT_LIMIT = frozenset({"ack", "duplicate"})
+# Past this a held mail is dropped: a day of waiting mail means the limit is fighting a loop.
+MAX_DELAY = timedelta(hours=24)
 
-def silence_reason(session: Session, config: Config, clock: Clock, recipient: str) -> str | None:
+
+def hard_silence(session: Session, config: Config, clock: Clock, recipient: str) -> str | None:
+    """Why nothing at all may go to `recipient`, whatever caused the mail, or None."""
     if not recipient:
         return "no address to answer"
     if config.desk.owns(recipient):
@@ -45,18 +66,47 @@ def silence_reason(session: Session, config: Config, clock: Clock, recipient: st
         return f"{recipient} is suppressed until {suppressed.until:%Y-%m-%d %H:%M} UTC: " + (
             suppressed.reason
         )
-    limits = config.limits
-    recent = select(func.count(OutboxMail.id), func.max(OutboxMail.created_at)).where(
-        OutboxMail.recipient == recipient,
-        OutboxMail.automatic.is_(True),
-        OutboxMail.created_at >= now - timedelta(hours=1),
-    )
-    count, latest = session.execute(recent).one()
-    if int(count or 0) >= limits.auto_replies_per_hour:
-        return f"rate limit: {count} automatic mails to {recipient} in the last hour"
-    if latest is not None and now - latest < timedelta(seconds=limits.auto_reply_interval_seconds):
-        return f"rate limit: an automatic mail went to {recipient} at {latest:%H:%M:%S} UTC"
     return None
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def next_slot(
+    session: Session, config: Config, clock: Clock, recipient: str
+) -> tuple[datetime, str | None]:
+    """The first moment the per-recipient limit lets an automatic mail go to `recipient`, and
+    why it is not now (None: now). Mail already waiting for a slot (queued with a later
+    not-before time, its `created_at`) holds its slot."""
+    limits = config.limits
+    now = clock.now()
+    hour, gap = timedelta(hours=1), timedelta(seconds=limits.auto_reply_interval_seconds)
+    times = sorted(
+        _as_utc(t)
+        for t in session.scalars(
+            select(OutboxMail.created_at).where(
+                OutboxMail.recipient == recipient,
+                OutboxMail.automatic.is_(True),
+                OutboxMail.created_at > now - hour,
+            )
+        )
+    )
+    slot, why = now, None
+    if times and slot - times[-1] < gap:
+        slot = times[-1] + gap
+        why = f"rate limit: an automatic mail went to {recipient} at {times[-1]:%H:%M:%S} UTC"
+    while len([t for t in times if t > slot - hour]) >= limits.auto_replies_per_hour:
+        window = [t for t in times if t > slot - hour]
+        slot = window[0] + hour
+        why = f"rate limit: {len(times)} automatic mails to {recipient} in the last hour"
+    return slot, why
+
+
+def silence_reason(session: Session, config: Config, clock: Clock, recipient: str) -> str | None:
+    """Why an automatic mail may not go to `recipient` now, or None."""
+    reason = hard_silence(session, config, clock, recipient)
+    return reason if reason is not None else next_slot(session, config, clock, recipient)[1]
 
 
 @dataclass(frozen=True)
@@ -69,21 +119,38 @@ class AutomaticMail:
     answering: ParsedMessage | None
     # What the template needs beyond the ticket (the files of a document receipt, a reason).
     context: Mapping[str, object] = field(default_factory=dict)
+    actor: str | None = None  # the agent whose action caused it: told if it cannot go
+
+
+def _not_sent(ctx: Context, ticket: Ticket, mail: AutomaticMail, reason: str) -> str:
+    """Noted on the ticket, and told to the agents (see the module's docstring)."""
+    add_note(
+        ctx,
+        ticket,
+        f"No {mail.kind} mail sent",
+        f"No {mail.kind} mail went to {mail.recipient or 'anyone'}: {reason}.",
+        f"note:silent:{mail.kind}:{ticket.id}:"
+        + (mail.answering.dedupe_key if mail.answering else secrets.token_hex(8)),
+    )
+    if mail.answering is None:  # no notification of a customer message will say it
+        tell_agents_not_sent(ctx, ticket, mail.kind, mail.recipient, reason, mail.actor)
+    return f"not sent: {reason}"
 
 
 def queue_automatic(ctx: Context, ticket: Ticket, mail: AutomaticMail) -> str:
-    """Queue it in the ticket's transaction, or record on the ticket why it stays unsent."""
-    reason = silence_reason(ctx.session, ctx.config, ctx.clock, mail.recipient)
+    """Queue it in the ticket's transaction (now, or at the first slot the limit allows), or
+    record on the ticket why it stays unsent: "sent", "sent, delayed until ..." or
+    "not sent: ..."."""
+    reason = hard_silence(ctx.session, ctx.config, ctx.clock, mail.recipient)
     if reason is not None:
-        add_note(
-            ctx,
-            ticket,
-            f"No {mail.kind} mail sent",
-            f"No {mail.kind} mail went to {mail.recipient or 'anyone'}: {reason}.",
-            f"note:silent:{mail.kind}:{ticket.id}:"
-            + (mail.answering.dedupe_key if mail.answering else secrets.token_hex(8)),
-        )
-        return f"not sent: {reason}"
+        return _not_sent(ctx, ticket, mail, reason)
+    person = mail.kind in PERSON_CAUSED
+    now = ctx.clock.now()
+    slot, why = (
+        (now, None) if person else next_slot(ctx.session, ctx.config, ctx.clock, mail.recipient)
+    )
+    if why is not None and (mail.kind in DROPPED_AT_LIMIT or slot - now > MAX_DELAY):
+        return _not_sent(ctx, ticket, mail, why)
     body = ctx.templates.render(
         mail.template,
         ticket.language,
@@ -100,10 +167,24 @@ def queue_automatic(ctx: Context, ticket: Ticket, mail: AutomaticMail) -> str:
         ticket.customer_name or "",
         reply_address(ctx.config.desk, ticket.ref),
     )
-    queue_outgoing(ctx, ticket, mail.kind, envelope, body, "auto", automatic=True)
+    if person:  # a person's decision, mailed for them: not automatic (RFC 3834 section 5)
+        envelope = replace(envelope, auto_submitted=None)
+    queue_outgoing(
+        ctx, ticket, mail.kind, envelope, body, "auto", automatic=not person, not_before=slot
+    )
     # Flushed now, so the next message in this transaction's view counts it for the limit.
     ctx.session.flush()
-    return "sent"
+    if why is None:
+        return "sent"
+    when = f"{slot:%Y-%m-%d %H:%M:%S} UTC"
+    add_note(
+        ctx,
+        ticket,
+        f"{mail.kind} mail delayed",
+        f"The {mail.kind} mail to {mail.recipient} waits until {when}: {why}.",
+        f"note:delayed:{mail.kind}:{ticket.id}:{envelope.message_id}",
+    )
+    return f"sent, delayed until {when}"
 
 
 def queue_without_ticket(ctx: Context, mail: AutomaticMail, language: str) -> str | None:

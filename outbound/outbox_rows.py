@@ -7,6 +7,7 @@ change that causes it (the transactional outbox).
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 
 from ingest.context import Context
 from outbound.addresses import without_agent_addresses
@@ -37,11 +38,14 @@ def queue_outgoing(
     attachments: tuple[OutgoingAttachment, ...] = (),
     author: tuple[str, str] | None = None,
     dedupe_key: str | None = None,
+    not_before: datetime | None = None,
 ) -> str:
     """One outbox row, and the matching outgoing message in the ticket's history (written by
     `author` (address, name) when a person wrote it, once only by `dedupe_key`). Without a
-    ticket (a queue's daily digest) there is no history to write."""
+    ticket (a queue's daily digest) there is no history to write. A mail held for a later slot
+    (`not_before`) is made then: sent no earlier, and counted by the rate limit at that time."""
     now = ctx.clock.now()
+    at = max(now, not_before) if not_before is not None else now
     if not _is_staff(ctx, envelope.to):
         desk = ctx.config.desk
         body = replace(
@@ -64,8 +68,8 @@ def queue_outgoing(
             raw=build_mail(envelope, body, attachments),
             state=OUTBOX_QUEUED,
             attempts=0,
-            next_attempt_at=now,
-            created_at=now,
+            next_attempt_at=at,
+            created_at=at,
         )
     )
     if history_kind is not None and ticket is not None:

@@ -162,8 +162,9 @@ def _settle(
         # Customer mail passes the gate of all automatic mail (rate limit, bounces, loops).
         mail = AutomaticMail(event.kind, CUSTOMER_TEMPLATES[event.kind], ticket.customer, None)
         result = queue_automatic(ctx, ticket, mail)
-        recipients = (ticket.customer,) if result == "sent" else ()
-        outcome = f"sent to {ticket.customer}" if result == "sent" else result
+        queued = result.startswith("sent")
+        recipients = (ticket.customer,) if queued else ()
+        outcome = f"{result.replace('sent', f'sent to {ticket.customer}', 1)}" if queued else result
         if event.kind == SLA_AUTO_CLOSE:
             outcome = f"closed; {outcome}"
     elif outcome is None:

@@ -155,7 +155,7 @@ async def run_housekeeping(daemon: _Daemon) -> None:
             len(run.purged),
             len(run.expired),
         )
-    if any(e.mail == "sent" for e in run.expired):
+    if any(e.mail.startswith("sent") for e in run.expired):
         daemon.mail_ready.set()
 
 
