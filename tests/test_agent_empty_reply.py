@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from email.message import EmailMessage, Message
 from email.policy import SMTP as SMTP_POLICY
+from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ def _reply(notification: Message, body: str) -> bytes:
     mail["Subject"] = f"Re: {notification['Subject']}"
     mail["In-Reply-To"] = str(notification["Message-ID"])
     mail["References"] = str(notification["Message-ID"])
+    mail["Message-ID"] = make_msgid(domain="destek.example.com")
     mail.set_content(body)
     return mail.as_bytes(policy=SMTP_POLICY)
 
@@ -71,7 +73,9 @@ def _everything_customers_got(relay: Relay) -> str:
 
 @pytest.fixture
 def desk(tmp_path: Path, relay: Relay) -> Any:
-    daemon = DaemonProcess(daemon_config(tmp_path, relay.port, extra=TEAM))
+    # Not about sender proof (tests/test_agents.py, tests/test_sender_auth.py).
+    team = TEAM + "\n[agent_replies]\nrequire_authentication = false\n"
+    daemon = DaemonProcess(daemon_config(tmp_path, relay.port, extra=team))
     daemon.start()
     yield daemon
     assert daemon.stop() == 0
