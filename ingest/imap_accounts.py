@@ -21,7 +21,6 @@ from imapclient import IMAPClient
 
 from ingest.imap_checkpoints import Checkpoints, MailboxLock
 from ingest.imap_fetch import FolderSync
-from ingest.imap_oauth import TokenProvider
 from ingest.imap_session import (
     NETWORK_ERRORS,
     ImapUnavailable,
@@ -32,6 +31,7 @@ from ingest.imap_session import (
 )
 from ingest.imap_status import AccountStatus
 from ingest.journal import Journal, StorageFailure
+from ingest.oauth_tokens import OAuthBroker, imap_tokens
 from storage.db import Database
 from ticketd.clock import Clock
 from ticketd.config import ImapAccountConfig
@@ -75,6 +75,7 @@ class AccountRunner:
         backoff_max: float = BACKOFF_MAX,
         metrics: Metrics | None = None,
         max_message_size: int = 25 * 1024 * 1024,
+        broker: OAuthBroker | None = None,
     ) -> None:
         self.account = account
         self.mailbox = mailbox_key(account)
@@ -86,11 +87,8 @@ class AccountRunner:
         self.backoff = Backoff(maximum=backoff_max)
         self.metrics = metrics
         self.max_message_size = max_message_size
-        self.tokens = (
-            TokenProvider(account.name, account.token_command, account.token_file, clock)
-            if account.auth == "xoauth2"
-            else None
-        )
+        # Shared with the relay's side when both name the same [oauth.NAME] (the broker).
+        self.tokens = imap_tokens(account, clock, broker)
         self.lock = MailboxLock(db, self.mailbox)
         self.last_error: str | None = None  # for status displays; None while healthy
         # The same state in the database, for `ticketd health` in another process.

@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from ticketd.clock import Clock
 
@@ -33,6 +34,23 @@ class TokenError(Exception):
 class Token:
     value: str
     expires_at: datetime | None  # None: the source did not say (a bare token from a file)
+
+
+class TokenSource(Protocol):
+    """What logs in with XOAUTH2 asks of a token source: this provider (a command or a file)
+    or ticketd's own OAuth2 client (ingest/oauth_tokens.py)."""
+
+    def token(self, force: bool = False) -> Token: ...
+
+    def cached(self) -> str | None: ...
+
+    def invalidate(self) -> None: ...
+
+    def refused(self, value: str) -> None: ...
+
+    def needs_refresh(self) -> bool: ...
+
+    def expiry_warning(self) -> str | None: ...
 
 
 def xoauth2_string(username: str, token: str) -> str:
@@ -113,6 +131,10 @@ class TokenProvider:
     def invalidate(self) -> None:
         """The server refused the token: the next login asks the source again."""
         self._token = None
+
+    def refused(self, value: str) -> None:
+        if self._token is not None and self._token.value == value:
+            self._token = None
 
     def expiry_warning(self) -> str | None:
         """Why this account's token is about to stop working, or None."""

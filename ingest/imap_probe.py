@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from imapclient.exceptions import IMAPClientError
 
-from ingest.imap_oauth import TokenProvider
 from ingest.imap_session import NETWORK_ERRORS, ImapUnavailable, LoginRefused, close, connect
+from ingest.oauth_tokens import OAuthBroker, imap_tokens
 from ticketd.clock import Clock
 from ticketd.config import ImapAccountConfig
 
@@ -22,10 +22,10 @@ class ProbeResult:
         return f"imap {self.name}: {'ok' if self.ok else 'FAILED'}: {self.detail}"
 
 
-def probe(account: ImapAccountConfig, clock: Clock) -> ProbeResult:
-    tokens = None
-    if account.auth == "xoauth2":
-        tokens = TokenProvider(account.name, account.token_command, account.token_file, clock)
+def probe(
+    account: ImapAccountConfig, clock: Clock, broker: OAuthBroker | None = None
+) -> ProbeResult:
+    tokens = imap_tokens(account, clock, broker)
     try:
         client = connect(account, tokens)
     except LoginRefused as error:

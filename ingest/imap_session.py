@@ -14,7 +14,7 @@ import ssl
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from ingest.imap_oauth import TokenError, TokenProvider
+from ingest.imap_oauth import TokenError, TokenSource
 from ticketd.config import ImapAccountConfig
 
 NETWORK_ERRORS = (OSError, socket.timeout, ssl.SSLError, IMAPClientError)
@@ -49,7 +49,7 @@ def read_password(account: ImapAccountConfig) -> str:
         raise LoginRefused(f"cannot read password_file: {error}") from None
 
 
-def connect(account: ImapAccountConfig, tokens: TokenProvider | None) -> IMAPClient:
+def connect(account: ImapAccountConfig, tokens: TokenSource | None) -> IMAPClient:
     """A logged-in client; raises ImapUnavailable or LoginRefused with a readable reason."""
     try:
         client = IMAPClient(
@@ -73,25 +73,37 @@ def connect(account: ImapAccountConfig, tokens: TokenProvider | None) -> IMAPCli
     return client
 
 
-def _login(client: IMAPClient, account: ImapAccountConfig, tokens: TokenProvider | None) -> None:
+def _login(client: IMAPClient, account: ImapAccountConfig, tokens: TokenSource | None) -> None:
     try:
         if account.auth == "xoauth2":
             assert tokens is not None
-            try:
-                token = tokens.token()
-            except TokenError as error:
-                raise LoginRefused(f"no access token: {error}") from None
-            try:
-                client.oauth2_login(account.username, token.value)
-            except LoginError:
-                tokens.invalidate()  # perhaps revoked early: ask the source again next time
-                raise
+            _oauth2_login(client, account, tokens)
         else:
             client.login(account.username, read_password(account))
     except LoginError as error:
         raise LoginRefused(f"login as {account.username} refused: {_text(error)}") from None
     except NETWORK_ERRORS as error:
         raise ImapUnavailable(f"{type(error).__name__}: {_text(error)}") from None
+
+
+def _oauth2_login(client: IMAPClient, account: ImapAccountConfig, tokens: TokenSource) -> None:
+    """XOAUTH2 with the source's token; refused, once more with a new one (revoked early, or
+    the server's clock disagrees). A new token refused too is about the mailbox: said so."""
+    for attempt in (1, 2):
+        try:
+            token = tokens.token()
+        except TokenError as error:
+            raise LoginRefused(f"no access token: {error}") from None
+        try:
+            client.oauth2_login(account.username, token.value)
+            return
+        except LoginError as error:
+            tokens.refused(token.value)
+            if attempt == 2:
+                raise LoginRefused(
+                    f"login as {account.username} refused with a new token: {_text(error)} "
+                    "(does the app have access to this mailbox?)"
+                ) from None
 
 
 def _text(error: BaseException) -> str:

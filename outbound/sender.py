@@ -19,7 +19,13 @@ from sqlalchemy import select
 
 from ingest.history import system_note
 from outbound.retry import RetryPolicy
-from outbound.transports import OutgoingMail, PermanentFailure, TemporaryFailure, Transport
+from outbound.transports import (
+    CredentialsFailure,
+    OutgoingMail,
+    PermanentFailure,
+    TemporaryFailure,
+    Transport,
+)
 from storage.db import Database
 from storage.models import OUTBOX_FAILED, OUTBOX_QUEUED, OUTBOX_SENT, OutboxMail, TicketMessage
 from ticketd.clock import Clock
@@ -127,6 +133,8 @@ class Sender:
             error, detail = failure, str(failure)
         result = await asyncio.to_thread(self._record, mail, error, detail)
         level = logging.INFO if error is None else logging.WARNING
+        if isinstance(error, CredentialsFailure):
+            level = logging.DEBUG  # the transport logged the outage once, not once a mail
         log.log(
             level,
             "outbox=%s message_id=%s %s: %s",

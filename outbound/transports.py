@@ -1,11 +1,17 @@
 """Where mail leaves: an SMTP relay (aiosmtplib) or a local Maildir.
 
 Both raise `TemporaryFailure` (try again later) or `PermanentFailure` (record it, stop trying).
+The relay takes a password (AUTH PLAIN/LOGIN) or an OAuth2 token (AUTH XOAUTH2, `auth =
+"xoauth2"`): a token that is refused is renewed once and tried again; when logging in still
+fails the mail waits in the outbox (`CredentialsFailure`, a temporary failure), the outage is
+logged once and recorded for `ticketd health`, and the mail leaves once logging in works again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import os
 import socket
 import ssl
@@ -15,7 +21,13 @@ from typing import Protocol
 
 import aiosmtplib
 
+from ingest.imap_oauth import TokenError, TokenSource
+from ingest.imap_status import AccountStatus
 from ticketd.config import SmtpOutConfig
+
+log = logging.getLogger("ticketd.sender")
+# The name under which the relay's login state is kept beside the IMAP accounts' (health).
+RELAY_ACCOUNT = "[smtp_out]"
 
 
 class TemporaryFailure(Exception):
@@ -24,6 +36,11 @@ class TemporaryFailure(Exception):
 
 class PermanentFailure(Exception):
     pass
+
+
+class CredentialsFailure(TemporaryFailure):
+    """The relay could not be logged in to: no token, or the relay refused it. The transport
+    logs the outage once; the sender need not log each mail that waits because of it."""
 
 
 @dataclass(frozen=True)
@@ -73,10 +90,19 @@ class MaildirTransport:
 
 
 class SmtpRelayTransport:
-    def __init__(self, config: SmtpOutConfig, local_hostname: str | None = None) -> None:
+    def __init__(
+        self,
+        config: SmtpOutConfig,
+        local_hostname: str | None = None,
+        tokens: TokenSource | None = None,
+        status: AccountStatus | None = None,
+    ) -> None:
         assert config.relay is not None
         self.config = config
         self.local_hostname = local_hostname
+        self.tokens = tokens
+        self.status = status
+        self.login_failing: str | None = None  # the reason, while logging in fails
         self.password: str | None = None
         if config.password_file is not None:
             self.password = config.password_file.read_text(encoding="utf-8").strip()
@@ -85,12 +111,12 @@ class SmtpRelayTransport:
             ssl.create_default_context(cafile=str(config.ca_file)) if config.ca_file else None
         )
 
-    async def deliver(self, mail: OutgoingMail) -> str:
+    def client(self) -> aiosmtplib.SMTP:
         relay = self.config.relay
         assert relay is not None
         # The SMTP client rather than aiosmtplib.send(): send() refuses the empty envelope
         # sender ("MAIL FROM:<>") that automatic mail must use.
-        client = aiosmtplib.SMTP(
+        return aiosmtplib.SMTP(
             hostname=relay.host,
             port=relay.port,
             timeout=self.config.timeout,
@@ -99,10 +125,11 @@ class SmtpRelayTransport:
             use_tls=False,
             tls_context=self.tls_context,
         )
+
+    async def deliver(self, mail: OutgoingMail) -> str:
         try:
-            async with client:
-                if self.config.username and self.password is not None:
-                    await client.login(self.config.username, self.password)
+            async with self.client() as client:
+                await self.log_in(client)
                 errors, response = await client.sendmail(
                     mail.envelope_sender, list(mail.recipients), mail.raw
                 )
@@ -127,8 +154,64 @@ class SmtpRelayTransport:
             raise PermanentFailure(refused)
         return response
 
+    async def log_in(self, client: aiosmtplib.SMTP) -> None:
+        """AUTH as configured (nothing without credentials); CredentialsFailure if it fails."""
+        try:
+            if self.config.auth == "xoauth2":
+                await self._xoauth2(client)
+            elif self.config.username and self.password is not None:
+                await client.login(self.config.username, self.password)
+        except CredentialsFailure as failure:
+            if self.login_failing is None:
+                log.error("relay %s: %s; mail waits in the outbox", self.config.relay, failure)
+            self.login_failing = str(failure)
+            if self.status is not None:
+                await asyncio.to_thread(self.status.failed, str(failure))
+            raise
+        if self.login_failing is not None:
+            log.info("relay %s: logging in works again", self.config.relay)
+        self.login_failing = None
+        if self.status is not None:
+            await asyncio.to_thread(self.status.ok)
 
-def make_transport(config: SmtpOutConfig) -> Transport:
+    async def _xoauth2(self, client: aiosmtplib.SMTP) -> None:
+        assert self.tokens is not None and self.config.username is not None
+        username = self.config.username
+        for attempt in (1, 2):
+            try:
+                token = await asyncio.to_thread(self.tokens.token)
+            except TokenError as error:
+                raise CredentialsFailure(f"no access token for {username}: {error}") from None
+            try:
+                await client.auth_xoauth2(username, token.value)
+                return
+            except aiosmtplib.SMTPAuthenticationError as error:
+                self.tokens.refused(token.value)  # renewed once, at the next token()
+                if attempt == 2:
+                    raise CredentialsFailure(
+                        f"AUTH XOAUTH2 as {username} refused with a new token: {error.code} "
+                        f"{error.message} (may the app send as this mailbox?)"
+                    ) from None
+
+    async def probe(self) -> str:
+        """Connect and log in without sending (`check --connect`): what worked, or raises."""
+        try:
+            async with self.client() as client:
+                await self.log_in(client)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+            raise TemporaryFailure(f"{type(error).__name__}: {error}") from error
+        if self.config.auth == "xoauth2":
+            return f"AUTH XOAUTH2 as {self.config.username} accepted"
+        if self.password is not None:
+            return f"AUTH as {self.config.username} accepted"
+        return "connected (no AUTH configured)"
+
+
+def make_transport(
+    config: SmtpOutConfig, tokens: TokenSource | None = None, status: AccountStatus | None = None
+) -> Transport:
+    """`tokens`: the relay's XOAUTH2 token source (`auth = "xoauth2"`); `status`: where its
+    login state is recorded for `ticketd health`."""
     if config.relay is not None:
-        return SmtpRelayTransport(config)
+        return SmtpRelayTransport(config, tokens=tokens, status=status)
     return MaildirTransport(config.maildir)

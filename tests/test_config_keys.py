@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ticketd import config, config_kyc, config_retention, config_sla, config_team
+from ticketd import config, config_kyc, config_oauth, config_retention, config_sla, config_team
 from ticketd.cli import EX_CONFIG, EX_OK, main
 from ticketd.config import ConfigError, load_config
 
@@ -37,6 +37,7 @@ TABLES = [
     ("[sla.priorities.high]", config_sla._TARGETS),
     ("[kyc]", (*config_kyc.BASE_KEYS, *config_kyc.STATE_KEYS)),
     ("[retention]", config_retention.RETENTION_KEYS),
+    ("[oauth.m365]", config_oauth.OAUTH_KEYS),
 ]
 
 

@@ -60,7 +60,7 @@ def test_an_imap_account_with_defaults(tmp_path: Path) -> None:
         ),
         (
             'name = "a"\nhost = "h"\nusername = "u"\nauth = "xoauth2"\n',
-            "imap[0].token_command",
+            "imap[0].oauth",
             "exactly one of",
         ),
         ('host = "h"\nusername = "u"\nauth = "xoauth2"\ntoken_command = "x"\n', "imap[0].name", ""),

@@ -14,9 +14,10 @@ from typing import Any
 
 from ticketd import logs, views
 from ticketd.blob_commands import add_blob_commands
-from ticketd.config import ConfigError, load_config, load_listener_config
+from ticketd.config import Config, ConfigError, load_config, load_listener_config
 from ticketd.customer_commands import add_customer_commands
 from ticketd.kyc_commands import add_kyc_commands
+from ticketd.oauth_commands import add_oauth_commands, relay_probe
 from ticketd.retention_commands import add_retention_commands
 from ticketd.sla_commands import add_sla_commands
 
@@ -53,27 +54,46 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  STARTTLS: {config.smtp_in.tls_cert}{required}")
     out = config.smtp_out
     print(f"  outgoing mail: {f'relay {out.relay}' if out.relay else f'Maildir {out.maildir}'}")
+    if out.relay and out.auth == "xoauth2":
+        print(f"    AUTH XOAUTH2 as {out.username}, token from [oauth.{out.oauth}]")
     for account in config.imap:
         where = f"{account.username}@{account.host}:{account.port}/{account.folder}"
         print(f"  imap {account.name}: {where} ({account.security}), after {account.after}")
+    for provider in config.oauth:
+        print(f"  oauth {provider.name}: {provider.kind}, {provider.grant} at {provider.endpoint}")
     clamd = config.kyc.clamd
     print(f"  virus scanner: {f'clamd at {clamd}' if clamd else 'none (attachments not scanned)'}")
     for key, reason in config.warnings:
         print(f"  warning: {key}: {reason}")
     if not getattr(args, "connect", False):
         return EX_OK
+    return _check_connect(config)
+
+
+def _check_connect(config: Config) -> int:
     from ingest.imap_probe import probe
+    from ingest.oauth_tokens import OAuthBroker
     from ticketd.clock import SystemClock
     from ticketd.health import scanner_problem
 
+    logs.protect_config(config)
+    clock = SystemClock()
+    # One broker, as in the daemon: the IMAP and SMTP sides of a mailbox share the token.
+    broker = OAuthBroker(config.oauth, clock)
     # Every account is tried, so one bad password does not hide a second problem.
-    results = [probe(account, SystemClock()) for account in config.imap]
+    results = [probe(account, clock, broker) for account in config.imap]
     for result in results:
         print(result)
+    relay_ok = True
+    if config.smtp_out.relay is not None:
+        relay_ok, relay_text = relay_probe(config, broker)
+        print(relay_text)
+    clamd = config.kyc.clamd
     scanner = None if clamd is None else scanner_problem(clamd)
     if clamd is not None:
         print(scanner or f"clamd at {clamd}: PONG")
-    return EX_OK if scanner is None and all(result.ok for result in results) else EX_UNAVAILABLE
+    healthy = relay_ok and scanner is None and all(result.ok for result in results)
+    return EX_OK if healthy else EX_UNAVAILABLE
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -335,7 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check = commands.add_parser("check", help="validate the configuration")
     check.add_argument(
-        "--connect", action="store_true", help="also log in to every IMAP account and PING clamd"
+        "--connect",
+        action="store_true",
+        help="also log in to every IMAP account and the relay (sending nothing), PING clamd",
     )
     check.set_defaults(handler=cmd_check)
 
@@ -435,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_blob_commands(commands, _with_state)
     add_retention_commands(commands, _with_state)
     add_customer_commands(commands, _with_state)
+    add_oauth_commands(commands, lambda args: load_config(_config_path(args)))
     return parser
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from ticketd.config_keys import check_keys, one_list
 from ticketd.config_kyc import KycConfig, parse_kyc
+from ticketd.config_oauth import OAuthConfig, check_reference, parse_oauth
 from ticketd.config_retention import RetentionConfig, parse_retention
 from ticketd.config_secret import FILE_NAME as SECRET_FILE_NAME
 from ticketd.config_secret import file_secret, inline_problem
@@ -115,6 +116,10 @@ class SmtpOutConfig:
     password_file: Path | None = None
     ca_file: Path | None = None
     timeout: float = 30.0
+    # password (username and password_file), or xoauth2: a token for `username` (the mailbox)
+    # from the `[oauth.NAME]` block named by `oauth`.
+    auth: str = "password"
+    oauth: str | None = None
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,8 @@ class ImapAccountConfig:
     # expires_in/expires_at), or a file another tool keeps fresh.
     token_command: tuple[str, ...] = ()
     token_file: Path | None = None
+    # XOAUTH2 with a token ticketd gets itself from this `[oauth.NAME]` block.
+    oauth: str | None = None
     idle: bool = True
     poll_interval: int = 60  # seconds between polls without IDLE (and a safety net with it)
     batch_size: int = 100
@@ -196,6 +203,11 @@ class Config:
     warnings: tuple[tuple[str, str], ...] = ()
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     trust: TrustConfig = field(default_factory=lambda: TrustConfig("localhost"))
+    oauth: tuple[OAuthConfig, ...] = ()
+
+    def oauth_provider(self, name: str) -> OAuthConfig:
+        """The `[oauth.NAME]` block an account names (the parser checked that it exists)."""
+        return next(provider for provider in self.oauth if provider.name == name)
 
 
 class _Reader:
@@ -318,6 +330,7 @@ SECTIONS = (
     "kyc",
     "retention",
     "dns",
+    "oauth",
 )
 DESK_KEYS = (
     "name",
@@ -337,7 +350,17 @@ SMTP_IN_KEYS = (
     *TLS_KEYS,
     *TRUST_KEYS,
 )
-SMTP_OUT_KEYS = ("relay", "maildir", "starttls", "username", "password_file", "ca_file")
+SMTP_OUT_KEYS = (
+    "relay",
+    "maildir",
+    "starttls",
+    "username",
+    "password_file",
+    "ca_file",
+    "auth",
+    "oauth",
+)
+SMTP_AUTH = ("password", "xoauth2")
 LIMITS_KEYS = ("auto_replies_per_hour", "auto_reply_interval_seconds", *_MIME_SHAPE)
 TEMPLATES_KEYS = ("folder",)
 METRICS_KEYS = ("listen",)
@@ -435,25 +458,25 @@ def _file(reader: _Reader, table: dict[str, Any], key: str, missing: str) -> Pat
     return path
 
 
-def _smtp_out(reader: _Reader) -> SmtpOutConfig:
-    smtp_out_t = reader.section("smtp_out", SMTP_OUT_KEYS)
+def _smtp_out(reader: _Reader, providers: tuple[OAuthConfig, ...]) -> SmtpOutConfig:
+    table = reader.section("smtp_out", SMTP_OUT_KEYS)
     relay = None
-    if smtp_out_t.get("relay") is not None:
-        relay = reader.host_port(reader.string(smtp_out_t, "smtp_out.relay"), "smtp_out.relay")
-    maildir = reader.string(smtp_out_t, "smtp_out.maildir", "var/outbox") or "var/outbox"
-    starttls = smtp_out_t.get("starttls", False)
-    if not isinstance(starttls, bool):
-        reader.problems.append(("smtp_out.starttls", "must be true or false"))
-        starttls = False
-    username = smtp_out_t.get("username")
+    if table.get("relay") is not None:
+        relay = reader.host_port(reader.string(table, "smtp_out.relay"), "smtp_out.relay")
+    maildir = reader.string(table, "smtp_out.maildir", "var/outbox") or "var/outbox"
+    starttls = _imap_bool(reader, table, "smtp_out.starttls", False)
+    username = table.get("username")
     if username is not None and not isinstance(username, str):
         reader.problems.append(("smtp_out.username", "must be a string"))
         username = None
-    password_file = _file(
-        reader, smtp_out_t, "smtp_out.password_file", "does not exist or is no file"
-    )
-    ca_file = _file(reader, smtp_out_t, "smtp_out.ca_file", "does not exist")
-    if (username is None) != (smtp_out_t.get("password_file") is None):
+    password_file = _file(reader, table, "smtp_out.password_file", "does not exist or is no file")
+    auth = reader.string(table, "smtp_out.auth", "password") or "password"
+    if auth not in SMTP_AUTH:
+        reader.problems.append(("smtp_out.auth", f"{auth!r} is not password or xoauth2"))
+    oauth = check_reference(reader.problems, providers, auth, table.get("oauth"), "smtp_out")
+    if auth == "xoauth2":
+        _smtp_xoauth2(reader, table, relay is not None or "relay" in table)
+    elif (username is None) != (table.get("password_file") is None):
         reader.problems.append(
             ("smtp_out.username", "username and password_file go together: set both or neither")
         )
@@ -463,8 +486,24 @@ def _smtp_out(reader: _Reader) -> SmtpOutConfig:
         starttls=starttls,
         username=username,
         password_file=password_file,
-        ca_file=ca_file,
+        ca_file=_file(reader, table, "smtp_out.ca_file", "does not exist"),
+        auth=auth,
+        oauth=oauth,
     )
+
+
+def _smtp_xoauth2(reader: _Reader, table: dict[str, Any], relay: bool) -> None:
+    """What `auth = "xoauth2"` needs in [smtp_out], one problem per key."""
+    if "oauth" not in table:
+        reader.problems.append(("smtp_out.oauth", "is required with auth = 'xoauth2'"))
+    if table.get("username") is None:
+        reader.problems.append(("smtp_out.username", "is required: the mailbox of the token"))
+    if "password_file" in table and not any(
+        k == "smtp_out.password_file" for k, _ in reader.problems
+    ):
+        reader.problems.append(("smtp_out.password_file", "not used with auth = 'xoauth2'"))
+    if not relay:
+        reader.problems.append(("smtp_out.relay", "is required with auth = 'xoauth2'"))
 
 
 def _limits(reader: _Reader) -> LimitsConfig:
@@ -520,10 +559,11 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     name, address, language, extra, secret = _desk(reader)
     storage = _storage(reader)
     smtp_in = _smtp_in(reader)
-    smtp_out = _smtp_out(reader)
+    oauth = parse_oauth(reader.problems, data, reader.base)
+    smtp_out = _smtp_out(reader, oauth)
     limits = _limits(reader)
     threading, metrics, templates_dir = _threading_metrics_templates(reader)
-    imap = parse_imap_accounts(reader, data.get("imap", []))
+    imap = parse_imap_accounts(reader, data.get("imap", []), oauth)
     team = parse_team(reader.problems, data)
     sla = parse_sla(reader.problems, data)
     kyc = parse_kyc(reader.problems, data, reader.base)
@@ -561,6 +601,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         templates_dir=templates_dir,
         warnings=tuple(team_warnings(team)),
         trust=trust,
+        oauth=oauth,
     )
 
 
@@ -575,6 +616,7 @@ _IMAP_KEYS = (
     "auth",
     "token_command",
     "token_file",
+    "oauth",
     "folder",
     "after",
     "idle",
@@ -607,7 +649,9 @@ def _imap_bool(reader: _Reader, table: dict[str, Any], key: str, default: bool) 
     return value
 
 
-def _imap_account(reader: _Reader, table: dict[str, Any], at: str) -> ImapAccountConfig | None:
+def _imap_account(
+    reader: _Reader, table: dict[str, Any], at: str, providers: tuple[OAuthConfig, ...]
+) -> ImapAccountConfig | None:
     before = len(reader.problems)
     check_keys(reader.problems, table, at, _IMAP_KEYS)
     name = reader.string(table, f"{at}.name")
@@ -643,10 +687,16 @@ def _imap_account(reader: _Reader, table: dict[str, Any], at: str) -> ImapAccoun
         reader.problems.append((f"{at}.auth", f"{auth!r} is not password or xoauth2"))
     elif auth == "password" and password_file is None and "password_file" not in table:
         reader.problems.append((f"{at}.password_file", "is required (or auth = 'xoauth2')"))
-    elif auth == "xoauth2" and ("token_file" in table) == bool(token_command):
+    elif (
+        auth == "xoauth2"
+        and ("oauth" in table) + ("token_file" in table) + bool(token_command) != 1
+    ):
         reader.problems.append(
-            (f"{at}.token_command", "xoauth2 needs exactly one of token_command, token_file")
+            (f"{at}.oauth", "xoauth2 needs exactly one of oauth, token_command, token_file")
         )
+    oauth = None
+    if not any(key == f"{at}.oauth" for key, _ in reader.problems):  # one error per key
+        oauth = check_reference(reader.problems, providers, auth, table.get("oauth"), at)
     account = ImapAccountConfig(
         name=name or "",
         host=host or "",
@@ -661,6 +711,7 @@ def _imap_account(reader: _Reader, table: dict[str, Any], at: str) -> ImapAccoun
         password_file=password_file,
         token_command=token_command,
         token_file=token_file,
+        oauth=oauth,
         idle=_imap_bool(reader, table, f"{at}.idle", True),
         poll_interval=reader.integer(table, f"{at}.poll_interval", 60),
         batch_size=reader.integer(table, f"{at}.batch_size", 100),
@@ -671,7 +722,9 @@ def _imap_account(reader: _Reader, table: dict[str, Any], at: str) -> ImapAccoun
     return account if len(reader.problems) == before else None
 
 
-def parse_imap_accounts(reader: _Reader, raw: Any) -> tuple[ImapAccountConfig, ...]:
+def parse_imap_accounts(
+    reader: _Reader, raw: Any, providers: tuple[OAuthConfig, ...] = ()
+) -> tuple[ImapAccountConfig, ...]:
     """The `[[imap]]` array of tables; problems are named `imap[N].key`."""
     if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
         reader.problems.append(("imap", "must be an array of tables ([[imap]])"))
@@ -680,7 +733,7 @@ def parse_imap_accounts(reader: _Reader, raw: Any) -> tuple[ImapAccountConfig, .
     names: set[str] = set()
     mailboxes: set[tuple[str, int, str, str]] = set()
     for index, table in enumerate(raw):
-        account = _imap_account(reader, table, f"imap[{index}]")
+        account = _imap_account(reader, table, f"imap[{index}]", providers)
         if account is None:
             continue
         if account.name in names:

@@ -23,11 +23,13 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import OperationalError
 
+from ingest.imap_status import AccountStatus
+from ingest.oauth_tokens import OAuthBroker
 from ingest.smtp_listener import IntakeHandler, make_smtp
 from ingest.worker import ScanWait
 from outbound.sender import Sender
 from outbound.templating import Templates
-from outbound.transports import make_transport
+from outbound.transports import RELAY_ACCOUNT, Transport, make_transport
 from ticketd import logs, reload
 from ticketd.config import ConfigError, SmtpInConfig, load_listener_config
 from ticketd.imap_service import ImapService
@@ -58,7 +60,11 @@ class Daemon:
         self.notifier = Notifier()
         self.heartbeats: dict[str, float] = {}
         self.metrics = Metrics(state.db, state.clock, lambda: self.state.config)
-        self.imap = ImapService(state, on_journaled=self.work_ready.set, metrics=self.metrics)
+        # One token per mailbox for the IMAP and the SMTP side ([oauth.NAME]).
+        self.oauth = OAuthBroker(state.config.oauth, state.clock)
+        self.imap = ImapService(
+            state, on_journaled=self.work_ready.set, metrics=self.metrics, broker=self.oauth
+        )
         # What STARTTLS offers; None: no STARTTLS. A failure here stops the start.
         self.smtp_tls: ssl.SSLContext | None = self.load_tls(state.config.smtp_in)
 
@@ -220,8 +226,19 @@ class Daemon:
                 self.metrics.message_processed(result)
                 self.mail_ready.set()
 
+    def transport(self) -> Transport:
+        out = self.state.config.smtp_out
+        if out.auth != "xoauth2" or out.oauth is None or out.username is None:
+            return make_transport(out)
+        tokens = self.oauth.tokens(out.oauth, out.username)
+        mailbox = f"{out.username} via {out.relay}"
+        status = AccountStatus(
+            self.state.db, self.state.clock, RELAY_ACCOUNT, mailbox, self.oauth.secrets
+        )
+        return make_transport(out, tokens, status)
+
     async def sender_loop(self) -> None:
-        sender = Sender(self.state.db, make_transport(self.state.config.smtp_out), self.state.clock)
+        sender = Sender(self.state.db, self.transport(), self.state.clock)
         await asyncio.to_thread(sender.release_orphans)
         loop = asyncio.get_running_loop()
         next_release = loop.time() + ORPHAN_CHECK_SECONDS

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 
 from ingest.imap_accounts import AccountRunner
+from ingest.oauth_tokens import OAuthBroker
 from ticketd.config import ImapAccountConfig
 from ticketd.metrics import Metrics
 from ticketd.state import State
@@ -22,9 +23,14 @@ from ticketd.state import State
 
 class ImapService:
     def __init__(
-        self, state: State, on_journaled: Callable[[], None], metrics: Metrics | None = None
+        self,
+        state: State,
+        on_journaled: Callable[[], None],
+        metrics: Metrics | None = None,
+        broker: OAuthBroker | None = None,
     ) -> None:
         self.state = state
+        self.broker = broker
         self.metrics = metrics
         self.on_journaled = on_journaled  # called on the event loop's thread
         self.stop = threading.Event()
@@ -48,6 +54,7 @@ class ImapService:
             stop=self.stop,
             metrics=self.metrics,
             max_message_size=self.state.config.smtp_in.max_message_size,
+            broker=self.broker,
         )
         self.runners[account.name] = runner
 

@@ -10,10 +10,11 @@ the entry's level, and no timestamp, because journald records its own.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TextIO
 
 from ticketd.config import Config
@@ -37,14 +38,21 @@ class Redactor(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self.secrets: set[str] = set()
+        # Values that change (OAuth2 access tokens): asked for at every line, so an hourly
+        # token is masked while it is in use without the set growing for ever.
+        self.sources: list[Callable[[], Iterable[str]]] = []
 
     def mask(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, MASK)
+        for source in self.sources:
+            for secret in source():
+                if len(secret) >= 4:
+                    text = text.replace(secret, MASK)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.secrets:
+        if self.secrets or self.sources:
             record.msg, record.args = self.mask(record.getMessage()), None
         return True
 
@@ -104,6 +112,11 @@ def protect(value: str | None) -> None:
         _redactor.secrets.add(value)
 
 
+def protect_source(source: Callable[[], Iterable[str]]) -> None:
+    """Never show the values `source` returns at the time of a log line (tokens that change)."""
+    _redactor.sources.append(source)
+
+
 def redact(text: str) -> str:
     """This text with every protected value masked (for text stored outside the log)."""
     return _redactor.mask(text)
@@ -117,7 +130,15 @@ def protect_config(config: Config) -> None:
         # An unreadable file is the transport's to report; there is nothing to mask then.
         with contextlib.suppress(OSError):
             protect(password_file.read_text(encoding="utf-8").strip())
-    for account in config.imap:  # IMAP passwords too; tokens change, see ingest/imap_oauth
+    for account in config.imap:  # IMAP passwords too; tokens change, see ingest/oauth_tokens
         if account.password_file is not None:
             with contextlib.suppress(OSError):
                 protect(account.password_file.read_text(encoding="utf-8").strip())
+    for provider in config.oauth:  # the apps' secrets and the users' refresh tokens
+        if provider.client_secret_file is not None:
+            with contextlib.suppress(OSError):
+                protect(provider.client_secret_file.read_text(encoding="utf-8").strip())
+        with contextlib.suppress(OSError, ValueError):
+            stored = json.loads(provider.refresh_token_file.read_text(encoding="utf-8"))
+            if isinstance(stored, dict):
+                protect(str(stored.get("refresh_token", "")))
