@@ -29,6 +29,9 @@ from ticketd.logs import MASK, redact
 
 log = logging.getLogger("ticketd.imap")
 HEARTBEAT = timedelta(seconds=60)
+# The relay's XOAUTH2 login is recorded the same way, under this name (no IMAP account's name
+# can be mistaken for it: the brackets say it is a section).
+RELAY_ACCOUNT = "[smtp_out]"
 MAX_ERROR = 2000  # characters kept of an error text
 
 

@@ -138,11 +138,32 @@ def refusal(provider: OAuthConfig, answer: dict[str, Any]) -> OAuthError:
     return OAuthError(provider, _STAGES.get(error, "endpoint"), detail)
 
 
+class ProviderSession(requests.Session):
+    """HTTP to one token endpoint: its `ca_file` and `timeout` on every request, for msal and
+    google-auth too. requests lets $REQUESTS_CA_BUNDLE win over `Session.verify`, so a
+    private CA is set where the environment is merged, after it."""
+
+    def __init__(self, provider: OAuthConfig) -> None:
+        super().__init__()
+        self.ca_file = provider.ca_file
+        self.timeout = provider.timeout
+
+    def merge_environment_settings(
+        self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+    ) -> Any:
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if self.ca_file is not None:
+            settings["verify"] = str(self.ca_file)
+        return settings
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().send(request, **kwargs)
+
+
 def _session(provider: OAuthConfig) -> requests.Session:
-    session = requests.Session()
-    if provider.ca_file is not None:
-        session.verify = str(provider.ca_file)
-    return session
+    return ProviderSession(provider)
 
 
 class GenericClient:
@@ -171,7 +192,7 @@ class GenericClient:
     def post(self, url: str, form: dict[str, str]) -> dict[str, Any]:
         """The endpoint's JSON answer; a 4xx with an OAuth2 error comes back as it is."""
         try:
-            response = self.http.post(url, data=form, timeout=self.provider.timeout)
+            response = self.http.post(url, data=form)
         except requests.RequestException as error:
             raise OAuthError(self.provider, "endpoint", type(error).__name__) from None
         try:
@@ -219,11 +240,10 @@ class MicrosoftClient:
         provider = self.provider
         options: dict[str, Any] = {
             "authority": provider.authority_url,
-            "timeout": provider.timeout,
+            "http_client": _session(provider),
             # Instance discovery asks login.microsoftonline.com about the host: the sovereign
             # clouds and a test endpoint are the admin's word, not Microsoft's list.
             "instance_discovery": False,
-            "verify": str(provider.ca_file) if provider.ca_file else True,
             "token_cache": msal.TokenCache(),
         }
         credential: Any = read_secret(provider, provider.client_secret_file)

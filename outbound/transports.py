@@ -22,12 +22,11 @@ from typing import Protocol
 import aiosmtplib
 
 from ingest.imap_oauth import TokenError, TokenSource
-from ingest.imap_status import AccountStatus
+from ingest.imap_status import RELAY_ACCOUNT, AccountStatus
 from ticketd.config import SmtpOutConfig
 
 log = logging.getLogger("ticketd.sender")
-# The name under which the relay's login state is kept beside the IMAP accounts' (health).
-RELAY_ACCOUNT = "[smtp_out]"
+__all__ = ["RELAY_ACCOUNT"]  # where the daemon records the relay's login state
 
 
 class TemporaryFailure(Exception):

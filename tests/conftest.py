@@ -11,7 +11,13 @@ from ticketd.clock import FixedClock
 from ticketd.config import load_config
 from ticketd.state import State, open_state
 
-pytest_plugins = ["tests.daemon", "tests.pg", "tests.dovecot", "tests.clamd"]
+pytest_plugins = [
+    "tests.daemon",
+    "tests.pg",
+    "tests.dovecot",
+    "tests.clamd",
+    "tests.oauth_server",
+]
 
 
 @pytest.fixture

@@ -309,7 +309,8 @@ def cmd_health(args: argparse.Namespace) -> int:
     )
     db = Database(config.storage.database)
     try:
-        report = check(db, SystemClock(), limits, config.imap)
+        relay_login = config.smtp_out.relay is not None and config.smtp_out.auth == "xoauth2"
+        report = check(db, SystemClock(), limits, config.imap, relay_login)
         code = EX_OK if report.healthy else 1
     except Exception as error:  # unreachable or unmigrated database: that needs a person too
         report, code = database_problem(error), 2

@@ -145,7 +145,11 @@ def _credentials(problems: Problems, config: OAuthConfig, table: dict[str, Any])
     secret, certificate = config.client_secret_file, config.certificate_file
     if grant == "client_credentials" and secret is None and certificate is None:
         problems.append((f"{at}.client_secret_file", "is required (or certificate_file)"))
-    if secret is not None and certificate is not None:
+    if kind == "microsoft" and grant == "refresh_token" and secret is not None:
+        problems.append(
+            (f"{at}.client_secret_file", "not used: Microsoft's device sign-in is a public client")
+        )
+    elif secret is not None and certificate is not None:
         problems.append((f"{at}.certificate_file", "set client_secret_file or this, not both"))
     if certificate is not None and kind != "microsoft":
         problems.append((f"{at}.certificate_file", "only for kind = 'microsoft'"))

@@ -23,13 +23,13 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import OperationalError
 
-from ingest.imap_status import AccountStatus
+from ingest.imap_status import RELAY_ACCOUNT, AccountStatus
 from ingest.oauth_tokens import OAuthBroker
 from ingest.smtp_listener import IntakeHandler, make_smtp
 from ingest.worker import ScanWait
 from outbound.sender import Sender
 from outbound.templating import Templates
-from outbound.transports import RELAY_ACCOUNT, Transport, make_transport
+from outbound.transports import Transport, make_transport
 from ticketd import logs, reload
 from ticketd.config import ConfigError, SmtpInConfig, load_listener_config
 from ticketd.imap_service import ImapService

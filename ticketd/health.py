@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from ingest.imap_oauth import REFRESH_MARGIN, TokenError, parse_token
+from ingest.imap_status import RELAY_ACCOUNT
 from ingest.virus_scan import WAITING_FOR_SCANNER
 from storage.db import Database
 from storage.models import (
@@ -55,7 +56,7 @@ class Thresholds:
 @dataclass(frozen=True)
 class Problem:
     # stuck_journal, quarantine, outbox_stuck, failed_deliveries, imap_token, imap_account,
-    # virus_scanner, database
+    # relay_login, virus_scanner, database
     check: str
     reason: str
 
@@ -86,7 +87,9 @@ def check(
     clock: Clock,
     limits: Thresholds | None = None,
     accounts: Sequence[ImapAccountConfig] = (),
+    relay_login: bool = False,
 ) -> Report:
+    """`relay_login`: the relay takes XOAUTH2, whose login state the sender records."""
     limits = limits or Thresholds()
     now = clock.now()
     with db.read() as session:
@@ -105,7 +108,7 @@ def check(
             .order_by(JournalEntry.id)
             .limit(1)
         )
-        names = [account.name for account in accounts]
+        names = [account.name for account in accounts] + ([RELAY_ACCOUNT] if relay_login else [])
         statuses = (
             list(
                 session.scalars(
@@ -187,7 +190,8 @@ def check(
         "outbox_queued": int(queued),
         "outbox_oldest_queued_minutes": outbox_age,
         "outbox_failed_recently": int(failed or 0),
-        "imap_accounts_failing": list(failing),
+        "imap_accounts_failing": [name for name in failing if name != RELAY_ACCOUNT],
+        "relay_login_failing": RELAY_ACCOUNT in failing,
     }
     return Report(tuple(problems), facts)
 
@@ -208,9 +212,11 @@ def failing_accounts(
         if age is None or age <= limit_minutes:
             continue
         last_ok = row.last_ok_at.isoformat() if row.last_ok_at else "never"
+        relay = name == RELAY_ACCOUNT
         problems[name] = Problem(
-            "imap_account",
-            f"imap {name}: failing for {age:.0f} min (limit {limit_minutes}) on "
+            "relay_login" if relay else "imap_account",
+            f"{f'smtp_out {row.mailbox}' if relay else f'imap {name}'}: failing for {age:.0f} "
+            f"min (limit {limit_minutes}) on "
             f"{row.daemon_host}, last success {last_ok}: {redact(row.last_error or '?')}",
         )
     return problems
