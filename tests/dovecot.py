@@ -54,7 +54,7 @@ first_valid_uid = 1
 default_internal_user = {internal}
 default_login_user = {login}
 mail_location = maildir:{dir}/mail/%u
-passdb {{
+{oauth2}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {dir}/users
 }}
@@ -79,6 +79,25 @@ service imap-login {{
     ssl = yes
   }}
 }}
+"""
+
+
+# Dovecot's own OAuth2 check (the oauth2 passdb): it asks the test's token server whether an
+# XOAUTH2 token is active and whose it is (RFC 7662 introspection), as a real provider would.
+OAUTH2_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {dir}/oauth2.conf.ext
+}}
+"""
+OAUTH2_CONFIG = """\
+introspection_mode = post
+introspection_url = {url}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
 """
 
 
@@ -212,7 +231,8 @@ def _users() -> tuple[str, str, int, int]:
     return me.pw_name, me.pw_name, me.pw_uid, me.pw_gid
 
 
-def start_dovecot() -> Dovecot:
+def start_dovecot(introspection_url: str | None = None) -> Dovecot:
+    """`introspection_url`: XOAUTH2 tokens are checked there (the oauth2 passdb) first."""
     if not os.access(DOVECOT, os.X_OK) or shutil.which("doveadm") is None:
         message = (
             "dovecot is not installed: run ./scripts/test as root, or apt-get install dovecot-imapd"
@@ -227,9 +247,12 @@ def start_dovecot() -> Dovecot:
     os.chown(folder / "mail", uid, gid)
     make_certificate(folder)
     server = Dovecot(folder, free_port(), free_port(), uid, gid)
+    if introspection_url is not None:
+        (folder / "oauth2.conf.ext").write_text(OAUTH2_CONFIG.format(url=introspection_url))
     server.config.write_text(
         CONFIG.format(
             dir=folder,
+            oauth2=OAUTH2_PASSDB.format(dir=folder) if introspection_url else "",
             internal=internal,
             login=login,
             mail_user=uid,

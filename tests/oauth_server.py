@@ -18,6 +18,7 @@ import base64
 import http.server
 import json
 import secrets
+import shutil
 import ssl
 import threading
 import time
@@ -32,6 +33,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from tests.daemon import RelayHandler, make_certificate
+from tests.dovecot import Dovecot, start_dovecot
 from tests.helpers import free_port
 
 CLIENT_ID, CLIENT_SECRET = "ticketd-app", "app-secret-for-tests"
@@ -60,11 +62,16 @@ class TokenServer:
     forms: list[dict[str, str]] = field(default_factory=list)
     revoked: set[str] = field(default_factory=set)
     pending_polls: int = 1  # device flow: "authorization_pending" this many times first
+    mailbox: str = "destek@example.com"  # whose tokens introspection says they are
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def token_url(self) -> str:
         return f"{self.base}/token"
+
+    @property
+    def introspection_url(self) -> str:
+        return f"{self.base}/introspect"
 
     def valid(self, token: str, subject: str | None = None) -> bool:
         now = time.time()
@@ -183,7 +190,7 @@ def _handler(server: TokenServer) -> type[http.server.BaseHTTPRequestHandler]:
             active = bool(found) and found[0].expires > now and token not in server.revoked
             body: dict[str, Any] = {"active": active}
             if active:
-                body["username"] = found[0].subject or "destek"
+                body["username"] = found[0].subject or server.mailbox
             self.reply(200, body)
 
         def log_message(self, *args: Any) -> None:
@@ -304,3 +311,16 @@ def xoauth2_relay(token_server: TokenServer, tmp_path: Path) -> Iterator[XOAuth2
         yield XOAuth2Relay(port, handler, cert)
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def oauth_dovecot(token_server: TokenServer) -> Iterator[Dovecot]:
+    """Dovecot that takes XOAUTH2 tokens the token server says are active (introspection)."""
+    server = start_dovecot(token_server.introspection_url)
+    # Known to the passwd-file too, for doveadm's user lookup; its password is never used.
+    server.add_user(token_server.mailbox, secrets.token_hex(16))
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.folder, ignore_errors=True)
