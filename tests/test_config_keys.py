@@ -146,7 +146,7 @@ def _readme_tables() -> list[tuple[str, str]]:
         table = ""
         for line in block.splitlines():
             line = line.strip().lstrip("# ").strip()
-            header = re.match(r"^\[\[?([a-z_.]+)\]\]?", line)
+            header = re.match(r"^\[\[?([a-z0-9_.]+)\]\]?", line)
             if header:
                 table = header.group(1)
             elif (pair := re.match(r"^([a-z_]+)\s*=", line)) and table:
