@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from outbound.addresses import agent_reply_address
 from storage.db import Database
 from storage.models import AccessAudit, Erasure, JournalEntry, OutboxMail
 from tests.daemon import Relay
@@ -98,27 +99,46 @@ def test_the_export_holds_everything_in_clear_then_the_record_without_the_purged
     assert actions == ["customer export", "customer export"]
 
 
-def test_an_agent_outside_the_customers_queues_is_refused_and_audited(kyc_state: State) -> None:
-    from tests.test_kyc import JPEG, kyc_mail
+def test_an_agent_outside_the_tickets_queue_is_refused_by_each_content_command(
+    kyc_state: State, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.test_kyc import JPEG, _agent_mail, kyc_mail
 
-    assert deliver(kyc_state, kyc_mail([("kimlik.jpg", "image/jpeg", JPEG)])).state == "done"
+    result = deliver(kyc_state, kyc_mail([("kimlik.jpg", "image/jpeg", JPEG)]))
+    ref = result.detail.split()[1].rstrip(":")
     config = ["--config", str(kyc_state.config.path)]
     customer = "ayse@musteri.com.tr"
     out = kyc_state.config.path.parent / "out"
-    assert (
-        main([*config, "customer", "export", customer, "--to", str(out), "--agent", OTHER_AGENT])
-        == 1
+    show = [*config, "tickets", "show", ref, "--json"]
+    export = [*config, "customer", "export", customer, "--to", str(out)]
+    kyc = [*config, "kyc", "export", ref, "--to", str(out / "kyc")]
+    assert main([*show, "--agent", OTHER_AGENT]) == 1
+    assert main([*export, "--agent", OTHER_AGENT]) == 1 and not out.exists()
+    assert main([*kyc, "--agent", OTHER_AGENT]) == 1
+    assert main([*export, "--agent", "x@y.z"]) == 1
+    assert "not a configured agent" in capsys.readouterr().err
+    assert main([*show, "--agent", KYC_AGENT]) == 0
+    assert main(show) == 0  # the admin, audited too
+    assert main([*export, "--agent", KYC_AGENT]) == 0
+    # Moved to the other queue, the ticket is out of the identity agent's area, documents and all.
+    address = agent_reply_address(kyc_state.config.desk, ref)
+    moved = deliver(
+        kyc_state, _agent_mail(kyc_state, ref, KYC_AGENT, "#kategori payment"), (address,)
     )
-    assert not out.exists()
-    assert (
-        main([*config, "customer", "export", customer, "--to", str(out), "--agent", "x@y.z"]) == 1
-    )
-    assert (
-        main([*config, "customer", "export", customer, "--to", str(out), "--agent", KYC_AGENT]) == 0
-    )
+    assert "#category payment" in moved.detail, moved.detail
+    assert main([*show, "--agent", KYC_AGENT]) == 1
+    assert main([*kyc, "--agent", KYC_AGENT]) == 1 and not (out / "kyc").exists()
     with kyc_state.db.read() as session:
         rows = [(a.actor, a.action) for a in session.scalars(select(AccessAudit))]
-    assert rows == [(OTHER_AGENT, "customer export refused"), (KYC_AGENT, "customer export")]
+    assert rows == [
+        (OTHER_AGENT, "tickets show refused"),
+        (OTHER_AGENT, "customer export refused"),
+        (KYC_AGENT, "tickets show"),
+        ("admin (command line)", "tickets show"),
+        (KYC_AGENT, "customer export"),
+        (KYC_AGENT, "tickets show refused"),
+        (KYC_AGENT, "kyc export refused"),
+    ]
 
 
 MARKED_START = b"\xff\xd8\xff\xfe"  # SOI, then the comment segment with the marker

@@ -226,9 +226,18 @@ def _tickets_list(state: Any, args: argparse.Namespace) -> int:
 
 
 def _tickets_show(state: Any, args: argparse.Namespace) -> int:
+    from ticketd.access import AccessRefused, check_ticket
+
     ticket = views.show_ticket(state.db, args.ref)
     if ticket is None:
         print(f"no ticket {args.ref}", file=sys.stderr)
+        return 1
+    try:  # the acting agent's queues only; every access audited (ticketd/access.py)
+        check_ticket(
+            state.db, state.config, state.clock.now(), ticket["ref"], args.agent, "tickets show"
+        )
+    except AccessRefused as error:
+        print(f"ticketd tickets show: {error}", file=sys.stderr)
         return 1
     if args.json:
         _print_json(ticket)
@@ -400,6 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     t_list.set_defaults(handler=_with_state(_tickets_list))
     t_show = t_commands.add_parser("show")
     t_show.add_argument("ref")
+    t_show.add_argument(
+        "--agent", metavar="EMAIL", help="the agent asking (audited); default: the admin"
+    )
     t_show.add_argument("--json", action="store_true")
     t_show.set_defaults(handler=_with_state(_tickets_show))
     t_merge = t_commands.add_parser("merge", help="merge a ticket into another")

@@ -20,14 +20,15 @@ StateBody = Callable[[Any, argparse.Namespace], int]
 
 
 def _export(state: Any, args: argparse.Namespace) -> int:
-    from ticketd.customer_export import CustomerCommandError, export_customer
+    from ticketd.access import AccessRefused
+    from ticketd.customer_export import export_customer
 
     try:
         export = export_customer(
             state.db, state.config, state.blobs, state.clock.now(), args.address,
             Path(args.to), args.agent,
         )  # fmt: skip
-    except CustomerCommandError as error:
+    except AccessRefused as error:
         print(f"ticketd customer export: {error}", file=sys.stderr)
         return 1
     tickets = len({f["ticket"] for f in export.files if f["ticket"]})

@@ -29,7 +29,6 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from ingest.agent_replies import may_act
 from ingest.parsing import parse_message
 from outbound.survey import satisfaction
 from storage.blobs import BlobStore
@@ -46,13 +45,12 @@ from storage.models import (
     TicketMessage,
     Verification,
 )
+from ticketd.access import AccessRefused, acting_agent, outside_area, refuse
 from ticketd.config import Config
 from ticketd.retention import ticket_journal_ids
 
-ADMIN = "admin (command line)"
 
-
-class CustomerCommandError(Exception):
+class CustomerCommandError(AccessRefused):
     """What the admin asked cannot be done: the target folder, the agent's area."""
 
 
@@ -111,23 +109,6 @@ def customer_tickets(session: Session, customer: str) -> list[Ticket]:
             .order_by(Ticket.id)
         )
     )
-
-
-def acting_agent(config: Config, email: str | None) -> str:
-    if email is None:
-        return ADMIN
-    agent = config.team.agent(email)
-    if agent is None:
-        raise CustomerCommandError(f"{email} is not a configured agent")
-    return agent.email
-
-
-def refused_tickets(config: Config, actor: str, tickets: list[Ticket]) -> list[Ticket]:
-    """The tickets outside the agent's queues (none for the admin)."""
-    agent = config.team.agent(actor)
-    if agent is None:
-        return []
-    return [t for t in tickets if not may_act(agent, t)]
 
 
 def _ticket_record(ticket: Ticket) -> dict[str, Any]:
@@ -340,7 +321,7 @@ def export_customer(
     store = DocumentStore.open(blobs, config.kyc.key_file)
     # Read without the write lock (on SQLite the listener keeps journaling meanwhile).
     with db.read() as session:
-        tickets = refused_tickets(config, actor, customer_tickets(session, customer))
+        tickets = outside_area(config, actor, customer_tickets(session, customer))
         outside = [(t.id, t.ref) for t in tickets]
     if outside:
         refuse(db, actor, customer, outside, now, "customer export")
@@ -377,28 +358,3 @@ def _write_all(export: Export, session: Session, blobs: BlobStore, store: Docume
         "files": list(export.files),
     }
     export.write_json("manifest.json", manifest, "manifest")
-
-
-def refuse(
-    db: Database,
-    actor: str,
-    customer: str,
-    outside: list[tuple[int, str]],
-    now: datetime,
-    what: str,
-) -> None:
-    """Audit the refusal of these (id, ref) tickets, then raise."""
-    with db.transaction() as session:
-        for ticket_id, _ in outside:
-            session.add(
-                AccessAudit(
-                    actor=actor,
-                    action=f"{what} refused",
-                    customer=customer,
-                    ticket_id=ticket_id,
-                    at=now,
-                    detail="outside the agent's queues",
-                )
-            )
-    refs = ", ".join(ref for _, ref in outside)
-    raise CustomerCommandError(f"{actor} is not an agent of the queue of ticket(s) {refs}")

@@ -29,6 +29,7 @@ from storage.models import (
     Ticket,
 )
 from storage.removals import finish, note_removed
+from ticketd.access import AccessRefused, check_ticket
 from ticketd.config import Config
 from ticketd.retention import remove_document_copies
 
@@ -90,6 +91,15 @@ def export_documents(
 ) -> list[Path]:
     """Decrypt the ticket's stored documents into `folder` (owner-only files), audited."""
     agent = _kyc_agent(config, agent_email)
+    with db.read() as session:
+        found = ticket_by_ref_in(session, ref)
+        if found is None:
+            raise DocumentAdminError(f"no ticket {ref}")
+        canonical = found.ref
+    try:  # an identity agent, and the ticket in their queues (ticketd/access.py)
+        check_ticket(db, config, now, canonical, agent, "kyc export")
+    except AccessRefused as error:
+        raise DocumentAdminError(str(error)) from error
     store = DocumentStore.open(blobs, config.kyc.key_file)
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

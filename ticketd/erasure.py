@@ -60,8 +60,9 @@ from storage.models import (
     Verification,
 )
 from storage.removals import finish, note_removed
+from ticketd.access import ADMIN
 from ticketd.config import Config
-from ticketd.customer_export import ADMIN, customer_tickets
+from ticketd.customer_export import customer_tickets
 from ticketd.retention import ticket_journal_ids
 
 ERASED = "[erased]"
