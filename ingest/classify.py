@@ -155,12 +155,28 @@ def suppresses_auto_reply(message: ParsedMessage) -> bool:
     return any(token in suppress for token in ("all", "autoreply", "oof"))
 
 
+def untrusted_sender(message: ParsedMessage) -> tuple[str, str] | None:
+    """(label, reason) when an answer to this sender could land on someone who never wrote:
+    the From domain fails DMARC, or an aligned SPF or DKIM result says it is not its owner's
+    mail (ingest/sender_auth.py). Forged senders are what makes a desk a backscatter source,
+    so such mail gets no automatic answer of any kind; it still lands, marked."""
+    verdict = message.auth
+    if verdict.dmarc_failed:
+        return "dmarc", f"the sender's domain fails DMARC ({verdict.describe()})"
+    if verdict.refuted:
+        return "refuted", f"the sender's domain refutes it ({verdict.describe()})"
+    return None
+
+
 def no_automatic_answer(message: ParsedMessage, acknowledge: bool) -> str | None:
     """Why nothing automatic (acknowledgement, document receipt, virus notice) may answer the
     sender of this message, or None when it may be answered. `acknowledge` is the journal
     row's: historical mail brought in by `ticketd import` is never answered."""
     if not acknowledge:
         return "historical import"
+    untrusted = untrusted_sender(message)
+    if untrusted is not None:
+        return untrusted[1]
     if suppresses_auto_reply(message):
         return "X-Auto-Response-Suppress"
     if is_forwarded_report(message):

@@ -24,6 +24,7 @@ from ingest.classify import (
     answer_address,
     classify,
     no_automatic_answer,
+    untrusted_sender,
 )
 from ingest.context import Context, Ignore
 from ingest.documents_step import step_documents
@@ -233,6 +234,24 @@ def step_acknowledge(
     return "acknowledged" if result == "sent" else f"acknowledgement {result}"
 
 
+def step_mark_untrusted(
+    ctx: Context, entry: JournalEntry, message: ParsedMessage, ticket: Ticket
+) -> None:
+    """A note on the ticket for the agents: this sender could not be trusted, so nothing
+    automatic went back (an agent may still answer, having looked)."""
+    untrusted = untrusted_sender(message)
+    if untrusted is not None:
+        add_note(
+            ctx,
+            ticket,
+            "Sender not proven: no automatic answer",
+            f"{message.sender.email or 'The sender'}: {untrusted[1]}. No acknowledgement or other "
+            "automatic mail was sent; answer only once you trust the sender.",
+            f"note:untrusted:{message.dedupe_key}",
+            entry.id,
+        )
+
+
 def step_route(ctx: Context, ticket: Ticket, message: ParsedMessage) -> None:
     """A new ticket's category (keyword rules) decides its queue."""
     category = _categoriser(ctx).categorise(message.subject, message.text)
@@ -305,6 +324,7 @@ def run_pipeline(
     ticket, new = step_record(ctx, entry, message, threading)
     if new:
         step_route(ctx, ticket, message)
+    step_mark_untrusted(ctx, entry, message, ticket)
     on_ticket_event(ctx, ticket, "opened" if new else "customer")
     partly = step_shape_note(ctx, entry, message, ticket)
     documents = step_documents(ctx, entry, message, ticket, scan)

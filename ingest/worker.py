@@ -21,9 +21,18 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from ingest.classify import untrusted_sender
 from ingest.mime_shape import ShapeLimits
 from ingest.parsing import ParsedMessage
-from ingest.pipeline import Context, Ignore, run_pipeline, step_believe, step_parse, step_verify
+from ingest.pipeline import (
+    Context,
+    Ignore,
+    Outcome,
+    run_pipeline,
+    step_believe,
+    step_parse,
+    step_verify,
+)
 from ingest.virus_scan import WAITING_FOR_SCANNER, ScannerUnavailable
 from ingest.virus_step import ScanReport, scan_attachments
 from outbound.templating import Templates
@@ -75,6 +84,23 @@ class Processed:
     # The identifiers an admin follows one message by, in the log and the metrics.
     message_id: str | None = None
     ticket_ref: str | None = None
+    # Landed on a ticket from a sender we do not answer (classify.untrusted_sender's label).
+    untrusted: str | None = None
+
+
+def _processed(journal_id: int, outcome: Outcome, message: ParsedMessage) -> Processed:
+    detail = f"ticket {outcome.ticket_ref}: {outcome.note}" if outcome.ticket_ref else outcome.note
+    if message.auth.results:  # what we believe of the sender, for admins
+        detail += f"; sender: {message.auth.describe()}"
+    untrusted = untrusted_sender(message) if outcome.ticket_ref else None
+    return Processed(
+        journal_id,
+        JOURNAL_QUARANTINED if outcome.quarantine else JOURNAL_DONE,
+        detail,
+        message.message_id,
+        outcome.ticket_ref or None,
+        untrusted[0] if untrusted else None,
+    )
 
 
 class Worker:
@@ -179,20 +205,7 @@ class Worker:
                 with session.begin_nested():
                     ctx = Context(session, self.config, self.clock, self.templates, self.documents)
                     outcome = run_pipeline(ctx, entry, prepared.message, prepared.scan)
-                detail = (
-                    f"ticket {outcome.ticket_ref}: {outcome.note}"
-                    if outcome.ticket_ref
-                    else outcome.note
-                )
-                if prepared.message.auth.results:  # what we believe of the sender, for admins
-                    detail += f"; sender: {prepared.message.auth.describe()}"
-                result = Processed(
-                    entry.id,
-                    JOURNAL_QUARANTINED if outcome.quarantine else JOURNAL_DONE,
-                    detail,
-                    message_id,
-                    outcome.ticket_ref or None,
-                )
+                result = _processed(entry.id, outcome, prepared.message)
             except Ignore as ignored:
                 result = Processed(entry.id, JOURNAL_IGNORED, str(ignored), message_id)
             except OperationalError:

@@ -198,6 +198,12 @@ class Metrics:
         self.quarantined = Counter(
             "ticketd_messages_quarantined", "Messages that could not be processed", registry=r
         )
+        self.unanswered = Counter(
+            "ticketd_messages_unanswered",
+            "Messages that landed on a ticket from a sender nothing automatic answers",
+            ["reason"],
+            registry=r,
+        )
         self.deliveries = Counter(
             "ticketd_deliveries", "Delivery attempts by result", ["result"], registry=r
         )
@@ -270,6 +276,8 @@ class Metrics:
             self.ignored.labels(ignore_label(result.detail)).inc()
         elif result.state == JOURNAL_QUARANTINED:
             self.quarantined.inc()
+        if result.untrusted is not None:  # dmarc, refuted, spam
+            self.unanswered.labels(result.untrusted).inc()
 
     def scanner_reachable(self, clamd: str, up: bool) -> None:
         self.scanner_up.labels(clamd).set(1 if up else 0)
