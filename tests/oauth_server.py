@@ -32,7 +32,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
-from tests.daemon import RelayHandler, make_certificate
+from tests.daemon import Relay, RelayHandler, make_certificate
 from tests.dovecot import Dovecot, start_dovecot
 from tests.helpers import free_port
 
@@ -274,8 +274,7 @@ class XOAuth2Handler(RelayHandler):
 
 
 @dataclass
-class XOAuth2Relay:
-    port: int
+class XOAuth2Relay(Relay):
     handler: XOAuth2Handler
     ca_file: Path
 

@@ -30,6 +30,7 @@ from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, TokenServer, XOAuth2Rel
 from ticketd.clock import FixedClock
 from ticketd.config import Config, ConfigError
 from ticketd.health import Thresholds, check
+from ticketd.logs import redact
 from ticketd.state import State, open_state
 from ticketd.views import list_outbox
 
@@ -89,6 +90,8 @@ def test_one_token_for_both_sides_kept_until_shortly_before_it_expires(
     second = smtp_side.token()
     assert second.value != first.value and len(token_server.grants) == 2
     assert second.value in broker.secrets() and first.value in broker.secrets()
+    # Whatever logs a line with them, the log filter masks both (ticketd/logs.py).
+    assert redact(f"Bearer {second.value} / {first.value}") == "Bearer *** / ***"
 
 
 def test_a_refused_token_is_renewed_once_and_the_mail_leaves(

@@ -316,17 +316,18 @@ def cmd_health(args: argparse.Namespace) -> int:
     limits = Thresholds(
         args.journal_minutes, args.outbox_minutes, args.failed_hours, args.imap_minutes
     )
+    # The relay's XOAUTH2 login is recorded and probed like an IMAP account's.
+    relay = config.smtp_out.relay is not None and config.smtp_out.auth == "xoauth2"
     db = Database(config.storage.database)
     try:
-        relay_login = config.smtp_out.relay is not None and config.smtp_out.auth == "xoauth2"
-        report = check(db, SystemClock(), limits, config.imap, relay_login)
+        report = check(db, SystemClock(), limits, config.imap, relay)
         code = EX_OK if report.healthy else 1
     except Exception as error:  # unreachable or unmigrated database: that needs a person too
         report, code = database_problem(error), 2
     finally:
         db.dispose()
-    if args.connect and config.imap:
-        report = with_account_probes(report, config.imap, SystemClock())
+    if args.connect and (config.imap or relay):
+        report = with_account_probes(report, config, SystemClock(), relay)
         code = code or (0 if report.healthy else 1)
     if args.connect and config.kyc.clamd is not None:
         report = with_scanner_probe(report, config.kyc.clamd)
@@ -457,7 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument(
         "--connect",
         action="store_true",
-        help="also log in to each IMAP account and PING clamd: a failure needs a person",
+        help="also log in to each IMAP account (and an XOAUTH2 relay) and PING clamd: "
+        "a failure needs a person",
     )
     health.add_argument("--json", action="store_true")
     health.set_defaults(handler=cmd_health)

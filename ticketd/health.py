@@ -34,7 +34,7 @@ from storage.models import (
     OutboxMail,
 )
 from ticketd.clock import Clock
-from ticketd.config import ImapAccountConfig
+from ticketd.config import Config, ImapAccountConfig
 from ticketd.config_kyc import ClamdAddress
 from ticketd.logs import redact
 
@@ -265,17 +265,25 @@ def _as_utc(value: Any) -> datetime | None:
 
 
 def with_account_probes(
-    report: Report, accounts: Sequence[ImapAccountConfig], clock: Clock
+    report: Report, config: Config, clock: Clock, relay: bool = False
 ) -> Report:
-    """Log in to each account (`health --connect`): the daemon keeps an account's failures in
-    its memory and its metrics, so the probe asks the server itself."""
+    """Log in to each account (`health --connect`), and with `relay` to the relay: the daemon
+    keeps an account's failures in its memory and its metrics, so the probe asks the server
+    itself. One token broker for all, as in the daemon."""
     from ingest.imap_probe import probe
+    from ingest.oauth_tokens import OAuthBroker
+    from ticketd.oauth_commands import relay_probe
 
+    broker = OAuthBroker(config.oauth, clock)
     failures = [
         Problem("imap_account", str(result))
-        for result in (probe(account, clock) for account in accounts)
+        for result in (probe(account, clock, broker) for account in config.imap)
         if not result.ok
     ]
+    if relay:
+        ok, text = relay_probe(config, broker)
+        if not ok:
+            failures.append(Problem("relay_login", text))
     return Report((*report.problems, *failures), report.facts)
 
 
