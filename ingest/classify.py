@@ -185,5 +185,8 @@ def no_automatic_answer(message: ParsedMessage, acknowledge: bool) -> str | None
 
 
 def answer_address(message: ParsedMessage) -> str:
-    """Where an answer to this message goes: its Reply-To, else its sender."""
-    return (message.reply_to[0] if message.reply_to else message.sender).email
+    """Where an automatic answer to this message goes: the sender its From names (RFC 3834
+    section 4), the ticket's customer, never a Reply-To. Reply-To is the sender's wish, and a
+    forged From with someone else's Reply-To would have the desk mail a stranger (or a target)
+    the acknowledgement of a ticket in the name of the desk."""
+    return message.sender.email

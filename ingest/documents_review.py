@@ -11,7 +11,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from ingest.context import Context
-from ingest.verification import decided, request_documents
+from ingest.history import add_note
+from ingest.verification import binds_verification, decided, request_documents
 from outbound.automatic import AutomaticMail, queue_automatic
 from storage.models import (
     DOC_APPROVED,
@@ -72,10 +73,22 @@ def decide(ctx: Context, ticket: Ticket, agent: AgentConfig, argument: str) -> s
                 detail=f"{decision}: {reason}" if reason else decision,
             )
         )
-    decided(ctx, ticket, agent.email, approved, reason)
+    bound = binds_verification(ctx, ticket)
+    if bound:
+        decided(ctx, ticket, agent.email, approved, reason)
+    else:
+        add_note(
+            ctx,
+            ticket,
+            "Verification unchanged",
+            f"The documents were {decision}d, but the verification of {ticket.customer} is "
+            "unchanged: they did not come in a mail proven to be from that address.",
+            f"note:kyc-unbound:{ticket.id}:{now.isoformat()}",
+        )
     template = "kyc_approved" if approved else "kyc_rejected"
     mail = AutomaticMail(
         template, template, ticket.customer, None, {"reason": reason}, actor=agent.email
     )
     sent = queue_automatic(ctx, ticket, mail)
-    return f"{len(documents)} document(s) {decision}d, customer mail {sent}"
+    unbound = "" if bound else f"; the verification of {ticket.customer} is unchanged (unproven)"
+    return f"{len(documents)} document(s) {decision}d{unbound}, customer mail {sent}"

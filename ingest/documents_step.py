@@ -28,6 +28,7 @@ from ingest.parsing import DOCUMENT_ROLES, AttachmentInfo, ParsedMessage
 from ingest.verification import documents_received
 from ingest.virus_step import ScanReport
 from outbound.automatic import AutomaticMail, queue_automatic
+from outbound.quoting import quoted_filename
 from storage.models import DOC_RECEIVED, Document, JournalEntry, Ticket, TicketMessage
 
 # filetype's MIME types for the document types ticketd knows (ticketd/config_kyc.py).
@@ -130,12 +131,33 @@ def _mail(
     recipient = answer_address(message)
     template = "kyc_refused" if refused else "kyc_received"
     context = {
-        "stored": stored,
-        "refused": [{"filename": r.filename, "code": r.code} for r in refused],
+        "stored": [quoted_filename(name) for name in stored],
+        "refused": [{"filename": quoted_filename(r.filename), "code": r.code} for r in refused],
         "max_size": readable_size(ctx.config.kyc.max_file_size),
     }
     return queue_automatic(
         ctx, ticket, AutomaticMail(template, template, recipient, message, context)
+    )
+
+
+def _bind(
+    ctx: Context, entry: JournalEntry, message: ParsedMessage, ticket: Ticket, proven: bool
+) -> None:
+    """The customer's verification follows proven documents only; others stay on the ticket."""
+    if proven:
+        documents_received(ctx, ticket)
+        return
+    add_note(
+        ctx,
+        ticket,
+        "Identity documents from an unproven sender",
+        f"These documents came in a mail whose From ({message.sender.email}) is not proven: "
+        "it did not answer a mail of ours sent to that address. They are kept on this ticket "
+        f"and do not change the verification of {ticket.customer}; a decision on them does "
+        "not either. To verify the customer, ask with `#kyc request`: documents sent in "
+        "answer to that mail are proven.",
+        f"note:kyc-unproven:{message.dedupe_key}",
+        entry.id,
     )
 
 
@@ -160,8 +182,11 @@ def step_documents(
     message: ParsedMessage,
     ticket: Ticket,
     scan: ScanReport | None = None,
+    proven: bool = False,
 ) -> Intake | None:
-    """None when the message brings no documents to a kyc ticket."""
+    """None when the message brings no documents to a kyc ticket. `proven`: the sender is
+    proven to be the ticket's customer (ingest/sender_proof.py); only then do the documents
+    reach the customer's verification."""
     candidates = _document_candidates(message)
     if ticket.category != "kyc" or not candidates:
         return None
@@ -172,7 +197,6 @@ def step_documents(
         raise RuntimeError("identity documents arrived but no document store is configured")
     store = ctx.documents()
     record = _record_of(ctx, message)
-    now = ctx.clock.now()
     stored: list[str] = []
     refused: list[Refusal] = []
     for attachment in candidates:
@@ -193,12 +217,12 @@ def step_documents(
                 sha256=digest,
                 blob_key=blob_key,
                 state=DOC_RECEIVED,
-                received_at=now,
+                received_at=ctx.clock.now(),
             )
         )
         stored.append(name)
     if stored:
-        documents_received(ctx, ticket)
+        _bind(ctx, entry, message, ticket, proven)
     if refused:
         add_note(
             ctx,

@@ -34,6 +34,7 @@ from ingest.mime_shape import DEFAULT_LIMITS, ShapeLimits
 from ingest.parsing import ParsedMessage, parse_message
 from ingest.refs import new_reference
 from ingest.sender_auth import AUTHENTICATION_RESULTS, AuthResult, believed
+from ingest.sender_proof import sender_proven, verified_by_authentication
 from ingest.shape_step import step_shape_note
 from ingest.thread_finder import Threading, find_thread
 from ingest.verify import envelope_of, header_value, verify
@@ -222,15 +223,15 @@ def step_acknowledge(
     silence = no_automatic_answer(message, entry.acknowledge)
     if silence is not None:
         return f"{silence}: not acknowledged"
-    recipient = answer_address(message)
+    proven = sender_proven(ctx, entry, message, threading)
     if threading.repeated_request:
         if _already_pointed_to(ctx, ticket):
             return "repeated request: already told about the existing ticket"
-        result = queue_automatic(
-            ctx, ticket, AutomaticMail("duplicate", "duplicate", recipient, message)
-        )
-        return f"repeated request: pointer {result}"
-    result = queue_automatic(ctx, ticket, AutomaticMail("ack", "ack", recipient, message))
+        # It names an existing ticket: only to that ticket's own customer address.
+        pointer = AutomaticMail("duplicate", "duplicate", ticket.customer, message, proven=proven)
+        return f"repeated request: pointer {queue_automatic(ctx, ticket, pointer)}"
+    ack = AutomaticMail("ack", "ack", answer_address(message), message, proven=proven)
+    result = queue_automatic(ctx, ticket, ack)
     return "acknowledged" if result == "sent" else f"acknowledgement {result}"
 
 
@@ -316,7 +317,8 @@ def run_pipeline(
     agent_mail = handle_agent_mail(ctx, entry, message, agent_ref) if agent_ref else None
     if agent_mail is not None:
         return Outcome(agent_mail.ticket.ref, False, False, agent_mail.note, agent_mail.security)
-    threading = find_thread(ctx, message, entry.envelope_to)
+    verified = verified_by_authentication(ctx, entry, message)
+    threading = find_thread(ctx, message, entry.envelope_to, verified)
     answer = survey_answer(ctx, message, threading.ticket)
     if answer is not None:  # a score for a closed ticket: recorded, the ticket stays closed
         note = record_survey_answer(ctx, entry, message, answer)
@@ -327,7 +329,8 @@ def run_pipeline(
     step_mark_untrusted(ctx, entry, message, ticket)
     on_ticket_event(ctx, ticket, "opened" if new else "customer")
     partly = step_shape_note(ctx, entry, message, ticket)
-    documents = step_documents(ctx, entry, message, ticket, scan)
+    proven = sender_proven(ctx, entry, message, threading)
+    documents = step_documents(ctx, entry, message, ticket, scan, proven)
     if documents is not None and documents.mailed and new:
         # The receipt names the reference like an acknowledgement does; a second automatic
         # mail a moment later would only meet the per-recipient rate limit.

@@ -1,13 +1,17 @@
 """Which ticket a message continues, with proof; strangers cannot write into a ticket.
 
 In order of strength:
-1. it answers one of our mails: In-Reply-To/References names a Message-ID we signed, sent or
-   received for the ticket;
+1. it answers one of our mails: In-Reply-To/References names a Message-ID we signed or sent;
 2. it was sent to the ticket's signed reply address (`destek+<ref>.<sig>@...`);
-3. its subject carries the reference and the sender is a participant of the ticket;
-4. it repeats a request the same customer made lately, nearly word for word.
+3. it names a Message-ID the ticket received, and the sender is a participant of the ticket
+   (the Message-IDs of received mail are no secret: anyone in a Cc, any list archive has them);
+4. its subject carries the reference and the sender is a participant of the ticket;
+5. it repeats a request the same customer made lately, nearly word for word, and the sender is
+   proven to be that customer (ingest/sender_proof.py): a forged From with the same words opens
+   its own ticket, and nothing about hers.
 A reference in the subject from anyone else opens a new ticket that remembers the claim.
-A merged ticket's reference leads to the ticket that absorbed it.
+A merged ticket's reference leads to the ticket that absorbed it. Only 1 and 2 prove that the
+sender reads the ticket's mail (`Threading.proof`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ class Threading:
     claimed_ref: str | None  # a reference in the subject we did not honour
     how: str
     repeated_request: bool = False
+    # The sender answered a mail only the ticket's recipients got: our signed Message-ID or
+    # the signed reply address.
+    proof: bool = False
 
 
 def survivor(ctx: Context, ticket: Ticket) -> Ticket:
@@ -62,24 +69,28 @@ def is_participant(ticket: Ticket, email: str) -> bool:
     return any(p.email == email for p in ticket.participants)
 
 
-def _by_message_ids(ctx: Context, ids: Sequence[str]) -> Threading | None:
+def _by_message_ids(ctx: Context, ids: Sequence[str], sender: str) -> Threading | None:
     for message_id in ids:
         ref = verify_message_id(ctx.config.desk.secret, message_id)
         ticket = ticket_by_ref(ctx, ref) if ref is not None else None
         if ticket is not None:
-            return Threading(ticket, None, f"answers our mail <{message_id}>")
+            return Threading(ticket, None, f"answers our mail <{message_id}>", proof=True)
     if not ids:
         return None
-    known = ctx.session.scalar(
-        select(TicketMessage.ticket_id).where(TicketMessage.message_id.in_(ids)).limit(1)
+    ours = ctx.session.scalar(
+        select(OutboxMail.ticket_id).where(OutboxMail.message_id.in_(ids)).limit(1)
     )
-    if known is None:
-        known = ctx.session.scalar(
-            select(OutboxMail.ticket_id).where(OutboxMail.message_id.in_(ids)).limit(1)
-        )
-    ticket = ctx.session.get(Ticket, known) if known is not None else None
-    if ticket is not None:
-        return Threading(survivor(ctx, ticket), None, "answers a message of the ticket")
+    ticket = ctx.session.get(Ticket, ours) if ours is not None else None
+    if ticket is not None:  # ours under a secret since rotated: still only its recipients had it
+        return Threading(survivor(ctx, ticket), None, "answers a mail of ours", proof=True)
+    received = ctx.session.scalars(
+        select(TicketMessage.ticket_id).where(TicketMessage.message_id.in_(ids)).limit(20)
+    )
+    for ticket_id in dict.fromkeys(received):
+        found = ctx.session.get(Ticket, ticket_id)
+        ticket = survivor(ctx, found) if found is not None else None
+        if ticket is not None and is_participant(ticket, sender):
+            return Threading(ticket, None, "answers a message of the ticket, from a participant")
     return None
 
 
@@ -88,7 +99,7 @@ def _by_reply_address(ctx: Context, recipients: Sequence[str]) -> Threading | No
         ref = ref_from_address(ctx.config.desk, address)
         ticket = ticket_by_ref(ctx, ref) if ref is not None else None
         if ticket is not None:
-            return Threading(ticket, None, f"sent to the reply address of {ticket.ref}")
+            return Threading(ticket, None, f"sent to the reply address of {ticket.ref}", proof=True)
     return None
 
 
@@ -138,13 +149,17 @@ def _by_repeated_request(ctx: Context, message: ParsedMessage) -> Threading | No
     return None
 
 
-def find_thread(ctx: Context, message: ParsedMessage, envelope_to: Sequence[str]) -> Threading:
+def find_thread(
+    ctx: Context, message: ParsedMessage, envelope_to: Sequence[str], verified: bool = False
+) -> Threading:
+    """`verified`: an aligned DKIM/SPF pass proves the From (ingest/sender_proof.py); only
+    then may a repeated request join the customer's open ticket."""
     recipients = [*envelope_to, *(a.email for a in (*message.to, *message.cc))]
     ids = (*message.in_reply_to, *reversed(message.references))
     return (
-        _by_message_ids(ctx, ids)
+        _by_message_ids(ctx, ids, message.sender.email)
         or _by_reply_address(ctx, recipients)
         or _by_subject(ctx, message)
-        or _by_repeated_request(ctx, message)
+        or (_by_repeated_request(ctx, message) if verified else None)
         or Threading(None, None, "new conversation")
     )

@@ -92,9 +92,12 @@ def request_context(kyc: KycConfig) -> dict[str, object]:
 
 
 def documents_received(ctx: Context, ticket: Ticket) -> None:
-    """Documents were stored for the ticket's customer: they wait for a decision."""
+    """Documents proven to come from the ticket's customer were stored: they wait for a
+    decision. An approval stands: mail never lowers it (the documents wait on the ticket)."""
     now = ctx.clock.now()
     row = locked_verification(ctx.session, ticket.customer, now)
+    if row.state == VERIFY_APPROVED:
+        return
     row.state = VERIFY_RECEIVED
     row.reason = None
     row.ticket_id = ticket.id
@@ -104,6 +107,17 @@ def documents_received(ctx: Context, ticket: Ticket) -> None:
     row.expired_at = None
     row.expired_from = None
     row.updated_at = now
+
+
+def binds_verification(ctx: Context, ticket: Ticket) -> bool:
+    """Whether a decision on this ticket's documents decides its customer's verification: only
+    when proven documents of this ticket are what the verification waits for."""
+    row = ctx.session.scalar(
+        select(Verification)
+        .where(Verification.customer == ticket.customer.lower())
+        .with_for_update()
+    )
+    return row is not None and row.ticket_id == ticket.id and row.state == VERIFY_RECEIVED
 
 
 def decided(ctx: Context, ticket: Ticket, agent: str, approved: bool, reason: str) -> None:

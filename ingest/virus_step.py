@@ -28,6 +28,7 @@ from ingest.parsing import ParsedMessage
 from ingest.thread_finder import find_thread
 from ingest.virus_scan import scan
 from outbound.automatic import AutomaticMail, queue_automatic, queue_without_ticket
+from outbound.quoting import quoted_filename
 from storage.models import JournalEntry, Ticket, TicketMessage
 from ticketd.config import Config
 
@@ -133,7 +134,9 @@ def _tell_sender(
     if silence is not None:
         return f"{silence}: sender not told"
     recipient = answer_address(message)
-    files = [{"filename": i.filename, "signature": i.signature} for i in report.infected]
+    files = [
+        {"filename": quoted_filename(i.filename), "signature": i.signature} for i in report.infected
+    ]
     if ticket is not None:
         mail = AutomaticMail(TEMPLATE, TEMPLATE, recipient, message, {"files": files})
         result = queue_automatic(ctx, ticket, mail)

@@ -17,6 +17,9 @@ and a mail meets it according to what caused it:
 What is dropped is noted on the ticket and told to the agents: in the notification of the
 customer's message when there is one, else in a mail of its own (`not_sent`) to the agent who
 acted, the assignee or the queue.
+
+What an automatic mail repeats of the sender is cut and stripped of links (outbound/quoting.py):
+the subject always, the display name unless the sender is proven, then not at all.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from outbound.addresses import erased_key, reply_address
 from outbound.agent_mail import tell_agents_not_sent
 from outbound.compose import Envelope, new_message_id
 from outbound.outbox_rows import queue_outgoing
+from outbound.quoting import NAME_CHARS, quoted
 from storage.models import Erasure, OutboxMail, Suppression, Ticket
 from ticketd.clock import Clock
 from ticketd.config import Config
@@ -120,6 +124,15 @@ class AutomaticMail:
     # What the template needs beyond the ticket (the files of a document receipt, a reason).
     context: Mapping[str, object] = field(default_factory=dict)
     actor: str | None = None  # the agent whose action caused it: told if it cannot go
+    # The sender of `answering` is proven to be who its From names (ingest/sender_proof.py).
+    # Only then does the answer greet them by the name they wrote: an unproven sender's
+    # display name is their text, like the subject, and only the cut subject is repeated.
+    proven: bool = False
+
+    def greeting_name(self, name: str) -> str:
+        if self.answering is not None and not self.proven:
+            return ""
+        return quoted(name, NAME_CHARS)
 
 
 def _not_sent(ctx: Context, ticket: Ticket, mail: AutomaticMail, reason: str) -> str:
@@ -151,22 +164,17 @@ def queue_automatic(ctx: Context, ticket: Ticket, mail: AutomaticMail) -> str:
     )
     if why is not None and (mail.kind in DROPPED_AT_LIMIT or slot - now > MAX_DELAY):
         return _not_sent(ctx, ticket, mail, why)
+    name = mail.greeting_name(ticket.customer_name or "")
     body = ctx.templates.render(
         mail.template,
         ticket.language,
         ref=ticket.ref,
-        subject=ticket.subject,
-        customer_name=ticket.customer_name or "",
+        subject=quoted(ticket.subject),
+        customer_name=name,
         desk_name=ctx.config.desk.name,
         **mail.context,
     )
-    envelope = _envelope(
-        ctx,
-        mail,
-        ticket.ref,
-        ticket.customer_name or "",
-        reply_address(ctx.config.desk, ticket.ref),
-    )
+    envelope = _envelope(ctx, mail, ticket.ref, name, reply_address(ctx.config.desk, ticket.ref))
     if person:  # a person's decision, mailed for them: not automatic (RFC 3834 section 5)
         envelope = replace(envelope, auto_submitted=None)
     queue_outgoing(
@@ -194,17 +202,17 @@ def queue_without_ticket(ctx: Context, mail: AutomaticMail, language: str) -> st
     if reason is not None:
         return reason
     answering = mail.answering
-    name = answering.sender.name if answering else ""
+    name = mail.greeting_name(answering.sender.name if answering else "")
     body = ctx.templates.render(
         mail.template,
         language,
         ref="",
-        subject=answering.subject if answering else "",
-        customer_name=name or "",
+        subject=quoted(answering.subject) if answering else "",
+        customer_name=name,
         desk_name=ctx.config.desk.name,
         **mail.context,
     )
-    envelope = _envelope(ctx, mail, "-", name or "", None)
+    envelope = _envelope(ctx, mail, "-", name, None)
     queue_outgoing(ctx, None, mail.kind, envelope, body, None, automatic=True)
     ctx.session.flush()  # counted by the rate limit of the next message in this transaction
     return None

@@ -100,10 +100,11 @@ def kyc_mail(
     files: list[tuple[str, str, bytes]],
     subject: str = "Kimlik belgelerim",
     body: str = "Kimlik doğrulaması için belgelerim ekte.",
+    to: str = DESK,
 ) -> bytes:
     mail = EmailMessage()
     mail["From"] = CUSTOMER
-    mail["To"] = DESK
+    mail["To"] = to
     mail["Subject"] = subject
     mail.set_content(body)
     for filename, content_type, payload in files:

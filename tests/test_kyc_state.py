@@ -18,11 +18,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
-from outbound.addresses import agent_reply_address
+from outbound.addresses import agent_reply_address, reply_address
 from storage.models import Document, OutboxMail, TicketMessage, Verification
 from tests.daemon import DaemonProcess, Relay, daemon_config
 from tests.helpers import make_config
-from tests.test_kyc import JPEG, KYC_AGENT, OTHER_AGENT, PDF, TEAM, _agent_mail, _ref, kyc_mail
+from tests.test_kyc import JPEG, KYC_AGENT, OTHER_AGENT, PDF, PNG, TEAM, _agent_mail, _ref, kyc_mail
 from tests.test_threading import deliver
 from ticketd.cli import main
 from ticketd.clock import FixedClock
@@ -72,6 +72,27 @@ def _open_kyc_ticket(state: State, clock: FixedClock) -> str:
     return _ref(result.detail)
 
 
+def _answer_with_documents(
+    state: State, ref: str, files: list[tuple[str, str, bytes]], subject: str = "Ynt: Belgeler"
+) -> str:
+    """The customer answers our mail (to its signed Reply-To) with documents: proven."""
+    address = reply_address(state.config.desk, ref)
+    return deliver(state, kyc_mail(files, subject=subject, to=address), (address,)).detail
+
+
+def _proven_documents(
+    state: State, clock: FixedClock, files: list[tuple[str, str, bytes]], customer: str = CUSTOMER
+) -> str:
+    """A customer opens a ticket, then sends documents in answer to our acknowledgement."""
+    opening = kyc_mail([], subject="Kimlik doğrulaması", body="Kimlik doğrulaması nasıl yapılıyor?")
+    ref = _ref(deliver(state, opening.replace(CUSTOMER.encode(), customer.encode())).detail)
+    clock.advance(timedelta(minutes=30))
+    address = reply_address(state.config.desk, ref)
+    answer = kyc_mail(files, subject="Ynt: Belgeler", to=address)
+    deliver(state, answer.replace(CUSTOMER.encode(), customer.encode()), (address,))
+    return ref
+
+
 def _agent(state: State, ref: str, sender: str, body: str) -> str:
     address = agent_reply_address(state.config.desk, ref)
     result = deliver(state, _agent_mail(state, ref, sender, body), (address,))
@@ -95,7 +116,7 @@ def test_a_request_then_documents_then_a_decision(kyc_state: State, clock: Fixed
 
     clock.advance(timedelta(days=2))
     files = [("kimlik.jpg", "image/jpeg", JPEG), ("fatura.pdf", "application/pdf", PDF)]
-    deliver(kyc_state, kyc_mail(files, subject=f"RE: [#{ref}] Kimlik doğrulaması"))
+    _answer_with_documents(kyc_state, ref, files, f"RE: [#{ref}] Kimlik doğrulaması")
     received = _status(kyc_state)
     assert received["state"] == "received" and received["ticket"] == ref
     assert received["received_at"] == clock.now()
@@ -110,7 +131,7 @@ def test_a_request_then_documents_then_a_decision(kyc_state: State, clock: Fixed
     assert "Adres belgesi üç aydan eski" in mail.text
 
     clock.advance(timedelta(hours=3))
-    deliver(kyc_state, kyc_mail(files[1:], subject=f"RE: [#{ref}] Yeni adres belgesi"))
+    _answer_with_documents(kyc_state, ref, files[1:], f"RE: [#{ref}] Yeni adres belgesi")
     assert _status(kyc_state)["state"] == "received"
     clock.advance(timedelta(hours=3))
     _agent(kyc_state, ref, KYC_AGENT, "#kyc approve")
@@ -152,18 +173,9 @@ def test_the_scheduled_job_purges_expires_and_mails_once(
     """Three customers: approved (content kept 30 days, approval valid 90), abandoned (never
     decided, purged after 14 days) and rejected (content gone after 7 days)."""
     files = [("kimlik.jpg", "image/jpeg", JPEG), ("fatura.pdf", "application/pdf", PDF)]
-    approved_ref = _ref(deliver(kyc_state, kyc_mail(files)).detail)
-    abandoned_ref = _ref(
-        deliver(
-            kyc_state,
-            kyc_mail(files[:1]).replace(b"ayse@musteri.com.tr", b"can@example.net"),
-        ).detail
-    )
-    rejected_ref = _ref(
-        deliver(
-            kyc_state, kyc_mail(files[1:]).replace(b"ayse@musteri.com.tr", b"ece@example.org")
-        ).detail
-    )
+    approved_ref = _proven_documents(kyc_state, clock, files)
+    abandoned_ref = _proven_documents(kyc_state, clock, files[:1], "can@example.net")
+    rejected_ref = _proven_documents(kyc_state, clock, files[1:], "ece@example.org")
     clock.advance(timedelta(hours=1))
     _agent(kyc_state, approved_ref, KYC_AGENT, "#kyc approve")
     _agent(kyc_state, rejected_ref, KYC_AGENT, "#kyc reject Belge okunmuyor")
@@ -338,10 +350,49 @@ def test_one_row_per_customer_address(kyc_state: State, clock: FixedClock) -> No
     ref = _open_kyc_ticket(kyc_state, clock)
     request_from_command_line(kyc_state, ref, KYC_AGENT)
     clock.advance(timedelta(hours=1))
-    upper = kyc_mail([("kimlik.jpg", "image/jpeg", JPEG)]).replace(
+    address = reply_address(kyc_state.config.desk, ref)
+    upper = kyc_mail([("kimlik.jpg", "image/jpeg", JPEG)], to=address).replace(
         b"ayse@musteri.com.tr", b"AYSE@Musteri.com.tr"
     )
-    deliver(kyc_state, upper)
+    deliver(kyc_state, upper, (address,))
     with kyc_state.db.read() as session:
         rows = session.execute(select(Verification.customer, Verification.state)).all()
     assert [tuple(r) for r in rows] == [(CUSTOMER, "received")]
+
+
+def test_a_forged_from_never_touches_an_approved_verification(
+    kyc_state: State, clock: FixedClock
+) -> None:
+    """Issue 22 (4): her address in From, the attacker's Reply-To and a photo: the documents stay
+    on a ticket of their own, unbound; her approval, and the ticket it points at, stand."""
+    ref = _proven_documents(kyc_state, clock, [("kimlik.jpg", "image/jpeg", JPEG)])
+    clock.advance(timedelta(hours=1))
+    _agent(kyc_state, ref, KYC_AGENT, "#kyc approve")
+    assert _status(kyc_state)["state"] == "approved"
+    clock.advance(timedelta(hours=1))
+
+    forged = kyc_mail([("kimlik.jpg", "image/jpeg", PNG)], subject="Kimlik belgem yenilendi")
+    forged = forged.replace(b"Subject:", b"Reply-To: attacker@evil.example\r\nSubject:", 1)
+    result = deliver(kyc_state, forged)
+    new_ref = _ref(result.detail)
+    assert new_ref != ref and "1 stored" in result.detail
+    approved = _status(kyc_state)
+    assert approved["state"] == "approved" and approved["ticket"] == ref
+    assert not [m for m in _outbox(kyc_state, "kyc_received") if "evil.example" in m.recipient]
+    with kyc_state.db.read() as session:
+        notes = session.scalars(select(TicketMessage.text).where(TicketMessage.kind == "system"))
+        assert any("do not change the verification" in text for text in notes)
+    # An agent deciding on the unproven documents does not bind them to her either.
+    clock.advance(timedelta(hours=1))
+    _agent(kyc_state, new_ref, KYC_AGENT, "#kyc reject Belge okunmuyor")
+    with kyc_state.db.read() as session:
+        subjects = session.scalars(
+            select(TicketMessage.subject).where(TicketMessage.kind == "system")
+        )
+        assert "Verification unchanged" in list(subjects)
+    assert _status(kyc_state)["state"] == "approved" and _status(kyc_state)["ticket"] == ref
+
+    # Her own new documents, proven, wait on her ticket; mail never lowers the approval.
+    clock.advance(timedelta(hours=1))
+    _answer_with_documents(kyc_state, ref, [("pasaport.png", "image/png", PNG)])
+    assert _status(kyc_state)["state"] == "approved"

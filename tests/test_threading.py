@@ -190,23 +190,50 @@ def test_the_same_mail_to_two_desk_addresses_is_one_message(tmp_path: Path) -> N
         state.close()
 
 
-def test_a_repeated_request_joins_the_open_ticket_with_one_pointer(
+def test_a_repeated_request_from_an_unproven_sender_opens_its_own_ticket(
     state: State, clock: FixedClock
 ) -> None:
+    """Issue 22 (5): the same words under her From with a stranger's Reply-To learn nothing of
+    her ticket: a ticket of their own, acknowledged to the From, never to the Reply-To."""
+    body = "Para çekme talebim 3 gündür beklemede."
+    ref, _ack = open_ticket(state, clock, body=body)
+    clock.advance(timedelta(minutes=20))
+    forged = customer_mail(body=body, headers={"Reply-To": "mallory@evil.example"})
+    again = deliver(state, forged)
+    assert ref not in again.detail and "repeats" not in again.detail
+    assert len(list_tickets(state.db)) == 2
+    assert not [r for r in list_outbox(state.db) if r["kind"] == "duplicate"]
+    assert not [r for r in list_outbox(state.db) if "evil.example" in r["to"]]
+    assert all(m["from"] != "ayse@musteri.com.tr" for m in messages_of(state, ref)[1:])
+
+
+def test_a_repeated_request_from_a_verified_sender_joins_with_one_pointer(
+    state: State, clock: FixedClock
+) -> None:
+    # Until the MX verifies senders (issue 17), the worker's hook stands for an aligned pass.
+    worker = state.worker
+    worker.verify_sender = lambda entry, message: message.sender.email == "ayse@musteri.com.tr"
+
+    def verified(raw: bytes) -> Processed:
+        state.journal.accept(Arrival(raw=raw, source="test", envelope_to=(DESK,)))
+        [result] = worker.drain()
+        return result
+
     ref, _ack = open_ticket(state, clock, body="Para çekme talebim 3 gündür beklemede.")
     clock.advance(timedelta(minutes=20))
-    again = deliver(state, customer_mail(body="Para çekme talebim 3 gündür beklemede!!"))
+    again = verified(customer_mail(body="Para çekme talebim 3 gündür beklemede!!"))
     assert again.detail.startswith(f"ticket {ref}: repeats the request")
     assert len(list_tickets(state.db)) == 1
     notes = [m for m in messages_of(state, ref) if m["kind"] == "system"]
     assert any("sent this request again" in str(n["text"]) for n in notes)
     pointers = [r for r in list_outbox(state.db) if r["kind"] == "duplicate"]
     assert len(pointers) == 1 and ref in pointers[0]["subject"]
+    assert pointers[0]["to"] == "ayse@musteri.com.tr"
     clock.advance(timedelta(minutes=20))
-    deliver(state, customer_mail(body="Para çekme talebim 3 gündür beklemede"))
+    verified(customer_mail(body="Para çekme talebim 3 gündür beklemede"))
     assert len([r for r in list_outbox(state.db) if r["kind"] == "duplicate"]) == 1
     # A different request is a new ticket.
-    other = deliver(state, customer_mail(subject="Bonus", body="Hoş geldin bonusum yüklenmedi."))
+    other = verified(customer_mail(subject="Bonus", body="Hoş geldin bonusum yüklenmedi."))
     assert ref not in other.detail
 
 
@@ -296,3 +323,50 @@ def test_talon_replies_join_the_ticket_they_answer(
     assert result.detail.startswith(f"ticket {ref}: answers our mail"), result.detail
     assert len(list_tickets(state.db)) == 1
     assert len(list_outbox(state.db)) == 1
+
+
+def test_a_strangers_answer_to_her_message_id_does_not_join_her_ticket(
+    state: State, clock: FixedClock
+) -> None:
+    """Issue 22 (6): the Message-ID of a customer's mail is no secret; only a participant
+    threads by it."""
+    first = deliver(state, customer_mail(sender=CUSTOMER, message_id="<hers@musteri.com.tr>"))
+    ref = first.detail.split()[1].rstrip(":")
+    clock.advance(timedelta(minutes=10))
+    stranger = customer_mail(
+        sender="Mallory <mallory@evil.example>",
+        subject="Re: Para çekme talebim",
+        body="Hesap numaram değişti: TR99 0000 0000 0000 0000 0000 99",
+        headers={"In-Reply-To": "<hers@musteri.com.tr>", "References": "<hers@musteri.com.tr>"},
+    )
+    result = deliver(state, stranger)
+    assert ref not in result.detail and result.detail.endswith("agents told")
+    assert [m["from"] for m in messages_of(state, ref) if m["direction"] == "in"] == [
+        "ayse@musteri.com.tr"
+    ]
+    assert "mallory@evil.example" not in show_ticket(state.db, ref)["participants"]  # type: ignore[index]
+    # She herself answering her own mail still threads.
+    own = customer_mail(sender=CUSTOMER, headers={"In-Reply-To": "<hers@musteri.com.tr>"})
+    assert deliver(state, own).detail.startswith(f"ticket {ref}: answers a message")
+
+
+def test_split_takes_the_participants_who_came_only_with_the_moved_messages(
+    state: State, clock: FixedClock
+) -> None:
+    ref, _ack = open_ticket(state, clock)
+    # A follow-up of hers with someone in Cc who then writes into the ticket.
+    follow_up = customer_mail(
+        sender=CUSTOMER, subject=f"Re: [#{ref}] ek", headers={"Cc": "mallory@evil.example"}
+    )
+    assert deliver(state, follow_up).detail.startswith(f"ticket {ref}:")
+    intruder = deliver(state, customer_mail(sender="mallory@evil.example", subject=f"[#{ref}] x"))
+    assert intruder.detail.startswith(f"ticket {ref}: reference")
+    history = messages_of(state, ref)
+    moving = [i for i, m in enumerate(history, 1) if m["direction"] == "in"][1:]
+    new_ref = split(state.db, clock, ref, moving, state.config.sla)
+    old, new = show_ticket(state.db, ref), show_ticket(state.db, new_ref)
+    assert old is not None and new is not None
+    assert old["participants"] == ["ayse@musteri.com.tr"]
+    assert "mallory@evil.example" in new["participants"]
+    again = deliver(state, customer_mail(sender="mallory@evil.example", subject=f"[#{ref}] y"))
+    assert "claimed by a non-participant" in again.detail

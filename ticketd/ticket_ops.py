@@ -3,7 +3,8 @@
 A merge moves the messages and participants of one ticket into another and leaves the merged
 ticket behind as a pointer (`status = merged`, `merged_into_id`), so its reference keeps
 working: replies to it, and `tickets show` of it, lead to the survivor. A split moves chosen
-messages into a new ticket with a new reference.
+messages into a new ticket with a new reference; the participants who came only with those
+messages go with them.
 """
 
 from __future__ import annotations
@@ -83,6 +84,36 @@ def merge_tickets(
     return target.ref
 
 
+def _addresses(messages: list[TicketMessage]) -> set[str]:
+    """Everyone received mail named (From, To, Cc): who came with these messages."""
+    found: set[str] = set()
+    for message in messages:
+        if message.direction == "in" and message.kind != "system":
+            found.update((message.from_addr, *message.to_addrs, *message.cc_addrs))
+    return found
+
+
+def _move_participants(
+    session: Session,
+    old: Ticket,
+    new: Ticket,
+    moving: list[TicketMessage],
+    staying: list[TicketMessage],
+) -> None:
+    """Those who came only with the moved messages leave the old ticket for the new one: a
+    stranger split out of a conversation must not keep writing into it."""
+    came_with = _addresses(moving) - _addresses(staying) - {old.customer}
+    known = {p.email for p in new.participants}
+    for participant in list(old.participants):
+        if participant.role == "agent" or participant.email not in came_with:
+            continue
+        old.participants.remove(participant)
+        session.delete(participant)
+        if participant.email not in known:
+            new.participants.append(Participant(email=participant.email, role="cc"))
+            known.add(participant.email)
+
+
 def split(db: Database, clock: Clock, ref: str, positions: list[int], sla: SlaConfig) -> str:
     """Move the messages at these 1-based positions of the history into a new ticket."""
     with db.transaction() as session:
@@ -118,6 +149,7 @@ def split(db: Database, clock: Clock, ref: str, positions: list[int], sla: SlaCo
         for message in moving:
             message.ticket_id = new.id
         new.participants.append(Participant(email=new.customer, role="customer"))
+        _move_participants(session, ticket, new, moving, [m for m in history if m not in moving])
         session.flush()
         session.add(
             _note(
