@@ -3,7 +3,9 @@
 A delivery report finds its ticket through the Message-IDs it quotes (ours are signed, so one
 naming a ticket cannot be faked) or the outbox rows they name. A permanent failure marks the
 mail failed, leaves a note for the agents and suppresses the address for a while, so nothing
-more is sent into a dead mailbox; a temporary one (a delay warning) is only noted.
+more is sent into a dead mailbox; a temporary one (a delay warning) is only noted. A report acts
+only on the recipients of the mail it is about: the other addresses it lists are noted, never
+suppressed (a forged report must not silence the desk towards anyone it names).
 """
 
 from __future__ import annotations
@@ -60,6 +62,22 @@ def _suppress(ctx: Context, address: str, reason: str) -> None:
         existing.reason, existing.until = reason, max(existing.until, until)
 
 
+def _about_the_row(message: ParsedMessage, row: OutboxMail | None) -> tuple[list[str], int]:
+    """The addresses the report may act on (those the outbox row was sent to), and how many
+    others it names: anyone can write a report quoting a Message-ID of ours, so a report about
+    one mail can never suppress addresses that mail did not go to."""
+    named = list(
+        dict.fromkeys(a.lower() for a in (message.failed_recipients or message.delayed_recipients))
+    )
+    if row is None:  # a mail of ours without its row: nothing to check the report against
+        return [], len(named)
+    sent_to = [r.lower() for r in row.recipients]
+    if not named:
+        return sent_to, 0
+    kept = [a for a in named if a in sent_to]
+    return kept, len(named) - len(kept)
+
+
 def record_bounce(
     ctx: Context, entry_id: int, message: ParsedMessage, verdict: Classification
 ) -> str:
@@ -69,9 +87,7 @@ def record_bounce(
         raise Ignore(f"{verdict.kind}: {verdict.reason} (not about a mail of ours)")
     ticket, row = found
     permanent = is_permanent(message)
-    addresses = list(message.failed_recipients or message.delayed_recipients)
-    if not addresses and row is not None:
-        addresses = list(row.recipients)
+    addresses, foreign = _about_the_row(message, row)
     what = "failed permanently" if permanent else "is delayed (the remote server keeps trying)"
     about = f"{row.kind} mail {row.subject!r}" if row is not None else "a mail"
     text = f"Delivery of {about} to {', '.join(addresses) or 'its recipient'} {what}."
@@ -84,6 +100,11 @@ def record_bounce(
         if addresses and ctx.config.threading.bounce_suppression_days:
             days = ctx.config.threading.bounce_suppression_days
             text += f"\nNo mail goes to {', '.join(addresses)} for {days} days."
+    if foreign:
+        text += (
+            f"\nThe report also names {foreign} address(es) that mail was not sent to; "
+            "they are not suppressed."
+        )
     subject = "Delivery failed" if permanent else "Delivery delayed"
     add_note(ctx, ticket, subject, text, message.dedupe_key, entry_id)
     return ticket.ref

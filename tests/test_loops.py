@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from sqlalchemy import select
 
 from outbound.compose import new_message_id
+from storage.models import Suppression
 from tests.daemon import DaemonProcess, daemon_config
 from tests.helpers import DESK, customer_mail, free_port
 from tests.test_threading import deliver, messages_of, open_ticket
@@ -158,6 +160,45 @@ def test_a_permanent_bounce_is_noted_and_suppresses_the_address(
     clock.advance(timedelta(days=8))
     deliver(state, customer_mail(subject="Hesap", body="Hesabım kilitlendi."))
     assert len(list_outbox(state.db)) == 2
+
+
+def _forged_report(original_id: str, failed: list[str]) -> bytes:
+    """A well-formed DSN (message/delivery-status, one block per recipient) about our mail."""
+    status = "".join(
+        f"Final-Recipient: rfc822; {a}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n" for a in failed
+    )
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.evil.example>\r\n"
+        f"To: {DESK}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        "Message-ID: <forged-report@mx.evil.example>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B42"\r\n\r\n'
+        "--B42\r\nContent-Type: text/plain\r\n\r\nDelivery failed.\r\n"
+        "--B42\r\nContent-Type: message/delivery-status\r\n\r\n"
+        f"Reporting-MTA: dns; mx.evil.example\r\n\r\n{status}"
+        "--B42\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"From: {DESK}\r\nMessage-ID: <{original_id}>\r\n\r\n--B42--\r\n"
+    ).encode()
+
+
+def test_a_report_about_our_mail_suppresses_only_its_recipients(
+    state: State, clock: FixedClock
+) -> None:
+    """Issue 22 (8): a forged report quoting our acknowledgement's Message-ID and listing fifty
+    strangers as failed silences nobody but the acknowledgement's recipient."""
+    ref, ack_id = open_ticket(state, clock)
+    strangers = [f"musteri{n}@baska.example" for n in range(50)]
+    report = _forged_report(ack_id, [*strangers[:25], "ayse@musteri.com.tr", *strangers[25:]])
+    result = deliver(state, report)
+    assert result.state == "done" and result.detail.startswith(f"ticket {ref}:")
+    with state.db.read() as session:
+        suppressed = set(session.scalars(select(Suppression.address)))
+    assert suppressed == {"ayse@musteri.com.tr"}
+    note = str(messages_of(state, ref)[-1]["text"])
+    assert "names 50 address(es) that mail was not sent to" in note
+    # One of them writes: acknowledged as usual.
+    clock.advance(timedelta(hours=2))
+    deliver(state, customer_mail(sender=strangers[7], subject="Bonus", body="Bonusum nerede?"))
+    assert [r["to"] for r in list_outbox(state.db)][-1] == strangers[7]
 
 
 def test_a_delay_warning_is_noted_without_suppression(state: State, clock: FixedClock) -> None:
