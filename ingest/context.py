@@ -7,10 +7,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from ingest.parsing import ParsedMessage
 from outbound.templating import Templates
 from storage.documents import DocumentStore
-from storage.models import JournalEntry
 from ticketd.clock import Clock
 from ticketd.config import Config
 
@@ -28,7 +26,3 @@ class Context:
     # Opens the identity-document store on first use: a broken key file quarantines the
     # messages that carry documents (with the reason) instead of stopping all mail.
     documents: Callable[[], DocumentStore] | None = None
-    # The sender verification of our MX (issue 17), when there is one: True when an aligned
-    # DKIM or SPF pass proves the message's From (ingest/sender_proof.py). None: nothing is
-    # proven by authentication yet, only by answering our signed mail.
-    verify_sender: Callable[[JournalEntry, ParsedMessage], bool] | None = None

@@ -223,7 +223,7 @@ def step_acknowledge(
     silence = no_automatic_answer(message, entry.acknowledge)
     if silence is not None:
         return f"{silence}: not acknowledged"
-    proven = sender_proven(ctx, entry, message, threading)
+    proven = sender_proven(message, threading)
     if threading.repeated_request:
         if _already_pointed_to(ctx, ticket):
             return "repeated request: already told about the existing ticket"
@@ -317,7 +317,7 @@ def run_pipeline(
     agent_mail = handle_agent_mail(ctx, entry, message, agent_ref) if agent_ref else None
     if agent_mail is not None:
         return Outcome(agent_mail.ticket.ref, False, False, agent_mail.note, agent_mail.security)
-    verified = verified_by_authentication(ctx, entry, message)
+    verified = verified_by_authentication(message)
     threading = find_thread(ctx, message, entry.envelope_to, verified)
     answer = survey_answer(ctx, message, threading.ticket)
     if answer is not None:  # a score for a closed ticket: recorded, the ticket stays closed
@@ -329,7 +329,7 @@ def run_pipeline(
     step_mark_untrusted(ctx, entry, message, ticket)
     on_ticket_event(ctx, ticket, "opened" if new else "customer")
     partly = step_shape_note(ctx, entry, message, ticket)
-    proven = sender_proven(ctx, entry, message, threading)
+    proven = sender_proven(message, threading)
     documents = step_documents(ctx, entry, message, ticket, scan, proven)
     if documents is not None and documents.mailed and new:
         # The receipt names the reference like an acknowledgement does; a second automatic

@@ -5,9 +5,9 @@ on that person's behalf (change their identity verification, join their open tic
 request, learn of their ticket) needs proof, and there are two kinds:
 - the message answers a mail only the ticket's recipients got (our signed Message-ID, the
   ticket's signed reply address), and its From is the ticket's customer;
-- an aligned DKIM or SPF pass for the From's domain, found by our own verification of the
-  sender. That verification belongs to the MX (issue 17); until it exists `Context.verify_sender`
-  is None and no message is proven this way. It is the one place to plug it in.
+- an aligned DKIM or SPF pass for the From's domain in a verdict we believe: our own
+  verification's, or a receiving server's the admin trusts (`ParsedMessage.aligned_pass`,
+  ingest/sender_auth.py), never an Authentication-Results header the sender wrote.
 Anything else is unproven: it still becomes a ticket (a person's mail always does), its documents
 are kept on that ticket, unbound, and automatic answers to it repeat no text of it but a cut
 subject.
@@ -15,23 +15,19 @@ subject.
 
 from __future__ import annotations
 
-from ingest.context import Context
 from ingest.parsing import ParsedMessage
 from ingest.thread_finder import Threading
-from storage.models import JournalEntry
 
 
-def verified_by_authentication(ctx: Context, entry: JournalEntry, message: ParsedMessage) -> bool:
-    """An aligned DKIM/SPF pass for the From, by our own verification (None: not built yet)."""
-    return ctx.verify_sender is not None and ctx.verify_sender(entry, message)
+def verified_by_authentication(message: ParsedMessage) -> bool:
+    """An aligned DKIM/SPF pass for the From, in a verdict we believe."""
+    return message.aligned_pass
 
 
-def sender_proven(
-    ctx: Context, entry: JournalEntry, message: ParsedMessage, threading: Threading
-) -> bool:
+def sender_proven(message: ParsedMessage, threading: Threading) -> bool:
     """The From is proven to be the customer of the ticket the message continues, or proven
     by authentication."""
     ticket = threading.ticket
     if ticket is not None and threading.proof and message.sender.email == ticket.customer:
         return True
-    return verified_by_authentication(ctx, entry, message)
+    return verified_by_authentication(message)

@@ -208,16 +208,17 @@ def test_a_repeated_request_from_an_unproven_sender_opens_its_own_ticket(
 
 
 def test_a_repeated_request_from_a_verified_sender_joins_with_one_pointer(
-    state: State, clock: FixedClock
+    tmp_path: Path, clock: FixedClock
 ) -> None:
-    # Until the MX verifies senders (issue 17), the worker's hook stands for an aligned pass.
-    worker = state.worker
-    worker.verify_sender = lambda entry, message: message.sender.email == "ayse@musteri.com.tr"
+    """A repeat proven by an aligned DKIM pass (in the verdict of a receiving server the admin
+    trusts) joins her open ticket; the pointer goes to the ticket's customer address."""
+    trust = '[smtp_in]\nlisten = "127.0.0.1:2599"\ntrusted_authserv_ids = ["mx.musteri.com.tr"]\n'
+    state = open_state(load_config(write_config(tmp_path, extra=trust)), clock=clock)
+    passed = "mx.musteri.com.tr; dkim=pass header.d=musteri.com.tr; spf=none"
 
     def verified(raw: bytes) -> Processed:
-        state.journal.accept(Arrival(raw=raw, source="test", envelope_to=(DESK,)))
-        [result] = worker.drain()
-        return result
+        signed = b"Authentication-Results: " + passed.encode() + b"\r\n" + raw
+        return deliver(state, signed)
 
     ref, _ack = open_ticket(state, clock, body="Para çekme talebim 3 gündür beklemede.")
     clock.advance(timedelta(minutes=20))
@@ -235,6 +236,7 @@ def test_a_repeated_request_from_a_verified_sender_joins_with_one_pointer(
     # A different request is a new ticket.
     other = verified(customer_mail(subject="Bonus", body="Hoş geldin bonusum yüklenmedi."))
     assert ref not in other.detail
+    state.close()
 
 
 def test_ten_mails_in_a_minute_get_one_acknowledgement(state: State, clock: FixedClock) -> None:
