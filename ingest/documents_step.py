@@ -29,6 +29,7 @@ from ingest.verification import documents_received
 from ingest.virus_step import ScanReport
 from outbound.automatic import AutomaticMail, queue_automatic
 from outbound.quoting import quoted_filename
+from storage.documents import DocumentStore
 from storage.models import DOC_RECEIVED, Document, JournalEntry, Ticket, TicketMessage
 
 # filetype's MIME types for the document types ticketd knows (ticketd/config_kyc.py).
@@ -176,6 +177,34 @@ def _document_candidates(message: ParsedMessage) -> list[AttachmentInfo]:
     return candidates
 
 
+def _store(
+    ctx: Context,
+    store: DocumentStore,
+    record: TicketMessage,
+    ticket: Ticket,
+    payload: bytes,
+    name: str,
+    detected: str,
+) -> str:
+    """Seal one accepted file into the document store with its record; the name stored."""
+    blob_key, digest = store.put(payload)
+    ctx.session.add(
+        Document(
+            ticket_id=ticket.id,
+            message_id=record.id,
+            customer=ticket.customer,
+            filename=name,
+            detected_type=detected,
+            size=len(payload),
+            sha256=digest,
+            blob_key=blob_key,
+            state=DOC_RECEIVED,
+            received_at=ctx.clock.now(),
+        )
+    )
+    return name
+
+
 def step_documents(
     ctx: Context,
     entry: JournalEntry,
@@ -205,22 +234,7 @@ def step_documents(
         if isinstance(verdict, Refusal):
             refused.append(verdict)
             continue
-        blob_key, digest = store.put(attachment.payload)
-        ctx.session.add(
-            Document(
-                ticket_id=ticket.id,
-                message_id=record.id,
-                customer=ticket.customer,
-                filename=name,
-                detected_type=verdict,
-                size=len(attachment.payload),
-                sha256=digest,
-                blob_key=blob_key,
-                state=DOC_RECEIVED,
-                received_at=ctx.clock.now(),
-            )
-        )
-        stored.append(name)
+        stored.append(_store(ctx, store, record, ticket, attachment.payload, name, verdict))
     if stored:
         _bind(ctx, entry, message, ticket, proven)
     if refused:
