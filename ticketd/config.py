@@ -649,6 +649,28 @@ def _imap_bool(reader: _Reader, table: dict[str, Any], key: str, default: bool) 
     return value
 
 
+def _imap_credentials(
+    reader: _Reader,
+    table: dict[str, Any],
+    at: str,
+    auth: str,
+    command: bool,
+    providers: tuple[OAuthConfig, ...],
+) -> str | None:
+    """What `auth` needs of an account: a password_file, or exactly one token source; the
+    `[oauth.NAME]` block an `oauth` key names, when it names one that exists."""
+    if auth not in IMAP_AUTH:
+        reader.problems.append((f"{at}.auth", f"{auth!r} is not password or xoauth2"))
+    elif auth == "password" and "password_file" not in table:
+        reader.problems.append((f"{at}.password_file", "is required (or auth = 'xoauth2')"))
+    elif auth == "xoauth2" and ("oauth" in table) + ("token_file" in table) + command != 1:
+        reader.problems.append(
+            (f"{at}.oauth", "xoauth2 needs exactly one of oauth, token_command, token_file")
+        )
+        return None  # one error per key
+    return check_reference(reader.problems, providers, auth, table.get("oauth"), at)
+
+
 def _imap_account(
     reader: _Reader, table: dict[str, Any], at: str, providers: tuple[OAuthConfig, ...]
 ) -> ImapAccountConfig | None:
@@ -683,20 +705,7 @@ def _imap_account(
         token_command = tuple(command)
     else:
         reader.problems.append((f"{at}.token_command", "must be a command line or a list"))
-    if auth not in IMAP_AUTH:
-        reader.problems.append((f"{at}.auth", f"{auth!r} is not password or xoauth2"))
-    elif auth == "password" and password_file is None and "password_file" not in table:
-        reader.problems.append((f"{at}.password_file", "is required (or auth = 'xoauth2')"))
-    elif (
-        auth == "xoauth2"
-        and ("oauth" in table) + ("token_file" in table) + bool(token_command) != 1
-    ):
-        reader.problems.append(
-            (f"{at}.oauth", "xoauth2 needs exactly one of oauth, token_command, token_file")
-        )
-    oauth = None
-    if not any(key == f"{at}.oauth" for key, _ in reader.problems):  # one error per key
-        oauth = check_reference(reader.problems, providers, auth, table.get("oauth"), at)
+    oauth = _imap_credentials(reader, table, at, auth, bool(token_command), providers)
     account = ImapAccountConfig(
         name=name or "",
         host=host or "",
