@@ -354,3 +354,17 @@ def test_the_purge_finds_the_document_in_every_form_it_came_in(
     with kyc_state.db.read() as session:
         states = session.scalars(select(JournalEntry.raw_state).order_by(JournalEntry.id)).all()
     assert states[:3] == ["redacted"] * 3
+
+
+def test_a_rotation_that_rewrites_a_removed_blob_deletes_it_again(kyc_state: State) -> None:
+    """The rotation's rename can put back a blob a purge just deleted; it deletes it again."""
+    assert deliver(kyc_state, _payment_mail("Dekont ekte.", RECEIPT)).state == "done"
+    with kyc_state.db.transaction() as session:
+        entry = session.scalars(select(JournalEntry)).one()
+        key = entry.blob_key
+        entry.blob_key = kyc_state.blobs.put(b"Subject: replaced\r\n\r\ncopy\r\n")
+        note_removed(session, [key])  # deleted, then put back by a rotation's rename
+    config = ["--config", str(kyc_state.config.path)]
+    assert main([*config, "kyc", "rotate-key"]) == 0
+    assert not kyc_state.blobs.exists(key)
+    assert copies(kyc_state.config, MARKER) == []

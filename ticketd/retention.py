@@ -206,7 +206,8 @@ def remove_document_copies(
                 select(JournalEntry.id).where(
                     JournalEntry.state.in_(FINISHED),
                     JournalEntry.size >= smallest,
-                    JournalEntry.raw_state.is_distinct_from(RAW_REMOVED),
+                    # A stripped or removed copy holds no file any more.
+                    JournalEntry.raw_state.is_(None) | (JournalEntry.raw_state == RAW_REDACTED),
                 )
             )
         )
@@ -214,7 +215,7 @@ def remove_document_copies(
             session.scalars(
                 select(OutboxMail.id).where(
                     func.length(OutboxMail.raw) >= smallest,
-                    OutboxMail.raw_state.is_distinct_from(RAW_REMOVED),
+                    OutboxMail.raw_state.is_(None) | (OutboxMail.raw_state == RAW_REDACTED),
                 )
             )
         )

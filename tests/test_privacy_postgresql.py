@@ -1,0 +1,74 @@
+"""Issue 16 on PostgreSQL: a purge leaves no copy of the document in any blob or row, and two
+`ticketd customer erase` processes erasing one customer at once do it once (the erasures row is
+locked; the second finds nothing left)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from outbound.addresses import agent_reply_address
+from storage.models import AccessAudit, Erasure, Ticket
+from tests.helpers import make_config
+from tests.test_kyc import KYC_AGENT, TEAM, _agent_mail
+from tests.test_retention import MARKED, MARKER, _customer_documents, copies
+from tests.test_threading import deliver
+from ticketd.clock import FixedClock
+from ticketd.state import State, open_state
+
+pytestmark = pytest.mark.postgresql
+DENIZ = "deniz@musteri.example"
+
+
+@pytest.fixture
+def pg_desk(tmp_path: Path, pg_database: str, clock: FixedClock) -> Iterator[State]:
+    opened = open_state(make_config(tmp_path, database=pg_database, extra=TEAM), clock=clock)
+    yield opened
+    opened.close()
+
+
+def _approved(state: State) -> str:
+    result = deliver(state, _customer_documents().as_bytes())
+    assert result.state == "done" and "1 stored" in result.detail, result.detail
+    ref = result.detail.split()[1].rstrip(":")
+    address = agent_reply_address(state.config.desk, ref)
+    deliver(state, _agent_mail(state, ref, KYC_AGENT, "#kyc approve"), (address,))
+    return ref
+
+
+def test_the_purge_leaves_no_copy_on_postgresql(pg_desk: State, clock: FixedClock) -> None:
+    from ticketd.documents_admin import purge
+
+    _approved(pg_desk)
+    assert copies(pg_desk.config, MARKER)
+    assert MARKED  # the photo the customer sent carries the marker
+    clock.advance(timedelta(days=31))
+    assert len(purge(pg_desk.db, pg_desk.config, pg_desk.blobs, clock.now())) == 1
+    assert copies(pg_desk.config, MARKER) == []
+
+
+def test_two_erasures_of_one_customer_at_once_do_it_once(pg_desk: State) -> None:
+    ref = _approved(pg_desk)
+    command = [sys.executable, "-m", "ticketd.cli", "--config", str(pg_desk.config.path)]
+    erasing = [
+        subprocess.Popen(
+            [*command, "customer", "erase", DENIZ], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
+    outputs = [process.communicate(timeout=60) for process in erasing]
+    assert [p.returncode for p in erasing] == [0, 0], outputs
+    assert copies(pg_desk.config, DENIZ.encode()) == []
+    assert copies(pg_desk.config, b"Deniz Arslan") == []
+    with pg_desk.db.read() as session:
+        [erasure] = session.scalars(select(Erasure)).all()
+        audits = session.scalars(select(AccessAudit.action)).all()
+        ticket = session.scalars(select(Ticket).where(Ticket.ref == ref)).one()
+        assert (erasure.state, ticket.customer) == ("done", erasure.pseudonym)
+    assert audits == ["customer erase"]
