@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from email.utils import parseaddr
 from typing import Any
 
+from ingest.turkish import fold
 from ticketd.config_keys import check_keys, one_list
 
 CATEGORIES = ("account", "payment", "bonus", "technical", "kyc", "complaint", "other")
@@ -69,12 +70,13 @@ class TeamConfig:
         return tuple(a for a in self.agents if queue is not None and queue in a.queues)
 
     def agent_by_name(self, name: str) -> AgentConfig | None:
-        """An agent named in `#assign NAME`: by address, by local part or by name."""
-        wanted = name.strip().lower()
+        """An agent named in `#assign NAME`: by address, by local part or by name, in any case
+        and with or without Turkish letters (`#ata ALİ`, `#ata ayse` find Ali, Ayşe)."""
+        wanted = fold(name.strip())
         for agent in self.agents:
-            names = {agent.email, agent.email.partition("@")[0], agent.name.lower()}
-            names.add(agent.name.lower().split()[0] if agent.name.strip() else agent.email)
-            if wanted in names:
+            names = {agent.email, agent.email.partition("@")[0], agent.name}
+            names.add(agent.name.split()[0] if agent.name.strip() else agent.email)
+            if wanted in {fold(n) for n in names}:
                 return agent
         return None
 
