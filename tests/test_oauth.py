@@ -404,3 +404,29 @@ def test_a_sound_xoauth2_configuration(tmp_path: Path, token_server: TokenServer
         provider.scope == (OUTLOOK,) and provider.client_secret_file == tmp_path / "client.secret"
     )
     assert provider.refresh_token_file == tmp_path / "var" / "oauth" / "relay.json"
+
+
+def test_google_refresh_token_through_google_auth(
+    token_server: TokenServer, tmp_path: Path, clock: FixedClock
+) -> None:
+    (tmp_path / "client.secret").write_text(CLIENT_SECRET)
+    extra = (
+        f'\n[oauth.gmail]\nkind = "google"\ngrant = "refresh_token"\n'
+        f'token_url = "{token_server.token_url}"\nclient_id = "{CLIENT_ID}"\n'
+        'client_secret_file = "client.secret"\nscope = "https://mail.google.com/"\n'
+    )
+    config = make_config(tmp_path, extra=extra)
+    tokens = OAuthBroker(config.oauth, clock).tokens("gmail", DESK)
+    with pytest.raises(OAuthError) as raised:  # before anyone put a refresh token there
+        tokens.token()
+    assert raised.value.stage == "setup" and token_server.grants == []
+    store = RefreshTokenStore(config.oauth_provider("gmail").refresh_token_file)
+    store.save("rt-initial-for-tests", clock.now())
+    assert token_server.valid(tokens.token().value)
+    form = token_server.forms[-1]
+    assert form["refresh_token"] == "rt-initial-for-tests"
+    assert form["client_secret"] == CLIENT_SECRET
+    token_server.refresh_tokens.clear()
+    with pytest.raises(OAuthError) as revoked:
+        tokens.token(force=True)
+    assert revoked.value.stage == "grant" and "invalid_grant" in str(revoked.value)
