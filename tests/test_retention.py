@@ -24,11 +24,11 @@ from pathlib import Path
 
 from sqlalchemy import select, text
 
-from outbound.addresses import agent_reply_address
+from outbound.addresses import agent_reply_address, erased_key
 from storage.db import Database
 from storage.documents import DOC_MAGIC, DocumentStore
 from storage.keyring import Keyring
-from storage.models import Base, BlobRemoval, Document, JournalEntry, Ticket
+from storage.models import Base, BlobRemoval, Document, Erasure, JournalEntry, Ticket
 from storage.removals import note_removed
 from storage.sealed_blobs import SealedBlobStore
 from tests.daemon import DaemonProcess, Relay, daemon_config
@@ -368,3 +368,40 @@ def test_a_rotation_that_rewrites_a_removed_blob_deletes_it_again(kyc_state: Sta
     assert main([*config, "kyc", "rotate-key"]) == 0
     assert not kyc_state.blobs.exists(key)
     assert copies(kyc_state.config, MARKER) == []
+
+
+def test_the_daemons_retention_pass_strips_old_raw_mail_and_finishes_an_erasure(
+    tmp_path: Path, relay: Relay
+) -> None:
+    """Mail processed two days ago (raw_days = 1) and an erasure a crash cut short: the daemon's
+    own pass, soon after start, deals with both."""
+    path = daemon_config(tmp_path, relay.port, extra=TEAM + "\n[retention]\nraw_days = 1\n")
+    state = open_state(load_config(path), clock=FixedClock(datetime.now(UTC) - timedelta(days=2)))
+    try:
+        assert deliver(state, _payment_mail("Dekont ekte.", RECEIPT)).state == "done"
+        other = _payment_mail("Ben başka biriyim.", PDF).replace(b"deniz@", b"ece@")
+        assert deliver(state, other).state == "done"
+        with state.db.transaction() as session:  # step 1 of an erasure, then the crash
+            session.add(
+                Erasure(
+                    address_key=erased_key(state.config.desk.secret, "ece@musteri.example"),
+                    pseudonym="erased-0123456789ab",
+                    address="ece@musteri.example",
+                    state="started",
+                    actor="admin (command line)",
+                    started_at=datetime.now(UTC),
+                )
+            )
+    finally:
+        state.close()
+    assert copies(state.config, MARKER) and copies(state.config, b"ece@musteri.example")
+    daemon = DaemonProcess(path)
+    daemon.start()
+    try:
+        daemon.wait_until(lambda: not copies(daemon.config, MARKER), 40, "raw mail stripped")
+        daemon.wait_until(
+            lambda: not copies(daemon.config, b"ece@musteri.example"), 40, "the erasure finished"
+        )
+        assert "an interrupted erasure finished: erased-0123456789ab" in daemon.log()
+    finally:
+        assert daemon.stop() == 0, daemon.log()

@@ -4,7 +4,7 @@ the retention pass (`[retention]`, ticketd/retention.py).
 Every daemon sweeps, a first time a few minutes after it starts (so a daemon restarted often
 still sweeps) and then once a day. Several daemons sweeping one folder at once is safe: each file
 is set aside by one of them and the others find it gone. Nothing lives in APScheduler's job store,
-so a restart only moves the next sweep. The retention pass runs a minute after start (to catch
+so a restart only moves the next sweep. The retention pass runs 10 seconds after start (to catch
 up after downtime) and then once a day; what is due is read from the rows each time, and a row
 another daemon already changed is left as it is, so two daemons never strip a copy twice.
 """
@@ -26,7 +26,7 @@ log = logging.getLogger("ticketd.maintenance")
 SWEEP_EVERY = timedelta(days=1)
 FIRST_SWEEP_AFTER = timedelta(minutes=10)
 RETENTION_EVERY = timedelta(days=1)
-FIRST_RETENTION_AFTER = timedelta(minutes=1)
+FIRST_RETENTION_AFTER = timedelta(seconds=10)
 
 
 class _Daemon(Protocol):
