@@ -53,6 +53,9 @@ JOURNAL_PENDING = "pending"
 JOURNAL_DONE = "done"
 JOURNAL_IGNORED = "ignored"
 JOURNAL_QUARANTINED = "quarantined"
+# A quarantined message an admin looked at and cleared (`quarantine dismiss`): kept, audited,
+# no longer counted by `health`.
+JOURNAL_DISMISSED = "dismissed"
 
 # What is left of a message's raw bytes (journal and outbox `raw_state`); None: all of it.
 RAW_REDACTED = "redacted"  # the parts carrying purged identity documents replaced by a note

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import logging
 import os
@@ -290,6 +291,16 @@ def _quarantine_retry(state: Any, args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def _quarantine_dismiss(state: Any, args: argparse.Namespace) -> int:
+    actor = args.actor or f"{getpass.getuser()} (command line)"
+    before = views.dismiss(state.db, state.clock, args.id, args.reason, actor)
+    if before is None:
+        print(f"no quarantined message {args.id}", file=sys.stderr)
+        return 1
+    print(f"message {args.id} dismissed ({before}); `health` no longer counts it")
+    return EX_OK
+
+
 def _outbox_list(state: Any, args: argparse.Namespace) -> int:
     rows = views.list_outbox(state.db)
     if args.json:
@@ -435,6 +446,13 @@ def build_parser() -> argparse.ArgumentParser:
     q_retry.add_argument("id", type=int)
     q_retry.add_argument("--now", action="store_true", help="process it now, not in the daemon")
     q_retry.set_defaults(handler=_with_state(_quarantine_retry))
+    q_dismiss = q_commands.add_parser(
+        "dismiss", help="clear a quarantined message for good (audited); health stops counting it"
+    )
+    q_dismiss.add_argument("id", type=int)
+    q_dismiss.add_argument("--reason", required=True, help="why: kept in the audit")
+    q_dismiss.add_argument("--actor", help="who dismisses it (default: the login name)")
+    q_dismiss.set_defaults(handler=_with_state(_quarantine_dismiss))
 
     outbox = commands.add_parser("outbox", help="mail sent and waiting")
     o_commands = outbox.add_subparsers(dest="o_command", required=True, metavar="COMMAND")

@@ -40,6 +40,7 @@ from storage.db import Database
 from storage.models import (
     ERASURE_DONE,
     ERASURE_STARTED,
+    JOURNAL_DISMISSED,
     JOURNAL_IGNORED,
     JOURNAL_PENDING,
     JOURNAL_QUARANTINED,
@@ -192,7 +193,7 @@ def unlinked_from(db: Database, blobs: BlobStore, address: str) -> set[int]:
     with db.read() as session:
         rows = session.execute(
             select(JournalEntry.id, JournalEntry.blob_key).where(
-                JournalEntry.state.in_((JOURNAL_IGNORED, JOURNAL_QUARANTINED)),
+                JournalEntry.state.in_((JOURNAL_IGNORED, JOURNAL_QUARANTINED, JOURNAL_DISMISSED)),
                 JournalEntry.raw_state.is_distinct_from(RAW_REMOVED),
             )
         ).all()

@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 
 from storage.db import Database
 from storage.models import (
+    JOURNAL_DISMISSED,
     JOURNAL_DONE,
     JOURNAL_IGNORED,
     JOURNAL_PENDING,
@@ -58,7 +59,13 @@ log = logging.getLogger("ticketd.metrics")
 SOURCES = ("smtp", "imap", "ingest", "import")
 IGNORE_REASONS = ("bounce", "auto-reply", "list", "loop", "duplicate", "blocked")
 DELIVERY_RESULTS = ("sent", "retry", "failed")
-JOURNAL_STATES = (JOURNAL_PENDING, JOURNAL_DONE, JOURNAL_IGNORED, JOURNAL_QUARANTINED)
+JOURNAL_STATES = (
+    JOURNAL_PENDING,
+    JOURNAL_DONE,
+    JOURNAL_IGNORED,
+    JOURNAL_QUARANTINED,
+    JOURNAL_DISMISSED,
+)
 OUTBOX_STATES = (OUTBOX_QUEUED, OUTBOX_SENT, OUTBOX_FAILED, OUTBOX_SUPPRESSED)
 SLA_KINDS = (SLA_REMINDER, SLA_ESCALATION, SLA_FOLLOWUP, SLA_PENDING_REMINDER, SLA_AUTO_CLOSE)
 SLA_TARGETS = ("first_answer", "next_answer", "resolution")

@@ -39,6 +39,7 @@ from ingest.redact import file_digests, headers_only, without_attachments, witho
 from storage.blobs import BlobStore
 from storage.db import Database
 from storage.models import (
+    JOURNAL_DISMISSED,
     JOURNAL_DONE,
     JOURNAL_IGNORED,
     JOURNAL_QUARANTINED,
@@ -60,7 +61,7 @@ from storage.sweep import MINIMUM_GRACE
 from ticketd.config import Config
 
 log = logging.getLogger("ticketd.retention")
-FINISHED = (JOURNAL_DONE, JOURNAL_IGNORED, JOURNAL_QUARANTINED)
+FINISHED = (JOURNAL_DONE, JOURNAL_IGNORED, JOURNAL_QUARANTINED, JOURNAL_DISMISSED)
 DELIVERED = (OUTBOX_SENT, OUTBOX_FAILED, OUTBOX_SUPPRESSED)
 # Whatever is left of a copy after each step: a later step never brings back more.
 _RANK = {None: 0, RAW_REDACTED: 1, RAW_STRIPPED: 2, RAW_REMOVED: 3}

@@ -16,13 +16,16 @@ from outbound.sla_deadlines import sla_summary
 from outbound.survey import satisfaction
 from storage.db import Database
 from storage.models import (
+    JOURNAL_DISMISSED,
     JOURNAL_PENDING,
     JOURNAL_QUARANTINED,
+    AccessAudit,
     JournalEntry,
     OutboxMail,
     Ticket,
     TicketMessage,
 )
+from ticketd.clock import Clock
 
 
 def safe_url(url: str) -> str:
@@ -143,6 +146,31 @@ def list_quarantine(db: Database) -> list[dict[str, Any]]:
             }
             for row in rows
         ]
+
+
+def dismiss(db: Database, clock: Clock, journal_id: int, reason: str, actor: str) -> str | None:
+    """Clear a quarantined message for good: its state becomes dismissed, its reason keeps what
+    it was and why it was dismissed, and `access_audit` has a row (`quarantine-dismiss`). The
+    message itself stays (retention removes it like any other). The old reason, or None when
+    there is no quarantined message `journal_id`."""
+    now = clock.now()
+    with db.transaction() as session:
+        row = session.get(JournalEntry, journal_id)
+        if row is None or row.state != JOURNAL_QUARANTINED:
+            return None
+        before = row.reason or ""
+        row.state = JOURNAL_DISMISSED
+        row.reason = f"dismissed by {actor} at {now:%Y-%m-%d %H:%M} UTC: {reason} (was: {before})"
+        row.processed_at = now
+        session.add(
+            AccessAudit(
+                actor=actor,
+                action="quarantine-dismiss",
+                at=now,
+                detail=f"journal {journal_id}: {reason}; was: {before}",
+            )
+        )
+        return before
 
 
 def requeue(db: Database, journal_id: int) -> bool:
