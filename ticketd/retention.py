@@ -24,6 +24,7 @@ A row whose blob changed meanwhile (another daemon did the same) is left as the 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import time
@@ -182,8 +183,9 @@ def _delete_exports(
             if path.is_file() and not path.is_symlink() and _holds_any(path, digests):
                 path.unlink()
                 report.exports_deleted.append(text)
-        except OSError as error:
-            log.warning("could not delete the exported copy %s: %s", text, error)
+        except OSError as error:  # the path names the document: not in the log
+            reason = errno.errorcode.get(error.errno or 0, type(error).__name__)
+            log.warning("could not delete an exported copy of a purged document: %s", reason)
 
 
 def remove_document_copies(
@@ -227,6 +229,7 @@ def remove_document_copies(
         if _replace_outbox(db, outbox_id, rewrite, RAW_REDACTED, now):
             report.outbox_changed.append(outbox_id)
     _delete_exports(db, list(purged), digests, report)
+    report.temporary = remove_stale_temporary(blobs)
     db.forget()
     return report
 
