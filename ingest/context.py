@@ -26,3 +26,6 @@ class Context:
     # Opens the identity-document store on first use: a broken key file quarantines the
     # messages that carry documents (with the reason) instead of stopping all mail.
     documents: Callable[[], DocumentStore] | None = None
+    # The clock mail is queued by, when decisions run at another time than now (`sla tick --at
+    # TIME`): what such a run composes is deliverable now, not at TIME. None: `clock`.
+    outbox_clock: Clock | None = None

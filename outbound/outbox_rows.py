@@ -7,7 +7,7 @@ change that causes it (the transactional outbox).
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ingest.context import Context
 from outbound.addresses import without_agent_addresses
@@ -45,7 +45,8 @@ def queue_outgoing(
     ticket (a queue's daily digest) there is no history to write. A mail held for a later slot
     (`not_before`) is made then: sent no earlier, and counted by the rate limit at that time."""
     now = ctx.clock.now()
-    at = max(now, not_before) if not_before is not None else now
+    wall = ctx.outbox_clock.now() if ctx.outbox_clock is not None else now
+    at = wall + max(not_before - now, timedelta(0)) if not_before is not None else wall
     if not _is_staff(ctx, envelope.to):
         desk = ctx.config.desk
         body = replace(

@@ -75,12 +75,19 @@ class SlaAction:
 
 
 def tick(
-    db: Database, config: Config, clock: Clock, templates: Templates, dry_run: bool = False
+    db: Database,
+    config: Config,
+    clock: Clock,
+    templates: Templates,
+    dry_run: bool = False,
+    outbox_clock: Clock | None = None,
 ) -> list[SlaAction]:
+    """Settle what is due at `clock`'s time; mail is queued by `outbox_clock` (default `clock`),
+    so a run `--at` a later time sends its reminders now."""
     actions: list[SlaAction] = []
     while True:
         with db.transaction(rehearse=dry_run) as session:
-            ctx = Context(session, config, clock, templates)
+            ctx = Context(session, config, clock, templates, outbox_clock=outbox_clock)
             batch = _one_batch(ctx, limit=None if dry_run else BATCH)
         if dry_run:
             return batch

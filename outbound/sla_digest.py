@@ -47,7 +47,12 @@ def digest_day(config: Config, clock: Clock) -> date | None:
 
 
 def send_digests(
-    db: Database, config: Config, clock: Clock, templates: Templates, dry_run: bool = False
+    db: Database,
+    config: Config,
+    clock: Clock,
+    templates: Templates,
+    dry_run: bool = False,
+    outbox_clock: Clock | None = None,
 ) -> list[SlaAction]:
     day = digest_day(config, clock)
     queues = [q.name for q in config.team.queues]
@@ -58,7 +63,7 @@ def send_digests(
         due = [name for name in queues if name not in done]
         if not due:  # the usual case after the first tick of the day: one cheap query
             return []
-        ctx = Context(session, config, clock, templates)
+        ctx = Context(session, config, clock, templates, outbox_clock=outbox_clock)
         report = {row["queue"]: row for row in queue_report(session, clock.now())}
         return [
             action

@@ -45,14 +45,22 @@ def _tick(state: Any, args: argparse.Namespace) -> int:
     # `sla digest` is the daily digest alone; `sla tick` the reminders and escalations (the
     # daemon's minute tick runs both).
     run = send_digests if args.sla_command == "digest" else tick
-    actions = run(state.db, state.config, clock, state.templates, dry_run=args.dry_run)
+    # Decided as of --at, but what it mails goes now: nobody waits until TIME for a reminder.
+    actions = run(
+        state.db,
+        state.config,
+        clock,
+        state.templates,
+        dry_run=args.dry_run,
+        outbox_clock=state.clock,
+    )
     if args.json:
         print(json.dumps([a.as_dict() for a in actions], ensure_ascii=False, indent=2))
         return EX_OK
-    verb = "would be" if args.dry_run else "was"
     for action in actions:
         print(f"{action.ref} {action.kind} {action.target} ({action.deadline}): {action.outcome}")
-    print(f"{len(actions)} due SLA event(s) {verb} settled")
+    events = "1 due SLA event" if len(actions) == 1 else f"{len(actions)} due SLA events"
+    print(f"{events} {'would be ' if args.dry_run else ''}settled")
     return EX_OK
 
 
