@@ -157,9 +157,12 @@ def suppresses_auto_reply(message: ParsedMessage) -> bool:
 
 def untrusted_sender(message: ParsedMessage) -> tuple[str, str] | None:
     """(label, reason) when an answer to this sender could land on someone who never wrote:
-    the From domain fails DMARC, or an aligned SPF or DKIM result says it is not its owner's
-    mail (ingest/sender_auth.py). Forged senders are what makes a desk a backscatter source,
-    so such mail gets no automatic answer of any kind; it still lands, marked."""
+    the spam filter says spam, the From domain fails DMARC, or an aligned SPF or DKIM result
+    says it is not its owner's mail (ingest/sender_auth.py). Forged senders are what makes a
+    desk a backscatter source, so such mail gets no automatic answer of any kind; it still
+    lands, marked."""
+    if message.spam is not None and message.spam.spam:
+        return "spam", f"the mail is {message.spam.describe()}"
     verdict = message.auth
     if verdict.dmarc_failed:
         return "dmarc", f"the sender's domain fails DMARC ({verdict.describe()})"

@@ -46,6 +46,7 @@ from ingest.mime_shape import (
 )
 from ingest.replies import latest_reply
 from ingest.sender_auth import SenderVerdict
+from ingest.spam import SpamVerdict
 from ingest.tnef import TnefContents, looks_like_tnef
 from ingest.tnef import unpack as unpack_tnef
 
@@ -121,6 +122,8 @@ class ParsedMessage:
     # The Authentication-Results we believe (ingest/sender_auth.py), set by the worker's
     # verification step; a message nobody verified proves nothing.
     auth: SenderVerdict = field(default_factory=SenderVerdict)
+    # The spam filter's verdict ([spam]); None when no filter is configured.
+    spam: SpamVerdict | None = None
 
     @property
     def aligned_pass(self) -> bool:

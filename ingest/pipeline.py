@@ -36,6 +36,7 @@ from ingest.refs import new_reference
 from ingest.sender_auth import AUTHENTICATION_RESULTS, AuthResult, believed
 from ingest.sender_proof import sender_proven, verified_by_authentication
 from ingest.shape_step import step_shape_note
+from ingest.spam import Session, SpamVerdict, check, upstream_verdict
 from ingest.thread_finder import Threading, find_thread
 from ingest.verify import envelope_of, header_value, verify
 from ingest.virus_step import ScanReport, hold_infected
@@ -55,6 +56,7 @@ __all__ = [
     "run_pipeline",
     "step_believe",
     "step_parse",
+    "step_spam",
     "step_verify",
 ]
 
@@ -91,6 +93,20 @@ def step_believe(
     if own:  # ours first, where a receiving server puts its own (RFC 8601 section 5)
         headers = ((AUTHENTICATION_RESULTS, header_value(list(own), trust.authserv_id)), *headers)
     return replace(message, headers=headers, auth=verdict)
+
+
+def step_spam(
+    config: Config, raw: bytes, message: ParsedMessage, session: Session
+) -> SpamVerdict | None:
+    """The spam verdict ([spam]): a trusted gateway's that says spam, else rspamd's (within
+    `[spam] timeout`), else None when no filter is configured."""
+    if config.spam.trust_upstream_headers:
+        upstream = upstream_verdict(message.headers)
+        if upstream is not None:
+            return upstream
+    if config.spam.rspamd_url is None:
+        return None
+    return check(config.spam, raw, session)
 
 
 def step_verify(
@@ -240,6 +256,15 @@ def step_mark_untrusted(
 ) -> None:
     """A note on the ticket for the agents: this sender could not be trusted, so nothing
     automatic went back (an agent may still answer, having looked)."""
+    if message.spam is not None and not message.spam.checked:
+        add_note(
+            ctx,
+            ticket,
+            "Not checked for spam",
+            f"The spam filter could not check this mail: {message.spam.error}.",
+            f"note:unchecked:{message.dedupe_key}",
+            entry.id,
+        )
     untrusted = untrusted_sender(message)
     if untrusted is not None:
         add_note(
@@ -251,6 +276,27 @@ def step_mark_untrusted(
             f"note:untrusted:{message.dedupe_key}",
             entry.id,
         )
+
+
+def step_hold_spam(
+    ctx: Context, entry: JournalEntry, message: ParsedMessage, ticket: Ticket, new: bool
+) -> Outcome:
+    """Spam lands, out of the agents' queues and unanswered: a new ticket gets the `spam` status
+    and no queue (no agent is told, no SLA clock runs); on an existing ticket the message is
+    kept with a note and nobody is told. `tickets list` still shows it, for a person to check."""
+    assert message.spam is not None
+    if new:
+        ticket.status, ticket.queue = "spam", None
+    add_note(
+        ctx,
+        ticket,
+        "Marked spam: no automatic answer, no agent told",
+        f"{message.sender.email or 'The sender'}: the mail is {message.spam.describe()}.",
+        f"note:spam:{message.dedupe_key}",
+        entry.id,
+    )
+    where = "a new ticket in the spam status" if new else "kept on the ticket"
+    return Outcome(ticket.ref, new, False, f"spam: {where}, not answered, no agent told")
 
 
 def step_route(ctx: Context, ticket: Ticket, message: ParsedMessage) -> None:
@@ -272,6 +318,7 @@ def _categoriser(ctx: Context) -> Categoriser:
 STEPS: tuple[str, ...] = (
     "parse",
     "verify the sender",
+    "spam check",
     "classify",
     "deduplicate",
     "virus found",
@@ -324,6 +371,8 @@ def run_pipeline(
         note = record_survey_answer(ctx, entry, message, answer)
         return Outcome(answer.ticket.ref, False, False, f"{threading.how}; {note}")
     ticket, new = step_record(ctx, entry, message, threading)
+    if message.spam is not None and message.spam.spam:
+        return step_hold_spam(ctx, entry, message, ticket, new)
     if new:
         step_route(ctx, ticket, message)
     step_mark_untrusted(ctx, entry, message, ticket)

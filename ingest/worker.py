@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
@@ -31,8 +31,11 @@ from ingest.pipeline import (
     run_pipeline,
     step_believe,
     step_parse,
+    step_spam,
     step_verify,
 )
+from ingest.spam import Session
+from ingest.verify import envelope_of
 from ingest.virus_scan import WAITING_FOR_SCANNER, ScannerUnavailable
 from ingest.virus_step import ScanReport, scan_attachments
 from outbound.templating import Templates
@@ -68,6 +71,11 @@ class Arrived:
     blob_key: str
     source: str
     envelope_from: str | None
+    envelope_to: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, entry: JournalEntry) -> Arrived:
+        return cls(entry.blob_key, entry.source, entry.envelope_from, tuple(entry.envelope_to))
 
 
 @dataclass(frozen=True)
@@ -88,10 +96,20 @@ class Processed:
     untrusted: str | None = None
 
 
+def _session(arrived: Arrived, raw: bytes) -> Session:
+    """What the spam filter is told of the SMTP session (only the listener's mail has one)."""
+    envelope = envelope_of(arrived.source, arrived.envelope_from, raw)
+    if envelope is None:
+        return Session(mail_from=arrived.envelope_from or "", rcpt=arrived.envelope_to)
+    return Session(envelope.ip, envelope.helo, envelope.mail_from, arrived.envelope_to)
+
+
 def _processed(journal_id: int, outcome: Outcome, message: ParsedMessage) -> Processed:
     detail = f"ticket {outcome.ticket_ref}: {outcome.note}" if outcome.ticket_ref else outcome.note
     if message.auth.results:  # what we believe of the sender, for admins
         detail += f"; sender: {message.auth.describe()}"
+    if message.spam is not None:
+        detail += f"; {message.spam.describe()}"
     untrusted = untrusted_sender(message) if outcome.ticket_ref else None
     return Processed(
         journal_id,
@@ -141,7 +159,9 @@ class Worker:
                     return None
                 entry_id, arrived = (
                     entry.id,
-                    Arrived(entry.blob_key, entry.source, entry.envelope_from),
+                    Arrived(
+                        entry.blob_key, entry.source, entry.envelope_from, tuple(entry.envelope_to)
+                    ),
                 )
             result = self._process(entry_id, self._prepare(arrived))
             if result is not None:
@@ -158,6 +178,7 @@ class Worker:
             raw = self.blobs.get(arrived.blob_key)
             own = step_verify(config, raw, arrived.source, arrived.envelope_from)
             message = step_believe(config, step_parse(raw, shape), own)
+            message = replace(message, spam=step_spam(config, raw, message, _session(arrived, raw)))
             return Prepared(message, scan_attachments(config, message))
         except Exception as error:  # the worker's policy decides, in _process
             return error
@@ -195,7 +216,11 @@ class Worker:
             if entry is None:
                 return None
             if prepared is None:
-                prepared = self._prepare(Arrived(entry.blob_key, entry.source, entry.envelope_from))
+                prepared = self._prepare(
+                    Arrived(
+                        entry.blob_key, entry.source, entry.envelope_from, tuple(entry.envelope_to)
+                    )
+                )
             if isinstance(prepared, ScannerUnavailable) and not prepared.reachable:
                 raise ScanWait(entry.id, prepared)  # rolls back: the row stays as it was
             message_id = None if isinstance(prepared, Exception) else prepared.message.message_id

@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.dovecot",
     "tests.clamd",
     "tests.oauth_server",
+    "tests.rspamd",
 ]
 
 

@@ -21,6 +21,7 @@ from ticketd.config_retention import RetentionConfig, parse_retention
 from ticketd.config_secret import FILE_NAME as SECRET_FILE_NAME
 from ticketd.config_secret import file_secret, inline_problem
 from ticketd.config_sla import SlaConfig, parse_sla
+from ticketd.config_spam import SPAM_KEYS, SpamConfig, parse_spam
 from ticketd.config_team import TEAM_DESK_KEYS, TeamConfig, parse_team, team_warnings
 from ticketd.config_tls import TLS_KEYS, parse_listener_tls
 from ticketd.config_trust import DNS_KEYS, TRUST_KEYS, TrustConfig, parse_trust
@@ -203,6 +204,7 @@ class Config:
     warnings: tuple[tuple[str, str], ...] = ()
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     trust: TrustConfig = field(default_factory=lambda: TrustConfig("localhost"))
+    spam: SpamConfig = field(default_factory=SpamConfig)
     oauth: tuple[OAuthConfig, ...] = ()
 
     def oauth_provider(self, name: str) -> OAuthConfig:
@@ -330,6 +332,7 @@ SECTIONS = (
     "kyc",
     "retention",
     "dns",
+    "spam",
     "oauth",
 )
 DESK_KEYS = (
@@ -574,6 +577,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     smtp_in_t = data.get("smtp_in", {})  # its keys were checked by _smtp_in
     dns = reader.section("dns", DNS_KEYS)
     trust = parse_trust(reader.problems, smtp_in_t if isinstance(smtp_in_t, dict) else {}, dns)
+    spam = parse_spam(reader.problems, reader.section("spam", SPAM_KEYS))
 
     if reader.problems or address is None or smtp_in is None:
         raise ConfigError(reader.problems)
@@ -601,6 +605,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         templates_dir=templates_dir,
         warnings=tuple(team_warnings(team)),
         trust=trust,
+        spam=spam,
         oauth=oauth,
     )
 
