@@ -3,24 +3,29 @@
 Messages are read one at a time and no further than the size limit; one over it is quarantined
 with its reason and header summary (ingest/oversize.py), and the import goes on.
 
-Historical mail is not acknowledged unless asked: customers must not get an answer to a
-message they wrote months ago.
+Historical mail tells no one unless asked (`--acknowledge`): customers must not get an answer to
+a message they wrote months ago, and agents no "new ticket" mail for each of them (the pipeline
+skips the notification of imported mail that is not acknowledged).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import mailbox
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.progress import Progress
+from sqlalchemy import select
 
 from ingest.journal import Arrival, StorageFailure
 from ingest.oversize import HEADER_PEEK, header_summary, read_bounded, too_big
 from ingest.worker import ScanWait
+from storage.models import JournalEntry
 
 if TYPE_CHECKING:
     from ticketd.state import State
@@ -74,51 +79,106 @@ def open_messages(path: Path, limit: int) -> Iterator[tuple[int, Iterator[tuple[
             mbox.close()
 
 
+def _store(
+    state: State,
+    messages: Iterator[tuple[str, Read]],
+    acknowledge: bool,
+    advance: Callable[[], None],
+) -> tuple[dict[str, int], list[int]]:
+    """Journal each message once: the same bytes imported again (a second run over one file, a
+    message twice in a mbox) are found by their digest and counted as already imported."""
+    journal = state.journal
+    limit = state.config.smtp_in.max_message_size
+    summary = {"found": 0, "stored": 0, "already_imported": 0, "failed": 0}
+    mine: list[int] = []
+    for name, read in messages:
+        summary["found"] += 1
+        source = f"import:{name}"[:200]
+        try:
+            if isinstance(read, tuple):
+                head, size = read
+                reason = f"{name}: {too_big(size, limit)}; {header_summary(head)}"
+                journal.quarantine(None, source, reason, head[:HEADER_PEEK])
+                summary["too_big"] = summary.get("too_big", 0) + 1
+            else:
+                origin = "import:" + hashlib.sha256(read).hexdigest()
+                arrival = Arrival(raw=read, source=source, acknowledge=acknowledge, origin=origin)
+                entry_id, new = journal.accept_once(arrival)
+                if new:
+                    mine.append(entry_id)
+                summary["stored" if new else "already_imported"] += 1
+        except StorageFailure:
+            summary["failed"] += 1
+        advance()
+    return summary, mine
+
+
+def _process(state: State, mine: list[int], advance: Callable[[], None]) -> None:
+    """Work through the journal until this run's messages are done (a running daemon takes
+    some of them, and this worker may take the daemon's: what counts is the journal's state)."""
+    worker = state.worker
+    left = set(mine)
+    while left:
+        try:
+            result = worker.process_next()
+        except ScanWait as wait:
+            # The virus scanner is unreachable: the rest stays pending for the daemon,
+            # unscanned and not stored.
+            log.warning("%s; the rest stays pending", wait)
+            return
+        if result is None:
+            return  # nothing pending: the daemon has (or is processing) the rest
+        if result.journal_id in left:
+            left.discard(result.journal_id)
+            advance()
+
+
+def _states(state: State, mine: list[int]) -> dict[str, int]:
+    """What became of this run's messages, by whoever processed them."""
+    counts: dict[str, int] = {}
+    with state.db.read() as session:
+        for chunk in range(0, len(mine), 500):
+            ids = mine[chunk : chunk + 500]
+            for row_state in session.scalars(
+                select(JournalEntry.state).where(JournalEntry.id.in_(ids))
+            ):
+                counts[row_state] = counts.get(row_state, 0) + 1
+    return counts
+
+
+@contextmanager
+def _logs_above() -> Iterator[None]:
+    """Log lines while the bar is drawn go through its console (rich redirects sys.stderr to
+    it), so they print above the bar instead of breaking it."""
+    handlers = [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]
+    before = [h.setStream(sys.stderr) for h in handlers]  # inside the bar: rich's proxy
+    try:
+        yield
+    finally:
+        for handler, stream in zip(handlers, before, strict=True):
+            if stream is not None:
+                handler.setStream(stream)
+
+
 def import_path(
     state: State, path: Path, acknowledge: bool, process: bool, progress: bool
 ) -> dict[str, int]:
+    """Journal every message of `path` and, unless `process` is off, process them; the summary
+    counts what this run did: found, stored (new), already_imported, too_big, failed, then the
+    journal state of the messages it stored (done, ignored, quarantined, pending), whoever
+    processed them."""
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
-    journal = state.journal
     limit = state.config.smtp_in.max_message_size
-    # "too_big" and the worker's states appear when they happen.
-    summary = {"found": 0, "stored": 0, "failed": 0}
     with (
         open_messages(path, limit) as (total, messages),
         Progress(disable=not progress, transient=True) as bar,
+        _logs_above(),
     ):
-        task = bar.add_task("storing", total=total)
-        for name, read in messages:
-            summary["found"] += 1
-            source = f"import:{name}"[:200]
-            try:
-                if isinstance(read, tuple):
-                    head, size = read
-                    reason = f"{name}: {too_big(size, limit)}; {header_summary(head)}"
-                    journal.quarantine(None, source, reason, head[:HEADER_PEEK])
-                    summary["too_big"] = summary.get("too_big", 0) + 1
-                else:
-                    journal.accept(Arrival(raw=read, source=source, acknowledge=acknowledge))
-                    summary["stored"] += 1
-            except StorageFailure:
-                summary["failed"] += 1
-            bar.advance(task)
+        storing = bar.add_task("storing", total=total)
+        summary, mine = _store(state, messages, acknowledge, lambda: bar.advance(storing))
         if process:
-            worker = state.worker
-            task = bar.add_task("processing", total=summary["stored"])
-            processed = 0
-            while True:
-                try:
-                    result = worker.process_next()
-                except ScanWait as wait:
-                    # The virus scanner is unreachable: this message and the rest stay
-                    # pending for the daemon, unscanned and not stored.
-                    log.warning("%s; the rest stays pending", wait)
-                    summary["pending"] = max(summary["stored"] - processed, 1)
-                    break
-                if result is None:
-                    break
-                summary[result.state] = summary.get(result.state, 0) + 1
-                processed += 1
-                bar.advance(task)
+            processing = bar.add_task("processing", total=len(mine))
+            _process(state, mine, lambda: bar.advance(processing))
+    summary.update(_states(state, mine))
     return summary

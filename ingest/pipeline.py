@@ -390,7 +390,9 @@ def run_pipeline(
         note = f"{note}; {documents.note}"
     if partly is not None:
         note = f"{note}; {partly}"
-    notified = notify_agents(ctx, ticket, message, new)
+    # Historical mail (`ticketd import` without --acknowledge) tells no one, agents included.
+    historical = entry.source.startswith("import:") and not entry.acknowledge
+    notified = 0 if historical else notify_agents(ctx, ticket, message, new)
     return Outcome(
         ticket.ref,
         new,

@@ -403,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument(
         "--acknowledge",
         action="store_true",
-        help="send acknowledgements for the imported mail (off: it is historical)",
+        help="treat the mail as new: acknowledgements to customers, notifications to agents "
+        "(off: it is historical and tells no one)",
     )
     imp.add_argument(
         "--no-process",
