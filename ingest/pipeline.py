@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import select
 
 from ingest.agent_replies import agent_ticket_ref, handle_agent_mail, route_new_ticket
+from ingest.blocking import blocked_by
 from ingest.bounces import record_bounce
 from ingest.categorise import Categoriser
 from ingest.classify import (
@@ -131,6 +132,13 @@ def step_classify(ctx: Context, message: ParsedMessage) -> Classification:
     if verdict.kind in (Kind.LIST, Kind.LOOP):
         raise Ignore(f"{verdict.kind}: {verdict.reason}")
     return verdict
+
+
+def step_blocked(ctx: Context, entry: JournalEntry, message: ParsedMessage) -> None:
+    """Mail from a sender an admin blocked (`ticketd block`) is ignored with that reason."""
+    found = blocked_by(ctx.session, (message.sender.email, entry.envelope_from or ""))
+    if found is not None:
+        raise Ignore(f"blocked: {found[0]} is blocked ({found[1]})")
 
 
 def step_deduplicate(ctx: Context, message: ParsedMessage) -> None:
@@ -321,6 +329,7 @@ STEPS: tuple[str, ...] = (
     "spam check",
     "classify",
     "deduplicate",
+    "blocked sender",
     "virus found",
     "bounce or auto-reply",
     "agent mail",
@@ -350,6 +359,7 @@ def run_pipeline(
     `scan` is the virus scanner's verdict on the attachments (None: no scanner configured)."""
     verdict = step_classify(ctx, message)
     step_deduplicate(ctx, message)
+    step_blocked(ctx, entry, message)
     if scan is not None and scan.infected:
         # Before the bounce and auto-reply steps too: every infected message is held for the
         # admin; only a message a person wrote gets the notice.

@@ -486,3 +486,15 @@ class AccessAudit(Base):
     detail: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_access_audit_customer", "customer"),)
+
+
+class BlockedSender(Base):
+    """A sender whose mail is ignored with the reason `blocked` (`ticketd block`): an address, or
+    a domain with its subdomains. Lowercase."""
+
+    __tablename__ = "blocked_senders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pattern: Mapped[str] = mapped_column(String(320), unique=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column()

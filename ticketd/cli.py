@@ -15,6 +15,7 @@ from typing import Any
 
 from ticketd import logs, views
 from ticketd.blob_commands import add_blob_commands
+from ticketd.block_commands import add_block_commands
 from ticketd.config import Config, ConfigError, load_config, load_listener_config
 from ticketd.customer_commands import add_customer_commands
 from ticketd.kyc_commands import add_kyc_commands
@@ -491,6 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_blob_commands(commands, _with_state)
     add_retention_commands(commands, _with_state)
     add_customer_commands(commands, _with_state)
+    add_block_commands(commands, _with_state)
     add_oauth_commands(commands, lambda args: load_config(_config_path(args)))
     return parser
 
