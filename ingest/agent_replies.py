@@ -25,7 +25,12 @@ from ingest.parsing import FORWARDED, ParsedMessage
 from ingest.replies import REPLY_SCAN_LIMIT, own_text
 from ingest.thread_finder import ticket_by_ref
 from outbound.addresses import ref_from_agent_address
-from outbound.agent_mail import alert_admins, refuse_to_agent, relay_to_customer
+from outbound.agent_mail import (
+    alert_admins,
+    notify_handover,
+    refuse_to_agent,
+    relay_to_customer,
+)
 from outbound.compose import OutgoingAttachment
 from outbound.sla_deadlines import on_ticket_event
 from storage.models import JournalEntry, Ticket, TicketMessage
@@ -149,6 +154,70 @@ def _last_customer_message(ctx: Context, ticket: Ticket) -> TicketMessage | None
     )
 
 
+def _relay(
+    ctx: Context, ticket: Ticket, agent: AgentConfig, message: ParsedMessage, text: str
+) -> None:
+    attachments = tuple(
+        OutgoingAttachment(a.filename, a.content_type, a.payload)
+        for a in message.attachments
+        # A forwarded message kept whole: its files are relayed on their own, as before.
+        if a.payload and a.role != FORWARDED
+    )
+    relay_to_customer(
+        ctx,
+        ticket,
+        agent,
+        text,
+        attachments,
+        _last_customer_message(ctx, ticket),
+        message.dedupe_key,
+    )
+
+
+def _apply_commands(
+    ctx: Context,
+    entry: JournalEntry,
+    ticket: Ticket,
+    agent: AgentConfig,
+    parsed: ParsedCommands,
+    key: str,
+) -> list[str]:
+    """Apply the checked commands; each mail's commands leave a note on the ticket (with an
+    answer or without), and a new assignee or the agents of a new queue are told."""
+    commands = [c for c in parsed.commands if c.verb != "note"]
+    if not commands:
+        return []
+    before = (ticket.assignee, ticket.queue)
+    for command in commands:
+        _apply(ctx, ticket, agent, command)
+    applied = [f"#{c.verb} {c.argument}".strip() for c in commands]
+    summary = ", ".join(applied)
+    add_note(ctx, ticket, f"{agent.name}: {summary}", f"{agent.email}: {summary}", key, entry.id)
+    told = _tell_new_owners(ctx, ticket, agent, before)
+    return applied + ([f"{told} new owner(s) told"] if told else [])
+
+
+def _tell_new_owners(
+    ctx: Context, ticket: Ticket, agent: AgentConfig, before: tuple[str | None, str | None]
+) -> int:
+    """A ticket given to someone (#assign) or moved to another queue (#category): the new
+    assignee, or the agents of the new queue, get its notification and so its reply address.
+    The agent who moved it knows already."""
+    team = ctx.config.team
+    owners: dict[str, tuple[AgentConfig, dict[str, str]]] = {}
+    if ticket.queue != before[1]:
+        moved = {"kind": "queue", "by": agent.name, "queue": ticket.queue or ""}
+        owners.update({a.email: (a, moved) for a in team.agents_of(ticket.queue)})
+    changed = ticket.assignee is not None and ticket.assignee != before[0]
+    new_assignee = team.agent(ticket.assignee) if changed and ticket.assignee else None
+    if new_assignee is not None:
+        owners[new_assignee.email] = (new_assignee, {"kind": "assigned", "by": agent.name})
+    owners.pop(agent.email, None)
+    for person, why in owners.values():
+        notify_handover(ctx, ticket, person, why, _last_customer_message(ctx, ticket))
+    return len(owners)
+
+
 def handle_agent_mail(
     ctx: Context, entry: JournalEntry, message: ParsedMessage, ref: str
 ) -> AgentOutcome | None:
@@ -195,36 +264,12 @@ def handle_agent_mail(
         record_incoming(ctx, ticket, entry, message, kind="note")
         done.append("note")
     elif text:
-        attachments = tuple(
-            OutgoingAttachment(a.filename, a.content_type, a.payload)
-            for a in message.attachments
-            # A forwarded message kept whole: its files are relayed on their own, as before.
-            if a.payload and a.role != FORWARDED
-        )
-        relay_to_customer(
-            ctx,
-            ticket,
-            agent,
-            text,
-            attachments,
-            _last_customer_message(ctx, ticket),
-            message.dedupe_key,
-        )
+        _relay(ctx, ticket, agent, message, text)
         done.append("answer relayed to the customer")
-    else:
-        summary = ", ".join(f"#{c.verb} {c.argument}".strip() for c in parsed.commands)
-        add_note(
-            ctx,
-            ticket,
-            f"{agent.name}: {summary}",
-            f"{agent.email}: {summary}",
-            message.dedupe_key,
-            entry.id,
-        )
-    for command in parsed.commands:
-        if command.verb != "note":
-            _apply(ctx, ticket, agent, command)
-            done.append(f"#{command.verb} {command.argument}".strip())
+    # The history row of the mail itself (the note, the relayed answer) carries the mail's
+    # dedupe key; a commands-only mail's note carries it instead.
+    key = message.dedupe_key if not done else f"note:commands:{message.dedupe_key}"
+    done += _apply_commands(ctx, entry, ticket, agent, parsed, key)
     on_ticket_event(ctx, ticket, "changed" if parsed.has("note") or not text else "answered")
     ticket.updated_at = ctx.clock.now()
     ctx.session.flush()

@@ -67,6 +67,44 @@ def _not_sent_for(ctx: Context, ticket: Ticket, message: ParsedMessage) -> list[
     return list(notes)
 
 
+def _send_notification(
+    ctx: Context, ticket: Ticket, agent: AgentConfig, text: str, **fields: Any
+) -> None:
+    """The notify template to `agent`: the customer's `text` (cut to NOTIFY_TEXT_LIMIT), the
+    ticket's state, threaded per ticket, with the signed agent reply address."""
+    shown = text[:NOTIFY_TEXT_LIMIT]
+    body = ctx.templates.render(
+        "notify",
+        ctx.config.desk.language,
+        ref=ticket.ref,
+        subject=ticket.subject,
+        customer=ticket.customer,
+        customer_name=ticket.customer_name or "",
+        text=shown,
+        text_omitted=len(text) - len(shown),
+        status=ticket.status,
+        category=ticket.category,
+        priority=ticket.priority,
+        queue=ticket.queue or "",
+        assignee=ticket.assignee or "",
+        sla_deadline=next_deadline_text(ticket),
+        desk_name=ctx.config.desk.name,
+        **{"new": False, "attachments": [], "not_sent": [], "handover": None, **fields},
+    )
+    root = _thread_root(ctx, ticket)
+    envelope = _desk_envelope(
+        ctx,
+        ticket,
+        agent.email,
+        agent.name,
+        "auto-generated",
+        in_reply_to=root,
+        references=(root,),
+        reply_to=agent_reply_address(ctx.config.desk, ticket.ref),
+    )
+    queue_outgoing(ctx, ticket, "notify", envelope, body, None, automatic=False)
+
+
 def notify_agents(ctx: Context, ticket: Ticket, message: ParsedMessage, new: bool) -> int:
     """A notification to every agent of the ticket's queue (and its assignee): the customer's
     text, attachments named only, the ticket's state, and the signed agent reply address."""
@@ -75,45 +113,30 @@ def notify_agents(ctx: Context, ticket: Ticket, message: ParsedMessage, new: boo
     assignee = team.agent(ticket.assignee) if ticket.assignee else None
     if assignee is not None and assignee not in recipients:
         recipients.append(assignee)
-    root = _thread_root(ctx, ticket)
-    text = message.text[:NOTIFY_TEXT_LIMIT]
+    attachments = [
+        {"filename": a.filename, "content_type": a.content_type, "size": a.size}
+        for a in message.attachments
+    ]
     not_sent = _not_sent_for(ctx, ticket, message)
     for agent in recipients:
-        body = ctx.templates.render(
-            "notify",
-            ctx.config.desk.language,
-            ref=ticket.ref,
-            subject=ticket.subject,
-            new=new,
-            customer=ticket.customer,
-            customer_name=ticket.customer_name or "",
-            text=text,
-            text_omitted=len(message.text) - len(text),
-            attachments=[
-                {"filename": a.filename, "content_type": a.content_type, "size": a.size}
-                for a in message.attachments
-            ],
-            status=ticket.status,
-            category=ticket.category,
-            priority=ticket.priority,
-            queue=ticket.queue or "",
-            assignee=ticket.assignee or "",
-            sla_deadline=next_deadline_text(ticket),
-            desk_name=ctx.config.desk.name,
-            not_sent=not_sent,
+        _send_notification(
+            ctx, ticket, agent, message.text, new=new, attachments=attachments, not_sent=not_sent
         )
-        envelope = _desk_envelope(
-            ctx,
-            ticket,
-            agent.email,
-            agent.name,
-            "auto-generated",
-            in_reply_to=root,
-            references=(root,),
-            reply_to=agent_reply_address(ctx.config.desk, ticket.ref),
-        )
-        queue_outgoing(ctx, ticket, "notify", envelope, body, None, automatic=False)
     return len(recipients)
+
+
+def notify_handover(
+    ctx: Context,
+    ticket: Ticket,
+    agent: AgentConfig,
+    why: dict[str, str],
+    last: TicketMessage | None,
+) -> None:
+    """The ticket is now `agent`'s (assigned to them, or moved to their queue): its
+    notification, with the customer's last message, says why."""
+    text = last.text if last is not None else ""
+    files = list(last.attachments) if last is not None else []
+    _send_notification(ctx, ticket, agent, text, handover=why, attachments=files)
 
 
 def refuse_to_agent(
