@@ -103,7 +103,7 @@ def copies(config: Config, needle: bytes) -> list[str]:
     found: list[str] = []
     root = config.path.parent
     for path in root.rglob("*"):
-        if path.is_file() and needle in path.read_bytes():
+        if path.is_file() and any(needle in part for part in _parts(path.read_bytes())):
             found.append(str(path.relative_to(root)))
     for where, data in [*_blob_contents(config), *_row_contents(config)]:
         if data.startswith(b"*" + DOC_MAGIC) or any(needle in part for part in _parts(data)):
@@ -153,11 +153,13 @@ def _documents_of(path: Path, ref: str) -> list[dict[str, object]]:
 
 
 def _approved_with_copies(
-    tmp_path: Path, relay: Relay, extra: str = ""
+    tmp_path: Path, relay: Relay | None, extra: str = ""
 ) -> tuple[DaemonProcess, str]:
     """A running daemon holding the marked document in every place a copy can be: the raw
-    message, the document, an agent's answer relaying it (the outbox), an export."""
-    daemon = DaemonProcess(daemon_config(tmp_path, relay.port, extra=TEAM + extra))
+    message, the document, an agent's answer relaying it (the outbox; without a relay, the
+    Maildir too)."""
+    port = relay.port if relay is not None else None
+    daemon = DaemonProcess(daemon_config(tmp_path, port, extra=TEAM + extra))
     daemon.start()
     _send(daemon, _customer_documents(), "deniz@musteri.example")
     tickets = daemon.wait_until(lambda: daemon.cli("tickets", "list", "--json"), what="ticket")
@@ -171,7 +173,12 @@ def _approved_with_copies(
         lambda: [d["state"] for d in _documents_of(daemon.config_path, ref)] == ["approved"],
         what="the approval",
     )
-    relay.wait_for(3)  # receipt, the agent's answer with the file, the approval
+    # The receipt, the agent's answer with the file, the approval: delivered.
+    if relay is not None:
+        relay.wait_for(3)
+    else:
+        new = daemon.config.smtp_out.maildir / "new"
+        daemon.wait_until(lambda: len(list(new.iterdir())) >= 3, what="the Maildir")
     return daemon, ref
 
 
@@ -203,11 +210,25 @@ def test_after_the_purge_no_copy_of_the_document_is_left(tmp_path: Path, relay: 
         shown = daemon.cli("tickets", "show", ref, "--json")
         texts = [m["text"] for m in shown["messages"]]
         assert "Kimliğimin fotoğrafı ekte." in texts  # the text stays; only the file went
+        before = sum(t["messages"] for t in daemon.cli("tickets", "list", "--json"))
         _send(daemon, _customer_documents(), "deniz@musteri.example")  # the daemon goes on
         daemon.wait_until(
-            lambda: len(daemon.cli("tickets", "show", ref, "--json")["messages"]) > len(texts),
+            lambda: sum(t["messages"] for t in daemon.cli("tickets", "list", "--json")) > before,
             what="the next message",
         )
+    finally:
+        assert daemon.stop() == 0, daemon.log()
+
+
+def test_the_purge_rewrites_the_mail_ticketd_left_in_its_maildir(tmp_path: Path) -> None:
+    daemon, _ = _approved_with_copies(tmp_path, None)
+    try:
+        where = copies(daemon.config, MARKER)
+        assert any(w.startswith("var/outbox/new/") for w in where), where
+        at = (datetime.now(UTC) + timedelta(days=31)).strftime("%Y-%m-%dT%H:%M:%S")
+        assert _cli(daemon.config_path, "kyc", "purge", "--at", at).returncode == 0
+        assert copies(daemon.config, MARKER) == []
+        assert len(list((daemon.config.smtp_out.maildir / "new").iterdir())) >= 3  # all still there
     finally:
         assert daemon.stop() == 0, daemon.log()
 

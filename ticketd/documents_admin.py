@@ -237,6 +237,6 @@ def purge(
     # retention pass deletes them (storage/removals.py).
     finish(db, blobs, gone)
     if copies:
-        # The same file inside the raw message, the outbox, exports (ticketd/retention.py).
-        remove_document_copies(db, blobs, copies, now)
+        # The same file in raw mail, the outbox, exports, the Maildir (ticketd/retention.py).
+        remove_document_copies(db, blobs, copies, now, config.smtp_out.maildir)
     return found

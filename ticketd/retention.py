@@ -27,6 +27,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -78,6 +79,7 @@ class RetentionReport:
     outbox_changed: list[int] = field(default_factory=list)
     tickets: list[str] = field(default_factory=list)  # refs whose text was removed
     exports_deleted: list[str] = field(default_factory=list)
+    maildir: list[str] = field(default_factory=list)  # files rewritten in smtp_out.maildir
     blobs_deleted: int = 0
     temporary: int = 0
 
@@ -188,8 +190,32 @@ def _delete_exports(
             log.warning("could not delete an exported copy of a purged document: %s", reason)
 
 
+def _redact_maildir(
+    maildir: Path, rewrite: Rewrite, smallest: int, report: RetentionReport
+) -> None:
+    """Mail ticketd itself wrote into the Maildir (`smtp_out.maildir`, delivery without a
+    relay), still there: the copy without the file replaces it under the same name."""
+    for path in [*maildir.glob("new/ticketd-*"), *maildir.glob("cur/ticketd-*")]:
+        try:
+            if path.stat().st_size < smallest:
+                continue
+            copy = rewrite(path.read_bytes())
+            if copy is None:
+                continue
+            tmp = maildir / "tmp" / f".{path.name}.redacted"
+            tmp.write_bytes(copy)
+            os.replace(tmp, path)
+            report.maildir.append(path.name)
+        except FileNotFoundError:
+            continue  # taken by the Maildir's reader meanwhile
+
+
 def remove_document_copies(
-    db: Database, blobs: BlobStore, purged: dict[int, tuple[str, int]], now: datetime
+    db: Database,
+    blobs: BlobStore,
+    purged: dict[int, tuple[str, int]],
+    now: datetime,
+    maildir: Path | None = None,
 ) -> RetentionReport:
     """Every copy of the purged documents (id: (sha256, size)) ticketd still holds."""
     report = RetentionReport(dry_run=False)
@@ -229,6 +255,8 @@ def remove_document_copies(
         if _replace_outbox(db, outbox_id, rewrite, RAW_REDACTED, now):
             report.outbox_changed.append(outbox_id)
     _delete_exports(db, list(purged), digests, report)
+    if maildir is not None and maildir.is_dir():
+        _redact_maildir(maildir, rewrite, smallest, report)
     report.temporary = remove_stale_temporary(blobs)
     db.forget()
     return report
