@@ -3,16 +3,19 @@
 It runs in the foreground as a child of the test (`--keep-in-foreground`), reads no
 /etc/resolv.conf and asks no upstream (`--no-resolv`), no /etc/hosts, and serves only the TXT
 records the test gives it (SPF, DKIM keys, DMARC policies); for any other name it answers NXDOMAIN
-at once (`--local=/#/`), as a server with no such record does. `[dns] nameservers` points ticketd at
-it. A missing dnsmasq fails the tests with the fix in the message.
+at once (`--local=/#/`), as a server with no such record does. `[dns] nameservers` points ticketd
+at it; `shared_nameserver` is the one every test configuration uses unless it names its own. A
+missing dnsmasq fails the tests that need records, with the fix in the message.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -21,9 +24,15 @@ from dataclasses import dataclass
 import dns.resolver
 import pytest
 
-from tests.helpers import free_port
-
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+_shared: list[Dnsmasq] = []
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def _split(text: str) -> list[str]:
@@ -51,7 +60,7 @@ class Dnsmasq:
 def start_dnsmasq(records: Sequence[tuple[str, str]]) -> Dnsmasq:
     if not os.path.exists(DNSMASQ):
         pytest.fail("dnsmasq is not installed: apt-get install dnsmasq (scripts/test does)")
-    port = free_port()
+    port = _free_udp_port()
     args = [
         DNSMASQ,
         "--keep-in-foreground",
@@ -83,6 +92,8 @@ def start_dnsmasq(records: Sequence[tuple[str, str]]) -> Dnsmasq:
         try:
             resolver.resolve(probe, "TXT", lifetime=0.5)
             return server
+        except dns.resolver.NXDOMAIN:  # an answer too: the server is up
+            return server
         except dns.exception.DNSException:
             time.sleep(0.05)
     server.stop()
@@ -96,3 +107,16 @@ def dnsmasq(records: Sequence[tuple[str, str]]) -> Iterator[Dnsmasq]:
         yield server
     finally:
         server.stop()
+
+
+def shared_nameserver() -> str | None:
+    """A dnsmasq with no records, started once per test run, for every configuration the tests
+    write (tests/helpers.py): the listener's sender verification then gets NXDOMAIN at once for
+    every name, whatever the machine's resolver would say (example.com publishes DMARC
+    p=reject on the real Internet). None without dnsmasq: the system's resolver then."""
+    if not os.path.exists(DNSMASQ):
+        return None
+    if not _shared:
+        _shared.append(start_dnsmasq([]))
+        atexit.register(_shared[0].stop)
+    return _shared[0].nameserver

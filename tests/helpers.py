@@ -8,6 +8,7 @@ from email.policy import SMTP
 from email.utils import make_msgid
 from pathlib import Path
 
+from tests.dnsmasq import shared_nameserver
 from ticketd.config import Config, load_config
 
 DESK = "destek@example.com"
@@ -37,6 +38,9 @@ def write_config(folder: Path, database: str | None = None, extra: str = "", **d
         lines += ["[smtp_in]", f'listen = "127.0.0.1:{free_port()}"', ""]
     if "[smtp_out]" not in extra:
         lines += ["[smtp_out]", 'maildir = "var/outbox"', ""]
+    nameserver = None if "[dns]" in extra else shared_nameserver()
+    if nameserver is not None:  # sender verification never asks the machine's resolver
+        lines += ["[dns]", f'nameservers = ["{nameserver}"]', ""]
     path = folder / "ticketd.toml"
     path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
     return path
