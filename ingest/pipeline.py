@@ -351,6 +351,21 @@ def step_hold_infected(
     return Outcome(held.ticket_ref, False, False, held.note, quarantine=True)
 
 
+def step_survey_answer(
+    ctx: Context, entry: JournalEntry, message: ParsedMessage, threading: Threading
+) -> tuple[Outcome | None, str]:
+    """A score for a closed ticket's survey: recorded, and the ticket stays closed (the
+    outcome), unless its comment reports a problem: then the score is kept and the message goes
+    on as a customer's (no outcome, and the note to add to it)."""
+    answer = survey_answer(ctx, message, threading.ticket)
+    if answer is None:
+        return None, ""
+    note = record_survey_answer(ctx, entry, message, answer)
+    if answer.reopens:
+        return None, note + "; "
+    return Outcome(answer.ticket.ref, False, False, f"{threading.how}; {note}"), ""
+
+
 def run_pipeline(
     ctx: Context, entry: JournalEntry, message: ParsedMessage, scan: ScanReport | None = None
 ) -> Outcome:
@@ -376,10 +391,9 @@ def run_pipeline(
         return Outcome(agent_mail.ticket.ref, False, False, agent_mail.note, agent_mail.security)
     verified = verified_by_authentication(message)
     threading = find_thread(ctx, message, entry.envelope_to, verified)
-    answer = survey_answer(ctx, message, threading.ticket)
-    if answer is not None:  # a score for a closed ticket: recorded, the ticket stays closed
-        note = record_survey_answer(ctx, entry, message, answer)
-        return Outcome(answer.ticket.ref, False, False, f"{threading.how}; {note}")
+    answered, survey_note = step_survey_answer(ctx, entry, message, threading)
+    if answered is not None:
+        return answered
     ticket, new = step_record(ctx, entry, message, threading)
     if message.spam is not None and message.spam.spam:
         return step_hold_spam(ctx, entry, message, ticket, new)
@@ -407,5 +421,5 @@ def run_pipeline(
         ticket.ref,
         new,
         note.startswith("acknowledged"),
-        f"{threading.how}; {note}; {notified} agents told",
+        f"{threading.how}; {survey_note}{note}; {notified} agents told",
     )

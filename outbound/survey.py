@@ -8,8 +8,11 @@ and closed again is asked once, never twice.
 An answer is a message from the ticket's customer to the closed ticket after the survey went
 out, threaded by the survey's Message-ID or the reference (ingest/thread_finder.py), whose
 first non-empty line's first number is 1 to 5 ("5 - çok memnunum", "Puanım: 4", "4/5"). It is
-recorded with the score and the rest as the comment, and the ticket stays closed. Anything
-else is an ordinary customer message, which reopens the ticket as before.
+recorded with the score and the rest as the comment, and the ticket stays closed, unless the
+comment reports a problem (`reports_problem`: a question, "hâlâ"/"still", a negative verb such
+as "gelmedi"/"çalışmıyor"/"didn't", "sorun"/"problem"...): then the score is kept and the message
+goes on as an ordinary customer message, which reopens the ticket and tells its agents. Anything
+without a score is an ordinary customer message too.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sqlalchemy.orm import Session
 from ingest.context import Context
 from ingest.history import record_incoming
 from ingest.parsing import ParsedMessage
+from ingest.turkish import fold
 from storage.db import Database
 from storage.models import SLA_SURVEY, JournalEntry, SlaEvent, Ticket
 from ticketd.config_sla import SlaConfig
@@ -94,11 +98,34 @@ def parse_score(text: str) -> tuple[int, str] | None:
     return int(number.group()), comment
 
 
+# Over folded text (ingest/turkish.py). Turkish negative verbs: -madı/-medi (gelmedi, olmadı,
+# çözülmedi), -mıyor/-miyor/-muyor/-müyor (çalışmıyor), -mamış/-memiş, -mez/-maz (olmaz), and
+# -amıyorum/-emiyorum (giremiyorum); words that say it is not over, in Turkish and English.
+_PROBLEM = re.compile(
+    r"\?|\b\w+(?:mad[i]|med[i]|m[iu]yor|mam[i]s|memis|[ae]m[iu]yor)\w*\b|"
+    r"\b(?:hala|halen|hic|sorun|problem|hata|yardim|acil|neden|niye|nicin|degil|"
+    r"still|not|never|nothing|didn|doesn|isn|wasn|haven|hasn|cannot|won|issue|help|why|yet|"
+    r"again|tekrar|yine)\b"
+)
+# Said of a problem that is over: a remark, not a request.
+_RESOLVED = re.compile(r"\b(?:no problem|not bad|sorun yok|sorunsuz|problem yok|hic sorun)\w*")
+
+
+def reports_problem(comment: str) -> bool:
+    """Does a survey comment say something is still wrong (and so is a request, not a remark)?
+    "Çok hızlıydınız." is a remark; "Ama hâlâ sıfırlama maili gelmedi" is not."""
+    return _PROBLEM.search(_RESOLVED.sub(" ", fold(comment))) is not None
+
+
 @dataclass(frozen=True)
 class SurveyAnswer:
     ticket: Ticket
     score: int
     comment: str
+
+    @property
+    def reopens(self) -> bool:
+        return bool(self.comment) and reports_problem(self.comment)
 
 
 def survey_answer(
@@ -123,14 +150,18 @@ def survey_answer(
 def record_survey_answer(
     ctx: Context, entry: JournalEntry, message: ParsedMessage, answer: SurveyAnswer
 ) -> str:
-    """Kept in the history and on the ticket; no reopening, no acknowledgement, no agent mail
-    (a score is not a request). A later answer replaces the score: the customer changed it."""
-    record_incoming(ctx, answer.ticket, entry, message, kind="customer")
+    """Kept on the ticket (a later answer replaces the score: the customer changed it) and,
+    unless it `reopens` (then the pipeline records the message as a customer's), in the
+    history with no reopening, no acknowledgement, no agent mail: a score is not a request."""
+    if not answer.reopens:
+        record_incoming(ctx, answer.ticket, entry, message, kind="customer")
     ticket = answer.ticket
     ticket.satisfaction_score = answer.score
     ticket.satisfaction_comment = answer.comment or None
     ticket.satisfaction_at = ctx.clock.now()
     ctx.session.flush()
+    if answer.reopens:
+        return f"survey answer: score {answer.score} recorded; its comment reports a problem"
     return f"survey answer: score {answer.score} recorded, the ticket stays closed"
 
 
