@@ -14,15 +14,17 @@ it stays with the message; the files inside a forwarded message or a winmail.dat
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 import filetype
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ingest.bombs import describe_zip, pdf_inflates_past
 from ingest.classify import answer_address, no_automatic_answer
 from ingest.context import Context
-from ingest.filenames import safe_filename
+from ingest.document_structure import structure_problem
+from ingest.filenames import safe_filename, typed_filename
 from ingest.history import add_note
 from ingest.parsing import DOCUMENT_ROLES, AttachmentInfo, ParsedMessage
 from ingest.verification import documents_received
@@ -49,7 +51,7 @@ _PDF_TAIL = 1024
 @dataclass(frozen=True)
 class Refusal:
     filename: str
-    code: str  # too_large, unknown_type, not_accepted, encrypted_pdf, broken_pdf
+    code: str  # too_large, unknown_type, not_accepted, encrypted_pdf, broken_pdf, broken_image
     detail: str  # for the agents' note: the detected type, the size
 
 
@@ -105,6 +107,10 @@ def check_document(ctx: Context, attachment: AttachmentInfo, name: str) -> Refus
                 f"its streams inflate past {inflated // (1024 * 1024)} MB from {len(payload)}"
                 " bytes: a PDF bomb, not stored",
             )
+    problem = structure_problem(payload, detected)
+    if problem is not None:  # the first bytes said one thing, the rest is not that
+        code = "broken_pdf" if detected == "pdf" else "broken_image"
+        return Refusal(name, code, f"detected type {detected}, but {problem}")
     return detected
 
 
@@ -117,28 +123,33 @@ def _record_of(ctx: Context, message: ParsedMessage) -> TicketMessage:
 
 
 def _mail(
-    ctx: Context,
-    entry: JournalEntry,
-    message: ParsedMessage,
-    ticket: Ticket,
-    stored: list[str],
-    refused: list[Refusal],
+    ctx: Context, entry: JournalEntry, message: ParsedMessage, ticket: Ticket, intake: Taken
 ) -> str:
     # Like the acknowledgement it stands in for: never to a sender who asked for no automatic
     # answers, never to a forwarded delivery report.
     silence = no_automatic_answer(message, entry.acknowledge)
     if silence is not None:
         return f"{silence}: not answered"
-    recipient = answer_address(message)
-    template = "kyc_refused" if refused else "kyc_received"
+    if intake.over and not intake.stored and not intake.refused and intake.told:
+        return "over the daily limit, told before: not answered"
+    kyc = ctx.config.kyc
+    template = "kyc_refused" if intake.refused or intake.over else "kyc_received"
     context = {
-        "stored": [quoted_filename(name) for name in stored],
-        "refused": [{"filename": quoted_filename(r.filename), "code": r.code} for r in refused],
-        "max_size": readable_size(ctx.config.kyc.max_file_size),
+        "stored": [quoted_filename(name) for name in intake.stored],
+        "refused": [
+            {"filename": quoted_filename(r.filename), "code": r.code} for r in intake.refused
+        ],
+        "max_size": readable_size(kyc.max_file_size),
+        "over_limit": intake.over,
+        "limit": intake.limit,
+        "limit_count": (
+            kyc.max_documents_per_day if intake.limit == "day" else kyc.max_documents_per_message
+        ),
     }
-    return queue_automatic(
-        ctx, ticket, AutomaticMail(template, template, recipient, message, context)
+    mail = AutomaticMail(
+        template, template, answer_address(message), message, context, proven=intake.proven
     )
+    return queue_automatic(ctx, ticket, mail)
 
 
 def _bind(
@@ -205,6 +216,74 @@ def _store(
     return name
 
 
+@dataclass
+class Taken:
+    """What one message's documents came to: stored names, refusals, and the files past the
+    limits (`over`, cut by the per-`limit` maximum; `told`: the customer heard of it today)."""
+
+    proven: bool
+    stored: list[str] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+    over: int = 0
+    limit: str = "message"
+    told: bool = False
+
+
+def _within_limits(
+    ctx: Context, ticket: Ticket, candidates: list[AttachmentInfo], taken: Taken
+) -> list[AttachmentInfo]:
+    """The candidates this message may bring: at most `max_documents_per_message`, and what is
+    left of the customer's `max_documents_per_day` (stored in the last 24 hours)."""
+    kyc = ctx.config.kyc
+    since = ctx.clock.now() - timedelta(days=1)
+    today = ctx.session.scalar(
+        select(func.count(Document.id)).where(
+            Document.customer == ticket.customer, Document.received_at >= since
+        )
+    )
+    room = max(0, kyc.max_documents_per_day - int(today or 0))
+    allowed = min(kyc.max_documents_per_message, room)
+    taken.over = max(0, len(candidates) - allowed)
+    if taken.over and room < kyc.max_documents_per_message:
+        taken.limit = "day"
+        key = f"note:kyc-day-limit:{ticket.customer}:{ctx.clock.now():%Y-%m-%d}"
+        taken.told = _noted(ctx, key)
+    return candidates[:allowed]
+
+
+def _noted(ctx: Context, key: str) -> bool:
+    return (
+        ctx.session.scalar(select(TicketMessage.id).where(TicketMessage.dedupe_key == key))
+        is not None
+    )
+
+
+def _notes(
+    ctx: Context, entry: JournalEntry, message: ParsedMessage, ticket: Ticket, taken: Taken
+) -> None:
+    if taken.refused:
+        add_note(
+            ctx,
+            ticket,
+            f"{len(taken.refused)} identity document(s) refused",
+            "\n".join(f"{r.filename}: {r.code} ({r.detail})" for r in taken.refused),
+            f"note:kyc-refused:{message.dedupe_key}",
+            entry.id,
+        )
+    if taken.over:
+        kyc = ctx.config.kyc
+        limit = (
+            f"kyc.max_documents_per_day = {kyc.max_documents_per_day}"
+            if taken.limit == "day"
+            else f"kyc.max_documents_per_message = {kyc.max_documents_per_message}"
+        )
+        key = f"note:kyc-over:{message.dedupe_key}"
+        if taken.limit == "day" and not taken.told:
+            key = f"note:kyc-day-limit:{ticket.customer}:{ctx.clock.now():%Y-%m-%d}"
+        text = f"{taken.over} more file(s) of this message were not examined or stored ({limit})."
+        add_note(ctx, ticket, "Identity documents over the limit", text, key, entry.id)
+
+
 def step_documents(
     ctx: Context,
     entry: JournalEntry,
@@ -226,31 +305,23 @@ def step_documents(
         raise RuntimeError("identity documents arrived but no document store is configured")
     store = ctx.documents()
     record = _record_of(ctx, message)
-    stored: list[str] = []
-    refused: list[Refusal] = []
-    for attachment in candidates:
-        name = safe_filename(attachment.filename, "document")
-        verdict = check_document(ctx, attachment, name)
+    taken = Taken(proven)
+    for attachment in _within_limits(ctx, ticket, candidates, taken):
+        verdict = check_document(ctx, attachment, safe_filename(attachment.filename, "document"))
         if isinstance(verdict, Refusal):
-            refused.append(verdict)
+            taken.refused.append(verdict)
             continue
-        stored.append(_store(ctx, store, record, ticket, attachment.payload, name, verdict))
-    if stored:
+        name = typed_filename(attachment.filename, verdict)
+        taken.stored.append(_store(ctx, store, record, ticket, attachment.payload, name, verdict))
+    if taken.stored:
         _bind(ctx, entry, message, ticket, proven)
-    if refused:
-        add_note(
-            ctx,
-            ticket,
-            f"{len(refused)} identity document(s) refused",
-            "\n".join(f"{r.filename}: {r.code} ({r.detail})" for r in refused),
-            f"note:kyc-refused:{message.dedupe_key}",
-            entry.id,
-        )
-    sent = _mail(ctx, entry, message, ticket, stored, refused)
+    _notes(ctx, entry, message, ticket, taken)
+    sent = _mail(ctx, entry, message, ticket, taken)
     ctx.session.flush()
+    over = f", {taken.over} over the limit" if taken.over else ""
     return Intake(
-        tuple(stored),
-        tuple(refused),
-        sent.startswith("sent"),
-        f"documents: {len(stored)} stored, {len(refused)} refused, reply {sent}",
+        tuple(taken.stored),
+        tuple(taken.refused),
+        sent == "sent",
+        f"documents: {len(taken.stored)} stored, {len(taken.refused)} refused{over}, reply {sent}",
     )

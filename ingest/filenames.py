@@ -64,3 +64,25 @@ def safe_filename(name: str, fallback: str = "attachment") -> str:
     stem = _truncate(stem, MAX_BYTES - len(suffix.encode("utf-8"))).rstrip(". ")
     text = f"{stem}{suffix}" if stem else ""
     return text or fallback
+
+
+# The extension a stored or exported document gets for its detected type (ingest/documents_step):
+# the type found in its bytes, never the sender's (`kimlik.hta` holding a PDF is `kimlik.pdf`).
+TYPE_EXTENSIONS = {
+    "jpeg": "jpg",
+    "png": "png",
+    "heic": "heic",
+    "heif": "heif",
+    "webp": "webp",
+    "tiff": "tif",
+    "pdf": "pdf",
+}
+
+
+def typed_filename(name: str, detected: str) -> str:
+    """`name` made safe, with its extension replaced by the one of the detected type."""
+    safe = safe_filename(name, "document")
+    stem, dot, _extension = safe.rpartition(".")
+    if not dot or not stem:
+        stem = safe
+    return safe_filename(f"{stem}.{TYPE_EXTENSIONS.get(detected, 'bin')}", "document")

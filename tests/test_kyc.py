@@ -1,6 +1,6 @@
 """Identity documents (issue 6): intake by real type, encryption at rest, review, export, purge.
 
-The files are made here: a JPEG and a PNG built byte by byte (the PNG with zlib), a minimal PDF,
+The files are made here: a JPEG (Pillow), a PNG built byte by byte (with zlib), a one-page PDF,
 one carrying /Encrypt, an ELF executable named .jpg and a zip. Each mail goes through the
 journal and the worker, as in the daemon, with a clock the test moves.
 """
@@ -19,6 +19,7 @@ from email.utils import make_msgid
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from sqlalchemy import select
 
 from ingest.agent_commands import parse_commands
@@ -72,19 +73,41 @@ def _png() -> bytes:
     )
 
 
-# SOI, a JFIF APP0 segment, then filler standing in for the scan data, EOI.
-JPEG = (
-    b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-    + (b"KIMLIK-ON-YUZ-" * 40)
-    + b"\xff\xd9"
-)
+def _jpeg() -> bytes:
+    """A real JPEG (it decodes whole) the size of a phone's ID photo after downscaling, never
+    taken for a signature icon; its comment segment is a marker tests look for."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (640, 400), (200, 30, 30)).save(
+        buffer, "JPEG", quality=90, comment=b"KIMLIK-ON-YUZ-" * 40
+    )
+    return buffer.getvalue()
+
+
+def _pdf(comment: bytes) -> bytes:
+    """A one-page PDF with a correct cross-reference table, as pypdf reads it strictly."""
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
+    ]
+    out = b"%PDF-1.4\n" + comment + b"\n"
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj " % number + body + b" endobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer << /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return out
+
+
+JPEG = _jpeg()
 PNG = _png()
-PDF = (
-    b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
-    b"2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\n"
-    b"% FATURA ADRES BELGESI Bagcilar Istanbul\n"
-    b"trailer << /Root 1 0 R >>\n%%EOF\n"
-)
+PDF = _pdf(b"% FATURA ADRES BELGESI Bagcilar Istanbul")
 ENCRYPTED_PDF = PDF.replace(b"trailer << ", b"trailer << /Encrypt 3 0 R ")
 ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8 + b"\x02\x00\x3e\x00" + b"\x00" * 100
 

@@ -41,6 +41,10 @@ class KycConfig:
     key_file: Path
     accepted: tuple[str, ...] = KNOWN_TYPES
     max_file_size: int = 10 * 1024 * 1024
+    # How many documents one message, and one customer in 24 hours, may bring: 3,000 tiny
+    # "documents" in one mail would otherwise be 3,000 records and a receipt listing them all.
+    max_documents_per_message: int = 10
+    max_documents_per_day: int = 30
     # Days a document's content is kept after the decision; rejected ones go sooner.
     retention_days: int = 30
     rejected_retention_days: int = 7
@@ -69,6 +73,8 @@ BASE_KEYS = (
     "key_file",
     "accepted",
     "max_file_size",
+    "max_documents_per_message",
+    "max_documents_per_day",
     "retention_days",
     "rejected_retention_days",
     "clamd",
@@ -177,6 +183,8 @@ def parse_kyc(problems: Problems, data: dict[str, Any], base: Path) -> KycConfig
         key_file=key_file,
         accepted=accepted,
         max_file_size=size,
+        max_documents_per_message=_at_least_one(problems, table, "max_documents_per_message", 10),
+        max_documents_per_day=_at_least_one(problems, table, "max_documents_per_day", 30),
         retention_days=_days(problems, table, "retention_days", 30),
         rejected_retention_days=_days(problems, table, "rejected_retention_days", 7),
         **parse_kyc_state(problems, table),

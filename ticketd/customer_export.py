@@ -47,6 +47,7 @@ from storage.models import (
 )
 from ticketd.access import AccessRefused, acting_agent, outside_area, refuse
 from ticketd.config import Config
+from ticketd.documents_admin import export_name
 from ticketd.retention import ticket_journal_ids
 
 
@@ -232,7 +233,7 @@ def _documents(export: Export, session: Session, store: DocumentStore) -> list[d
         }
         if document.blob_key is not None:
             content = store.get(document.blob_key, document.sha256)
-            relative = f"documents/{document.id}-{document.filename}"
+            relative = f"documents/{export_name(document)}"
             export.write(relative, content, "identity document")
             record["file"] = relative
         records.append(record)

@@ -6,7 +6,9 @@ changes the documents. Nothing here prints or logs a document's content: only it
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from ingest.filenames import typed_filename
 from ingest.refs import normalise
 from storage.blobs import BlobStore
 from storage.db import Database
@@ -80,6 +83,31 @@ def _kyc_agent(config: Config, email: str) -> str:
     return agent.email
 
 
+def export_name(document: Document) -> str:
+    """The id first, so two customers' "kimlik.jpg" never overwrite each other; the name made
+    safe (ingest/filenames.py) and its extension the detected type's, never the sender's."""
+    return f"{document.id}-{typed_filename(document.filename, document.detected_type)}"
+
+
+def _write_private(target: Path, content: bytes) -> None:
+    """Write `target` for its owner only (0600, whatever mode a file there had), never through
+    a symbolic link at that name (it would write wherever the link points) nor into a FIFO or
+    a device."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+    try:
+        fd = os.open(target, flags, 0o600)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise DocumentAdminError(f"{target} is a symbolic link: refused") from error
+        raise DocumentAdminError(f"{target}: {error.strerror}") from error
+    with os.fdopen(fd, "wb") as out:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DocumentAdminError(f"{target} is not a regular file: refused")
+        os.fchmod(fd, 0o600)
+        out.truncate()
+        out.write(content)
+
+
 def export_documents(
     db: Database,
     config: Config,
@@ -101,6 +129,8 @@ def export_documents(
     except AccessRefused as error:
         raise DocumentAdminError(str(error)) from error
     store = DocumentStore.open(blobs, config.kyc.key_file)
+    if folder.is_symlink():
+        raise DocumentAdminError(f"{folder} is a symbolic link: refused")
     folder.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     with db.transaction() as session:
@@ -115,12 +145,8 @@ def export_documents(
         for document in documents:
             assert document.blob_key is not None
             content = store.get(document.blob_key, document.sha256)
-            # The id first: two customers' "kimlik.jpg" never overwrite each other, and the
-            # stored name is already safe (ingest/filenames.py).
-            target = folder / f"{document.id}-{document.filename}"
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as out:
-                out.write(content)
+            target = folder / export_name(document)
+            _write_private(target, content)
             session.add(
                 DocumentAccess(
                     document_id=document.id,

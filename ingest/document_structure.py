@@ -1,0 +1,89 @@
+"""Is the whole file what its first bytes say? A document's structure, checked end to end.
+
+`filetype` reads a few magic bytes: `%PDF-1.4` followed by `<html><script>` is a "PDF" to it, and
+saved as `kimlik.hta` it runs as a program. So an accepted document must also parse as its type:
+- a PDF is read by pypdf (its cross-reference table and trailer, and at least one page), in a
+  child process with a time limit (`PDF_SECONDS`): pypdf's repair of a broken table can take
+  seconds on a few MB of crafted whitespace, and a child can be stopped;
+- an image is decoded whole by Pillow, after its header says its size is at most `MAX_PIXELS`
+  (a decompression bomb is refused before it is decoded).
+HEIC/HEIF have no decoder here: for them the header check is all there is.
+
+`python -m ingest.document_structure` is the child: the PDF on standard input, the problem (or
+nothing) on standard output.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import subprocess
+import sys
+import warnings
+
+from PIL import Image, UnidentifiedImageError
+from pypdf import PdfReader
+
+PDF_SECONDS = 10.0
+# A 50-megapixel photo is more than any phone makes; decoding one is a few hundred MB at most.
+MAX_PIXELS = 50_000_000
+# Pillow's format names for the detected types it can decode.
+_PILLOW_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "tiff": "TIFF"}
+
+
+def image_problem(payload: bytes, detected: str) -> str | None:
+    """Why the image does not decode as `detected`, or None."""
+    expected = _PILLOW_FORMATS.get(detected)
+    if expected is None:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns on odd EXIF; the decode decides
+            with Image.open(io.BytesIO(payload), formats=[expected]) as image:
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    return f"{width}x{height} pixels, more than {MAX_PIXELS}"
+                image.load()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return f"does not decode as {expected}"
+    return None
+
+
+def read_pdf(payload: bytes) -> str | None:
+    """In this process: why pypdf cannot read the PDF, or None."""
+    logging.disable(logging.WARNING)  # pypdf logs every repair; the answer is what counts
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pages = len(PdfReader(io.BytesIO(payload), strict=False).pages)
+    except Exception as error:  # any failure of the parser is a PDF we cannot open
+        return f"not a readable PDF ({type(error).__name__})"
+    return None if pages else "a PDF without pages"
+
+
+def pdf_problem(payload: bytes, seconds: float = PDF_SECONDS) -> str | None:
+    """Why the PDF is not readable, checked in a child process stopped after `seconds`."""
+    try:
+        result = subprocess.run(
+            [sys.executable, "-I", "-m", "ingest.document_structure"],
+            input=payload,
+            capture_output=True,
+            timeout=seconds,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return f"not readable as a PDF within {seconds:g} s"
+    if result.returncode != 0:
+        return "the PDF reader stopped on it"
+    return result.stdout.decode("utf-8", "replace").strip() or None
+
+
+def structure_problem(payload: bytes, detected: str) -> str | None:
+    """Why the file is not a whole document of the detected type, or None."""
+    if detected == "pdf":
+        return pdf_problem(payload)
+    return image_problem(payload, detected)
+
+
+if __name__ == "__main__":
+    print(read_pdf(sys.stdin.buffer.read()) or "")
