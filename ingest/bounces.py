@@ -23,8 +23,8 @@ from ingest.thread_finder import survivor, ticket_by_ref
 from outbound.compose import verify_message_id
 from storage.models import OUTBOX_FAILED, OutboxMail, Suppression, Ticket
 
-_PERMANENT = re.compile(r"(?im)^\s*(?:status:\s*5\.\d+\.\d+|action:\s*failed)")
-_TEMPORARY = re.compile(r"(?im)^\s*(?:status:\s*4\.\d+\.\d+|action:\s*delayed)")
+_PERMANENT = re.compile(r"(?im)^[ \t]*(?:status:\s*5\.\d+\.\d+|action:\s*failed)")
+_TEMPORARY = re.compile(r"(?im)^[ \t]*(?:status:\s*4\.\d+\.\d+|action:\s*delayed)")
 
 
 def is_permanent(message: ParsedMessage) -> bool:

@@ -182,7 +182,7 @@ def decode_header_value(value: object) -> str:
             parts = decode_header(value)
         else:
             text = _undo_surrogates(str(value))
-            parts = decode_header(text)
+            parts = [p for piece in _pieces(text) for p in decode_header(piece)]
     except Exception:  # a malformed encoded word: show it as it came
         return _unfold(text or str(value))
     # Decode each chunk ourselves (unknown charsets fall back). decode_header drops the
@@ -215,8 +215,36 @@ def decode_header_value(value: object) -> str:
     return _unfold(text_out)
 
 
+# The standard library's encoded-word pattern rescans the rest of the line from every "=?" that
+# does not end: quadratic in a long header line. Encoded words are short and never hold
+# whitespace (RFC 2047 2), so decoding pieces cut after whitespace gives the same words, each
+# piece's cost bounded.
+_DECODE_PIECE = 1024
+
+
+def _pieces(text: str) -> Iterator[str]:
+    if len(text) <= _DECODE_PIECE or "=?" not in text:
+        yield text
+        return
+    start = 0
+    while start < len(text):
+        end = start + _DECODE_PIECE
+        if end < len(text):
+            # Cut after a whitespace character: decode_header drops a piece's leading spaces.
+            space = max(text.rfind(" ", start, end), text.rfind("\t", start, end))
+            end = space + 1 if space > start else end
+        yield text[start:end]
+        start = end
+
+
 def _unfold(text: str) -> str:
-    return re.sub(r"\s*[\r\n]+\s*", " ", text).strip()
+    """Every run of whitespace that holds a line break becomes one space. Linear: the pattern
+    `\\s*[\\r\\n]+\\s*` rescanned a long run of spaces from each of its characters."""
+    lines = (line.strip() for line in _LINE_BREAKS.split(text))
+    return " ".join(line for line in lines if line)
+
+
+_LINE_BREAKS = re.compile(r"[\r\n]+")
 
 
 # Control characters are never part of a Message-ID or an address; one that holds them is
@@ -259,7 +287,11 @@ def _repair_headers(part: Message) -> None:
         part[key] = _undo_surrogates(value) if isinstance(value, str) else value
 
 
-_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+# The lookbehind starts a match only where a run of address characters starts: without it, a
+# long run that is no address ("aaaa...a@") was scanned again from each of its characters.
+_ADDRESS = re.compile(
+    r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
+)
 
 
 def _addresses(message: Message, name: str) -> tuple[Address, ...]:
@@ -621,6 +653,9 @@ def looks_automatic(message: ParsedMessage) -> bool:
 
 
 BOUNCE_SCAN_LIMIT = 512 * 1024
+# flufl.bounce's simple detectors try some fifty patterns on every line: linear, but 20,000
+# blank lines took a second. A report has a few hundred lines; past this many it is not read.
+BOUNCE_SCAN_LINES = 4000
 
 
 def _delivery_failures(message: Message) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -708,7 +743,8 @@ def parse_message(raw: bytes, limits: ShapeLimits = DEFAULT_LIMITS) -> ParsedMes
     )
     parsed = bound_fields(replace(parsed, shape_notes=shape_notes(message, limits)))
     # flufl.bounce's detectors scan the whole body; a report is small, a megabyte is not one.
-    if looks_automatic(parsed) and len(raw) <= BOUNCE_SCAN_LIMIT:
+    scannable = len(raw) <= BOUNCE_SCAN_LIMIT and raw.count(b"\n") <= BOUNCE_SCAN_LINES
+    if looks_automatic(parsed) and scannable:
         failed, delayed = _delivery_failures(message)
         if failed or delayed:
             parsed = replace(parsed, failed_recipients=failed, delayed_recipients=delayed)

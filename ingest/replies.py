@@ -48,7 +48,8 @@ _PARSER = EmailReplyParser(languages=["tr", "en", "de", "fr", "es", "it", "nl", 
 # Marks that are invisible but break every pattern (Windows Mail writes U+200E around numbers).
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060\ufeff]")
 _QUOTED = re.compile(r"^\s*>")
-_ADDRESS = r"<?[\w.+'-]+@[\w-]+(?:\.[\w-]+)+>?"
+# Starts only where a run of address characters starts, so no run is scanned more than once.
+_ADDRESS = r"<?(?<![\w.+'-])[\w.+'-]+@[\w-]+(?:\.[\w-]+)+>?"
 # A date or a time, then an address, then a colon at the very end: an attribution line whatever
 # its language ("02.04.2012 14:20 пользователь "bob@x" <bob@x> написал:" spans two lines).
 _DATED_ATTRIBUTION = re.compile(
@@ -66,8 +67,10 @@ _OTHER_KEYS = (
     r"Sent|Date|To|Subject|Cc|Envoyé|Date|À|Objet|Gesendet|An|Betreff|Verzonden|Aan|Onderwerp|"
     r"Enviado|Para|Asunto|Inviato|Oggetto|Отправлено|Кому|Тема|Дата|Gönderildi|Kime|Konu|Tarih"
 )
-_FROM_LINE = re.compile(r"^\s*[*>]*\s*(?:" + _FROM_KEYS + r")\s*:", re.IGNORECASE)
-_OTHER_LINE = re.compile(r"^\s*[*>]*\s*(?:" + _OTHER_KEYS + r")\s*:", re.IGNORECASE)
+# One class for the marks and spaces before the key: `\s*[*>]*\s*` tried every way to share a
+# run of whitespace between its two `\s*`, quadratic in the run.
+_FROM_LINE = re.compile(r"^[\s*>]*(?:" + _FROM_KEYS + r")\s*:", re.IGNORECASE)
+_OTHER_LINE = re.compile(r"^[\s*>]*(?:" + _OTHER_KEYS + r")\s*:", re.IGNORECASE)
 _ORIGINAL = re.compile(
     r"^\s*-{2,}\s*(original message|forwarded message|orijinal (ileti|mesaj)|özgün ileti|"
     r"ursprüngliche nachricht|message d'origine|исходное сообщение|пересылаемое сообщение)"
@@ -147,6 +150,57 @@ def _cut_at_quote_header(text: str) -> str:
     return text
 
 
+# mailparser-reply's patterns backtrack: runs of blank lines, of spaces, of "*" or "On " cost
+# them quadratic time or worse (48 KB of blank lines: a minute). They read a view of the text
+# on which their cost is bounded: lines stripped (they strip them too), whitespace runs as one
+# space, blank runs as one blank line, a line too long to be a reply header as a placeholder,
+# only the first lines. The cut they find is mapped back to the lines of the text.
+_VIEW_LINE = 300
+_VIEW_LINES = 120
+_PLACEHOLDER = "\u2026"
+_OUTLOOK_SEPARATOR = re.compile(r"^[_-]{32,}")
+
+
+def _parser_view(lines: list[str]) -> tuple[list[str], list[int]]:
+    """The lines the parser reads, and the index in `lines` each one stands for."""
+    view: list[str] = []
+    origin: list[int] = []
+    for index, line in enumerate(lines):
+        seen = " ".join(line.split())
+        if not seen and view and not view[-1]:
+            continue
+        if len(seen) > _VIEW_LINE or _OUTLOOK_SEPARATOR.match(seen):
+            # A separator would make the parser's own clean-up drop lines: the mapping needs
+            # its lines to stay as given. The separator is removed below, as the parser did.
+            seen = _PLACEHOLDER
+        view.append(seen)
+        origin.append(index)
+        if len(view) == _VIEW_LINES:
+            break
+    return view, origin
+
+
+def _parser_reply(text: str) -> str:
+    """The latest reply as mailparser-reply finds it, with its cost bounded (see above)."""
+    lines = [line.strip() for line in text.split("\n")]
+    view, origin = _parser_view(lines)
+    seen = "\n".join(view)
+    content = _PARSER.parse_reply(text=seen) or ""
+    at = seen.find(content) if content else -1
+    if at < 0:
+        return ""
+    first = origin[seen.count("\n", 0, at)]
+    last_view = seen.count("\n", 0, at + len(content))
+    # No cut inside the view: the reply may go on past it, keep everything.
+    last = len(lines) - 1 if last_view == len(view) - 1 else origin[last_view]
+    kept = "\n".join(lines[first : last + 1])
+    return _SEPARATOR_AFTER_TEXT.sub("\\1\n", kept, count=8)
+
+
+# What mailparser-reply's clean-up removes: an Outlook separator line after a blank line.
+_SEPARATOR_AFTER_TEXT = re.compile(r"([^\n])(\n{2,} ?[_-]{32,})")
+
+
 # The quote detectors are regular expressions over the whole text; on a megabyte of text they
 # take seconds. A reply's own text comes first, so they look at this much of it only.
 REPLY_SCAN_LIMIT = 64 * 1024
@@ -179,7 +233,7 @@ def _latest_reply(text: str) -> str:
     try:
         text = _drop_leading_quote(text)
         text = _cut_at_quote_header(text)
-        reply = _PARSER.parse_reply(text=text)
+        reply = _parser_reply(text)
     except Exception:  # the parser's regexes on hostile input: keep everything, lose nothing
         return text.strip()
     reply = (reply or "").strip() or text.strip()
