@@ -28,10 +28,11 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from urllib.parse import unquote
 
 from PIL import Image
+
+from ingest.html_scan import LinearHTMLParser
 
 SMALL_LONGER_SIDE = 320
 SMALL_SHORTER_SIDE = 100
@@ -75,9 +76,9 @@ def _number(value: str | None) -> float | None:
         return None
 
 
-class _CidImages(HTMLParser):
+class _CidImages(LinearHTMLParser):
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
+        super().__init__()
         self.uses: dict[str, list[ImageUse]] = {}
         self._open: list[tuple[str, bool]] = []  # (tag, is a signature block)
 

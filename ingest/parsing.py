@@ -21,11 +21,11 @@ from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
 from email.utils import getaddresses
-from html.parser import HTMLParser
 
 from flufl.bounce import all_failures
 
 from ingest.filenames import safe_filename
+from ingest.html_scan import LinearHTMLParser
 from ingest.inline_images import (
     ImageUse,
     cid_images,
@@ -289,9 +289,7 @@ def _repair_headers(part: Message) -> None:
 
 # The lookbehind starts a match only where a run of address characters starts: without it, a
 # long run that is no address ("aaaa...a@") was scanned again from each of its characters.
-_ADDRESS = re.compile(
-    r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
-)
+_ADDRESS = re.compile(r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def _addresses(message: Message, name: str) -> tuple[Address, ...]:
@@ -366,7 +364,7 @@ def _iter_parts(message: Message, limits: ShapeLimits) -> Iterator[Message]:
     return (part for part, _ in itertools.islice(parts, limits.parts))
 
 
-class _HtmlText(HTMLParser):
+class _HtmlText(LinearHTMLParser):
     """HTML to plain text: enough to read a message that has no text part.
 
     Whitespace in the source collapses as a browser collapses it (a line break in the HTML
@@ -407,7 +405,7 @@ class _HtmlText(HTMLParser):
     _HIDDEN = frozenset({"script", "style", "head", "title", "template", "noscript"})
 
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
+        super().__init__()
         self.chunks: list[str] = []
         self._skip = 0
         self._pre = 0
