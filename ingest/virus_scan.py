@@ -34,6 +34,11 @@ class ScannerUnavailable(Exception):
         self.reason = reason
         self.reachable = reachable
 
+    def __reduce__(self) -> tuple[type[ScannerUnavailable], tuple[ClamdAddress, str, bool]]:
+        # Sent back from the parsing process (ingest/isolation.py): pickle the constructor's
+        # arguments, not the message.
+        return (ScannerUnavailable, (self.address, self.reason, self.reachable))
+
 
 def _connect(address: ClamdAddress, timeout: float) -> socket.socket:
     if address.path is not None:

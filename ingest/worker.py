@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from ingest.classify import untrusted_sender
+from ingest.isolation import CallTimedOut, ChildDied, Interrupted, IsolatedCall
 from ingest.mime_shape import ShapeLimits
 from ingest.parsing import ParsedMessage
 from ingest.pipeline import (
@@ -38,6 +39,7 @@ from ingest.spam import Session
 from ingest.verify import envelope_of
 from ingest.virus_scan import WAITING_FOR_SCANNER, ScannerUnavailable
 from ingest.virus_step import ScanReport, scan_attachments
+from ingest.worker_stops import IN_WORKER, give_up, mark_started, stops_so_far, unmark
 from outbound.templating import Templates
 from storage.blobs import BlobStore
 from storage.db import Database
@@ -84,6 +86,30 @@ class Prepared:
     scan: ScanReport | None
 
 
+class ParseTooSlow(Exception):
+    """The parse and checks of one message ran past [limits] max_parse_seconds."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"the message took longer than [limits] max_parse_seconds ({seconds:g} s) to parse"
+            " and check; the parse was stopped"
+        )
+
+
+def prepare_message(config: Config, raw: bytes, arrived: Arrived) -> Prepared | Exception:
+    """Parse, verify the sender and scan: the slow work that needs no database. Module-level,
+    so that the daemon can run it in its parsing process (ingest/isolation.py)."""
+    try:
+        limits = config.limits
+        shape = ShapeLimits(parts=limits.max_mime_parts, depth=limits.max_mime_depth)
+        own = step_verify(config, raw, arrived.source, arrived.envelope_from)
+        message = step_believe(config, step_parse(raw, shape), own)
+        message = replace(message, spam=step_spam(config, raw, message, _session(arrived, raw)))
+        return Prepared(message, scan_attachments(config, message))
+    except Exception as error:  # the worker's policy decides, in _process
+        return error
+
+
 @dataclass(frozen=True)
 class Processed:
     journal_id: int
@@ -123,8 +149,17 @@ def _processed(journal_id: int, outcome: Outcome, message: ParsedMessage) -> Pro
 
 class Worker:
     def __init__(
-        self, db: Database, blobs: BlobStore, config: Config, clock: Clock, templates: Templates
+        self,
+        db: Database,
+        blobs: BlobStore,
+        config: Config,
+        clock: Clock,
+        templates: Templates,
+        isolation: IsolatedCall | None = None,
     ) -> None:
+        # isolation: where the daemon parses (a child process, with a time limit); commands
+        # and tests without it parse in this process.
+        self.isolation = isolation
         self.db = db
         self.blobs = blobs
         self.config = config
@@ -157,37 +192,56 @@ class Worker:
                 )
                 if entry is None:
                     return None
-                entry_id, arrived = (
-                    entry.id,
-                    Arrived(
-                        entry.blob_key, entry.source, entry.envelope_from, tuple(entry.envelope_to)
-                    ),
-                )
-            result = self._process(entry_id, self._prepare(arrived))
+                entry_id, reason, arrived = entry.id, entry.reason, Arrived.of(entry)
+            result = self._try(entry_id, reason, arrived)
             if result is not None:
                 return result
             # Another process took that row between the read and the write: take the next.
 
+    def _try(self, entry_id: int, reason: str | None, arrived: Arrived) -> Processed | None:
+        """One try, counted before it starts (ingest/worker_stops.py)."""
+        stops = stops_so_far(reason)
+        if stops >= self.config.limits.max_worker_stops:
+            given_up = give_up(self.db, self.clock, entry_id, stops)
+            if given_up is None:
+                return None
+            log.warning("journal=%s quarantined: %s", entry_id, given_up)
+            return Processed(entry_id, JOURNAL_QUARANTINED, given_up)
+        if not mark_started(self.db, entry_id, stops):
+            return None
+        prepared = self._prepare(arrived)
+        if isinstance(prepared, Interrupted):
+            unmark(self.db, entry_id, reason)
+            return None
+        if isinstance(prepared, ChildDied):
+            # Counted like a daemon that died: the next try is the next stop's count.
+            log.error("journal=%s stopped the parsing process: %s", entry_id, prepared)
+            return Processed(entry_id, JOURNAL_PENDING, str(prepared))
+        return self._process(entry_id, prepared, counted=True)
+
     def _prepare(self, arrived: Arrived) -> Prepared | Exception:
-        """Parse, verify the sender and scan: the slow work that needs no database, done before
-        the SQLite write lock (DNS and clamd may take seconds)."""
+        """The slow work that needs no database (prepare_message), done before the SQLite
+        write lock (DNS and clamd may take seconds); in the parsing process when there is one,
+        stopped past [limits] max_parse_seconds."""
+        config = self.config  # this worker's config: the one of the last SIGHUP
         try:
-            config = self.config  # this worker's config: the one of the last SIGHUP
-            limits = config.limits
-            shape = ShapeLimits(parts=limits.max_mime_parts, depth=limits.max_mime_depth)
             raw = self.blobs.get(arrived.blob_key)
-            own = step_verify(config, raw, arrived.source, arrived.envelope_from)
-            message = step_believe(config, step_parse(raw, shape), own)
-            message = replace(message, spam=step_spam(config, raw, message, _session(arrived, raw)))
-            return Prepared(message, scan_attachments(config, message))
-        except Exception as error:  # the worker's policy decides, in _process
+        except Exception as error:
             return error
+        if self.isolation is None:
+            return prepare_message(config, raw, arrived)
+        seconds = config.limits.max_parse_seconds
+        result = self.isolation.call(config, raw, arrived, timeout=seconds)
+        if isinstance(result, CallTimedOut):
+            return ParseTooSlow(seconds)
+        assert isinstance(result, (Prepared, Exception)), result
+        return result
 
     def _process(
-        self, entry_id: int | None, prepared: Prepared | Exception | None
+        self, entry_id: int | None, prepared: Prepared | Exception | None, counted: bool = False
     ) -> Processed | None:
         try:
-            return self._process_claimed(entry_id, prepared)
+            return self._process_claimed(entry_id, prepared, counted)
         except ScanWait as wait:
             self._mark_waiting(wait)
             raise
@@ -199,12 +253,14 @@ class Worker:
             if entry is not None and entry.state == JOURNAL_PENDING:
                 reason = f"{WAITING_FOR_SCANNER}: {wait.error}"
                 earlier = entry.reason or ""
+                if earlier.startswith(IN_WORKER):
+                    earlier = ""  # the mark of this try, not a reason of an earlier one
                 if earlier and not earlier.startswith(WAITING_FOR_SCANNER):
                     reason += f" (before: {earlier})"  # a retried message keeps its history
                 entry.reason = reason[:2000]
 
     def _process_claimed(
-        self, entry_id: int | None, prepared: Prepared | Exception | None
+        self, entry_id: int | None, prepared: Prepared | Exception | None, counted: bool
     ) -> Processed | None:
         with self.db.transaction() as session:
             query = select(JournalEntry).where(JournalEntry.state == JOURNAL_PENDING)
@@ -241,7 +297,8 @@ class Worker:
             except Exception as error:
                 result = Processed(entry.id, JOURNAL_QUARANTINED, _describe(error), message_id)
             entry.state, entry.reason = result.state, result.detail
-            entry.attempts += 1
+            if not counted:  # PostgreSQL's claim-first path counts the try here
+                entry.attempts += 1
             entry.processed_at = self.clock.now()
         log.log(
             logging.WARNING if result.state == JOURNAL_QUARANTINED else logging.INFO,

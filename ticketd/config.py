@@ -134,6 +134,11 @@ class LimitsConfig:
     # past either the message still makes its ticket, with a note naming the limit.
     max_mime_parts: int = 5000
     max_mime_depth: int = 50
+    # The daemon parses each message in a child process (ingest/isolation.py): past this many
+    # seconds it is killed and the message quarantined. A message whose tries stopped the
+    # worker (killed, out of memory, stalled) this many times is quarantined, not tried again.
+    max_parse_seconds: int = 60
+    max_worker_stops: int = 3
 
 
 @dataclass(frozen=True)
@@ -310,6 +315,9 @@ _SMTP_IN_SHAPE = {"max_header_size": 256 * 1024, "max_line_length": 1024 * 1024}
 # cut ordinary messages; more would let one message take gigabytes (about 400 bytes per parsed
 # part) or seconds of parsing.
 _MIME_SHAPE = {"max_mime_parts": (5000, 10, 100_000), "max_mime_depth": (50, 5, 1000)}
+# A parse of honest mail takes well under a second, a DNS check of the sender and a virus scan
+# a few more; an hour is no limit at all.
+_WORKER_BOUNDS = {"max_parse_seconds": (60, 1, 3600), "max_worker_stops": (3, 1, 100)}
 
 # The known keys of each table the file may have (ticketd/config_keys.py): the sections parsed
 # here, and the names of those parsed in config_team, config_sla and config_kyc, which check
@@ -364,7 +372,12 @@ SMTP_OUT_KEYS = (
     "oauth",
 )
 SMTP_AUTH = ("password", "xoauth2")
-LIMITS_KEYS = ("auto_replies_per_hour", "auto_reply_interval_seconds", *_MIME_SHAPE)
+LIMITS_KEYS = (
+    "auto_replies_per_hour",
+    "auto_reply_interval_seconds",
+    *_MIME_SHAPE,
+    *_WORKER_BOUNDS,
+)
 TEMPLATES_KEYS = ("folder",)
 METRICS_KEYS = ("listen",)
 THREADING_KEYS = ("duplicate_window_minutes", "bounce_suppression_days")
@@ -513,7 +526,7 @@ def _limits(reader: _Reader) -> LimitsConfig:
     limits_t = reader.section("limits", LIMITS_KEYS)
     mime_shape = {
         key: reader.bounded(limits_t, f"limits.{key}", *bounds)
-        for key, bounds in _MIME_SHAPE.items()
+        for key, bounds in {**_MIME_SHAPE, **_WORKER_BOUNDS}.items()
     }
     return LimitsConfig(
         auto_replies_per_hour=reader.integer(limits_t, "limits.auto_replies_per_hour", 3),

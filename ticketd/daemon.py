@@ -24,9 +24,10 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.exc import OperationalError
 
 from ingest.imap_status import RELAY_ACCOUNT, AccountStatus
+from ingest.isolation import IsolatedCall
 from ingest.oauth_tokens import OAuthBroker
 from ingest.smtp_listener import IntakeHandler, make_smtp
-from ingest.worker import ScanWait
+from ingest.worker import Processed, ScanWait, prepare_message
 from outbound.sender import Sender
 from outbound.templating import Templates
 from outbound.transports import Transport, make_transport
@@ -65,6 +66,9 @@ class Daemon:
         self.imap = ImapService(
             state, on_journaled=self.work_ready.set, metrics=self.metrics, broker=self.oauth
         )
+        # Parsing in a child process: a message that holds the interpreter for minutes holds
+        # only the child's, never the listener's (ingest/isolation.py).
+        state.isolation = IsolatedCall(prepare_message)
         # What STARTTLS offers; None: no STARTTLS. A failure here stops the start.
         self.smtp_tls: ssl.SSLContext | None = self.load_tls(state.config.smtp_in)
 
@@ -182,6 +186,19 @@ class Daemon:
     def beat(self, name: str) -> None:
         self.heartbeats[name] = asyncio.get_running_loop().time()
 
+    async def _in_worker_thread(self, call: Callable[[], Processed | None]) -> Processed | None:
+        """`call` in a thread. While it waits for the parsing process the worker is not stuck
+        (the wait ends within [limits] max_parse_seconds): its heartbeat goes on, so a long
+        parse is not taken for a hung daemon by the watchdog."""
+        task = asyncio.ensure_future(asyncio.to_thread(call))
+        isolation = self.state.isolation
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=1.0)
+            if done:
+                return task.result()
+            if isolation is not None and isolation.busy:
+                self.beat("worker")
+
     async def worker_loop(self) -> None:
         failures = 0
         scan_failures = 0
@@ -192,7 +209,7 @@ class Daemon:
             # SIGHUP (cheap: a worker only holds references).
             worker = self.state.worker
             try:
-                result = await asyncio.to_thread(worker.process_next)
+                result = await self._in_worker_thread(worker.process_next)
             except OperationalError as error:
                 failures += 1
                 if failures == 1:
@@ -308,6 +325,8 @@ class Daemon:
             body = functools.partial(self.imap.run_account, account)
             name = f"imap {account.name}"
             tasks.append(asyncio.create_task(self.supervise(name, body), name=name))
+        if self.state.isolation is not None:
+            await asyncio.to_thread(self.state.isolation.start)
         # Ready only now: the database is migrated and reachable, the listener is bound.
         self.notifier.ready(f"listening on {listen}")
         watchdog = asyncio.create_task(self.watchdog_loop(tasks), name="watchdog")
@@ -333,5 +352,7 @@ class Daemon:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.state.isolation is not None:
+            self.state.isolation.close()  # a parse still running is left for the next start
         self.metrics.close()
         log.info("stopped")

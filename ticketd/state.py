@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ingest.isolation import IsolatedCall
 from ingest.journal import Journal
 from ingest.worker import Worker
 from outbound.templating import Templates
@@ -23,6 +24,8 @@ class State:
     db: Database
     blobs: BlobStore
     templates: Templates
+    # The daemon's parsing process (ingest/isolation.py); commands parse in their own process.
+    isolation: IsolatedCall | None = None
 
     @property
     def journal(self) -> Journal:
@@ -30,9 +33,11 @@ class State:
 
     @property
     def worker(self) -> Worker:
-        return Worker(self.db, self.blobs, self.config, self.clock, self.templates)
+        return Worker(self.db, self.blobs, self.config, self.clock, self.templates, self.isolation)
 
     def close(self) -> None:
+        if self.isolation is not None:
+            self.isolation.close()
         self.db.dispose()
 
 

@@ -1,0 +1,164 @@
+"""A call that runs in a child process, with a time limit, so untrusted bytes cannot freeze us.
+
+A regular expression that backtracks, or any parse that runs for minutes, holds the Python
+interpreter's lock: in a thread, it froze the SMTP listener and the watchdog pings along with
+the worker. In a child process it holds only the child's. The parent waits on a pipe, which
+holds no lock; past the time limit it kills the child (SIGKILL: a loop in C does not see
+anything gentler) and starts a new one for the next message.
+
+One child serves one call at a time and lives on between calls. It is started from the
+forkserver with the called function's module already imported, so a restart after a kill costs
+a fork, not the imports. It ignores SIGINT and SIGTERM: the parent decides when it ends (a
+`systemctl stop` signals the whole unit, and the message in hand is the parent's to finish or
+leave pending). It dies with the parent (PR_SET_PDEATHSIG), so a parent killed with SIGKILL
+leaves no child parsing on.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import pickle
+import signal
+import threading
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+log = logging.getLogger("ticketd.isolation")
+_PR_SET_PDEATHSIG = 1
+
+
+class CallTimedOut(Exception):
+    """The call ran past its time limit; the child was killed."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"stopped after {seconds:g} s")
+        self.seconds = seconds
+
+
+class ChildDied(Exception):
+    """The child ended while it ran the call (killed, out of memory, a crash in C)."""
+
+
+class Interrupted(Exception):
+    """The parent closed the runner while the call ran (the daemon stops)."""
+
+
+def _serve(function: Callable[..., Any], conn: Connection) -> None:
+    """The child's loop: one call in, its result (or the exception it raised) out."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the pipe's EOF still ends the loop
+        pass
+    while True:
+        try:
+            args = conn.recv()
+        except (EOFError, OSError):
+            return  # the parent is gone
+        try:
+            result = function(*args)
+        except Exception as error:
+            result = error
+        conn.send(_sendable(result))
+
+
+def _sendable(result: Any) -> Any:
+    """`result`, or a RuntimeError that says what it was when it would not arrive: an exception
+    whose constructor takes other arguments than its message does not unpickle."""
+    try:
+        pickle.loads(pickle.dumps(result))
+    except Exception as error:
+        where = ""
+        if isinstance(result, BaseException) and result.__traceback__ is not None:
+            frame = traceback.extract_tb(result.__traceback__)[-1]
+            where = f" at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
+        return RuntimeError(f"{type(result).__name__}: {result}{where} ({error})"[:2000])
+    return result
+
+
+class IsolatedCall:
+    """`call(*args, timeout=...)` runs `function(*args)` in the child and returns its result,
+    or the exception it raised, or CallTimedOut / ChildDied / Interrupted (returned, never
+    raised: the caller's policy decides). `function` must be a module-level function and its
+    arguments and result must pickle."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.function = function
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload([function.__module__])
+        self._child: BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()  # one call at a time
+        self._closed = False
+        self.busy = False  # a call is waiting for the child
+
+    def start(self) -> None:
+        """Start the child now (the forkserver and the imports take a second or two), so the
+        first message does not wait for them."""
+        with self._lock:
+            if not self._closed:
+                self._start()
+
+    def _start(self) -> Connection:
+        if self._conn is not None and self._child is not None and self._child.is_alive():
+            return self._conn
+        self._stop_child()
+        parent, child_end = self._context.Pipe()
+        child = self._context.Process(
+            target=_serve, args=(self.function, child_end), name="ticketd-parse", daemon=True
+        )
+        child.start()
+        child_end.close()
+        self._child, self._conn = child, parent
+        return parent
+
+    def call(self, *args: Any, timeout: float) -> Any:
+        with self._lock:
+            if self._closed:
+                return Interrupted("the worker is stopping")
+            conn = self._start()
+            self.busy = True
+            try:
+                conn.send(args)
+                ready = conn.poll(timeout)
+            except (OSError, EOFError):
+                ready = True  # the child is gone: recv says so below
+            finally:
+                self.busy = False
+            if self._closed:
+                return Interrupted("the worker is stopping")
+            if not ready:
+                self._stop_child()
+                return CallTimedOut(timeout)
+            try:
+                return conn.recv()
+            except (EOFError, OSError):
+                code = self._child.exitcode if self._child is not None else None
+                self._stop_child()
+                return ChildDied(f"the parsing process ended (exit status {code})")
+
+    def _stop_child(self) -> None:
+        child, conn = self._child, self._conn
+        self._child = self._conn = None
+        if conn is not None:
+            conn.close()
+        if child is not None:
+            if child.is_alive():
+                child.kill()
+            child.join(timeout=5)
+
+    def close(self) -> None:
+        """Kill the child, even in the middle of a call (whose caller gets Interrupted)."""
+        self._closed = True
+        child = self._child
+        if child is not None and child.is_alive():
+            child.kill()  # wakes a caller waiting in poll: it sees the pipe close
+        with self._lock:
+            self._stop_child()

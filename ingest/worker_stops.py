@@ -1,0 +1,75 @@
+"""A message that stops the worker is counted before it is tried, and given up after a few.
+
+A message that kills the daemon (SIGKILL, out of memory) or stalls it until systemd's watchdog
+restarts it would be taken first again after every restart, for ever: the count of tries was
+only written once a try ended. So the try is written down before it starts, in its own short
+transaction: the pending row's reason becomes "in the worker: try N". Every way a try ends
+writes another reason (done, ignored, quarantined, waiting for the virus scanner), so a row
+still pending with that reason was being tried when the worker stopped. After
+`[limits] max_worker_stops` such tries (3 by default) the message is quarantined with
+"stopped the worker N times" instead of being tried again; `ticketd quarantine retry` gives it
+the same number of tries once more.
+
+A database error between the mark and the end of a try leaves the mark too, and counts as a
+stop: a message whose processing fails that way three times in a row is quarantined as well,
+which is where a person should look at it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import update
+
+from storage.db import Database
+from storage.models import JOURNAL_PENDING, JOURNAL_QUARANTINED, JournalEntry
+from ticketd.clock import Clock
+
+IN_WORKER = "in the worker: try"
+_MARK = re.compile(re.escape(IN_WORKER) + r" (\d+)")
+
+
+def stops_so_far(reason: str | None) -> int:
+    """How many tries in a row stopped the worker, from a pending row's reason."""
+    found = _MARK.match(reason or "")
+    return int(found.group(1)) if found else 0
+
+
+def mark_started(db: Database, entry_id: int, stops: int) -> bool:
+    """Write down the try about to start; False when the row is no longer pending."""
+    with db.transaction() as session:
+        marked = session.execute(
+            update(JournalEntry)
+            .where(JournalEntry.id == entry_id, JournalEntry.state == JOURNAL_PENDING)
+            .values(
+                reason=f"{IN_WORKER} {stops + 1}",
+                attempts=JournalEntry.attempts + 1,
+            )
+        )
+        return bool(getattr(marked, "rowcount", 0))
+
+
+def unmark(db: Database, entry_id: int, reason: str | None) -> None:
+    """The try was cut short by a stop of the daemon, not by the message: forget it."""
+    with db.transaction() as session:
+        session.execute(
+            update(JournalEntry)
+            .where(JournalEntry.id == entry_id, JournalEntry.state == JOURNAL_PENDING)
+            .values(reason=reason, attempts=JournalEntry.attempts - 1)
+        )
+
+
+def give_up(db: Database, clock: Clock, entry_id: int, stops: int) -> str | None:
+    """Quarantine a message that stopped the worker `stops` times; its reason, or None when
+    the row is no longer pending."""
+    reason = (
+        f"stopped the worker {stops} times (the daemon was killed, ran out of memory or stalled"
+        " while processing it); not tried again automatically ([limits] max_worker_stops)"
+    )
+    with db.transaction() as session:
+        done = session.execute(
+            update(JournalEntry)
+            .where(JournalEntry.id == entry_id, JournalEntry.state == JOURNAL_PENDING)
+            .values(state=JOURNAL_QUARANTINED, reason=reason, processed_at=clock.now())
+        )
+        return reason if getattr(done, "rowcount", 0) else None
