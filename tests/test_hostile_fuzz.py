@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
@@ -147,3 +148,64 @@ def test_pipeline_ends_every_mutated_message_visibly(fuzz_state: State, batch: l
     for state, reason in ends.values():
         assert state in (JOURNAL_DONE, JOURNAL_IGNORED, JOURNAL_QUARANTINED)
         assert state != JOURNAL_QUARANTINED, reason  # a crash the worker caught is still a bug
+
+
+# Issue 22: a shape that costs quadratic time freezes the daemon without raising. Runs of the
+# tokens that fed the known ones, spliced into a seed's header, body or HTML, must each parse
+# within a time budget linear in the input (tests/test_hostile_freeze.py has the known shapes).
+RUN_TOKENS = [
+    b" ",
+    b"\t",
+    b"\r\n",
+    b"\n",
+    b"\r",
+    b"\x0c",
+    b" \r\n",
+    b"*",
+    b"> ",
+    b"On ",
+    b"From:",
+    b"wrote: ",
+    b"a",
+    b"a@",
+    b"<",
+    b"</a",
+    b"<!--x>",
+    b"<p a='",
+    b"=?x?q?a ",
+    b"ticket ",
+    b"-",
+    b"_",
+    b"1.1.2020 ",
+    b"Disclaimer: ",
+    b"&#1",
+    b"stream\n",
+]
+RUNS = settings(FUZZ, max_examples=min(EXAMPLES, 40))
+
+
+@st.composite
+def runs_in_messages(draw: st.DrawFn) -> bytes:
+    raw = draw(st.sampled_from(_seeds()))
+    token = draw(st.sampled_from(RUN_TOKENS))
+    run = token * draw(st.integers(1_000, 60_000 // len(token) + 1_000))
+    where = draw(st.sampled_from(["header", "body", "html"]))
+    head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    if where == "header":
+        return head + b"\nX-Run: x" + run.replace(b"\n", b"\n ") + b"y\n\n" + body
+    if where == "html":
+        head += b"\nContent-Type: text/html; charset=utf-8\nMIME-Version: 1.0"
+        return head + b"\n\n<p>Merhaba</p>" + run + b"</p>\n"
+    return head + b"\n\n" + body[: len(body) // 2] + run + body[len(body) // 2 :]
+
+
+@RUNS
+@given(runs_in_messages())
+def test_runs_of_hostile_tokens_parse_within_a_linear_budget(raw: bytes) -> None:
+    began = time.perf_counter()
+    parsed = parse_message(raw)
+    classify(parsed, (DESK,))
+    elapsed = time.perf_counter() - began
+    # 100 ms per 100 KB, times four for a busy machine, plus a start; the old code took
+    # seconds to minutes for the worst of these.
+    assert elapsed < 0.5 + 4.0 * len(raw) / (1024 * 1024), f"{elapsed:.2f} s, {len(raw)} bytes"
