@@ -202,10 +202,14 @@ def runs_in_messages(draw: st.DrawFn) -> bytes:
 @RUNS
 @given(runs_in_messages())
 def test_runs_of_hostile_tokens_parse_within_a_linear_budget(raw: bytes) -> None:
-    began = time.perf_counter()
-    parsed = parse_message(raw)
-    classify(parsed, (DESK,))
-    elapsed = time.perf_counter() - began
+    def seconds() -> float:
+        began = time.perf_counter()
+        classify(parse_message(raw), (DESK,))
+        return time.perf_counter() - began
+
+    # The better of two runs: a pause of a busy machine (or the first compile of a pattern) is
+    # not the input's cost, a quadratic one is there both times.
+    elapsed = min(seconds(), seconds())
     # 100 ms per 100 KB, times four for a busy machine, plus a start; the old code took
     # seconds to minutes for the worst of these.
     assert elapsed < 0.5 + 4.0 * len(raw) / (1024 * 1024), f"{elapsed:.2f} s, {len(raw)} bytes"
