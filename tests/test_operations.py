@@ -225,7 +225,7 @@ def test_import_without_a_terminal_prints_only_the_summary(tmp_path: Path) -> No
     config = write_config(tmp_path)
     result = run_cli(config, "import", str(_mbox(tmp_path, 3)))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "found: 3, stored: 3, failed: 0, done: 3"
+    assert result.stdout.strip() == "found: 3, stored: 3, already_imported: 0, failed: 0, done: 3"
     assert "\x1b[" not in result.stdout + result.stderr  # no terminal codes in a pipe or a file
 
 
@@ -252,4 +252,4 @@ def test_import_on_a_terminal_shows_progress_then_the_summary(tmp_path: Path) ->
     text = output.getvalue().decode("utf-8", "replace")
     assert os.waitstatus_to_exitcode(status) == 0, text
     assert "storing" in text or "processing" in text, text  # the progress bar was drawn
-    assert "found: 3, stored: 3, failed: 0, done: 3" in text
+    assert "found: 3, stored: 3, already_imported: 0, failed: 0, done: 3" in text
