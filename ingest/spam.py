@@ -98,3 +98,22 @@ def check(config: SpamConfig, raw: bytes, session: Session) -> SpamVerdict:
     score = answer.get("score")
     number = float(score) if isinstance(score, int | float) else None
     return SpamVerdict(True, action in SPAM_ACTIONS, number, action)
+
+
+def ping(config: SpamConfig) -> str | None:
+    """Why rspamd cannot be used (for `ticketd check --connect`), or None when it answers."""
+    assert config.rspamd_url is not None
+    url = urlsplit(config.rspamd_url)
+    kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
+    connection = kind(url.hostname or "", url.port, timeout=config.timeout)
+    try:
+        connection.request("GET", f"{url.path}/ping")
+        response = connection.getresponse()
+        body = response.read(1024)
+    except (OSError, http.client.HTTPException) as error:
+        return f"rspamd at {config.rspamd_url}: {error}"
+    finally:
+        connection.close()
+    if response.status != 200 or b"pong" not in body:
+        return f"rspamd at {config.rspamd_url}: /ping answered HTTP {response.status}"
+    return None

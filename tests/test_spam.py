@@ -9,6 +9,8 @@ accepted, answered, and its ticket and journal row say it was not checked.
 from __future__ import annotations
 
 import smtplib
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ from sqlalchemy import select
 from storage.db import Database
 from storage.models import JournalEntry
 from tests.daemon import DaemonProcess, Relay, daemon_config
-from tests.helpers import DESK, customer_mail, make_config
+from tests.helpers import DESK, customer_mail, make_config, write_config
 from tests.rspamd import Rspamd, gtube
 from tests.test_agents import mails_to, wait_for_mail
 from ticketd.config import ConfigError
@@ -97,6 +99,21 @@ def test_spam_stays_out_of_the_queues_and_is_not_answered(
     shown = desk.cli("tickets", "show", ticket["ref"], "--json")
     assert ticket["status"] == "open"
     assert any("Not checked for spam" in str(m["subject"]) for m in shown["messages"])
+
+
+def test_check_connect_asks_rspamd(tmp_path: Path, rspamd: Rspamd) -> None:
+    config = write_config(tmp_path, extra=f'[spam]\nrspamd_url = "{rspamd.url}"\ntimeout = 2\n')
+
+    def check() -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "ticketd.cli", "--config", str(config), "check"]
+        return subprocess.run([*command, "--connect"], capture_output=True, text=True)
+
+    up = check()
+    assert up.returncode == 0 and f"rspamd at {rspamd.url}: pong" in up.stdout, up.stdout
+    assert f"spam filter: rspamd at {rspamd.url}" in up.stdout
+    rspamd.stop()
+    down = check()
+    assert down.returncode == 69 and f"rspamd at {rspamd.url}: " in down.stdout, down.stdout
 
 
 @pytest.mark.parametrize(

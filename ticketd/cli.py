@@ -65,6 +65,15 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  oauth {provider.name}: {provider.kind}, {provider.grant} at {provider.endpoint}")
     clamd = config.kyc.clamd
     print(f"  virus scanner: {f'clamd at {clamd}' if clamd else 'none (attachments not scanned)'}")
+    trust = config.trust
+    dns = ", ".join(f"{h}:{p}" for h, p in trust.dns.nameservers) or "the system's resolver"
+    print(
+        f"  sender verification: {'ours' if trust.verify_senders else 'off'} as "
+        f"{trust.authserv_id} (DNS: {dns}, {trust.dns.timeout:g} s a message); trusted: "
+        + (", ".join(trust.trusted_authserv_ids) or "none")
+    )
+    rspamd = config.spam.rspamd_url
+    print(f"  spam filter: {f'rspamd at {rspamd}' if rspamd else 'none (mail is not checked)'}")
     for key, reason in config.warnings:
         print(f"  warning: {key}: {reason}")
     if not getattr(args, "connect", False):
@@ -75,6 +84,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _check_connect(config: Config) -> int:
     from ingest.imap_probe import probe
     from ingest.oauth_tokens import OAuthBroker
+    from ingest.spam import ping as spam_ping
     from ticketd.clock import SystemClock
     from ticketd.health import scanner_problem
 
@@ -94,7 +104,11 @@ def _check_connect(config: Config) -> int:
     scanner = None if clamd is None else scanner_problem(clamd)
     if clamd is not None:
         print(scanner or f"clamd at {clamd}: PONG")
-    healthy = relay_ok and scanner is None and all(result.ok for result in results)
+    spam = None if config.spam.rspamd_url is None else spam_ping(config.spam)
+    if config.spam.rspamd_url is not None:
+        print(spam or f"rspamd at {config.spam.rspamd_url}: pong")
+    healthy = relay_ok and scanner is None and spam is None
+    healthy = healthy and all(result.ok for result in results)
     return EX_OK if healthy else EX_UNAVAILABLE
 
 
