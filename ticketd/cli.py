@@ -233,11 +233,18 @@ def _with_state(body: Callable[[Any, argparse.Namespace], int]) -> Handler:
 
 
 def _tickets_list(state: Any, args: argparse.Namespace) -> int:
-    rows = views.list_tickets(state.db, status=args.status)
+    rows = views.list_tickets(
+        state.db,
+        status=args.status,
+        queue=args.queue,
+        assignee=args.assignee,
+        customer=args.customer,
+    )
     if args.json:
         _print_json(rows)
     else:
-        views.print_table(["ref", "status", "category", "customer", "messages", "subject"], rows)
+        columns = ["ref", "status", "category", "queue", "assignee", "priority", "customer"]
+        views.print_table([*columns, "messages", "subject"], rows)
     return EX_OK
 
 
@@ -433,6 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
     t_commands = tickets.add_subparsers(dest="tickets_command", required=True, metavar="COMMAND")
     t_list = t_commands.add_parser("list")
     t_list.add_argument("--status")
+    t_list.add_argument("--queue", help="only the tickets of this queue")
+    t_list.add_argument("--assignee", metavar="EMAIL", help="only the tickets assigned to EMAIL")
+    t_list.add_argument("--customer", metavar="EMAIL", help="only this customer's tickets")
     t_list.add_argument("--json", action="store_true")
     t_list.set_defaults(handler=_with_state(_tickets_list))
     t_show = t_commands.add_parser("show")

@@ -33,7 +33,15 @@ def safe_url(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
-def list_tickets(db: Database, status: str | None = None) -> list[dict[str, Any]]:
+def list_tickets(
+    db: Database,
+    status: str | None = None,
+    queue: str | None = None,
+    assignee: str | None = None,
+    customer: str | None = None,
+) -> list[dict[str, Any]]:
+    """Every ticket, or those with this status, queue, assignee and customer (addresses in any
+    case)."""
     with db.transaction() as session:
         counts = (
             select(TicketMessage.ticket_id, func.count(TicketMessage.id).label("n"))
@@ -47,6 +55,12 @@ def list_tickets(db: Database, status: str | None = None) -> list[dict[str, Any]
         )
         if status:
             query = query.where(Ticket.status == status)
+        if queue:
+            query = query.where(Ticket.queue == queue)
+        if assignee:
+            query = query.where(func.lower(Ticket.assignee) == assignee.lower())
+        if customer:
+            query = query.where(func.lower(Ticket.customer) == customer.lower())
         return [
             {
                 "ref": ticket.ref,
@@ -202,11 +216,24 @@ def list_outbox(db: Database) -> list[dict[str, Any]]:
 
 
 def print_table(columns: list[str], rows: list[dict[str, Any]]) -> None:
+    console = Console()
+    if not console.is_terminal:
+        # In a pipe or a file: one tab-separated line per row, every value whole (a table would
+        # be cut to 80 columns, addresses and subjects with it).
+        print("\t".join(columns))
+        for row in rows:
+            print("\t".join(_cell(row.get(c)) for c in columns))
+        return
     table = Table(*columns)
     for row in rows:
         # Text, not markup: a subject like "[#7KQM-X3P9]" must not be read as a rich style.
         table.add_row(*(Text("" if row.get(c) is None else str(row.get(c))) for c in columns))
-    Console().print(table)
+    console.print(table)
+
+
+def _cell(value: Any) -> str:
+    """A value on one line of tab-separated output."""
+    return "" if value is None else " ".join(str(value).split())
 
 
 # How `ticketd show` marks attachments that are not plain files (roles from ingest/parsing.py).
@@ -222,7 +249,8 @@ def print_ticket(ticket: dict[str, Any]) -> None:
     console = Console()
     console.print(
         f"[bold]{ticket['ref']}[/bold]  {ticket['status']}  {ticket['category']}  "
-        f"{ticket['customer']}",
+        f"{ticket['customer']}  queue {ticket.get('queue') or '-'}  assignee "
+        f"{ticket.get('assignee') or '-'}  priority {ticket.get('priority') or '-'}",
         markup=True,
         highlight=False,
     )
