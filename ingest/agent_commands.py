@@ -2,7 +2,8 @@
 
 English and Turkish: `#note`/`#not`, `#close`/`#kapat`, `#pending`/`#beklemede`,
 `#assign NAME`/`#ata NAME`, `#category NAME`/`#kategori NAME`,
-`#priority high|normal|low`/`#öncelik yüksek|normal|düşük`, `#merge REF`/`#birleştir REF`,
+`#priority high|normal|low`/`#öncelik yüksek|normal|düşük`, `#merge REF`/`#birleştir REF`
+(`#birleştir REF zorla`/`#merge REF force` across two customers),
 `#kyc approve`/`#kyc onayla` and `#kyc reject REASON`/`#kyc reddet SEBEP` (identity documents),
 `#kyc request`/`#kyc iste` (ask the customer for their documents).
 Parsing is pure: it returns the commands and the rest of the text, or every problem found, so
@@ -42,6 +43,7 @@ _KYC_DECISIONS = {
     "reject": "reject", "reddet": "reject",
     "request": "request", "iste": "request",
 }  # fmt: skip
+_FORCE = {"zorla", "force"}
 _NEEDS_ARGUMENT = {"assign", "category", "priority", "merge", "kyc"}
 
 
@@ -85,8 +87,14 @@ def _argument(verb: str, raw: str) -> tuple[str | None, str | None]:
         # "approve", or "reject " + the reason as the agent wrote it.
         return f"{decision} {reason.strip()}".strip(), None
     if verb == "merge":
-        ref = normalise(raw.strip("[]#"))
-        return (ref, None) if ref else (None, f"{raw!r} is not a ticket reference")
+        # "REF zorla" / "REF force": merge even two customers' tickets (checked later).
+        target, _, force = raw.partition(" ")
+        ref = normalise(target.strip("[]#"))
+        if ref is None:
+            return None, f"{raw!r} is not a ticket reference"
+        if force.strip() and force.strip().lower() not in _FORCE:
+            return None, f"#merge takes a reference and optionally 'zorla'/'force' (got {raw!r})"
+        return (f"{ref} force" if force.strip() else ref), None
     return raw, None
 
 

@@ -92,6 +92,26 @@ def _strip_signature(text: str) -> str:
     return text
 
 
+def _merge_problems(ctx: Context, agent: AgentConfig, ticket: Ticket, argument: str) -> list[str]:
+    """Why `#merge REF [force]` may not go ahead. Two customers' tickets merge only when forced:
+    the answers of the merged ticket then reach the survivor's customer alone."""
+    ref, _, force = argument.partition(" ")
+    target = ticket_by_ref(ctx, ref)
+    if target is None:
+        return [f"#merge: no ticket {ref}"]
+    if target.id == ticket.id:
+        return ["#merge: a ticket cannot be merged into itself"]
+    if not may_act(agent, target):
+        return [f"#merge: {target.ref} is not in your queues"]
+    if target.customer != ticket.customer and not force:
+        return [
+            f"#merge: {ticket.ref} is {ticket.customer}'s and {target.ref} is "
+            f"{target.customer}'s; merged, answers would reach only {target.customer}. "
+            f"Write #birleştir {target.ref} zorla (#merge {target.ref} force) to merge anyway"
+        ]
+    return []
+
+
 def _check(
     ctx: Context, agent: AgentConfig, ticket: Ticket, parsed: ParsedCommands, has_own: bool
 ) -> list[str]:
@@ -101,13 +121,7 @@ def _check(
         if command.verb == "assign" and team.agent_by_name(command.argument) is None:
             problems.append(f"#assign: no agent called {command.argument!r}")
         if command.verb == "merge":
-            target = ticket_by_ref(ctx, command.argument)
-            if target is None:
-                problems.append(f"#merge: no ticket {command.argument}")
-            elif target.id == ticket.id:
-                problems.append("#merge: a ticket cannot be merged into itself")
-            elif not may_act(agent, target):
-                problems.append(f"#merge: {target.ref} is not in your queues")
+            problems += _merge_problems(ctx, agent, ticket, command.argument)
         if command.verb == "kyc":
             problems += review_problems(ctx, agent, ticket, command.argument)
     if parsed.has("note") and not parsed.text:
@@ -136,7 +150,7 @@ def _apply(ctx: Context, ticket: Ticket, agent: AgentConfig, command: Command) -
     elif command.verb == "priority":
         ticket.priority = command.argument
     elif command.verb == "merge":
-        target = ticket_by_ref(ctx, command.argument)
+        target = ticket_by_ref(ctx, command.argument.partition(" ")[0])
         assert target is not None
         merge_tickets(ctx.session, ctx.clock, ticket, target, ctx.config.sla)
 

@@ -350,7 +350,7 @@ def test_category_and_merge_commands_from_the_agent(desk: DaemonProcess, relay: 
     first, second = tickets[first_customer], tickets[second_customer]
 
     # #birleştir: the second ticket goes into the first; its reference leads there.
-    merge = agent_reply(second_note, AGENT, f"#birleştir {first}", client="gmail")
+    merge = agent_reply(second_note, AGENT, f"#birleştir {first} zorla", client="gmail")
     send(desk.port, merge, AGENT, str(second_note["Reply-To"]))
     desk.wait_until(
         lambda: desk.cli("tickets", "show", second, "--json")["ref"] == first, what="#merge"

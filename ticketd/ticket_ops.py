@@ -65,7 +65,8 @@ def merge_tickets(
     session.add(
         _note(
             target,
-            f"Merged: {source.ref} was merged into this ticket",
+            f"Merged: {source.ref} was merged into this ticket; answers go to {target.customer}"
+            + (f" (not to {source.customer})" if source.customer != target.customer else ""),
             f"merge:{source.ref}:{stamp}",
             clock,
         )
@@ -73,7 +74,7 @@ def merge_tickets(
     session.add(
         _note(
             source,
-            f"Merged: this ticket continues as {target.ref}",
+            f"Merged: this ticket continues as {target.ref}; answers go to {target.customer}",
             f"merged:{source.ref}:{stamp}",
             clock,
         )
