@@ -69,6 +69,13 @@ def authentication_failure(message: ParsedMessage, require: bool) -> str | None:
     domain, or a header the sender wrote, proves nothing. Without `require` (an admin's choice
     for a setup where nothing verifies) a message with no failing aligned result may act too."""
     verdict = message.auth
+    if verdict.forged:
+        # No server of ours wrote these before the mail reached us: whoever sent it did, to
+        # pass for verified. Such a mail proves the opposite of what it claims.
+        return (
+            f"the mail carries {verdict.forged} Authentication-Results header(s) claiming our "
+            "own authserv-id, written by the sender"
+        )
     if verdict.aligned_pass:
         return None
     if verdict.refuted:

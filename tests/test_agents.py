@@ -128,6 +128,9 @@ def desk(tmp_path: Path, relay: Relay) -> Any:
     trusted = (
         f'[smtp_in]\nlisten = "127.0.0.1:{free_port()}"\ntrusted_authserv_ids = ["{GATEWAY}"]\n'
         "verify_senders = false\n"
+        # A desk behind a verifying gateway: agents must be proven by its verdict, although
+        # the listener itself is on loopback (where the default would not require it).
+        "[agent_replies]\nrequire_authentication = true\n"
     )
     config = daemon_config(tmp_path, relay.port, extra=trusted + TEAM)
     text = config.read_text().replace(
@@ -291,7 +294,8 @@ def test_a_forged_agent_reply_is_quarantined_and_the_admins_are_told(
     assert len(mails_to(relay, customer)) == 1  # only the acknowledgement, nothing relayed
     assert desk.cli("tickets", "list", "--json")[0]["status"] == "open"
     reasons = [q["reason"] for q in desk.cli("quarantine", "list", "--json")]
-    assert len(reasons) == 5 and all("no aligned DKIM or SPF pass" in r for r in reasons[2:])
+    assert len(reasons) == 5 and "claiming our own authserv-id" in reasons[2]
+    assert all("no aligned DKIM or SPF pass" in r for r in reasons[3:])
     # A forged From with the reference in the subject is only a customer message.
     stranger = customer_mail(sender=AGENT, subject=str(notification["Subject"]), body="#close")
     send(desk.port, stranger, AGENT, DESK)
@@ -372,3 +376,41 @@ def test_category_and_merge_commands_from_the_agent(desk: DaemonProcess, relay: 
     refusals = wait_for_mail(relay, AGENT, 3, "(refusal)")
     assert "not one of yours" in text_of(refusals[-1])
     assert desk.cli("tickets", "show", first, "--json")["status"] != "closed"
+
+
+def test_behind_a_local_mta_the_signed_address_proves_the_agent_but_a_forged_verdict_refuses(
+    tmp_path: Path, relay: Relay
+) -> None:
+    # The embedded default: a listener on loopback, reached through the machine's own MTA,
+    # with nothing that verifies senders. The agent's answer acts on its signed reply address;
+    # the same answer carrying a pass "from us" was written by its sender and acts on nothing.
+    config = daemon_config(tmp_path, relay.port, extra=TEAM)
+    daemon = DaemonProcess(config)
+    daemon.start()
+    try:
+        customer = "musteri@example.net"
+        raw = customer_mail(sender=customer, subject="Para çekme", body="Çekim bekliyor")
+        send(daemon.port, raw, customer, DESK)
+        [notification] = wait_for_mail(relay, AGENT, 1)
+        forged = agent_reply(
+            notification,
+            AGENT,
+            "#close\n\nKapattım.",
+            Authentication_Results=f"{socket.gethostname()}; dkim=pass "
+            f"header.d=destek.example.com; spf=pass smtp.mailfrom={AGENT}",
+        )
+        send(daemon.port, forged, AGENT, str(notification["Reply-To"]))
+        deadline = time.monotonic() + 15
+        while not daemon.cli("quarantine", "list", "--json") and time.monotonic() < deadline:
+            time.sleep(0.3)
+        [held] = daemon.cli("quarantine", "list", "--json")
+        assert "claiming our own authserv-id" in held["reason"]
+        assert daemon.cli("tickets", "list", "--json")[0]["status"] == "open"
+        honest = agent_reply(notification, AGENT, "#close\n\nÇekiminiz yapıldı.")
+        send(daemon.port, honest, AGENT, str(notification["Reply-To"]))
+        deadline = time.monotonic() + 15
+        while daemon.cli("tickets", "list", "--json")[0]["status"] == "open":
+            assert time.monotonic() < deadline, "the agent's answer did not close the ticket"
+            time.sleep(0.3)
+    finally:
+        assert daemon.stop() == 0

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.agent_replies import authentication_failure
 from ingest.parsing import parse_message
 from ingest.pipeline import step_believe
 from ingest.sender_auth import (
@@ -118,5 +119,40 @@ def test_trust_keys_are_checked(tmp_path: Path, lines: str, key: str) -> None:
     assert [k for k, _ in raised.value.problems] == [key]
 
 
-def test_agents_need_a_verdict_by_default(tmp_path: Path) -> None:
-    assert make_config(tmp_path).team.agent_replies.require_authentication
+@pytest.mark.parametrize(
+    ("listen", "required"),
+    [
+        ("0.0.0.0:25", True),  # the listener is the MX: only a verdict proves an agent
+        ("[::]:25", True),
+        ("192.0.2.10:25", True),
+        ("mx.destek.example.com:25", True),
+        ("127.0.0.1:2525", False),  # behind a local MTA: the signed address proves the agent
+        ("[::1]:2525", False),
+        ("localhost:2525", False),
+    ],
+)
+def test_agents_need_a_verdict_by_default_when_the_listener_is_the_mx(
+    tmp_path: Path, listen: str, required: bool
+) -> None:
+    config = make_config(tmp_path, extra=f'[smtp_in]\nlisten = "{listen}"\n')
+    assert config.team.agent_replies.require_authentication is required
+    explicit = make_config(
+        tmp_path,
+        extra=f'[smtp_in]\nlisten = "{listen}"\n[agent_replies]\nrequire_authentication = true\n',
+    )
+    assert explicit.team.agent_replies.require_authentication
+
+
+def test_a_header_claiming_our_id_refuses_the_agent_even_without_require(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    raw = customer_mail(
+        sender="ayse@destek.example.com",
+        headers={"Authentication-Results": f"{OWN}; dkim=pass header.d=destek.example.com"},
+    )
+    own_config = make_config(tmp_path, extra=f'[smtp_in]\nauthserv_id = "{OWN}"\n')
+    message = step_believe(own_config, parse_message(raw))
+    assert message.auth.forged == 1
+    assert "claiming our own authserv-id" in (authentication_failure(message, False) or "")
+    honest = step_believe(config, parse_message(customer_mail(sender="ayse@destek.example.com")))
+    assert authentication_failure(honest, False) is None
+    assert authentication_failure(honest, True) is not None

@@ -6,6 +6,7 @@ so `ticketd check` reports them together with the rest of the file.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from typing import Any
@@ -162,6 +163,21 @@ def _bool(problems: Problems, table: dict[str, Any], key: str, default: bool) ->
     return value
 
 
+def listener_is_the_mx(data: dict[str, Any]) -> bool:
+    """Whether ticketd's own SMTP listener faces the internet. A listener on a loopback address
+    (the embedded default) is reached only through something on this machine, such as an MTA
+    that is the MX and hands mail on; one on any other address is the MX itself."""
+    smtp_in = data.get("smtp_in", {})
+    listen = smtp_in.get("listen", "127.0.0.1:2525") if isinstance(smtp_in, dict) else ""
+    host = str(listen).rpartition(":")[0].strip("[]").lower()
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a host name or a wildcard: assume the world reaches it
+
+
 def parse_team(problems: Problems, data: dict[str, Any]) -> TeamConfig:
     queues = _queues(problems, data.get("queues", []))
     agents = _agents(problems, data.get("agents", []), queues)
@@ -185,8 +201,14 @@ def parse_team(problems: Problems, data: dict[str, Any]) -> TeamConfig:
     replies = AgentRepliesConfig(
         show_agent_name=_bool(problems, replies_t, "agent_replies.show_agent_name", True),
         strip_signature=_bool(problems, replies_t, "agent_replies.strip_signature", True),
+        # Default: required when our listener is the MX, so that nothing but our own
+        # verdict (or a trusted gateway's) proves an agent; behind a local MTA that verifies
+        # nothing, the signed reply address alone proves the agent, as before.
         require_authentication=_bool(
-            problems, replies_t, "agent_replies.require_authentication", True
+            problems,
+            replies_t,
+            "agent_replies.require_authentication",
+            listener_is_the_mx(data),
         ),
     )
     desk = data.get("desk", {}) if isinstance(data.get("desk", {}), dict) else {}
