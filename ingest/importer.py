@@ -16,6 +16,7 @@ import mailbox
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,7 @@ from sqlalchemy import select
 
 from ingest.journal import Arrival, StorageFailure
 from ingest.oversize import HEADER_PEEK, header_summary, read_bounded, too_big
+from ingest.regular_files import NotRegular, open_regular, regular_or_folder
 from ingest.worker import ScanWait
 from storage.models import JournalEntry
 
@@ -37,33 +39,49 @@ def _is_maildir(path: Path) -> bool:
     return path.is_dir() and all((path / sub).is_dir() for sub in ("cur", "new"))
 
 
-Read = bytes | tuple[bytes, int]  # the message, or (its first bytes, its size) when too big
+@dataclass(frozen=True)
+class Refused:
+    """A name in the folder that is not read: a symbolic link, a FIFO, a device."""
+
+    reason: str
+
+
+# The message, or (its first bytes, its size) when too big, or why it was not read.
+Read = bytes | tuple[bytes, int] | Refused
+
+
+def _read_files(names: list[Path], limit: int) -> Iterator[tuple[str, Read]]:
+    for name in names:
+        try:
+            file = open_regular(name)
+        except NotRegular as refused:
+            yield str(name), Refused(str(refused))
+            continue
+        with file:
+            yield str(name), read_bounded(file, limit)
+
+
+def _maildir_files(path: Path) -> list[Path]:
+    """A Maildir's messages: the files of new/ and cur/, as mailbox.Maildir lists them."""
+    return [
+        entry
+        for sub in ("new", "cur")
+        for entry in sorted((path / sub).iterdir())
+        if not entry.name.startswith(".")
+    ]
 
 
 @contextmanager
 def open_messages(path: Path, limit: int) -> Iterator[tuple[int, Iterator[tuple[str, Read]]]]:
     """How many messages `path` holds, and (name, message) for each, one at a time, each read no
     further than `limit` bytes (ingest/oversize.py): a large mbox never has to fit in memory.
-    The folder is listed, or the mbox indexed, once: the count and the reading share it."""
-    if _is_maildir(path):
-        box = mailbox.Maildir(path, factory=None, create=False)
-        keys = list(box.iterkeys())
-
-        def maildir() -> Iterator[tuple[str, Read]]:
-            for key in keys:
-                with box.get_file(key) as file:
-                    yield f"{path}/{key}", read_bounded(file, limit)
-
-        yield len(keys), maildir()
-    elif path.is_dir():
-        names = sorted(path.rglob("*.eml"))
-
-        def folder() -> Iterator[tuple[str, Read]]:
-            for name in names:
-                with name.open("rb") as file:
-                    yield str(name), read_bounded(file, limit)
-
-        yield len(names), folder()
+    The folder is listed, or the mbox indexed, once: the count and the reading share it. Only
+    regular files are read (ingest/regular_files.py): a link or a FIFO in the folder is
+    refused, and so is `path` itself when it is neither a file nor a folder."""
+    regular_or_folder(path)
+    if _is_maildir(path) or path.is_dir():
+        names = _maildir_files(path) if _is_maildir(path) else sorted(path.rglob("*.eml"))
+        yield len(names), _read_files(names, limit)
     else:
         mbox = mailbox.mbox(path, create=False)
         try:
@@ -95,7 +113,10 @@ def _store(
         summary["found"] += 1
         source = f"import:{name}"[:200]
         try:
-            if isinstance(read, tuple):
+            if isinstance(read, Refused):
+                log.warning("not imported: %s", read.reason)
+                summary["refused"] = summary.get("refused", 0) + 1
+            elif isinstance(read, tuple):
                 head, size = read
                 reason = f"{name}: {too_big(size, limit)}; {header_summary(head)}"
                 journal.quarantine(None, source, reason, head[:HEADER_PEEK])
@@ -164,7 +185,8 @@ def import_path(
     state: State, path: Path, acknowledge: bool, process: bool, progress: bool
 ) -> dict[str, int]:
     """Journal every message of `path` and, unless `process` is off, process them; the summary
-    counts what this run did: found, stored (new), already_imported, too_big, failed, then the
+    counts what this run did: found, stored (new), already_imported, too_big, refused (not a
+    regular file), failed, then the
     journal state of the messages it stored (done, ignored, quarantined, pending), whoever
     processed them."""
     if not path.exists():

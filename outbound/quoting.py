@@ -30,6 +30,11 @@ _LINK = re.compile(
 )
 
 
+# Controls a reader's terminal or mail client would act on (C0, DEL, C1, bidirectional
+# overrides): gone from what automatic mail repeats.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
 def without_links(text: str) -> str:
     return _LINK.sub(REMOVED, text)
 
@@ -37,7 +42,8 @@ def without_links(text: str) -> str:
 def quoted(text: str, limit: int = SUBJECT_CHARS) -> str:
     """`text` on one line, its links removed, cut to `limit` characters (with "…")."""
     # Cut before the search too: the line is short, so the search is, whatever the input.
-    line = " ".join(without_links(" ".join(text[: limit * 4].split())).split())
+    visible = _CONTROLS.sub(" ", text[: limit * 4])
+    line = " ".join(without_links(" ".join(visible.split())).split())
     if len(line) <= limit:
         return line
     return line[: limit - 1].rstrip() + "…"

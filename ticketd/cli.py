@@ -8,11 +8,13 @@ import getpass
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ingest.regular_files import NotRegular, open_regular
 from ticketd import logs, views
 from ticketd.blob_commands import add_blob_commands
 from ticketd.block_commands import add_block_commands
@@ -38,9 +40,14 @@ def _config_path(args: argparse.Namespace) -> Path:
     return Path(value)
 
 
+# The C1 controls JSON leaves raw (it escapes only U+0000-U+001F): a terminal showing the
+# output would obey U+009B (CSI) and U+009D (OSC). Escaped, the decoded text is the same.
+_C1 = re.compile("[\x7f-\x9f]")
+
+
 def _print_json(value: Any) -> None:
-    json.dump(value, sys.stdout, ensure_ascii=False, indent=2, default=str)
-    sys.stdout.write("\n")
+    text = json.dumps(value, ensure_ascii=False, indent=2, default=str)
+    sys.stdout.write(_C1.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -153,13 +160,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     limit = config.smtp_in.max_message_size
     try:
         if args.file:
-            with Path(args.file).open("rb") as file:
+            with open_regular(Path(args.file)) as file:
                 read = read_bounded(file, limit)
         else:
             read = read_bounded(sys.stdin.buffer, limit)
+    except NotRegular as error:  # a folder, a FIFO, a device, a link: no retry makes it mail
+        print(f"ticketd ingest: not stored: {error}", file=sys.stderr)
+        return EX_DATAERR
     except OSError as error:
         print(f"ticketd ingest: cannot read {args.file}: {error}", file=sys.stderr)
-        return EX_DATAERR if isinstance(error, FileNotFoundError) else EX_TEMPFAIL
+        permanent = isinstance(error, FileNotFoundError | NotADirectoryError | PermissionError)
+        return EX_DATAERR if permanent else EX_TEMPFAIL
     if isinstance(read, tuple):
         head, size = read
         print(
@@ -210,13 +221,16 @@ def cmd_import(args: argparse.Namespace) -> int:
             process=not args.no_process,
             progress=not args.json,
         )
+    except NotRegular as error:
+        print(f"ticketd import: nothing imported: {error}", file=sys.stderr)
+        return EX_DATAERR
     finally:
         state.close()
     if args.json:
         _print_json(summary)
     else:
         print(", ".join(f"{key}: {value}" for key, value in summary.items()))
-    return EX_OK if summary["failed"] == 0 else EX_DATAERR
+    return EX_OK if summary["failed"] == 0 and not summary.get("refused") else EX_DATAERR
 
 
 def _with_state(body: Callable[[Any, argparse.Namespace], int]) -> Handler:

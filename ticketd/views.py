@@ -215,6 +215,25 @@ def list_outbox(db: Database) -> list[dict[str, Any]]:
         ]
 
 
+# What a terminal acts on instead of showing: the C0 controls but tab and newline (ESC starts
+# every escape sequence: a window title, a cleared screen, an OSC 8 hyperlink; CR overwrites the
+# line), DEL, the C1 controls (U+0080-U+009F: 8-bit CSI and OSC), and the bidirectional
+# overrides that make text read in another order than it is.
+_TERMINAL_CONTROLS = re.compile(
+    r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def for_terminal(value: object) -> str:
+    """`value` as text a terminal prints and never obeys: its controls written out (`\\x1b`)."""
+    return _TERMINAL_CONTROLS.sub(_escaped, "" if value is None else str(value))
+
+
 def print_table(columns: list[str], rows: list[dict[str, Any]]) -> None:
     console = Console()
     if not console.is_terminal:
@@ -227,13 +246,13 @@ def print_table(columns: list[str], rows: list[dict[str, Any]]) -> None:
     table = Table(*columns)
     for row in rows:
         # Text, not markup: a subject like "[#7KQM-X3P9]" must not be read as a rich style.
-        table.add_row(*(Text("" if row.get(c) is None else str(row.get(c))) for c in columns))
+        table.add_row(*(Text(for_terminal(row.get(c))) for c in columns))
     console.print(table)
 
 
 def _cell(value: Any) -> str:
-    """A value on one line of tab-separated output."""
-    return "" if value is None else " ".join(str(value).split())
+    """A value on one line of tab-separated output, its terminal controls written out."""
+    return "" if value is None else for_terminal(" ".join(str(value).split()))
 
 
 # How `ticketd show` marks attachments that are not plain files (roles from ingest/parsing.py).
@@ -246,37 +265,36 @@ _ROLE_LABELS = {
 
 
 def print_ticket(ticket: dict[str, Any]) -> None:
-    console = Console()
-    console.print(
-        f"[bold]{ticket['ref']}[/bold]  {ticket['status']}  {ticket['category']}  "
-        f"{ticket['customer']}  queue {ticket.get('queue') or '-'}  assignee "
-        f"{ticket.get('assignee') or '-'}  priority {ticket.get('priority') or '-'}",
-        markup=True,
-        highlight=False,
+    """What a customer wrote is printed with its terminal controls written out (for_terminal):
+    a subject must not retitle the agent's window, clear the screen or hide a link."""
+    console = Console(highlight=False)
+    say = for_terminal
+    head = (
+        f"  {ticket['status']}  {ticket['category']}  {say(ticket['customer'])}  queue "
+        f"{ticket.get('queue') or '-'}  assignee {ticket.get('assignee') or '-'}  priority "
+        f"{ticket.get('priority') or '-'}"
     )
-    console.print(ticket["subject"], markup=False, highlight=False)
-    console.print("participants: " + ", ".join(ticket["participants"]), markup=False)
+    console.print(Text.assemble((str(ticket["ref"]), "bold"), head))
+    console.print(say(ticket["subject"]), markup=False)
+    console.print("participants: " + say(", ".join(ticket["participants"])), markup=False)
     console.print(
         "SLA: " + ", ".join(f"{k} {v}" for k, v in ticket["sla"].items() if v), markup=False
     )
     score = ticket.get("satisfaction")
     if score:
-        console.print(
-            f"satisfaction: {score['score']}/5 {score['comment'] or ''}".rstrip(), markup=False
-        )
+        comment = say(score["comment"] or "")
+        console.print(f"satisfaction: {score['score']}/5 {comment}".rstrip(), markup=False)
     for message in ticket["messages"]:
         arrow = "<-" if message["direction"] == "in" else "->"
         delivery = message.get("delivery")
         state = f" [{delivery['state']}]" if delivery else ""
-        console.rule(
-            f"{arrow} {message['kind']} {message['from']} {message['at']}{state}", style="dim"
-        )
-        console.print(message["text"], markup=False, highlight=False)
+        heading = f"{arrow} {message['kind']} {say(message['from'])} {message['at']}{state}"
+        console.rule(Text(heading), style="dim")
+        console.print(say(message["text"]), markup=False)
         for attachment in message["attachments"]:
             role = _ROLE_LABELS.get(str(attachment.get("role", "")), "")
             console.print(
-                f"  attachment: {attachment['filename']} "
-                f"({attachment['content_type']}, {attachment['size']} bytes){role}",
+                f"  attachment: {say(attachment['filename'])} "
+                f"({say(attachment['content_type'])}, {attachment['size']} bytes){role}",
                 markup=False,
-                highlight=False,
             )
