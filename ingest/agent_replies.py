@@ -21,7 +21,7 @@ from ingest.agent_commands import Command, ParsedCommands, parse_commands
 from ingest.context import Context
 from ingest.documents_review import decide, review_problems
 from ingest.history import add_note, record_incoming
-from ingest.parsing import FORWARDED, ParsedMessage
+from ingest.parsing import DECORATION, FORWARDED, ParsedMessage
 from ingest.replies import REPLY_SCAN_LIMIT, own_text
 from ingest.thread_finder import ticket_by_ref
 from outbound.addresses import ref_from_agent_address
@@ -40,7 +40,9 @@ from ticketd.ticket_ops import merge_tickets
 NOTHING_OF_YOUR_OWN = (
     "your reply has no text of its own above the quoted mail: nothing was sent to the customer"
 )
-_SIGNATURE_START = re.compile(r"^(-- ?|__+|Saygılarımla,?|Best regards,?|Kind regards,?)$")
+# Where a signature block starts: the "-- " delimiter (RFC 3676 4.3) or Outlook's rule. A
+# sign-off ("Saygılarımla,\nMehmet", "Best regards,") is part of the answer and stays.
+_SIGNATURE_START = re.compile(r"^(-- ?|__+)$")
 
 
 class AgentOutcome:
@@ -181,8 +183,9 @@ def _relay(
     attachments = tuple(
         OutgoingAttachment(a.filename, a.content_type, a.payload)
         for a in message.attachments
-        # A forwarded message kept whole: its files are relayed on their own, as before.
-        if a.payload and a.role != FORWARDED
+        # A forwarded message kept whole: its files are relayed on their own, as before. A
+        # signature logo or icon (DECORATION, ingest/inline_images.py) is not for the customer.
+        if a.payload and a.role not in (FORWARDED, DECORATION)
     )
     relay_to_customer(
         ctx,

@@ -178,7 +178,11 @@ def test_an_agent_answers_from_their_mail_client(desk: DaemonProcess, relay: Rel
     assert str(answer["In-Reply-To"]) == "<istek-1@example.net>"
     assert "Auto-Submitted" not in answer
     body = text_of(answer).strip()
-    assert body == "Merhaba Can Bey,\n\nÇekiminiz onaylandı, 24 saat içinde hesabınızda olur."
+    # The sign-off is part of the answer (issue 15, point 13); only a "-- " block is cut.
+    assert body == (
+        "Merhaba Can Bey,\n\nÇekiminiz onaylandı, 24 saat içinde hesabınızda olur."
+        "\n\nSaygılarımla,\nAyşe"
+    )
     assert [p.get_filename() for p in answer.walk() if p.get_filename()] == ["dekont.pdf"]
     shown = desk.cli("tickets", "show", ref, "--json")
     last = shown["messages"][-1]
