@@ -156,3 +156,10 @@ def test_a_header_claiming_our_id_refuses_the_agent_even_without_require(tmp_pat
     honest = step_believe(config, parse_message(customer_mail(sender="ayse@destek.example.com")))
     assert authentication_failure(honest, False) is None
     assert authentication_failure(honest, True) is not None
+
+
+def test_dns_and_filter_time_past_the_parse_limit_is_warned(tmp_path: Path) -> None:
+    slow = '[dns]\ntimeout = 30\n[spam]\nrspamd_url = "http://127.0.0.1:1"\ntimeout = 40\n'
+    config = make_config(tmp_path, extra=slow)
+    assert [k for k, _ in config.warnings] == ["limits.max_parse_seconds"]
+    assert make_config(tmp_path, extra="[dns]\ntimeout = 30\n").warnings == ()

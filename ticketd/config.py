@@ -568,6 +568,25 @@ def _threading_metrics_templates(
     return threading, MetricsConfig(listen=metrics_listen), templates_dir
 
 
+def _time_warnings(
+    trust: TrustConfig, spam: SpamConfig, limits: LimitsConfig
+) -> list[tuple[str, str]]:
+    """The sender checks run inside the parse's time limit: DNS and rspamd together past it
+    would quarantine every message whose DNS or filter is slow instead of marking it."""
+    spent = (trust.dns.timeout if trust.verify_senders else 0) + (
+        spam.timeout if spam.rspamd_url else 0
+    )
+    if spent < limits.max_parse_seconds:
+        return []
+    return [
+        (
+            "limits.max_parse_seconds",
+            f"{limits.max_parse_seconds} s is not more than dns.timeout and spam.timeout "
+            f"together ({spent:g} s): a slow DNS or filter would quarantine mail",
+        )
+    ]
+
+
 def parse_config(data: dict[str, Any], path: Path) -> Config:
     """Validate parsed TOML; raises ConfigError listing every problem found."""
     reader = _Reader(data, path.parent)
@@ -616,7 +635,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         kyc=kyc,
         retention=retention,
         templates_dir=templates_dir,
-        warnings=tuple(team_warnings(team)),
+        warnings=(*team_warnings(team), *_time_warnings(trust, spam, limits)),
         trust=trust,
         spam=spam,
         oauth=oauth,
