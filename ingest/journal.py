@@ -51,12 +51,19 @@ def explain(error: BaseException, blobs: BlobStore) -> str:
 class Arrival:
     raw: bytes
     source: str  # "smtp:1.2.3.4", "ingest", "import:PATH", "imap:NAME"
-    envelope_from: str | None = None
+    envelope_from: str | None = None  # "" (or "<>"): the null sender; None: not known
     envelope_to: Sequence[str] = ()
     acknowledge: bool = True
     # A name the source can give again for the same copy (IMAP: mailbox, UIDVALIDITY, UID);
     # with it, `accept` recognises a re-fetch instead of journaling the message twice.
     origin: str | None = None
+
+
+def _envelope_from(path: str | None) -> str | None:
+    """As the journal keeps it: "<>" for the null sender a source named, None for none."""
+    if path is None:
+        return None
+    return path.strip() or "<>"
 
 
 class Journal:
@@ -91,7 +98,7 @@ class Journal:
                     blob_key=key,
                     size=len(arrival.raw),
                     source=arrival.source[:200],
-                    envelope_from=(arrival.envelope_from or None),
+                    envelope_from=_envelope_from(arrival.envelope_from),
                     envelope_to=list(arrival.envelope_to),
                     received_at=self.clock.now(),
                     state=JOURNAL_PENDING,

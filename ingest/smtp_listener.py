@@ -41,6 +41,17 @@ from ticketd.config import SmtpInConfig, owns_address
 
 log = logging.getLogger("ticketd.smtp")
 
+# The null reverse-path (`MAIL FROM:<>`, RFC 5321 4.5.5) of bounces, delay notices and read
+# receipts. aiosmtpd reads an empty `envelope.mail_from` as "no MAIL yet" and refuses RCPT with
+# 503, so the envelope holds this marker instead; `reverse_path` turns it back into "".
+NULL_SENDER = "<>"
+
+
+def reverse_path(envelope: Envelope) -> str:
+    """The envelope sender as the client gave it: "" for the null sender."""
+    mail_from = envelope.mail_from or ""
+    return "" if mail_from == NULL_SENDER else mail_from
+
 
 class IntakeHandler:
     def __init__(
@@ -94,8 +105,8 @@ class IntakeHandler:
             return "421 4.3.2 Service shutting down, try again later"
         if isinstance(server, _TrackedSMTP) and server.limits.require_tls and not session.ssl:
             return "530 5.7.0 Must issue a STARTTLS command first"
-        # The null sender of bounces and notifications arrives as "<>"; keep it as "".
-        envelope.mail_from = "" if address.strip() in ("", "<>") else address
+        null = address.strip() in ("", NULL_SENDER)
+        envelope.mail_from = NULL_SENDER if null else address
         envelope.mail_options.extend(options)
         return "250 2.1.0 OK"
 
@@ -114,7 +125,7 @@ class IntakeHandler:
         peer: Any = session.peer
         peer_ip = peer[0] if isinstance(peer, tuple) else str(peer)
         helo = (session.host_name or "unknown").replace("\r", "").replace("\n", "")
-        mail_from = (envelope.mail_from or "").replace("\r", "").replace("\n", "")
+        mail_from = reverse_path(envelope).replace("\r", "").replace("\n", "")
         when = format_datetime(self.clock.now())
         protocol = "ESMTPS" if session.ssl else "SMTP"  # RFC 3848: ESMTPS says TLS was used
         return (
@@ -131,7 +142,7 @@ class IntakeHandler:
         arrival = Arrival(
             raw=self._trace_headers(session, envelope) + raw,
             source=f"smtp:{peer[0] if isinstance(peer, tuple) else peer}",
-            envelope_from=envelope.mail_from,
+            envelope_from=reverse_path(envelope),
             envelope_to=tuple(envelope.rcpt_tos),
         )
         self.in_flight += 1
