@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ingest.parsing import ParsedMessage, is_system_address
+from ingest.parsing import ParsedMessage, is_system_address, looks_like_report
 
 
 class Kind(StrEnum):
@@ -27,6 +27,7 @@ class Kind(StrEnum):
     BOUNCE = "bounce"
     AUTO_REPLY = "auto-reply"
     LIST = "list"
+    BULK = "bulk"
     LOOP = "loop"
 
 
@@ -43,6 +44,13 @@ class Classification:
 _NOREPLY_LOCALPARTS = re.compile(
     r"^(noreply|no-reply|no_reply|donotreply|do-not-reply|do_not_reply|notifications?)$"
 )
+# Addresses a person may write from although mail systems send from them too (Thunderbird users
+# named postmaster exist): machine mail only with the signs of a report.
+_ROLE_LOCALPARTS = re.compile(r'^("?system administrator"?|post[-_]?master)$', re.IGNORECASE)
+# Amazon SES reports bounces and complaints as JSON in an SNS notification mail (the inner
+# message is JSON inside JSON, so its quotes may be escaped).
+_SES_NOTICE = re.compile(r'\\?"notificationType\\?"\s*:\s*\\?"(Bounce|Complaint)')
+SES_SCAN = 64 * 1024
 # Subjects a delivery report starts with.
 _BOUNCE_SUBJECT = re.compile(
     r"^(delivery status notification|undeliver(ed|able)|returned mail|non[- ]?delivery|"
@@ -121,32 +129,65 @@ def _auto_reply(message: ParsedMessage) -> Classification | None:
     return None
 
 
-def classify(message: ParsedMessage, own_addresses: tuple[str, ...]) -> Classification:
-    sender = message.sender.email
-    header = message.header
-    if sender and sender in own_addresses:
-        return Classification(Kind.LOOP, f"sent from our own address {sender}")
-    if header("x-ticketd-loop") is not None:
-        return Classification(Kind.LOOP, "carries our own X-Ticketd-Loop header")
+def _machine(message: ParsedMessage) -> Classification | None:
+    """Mail a machine wrote that is not addressed to a person: a bounce or an auto-reply."""
     verdict = _bounce(message) or _auto_reply(message)
     if verdict is not None:
         return verdict
-    return_path = header("return-path")
-    if return_path is not None and return_path.strip().strip("<>").strip() == "":
-        return Classification(Kind.BOUNCE, "empty Return-Path (a bounce or notification)")
+    if message.null_sender:
+        # RFC 5321 4.5.5: only notifications are sent with the null reverse-path.
+        return Classification(Kind.BOUNCE, "null envelope sender (a bounce or notification)")
+    sender = message.sender.email
     localpart = sender.partition("@")[0]
-    if sender and (is_system_address(sender) or _NOREPLY_LOCALPARTS.match(localpart)):
-        return Classification(Kind.AUTO_REPLY, f"from the system address {sender}")
+    if sender and is_system_address(sender) and not _ROLE_LOCALPARTS.match(localpart):
+        return Classification(Kind.BOUNCE, f"from the mail system address {sender}")
+    may_be_a_report = is_system_address(sender) or _NOREPLY_LOCALPARTS.match(localpart)
+    if sender and may_be_a_report and looks_like_report(message):
+        return Classification(Kind.BOUNCE, f"a report from the system address {sender}")
+    if _SES_NOTICE.search(message.full_text[:SES_SCAN]) and sender.endswith(".amazonaws.com"):
+        return Classification(Kind.BOUNCE, "Amazon SES bounce or complaint notification (SNS)")
     if _BOUNCE_SUBJECT.match(message.subject.strip()):
         return Classification(Kind.BOUNCE, f"bounce subject {message.subject[:60]!r}")
-    precedence = (header("precedence") or "").strip().lower()
-    if precedence in ("bulk", "junk", "list"):
-        return Classification(Kind.LIST, f"Precedence: {precedence}")
-    if header("list-id") is not None or header("list-unsubscribe") is not None:
+    return None
+
+
+def classify(message: ParsedMessage, own_addresses: tuple[str, ...]) -> Classification:
+    """What wrote this message. Only LOOP, BOUNCE and AUTO_REPLY are machine mail that needs
+    no ticket; LIST, BULK and CUSTOMER are a person's mail (promise 3), the first two never
+    answered."""
+    sender = message.sender.email
+    if sender and sender in own_addresses:
+        return Classification(Kind.LOOP, f"sent from our own address {sender}")
+    if message.header("x-ticketd-loop") is not None:
+        return Classification(Kind.LOOP, "carries our own X-Ticketd-Loop header")
+    verdict = _machine(message)
+    if verdict is not None:
+        return verdict
+    if message.header("list-id") is not None or message.header("list-unsubscribe") is not None:
         return Classification(Kind.LIST, "mailing list (List-Id/List-Unsubscribe)")
-    if not sender:
-        return Classification(Kind.LOOP, "no usable From address: nobody to answer")
+    precedence = (message.header("precedence") or "").strip().lower()
+    if precedence == "list":
+        return Classification(Kind.LIST, "Precedence: list")
+    if precedence in ("bulk", "junk"):
+        return Classification(Kind.BULK, f"Precedence: {precedence}")
     return Classification(Kind.CUSTOMER, "a person writing")
+
+
+def _unanswerable_sender(message: ParsedMessage) -> str | None:
+    """Why the sender itself must get nothing automatic (RFC 3834 2): a system or no-reply
+    address, a list or bulk mail, or no usable address at all."""
+    sender = message.sender.email
+    if not sender:
+        return "no usable sender address"
+    localpart = sender.partition("@")[0]
+    if is_system_address(sender) or _NOREPLY_LOCALPARTS.match(localpart):
+        return f"the system address {sender}"
+    precedence = (message.header("precedence") or "").strip().lower()
+    if precedence in ("bulk", "junk", "list"):
+        return f"Precedence: {precedence}"
+    if message.header("list-id") is not None or message.header("list-unsubscribe") is not None:
+        return "mailing list mail"
+    return None
 
 
 def suppresses_auto_reply(message: ParsedMessage) -> bool:
@@ -180,6 +221,9 @@ def no_automatic_answer(message: ParsedMessage, acknowledge: bool) -> str | None
     untrusted = untrusted_sender(message)
     if untrusted is not None:
         return untrusted[1]
+    unanswerable = _unanswerable_sender(message)
+    if unanswerable is not None:
+        return unanswerable
     if suppresses_auto_reply(message):
         return "X-Auto-Response-Suppress"
     if is_forwarded_report(message):

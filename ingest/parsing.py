@@ -9,7 +9,6 @@ that part, never the message. Undeclared 8-bit headers are read as UTF-8, then a
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import logging
 import re
@@ -20,11 +19,12 @@ from email.header import Header, decode_header
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
-from email.utils import getaddresses
 
 from flufl.bounce import all_failures
 
+from ingest.content_hash import content_hash
 from ingest.filenames import safe_filename
+from ingest.header_addresses import Address, find_sender, header_addresses
 from ingest.html_scan import LinearHTMLParser
 from ingest.inline_images import (
     ImageUse,
@@ -69,12 +69,6 @@ _FALLBACK_CHARSETS = ("utf-8", "windows-1254")
 _UNDECLARED = frozenset({"unknown-8bit", "x-unknown", "unknown", "8bit", "default", "none"})
 
 
-@dataclass(frozen=True)
-class Address:
-    email: str  # lowercase, "" when the header held no usable address
-    name: str
-
-
 # What an attachment is to the message (see _walk_body): a file the sender attached, an image
 # shown in the body, a file found inside a forwarded message, a logo or icon of a signature, or a
 # forwarded message kept whole. Only FILE, INLINE and ENCLOSED can be identity documents.
@@ -108,7 +102,9 @@ class ParsedMessage:
     attachments: tuple[AttachmentInfo, ...]
     headers: tuple[tuple[str, str], ...]  # every header, decoded, lowercase names
     content_type: str
-    sha256: str
+    # What the sender sent, trace headers left out (ingest/content_hash.py): an exact copy
+    # arriving again has the same one, whatever hops it took.
+    content_hash: str
     # Original recipients that a delivery report in the body says failed (permanently) or are
     # still being retried (temporarily), as flufl.bounce's detectors read them. Only looked for
     # in mail that shows a sign of being automatic (see `looks_automatic`), never in a person's.
@@ -131,6 +127,13 @@ class ParsedMessage:
         pass): what an agent's mail, or a customer's proof of identity, needs."""
         return self.auth.aligned_pass
 
+    # The envelope sender the source gave (SMTP MAIL FROM, `ingest --sender`): None when it
+    # gave none, "" for the null sender of bounces and notifications.
+    envelope_sender: str | None = None
+    # Set by the deduplication step: this message reuses the Message-ID of a different one
+    # already on a ticket, so it is kept under a key of its own.
+    reused_message_id: bool = False
+
     def header(self, name: str) -> str | None:
         name = name.lower()
         for key, value in self.headers:
@@ -140,8 +143,21 @@ class ParsedMessage:
 
     @property
     def dedupe_key(self) -> str:
-        """What makes two copies the same message: its Message-ID, else its bytes."""
-        return f"mid:{self.message_id}" if self.message_id else f"sha256:{self.sha256}"
+        """The unique key of this message on a ticket: its Message-ID (the first message to
+        use it), else what the sender sent (the content hash)."""
+        if self.message_id and not self.reused_message_id:
+            return f"mid:{self.message_id}"
+        if self.message_id:
+            return f"mid:{self.message_id}#{self.content_hash[:32]}"
+        return f"sha256:{self.content_hash}"
+
+    @property
+    def null_sender(self) -> bool:
+        """Sent with the null reverse-path (RFC 5321 4.5.5): only notifications are."""
+        if self.envelope_sender == "":
+            return True
+        return_path = self.header("return-path")
+        return return_path is not None and return_path.strip().strip("<>").strip() == ""
 
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
@@ -287,33 +303,12 @@ def _repair_headers(part: Message) -> None:
         part[key] = _undo_surrogates(value) if isinstance(value, str) else value
 
 
-# The lookbehind starts a match only where a run of address characters starts: without it, a
-# long run that is no address ("aaaa...a@") was scanned again from each of its characters.
-_ADDRESS = re.compile(r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
-
-
 def _addresses(message: Message, name: str) -> tuple[Address, ...]:
     try:
         values = [_header_str(v) for v in message.get_all(name) or []]
     except Exception:
         return ()
-    pairs: list[tuple[str, str]] = []
-    for value in values:
-        try:
-            found = getaddresses([value])
-        except Exception:  # RecursionError on hostile headers, and the like
-            found = []
-        if not any("@" in addr for _, addr in found) and "@" in value:
-            # What the strict parser gave up on (it answers ('', '')): find what we can.
-            found = [("", addr) for addr in _ADDRESS.findall(value)[:100]]
-        pairs += found
-    result: list[Address] = []
-    for display, addr in pairs:
-        addr = addr.strip().lower()
-        if "@" not in addr or _CONTROL.search(addr) or any(c.isspace() for c in addr):
-            continue
-        result.append(Address(email=addr, name=decode_header_value(display)))
-    return tuple(result)
+    return header_addresses(values, decode_header_value)
 
 
 def _part_payload(part: Message) -> bytes:
@@ -634,11 +629,11 @@ def is_system_address(address: str) -> bool:
 
 def looks_automatic(message: ParsedMessage) -> bool:
     """Any sign that a machine wrote this: the gate for reading a delivery report in the body."""
+    if message.null_sender:
+        return True
     return_path = message.header("return-path")
-    if return_path is not None:
-        path = return_path.strip().strip("<>").strip()
-        if not path or is_system_address(path):
-            return True
+    if return_path is not None and is_system_address(return_path.strip().strip("<>").strip()):
+        return True
     if not message.sender.email or is_system_address(message.sender.email):
         return True
     if message.header("auto-submitted") not in (None, "no") or message.content_type.startswith(
@@ -648,6 +643,24 @@ def looks_automatic(message: ParsedMessage) -> bool:
     if (message.header("precedence") or "").strip().lower() in ("bulk", "junk", "auto_reply"):
         return True
     return bool(_REPORT_SUBJECT.search(message.subject))
+
+
+# An SMTP reply a mail system quotes in its report ("550 - Requested action not taken", "550
+# 5.1.1 ..."), at the start of a line: the sign of a report in prose.
+_SMTP_REPLY_LINE = re.compile(r"(?m)^[ \t]*[45][0-9][0-9](?:[ -]|$)")
+REPORT_SCAN = 64 * 1024
+
+
+def looks_like_report(message: ParsedMessage) -> bool:
+    """A delivery report's subject, a returned message attached, its headers quoted, or an
+    SMTP error reply quoted. Asked only of mail from system and no-reply addresses."""
+    if _REPORT_SUBJECT.search(message.subject) or message.embedded_message_ids:
+        return True
+    if _SMTP_REPLY_LINE.search(message.full_text[:REPORT_SCAN]):
+        return True
+    return any(
+        a.role == FORWARDED or a.content_type == "text/rfc822-headers" for a in message.attachments
+    )
 
 
 BOUNCE_SCAN_LIMIT = 512 * 1024
@@ -703,9 +716,17 @@ def _parse_structure(raw: bytes, limits: ShapeLimits) -> Message:
     return message
 
 
-def parse_message(raw: bytes, limits: ShapeLimits = DEFAULT_LIMITS) -> ParsedMessage:
+def envelope_address_text(path: str) -> str:
+    """An envelope sender as the journal holds it ("<>" or "" for the null sender)."""
+    return path.strip().strip("<>").strip().lower()
+
+
+def parse_message(
+    raw: bytes, limits: ShapeLimits = DEFAULT_LIMITS, envelope_from: str | None = None
+) -> ParsedMessage:
     """Parse a raw message; works for any bytes, however broken. `limits` bound how many MIME
-    parts are read and how deep ([limits] max_mime_parts, max_mime_depth)."""
+    parts are read and how deep ([limits] max_mime_parts, max_mime_depth); `envelope_from` is
+    the envelope sender the source gave, if any (the last place the sender is looked for)."""
     message = _parse_structure(raw, limits)
     headers: list[tuple[str, str]] = []
     for key, value in message.raw_items():
@@ -718,8 +739,14 @@ def parse_message(raw: bytes, limits: ShapeLimits = DEFAULT_LIMITS) -> ParsedMes
         return ""
 
     ids = _msg_ids(first("message-id"))
-    senders = _addresses(message, "From") or _addresses(message, "Sender")
-    sender = senders[0] if senders else Address(email="", name="")
+    reply_to = _addresses(message, "Reply-To")
+    sender = find_sender(
+        _addresses(message, "From"),
+        _addresses(message, "Sender"),
+        reply_to,
+        envelope_from,
+        first("return-path"),
+    )
     plain, html, attachments = _walk_body(message, limits)
     full_text = plain if plain.strip() else html_to_text(html)
     full_text = full_text.replace("\r\n", "\n").replace("\r", "\n")
@@ -730,14 +757,15 @@ def parse_message(raw: bytes, limits: ShapeLimits = DEFAULT_LIMITS) -> ParsedMes
         sender=sender,
         to=_addresses(message, "To"),
         cc=_addresses(message, "Cc"),
-        reply_to=_addresses(message, "Reply-To"),
+        reply_to=reply_to,
         subject=first("subject"),
         text=latest_reply(full_text),
         full_text=full_text,
         attachments=tuple(attachments),
         headers=tuple(headers),
         content_type=_content_type(message),
-        sha256=hashlib.sha256(raw).hexdigest(),
+        content_hash=content_hash(raw),
+        envelope_sender=None if envelope_from is None else envelope_address_text(envelope_from),
     )
     parsed = bound_fields(replace(parsed, shape_notes=shape_notes(message, limits)))
     # flufl.bounce's detectors scan the whole body; a report is small, a megabyte is not one.

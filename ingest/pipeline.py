@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from ingest.agent_replies import agent_ticket_ref, handle_agent_mail, route_new_ticket
 from ingest.blocking import blocked_by
@@ -74,10 +74,13 @@ class Outcome:
     quarantine: bool = False
 
 
-def step_parse(raw: bytes, limits: ShapeLimits = DEFAULT_LIMITS) -> ParsedMessage:
+def step_parse(
+    raw: bytes, limits: ShapeLimits = DEFAULT_LIMITS, envelope_from: str | None = None
+) -> ParsedMessage:
     """The one step without the database: the worker may run it before taking the write lock.
-    `limits` are the configuration's MIME shape limits ([limits] max_mime_parts, ...)."""
-    return parse_message(raw, limits)
+    `limits` are the configuration's MIME shape limits ([limits] max_mime_parts, ...);
+    `envelope_from` the journal row's envelope sender."""
+    return parse_message(raw, limits, envelope_from)
 
 
 def step_believe(
@@ -122,6 +125,9 @@ def step_verify(
 
 
 def step_classify(ctx: Context, message: ParsedMessage) -> Classification:
+    """Machine mail that needs no ticket raises Ignore: our own mail coming back (a loop).
+    Lists and bulk mail are a person's mail, a ticket unless the admin chose to ignore them
+    ([classify]); bounces and auto-replies go to their own steps."""
     desk = ctx.config.desk
     if message.message_id and verify_message_id(desk.secret, message.message_id):
         raise Ignore("loop: a mail of ours came back (our signed Message-ID)")
@@ -129,8 +135,11 @@ def step_classify(ctx: Context, message: ParsedMessage) -> Classification:
     if loop_marker and desk.owns(loop_marker):
         raise Ignore(f"loop: X-Loop names our address {loop_marker}")
     verdict = classify(message, desk.addresses)
-    if verdict.kind in (Kind.LIST, Kind.LOOP):
+    if verdict.kind is Kind.LOOP:
         raise Ignore(f"{verdict.kind}: {verdict.reason}")
+    choice = {Kind.LIST: "lists", Kind.BULK: "bulk"}.get(verdict.kind)
+    if choice is not None and ctx.config.classify.ignores(choice):
+        raise Ignore(f"{verdict.kind}: {verdict.reason} (classify.{choice} = ignore)")
     return verdict
 
 
@@ -141,12 +150,64 @@ def step_blocked(ctx: Context, entry: JournalEntry, message: ParsedMessage) -> N
         raise Ignore(f"blocked: {found[0]} is blocked ({found[1]})")
 
 
-def step_deduplicate(ctx: Context, message: ParsedMessage) -> None:
-    existing = ctx.session.scalar(
-        select(TicketMessage).where(TicketMessage.dedupe_key == message.dedupe_key)
+def step_deduplicate(ctx: Context, entry: JournalEntry, message: ParsedMessage) -> ParsedMessage:
+    """An exact copy of a message already on a ticket (the same Message-ID and the same
+    content, or the same content without a Message-ID) raises Ignore. A different message that
+    reuses a Message-ID comes back marked `reused_message_id`: it is kept under a key of its
+    own, with a note (step_record)."""
+    entry.content_hash = message.content_hash
+    if message.message_id is None:
+        existing = ctx.session.scalar(
+            select(TicketMessage).where(TicketMessage.dedupe_key == message.dedupe_key)
+        )
+        if existing is not None:
+            raise Ignore(f"duplicate: {_copy_of(existing)}")
+        return message
+    rows = ctx.session.execute(
+        select(TicketMessage, JournalEntry.content_hash)
+        .outerjoin(JournalEntry, JournalEntry.id == TicketMessage.journal_id)
+        .where(
+            or_(
+                TicketMessage.dedupe_key == f"mid:{message.message_id}",
+                and_(
+                    TicketMessage.message_id == message.message_id,
+                    TicketMessage.direction == "in",
+                ),
+            )
+        )
+        .order_by(TicketMessage.id)
+    ).all()
+    for existing, content in rows:
+        # A row processed before content hashes were kept: its Message-ID is all we know.
+        if content is None or content == message.content_hash:
+            raise Ignore(f"duplicate: {_copy_of(existing)}")
+    return replace(message, reused_message_id=True) if rows else message
+
+
+def _copy_of(existing: TicketMessage) -> str:
+    return f"an exact copy of message {existing.id} of ticket {existing.ticket.ref}"
+
+
+def _note_reused_id(
+    ctx: Context, entry: JournalEntry, ticket: Ticket, message: ParsedMessage
+) -> None:
+    first = ctx.session.scalar(
+        select(TicketMessage)
+        .where(TicketMessage.dedupe_key == f"mid:{message.message_id}")
+        .order_by(TicketMessage.id)
+        .limit(1)
     )
-    if existing is not None:
-        raise Ignore(f"duplicate: already message {existing.id} of ticket {existing.ticket.ref}")
+    where = f" (message {first.id} of ticket {first.ticket.ref})" if first is not None else ""
+    add_note(
+        ctx,
+        ticket,
+        "Message-ID reused",
+        f"This message has the Message-ID <{message.message_id}> of an earlier, different "
+        f"message{where}. It is kept as a message of its own; the sender's mail program or "
+        "service reuses Message-IDs.",
+        f"note:reused-id:{message.dedupe_key}",
+        entry.id,
+    )
 
 
 def _open_ticket(ctx: Context, message: ParsedMessage, claimed_ref: str | None) -> Ticket:
@@ -203,6 +264,8 @@ def step_record(
     new = threading.ticket is None
     ticket = threading.ticket or _open_ticket(ctx, message, threading.claimed_ref)
     record_incoming(ctx, ticket, entry, message, kind="customer")
+    if message.reused_message_id:
+        _note_reused_id(ctx, entry, ticket, message)
     if threading.repeated_request:
         add_note(
             ctx,
@@ -373,7 +436,7 @@ def run_pipeline(
 
     `scan` is the virus scanner's verdict on the attachments (None: no scanner configured)."""
     verdict = step_classify(ctx, message)
-    step_deduplicate(ctx, message)
+    message = step_deduplicate(ctx, entry, message)
     step_blocked(ctx, entry, message)
     if scan is not None and scan.infected:
         # Before the bounce and auto-reply steps too: every infected message is held for the

@@ -103,7 +103,7 @@ def prepare_message(config: Config, raw: bytes, arrived: Arrived) -> Prepared | 
         limits = config.limits
         shape = ShapeLimits(parts=limits.max_mime_parts, depth=limits.max_mime_depth)
         own = step_verify(config, raw, arrived.source, arrived.envelope_from)
-        message = step_believe(config, step_parse(raw, shape), own)
+        message = step_believe(config, step_parse(raw, shape, arrived.envelope_from), own)
         message = replace(message, spam=step_spam(config, raw, message, _session(arrived, raw)))
         return Prepared(message, scan_attachments(config, message))
     except Exception as error:  # the worker's policy decides, in _process

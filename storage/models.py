@@ -93,6 +93,10 @@ class JournalEntry(Base):
     # What retention or a purge left of the raw bytes (RAW_* below); None: as received.
     raw_state: Mapped[str | None] = mapped_column(String(20))
     raw_changed_at: Mapped[datetime | None] = mapped_column()
+    # What the sender sent, trace headers left out (ingest/content_hash.py), set when the
+    # message is processed: how a copy is told from another message with the same Message-ID.
+    # None for rows processed before it existed.
+    content_hash: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_journal_state", "state", "id"),

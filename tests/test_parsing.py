@@ -14,7 +14,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from ingest.classify import Kind, classify, suppresses_auto_reply
+from ingest.classify import Kind, classify, no_automatic_answer, suppresses_auto_reply
 from ingest.parsing import (
     ParsedMessage,
     decode_bytes,
@@ -330,8 +330,8 @@ def test_a_person_writing_is_a_customer() -> None:
         ("Auto-Submitted: auto-generated", Kind.AUTO_REPLY),
         ("X-Autoreply: yes", Kind.AUTO_REPLY),
         ("Precedence: auto_reply", Kind.AUTO_REPLY),
-        ("Precedence: bulk", Kind.LIST),
-        ("Precedence: junk", Kind.LIST),
+        ("Precedence: bulk", Kind.BULK),
+        ("Precedence: junk", Kind.BULK),
         ("List-Id: <duyuru.example.com>", Kind.LIST),
         ("List-Unsubscribe: <mailto:cik@example.com>", Kind.LIST),
         ("Return-Path: <>", Kind.BOUNCE),
@@ -434,11 +434,16 @@ def test_a_person_quoting_a_bounce_stays_a_customer() -> None:
     assert kind_of(PERSON, body)[0] is Kind.CUSTOMER
 
 
-def test_system_senders_without_a_report_are_auto_replies() -> None:
-    kind, _ = kind_of("From: noreply@banka.example.com\nSubject: Hesap ekstreniz")
-    assert kind is Kind.AUTO_REPLY
-    kind, _ = kind_of("To: destek@example.com\nSubject: x")
-    assert kind is Kind.LOOP  # no From at all: nobody to answer
+def test_system_senders_without_a_report_are_a_persons_mail_never_answered() -> None:
+    # A bank's no-reply notification that a customer forwards or a partner's system sends is a
+    # request like any other (issue 14): a ticket, but nothing automatic goes back to it.
+    notice = parse("From: noreply@banka.example.com\nSubject: Hesap ekstreniz")
+    assert classify(notice, OWN).kind is Kind.CUSTOMER
+    assert no_automatic_answer(notice, True) == "the system address noreply@banka.example.com"
+    # No From at all: nobody to answer, but still a ticket, never a "loop".
+    nobody = parse("To: destek@example.com\nSubject: x")
+    assert classify(nobody, OWN).kind is Kind.CUSTOMER
+    assert no_automatic_answer(nobody, True) == "no usable sender address"
 
 
 def test_a_long_quoted_history_is_cut_and_a_long_text_is_kept_whole() -> None:

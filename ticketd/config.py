@@ -14,6 +14,7 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
+from ticketd.config_classify import ClassifyConfig, parse_classify
 from ticketd.config_keys import check_keys, one_list
 from ticketd.config_kyc import KycConfig, parse_kyc
 from ticketd.config_oauth import OAuthConfig, check_reference, parse_oauth
@@ -215,6 +216,7 @@ class Config:
     def oauth_provider(self, name: str) -> OAuthConfig:
         """The `[oauth.NAME]` block an account names (the parser checked that it exists)."""
         return next(provider for provider in self.oauth if provider.name == name)
+    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
 
 
 class _Reader:
@@ -342,6 +344,7 @@ SECTIONS = (
     "dns",
     "spam",
     "oauth",
+    "classify",
 )
 DESK_KEYS = (
     "name",
@@ -610,6 +613,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     dns = reader.section("dns", DNS_KEYS)
     trust = parse_trust(reader.problems, smtp_in_t if isinstance(smtp_in_t, dict) else {}, dns)
     spam = parse_spam(reader.problems, reader.section("spam", SPAM_KEYS))
+    classify = parse_classify(reader.problems, data)
 
     if reader.problems or address is None or smtp_in is None:
         raise ConfigError(reader.problems)
@@ -634,6 +638,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         sla=sla,
         kyc=kyc,
         retention=retention,
+        classify=classify,
         templates_dir=templates_dir,
         warnings=(*team_warnings(team), *_time_warnings(trust, spam, limits)),
         trust=trust,

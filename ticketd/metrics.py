@@ -57,7 +57,7 @@ log = logging.getLogger("ticketd.metrics")
 
 # Fixed label sets keep the number of series small whatever arrives; anything else is "other".
 SOURCES = ("smtp", "imap", "ingest", "import")
-IGNORE_REASONS = ("bounce", "auto-reply", "list", "loop", "duplicate", "blocked")
+IGNORE_REASONS = ("bounce", "auto-reply", "list", "bulk", "loop", "duplicate", "blocked")
 DELIVERY_RESULTS = ("sent", "retry", "failed")
 JOURNAL_STATES = (
     JOURNAL_PENDING,
