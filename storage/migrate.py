@@ -45,3 +45,19 @@ def is_current(db: Database) -> bool:
     with db.engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_heads()
     return set(current) == set(script.get_heads())
+
+
+def schema_problem(db: Database) -> str | None:
+    """Why this database cannot be read by this ticketd (no ticketd tables, another schema
+    version), or None. Reads only: nothing is created or migrated."""
+    script = ScriptDirectory.from_config(alembic_config(db))
+    with db.engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    if not current:
+        return "it holds no ticketd tables (`ticketd db upgrade` or `ticketd run` creates them)"
+    if current != set(script.get_heads()):
+        return (
+            f"its schema is at revision {', '.join(sorted(current))}, not this ticketd's "
+            "(`ticketd db upgrade` brings it up to date)"
+        )
+    return None

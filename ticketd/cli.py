@@ -246,6 +246,37 @@ def _with_state(body: Callable[[Any, argparse.Namespace], int]) -> Handler:
     return run
 
 
+def _reading(body: Callable[[Any, argparse.Namespace], int]) -> Handler:
+    """For a command that only reads: against a database that does not exist (or holds no
+    ticketd schema) it says so and exits 1, creating nothing (no file, folder or key)."""
+
+    def run(args: argparse.Namespace) -> int:
+        from ticketd.state import DatabaseMissing, open_for_reading
+
+        try:
+            state = open_for_reading(load_config(_config_path(args)))
+        except DatabaseMissing as error:
+            print(f"ticketd {args.command}: {error}", file=sys.stderr)
+            return 1
+        try:
+            return body(state, args)
+        finally:
+            state.close()
+
+    return run
+
+
+def _journal_list(state: Any, args: argparse.Namespace) -> int:
+    from ticketd.journal_view import COLUMNS, list_journal
+
+    rows = list_journal(state.db, state=args.state, limit=args.limit)
+    if args.json:
+        _print_json(rows)
+    else:
+        views.print_table(COLUMNS, rows)
+    return EX_OK
+
+
 def _tickets_list(state: Any, args: argparse.Namespace) -> int:
     rows = views.list_tickets(
         state.db,
@@ -348,7 +379,6 @@ def _outbox_list(state: Any, args: argparse.Namespace) -> int:
 
 def cmd_health(args: argparse.Namespace) -> int:
     """0 when nothing needs a person, 1 with the reasons otherwise (2 when it cannot tell)."""
-    from storage.db import Database
     from ticketd.clock import SystemClock
     from ticketd.health import (
         Thresholds,
@@ -357,6 +387,7 @@ def cmd_health(args: argparse.Namespace) -> int:
         with_account_probes,
         with_scanner_probe,
     )
+    from ticketd.state import DatabaseMissing, open_for_reading
 
     config = load_config(_config_path(args))
     logs.protect_config(config)  # no IMAP password in a stored error text either
@@ -365,14 +396,19 @@ def cmd_health(args: argparse.Namespace) -> int:
     )
     # The relay's XOAUTH2 login is recorded and probed like an IMAP account's.
     relay = config.smtp_out.relay is not None and config.smtp_out.auth == "xoauth2"
-    db = Database(config.storage.database)
     try:
-        report = check(db, SystemClock(), limits, config.imap, relay)
-        code = EX_OK if report.healthy else 1
-    except Exception as error:  # unreachable or unmigrated database: that needs a person too
+        # Nothing is created: a missing database is reported, never made (exit 2).
+        state = open_for_reading(config)
+    except DatabaseMissing as error:
         report, code = database_problem(error), 2
-    finally:
-        db.dispose()
+    else:
+        try:
+            report = check(state.db, SystemClock(), limits, config.imap, relay)
+            code = EX_OK if report.healthy else 1
+        except Exception as error:  # unreachable database: that needs a person too
+            report, code = database_problem(error), 2
+        finally:
+            state.close()
     if args.connect and (config.imap or relay):
         report = with_account_probes(report, config, SystemClock(), relay)
         code = code or (0 if report.healthy else 1)
@@ -458,14 +494,14 @@ def build_parser() -> argparse.ArgumentParser:
     t_list.add_argument("--assignee", metavar="EMAIL", help="only the tickets assigned to EMAIL")
     t_list.add_argument("--customer", metavar="EMAIL", help="only this customer's tickets")
     t_list.add_argument("--json", action="store_true")
-    t_list.set_defaults(handler=_with_state(_tickets_list))
+    t_list.set_defaults(handler=_reading(_tickets_list))
     t_show = t_commands.add_parser("show")
     t_show.add_argument("ref")
     t_show.add_argument(
         "--agent", metavar="EMAIL", help="the agent asking (audited); default: the admin"
     )
     t_show.add_argument("--json", action="store_true")
-    t_show.set_defaults(handler=_with_state(_tickets_show))
+    t_show.set_defaults(handler=_reading(_tickets_show))
     t_merge = t_commands.add_parser("merge", help="merge a ticket into another")
     t_merge.add_argument("ref")
     t_merge.add_argument("--into", required=True, metavar="REF", help="the ticket that remains")
@@ -481,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     q_commands = quarantine.add_subparsers(dest="q_command", required=True, metavar="COMMAND")
     q_list = q_commands.add_parser("list")
     q_list.add_argument("--json", action="store_true")
-    q_list.set_defaults(handler=_with_state(_quarantine_list))
+    q_list.set_defaults(handler=_reading(_quarantine_list))
     q_retry = q_commands.add_parser("retry")
     q_retry.add_argument("id", type=int)
     q_retry.add_argument("--now", action="store_true", help="process it now, not in the daemon")
@@ -498,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     o_commands = outbox.add_subparsers(dest="o_command", required=True, metavar="COMMAND")
     o_list = o_commands.add_parser("list")
     o_list.add_argument("--json", action="store_true")
-    o_list.set_defaults(handler=_with_state(_outbox_list))
+    o_list.set_defaults(handler=_reading(_outbox_list))
 
     health = commands.add_parser("health", help="exit non-zero when something needs a person")
     health.add_argument(
@@ -524,8 +560,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     stats = commands.add_parser("stats", help="tickets per status and category")
     stats.add_argument("--json", action="store_true")
-    stats.set_defaults(handler=_with_state(_stats))
-    add_sla_commands(commands, _with_state)
+    stats.set_defaults(handler=_reading(_stats))
+    journal = commands.add_parser("journal", help="every message received and what became of it")
+    j_commands = journal.add_subparsers(dest="j_command", required=True, metavar="COMMAND")
+    j_list = j_commands.add_parser("list", help="received messages: ticket, ignored or quarantined")
+    j_list.add_argument("--state", choices=("pending", "done", "ignored", "quarantined"))
+    j_list.add_argument("--limit", type=int, metavar="N", help="only the newest N messages")
+    j_list.add_argument("--json", action="store_true")
+    j_list.set_defaults(handler=_reading(_journal_list))
+    add_sla_commands(commands, _with_state, _reading)
     add_kyc_commands(commands, _with_state)
     add_blob_commands(commands, _with_state)
     add_retention_commands(commands, _with_state)

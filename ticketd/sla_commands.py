@@ -111,7 +111,13 @@ def _survey_report(state: Any, args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def add_sla_commands(commands: Any, with_state: Callable[[StateBody], Handler]) -> None:
+def add_sla_commands(
+    commands: Any,
+    with_state: Callable[[StateBody], Handler],
+    reading: Callable[[StateBody], Handler] | None = None,
+) -> None:
+    """`reading` wraps the commands that only read (the reports): they create nothing."""
+    reading = reading or with_state
     sla = commands.add_parser("sla", help="the SLA clock: reminders and escalations")
     s_commands = sla.add_subparsers(dest="sla_command", required=True, metavar="COMMAND")
     s_tick = s_commands.add_parser("tick", help="one pass of the SLA clock")
@@ -126,7 +132,7 @@ def add_sla_commands(commands: Any, with_state: Callable[[StateBody], Handler]) 
     s_digest.set_defaults(handler=with_state(_tick))
     s_report = s_commands.add_parser("report", help="at-risk and breached tickets per queue")
     s_report.add_argument("--json", action="store_true")
-    s_report.set_defaults(handler=with_state(_report))
+    s_report.set_defaults(handler=reading(_report))
     s_recompute = s_commands.add_parser(
         "recompute", help="recompute open tickets' deadlines from the current [sla]"
     )
@@ -137,4 +143,4 @@ def add_sla_commands(commands: Any, with_state: Callable[[StateBody], Handler]) 
     v_commands = survey.add_subparsers(dest="survey_command", required=True, metavar="COMMAND")
     v_report = v_commands.add_parser("report", help="average score per queue and agent")
     v_report.add_argument("--json", action="store_true")
-    v_report.set_defaults(handler=with_state(_survey_report))
+    v_report.set_defaults(handler=reading(_survey_report))

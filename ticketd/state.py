@@ -9,12 +9,13 @@ from ingest.journal import Journal
 from ingest.worker import Worker
 from outbound.templating import Templates
 from storage.blobs import BlobStore
-from storage.db import Database
+from storage.db import Database, sqlite_file
 from storage.keyring import Keyring
-from storage.migrate import is_current, upgrade
+from storage.migrate import is_current, schema_problem, upgrade
 from storage.sealed_blobs import SealedBlobStore
 from ticketd.clock import Clock, SystemClock
 from ticketd.config import Config
+from ticketd.views import safe_url
 
 
 @dataclass
@@ -55,3 +56,48 @@ def open_state(config: Config, clock: Clock | None = None, migrate: bool = True)
         blobs=SealedBlobStore(config.storage.blobs, Keyring.open(config.kyc.key_file)),
         templates=Templates(config.templates_dir),
     )
+
+
+class DatabaseMissing(Exception):
+    """The configured database does not exist or holds no ticketd schema: a read-only command
+    says so, and creates nothing."""
+
+
+@dataclass
+class ReadState:
+    """What the read-only commands (`tickets list`, `journal list`, `stats`, ...) get: the
+    database, nothing else opened, nothing created (no folder, no key file, no schema)."""
+
+    config: Config
+    clock: Clock
+    db: Database
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def open_for_reading(config: Config, clock: Clock | None = None) -> ReadState:
+    """The database as it is; DatabaseMissing (naming it) when there is none to read."""
+    url = config.storage.database
+    shown = safe_url(url)
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
+        raise DatabaseMissing(
+            f"no database at {path}: storage.database names a file that does not exist "
+            "(`ticketd run` or `ticketd db upgrade` creates it)"
+        )
+    db = Database(url)
+    try:
+        problem = schema_problem(db)
+    except Exception as error:
+        db.dispose()
+        raise DatabaseMissing(f"cannot read the database {shown}: {_first_line(error)}") from error
+    if problem is not None:
+        db.dispose()
+        raise DatabaseMissing(f"the database {shown} cannot be read: {problem}")
+    return ReadState(config=config, clock=clock or SystemClock(), db=db)
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
