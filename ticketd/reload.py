@@ -23,6 +23,7 @@ LIVE = (
     "desk.language",
     "limits.",
     "threading.",
+    "classify.",  # read by the pipeline for each message
     "templates_dir",
     "smtp_in.max_message_size",
     # The listener's abuse limits, like the size limit, are read for each new connection.
