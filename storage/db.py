@@ -65,8 +65,8 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "connect", _sqlite_begin_immediate)
-        if path and path != ":memory:":
-            database_file = Path(path)
+        if path is not None:
+            database_file = path
             event.listen(engine, "connect", lambda *_: _keep_private(database_file))
 
         @event.listens_for(engine, "begin")

@@ -175,8 +175,9 @@ def test_the_sender_is_found_as_a_careful_parser_finds_it(
     acknowledged = {str(m["To"]).rpartition("<")[2].rstrip(">") for m in relay.wait_for(6)}
     assert acknowledged == {customer for _, _, (customer, _) in SENDERS}
     nobody = rows[-1]
-    assert nobody["state"] == "done" and "no usable sender address: not acknowledged" in (
-        nobody["reason"]
+    assert (
+        nobody["state"] == "done"
+        and "no usable sender address: not acknowledged" in (nobody["reason"])
     ), nobody
     assert len(relay.handler.messages()) == len(SENDERS)
 
