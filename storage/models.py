@@ -105,6 +105,17 @@ class JournalEntry(Base):
     )
 
 
+class SealKey(Base):
+    """A key id some process sealed blobs with (storage/key_registry.py): a daemon whose key
+    file lacks one refuses to start instead of quarantining what that key sealed."""
+
+    __tablename__ = "seal_keys"
+
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    registered_at: Mapped[datetime] = mapped_column()
+    registered_by: Mapped[str] = mapped_column(String(200))  # host:pid and the key file
+
+
 class ImapCheckpoint(Base):
     """How far ticketd has taken one IMAP folder: every UID up to `last_uid` is journaled and
     acted on (seen, moved or deleted), for this UIDVALIDITY only."""

@@ -37,6 +37,7 @@ from sqlalchemy import select
 
 from storage.db import Database
 from storage.documents import DocumentIntegrityError, DocumentStore
+from storage.key_registry import forget, register
 from storage.keyring import KEY_SIZE, Keyring, KeyringData, locked, read_keyring, write_keyring
 from storage.models import Document
 from storage.removals import is_removed
@@ -159,6 +160,9 @@ def rotate(
 ) -> RotationReport:
     """Steps 1 and 2: a new write key (or the unfinished rotation resumed), then re-encrypt."""
     data, resumed = begin(blobs.keyring, now)
+    # Before anything is sealed with it: a daemon started later with an old copy of the key
+    # file refuses to start instead of quarantining what the new key seals.
+    register(db, data.write, now, f"rotation of {blobs.keyring.describe()}")
     report = RotationReport(key=data.write, resumed=resumed)
     reencrypt(db, blobs, documents, report, on_rewritten)
     finish(blobs.keyring, report)
@@ -233,6 +237,7 @@ def retire(
         write_keyring(path, KeyringData((current.write_entry,), current.write, rotating=None))
     keyring.reload()
     report.retired = [entry.id for entry in old]
+    forget(db, report.retired)
     report.finished = True
     return report
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from storage.keyring import read_keyring
 from tests.daemon import DaemonProcess, Relay, daemon_config
 from tests.helpers import DESK, customer_mail
 from tests.test_corpus import corpus_root
@@ -310,3 +311,41 @@ def test_read_only_commands_against_a_missing_database_create_nothing(tmp_path: 
     assert health.returncode == 2, health
     assert "no database at" in health.stdout and "SELECT" not in health.stdout
     assert sorted(tmp_path.rglob("*")) == before  # no database, no folder, no key file
+
+
+def test_a_daemon_whose_key_file_lacks_the_databases_keys_refuses_to_start(
+    tmp_path: Path, relay: Relay
+) -> None:
+    first_folder, second_folder = tmp_path / "a", tmp_path / "b"
+    first_folder.mkdir()
+    second_folder.mkdir()
+    first = DaemonProcess(daemon_config(first_folder, relay.port))
+    first.start()
+    try:
+        send(first.port, customer_mail(), "ayse@musteri.com.tr")
+        journal(first, 1)
+    finally:
+        assert first.stop() == 0
+    # A second daemon on the same database that created its own key file, as each of three
+    # daemons on one PostgreSQL did with its own var/kyc.key.
+    database = f"sqlite:///{first_folder}/var/ticketd.sqlite3"
+    config = daemon_config(second_folder, relay.port).read_text(encoding="utf-8")
+    config = config.replace('"sqlite:///var/ticketd.sqlite3"', f'"{database}"')
+    second_config = second_folder / "ticketd.toml"
+    second_config.write_text(config, encoding="utf-8")
+    own_key = second_folder / "var" / "kyc.key"
+    run = [sys.executable, "-m", "ticketd.cli", "--config", str(second_config), "run"]
+    refused = subprocess.run(run, capture_output=True, text=True, timeout=60)
+    first_key = read_keyring(first_folder / "var" / "kyc.key")[0].write
+    assert refused.returncode == 78, refused
+    assert first_key in refused.stderr and str(own_key) in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr
+    # Given the same key file as the first, it starts and takes the mail.
+    own_key.write_bytes((first_folder / "var" / "kyc.key").read_bytes())
+    second = DaemonProcess(second_config)
+    second.start()
+    try:
+        send(second.port, customer_mail(subject="Bonus", body="Bonusum yok."), "ali@m.example")
+        assert [r["state"] for r in journal(second, 2)] == ["done", "done"]
+    finally:
+        assert second.stop() == 0

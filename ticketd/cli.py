@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -121,7 +122,7 @@ def _check_connect(config: Config) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ticketd.daemon import Daemon
-    from ticketd.state import open_state
+    from ticketd.state import key_problem, open_state
 
     config = load_listener_config(_config_path(args))
     logs.protect_config(config)
@@ -129,6 +130,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         logging.getLogger("ticketd").warning("configuration: %s: %s", key, reason)
     state = open_state(config)
     try:
+        # Before any mail is accepted: a key file that lacks keys of the database would
+        # quarantine every message the other daemons sealed.
+        problem = key_problem(state, f"ticketd run on {socket.gethostname()}:{os.getpid()}")
+        if problem is not None:
+            print(f"ticketd run: {problem}", file=sys.stderr)
+            return EX_CONFIG
         asyncio.run(Daemon(state).run())
     finally:
         state.close()

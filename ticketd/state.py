@@ -10,6 +10,7 @@ from ingest.worker import Worker
 from outbound.templating import Templates
 from storage.blobs import BlobStore
 from storage.db import Database, sqlite_file
+from storage.key_registry import missing_keys, register
 from storage.keyring import Keyring
 from storage.migrate import is_current, schema_problem, upgrade
 from storage.sealed_blobs import SealedBlobStore
@@ -101,3 +102,22 @@ def open_for_reading(config: Config, clock: Clock | None = None) -> ReadState:
 def _first_line(error: Exception) -> str:
     lines = str(getattr(error, "orig", None) or error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
+
+
+def key_problem(state: State, by: str) -> str | None:
+    """Why this process must not accept mail with its key file: the key ids the database uses
+    that the file lacks (storage/key_registry.py). When there is none, this process's write
+    key is registered (`by` says who), so a later daemon with another key file refuses."""
+    blobs = state.blobs
+    if not isinstance(blobs, SealedBlobStore):
+        return None
+    missing = missing_keys(state.db, blobs)
+    path = blobs.keyring.describe()
+    if missing:
+        return (
+            f"the key file {path} does not hold the key(s) {', '.join(missing)} that the "
+            "database uses (sealed by another daemon's key file?): give every daemon of this "
+            f"database the same key file, e.g. a copy at {path}, then start again"
+        )
+    register(state.db, blobs.keyring.data.write, state.clock.now(), f"{by} {path}")
+    return None
