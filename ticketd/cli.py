@@ -21,6 +21,7 @@ from ticketd.blob_commands import add_blob_commands
 from ticketd.block_commands import add_block_commands
 from ticketd.config import Config, ConfigError, load_config, load_listener_config
 from ticketd.customer_commands import add_customer_commands
+from ticketd.journal_view import add_journal_commands
 from ticketd.kyc_commands import add_kyc_commands
 from ticketd.oauth_commands import add_oauth_commands, relay_probe
 from ticketd.retention_commands import add_retention_commands
@@ -271,17 +272,6 @@ def _reading(body: Callable[[Any, argparse.Namespace], int]) -> Handler:
             state.close()
 
     return run
-
-
-def _journal_list(state: Any, args: argparse.Namespace) -> int:
-    from ticketd.journal_view import COLUMNS, list_journal
-
-    rows = list_journal(state.db, state=args.state, limit=args.limit)
-    if args.json:
-        _print_json(rows)
-    else:
-        views.print_table(COLUMNS, rows)
-    return EX_OK
 
 
 def _tickets_list(state: Any, args: argparse.Namespace) -> int:
@@ -568,13 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats = commands.add_parser("stats", help="tickets per status and category")
     stats.add_argument("--json", action="store_true")
     stats.set_defaults(handler=_reading(_stats))
-    journal = commands.add_parser("journal", help="every message received and what became of it")
-    j_commands = journal.add_subparsers(dest="j_command", required=True, metavar="COMMAND")
-    j_list = j_commands.add_parser("list", help="received messages: ticket, ignored or quarantined")
-    j_list.add_argument("--state", choices=("pending", "done", "ignored", "quarantined"))
-    j_list.add_argument("--limit", type=int, metavar="N", help="only the newest N messages")
-    j_list.add_argument("--json", action="store_true")
-    j_list.set_defaults(handler=_reading(_journal_list))
+    add_journal_commands(commands, _reading)
     add_sla_commands(commands, _with_state, _reading)
     add_kyc_commands(commands, _with_state)
     add_blob_commands(commands, _with_state)

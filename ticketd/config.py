@@ -216,6 +216,7 @@ class Config:
     def oauth_provider(self, name: str) -> OAuthConfig:
         """The `[oauth.NAME]` block an account names (the parser checked that it exists)."""
         return next(provider for provider in self.oauth if provider.name == name)
+
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
 
 

@@ -8,6 +8,10 @@ so), or the error it was quarantined with. `reason` is the worker's recorded det
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -23,6 +27,7 @@ from storage.models import (
     Ticket,
     TicketMessage,
 )
+from ticketd.views import print_table
 
 STATES = (JOURNAL_PENDING, JOURNAL_DONE, JOURNAL_IGNORED, JOURNAL_QUARANTINED)
 COLUMNS = ["id", "received_at", "source", "envelope_from", "state", "ticket", "reason"]
@@ -72,3 +77,29 @@ def list_journal(
             }
             for entry in entries
         ]
+
+
+def _journal_list(state: Any, args: argparse.Namespace) -> int:
+    rows = list_journal(state.db, state=args.state, limit=args.limit)
+    if args.json:
+        json.dump(rows, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print_table(COLUMNS, rows)
+    return 0
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def add_journal_commands(
+    commands: Any, reading: Callable[[Callable[[Any, argparse.Namespace], int]], Handler]
+) -> None:
+    """`ticketd journal list`; `reading` opens the database without creating anything."""
+    journal = commands.add_parser("journal", help="every message received and what became of it")
+    j_commands = journal.add_subparsers(dest="j_command", required=True, metavar="COMMAND")
+    j_list = j_commands.add_parser("list", help="received messages: ticket, ignored or quarantined")
+    j_list.add_argument("--state", choices=STATES)
+    j_list.add_argument("--limit", type=int, metavar="N", help="only the newest N messages")
+    j_list.add_argument("--json", action="store_true")
+    j_list.set_defaults(handler=reading(_journal_list))
