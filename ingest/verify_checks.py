@@ -119,8 +119,12 @@ def _dkim(raw: bytes, lookups: Lookups, authserv_id: str) -> list[AuthResult]:
     count = len(re.findall(rb"^DKIM-Signature:", raw.split(b"\r\n\r\n", 1)[0], re.I | re.M))
     results: list[AuthResult] = []
     for index in range(count):
-        signer = dkim.DKIM(raw)
+        signer: Any = None
         try:
+            # Inside the try: dkimpy parses the header when it is built, and raises on one it
+            # cannot read (MessageFormatError on a real corpus message): a permerror, not a
+            # quarantine.
+            signer = dkim.DKIM(raw)
             verdict = PASS if signer.verify(idx=index, dnsfunc=_dkim_txt(lookups)) else "fail"
         except DnsUnanswered:
             verdict = "temperror"
@@ -128,7 +132,8 @@ def _dkim(raw: bytes, lookups: Lookups, authserv_id: str) -> list[AuthResult]:
             verdict = "fail"
         except Exception:  # dkimpy's DKIMException, and whatever a malformed signature raises
             verdict = "permerror"
-        domain = signer.signature_fields.get(b"d", b"").decode("ascii", "replace").lower()
+        fields = getattr(signer, "signature_fields", None) or {}
+        domain = fields.get(b"d", b"").decode("ascii", "replace").lower()
         results.append(AuthResult("dkim", verdict, domain, authserv_id))
     return results or [AuthResult("dkim", "none", "", authserv_id)]
 
