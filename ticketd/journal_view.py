@@ -3,7 +3,8 @@
 One row per journal entry (one received copy): where it came from, its envelope, its state and
 what the state means: the ticket it is part of (`ticket`), the reason it was ignored (one of the
 reasons of promise 3: bounce, auto-reply, loop, duplicate, or list/bulk when `[classify]` says
-so), or the error it was quarantined with. `reason` is the worker's recorded detail.
+so), the error it was quarantined with, or why a person dismissed it from the quarantine.
+`reason` is the worker's recorded detail.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from storage.db import Database
 from storage.models import (
+    JOURNAL_DISMISSED,
     JOURNAL_DONE,
     JOURNAL_IGNORED,
     JOURNAL_PENDING,
@@ -29,7 +31,7 @@ from storage.models import (
 )
 from ticketd.views import print_table
 
-STATES = (JOURNAL_PENDING, JOURNAL_DONE, JOURNAL_IGNORED, JOURNAL_QUARANTINED)
+STATES = (JOURNAL_PENDING, JOURNAL_DONE, JOURNAL_IGNORED, JOURNAL_QUARANTINED, JOURNAL_DISMISSED)
 COLUMNS = ["id", "received_at", "source", "envelope_from", "state", "ticket", "reason"]
 
 
