@@ -39,7 +39,8 @@ from tests.test_corpus import (
 
 pytestmark = pytest.mark.slow
 
-# The reasons a message may end without a ticket (README, "How mail flows").
+# The reasons a message may end without a ticket (README, "How mail flows"); nobody is blocked
+# and [classify] is at its default here, so neither `blocked` nor `list`/`bulk` may appear.
 MACHINE_REASONS = frozenset({"bounce", "auto-reply", "loop", "duplicate"})
 NOBODY = "unknown@corpus.invalid"
 PER_CONNECTION = 100  # below [smtp_in] max_commands (200 of any one command per session)
