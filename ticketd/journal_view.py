@@ -3,8 +3,8 @@
 One row per journal entry (one received copy): where it came from, its envelope, its state and
 what the state means: the ticket it is part of (`ticket`), the reason it was ignored (one of the
 reasons of promise 3: bounce, auto-reply, loop, duplicate, blocked, or list/bulk when
-`[classify]` says so), the error it was quarantined with, or why a person dismissed it from the quarantine.
-`reason` is the worker's recorded detail.
+`[classify]` says so), the error it was quarantined with, or why a person dismissed it from the
+quarantine. `reason` is the worker's recorded detail.
 """
 
 from __future__ import annotations
