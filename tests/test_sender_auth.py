@@ -159,7 +159,21 @@ def test_a_header_claiming_our_id_refuses_the_agent_even_without_require(tmp_pat
 
 
 def test_dns_and_filter_time_past_the_parse_limit_is_warned(tmp_path: Path) -> None:
+    verify = "[smtp_in]\nverify_senders = true\n"
     slow = '[dns]\ntimeout = 30\n[spam]\nrspamd_url = "http://127.0.0.1:1"\ntimeout = 40\n'
-    config = make_config(tmp_path, extra=slow)
+    config = make_config(tmp_path, extra=verify + slow)
     assert [k for k, _ in config.warnings] == ["limits.max_parse_seconds"]
-    assert make_config(tmp_path, extra="[dns]\ntimeout = 30\n").warnings == ()
+    assert make_config(tmp_path, extra=verify + "[dns]\ntimeout = 30\n").warnings == ()
+    assert make_config(tmp_path, extra=slow).warnings == ()  # not verifying: no DNS time
+
+
+@pytest.mark.parametrize(
+    ("listen", "verify"), [("0.0.0.0:25", True), ("192.0.2.10:25", True), ("127.0.0.1:2525", False)]
+)
+def test_we_verify_senders_by_default_when_the_listener_is_the_mx(
+    tmp_path: Path, listen: str, verify: bool
+) -> None:
+    config = make_config(tmp_path, extra=f'[smtp_in]\nlisten = "{listen}"\n')
+    assert config.trust.verify_senders is verify
+    forced = make_config(tmp_path, extra=f'[smtp_in]\nlisten = "{listen}"\nverify_senders = true\n')
+    assert forced.trust.verify_senders

@@ -36,6 +36,9 @@ SPF_AGENT = "ajan@spf.example"  # its domain's SPF lets 127.0.0.1 send
 DKIM_AGENT = "imza@signed.example"  # its domain's SPF lets nobody send; it signs with DKIM
 FORGED_AGENT = "kotu@reject.example"  # SPF lets nobody send, DMARC p=reject, no DKIM key
 OWN_ID = "mx.destek.test"
+# The in-process desks listen on loopback (verification off by default there) but journal mail as
+# our listener would, from direct clients.
+VERIFY = "[smtp_in]\nverify_senders = true\n"
 TEAM = f"""
 [[queues]]
 name = "genel"
@@ -98,7 +101,9 @@ def sign(raw: bytes, key: rsa.RSAPrivateKey) -> bytes:
 @pytest.fixture
 def desk(tmp_path: Path, relay: Relay, dns_server: Dnsmasq) -> Iterator[DaemonProcess]:
     extra = (
-        f'[smtp_in]\nlisten = "127.0.0.1:{free_port()}"\nauthserv_id = "{OWN_ID}"\n\n'
+        f'[smtp_in]\nlisten = "127.0.0.1:{free_port()}"\nauthserv_id = "{OWN_ID}"\n'
+        # On loopback here, but the MX as far as the test is concerned: the clients are direct.
+        "verify_senders = true\n\n"
         f'[dns]\nnameservers = ["{dns_server.nameserver}"]\ntimeout = 5\n{TEAM}'
     )
     daemon = DaemonProcess(daemon_config(tmp_path, relay.port, extra=extra))
@@ -175,7 +180,7 @@ def test_a_dns_server_that_does_not_answer_costs_the_timeout_and_proves_nothing(
     tmp_path: Path, clock: FixedClock
 ) -> None:
     # A UDP port nobody listens on: every query waits for its answer until the budget is spent.
-    silent = f'[dns]\nnameservers = ["127.0.0.1:{free_port()}"]\ntimeout = 1\n{TEAM}'
+    silent = f'[dns]\nnameservers = ["127.0.0.1:{free_port()}"]\ntimeout = 1\n{VERIFY}{TEAM}'
     state = open_state(make_config(tmp_path, extra=silent), clock=clock)
     raw = b"Received: from client.test ([127.0.0.1])\r\n\tby mx (ticketd) with SMTP\r\n"
     state.journal.accept(
@@ -210,7 +215,7 @@ def test_a_thousand_forged_senders_get_no_automatic_mail(tmp_path: Path, clock: 
     records += [(f"_dmarc.{d}", "v=DMARC1; p=reject") for d in domains]
     records.append(("honest.test", "v=spf1 ip4:127.0.0.1 -all"))
     with dnsmasq(records) as server:
-        extra = f'[dns]\nnameservers = ["{server.nameserver}"]\n'
+        extra = f'[dns]\nnameservers = ["{server.nameserver}"]\n{VERIFY}'
         state = open_state(make_config(tmp_path, extra=extra), clock=clock)
         for i in range(1000):
             sender = f"kisi{i}@{domains[i % 100]}"

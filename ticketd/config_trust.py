@@ -13,6 +13,8 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+from ticketd.config_team import listener_is_the_mx
+
 Problems = list[tuple[str, str]]
 TRUST_KEYS = ("authserv_id", "trusted_authserv_ids", "verify_senders")
 DNS_KEYS = ("nameservers", "timeout")
@@ -35,8 +37,8 @@ class TrustConfig:
     authserv_id: str
     trusted_authserv_ids: tuple[str, ...] = ()
     # Our listener is the MX: verify SPF, DKIM and DMARC of what it receives ourselves. False
-    # when a gateway in front verifies (its id in trusted_authserv_ids): behind it, every
-    # client IP is the gateway's and our SPF would fail.
+    # when a gateway or a local MTA is in front (its id in trusted_authserv_ids): behind it,
+    # every client IP is its own and our SPF would fail.
     verify_senders: bool = True
     dns: DnsConfig = field(default_factory=DnsConfig)
 
@@ -72,10 +74,14 @@ def parse_trust(problems: Problems, smtp_in: dict[str, Any], dns: dict[str, Any]
             problems.append((key, f"{token} is our own authserv_id: it cannot be trusted upstream"))
         else:
             trusted.append(token)
-    verify_senders = smtp_in.get("verify_senders", True)
+    # Like [agent_replies] require_authentication: on by default when our listener is the MX.
+    # Behind a local MTA (a loopback listener) every client IP is the MTA's, and our SPF would
+    # fail for every domain that publishes "-all".
+    default = listener_is_the_mx({"smtp_in": smtp_in})
+    verify_senders = smtp_in.get("verify_senders", default)
     if not isinstance(verify_senders, bool):
         problems.append(("smtp_in.verify_senders", "must be true or false"))
-        verify_senders = True
+        verify_senders = default
     return TrustConfig(own, tuple(trusted), verify_senders, parse_dns(problems, dns))
 
 
