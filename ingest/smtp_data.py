@@ -13,6 +13,13 @@ reply comes after the data). Limits, from `[smtp_in]`:
   `MaxHeadersLength` (Postfix cuts the excess off instead);
 - `max_line_length`: 500 5.5.2, the reply RFC 5321 4.5.3.1.6 names. Lines are counted to the
   next LF, so a message written with bare LFs is not one long line.
+- `max_buffered_bytes`: what all sessions together may hold before their final dot (issue 22:
+  100 sessions of 24 MB each took the daemon to 3.4 GB). DATA is answered 452 4.3.1 when the
+  budget is spent; a message whose bytes would overrun it is drained, kept nothing of, and
+  answered 452 4.3.1 after the dot. The sender's MTA tries again later, when others are stored.
+- `min_data_rate`: bytes a second, on average since DATA began, once DATA has lasted
+  `idle_timeout` seconds; a client slower than that (one line every few seconds keeps the idle
+  timer going for ever) gets 421 4.4.2 and is disconnected.
 """
 
 from __future__ import annotations
@@ -28,6 +35,32 @@ from aiosmtpd.smtp import SMTP, syntax
 from ticketd.config import SmtpInConfig
 
 log = logging.getLogger("ticketd.smtp")
+
+
+class BufferBudget:
+    """The bytes all sessions' DATA hold in memory at once, against `max_buffered_bytes`.
+    One per listener; only the event loop's thread touches it."""
+
+    def __init__(self) -> None:
+        self.held = 0
+
+    def take(self, size: int, limit: int) -> bool:
+        if self.held + size > limit:
+            return False
+        self.held += size
+        return True
+
+    def give(self, size: int) -> None:
+        self.held = max(0, self.held - size)
+
+
+STORAGE_FULL = (
+    "452 4.3.1 Insufficient system storage: too many messages arriving at once, try again later"
+)
+
+
+class TooSlow(Exception):
+    """The client sends DATA slower than `min_data_rate`."""
 
 
 @dataclass(frozen=True)
@@ -59,13 +92,31 @@ def _header_end(chunk: bytes, at_line_start: bool) -> int:
 async def read_data(
     reader: asyncio.StreamReader,
     limits: SmtpInConfig,
-    on_progress: Callable[[], None] = lambda: None,
+    on_progress: Callable[[int], None] = lambda total: None,
+    budget: BufferBudget | None = None,
 ) -> bytes | Refused:
     """The message as the client meant it (dot transparency undone), or why it is refused.
 
     Reads to the final dot in either case, so the session can go on with the next transaction.
+    `on_progress` is told the bytes read so far and may raise (TooSlow) to end the reading.
+    The bytes returned stay counted in `budget`: the caller gives them back once stored.
     """
+    budget = budget if budget is not None else BufferBudget()
     kept = bytearray()
+    try:
+        return await _read_data(reader, limits, on_progress, budget, kept)
+    except BaseException:
+        budget.give(len(kept))
+        raise
+
+
+async def _read_data(
+    reader: asyncio.StreamReader,
+    limits: SmtpInConfig,
+    on_progress: Callable[[int], None],
+    budget: BufferBudget,
+    kept: bytearray,
+) -> bytes | Refused:
     total = 0
     line_length = 0  # bytes since the last LF
     in_header = True
@@ -78,7 +129,7 @@ async def read_data(
             # A line longer than the stream's buffer limit: take what is there, never more
             # than the buffer holds; the rest of the line comes in the next rounds.
             chunk = await reader.read(max(error.consumed, 1))
-        on_progress()
+        on_progress(total + len(chunk))
         if at_line_start and chunk == b".\r\n":
             break
         if at_line_start and chunk.startswith(b"."):
@@ -99,8 +150,11 @@ async def read_data(
                 refused = _refusal("header", limits.max_header_size)
             elif longest > limits.max_line_length:
                 refused = _refusal("line", limits.max_line_length)
+            elif not budget.take(len(chunk), limits.max_buffered_bytes):
+                refused = (STORAGE_FULL, "all sessions together hold max_buffered_bytes")
             if refused is not None:
-                kept = bytearray()  # keep nothing of a message that will be refused
+                budget.give(len(kept))
+                kept.clear()  # keep nothing of a message that will be refused
             else:
                 kept += chunk
         if first_lf >= 0:
@@ -114,22 +168,35 @@ async def read_data(
 
 
 class BoundedDataSMTP(SMTP):
-    """aiosmtpd's SMTP with `read_data` for DATA; the rest of DATA is aiosmtpd's, unchanged."""
+    """aiosmtpd's SMTP with `read_data` for DATA; the rest of DATA is aiosmtpd's, unchanged.
+    `budget` is shared by every session of the listener (`max_buffered_bytes`)."""
 
-    def __init__(self, handler: Any, limits: SmtpInConfig, **options: Any) -> None:
+    def __init__(
+        self, handler: Any, limits: SmtpInConfig, budget: BufferBudget, **options: Any
+    ) -> None:
         super().__init__(handler, **options)
         self.limits = limits
+        self.budget = budget
         self._timer_reset_at = 0.0
+        self._data_started = 0.0
 
-    def _data_arrived(self) -> None:
+    def _data_arrived(self, total: int) -> None:
         """`idle_timeout` is time without a byte, in DATA too (as Postfix's smtpd_timeout is per
         read): aiosmtpd resets its timer only per command, so a large message on a slow link
         was cut off after `idle_timeout` seconds of DATA in all. Reset at most once a second:
-        a timer per line would cost more than the lines."""
+        a timer per line would cost more than the lines. A client that sends a line now and
+        then, to keep the timer going, is held to `min_data_rate` instead."""
         now = self.loop.time()
+        lasted = now - self._data_started
+        if lasted >= self.limits.idle_timeout and total < self.limits.min_data_rate * lasted:
+            raise TooSlow(f"{total} bytes in {lasted:.0f} s of DATA")
         if now - self._timer_reset_at >= 1.0:
             self._timer_reset_at = now
             self._reset_timeout()
+
+    def _peer(self) -> str:
+        peer: Any = self.session.peer if self.session is not None else None
+        return str(peer[0] if isinstance(peer, tuple) else peer)
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
@@ -143,13 +210,24 @@ class BoundedDataSMTP(SMTP):
         if arg:
             await self.push("501 Syntax: DATA")
             return
+        if self.budget.held >= self.limits.max_buffered_bytes:
+            log.warning("DATA from %s refused: max_buffered_bytes held", self._peer())
+            await self.push(STORAGE_FULL)
+            return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
-        received = await read_data(self._reader, self.limits, self._data_arrived)
+        self._data_started = self.loop.time()
+        try:
+            received = await read_data(self._reader, self.limits, self._data_arrived, self.budget)
+        except TooSlow as slow:
+            log.warning("disconnected %s: too slow in DATA: %s", self._peer(), slow)
+            await self.push("421 4.4.2 Too slow: below the minimum data rate, closing")
+            assert self.transport is not None
+            self.transport.close()
+            return
         if isinstance(received, Refused):
-            peer: Any = self.session.peer
             log.warning(
                 "refused a message from %s: %s (%d bytes sent): %s",
-                peer[0] if isinstance(peer, tuple) else peer,
+                self._peer(),
                 received.reason,
                 received.size,
                 received.reply,
@@ -158,6 +236,9 @@ class BoundedDataSMTP(SMTP):
             await self.push(received.reply)
             return
         envelope.content = envelope.original_content = received
-        status = await self._call_handler_hook("DATA")
+        try:
+            status = await self._call_handler_hook("DATA")
+        finally:
+            self.budget.give(len(received))  # stored (or not): no longer held here
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push("250 OK" if status is None or not isinstance(status, str) else status)

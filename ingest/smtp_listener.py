@@ -17,6 +17,13 @@ context (built by ticketd/tls_files.py, rebuilt on SIGHUP) to each new session. 
 still work, so a client can find out what to do. A session is counted once against the
 connection limits although STARTTLS makes aiosmtpd call `connection_made` a second time.
 
+Slow clients (issue 22): a session ends at `session_timeout` (421 4.4.2) whatever it does, DATA
+slower than `min_data_rate` is cut (ingest/smtp_data.py), and when every connection slot is
+taken, a new client does not wait for one: the oldest slow session (open at least SLOW_AFTER
+seconds, on average fewer than `min_data_rate` bytes a second since it connected) is dropped
+with 421 4.7.0 to make room. What all sessions hold before their final dot is bounded by
+`max_buffered_bytes` (452 4.3.1 beyond it).
+
 While the daemon drains (`closing`), a new connection is greeted with 421 and a new MAIL gets
 421, but a transaction already under way may finish: its client has sent MAIL and is owed an
 answer to DATA, and a 250 is only ever sent once the message is durable.
@@ -35,11 +42,13 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from ingest.journal import Arrival, Journal, StorageFailure
-from ingest.smtp_data import BoundedDataSMTP
+from ingest.smtp_data import BoundedDataSMTP, BufferBudget
 from ticketd.clock import Clock
 from ticketd.config import SmtpInConfig, owns_address
 
 log = logging.getLogger("ticketd.smtp")
+# A session younger than this is never dropped for a newcomer: every session starts slow.
+SLOW_AFTER = 5.0
 
 # The null reverse-path (`MAIL FROM:<>`, RFC 5321 4.5.5) of bounces, delay notices and read
 # receipts. aiosmtpd reads an empty `envelope.mail_from` as "no MAIL yet" and refuses RCPT with
@@ -69,17 +78,31 @@ class IntakeHandler:
         self.on_accepted = on_accepted
         self.closing = False
         self.in_flight = 0
-        self.sessions: set[SMTP] = set()
+        self.sessions: set[_TrackedSMTP] = set()
         self.per_client: Counter[str] = Counter()
+        self.budget = BufferBudget()  # what all sessions' DATA hold ([smtp_in] max_buffered_bytes)
 
-    def admit(self, client: str, limits: SmtpInConfig) -> str | None:
+    def admit(self, client: str, limits: SmtpInConfig, now: float) -> str | None:
         """Take a connection slot for `client`, or say why there is none (a 421 reply)."""
-        if len(self.sessions) >= limits.max_connections:
-            return "421 4.7.0 Too many connections, try again later"
         if self.per_client[client] >= limits.max_connections_per_client:
             return "421 4.7.0 Too many connections from your address, try again later"
+        if len(self.sessions) >= limits.max_connections:
+            slow = self._oldest_slow(limits, now)
+            if slow is None:
+                return "421 4.7.0 Too many connections, try again later"
+            log.warning("dropped the slow session of %s to let %s in", slow.client, client)
+            slow.drop("421 4.7.0 Too many connections and yours is slow, try again later")
         self.per_client[client] += 1
         return None
+
+    def _oldest_slow(self, limits: SmtpInConfig, now: float) -> _TrackedSMTP | None:
+        slow = [
+            session
+            for session in self.sessions
+            if now - session.connected_at >= SLOW_AFTER
+            and session.received < limits.min_data_rate * (now - session.connected_at)
+        ]
+        return min(slow, key=lambda session: session.connected_at, default=None)
 
     def release(self, client: str) -> None:
         self.per_client[client] -= 1
@@ -167,8 +190,35 @@ class _TrackedSMTP(BoundedDataSMTP):
     so the connection limits can count it."""
 
     def __init__(self, handler: IntakeHandler, limits: SmtpInConfig, **options: Any) -> None:
-        super().__init__(handler, limits, **options)
+        super().__init__(handler, limits, handler.budget, **options)
         self.client: str | None = None  # set once admitted; a refused connection holds no slot
+        self.admitted = False
+        self.connected_at = 0.0
+        self.received = 0  # bytes the client sent, commands and DATA
+        self._deadline: asyncio.TimerHandle | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        super().data_received(data)
+
+    def drop(self, reply: str) -> None:
+        """End the session now with `reply`, its slot free at once for a newcomer."""
+        self._release_slot()
+        transport = self.transport
+        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+            transport.write(reply.encode("ascii") + b"\r\n")
+            transport.close()
+
+    def _release_slot(self) -> None:
+        handler: IntakeHandler = self.event_handler
+        handler.sessions.discard(self)
+        if self.client is not None:
+            handler.release(self.client)
+            self.client = None
+
+    def _session_over(self) -> None:
+        log.warning("disconnected %s: the session lasted session_timeout", self.client)
+        self.drop("421 4.4.2 Session time limit reached, closing")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._original_transport is not None:
@@ -177,7 +227,8 @@ class _TrackedSMTP(BoundedDataSMTP):
             return
         handler: IntakeHandler = self.event_handler
         client = _client_of(transport)
-        refusal = handler.admit(client, self.limits)
+        now = self.loop.time()
+        refusal = handler.admit(client, self.limits, now)
         if refusal is not None:
             # Refused before aiosmtpd sets anything up: no session, no timer, no task; closing
             # stops reading at once, so nothing the client sends is ever parsed.
@@ -186,17 +237,18 @@ class _TrackedSMTP(BoundedDataSMTP):
             transport.write(refusal.encode("ascii") + b"\r\n")
             transport.close()
             return
-        self.client = client
+        self.client, self.admitted, self.connected_at = client, True, now
         super().connection_made(transport)
         handler.sessions.add(self)
+        self._deadline = self.loop.call_later(self.limits.session_timeout, self._session_over)
 
     def connection_lost(self, error: Exception | None) -> None:
-        if self.client is None:
+        if not self.admitted:
             return  # refused in connection_made: aiosmtpd never saw this connection
-        handler: IntakeHandler = self.event_handler
-        handler.sessions.discard(self)
-        handler.release(self.client)
-        self.client = None
+        self.admitted = False
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._release_slot()
         super().connection_lost(error)
 
 

@@ -3,6 +3,7 @@ limits, no open relay. The daemon runs as a process; smtplib and raw sockets are
 
 from __future__ import annotations
 
+import select
 import smtplib
 import socket
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest.smtp_listener import SLOW_AFTER
 from tests.daemon import Relay, Start, daemon_config
 from tests.helpers import DESK, customer_mail
 from ticketd.config import ConfigError, load_config
@@ -134,8 +136,9 @@ def test_a_slow_but_steady_message_is_not_cut_off_by_the_idle_timeout(
     start: Start, relay: Relay
 ) -> None:
     # idle_timeout is time without a byte (like Postfix's smtpd_timeout), not a cap on DATA: a
-    # large message on a slow link takes longer than it in all and must still arrive.
-    daemon = start("idle_timeout = 2\n")
+    # large message on a slow link takes longer than it in all and must still arrive (as long
+    # as it keeps to min_data_rate: this one sends about 100 bytes a second).
+    daemon = start("idle_timeout = 2\nmin_data_rate = 20\n")
     with _greeted(daemon.port) as conn:
         reader = conn.makefile("rb")
 
@@ -160,3 +163,128 @@ def test_a_slow_but_steady_message_is_not_cut_off_by_the_idle_timeout(
         assert command(b".").startswith(b"250")
         assert command(b"QUIT").startswith(b"221")
     relay.wait_for(1)
+
+
+# Issue 22, points 11 and 12: slow clients and the memory of all sessions together.
+MB = 1024 * 1024
+
+
+class _Raw:
+    """A raw SMTP session from `source`, driven line by line."""
+
+    def __init__(self, port: int, source: str = "127.0.0.1") -> None:
+        self.conn = socket.create_connection(
+            ("127.0.0.1", port), timeout=30, source_address=(source, 0)
+        )
+        self.reader = self.conn.makefile("rb")
+        self.greeting = self.reply()
+
+    def reply(self) -> bytes:
+        line = self.reader.readline()
+        while line[3:4] == b"-":
+            line = self.reader.readline()
+        return line
+
+    def command(self, line: bytes) -> bytes:
+        self.conn.sendall(line + b"\r\n")
+        return self.reply()
+
+    def start_data(self) -> bytes:
+        assert self.command(b"EHLO client.example").startswith(b"250")
+        assert self.command(b"MAIL FROM:<musteri@example.net>").startswith(b"250")
+        assert self.command(b"RCPT TO:<" + DESK.encode() + b">").startswith(b"250")
+        return self.command(b"DATA")
+
+    def close(self) -> None:
+        self.reader.close()
+        self.conn.close()
+
+
+def _rss(pid: int) -> int:
+    """The process's resident memory now (VmRSS), in bytes."""
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return int(next(line for line in lines if line.startswith("VmRSS:")).split()[1]) * 1024
+
+
+def test_a_client_dripping_data_is_cut_at_the_minimum_rate(start: Start) -> None:
+    daemon = start("idle_timeout = 3\nmin_data_rate = 200\n")
+    slow = _Raw(daemon.port)
+    assert slow.start_data().startswith(b"354")
+    began = time.monotonic()
+    slow.conn.sendall(b"From: yavas@example.net\r\nSubject: damla\r\n\r\n")
+    reply = b""
+    while not reply and time.monotonic() - began < 20:
+        slow.conn.sendall(b"bir satir daha\r\n")  # a line a second: the idle timer never runs out
+        if select.select([slow.conn], [], [], 1.0)[0]:
+            reply = slow.reply()
+    print(f"a dripping DATA session was cut after {time.monotonic() - began:.1f} s")
+    assert reply.startswith(b"421 4.4.2"), reply
+    assert time.monotonic() - began < 8
+    slow.close()
+    assert "too slow in DATA" in daemon.log()
+
+
+def test_a_session_ends_at_its_deadline_whatever_it_sends(start: Start) -> None:
+    daemon = start("session_timeout = 4\n")
+    session = _Raw(daemon.port)
+    began = time.monotonic()
+    replies = []
+    while time.monotonic() - began < 15:
+        replies.append(session.command(b"NOOP"))
+        if not replies[-1].startswith(b"250"):
+            break
+        time.sleep(0.5)
+    assert replies[-1].startswith(b"421 4.4.2"), replies[-3:]
+    assert 3.5 < time.monotonic() - began < 8
+    session.close()
+
+
+def test_a_full_listener_drops_its_oldest_slow_session_for_an_honest_client(
+    start: Start, relay: Relay
+) -> None:
+    daemon = start("max_connections = 4\nmax_connections_per_client = 4\n")
+    # Four connections from one address that greet and then send nothing: every slot taken.
+    holders = [_Raw(daemon.port, "127.0.0.2") for _ in range(4)]
+    assert all(h.greeting.startswith(b"220") for h in holders)
+    time.sleep(SLOW_AFTER + 0.5)
+    began = time.monotonic()
+    honest = _Raw(daemon.port, "127.0.0.3")
+    greeted = time.monotonic() - began
+    print(f"honest client greeted in {greeted:.2f} s with the listener full of slow sessions")
+    assert honest.greeting.startswith(b"220"), honest.greeting
+    assert greeted < 2
+    assert holders[0].reply().startswith(b"421 4.7.0")  # the oldest one made room
+    assert honest.start_data().startswith(b"354")
+    raw = customer_mail(sender="durust@example.net", subject="Dürüst", message_id="<d@example.net>")
+    assert honest.command(raw.rstrip(b"\r\n") + b"\r\n.").startswith(b"250")
+    relay.wait_for(1)
+    for holder in (honest, *holders):
+        holder.close()
+
+
+def test_all_sessions_together_hold_at_most_max_buffered_bytes(start: Start) -> None:
+    daemon = start(
+        f"max_message_size = {5 * 1024 * 1024}\nmax_buffered_bytes = {10 * 1024 * 1024}\n"
+    )
+    assert daemon.process is not None
+    before = _rss(daemon.process.pid)
+    head = b"From: musteri@example.net\r\nSubject: buyuk\r\n\r\n"
+    block = (b"A" * 1022 + b"\r\n") * 1024  # 1 MB
+    sessions = [_Raw(daemon.port, f"127.0.1.{n}") for n in range(12)]
+    for session in sessions:  # each holds 4 MB before its final dot: 48 MB without a bound
+        assert session.start_data().startswith(b"354")
+        session.conn.sendall(head + block * 4)
+    time.sleep(2)
+    holding = _rss(daemon.process.pid) - before
+    print(f"12 sessions holding 4 MB each, 10 MB budget: daemon RSS +{holding // MB} MB")
+    assert holding < 30 * MB
+    replies = [session.command(b".") for session in sessions]
+    assert sum(r.startswith(b"250") for r in replies) >= 2, replies
+    assert any(r.startswith(b"452 4.3.1") for r in replies), replies
+    # A refused client tries again later and is taken: nothing is held any more.
+    again = sessions[-1]
+    assert again.start_data().startswith(b"354")
+    again.conn.sendall(head + block)
+    assert again.command(b".").startswith(b"250")
+    for session in sessions:
+        session.close()

@@ -53,6 +53,18 @@ def test_unit_is_hardened(tmp_path: Path) -> None:
     assert float(score.group(1)) <= 2.0, result.stdout
 
 
+def test_unit_bounds_the_memory_of_the_daemon_and_its_parsing_process() -> None:
+    # Issue 22: 100 sessions of 24 MB took the daemon to 3.4 GB; the unit sets a ceiling above
+    # what the listener may hold ([smtp_in] max_buffered_bytes) and what a parse takes.
+    settings = dict(
+        line.split("=", 1)
+        for line in UNIT.read_text().splitlines()
+        if "=" in line and line[0] != "#"
+    )
+    assert settings.get("MemoryMax") == "2G"
+    assert settings.get("MemoryHigh") == "1536M"
+
+
 def test_daemon_reports_ready_pings_the_watchdog_and_says_stopping(
     tmp_path: Path, relay: Relay, monkeypatch: pytest.MonkeyPatch
 ) -> None:

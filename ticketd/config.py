@@ -103,6 +103,11 @@ class SmtpInConfig:
     # Shape limits (issue 10), enforced while DATA is read (ingest/smtp_data.py).
     max_header_size: int = 256 * 1024
     max_line_length: int = 1024 * 1024
+    # Issue 22: what all sessions may hold in memory before their final dot, a deadline for a
+    # whole session and the slowest DATA taken (bytes a second, once DATA lasted idle_timeout).
+    max_buffered_bytes: int = 256 * 1024 * 1024
+    session_timeout: int = 900
+    min_data_rate: int = 256
     # STARTTLS (offered when both files are set); require_tls: no MAIL before it.
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -311,6 +316,7 @@ _SMTP_IN_LIMITS = {
     "max_recipients": 100,
     "max_commands": 200,
     "idle_timeout": 300,
+    "session_timeout": 900,
 }
 _SMTP_IN_SHAPE = {"max_header_size": 256 * 1024, "max_line_length": 1024 * 1024}
 # [limits] keys bounded on both sides, (default, lowest, highest). Fewer parts or levels than
@@ -360,6 +366,8 @@ STORAGE_KEYS = ("database", "blobs")
 SMTP_IN_KEYS = (
     "listen",
     "max_message_size",
+    "max_buffered_bytes",
+    "min_data_rate",
     *_SMTP_IN_LIMITS,
     *_SMTP_IN_SHAPE,
     *TLS_KEYS,
@@ -452,6 +460,11 @@ def _smtp_in(reader: _Reader) -> SmtpInConfig | None:
     # At least the 1,000 octets RFC 5321 (4.5.3.1.6) and RFC 5322 (2.1.1) promise every line.
     for shape_key, default in _SMTP_IN_SHAPE.items():
         smtp_limits[shape_key] = reader.integer(smtp_in_t, f"smtp_in.{shape_key}", default, 1000)
+    # Room for at least one message of the largest size, or none could ever be taken.
+    smtp_limits["max_buffered_bytes"] = reader.integer(
+        smtp_in_t, "smtp_in.max_buffered_bytes", max(256 * 1024 * 1024, max_size), max_size
+    )
+    smtp_limits["min_data_rate"] = reader.integer(smtp_in_t, "smtp_in.min_data_rate", 256, 0)
     listener_tls = parse_listener_tls(reader.problems, smtp_in_t, reader.base)
     if listen is None:
         return None

@@ -34,6 +34,9 @@ LIVE = (
     "smtp_in.idle_timeout",
     "smtp_in.max_header_size",
     "smtp_in.max_line_length",
+    "smtp_in.max_buffered_bytes",
+    "smtp_in.session_timeout",
+    "smtp_in.min_data_rate",
     # The worker reads the virus scanner's address for each message it scans.
     "kyc.clamd",
     "kyc.clamd_timeout",
