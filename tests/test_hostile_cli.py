@@ -111,3 +111,42 @@ def test_ingest_of_a_folder_or_a_device_is_a_data_error(config: Path, tmp_path: 
         done = _ticketd(config, "ingest", path)
         assert done.returncode == 65, (path, done.returncode, done.stderr)
         assert b"not a regular file" in done.stderr
+
+
+def _fresh(folder: Path, extra: str = "") -> Path:
+    folder.mkdir()
+    return write_config(folder, extra=extra)
+
+
+def test_check_tests_what_run_needs_and_run_names_the_key(tmp_path: Path) -> None:
+    """Issue 22 (16): each of these passed `check` and then stopped `run` with a raw error."""
+    folder_db = _fresh(tmp_path / "a")
+    (tmp_path / "a" / "var" / "ticketd.sqlite3").mkdir(parents=True)
+    readable_key = _fresh(tmp_path / "b")
+    open_state(load_config(readable_key)).close()  # makes var/kyc.key, 0600
+    (tmp_path / "b" / "var" / "kyc.key").chmod(0o644)
+    file_blobs = _fresh(tmp_path / "c")
+    (tmp_path / "c" / "var").mkdir()
+    (tmp_path / "c" / "var" / "blobs").write_text("not a folder\n")
+    cases = [
+        (folder_db, "storage.database", "is a folder"),
+        (readable_key, "kyc.key_file", "is 0644"),
+        (file_blobs, "storage.blobs", "is a file, not a folder"),
+    ]
+    for config, key, why in cases:
+        for command in ("check", "run"):
+            done = _ticketd(config, command)
+            err = done.stderr.decode()
+            assert done.returncode == 78, (command, key, done.returncode, err)
+            assert f"  {key}: " in err and why in err, (command, err)
+            assert "Traceback" not in err and "Error:" not in err, err
+
+
+def test_a_key_file_under_a_missing_folder_is_an_error_naming_the_key(tmp_path: Path) -> None:
+    missing = tmp_path / "keys" / "kyc.key"
+    config = _fresh(tmp_path / "desk", extra=f'[kyc]\nkey_file = "{missing}"\n')
+    for command in ("check", "run"):
+        done = _ticketd(config, command)
+        assert done.returncode == 78 and b"kyc.key_file" in done.stderr, done.stderr
+        assert b"does not exist" in done.stderr
+    assert not (tmp_path / "keys").exists()  # nothing made as whoever ran it

@@ -26,6 +26,7 @@ from ticketd.kyc_commands import add_kyc_commands
 from ticketd.oauth_commands import add_oauth_commands, relay_probe
 from ticketd.retention_commands import add_retention_commands
 from ticketd.sla_commands import add_sla_commands
+from ticketd.state_checks import check_state_files
 
 EX_OK = 0
 EX_USAGE = 64
@@ -54,6 +55,7 @@ def _print_json(value: Any) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     config = load_listener_config(_config_path(args))
+    check_state_files(config)  # what run needs of the files it names
     print(f"{config.path}: the configuration is sound")
     print(f"  desk: {config.desk.name} <{config.desk.address}>, language {config.desk.language}")
     where = config.desk.secret_file or "desk.secret"
@@ -129,6 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     logs.protect_config(config)
     for key, reason in config.warnings:
         logging.getLogger("ticketd").warning("configuration: %s: %s", key, reason)
+    check_state_files(config)  # a ConfigError naming the key, never a raw exception
     state = open_state(config)
     try:
         # Before any mail is accepted: a key file that lacks keys of the database would

@@ -621,7 +621,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     kyc = parse_kyc(reader.problems, data, reader.base)
     retention = parse_retention(reader.problems, data)
     secret_file = None
-    if not secret and address is not None:
+    key_folder_missing = any(key == "kyc.key_file" for key, _ in reader.problems)
+    if not secret and address is not None and not key_folder_missing:
         secret, secret_file = _secret_file(reader, kyc.key_file)
     smtp_in_t = data.get("smtp_in", {})  # its keys were checked by _smtp_in
     dns = reader.section("dns", DNS_KEYS)

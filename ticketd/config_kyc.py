@@ -164,6 +164,16 @@ def parse_kyc(problems: Problems, data: dict[str, Any], base: Path) -> KycConfig
         raw_key = "var/kyc.key"
     key_file = Path(raw_key).expanduser()
     key_file = key_file if key_file.is_absolute() else base / key_file
+    if "key_file" in table and not key_file.parent.is_dir():
+        # Never made silently (as root, with root's umask): the folder of the key is the
+        # admin's to create, owned by the user ticketd runs as.
+        problems.append(
+            (
+                "kyc.key_file",
+                f"{key_file}: its folder {key_file.parent} does not exist; create it (owned by "
+                "the user ticketd runs as, mode 0700) or point key_file at an existing folder",
+            )
+        )
     accepted_raw = table.get("accepted", list(KNOWN_TYPES))
     accepted: tuple[str, ...] = KNOWN_TYPES
     if not isinstance(accepted_raw, list) or not all(isinstance(v, str) for v in accepted_raw):
