@@ -27,7 +27,7 @@ from ingest.document_structure import structure_problem
 from ingest.filenames import safe_filename, typed_filename
 from ingest.history import add_note
 from ingest.parsing import DOCUMENT_ROLES, AttachmentInfo, ParsedMessage
-from ingest.verification import documents_received
+from ingest.verification import documents_received, has_verification
 from ingest.virus_step import ScanReport
 from outbound.automatic import AutomaticMail, queue_automatic
 from outbound.quoting import quoted_filename
@@ -155,9 +155,25 @@ def _mail(
 def _bind(
     ctx: Context, entry: JournalEntry, message: ParsedMessage, ticket: Ticket, proven: bool
 ) -> None:
-    """The customer's verification follows proven documents only; others stay on the ticket."""
+    """A verification the customer has follows proven documents only; unproven ones stay on
+    the ticket. A customer with none yet has nothing a forged From could lower or re-point:
+    their first documents start it, and the agent is told the sender is not proven."""
     if proven:
         documents_received(ctx, ticket)
+        return
+    if not has_verification(ctx, ticket.customer):
+        documents_received(ctx, ticket)
+        add_note(
+            ctx,
+            ticket,
+            "Identity documents from an unproven sender",
+            f"These documents came in a mail whose From ({message.sender.email}) is not proven. "
+            f"They start the first verification of {ticket.customer}: compare them with the "
+            "account holder before deciding, or ask with `#kyc request` (documents sent in "
+            "answer to that mail are proven).",
+            f"note:kyc-unproven:{message.dedupe_key}",
+            entry.id,
+        )
         return
     add_note(
         ctx,

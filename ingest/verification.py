@@ -109,6 +109,15 @@ def documents_received(ctx: Context, ticket: Ticket) -> None:
     row.updated_at = now
 
 
+def has_verification(ctx: Context, customer: str) -> bool:
+    """Whether the customer has a verification at all (requested, received, decided or
+    expired): the state that unproven mail must never change."""
+    row = ctx.session.scalar(
+        select(Verification.customer).where(Verification.customer == customer.lower())
+    )
+    return row is not None
+
+
 def binds_verification(ctx: Context, ticket: Ticket) -> bool:
     """Whether a decision on this ticket's documents decides its customer's verification: only
     when proven documents of this ticket are what the verification waits for."""

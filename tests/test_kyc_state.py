@@ -396,3 +396,33 @@ def test_a_forged_from_never_touches_an_approved_verification(
     clock.advance(timedelta(hours=1))
     _answer_with_documents(kyc_state, ref, [("pasaport.png", "image/png", PNG)])
     assert _status(kyc_state)["state"] == "approved"
+
+
+def test_a_first_verification_starts_from_unproven_documents_but_a_pending_one_is_not_moved(
+    kyc_state: State, clock: FixedClock
+) -> None:
+    """A customer with no verification yet sends her documents in her first mail (no DKIM, not
+    an answer to us): there is nothing a forged From could lower, so they start it, and the
+    agent is told to compare them with the account holder; the decision binds. A second
+    unproven mail, while those documents wait, neither re-points nor resets it."""
+    files = [("kimlik.jpg", "image/jpeg", JPEG)]
+    first = deliver(kyc_state, kyc_mail(files, subject="Kimlik belgem"))
+    ref = _ref(first.detail)
+    started = _status(kyc_state)
+    assert started["state"] == "received" and started["ticket"] == ref
+    with kyc_state.db.read() as session:
+        notes = list(
+            session.scalars(select(TicketMessage.text).where(TicketMessage.kind == "system"))
+        )
+        assert any("start the first verification" in text for text in notes)
+
+    clock.advance(timedelta(hours=1))
+    other = kyc_mail([("kimlik.jpg", "image/jpeg", PNG)], subject="Başka bir kimlik")
+    other = other.replace(b"Subject:", b"Reply-To: attacker@evil.example\r\nSubject:", 1)
+    second_ref = _ref(deliver(kyc_state, other).detail)
+    assert second_ref != ref and _status(kyc_state)["ticket"] == ref
+
+    clock.advance(timedelta(hours=1))
+    _agent(kyc_state, ref, KYC_AGENT, "#kyc approve")
+    approved = _status(kyc_state)
+    assert approved["state"] == "approved" and approved["ticket"] == ref
