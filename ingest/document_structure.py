@@ -3,8 +3,9 @@
 `filetype` reads a few magic bytes: `%PDF-1.4` followed by `<html><script>` is a "PDF" to it, and
 saved as `kimlik.hta` it runs as a program. So an accepted document must also parse as its type:
 - a PDF is read by pypdf (its cross-reference table and trailer, and at least one page), in a
-  child process with a time limit (`PDF_SECONDS`): pypdf's repair of a broken table can take
-  seconds on a few MB of crafted whitespace, and a child can be stopped;
+  child process with a time limit (`PDF_SECONDS` for all the PDFs of one message together):
+  pypdf's repair of a broken table can take seconds on a few MB of crafted whitespace, and a
+  child can be stopped;
 - an image is decoded whole by Pillow, after its header says its size is at most `MAX_PIXELS`
   (a decompression bomb is refused before it is decoded).
 HEIC/HEIF have no decoder here: for them the header check is all there is.
@@ -19,6 +20,7 @@ import io
 import logging
 import subprocess
 import sys
+import time
 import warnings
 
 from PIL import Image, UnidentifiedImageError
@@ -78,10 +80,27 @@ def pdf_problem(payload: bytes, seconds: float = PDF_SECONDS) -> str | None:
     return result.stdout.decode("utf-8", "replace").strip() or None
 
 
-def structure_problem(payload: bytes, detected: str) -> str | None:
+class PdfBudget:
+    """The time one message's PDFs may take to read, together: the checks run while the
+    message's transaction is open, so ten slow PDFs must not hold it for ten times the limit."""
+
+    def __init__(self, seconds: float = PDF_SECONDS) -> None:
+        self.left = seconds
+
+    def check(self, payload: bytes) -> str | None:
+        if self.left <= 0:
+            return f"not read: this message's {PDF_SECONDS:g} s for reading PDFs were used up"
+        started = time.monotonic()
+        try:
+            return pdf_problem(payload, self.left)
+        finally:
+            self.left -= time.monotonic() - started
+
+
+def structure_problem(payload: bytes, detected: str, budget: PdfBudget) -> str | None:
     """Why the file is not a whole document of the detected type, or None."""
     if detected == "pdf":
-        return pdf_problem(payload)
+        return budget.check(payload)
     return image_problem(payload, detected)
 
 

@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from ingest.bombs import describe_zip, pdf_inflates_past
 from ingest.classify import answer_address, no_automatic_answer
 from ingest.context import Context
-from ingest.document_structure import structure_problem
+from ingest.document_structure import PdfBudget, structure_problem
 from ingest.filenames import safe_filename, typed_filename
 from ingest.history import add_note
 from ingest.parsing import DOCUMENT_ROLES, AttachmentInfo, ParsedMessage
@@ -79,8 +79,11 @@ def detect_type(payload: bytes) -> str | None:
     return _TYPES.get(str(kind.mime), str(kind.extension))
 
 
-def check_document(ctx: Context, attachment: AttachmentInfo, name: str) -> Refusal | str:
-    """The detected type when the file may be stored, else why not."""
+def check_document(
+    ctx: Context, attachment: AttachmentInfo, name: str, budget: PdfBudget | None = None
+) -> Refusal | str:
+    """The detected type when the file may be stored, else why not. `budget`: the time left
+    for reading this message's PDFs (ingest/document_structure.py)."""
     limits = ctx.config.kyc
     payload = attachment.payload
     if len(payload) > limits.max_file_size:
@@ -107,7 +110,7 @@ def check_document(ctx: Context, attachment: AttachmentInfo, name: str) -> Refus
                 f"its streams inflate past {inflated // (1024 * 1024)} MB from {len(payload)}"
                 " bytes: a PDF bomb, not stored",
             )
-    problem = structure_problem(payload, detected)
+    problem = structure_problem(payload, detected, budget or PdfBudget())
     if problem is not None:  # the first bytes said one thing, the rest is not that
         code = "broken_pdf" if detected == "pdf" else "broken_image"
         return Refusal(name, code, f"detected type {detected}, but {problem}")
@@ -321,9 +324,10 @@ def step_documents(
         raise RuntimeError("identity documents arrived but no document store is configured")
     store = ctx.documents()
     record = _record_of(ctx, message)
-    taken = Taken(proven)
+    taken, budget = Taken(proven), PdfBudget()
     for attachment in _within_limits(ctx, ticket, candidates, taken):
-        verdict = check_document(ctx, attachment, safe_filename(attachment.filename, "document"))
+        name = safe_filename(attachment.filename, "document")
+        verdict = check_document(ctx, attachment, name, budget)
         if isinstance(verdict, Refusal):
             taken.refused.append(verdict)
             continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import time
 from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -18,6 +19,7 @@ from pathlib import Path
 from PIL import Image
 from sqlalchemy import select
 
+from ingest.document_structure import PdfBudget
 from storage.models import Document, OutboxMail, TicketMessage
 from tests.helpers import DESK
 from tests.test_kyc import CUSTOMER, JPEG, KYC_AGENT, PDF, _ref, kyc_mail
@@ -154,3 +156,16 @@ def test_kyc_export_never_writes_through_a_symbolic_link(
     linked = [*config, "kyc", "export", ref, "--to", str(tmp_path / "linked"), "--agent", KYC_AGENT]
     assert main(linked) == 1
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_the_pdfs_of_one_message_share_one_time_limit() -> None:
+    """A PDF whose broken table pypdf would repair for seconds (megabytes of whitespace) is cut
+    at the limit in its child process; the PDFs after it in the message are not read at all."""
+    slow = b"%PDF-1.4\n" + b" " * 8_000_000 + b"\nstartxref\n9\n%%EOF\n"
+    budget = PdfBudget(1.0)
+    started = time.monotonic()
+    first = budget.check(slow)
+    assert first is not None and "within" in first
+    assert budget.check(PDF) == "not read: this message's 10 s for reading PDFs were used up"
+    assert time.monotonic() - started < 5
+    assert PdfBudget().check(PDF) is None
