@@ -24,7 +24,7 @@ from ingest.history import add_note, record_incoming
 from ingest.parsing import DECORATION, FORWARDED, ParsedMessage
 from ingest.replies import REPLY_SCAN_LIMIT, own_text
 from ingest.thread_finder import ticket_by_ref
-from outbound.addresses import ref_from_agent_address
+from outbound.addresses import ref_from_agent_address, ref_from_unsigned_agent_address
 from outbound.agent_mail import (
     alert_admins,
     notify_handover,
@@ -39,6 +39,11 @@ from ticketd.ticket_ops import merge_tickets
 
 NOTHING_OF_YOUR_OWN = (
     "your reply has no text of its own above the quoted mail: nothing was sent to the customer"
+)
+STALE_ADDRESS = (
+    "the address you wrote to ({address}) is not signed with this desk's current secret (a "
+    "reply address from before the secret changed): nothing was done and nothing was sent to "
+    "the customer. Answer this mail instead; its reply address is the ticket's current one"
 )
 # Where a signature block starts: the "-- " delimiter (RFC 3676 4.3) or Outlook's rule. A
 # sign-off ("Saygılarımla,\nMehmet", "Best regards,") is part of the answer and stays.
@@ -55,14 +60,63 @@ class AgentOutcome:
         self.security = security
 
 
+def _recipients(message: ParsedMessage, envelope_to: Sequence[str]) -> tuple[str, ...]:
+    return (*envelope_to, *(a.email for a in (*message.to, *message.cc)))
+
+
 def agent_ticket_ref(
     ctx: Context, message: ParsedMessage, envelope_to: Sequence[str]
 ) -> str | None:
-    for address in (*envelope_to, *(a.email for a in (*message.to, *message.cc))):
+    for address in _recipients(message, envelope_to):
         ref = ref_from_agent_address(ctx.config.desk, address)
         if ref is not None:
             return ref
     return None
+
+
+def step_agent_mail(
+    ctx: Context, entry: JournalEntry, message: ParsedMessage
+) -> AgentOutcome | None:
+    """The outcome of mail to an agent reply address; None when it is not an agent's mail."""
+    ref = agent_ticket_ref(ctx, message, entry.envelope_to)
+    if ref is not None:
+        return handle_agent_mail(ctx, entry, message, ref)
+    return _refuse_unsigned_address(ctx, entry, message)
+
+
+def _unsigned_address(
+    ctx: Context, message: ParsedMessage, envelope_to: Sequence[str]
+) -> tuple[str, Ticket] | None:
+    for address in _recipients(message, envelope_to):
+        ref = ref_from_unsigned_agent_address(ctx.config.desk, address)
+        ticket = ticket_by_ref(ctx, ref) if ref is not None else None
+        if ticket is not None:
+            return address, ticket
+    return None
+
+
+def _refuse_unsigned_address(
+    ctx: Context, entry: JournalEntry, message: ParsedMessage
+) -> AgentOutcome | None:
+    """An agent answering a notification whose reply address this desk no longer signs (sent
+    before the secret changed: an upgrade from the public default generates a new one). Taken
+    as a customer's mail, the answer would land in the history as the customer's, make the
+    agent a participant and reach no one; the agent is told instead, and nothing is done.
+    Only a configured agent is answered, at their own address: a stranger's mail to such an
+    address stays what it was (a customer's message), and a forger learns nothing."""
+    agent = ctx.config.team.agent(message.sender.email)
+    if agent is None:
+        return None
+    found = _unsigned_address(ctx, message, entry.envelope_to)
+    if found is None:
+        return None
+    address, ticket = found
+    problem = STALE_ADDRESS.format(address=address)
+    refuse_to_agent(ctx, ticket, agent, message, [problem])
+    add_note(
+        ctx, ticket, f"Mail from agent {agent.email} refused", problem, message.dedupe_key, entry.id
+    )
+    return AgentOutcome(ticket, "agent mail refused: " + problem)
 
 
 def authentication_failure(message: ParsedMessage, require: bool) -> str | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import and_, or_, select
 
-from ingest.agent_replies import agent_ticket_ref, handle_agent_mail, route_new_ticket
+from ingest.agent_replies import route_new_ticket, step_agent_mail
 from ingest.blocking import blocked_by
 from ingest.bounces import record_bounce
 from ingest.categorise import Categoriser
@@ -448,8 +448,7 @@ def run_pipeline(
         return Outcome(ref, False, False, f"{verdict.reason}: recorded on the ticket")
     if verdict.kind is Kind.AUTO_REPLY:
         return step_record_auto_reply(ctx, entry, message, verdict)
-    agent_ref = agent_ticket_ref(ctx, message, entry.envelope_to)
-    agent_mail = handle_agent_mail(ctx, entry, message, agent_ref) if agent_ref else None
+    agent_mail = step_agent_mail(ctx, entry, message)
     if agent_mail is not None:
         return Outcome(agent_mail.ticket.ref, False, False, agent_mail.note, agent_mail.security)
     verified = verified_by_authentication(message)

@@ -55,16 +55,36 @@ def agent_reply_address(desk: DeskConfig, ref: str) -> str:
     return f"{local}+a.{ref.lower()}.{_signature(desk.secret, 'agent:' + ref)}@{domain}"
 
 
-def ref_from_agent_address(desk: DeskConfig, address: str) -> str | None:
+def _agent_tag(desk: DeskConfig, address: str) -> tuple[str, str] | None:
+    """(reference, signature) of an address shaped like one of our agent reply addresses."""
     local, _, domain = address.lower().rpartition("@")
     base, plus, tag = local.partition("+")
     if not plus or not tag.startswith("a.") or f"{base}@{domain}" not in desk.addresses:
         return None
     candidate, _, signature = tag[2:].rpartition(".")
     ref = normalise(candidate)
-    if ref is None or not hmac.compare_digest(_signature(desk.secret, "agent:" + ref), signature):
+    return (ref, signature) if ref is not None else None
+
+
+def _signed_for_agent(desk: DeskConfig, ref: str, signature: str) -> bool:
+    return hmac.compare_digest(_signature(desk.secret, "agent:" + ref), signature)
+
+
+def ref_from_agent_address(desk: DeskConfig, address: str) -> str | None:
+    tag = _agent_tag(desk, address)
+    if tag is None or not _signed_for_agent(desk, *tag):
         return None
-    return ref
+    return tag[0]
+
+
+def ref_from_unsigned_agent_address(desk: DeskConfig, address: str) -> str | None:
+    """The reference an agent reply address names when this desk did not sign it: one signed
+    with an earlier secret (a desk that ran on the public default before a random secret was
+    generated for it, or whose secret was replaced), or one made up. It acts on nothing."""
+    tag = _agent_tag(desk, address)
+    if tag is None or _signed_for_agent(desk, *tag):
+        return None
+    return tag[0]
 
 
 def without_agent_addresses(desk: DeskConfig, text: str) -> str:

@@ -7,6 +7,8 @@ the support address. Commands, refusals and a forged agent reply go the same way
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import smtplib
 import socket
 import time
@@ -418,3 +420,38 @@ def test_behind_a_local_mta_the_signed_address_proves_the_agent_but_a_forged_ver
             time.sleep(0.3)
     finally:
         assert daemon.stop() == 0
+
+
+def test_an_answer_to_a_reply_address_signed_before_the_secret_changed_is_refused_to_the_agent(
+    desk: DaemonProcess, relay: Relay
+) -> None:
+    # A desk that ran without desk.secret signed with the public default, HMAC("ticketd:" +
+    # address); the upgrade generates a random secret, and the notifications already in the
+    # agents' mailboxes carry addresses it does not sign. An agent answering one must learn
+    # that nothing happened, not see the answer filed as the customer's message.
+    customer = "musteri@example.net"
+    raw = customer_mail(sender=customer, subject="Para çekme", body="Çekim bekliyor")
+    send(desk.port, raw, customer, DESK)
+    [notification] = wait_for_mail(relay, AGENT, 1)
+    wait_for_mail(relay, customer, 1)
+    ref = desk.cli("tickets", "list", "--json")[0]["ref"]
+    old_key = f"ticketd:{DESK}".encode()
+    old_sig = hmac.new(old_key, f"reply:agent:{ref}".encode(), hashlib.sha256).hexdigest()[:10]
+    local, _, domain = DESK.partition("@")
+    old_address = f"{local}+a.{ref.lower()}.{old_sig}@{domain}"
+    answer = agent_reply(notification, AGENT, "Merhaba,\n\nÇekiminiz onaylandı.")
+    answer = answer.replace(str(notification["Reply-To"]).encode(), old_address.encode())
+    send(desk.port, answer, AGENT, old_address)
+    [_, refusal] = wait_for_mail(relay, AGENT, 2, "(refusal to the agent)")
+    assert old_address in text_of(refusal) and "current secret" in text_of(refusal)
+    assert str(refusal["Reply-To"]) == str(notification["Reply-To"])  # the current address
+    shown = desk.cli("tickets", "show", ref, "--json")
+    assert [m["kind"] for m in shown["messages"] if m["from"] == AGENT] == []
+    assert AGENT not in shown["participants"]
+    assert any("current secret" in m["text"] for m in shown["messages"] if m["kind"] == "system")
+    time.sleep(1)
+    assert len(mails_to(relay, customer)) == 1  # only the acknowledgement
+    # A stranger writing to such an address is a customer's message, as before.
+    stranger = customer_mail(sender="biri@example.org", subject="Merhaba", body="Selam")
+    send(desk.port, stranger, "biri@example.org", old_address)
+    desk.wait_until(lambda: len(desk.cli("tickets", "list", "--json")) == 2, what="a new ticket")
