@@ -125,6 +125,16 @@ def _record_of(ctx: Context, message: ParsedMessage) -> TicketMessage:
     return record
 
 
+def _mark_refused(record: TicketMessage, filename: str, code: str) -> None:
+    """The message's attachment in the history says it was refused (and why), so `tickets show`
+    and the agents' notification never list it as if it had been accepted."""
+    marked = [
+        {**a, "refused": code} if a.get("filename") == filename and "refused" not in a else a
+        for a in record.attachments
+    ]
+    record.attachments = marked  # a new list: the JSON column notices the change
+
+
 def _mail(
     ctx: Context, entry: JournalEntry, message: ParsedMessage, ticket: Ticket, intake: Taken
 ) -> str:
@@ -330,6 +340,7 @@ def step_documents(
         verdict = check_document(ctx, attachment, name, budget)
         if isinstance(verdict, Refusal):
             taken.refused.append(verdict)
+            _mark_refused(record, attachment.filename, verdict.code)
             continue
         name = typed_filename(attachment.filename, verdict)
         taken.stored.append(_store(ctx, store, record, ticket, attachment.payload, name, verdict))
@@ -342,6 +353,6 @@ def step_documents(
     return Intake(
         tuple(taken.stored),
         tuple(taken.refused),
-        sent == "sent",
+        sent.startswith("sent"),  # now, or delayed by the rate limit (outbound/automatic.py)
         f"documents: {len(taken.stored)} stored, {len(taken.refused)} refused{over}, reply {sent}",
     )

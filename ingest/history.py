@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import filetype
 from sqlalchemy.exc import IntegrityError
 
 from ingest.context import Context, Ignore
 from ingest.parsing import ParsedMessage
 from storage.models import JournalEntry, Ticket, TicketMessage
+
+
+def found_type(payload: bytes) -> str:
+    """The MIME type the bytes show (`filetype`), or "unknown"."""
+    kind = filetype.guess(payload) if payload else None
+    return str(kind.mime) if kind is not None else "unknown"
 
 
 def record_incoming(
@@ -28,7 +35,14 @@ def record_incoming(
         subject=message.subject,
         text=message.text,
         attachments=[
-            {"filename": a.filename, "content_type": a.content_type, "size": a.size, "role": a.role}
+            {
+                "filename": a.filename,
+                "content_type": a.content_type,
+                # What the bytes are, whatever the name and the declared type say.
+                "detected": found_type(a.payload),
+                "size": a.size,
+                "role": a.role,
+            }
             for a in message.attachments
         ],
         created_at=ctx.clock.now(),

@@ -89,6 +89,10 @@ def _send_notification(
         assignee=ticket.assignee or "",
         sla_deadline=next_deadline_text(ticket),
         desk_name=ctx.config.desk.name,
+        # Identity agents (of a queue taking kyc) are shown the #kyc commands too.
+        kyc_agent=any(
+            q.name in agent.queues and "kyc" in q.categories for q in ctx.config.team.queues
+        ),
         **{"new": False, "attachments": [], "not_sent": [], "handover": None, **fields},
     )
     root = _thread_root(ctx, ticket)
@@ -113,10 +117,18 @@ def notify_agents(ctx: Context, ticket: Ticket, message: ParsedMessage, new: boo
     assignee = team.agent(ticket.assignee) if ticket.assignee else None
     if assignee is not None and assignee not in recipients:
         recipients.append(assignee)
-    attachments = [
-        {"filename": a.filename, "content_type": a.content_type, "size": a.size}
-        for a in message.attachments
-    ]
+    # As the history has them: with the type found in the bytes, and refused ones marked.
+    recorded = ctx.session.scalar(
+        select(TicketMessage).where(TicketMessage.dedupe_key == message.dedupe_key)
+    )
+    attachments = (
+        list(recorded.attachments)
+        if recorded is not None
+        else [
+            {"filename": a.filename, "content_type": a.content_type, "size": a.size}
+            for a in message.attachments
+        ]
+    )
     not_sent = _not_sent_for(ctx, ticket, message)
     for agent in recipients:
         _send_notification(

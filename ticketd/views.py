@@ -293,8 +293,14 @@ def print_ticket(ticket: dict[str, Any]) -> None:
         console.print(say(message["text"]), markup=False)
         for attachment in message["attachments"]:
             role = _ROLE_LABELS.get(str(attachment.get("role", "")), "")
+            declared = str(attachment["content_type"])
+            detected = str(attachment.get("detected") or declared)
+            found = f", content {say(detected)}" if detected != declared else ""
+            refused = (
+                f" REFUSED: {say(str(attachment['refused']))}" if attachment.get("refused") else ""
+            )
             console.print(
                 f"  attachment: {say(attachment['filename'])} "
-                f"({say(attachment['content_type'])}, {attachment['size']} bytes){role}",
+                f"({say(declared)}{found}, {attachment['size']} bytes){role}{refused}",
                 markup=False,
             )
