@@ -4,6 +4,8 @@ process, `ticketd ingest`, the CLI; mail written the way the real senders write 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import smtplib
 import subprocess
@@ -19,6 +21,7 @@ from storage.keyring import read_keyring
 from tests.daemon import DaemonProcess, Relay, daemon_config
 from tests.helpers import DESK, customer_mail
 from tests.test_corpus import corpus_root
+from ticketd.cli import main
 
 pytestmark = pytest.mark.slow
 
@@ -288,6 +291,9 @@ READ_ONLY = [
     ("outbox", "list"),
     ("sla", "report"),
     ("survey", "report"),
+    ("kyc", "list", "7KQM-X3P9"),
+    ("kyc", "audit"),
+    ("kyc", "status"),
 ]
 
 
@@ -295,21 +301,21 @@ def test_read_only_commands_against_a_missing_database_create_nothing(tmp_path: 
     config = daemon_config(tmp_path, None)
     before = sorted(tmp_path.rglob("*"))
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "ticketd.cli", "--config", str(config), *args],
-            capture_output=True,
-            text=True,
-        )
+    def run(*args: str) -> tuple[int, str, str]:
+        """The command line's entry point, in this process (each command is a separate run)."""
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["--config", str(config), *args])
+        return code, out.getvalue(), err.getvalue()
 
     for command in READ_ONLY:
-        result = run(*command)
-        assert result.returncode == 1, (command, result)
-        assert "no database at" in result.stderr and "ticketd.sqlite3" in result.stderr
-        assert "Traceback" not in result.stderr + result.stdout
-    health = run("health")
-    assert health.returncode == 2, health
-    assert "no database at" in health.stdout and "SELECT" not in health.stdout
+        code, out, err = run(*command)
+        assert code == 1, (command, out, err)
+        assert "no database at" in err and "ticketd.sqlite3" in err, (command, err)
+        assert "Traceback" not in err + out
+    code, out, _ = run("health")
+    assert code == 2, out
+    assert "no database at" in out and "SELECT" not in out
     # No database, no blob folder, no key file. (Reading the configuration makes the desk
     # secret beside the key file on first use, for every command: ticketd/config_secret.py.)
     made = {p.relative_to(tmp_path).as_posix() for p in set(tmp_path.rglob("*")) - set(before)}

@@ -563,7 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.set_defaults(handler=_reading(_stats))
     add_journal_commands(commands, _reading)
     add_sla_commands(commands, _with_state, _reading)
-    add_kyc_commands(commands, _with_state)
+    add_kyc_commands(commands, _with_state, _reading)
     add_blob_commands(commands, _with_state)
     add_retention_commands(commands, _with_state)
     add_customer_commands(commands, _with_state)

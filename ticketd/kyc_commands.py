@@ -112,11 +112,15 @@ def _request(state: Any, args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def add_verification_commands(k_commands: Any, with_state: Callable[[StateBody], Handler]) -> None:
+def add_verification_commands(
+    k_commands: Any,
+    with_state: Callable[[StateBody], Handler],
+    reading: Callable[[StateBody], Handler] | None = None,
+) -> None:
     k_status = k_commands.add_parser("status", help="customers' verification states")
     k_status.add_argument("customer", nargs="?", help="one customer's address")
     k_status.add_argument("--json", action="store_true")
-    k_status.set_defaults(handler=with_state(_status))
+    k_status.set_defaults(handler=(reading or with_state)(_status))
     k_request = k_commands.add_parser("request", help="ask a ticket's customer for documents")
     k_request.add_argument("ref")
     k_request.add_argument(
@@ -125,13 +129,20 @@ def add_verification_commands(k_commands: Any, with_state: Callable[[StateBody],
     k_request.set_defaults(handler=with_state(_request))
 
 
-def add_kyc_commands(commands: Any, with_state: Callable[[StateBody], Handler]) -> None:
+def add_kyc_commands(
+    commands: Any,
+    with_state: Callable[[StateBody], Handler],
+    reading: Callable[[StateBody], Handler] | None = None,
+) -> None:
+    """`reading` wraps the commands that only read (list, audit, status): they create nothing
+    against a missing database."""
+    reading = reading or with_state
     kyc = commands.add_parser("kyc", help="identity documents: list, export, audit, purge")
     k_commands = kyc.add_subparsers(dest="kyc_command", required=True, metavar="COMMAND")
     k_list = k_commands.add_parser("list", help="a ticket's documents (metadata only)")
     k_list.add_argument("ref")
     k_list.add_argument("--json", action="store_true")
-    k_list.set_defaults(handler=with_state(_list))
+    k_list.set_defaults(handler=reading(_list))
     k_export = k_commands.add_parser("export", help="decrypt a ticket's documents to a folder")
     k_export.add_argument("ref")
     k_export.add_argument("--to", required=True, metavar="DIR")
@@ -141,10 +152,10 @@ def add_kyc_commands(commands: Any, with_state: Callable[[StateBody], Handler]) 
     k_export.set_defaults(handler=with_state(_export))
     k_audit = k_commands.add_parser("audit", help="every access to a document")
     k_audit.add_argument("--json", action="store_true")
-    k_audit.set_defaults(handler=with_state(_audit))
+    k_audit.set_defaults(handler=reading(_audit))
     k_purge = k_commands.add_parser("purge", help="delete content whose retention ended")
     k_purge.add_argument("--dry-run", action="store_true", help="show what would go")
     k_purge.add_argument("--at", help="as if at this ISO 8601 time")
     k_purge.set_defaults(handler=with_state(_purge))
-    add_verification_commands(k_commands, with_state)
+    add_verification_commands(k_commands, with_state, reading)
     add_key_commands(k_commands, with_state)
