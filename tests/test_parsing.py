@@ -23,6 +23,7 @@ from ingest.parsing import (
     parse_message,
 )
 from ingest.replies import latest_reply
+from tests.helpers import customer_mail
 
 DESK = "destek@example.com"
 OWN = (DESK,)
@@ -455,3 +456,60 @@ def test_a_long_quoted_history_is_cut_and_a_long_text_is_kept_whole() -> None:
     log = "".join(f"May 29 12:00:{n % 60:02d} host kernel: line {n}\n" for n in range(5000))
     assert len(log) > REPLY_SCAN_LIMIT
     assert latest_reply(log) == log.strip()
+
+
+def test_the_content_hash_is_what_the_sender_sent() -> None:
+    from ingest.content_hash import content_hash
+
+    sent = customer_mail(message_id="<bir@musteri.com.tr>")  # CRLF, as over SMTP
+    trace = (
+        b"Return-Path: <ayse@musteri.com.tr>\nDelivered-To: destek@example.com\n"
+        b"X-Original-To: destek@example.com\nReceived: from mx1 by mx2; 1 Dec 2026 10:00 +0000\n"
+        b"Authentication-Results: mx2; dkim=pass header.d=musteri.com.tr\n"
+    )
+    piped = b"From ayse@musteri.com.tr Tue Dec  1 10:00:00 2026\n" + trace
+    piped += sent.replace(b"\r\n", b"\n")  # an MTA pipe: LF line ends, trace headers, mbox line
+    assert content_hash(piped) == content_hash(sent)
+    assert content_hash(sent.replace(b"\r\n", b"\r")) == content_hash(sent)
+    other_body = sent.replace(b"beklemede", b"onaylandi")
+    other_subject = sent.replace(b"Subject: ", b"Subject: Re: ")
+    assert content_hash(other_body) != content_hash(sent)
+    assert content_hash(other_subject) != content_hash(sent)
+
+
+@pytest.mark.parametrize(
+    ("from_header", "email", "name"),
+    [
+        (
+            "=?utf-8?b?R8O8bMWfZW4gScWfxLFrIDxndWxzZW4wQG11c3RlcmkuZXhhbXBsZT4=?=",
+            "gulsen0@musteri.example",
+            "Gülşen Işık",
+        ),
+        (
+            "=?utf-8?q?I=C5=9F=C4=B1k=2C_G=C3=BCl=C5=9Fen?= <g@m.example>",
+            "g@m.example",
+            "Işık, Gülşen",
+        ),
+        ("Gülşen Işık gulsen2@musteri.example", "gulsen2@musteri.example", "Gülşen Işık"),
+        ("gulsen3@musteri.example, Esi <esi@musteri.example>", "gulsen3@musteri.example", ""),
+        ("Gülşen <gulsen4@musteri.example", "gulsen4@musteri.example", "Gülşen"),
+        ("GULSEN5@Musteri.Example (Gülşen)", "gulsen5@musteri.example", "Gülşen"),
+    ],
+)
+def test_the_from_is_read_as_a_careful_parser_reads_it(
+    from_header: str, email: str, name: str
+) -> None:
+    sender = parse(f"From: {from_header}\nSubject: x").sender
+    assert (sender.email, sender.name) == (email, name)
+
+
+def test_without_a_from_the_sender_comes_from_sender_reply_to_or_the_envelope() -> None:
+    assert parse("Sender: s@m.example\nReply-To: r@m.example").sender.email == "s@m.example"
+    assert parse("From: undisclosed-recipients:;\nReply-To: r@m.example").sender.email == (
+        "r@m.example"
+    )
+    raw = raw_mail("Subject: x", b"Merhaba\r\n", "utf-8")
+    assert parse_message(raw, envelope_from="e@m.example").sender.email == "e@m.example"
+    assert parse_message(b"Return-Path: <p@m.example>\r\n" + raw).sender.email == "p@m.example"
+    nobody = parse_message(raw, envelope_from="<>")
+    assert nobody.sender.email == "" and nobody.null_sender
