@@ -33,6 +33,7 @@ from outbound.automatic import AutomaticMail, queue_automatic
 from outbound.quoting import quoted_filename
 from storage.documents import DocumentStore
 from storage.models import DOC_RECEIVED, Document, JournalEntry, Ticket, TicketMessage
+from ticketd.config_kyc import KycConfig
 
 # filetype's MIME types for the document types ticketd knows (ticketd/config_kyc.py).
 _TYPES = {
@@ -79,11 +80,59 @@ def detect_type(payload: bytes) -> str | None:
     return _TYPES.get(str(kind.mime), str(kind.extension))
 
 
+@dataclass(frozen=True)
+class ContentChecks:
+    """What the slow checks of each candidate file's bytes found (the PDF bomb count, pypdf in a
+    child process, Pillow's decode), by the SHA-256 of the bytes: None when sound, else (code,
+    detail). The worker computes them before the write transaction (issue 22: a junk PDF held
+    the SQLite write lock for minutes, and honest mail got 451 meanwhile)."""
+
+    found: dict[bytes, tuple[str, str] | None] = field(default_factory=dict)
+
+
+def check_contents(kyc: KycConfig, message: ParsedMessage) -> ContentChecks:
+    """The slow checks of every file of `message` that may become a document."""
+    found: dict[bytes, tuple[str, str] | None] = {}
+    budget = PdfBudget()  # one message's PDFs share it, as in step_documents
+    for attachment in _document_candidates(message):
+        payload = attachment.payload
+        detected = detect_type(payload) if len(payload) <= kyc.max_file_size else None
+        if detected is not None and detected in kyc.accepted:
+            found[hashlib.sha256(payload).digest()] = _content_problem(payload, detected, budget)
+    return ContentChecks(found)
+
+
+def _content_problem(payload: bytes, detected: str, budget: PdfBudget) -> tuple[str, str] | None:
+    if detected == "pdf":
+        # A password-protected PDF cannot be reviewed; one without its end marker is cut off.
+        if b"/Encrypt" in payload:
+            return "encrypted_pdf", "the PDF is encrypted"
+        if b"%%EOF" not in payload[-_PDF_TAIL:]:
+            return "broken_pdf", "no %%EOF at the end"
+        inflated = pdf_inflates_past(payload)
+        if inflated is not None:  # a PDF bomb for whoever opens it (ingest/bombs.py)
+            return (
+                "broken_pdf",
+                f"its streams inflate past {inflated // (1024 * 1024)} MB from {len(payload)}"
+                " bytes: a PDF bomb, not stored",
+            )
+    problem = structure_problem(payload, detected, budget)
+    if problem is not None:  # the first bytes said one thing, the rest is not that
+        code = "broken_pdf" if detected == "pdf" else "broken_image"
+        return code, f"detected type {detected}, but {problem}"
+    return None
+
+
 def check_document(
-    ctx: Context, attachment: AttachmentInfo, name: str, budget: PdfBudget | None = None
+    ctx: Context,
+    attachment: AttachmentInfo,
+    name: str,
+    budget: PdfBudget | None = None,
+    checks: ContentChecks | None = None,
 ) -> Refusal | str:
     """The detected type when the file may be stored, else why not. `budget`: the time left
-    for reading this message's PDFs (ingest/document_structure.py)."""
+    for reading this message's PDFs (ingest/document_structure.py). The slow checks come from
+    `checks` when they were made there, before the transaction."""
     limits = ctx.config.kyc
     payload = attachment.payload
     if len(payload) > limits.max_file_size:
@@ -96,25 +145,12 @@ def check_document(
         if detected == "zip":
             detail += f", {describe_zip(payload)}"
         return Refusal(name, "not_accepted", detail)
-    if detected == "pdf":
-        # A password-protected PDF cannot be reviewed; one without its end marker is cut off.
-        if b"/Encrypt" in payload:
-            return Refusal(name, "encrypted_pdf", "the PDF is encrypted")
-        if b"%%EOF" not in payload[-_PDF_TAIL:]:
-            return Refusal(name, "broken_pdf", "no %%EOF at the end")
-        inflated = pdf_inflates_past(payload)
-        if inflated is not None:  # a PDF bomb for whoever opens it (ingest/bombs.py)
-            return Refusal(
-                name,
-                "broken_pdf",
-                f"its streams inflate past {inflated // (1024 * 1024)} MB from {len(payload)}"
-                " bytes: a PDF bomb, not stored",
-            )
-    problem = structure_problem(payload, detected, budget or PdfBudget())
-    if problem is not None:  # the first bytes said one thing, the rest is not that
-        code = "broken_pdf" if detected == "pdf" else "broken_image"
-        return Refusal(name, code, f"detected type {detected}, but {problem}")
-    return detected
+    digest = hashlib.sha256(payload).digest()
+    if checks is not None and digest in checks.found:
+        problem = checks.found[digest]
+    else:
+        problem = _content_problem(payload, detected, budget or PdfBudget())
+    return detected if problem is None else Refusal(name, *problem)
 
 
 def _record_of(ctx: Context, message: ParsedMessage) -> TicketMessage:
@@ -320,6 +356,7 @@ def step_documents(
     ticket: Ticket,
     scan: ScanReport | None = None,
     proven: bool = False,
+    checks: ContentChecks | None = None,
 ) -> Intake | None:
     """None when the message brings no documents to a kyc ticket. `proven`: the sender is
     proven to be the ticket's customer (ingest/sender_proof.py); only then do the documents
@@ -337,7 +374,7 @@ def step_documents(
     taken, budget = Taken(proven), PdfBudget()
     for attachment in _within_limits(ctx, ticket, candidates, taken):
         name = safe_filename(attachment.filename, "document")
-        verdict = check_document(ctx, attachment, name, budget)
+        verdict = check_document(ctx, attachment, name, budget, checks)
         if isinstance(verdict, Refusal):
             taken.refused.append(verdict)
             _mark_refused(record, attachment.filename, verdict.code)

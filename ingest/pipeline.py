@@ -28,7 +28,7 @@ from ingest.classify import (
     untrusted_sender,
 )
 from ingest.context import Context, Ignore
-from ingest.documents_step import step_documents
+from ingest.documents_step import ContentChecks, step_documents
 from ingest.history import add_note, record_incoming
 from ingest.language import guess_language
 from ingest.mime_shape import DEFAULT_LIMITS, ShapeLimits
@@ -430,11 +430,16 @@ def step_survey_answer(
 
 
 def run_pipeline(
-    ctx: Context, entry: JournalEntry, message: ParsedMessage, scan: ScanReport | None = None
+    ctx: Context,
+    entry: JournalEntry,
+    message: ParsedMessage,
+    scan: ScanReport | None = None,
+    checks: ContentChecks | None = None,
 ) -> Outcome:
     """The steps of STEPS after parse, in order; raises Ignore or any error for the worker.
 
-    `scan` is the virus scanner's verdict on the attachments (None: no scanner configured)."""
+    `scan` is the virus scanner's verdict on the attachments (None: no scanner configured);
+    `checks` the slow checks of the files that may be documents, made before the transaction."""
     verdict = step_classify(ctx, message)
     message = step_deduplicate(ctx, entry, message)
     step_blocked(ctx, entry, message)
@@ -465,7 +470,7 @@ def run_pipeline(
     on_ticket_event(ctx, ticket, "opened" if new else "customer")
     partly = step_shape_note(ctx, entry, message, ticket)
     proven = sender_proven(message, threading)
-    documents = step_documents(ctx, entry, message, ticket, scan, proven)
+    documents = step_documents(ctx, entry, message, ticket, scan, proven, checks)
     if documents is not None and documents.mailed and new:
         # The receipt names the reference like an acknowledgement does; a second automatic
         # mail a moment later would only meet the per-recipient rate limit.

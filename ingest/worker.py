@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from ingest.classify import untrusted_sender
+from ingest.documents_step import ContentChecks, check_contents
 from ingest.isolation import CallTimedOut, ChildDied, Interrupted, IsolatedCall
 from ingest.mime_shape import ShapeLimits
 from ingest.parsing import ParsedMessage
@@ -84,6 +85,9 @@ class Arrived:
 class Prepared:
     message: ParsedMessage
     scan: ScanReport | None
+    # The slow checks of the files that may be identity documents, made here rather than
+    # inside the write transaction (ingest/documents_step.py).
+    checks: ContentChecks | None = None
 
 
 class ParseTooSlow(Exception):
@@ -105,7 +109,10 @@ def prepare_message(config: Config, raw: bytes, arrived: Arrived) -> Prepared | 
         own = step_verify(config, raw, arrived.source, arrived.envelope_from)
         message = step_believe(config, step_parse(raw, shape, arrived.envelope_from), own)
         message = replace(message, spam=step_spam(config, raw, message, _session(arrived, raw)))
-        return Prepared(message, scan_attachments(config, message))
+        scan = scan_attachments(config, message)
+        infected = scan is not None and scan.infected
+        checks = None if infected else check_contents(config.kyc, message)
+        return Prepared(message, scan, checks)
     except Exception as error:  # the worker's policy decides, in _process
         return error
 
@@ -285,7 +292,9 @@ class Worker:
                     raise prepared
                 with session.begin_nested():
                     ctx = Context(session, self.config, self.clock, self.templates, self.documents)
-                    outcome = run_pipeline(ctx, entry, prepared.message, prepared.scan)
+                    outcome = run_pipeline(
+                        ctx, entry, prepared.message, prepared.scan, prepared.checks
+                    )
                 result = _processed(entry.id, outcome, prepared.message)
             except Ignore as ignored:
                 result = Processed(entry.id, JOURNAL_IGNORED, str(ignored), message_id)

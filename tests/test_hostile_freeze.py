@@ -15,6 +15,7 @@ import smtplib
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -25,8 +26,10 @@ from ingest.refs import find_references
 from ingest.replies import latest_reply
 from storage.db import Database
 from storage.models import JOURNAL_PENDING, JournalEntry
-from tests.daemon import DaemonProcess, Start
-from tests.helpers import DESK, customer_mail
+from tests.daemon import DaemonProcess, Relay, Start, daemon_config
+from tests.helpers import DESK, customer_mail, free_port
+from tests.test_hostile_shapes import _kyc_mail
+from tests.test_kyc import TEAM
 
 MB = 1024 * 1024
 
@@ -230,3 +233,27 @@ def test_a_message_that_kills_the_daemon_is_counted_and_given_up(start: Start) -
     # The daemon goes on with the next message instead of the same one for ever.
     assert _honest_delivery_seconds(daemon.port, 1) < 3.0
     _tickets(daemon, 1, timeout=30)
+
+
+def test_a_junk_pdf_on_a_kyc_ticket_is_checked_outside_the_write_lock(
+    tmp_path: Path, relay: Relay
+) -> None:
+    # %PDF-1.4, "stream\n" 300,000 times, %%EOF: 2 MB that held the SQLite write lock for two
+    # minutes (honest mail got 451 meanwhile) and was then stored as an identity document.
+    junk = b"%PDF-1.4\n" + b"stream\n" * 300_000 + b"%%EOF"
+    extra = f'[smtp_in]\nlisten = "127.0.0.1:{free_port()}"\n{TEAM}'
+    daemon = DaemonProcess(daemon_config(tmp_path, relay.port, extra=extra))
+    daemon.start()
+    try:
+        _send(daemon.port, _kyc_mail("kimlik.pdf", "application/pdf", junk))
+        worst = max(_honest_delivery_seconds(daemon.port, n) for n in range(3))
+        print(f"honest delivery while a junk PDF is checked: worst {worst:.2f} s")
+        assert worst < 3.0
+
+        _tickets(daemon, 4, timeout=60)
+        [kyc] = [t for t in daemon.cli("tickets", "list", "--json") if t["category"] == "kyc"]
+        shown = daemon.cli("tickets", "show", kyc["ref"], "--json")
+        notes = "\n".join(m["text"] for m in shown["messages"] if m["kind"] == "system")
+        assert "kimlik.pdf: broken_pdf" in notes, notes  # refused, never stored
+    finally:
+        assert daemon.stop() == 0, daemon.log()
