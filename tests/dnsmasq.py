@@ -53,8 +53,9 @@ class Dnsmasq:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
+        for pipe in (self.process.stdin, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
 
 
 def start_dnsmasq(records: Sequence[tuple[str, str]]) -> Dnsmasq:
@@ -77,8 +78,16 @@ def start_dnsmasq(records: Sequence[tuple[str, str]]) -> Dnsmasq:
     for name, text in records:
         # No quotes: they are config-file syntax; in argv they would be part of the text.
         args.append("--txt-record=" + ",".join([name, *_split(text)]))
+    # dnsmasq under a shell that waits on a pipe from the test: when the test process ends,
+    # however it ends (a `timeout`, SIGKILL), the pipe closes and the shell stops dnsmasq, so
+    # none is left behind. (PR_SET_PDEATHSIG would not do: dnsmasq's change of user clears it.)
+    watch = 'dnsmasq_bin="$1"; shift; "$dnsmasq_bin" "$@" & child=$!; read _; kill "$child"'
     process = subprocess.Popen(
-        args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        ["/bin/sh", "-c", watch, "sh", *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     server = Dnsmasq(port, process)
     resolver = dns.resolver.Resolver(configure=False)
