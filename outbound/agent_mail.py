@@ -87,7 +87,7 @@ def _send_notification(
         priority=ticket.priority,
         queue=ticket.queue or "",
         assignee=ticket.assignee or "",
-        sla_deadline=next_deadline_text(ticket),
+        sla_deadline=next_deadline_text(ticket, ctx.config.desk.timezone),
         desk_name=ctx.config.desk.name,
         # Identity agents (of a queue taking kyc) are shown the #kyc commands too.
         kyc_agent=any(

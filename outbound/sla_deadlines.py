@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ingest.context import Context
+from outbound.labels import local_time
 from outbound.survey import schedule_survey
 from storage.models import (
     SLA_AUTO_CLOSE,
@@ -233,9 +234,10 @@ def next_deadline(ticket: Ticket) -> datetime | None:
     return min(due, default=None)
 
 
-def next_deadline_text(ticket: Ticket) -> str:
+def next_deadline_text(ticket: Ticket, zone: str = "UTC") -> str:
+    """The nearest deadline as people read it: in the desk's zone (outbound/labels.py)."""
     due = next_deadline(ticket)
-    return "" if due is None else f"{due:%Y-%m-%d %H:%M} UTC"
+    return "" if due is None else local_time(due, zone)
 
 
 def sla_summary(ticket: Ticket) -> dict[str, str | None]:

@@ -106,7 +106,7 @@ def _lines(ctx: Context, refs: list[str]) -> list[dict[str, str]]:
             "ref": t.ref,
             "subject": t.subject,
             "assignee": t.assignee or "-",
-            "deadline": next_deadline_text(t),
+            "deadline": next_deadline_text(t, ctx.config.desk.timezone),
         }
         for t in tickets
     ]

@@ -10,6 +10,8 @@ from typing import Any
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
+from outbound.labels import label
+
 
 def shipped_templates() -> Path:
     return Path(str(files("templates")))
@@ -41,6 +43,9 @@ class Templates:
         )
 
     def render(self, name: str, language: str, **context: Any) -> RenderedMail:
+        # `label` (outbound/labels.py) speaks the template's language.
+        context = {"label": lambda code, kind: label(language, kind, code), **context}
+
         def one(suffix: str) -> str:
             return self.env.get_template(f"{language}/{name}.{suffix}.j2").render(**context)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ticketd.config_classify import ClassifyConfig, parse_classify
 from ticketd.config_keys import check_keys, one_list
@@ -70,6 +71,8 @@ class DeskConfig:
     # the content of `secret_file`, generated on first use. Never one anybody can compute.
     secret: str = ""
     secret_file: Path | None = None  # where the secret came from; None: from desk.secret
+    # The zone times are shown in to people (outbound/labels.py).
+    timezone: str = "Europe/Istanbul"
 
     @property
     def domain(self) -> str:
@@ -360,6 +363,7 @@ DESK_KEYS = (
     "extra_addresses",
     "secret",
     "secret_file",
+    "timezone",
     *TEAM_DESK_KEYS,
 )
 STORAGE_KEYS = ("database", "blobs")
@@ -419,6 +423,22 @@ def _desk(reader: _Reader) -> tuple[str | None, str | None, str | None, list[str
     elif secret and (why := inline_problem(secret, address)) is not None:
         reader.problems.append(("desk.secret", why))
     return name, address, language, extra, secret
+
+
+# A desk's times are its people's: a Turkish desk's default is Istanbul's zone.
+DEFAULT_ZONES = {"tr": "Europe/Istanbul", "en": "UTC"}
+
+
+def _timezone(reader: _Reader, language: str | None) -> str:
+    desk_t = reader.data.get("desk", {})
+    default = DEFAULT_ZONES.get(language or "tr", "UTC")
+    zone = desk_t.get("timezone", default) if isinstance(desk_t, dict) else default
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        reader.problems.append(("desk.timezone", f"{zone!r} is not a known time zone"))
+        return default
+    return str(zone)
 
 
 def _secret_file(reader: _Reader, key_file: Path) -> tuple[str, Path | None]:
@@ -630,6 +650,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     spam = parse_spam(reader.problems, reader.section("spam", SPAM_KEYS))
     classify = parse_classify(reader.problems, data)
 
+    timezone = _timezone(reader, language)
     if reader.problems or address is None or smtp_in is None:
         raise ConfigError(reader.problems)
     return Config(
@@ -641,6 +662,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             extra_addresses=tuple(extra),
             secret=secret,
             secret_file=secret_file,
+            timezone=timezone,
         ),
         storage=storage,
         smtp_in=smtp_in,
