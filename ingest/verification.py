@@ -27,18 +27,9 @@ from storage.models import (
     Ticket,
     Verification,
 )
-from ticketd.config_kyc import KycConfig
+from ticketd.config_kyc import TYPE_NAMES, KycConfig
 
 # The types a customer may send, in the words of the request mail.
-TYPE_NAMES = {
-    "jpeg": "JPEG",
-    "png": "PNG",
-    "heic": "HEIC",
-    "heif": "HEIF",
-    "webp": "WebP",
-    "tiff": "TIFF",
-    "pdf": "PDF",
-}
 
 
 def locked_verification(session: Session, customer: str, now: datetime) -> Verification:

@@ -43,12 +43,19 @@ from outbound.quoting import NAME_CHARS, quoted
 from storage.models import Erasure, OutboxMail, Suppression, Ticket
 from ticketd.clock import Clock
 from ticketd.config import Config
+from ticketd.config_kyc import TYPE_NAMES
 
 # What each kind does at the limit (the docstring above says why); any other kind is delayed.
 PERSON_CAUSED = frozenset({"kyc_approved", "kyc_rejected", "kyc_request"})
 DROPPED_AT_LIMIT = frozenset({"ack", "duplicate"})
 # Past this a held mail is dropped: a day of waiting mail means the limit is fighting a loop.
 MAX_DELAY = timedelta(hours=24)
+
+
+def accepted_types(config: Config) -> str:
+    """The identity-document types `[kyc] accepted` takes, as the customer reads them: every
+    template that asks for documents names exactly these."""
+    return ", ".join(TYPE_NAMES[t] for t in config.kyc.accepted)
 
 
 def hard_silence(session: Session, config: Config, clock: Clock, recipient: str) -> str | None:
@@ -172,6 +179,7 @@ def queue_automatic(ctx: Context, ticket: Ticket, mail: AutomaticMail) -> str:
         subject=quoted(ticket.subject),
         customer_name=name,
         desk_name=ctx.config.desk.name,
+        accepted_types=accepted_types(ctx.config),
         **mail.context,
     )
     envelope = _envelope(ctx, mail, ticket.ref, name, reply_address(ctx.config.desk, ticket.ref))
@@ -210,6 +218,7 @@ def queue_without_ticket(ctx: Context, mail: AutomaticMail, language: str) -> st
         subject=quoted(answering.subject) if answering else "",
         customer_name=name,
         desk_name=ctx.config.desk.name,
+        accepted_types=accepted_types(ctx.config),
         **mail.context,
     )
     envelope = _envelope(ctx, mail, "-", name, None)

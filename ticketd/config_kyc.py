@@ -17,6 +17,16 @@ from ticketd.config_keys import check_keys
 # phones (JPEG, HEIC, WebP), scans (PNG, TIFF) and PDFs.
 KNOWN_TYPES = ("jpeg", "png", "heic", "heif", "webp", "tiff", "pdf")
 Problems = list[tuple[str, str]]
+# How customers read the type names (mail templates: `accepted_types`).
+TYPE_NAMES = {
+    "jpeg": "JPEG",
+    "png": "PNG",
+    "heic": "HEIC",
+    "heif": "HEIF",
+    "webp": "WebP",
+    "tiff": "TIFF",
+    "pdf": "PDF",
+}
 CLAMD_FORMS = "unix:/path/to/clamd.sock or tcp:HOST:PORT"
 _UNIX_PATH_MAX = 107  # sun_path is 108 bytes on Linux, with the closing NUL
 

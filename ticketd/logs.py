@@ -21,7 +21,8 @@ from ticketd.config import Config
 
 # syslog priorities (RFC 5424) for Python's levels; journald reads them from the `<N>` prefix.
 _PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))
-_NOISY = ("mail.log", "aiosmtpd", "alembic", "aiosmtplib", "imapclient")
+# Libraries whose INFO lines are not events of the desk (APScheduler: two lines a minute).
+_NOISY = ("mail.log", "aiosmtpd", "alembic", "aiosmtplib", "imapclient", "apscheduler")
 MASK = "***"
 
 
