@@ -25,14 +25,16 @@ from storage.sealed_blobs import SealedBlobStore
 SAMPLE = 200  # newest journal blobs whose key id is read at start
 
 
-def register(db: Database, key_id: str, now: datetime, by: str) -> None:
-    """Record that `key_id` seals from now on (nothing when it is known already)."""
+def register(db: Database, key_id: str, now: datetime, by: str) -> bool:
+    """Record that `key_id` seals from now on; True when this call added it."""
     try:
         with db.transaction() as session:
-            if session.get(SealKey, key_id) is None:
-                session.add(SealKey(key_id=key_id, registered_at=now, registered_by=by[:200]))
+            if session.get(SealKey, key_id) is not None:
+                return False
+            session.add(SealKey(key_id=key_id, registered_at=now, registered_by=by[:200]))
     except IntegrityError:
-        return  # another daemon registered it at the same moment
+        return False  # another daemon registered it at the same moment
+    return True
 
 
 def forget(db: Database, key_ids: list[str]) -> None:

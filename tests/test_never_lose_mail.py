@@ -358,3 +358,30 @@ def test_a_daemon_whose_key_file_lacks_the_databases_keys_refuses_to_start(
         assert [r["state"] for r in journal(second, 2)] == ["done", "done"]
     finally:
         assert second.stop() == 0
+
+
+def test_a_rotated_key_is_registered_so_an_old_copy_of_the_key_file_refuses_to_start(
+    tmp_path: Path,
+) -> None:
+    first_folder, second_folder = tmp_path / "a", tmp_path / "b"
+    first_folder.mkdir()
+    second_folder.mkdir()
+    first = daemon_config(first_folder, None)
+    quiet = io.StringIO()
+    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+        assert main(["--config", str(first), "kyc", "keys"]) == 0  # makes the key file
+        old_key = (first_folder / "var" / "kyc.key").read_bytes()
+        # Nothing is in the journal: only the registry knows the new key.
+        assert main(["--config", str(first), "kyc", "rotate-key"]) == 0
+    new_key = read_keyring(first_folder / "var" / "kyc.key")[0].write
+    database = f"sqlite:///{first_folder}/var/ticketd.sqlite3"
+    config = daemon_config(second_folder, None).read_text(encoding="utf-8")
+    second = second_folder / "ticketd.toml"
+    second.write_text(config.replace('"sqlite:///var/ticketd.sqlite3"', f'"{database}"'))
+    (second_folder / "var").mkdir()
+    stale = second_folder / "var" / "kyc.key"
+    stale.write_bytes(old_key)  # a copy taken before the rotation
+    stale.chmod(0o600)
+    run = [sys.executable, "-m", "ticketd.cli", "--config", str(second), "run"]
+    refused = subprocess.run(run, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 78 and new_key in refused.stderr, refused

@@ -10,7 +10,7 @@ from ingest.worker import Worker
 from outbound.templating import Templates
 from storage.blobs import BlobStore
 from storage.db import Database, sqlite_file
-from storage.key_registry import missing_keys, register
+from storage.key_registry import forget, missing_keys, register
 from storage.keyring import Keyring
 from storage.migrate import is_current, schema_problem, upgrade
 from storage.sealed_blobs import SealedBlobStore
@@ -111,13 +111,20 @@ def key_problem(state: State, by: str) -> str | None:
     blobs = state.blobs
     if not isinstance(blobs, SealedBlobStore):
         return None
-    missing = missing_keys(state.db, blobs)
     path = blobs.keyring.describe()
-    if missing:
-        return (
-            f"the key file {path} does not hold the key(s) {', '.join(missing)} that the "
-            "database uses (sealed by another daemon's key file?): give every daemon of this "
-            f"database the same key file, e.g. a copy at {path}, then start again"
-        )
-    register(state.db, blobs.keyring.data.write, state.clock.now(), f"{by} {path}")
-    return None
+    missing = missing_keys(state.db, blobs)
+    if not missing:
+        write = blobs.keyring.data.write
+        added = register(state.db, write, state.clock.now(), f"{by} {path}")
+        # Compared again: a daemon with another key file that registered at the same moment.
+        # Then both refuse, each taking back its own key (it sealed nothing yet).
+        missing = missing_keys(state.db, blobs)
+        if missing and added:
+            forget(state.db, [write])
+    if not missing:
+        return None
+    return (
+        f"the key file {path} does not hold the key(s) {', '.join(missing)} that the "
+        "database uses (sealed by another daemon's key file?): give every daemon of this "
+        f"database the same key file, e.g. a copy at {path}, then start again"
+    )
