@@ -121,7 +121,7 @@ class Daemon:
         self.smtp_tls = smtp_tls
         if result.applied:
             log.info("reloaded: %s", reload.describe(running, new, result.applied))
-        else:
+        elif not result.needs_restart:
             log.info("reloaded: no configuration change")
         log.info("reloaded: templates re-read")
         if result.needs_restart:

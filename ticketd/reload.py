@@ -44,7 +44,14 @@ LIVE = (
     "smtp_in.tls_cert",
     "smtp_in.tls_key",
     "smtp_in.require_tls",
+    # Queues, agents, category rules, agent replies and the SLA promises: the worker and the
+    # SLA tick read them per message and per tick. New deadlines follow the new [sla] at once;
+    # a ticket's running deadlines move at its next change or with `ticketd sla recompute`.
+    "team.",
+    "sla.",
 )
+# Under a live prefix, but read once at start: the SLA tick is scheduled only when enabled.
+RESTART = ("sla.enabled",)
 # Shown with "***" instead of values in the log.
 SECRET = ("desk.secret",)
 
@@ -73,7 +80,22 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _is_live(key: str) -> bool:
+    if key in RESTART:
+        return False
     return any(key == p or (p.endswith(".") and key.startswith(p)) for p in LIVE)
+
+
+def _show(value: Any) -> str:
+    """A value as an admin wrote it, not as Python prints it: a list of queues or agents by
+    name or address, a table by its keys."""
+    if isinstance(value, tuple | list) and value and dataclasses.is_dataclass(value[0]):
+        first = dataclasses.fields(value[0])[0].name
+        return "[" + ", ".join(str(getattr(item, first)) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_show(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, tuple | list | frozenset | set):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return str(value)
 
 
 def _set(config: Any, key: str, value: Any) -> Any:
@@ -105,5 +127,5 @@ def describe(running: Config, new: Config, keys: tuple[str, ...]) -> str:
         if key in SECRET:
             parts.append(f"{key} (changed)")
         else:
-            parts.append(f"{key} {old_flat.get(key)} -> {new_flat.get(key)}")
+            parts.append(f"{key} {_show(old_flat.get(key))} -> {_show(new_flat.get(key))}")
     return ", ".join(parts)
