@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 
 from ingest.agent_commands import Command, ParsedCommands, parse_commands
+from ingest.classify import is_unread_address
 from ingest.context import Context
 from ingest.documents_review import decide, review_problems
 from ingest.history import add_note, record_incoming
@@ -39,6 +40,11 @@ from ticketd.ticket_ops import merge_tickets
 
 NOTHING_OF_YOUR_OWN = (
     "your reply has no text of its own above the quoted mail: nothing was sent to the customer"
+)
+UNREAD_CUSTOMER = (
+    "the ticket's customer address, {customer}, is a no-reply or mail system address that "
+    "nobody reads, so no answer is sent there; write to the person the message names from "
+    "your own mailbox, or send your text with #note to keep it on the ticket"
 )
 STALE_ADDRESS = (
     "the address you wrote to ({address}) is not signed with this desk's current secret (a "
@@ -191,6 +197,10 @@ def _check(
         problems.append("#note needs the text of the note")
     if not parsed.commands and not parsed.problems and not has_own:
         problems.append(NOTHING_OF_YOUR_OWN)
+    if has_own and not parsed.has("note") and is_unread_address(ticket.customer):
+        # A web form's or a notifier's no-reply sender is the ticket's customer (issue 14):
+        # relayed there, the answer would reach nobody while the agent thinks it went out.
+        problems.append(UNREAD_CUSTOMER.format(customer=ticket.customer))
     return problems
 
 

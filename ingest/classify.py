@@ -173,14 +173,19 @@ def classify(message: ParsedMessage, own_addresses: tuple[str, ...]) -> Classifi
     return Classification(Kind.CUSTOMER, "a person writing")
 
 
+def is_unread_address(address: str) -> bool:
+    """A mail system's or a no-reply address: nobody reads what is sent there."""
+    localpart = address.partition("@")[0]
+    return is_system_address(address) or bool(_NOREPLY_LOCALPARTS.match(localpart))
+
+
 def _unanswerable_sender(message: ParsedMessage) -> str | None:
     """Why the sender itself must get nothing automatic (RFC 3834 2): a system or no-reply
     address, a list or bulk mail, or no usable address at all."""
     sender = message.sender.email
     if not sender:
         return "no usable sender address"
-    localpart = sender.partition("@")[0]
-    if is_system_address(sender) or _NOREPLY_LOCALPARTS.match(localpart):
+    if is_unread_address(sender):
         return f"the system address {sender}"
     precedence = (message.header("precedence") or "").strip().lower()
     if precedence in ("bulk", "junk", "list"):

@@ -455,3 +455,35 @@ def test_an_answer_to_a_reply_address_signed_before_the_secret_changed_is_refuse
     stranger = customer_mail(sender="biri@example.org", subject="Merhaba", body="Selam")
     send(desk.port, stranger, "biri@example.org", old_address)
     desk.wait_until(lambda: len(desk.cli("tickets", "list", "--json")) == 2, what="a new ticket")
+
+
+def test_an_answer_to_a_web_forms_no_reply_sender_is_refused_to_the_agent(
+    desk: DaemonProcess, relay: Relay
+) -> None:
+    # A contact form mails the desk from its no-reply address; the person is in the text (and
+    # in Reply-To). The ticket's customer is the From, which nobody reads: an answer relayed
+    # there would be lost while the agent believes the customer has it.
+    form = "no-reply@form.example.org"
+    raw = customer_mail(
+        sender=f"Web Sitesi <{form}>",
+        subject="İletişim formu: Para çekme",
+        body="Ad: Elif Kaya\nE-posta: elif@example.net\nMesaj: Para çekme talebim bekliyor.",
+        headers={"Reply-To": "Elif Kaya <elif@example.net>"},
+    )
+    send(desk.port, raw, form, DESK)
+    [notification] = wait_for_mail(relay, AGENT, 1, "(notification)")
+    ref = desk.cli("tickets", "list", "--json")[0]["ref"]
+    answer = agent_reply(notification, AGENT, "Merhaba Elif Hanım,\n\nÇekiminiz yapıldı.")
+    send(desk.port, answer, AGENT, str(notification["Reply-To"]))
+    [_, refusal] = wait_for_mail(relay, AGENT, 2, "(refusal to the agent)")
+    assert form in text_of(refusal) and "nobody reads" in text_of(refusal)
+    # A note and commands still act: the agent keeps the answer on the ticket and closes it.
+    note = agent_reply(notification, AGENT, "#note\n#kapat\nElif Hanım'a kendim yazdım.")
+    send(desk.port, note, AGENT, str(notification["Reply-To"]))
+    desk.wait_until(
+        lambda: desk.cli("tickets", "show", ref, "--json")["status"] == "closed", what="#close"
+    )
+    time.sleep(1)
+    assert mails_to(relay, form) == [] and mails_to(relay, "elif@example.net") == []
+    kinds = [m["kind"] for m in desk.cli("tickets", "show", ref, "--json")["messages"]]
+    assert "agent" not in kinds and "note" in kinds
