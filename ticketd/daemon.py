@@ -60,6 +60,7 @@ class Daemon:
         self.hostname = socket.getfqdn()
         self.notifier = Notifier()
         self.heartbeats: dict[str, float] = {}
+        self.warmup: asyncio.Task[None] | None = None  # the parsing process's start
         self.metrics = Metrics(state.db, state.clock, lambda: self.state.config)
         # One token per mailbox for the IMAP and the SMTP side ([oauth.NAME]).
         self.oauth = OAuthBroker(state.config.oauth, state.clock)
@@ -326,7 +327,12 @@ class Daemon:
             name = f"imap {account.name}"
             tasks.append(asyncio.create_task(self.supervise(name, body), name=name))
         if self.state.isolation is not None:
-            await asyncio.to_thread(self.state.isolation.start)
+            # In the background: the forkserver and its imports take seconds, and a SIGTERM
+            # meanwhile must find run() waiting for it below, ready to drain.
+            # Not among `tasks`: the watchdog takes a finished one there for a dead loop.
+            self.warmup = asyncio.create_task(
+                asyncio.to_thread(self.state.isolation.start), name="parse-warmup"
+            )
         # Ready only now: the database is migrated and reachable, the listener is bound.
         self.notifier.ready(f"listening on {listen}")
         watchdog = asyncio.create_task(self.watchdog_loop(tasks), name="watchdog")
