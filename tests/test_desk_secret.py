@@ -171,3 +171,25 @@ def test_reply_addresses_are_not_signed_with_the_public_key(tmp_path: Path, rela
     secret = (tmp_path / "var" / "desk.secret").read_text().strip()
     key = secret.encode()
     assert signature == hmac.new(key, f"reply:{ref}".encode(), hashlib.sha256).hexdigest()[:10]
+
+
+def test_check_says_what_proves_an_agent_as_the_listener_decides(tmp_path: Path) -> None:
+    """`require_authentication` and `verify_senders` default by the listener (loopback: an MTA
+    in front; any other address: ticketd is the MX). `check` says what the defaults came to, so
+    an admin whose agents' mail stops acting after an upgrade learns why from it."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "ticketd.toml").write_text(DEFAULT_CONFIG, encoding="utf-8")
+    local = ticketd(state / "ticketd.toml", "check")
+    assert local.returncode == 0, local.stderr
+    assert "sender verification: off (verify_senders = false); trusted: none" in local.stdout
+    assert "agent mail acts with: the signed reply address (require_authentication = false)" in (
+        local.stdout
+    )
+    mx = DEFAULT_CONFIG.replace('listen = "127.0.0.1:2525"', 'listen = "0.0.0.0:2525"')
+    assert mx != DEFAULT_CONFIG
+    (state / "ticketd.toml").write_text(mx, encoding="utf-8")
+    public = ticketd(state / "ticketd.toml", "check")
+    assert public.returncode == 0, public.stderr
+    assert "sender verification: ours as " in public.stdout
+    assert "agent mail acts with: an aligned DKIM or SPF pass" in public.stdout

@@ -78,11 +78,22 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"  virus scanner: {f'clamd at {clamd}' if clamd else 'none (attachments not scanned)'}")
     trust = config.trust
     dns = ", ".join(f"{h}:{p}" for h, p in trust.dns.nameservers) or "the system's resolver"
-    print(
-        f"  sender verification: {'ours' if trust.verify_senders else 'off'} as "
-        f"{trust.authserv_id} (DNS: {dns}, {trust.dns.timeout:g} s a message); trusted: "
-        + (", ".join(trust.trusted_authserv_ids) or "none")
+    verification = (
+        f"ours as {trust.authserv_id} (DNS: {dns}, {trust.dns.timeout:g} s a message)"
+        if trust.verify_senders
+        else "off (verify_senders = false)"
     )
+    trusted = ", ".join(trust.trusted_authserv_ids) or "none"
+    print(f"  sender verification: {verification}; trusted: {trusted}")
+    # What proves an agent follows from the listener when unset: say which it is, so a desk
+    # whose agents' mail stops acting after an upgrade sees why before any mail is refused.
+    proof = (
+        "an aligned DKIM or SPF pass in a verdict we believe, and the signed reply address "
+        "(require_authentication = true)"
+        if config.team.agent_replies.require_authentication
+        else "the signed reply address (require_authentication = false)"
+    )
+    print(f"  agent mail acts with: {proof}")
     rspamd = config.spam.rspamd_url
     print(f"  spam filter: {f'rspamd at {rspamd}' if rspamd else 'none (mail is not checked)'}")
     for key, reason in config.warnings:
