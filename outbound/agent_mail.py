@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ingest.context import Context
-from ingest.parsing import ParsedMessage
+from ingest.parsing import DECORATION, DOCUMENT_ROLES, AttachmentInfo, ParsedMessage
 from outbound.addresses import agent_reply_address, reply_address
 from outbound.compose import Envelope, OutgoingAttachment, new_message_id
 from outbound.outbox_rows import queue_outgoing
@@ -68,7 +68,12 @@ def _not_sent_for(ctx: Context, ticket: Ticket, message: ParsedMessage) -> list[
 
 
 def _send_notification(
-    ctx: Context, ticket: Ticket, agent: AgentConfig, text: str, **fields: Any
+    ctx: Context,
+    ticket: Ticket,
+    agent: AgentConfig,
+    text: str,
+    files: tuple[OutgoingAttachment, ...] = (),
+    **fields: Any,
 ) -> None:
     """The notify template to `agent`: the customer's `text` (cut to NOTIFY_TEXT_LIMIT), the
     ticket's state, threaded per ticket, with the signed agent reply address."""
@@ -90,6 +95,7 @@ def _send_notification(
         sla_deadline=next_deadline_text(ticket, ctx.config.desk.timezone),
         desk_name=ctx.config.desk.name,
         # Identity agents (of a queue taking kyc) are shown the #kyc commands too.
+        notify_limit=ctx.config.limits.notify_attachment_size,
         kyc_agent=any(
             q.name in agent.queues and "kyc" in q.categories for q in ctx.config.team.queues
         ),
@@ -106,7 +112,7 @@ def _send_notification(
         references=(root,),
         reply_to=agent_reply_address(ctx.config.desk, ticket.ref),
     )
-    queue_outgoing(ctx, ticket, "notify", envelope, body, None, automatic=False)
+    queue_outgoing(ctx, ticket, "notify", envelope, body, None, automatic=False, attachments=files)
 
 
 def notify_agents(ctx: Context, ticket: Ticket, message: ParsedMessage, new: bool) -> int:
@@ -117,24 +123,60 @@ def notify_agents(ctx: Context, ticket: Ticket, message: ParsedMessage, new: boo
     assignee = team.agent(ticket.assignee) if ticket.assignee else None
     if assignee is not None and assignee not in recipients:
         recipients.append(assignee)
-    # As the history has them: with the type found in the bytes, and refused ones marked.
-    recorded = ctx.session.scalar(
-        select(TicketMessage).where(TicketMessage.dedupe_key == message.dedupe_key)
-    )
-    attachments = (
-        list(recorded.attachments)
-        if recorded is not None
-        else [
-            {"filename": a.filename, "content_type": a.content_type, "size": a.size}
-            for a in message.attachments
-        ]
-    )
+    attachments, files = _attachments(ctx, ticket, message)
     not_sent = _not_sent_for(ctx, ticket, message)
     for agent in recipients:
         _send_notification(
-            ctx, ticket, agent, message.text, new=new, attachments=attachments, not_sent=not_sent
+            ctx,
+            ticket,
+            agent,
+            message.text,
+            files,
+            new=new,
+            attachments=attachments,
+            not_sent=not_sent,
         )
     return len(recipients)
+
+
+def _attachments(
+    ctx: Context, ticket: Ticket, message: ParsedMessage
+) -> tuple[list[dict[str, Any]], tuple[OutgoingAttachment, ...]]:
+    """The customer's files as the notification lists them (as the history has them: the type
+    found in the bytes, refused ones marked) and those it attaches: every file but signature
+    decorations, refused files and identity documents (those stay sealed: `kyc export`), up
+    to `limits.notify_attachment_size` bytes in all (0, the default: none)."""
+    recorded = ctx.session.scalar(
+        select(TicketMessage).where(TicketMessage.dedupe_key == message.dedupe_key)
+    )
+    listed = [dict(a) for a in recorded.attachments] if recorded is not None else []
+    if len(listed) != len(message.attachments):
+        listed = [
+            {"filename": a.filename, "content_type": a.content_type, "size": a.size}
+            for a in message.attachments
+        ]
+    room = ctx.config.limits.notify_attachment_size
+    files: list[OutgoingAttachment] = []
+    for item, found in zip(listed, message.attachments, strict=True):
+        why = _kept_back(ticket, item, found, room)
+        item["attached"], item["why"] = why is None, why or ""
+        if why is None:
+            room -= len(found.payload)
+            files.append(OutgoingAttachment(found.filename, found.content_type, found.payload))
+    return listed, tuple(files)
+
+
+def _kept_back(
+    ticket: Ticket, item: dict[str, Any], found: AttachmentInfo, room: int
+) -> str | None:
+    """Why a file is named but not attached (a code the template words), or None."""
+    if not found.payload or found.role == DECORATION:
+        return "decoration"
+    if item.get("refused"):
+        return "refused"
+    if ticket.category == "kyc" and found.role in DOCUMENT_ROLES:
+        return "identity"
+    return "size" if len(found.payload) > room else None  # also: attaching is off (room 0)
 
 
 def notify_handover(

@@ -143,6 +143,11 @@ class LimitsConfig:
     # past either the message still makes its ticket, with a note naming the limit.
     max_mime_parts: int = 5000
     max_mime_depth: int = 50
+    # Bytes of a customer's files attached to one agent notification (scanned by then when a
+    # virus scanner is configured); past it, and for identity documents, files are only named.
+    # 0 (the default): none attached. Opt-in, because every attached copy is one more copy of
+    # the customer's file in the outbox, which `[retention] raw_days` strips only once sent.
+    notify_attachment_size: int = 0
     # The daemon parses each message in a child process (ingest/isolation.py): past this many
     # seconds it is killed and the message quarantined. A message whose tries stopped the
     # worker (killed, out of memory, stalled) this many times is quarantined, not tried again.
@@ -392,6 +397,7 @@ LIMITS_KEYS = (
     "auto_replies_per_hour",
     "auto_reply_interval_seconds",
     *_MIME_SHAPE,
+    "notify_attachment_size",
     *_WORKER_BOUNDS,
 )
 TEMPLATES_KEYS = ("folder",)
@@ -570,6 +576,7 @@ def _limits(reader: _Reader) -> LimitsConfig:
         auto_reply_interval_seconds=reader.integer(
             limits_t, "limits.auto_reply_interval_seconds", 120, 0
         ),
+        notify_attachment_size=reader.integer(limits_t, "limits.notify_attachment_size", 0, 0),
         **mime_shape,
     )
 
