@@ -40,7 +40,7 @@ from ingest.spam import Session
 from ingest.verify import envelope_of
 from ingest.virus_scan import WAITING_FOR_SCANNER, ScannerUnavailable
 from ingest.virus_step import ScanReport, scan_attachments
-from ingest.worker_stops import IN_WORKER, give_up, mark_started, stops_so_far, unmark
+from ingest.worker_stops import give_up, history_of, mark_started, stops_so_far, unmark
 from outbound.templating import Templates
 from storage.blobs import BlobStore
 from storage.db import Database
@@ -214,7 +214,7 @@ class Worker:
                 return None
             log.warning("journal=%s quarantined: %s", entry_id, given_up)
             return Processed(entry_id, JOURNAL_QUARANTINED, given_up)
-        if not mark_started(self.db, entry_id, stops):
+        if not mark_started(self.db, entry_id, stops, reason):
             return None
         prepared = self._prepare(arrived)
         if isinstance(prepared, Interrupted):
@@ -259,9 +259,9 @@ class Worker:
             entry = session.get(JournalEntry, wait.journal_id)
             if entry is not None and entry.state == JOURNAL_PENDING:
                 reason = f"{WAITING_FOR_SCANNER}: {wait.error}"
-                earlier = entry.reason or ""
-                if earlier.startswith(IN_WORKER):
-                    earlier = ""  # the mark of this try, not a reason of an earlier one
+                if stops_so_far(entry.reason) and entry.attempts > 0:
+                    entry.attempts -= 1  # the scanner stopped this try, not the message
+                earlier = history_of(entry.reason)  # without the mark of this try
                 if earlier and not earlier.startswith(WAITING_FOR_SCANNER):
                     reason += f" (before: {earlier})"  # a retried message keeps its history
                 entry.reason = reason[:2000]

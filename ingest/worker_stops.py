@@ -27,6 +27,19 @@ from ticketd.clock import Clock
 
 IN_WORKER = "in the worker: try"
 _MARK = re.compile(re.escape(IN_WORKER) + r" (\d+)")
+_BEFORE = " (before: "
+
+
+def history_of(reason: str | None) -> str:
+    """What a row's reason says of its earlier tries, without the mark of a try: a retried
+    message keeps the end of its last try ("...; the sender was told"), which later steps
+    read so that a retry does not do again what the first try did."""
+    text = reason or ""
+    found = _MARK.match(text)
+    if found is None:
+        return text
+    rest = text[found.end() :]
+    return rest[len(_BEFORE) : -1] if rest.startswith(_BEFORE) and rest.endswith(")") else ""
 
 
 def stops_so_far(reason: str | None) -> int:
@@ -35,14 +48,17 @@ def stops_so_far(reason: str | None) -> int:
     return int(found.group(1)) if found else 0
 
 
-def mark_started(db: Database, entry_id: int, stops: int) -> bool:
-    """Write down the try about to start; False when the row is no longer pending."""
+def mark_started(db: Database, entry_id: int, stops: int, reason: str | None = None) -> bool:
+    """Write down the try about to start, keeping what `reason` (the row's reason before
+    it) says of earlier tries; False when the row is no longer pending."""
+    history = history_of(reason)
+    mark = f"{IN_WORKER} {stops + 1}" + (f"{_BEFORE}{history})" if history else "")
     with db.transaction() as session:
         marked = session.execute(
             update(JournalEntry)
             .where(JournalEntry.id == entry_id, JournalEntry.state == JOURNAL_PENDING)
             .values(
-                reason=f"{IN_WORKER} {stops + 1}",
+                reason=mark[:2000],
                 attempts=JournalEntry.attempts + 1,
             )
         )
