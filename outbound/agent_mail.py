@@ -16,6 +16,7 @@ from ingest.context import Context
 from ingest.parsing import DECORATION, DOCUMENT_ROLES, AttachmentInfo, ParsedMessage
 from outbound.addresses import agent_reply_address, reply_address
 from outbound.compose import Envelope, OutgoingAttachment, new_message_id
+from outbound.labels import problem
 from outbound.outbox_rows import queue_outgoing
 from outbound.sla_deadlines import next_deadline_text
 from storage.models import Ticket, TicketMessage
@@ -205,7 +206,7 @@ def refuse_to_agent(
         ctx.config.desk.language,
         ref=ticket.ref,
         subject=message.subject,
-        problems=list(problems),
+        problems=[problem(ctx.config.desk.language, p) for p in problems],
         desk_name=ctx.config.desk.name,
     )
     references = (*message.references, message.message_id) if message.message_id else ()

@@ -10,6 +10,7 @@ zone's abbreviation or offset, never as bare UTC.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -51,3 +52,72 @@ def local_time(moment: datetime, zone: str) -> str:
         offset = local.strftime("%z")
         name = offset[:3] if offset.endswith("00") else offset
     return f"{local:%Y-%m-%d %H:%M} {name}"
+
+
+# What an agent's refused mail was refused for, in Turkish: the checks write English (the log
+# and the ticket's note keep it), the agent reads their desk's language. Each form is matched
+# whole; a problem no form matches is shown as it is.
+_PROBLEMS_TR: tuple[tuple[str, str], ...] = (
+    (r"unknown command (#\S+)", r"bilinmeyen komut \1"),
+    (r"(#\w+) takes no argument \(got (.+)\)", r"\1 bir şey almaz (yazılan: \2)"),
+    (r"(#\w+) needs an argument", r"\1 komutunun yanına ne yapılacağını yazın"),
+    (r"unknown category (.+)", r"bilinmeyen kategori \1"),
+    (
+        r"priority must be high, normal or low: (.+)",
+        r"öncelik yüksek, normal ya da düşük olmalı: \1",
+    ),
+    (
+        r"#kyc takes approve or reject REASON, or request \(got (.+)\)",
+        r"#kyc onayla, #kyc reddet SEBEP ya da #kyc iste yazın (yazılan: \1)",
+    ),
+    (
+        r"#kyc reject needs the reason the customer will read",
+        r"#kyc reddet komutunun yanına müşterinin okuyacağı sebebi yazın",
+    ),
+    (r"#kyc (\w+) takes no reason", r"#kyc \1 sebep almaz"),
+    (r"(.+) is not a ticket reference", r"\1 bir talep numarası değil"),
+    (r"one #kyc command per mail", r"bir e-postada tek #kyc komutu olabilir"),
+    (r"#close and #pending exclude each other", r"#kapat ve #beklemede birlikte kullanılamaz"),
+    (r"#assign: no agent called (.+)", r"#ata: \1 adında bir temsilci yok"),
+    (r"#merge: no ticket (\S+)", r"#birleştir: \1 numaralı talep yok"),
+    (
+        r"#merge: a ticket cannot be merged into itself",
+        r"#birleştir: talep kendisiyle birleştirilemez",
+    ),
+    (r"#merge: (\S+) is not in your queues", r"#birleştir: \1 sizin kuyruklarınızda değil"),
+    (
+        r"#merge: (\S+) is (\S+)'s and (\S+) is (\S+)'s; merged, answers would reach only (\S+)\. "
+        r"Write #birleştir (\S+) zorla \(#merge \S+ force\) to merge anyway",
+        r"#birleştir: \1 \2 müşterisinin, \3 \4 müşterisinin; birleşirse yanıtlar yalnızca \5 "
+        r"adresine gider. Yine de birleştirmek için: #birleştir \6 zorla",
+    ),
+    (r"#note needs the text of the note", r"#not komutunun altına notun metnini yazın"),
+    (
+        r"your reply has no text of its own above the quoted mail: "
+        r"nothing was sent to the customer",
+        r"yanıtınızda alıntılanan e-postanın üstünde kendi metniniz yok: müşteriye bir şey gitmedi",
+    ),
+    (
+        r"ticket (\S+) is in queue (\S+), not one of yours",
+        r"\1 numaralı talep \2 kuyruğunda, sizin kuyruklarınızdan değil",
+    ),
+    (
+        r"#kyc: only agents of the identity \(kyc\) queue may decide on documents",
+        r"#kyc: belgeler hakkında yalnızca kimlik (kyc) kuyruğunun temsilcileri karar verebilir",
+    ),
+    (
+        r"#kyc: ticket (\S+) has no documents waiting for a decision",
+        r"#kyc: \1 numaralı talepte karar bekleyen belge yok",
+    ),
+)
+_PROBLEM_FORMS = tuple((re.compile(f"^{form}$"), words) for form, words in _PROBLEMS_TR)
+
+
+def problem(language: str, text: str) -> str:
+    """A refusal reason in the agent's desk language (Turkish forms above; English as it is)."""
+    if language != "tr":
+        return text
+    for form, words in _PROBLEM_FORMS:
+        if form.match(text):
+            return form.sub(words, text)
+    return text

@@ -90,7 +90,7 @@ def test_a_reply_with_nothing_of_its_own_goes_back_to_the_agent(
     for count, (client, write) in enumerate(EMPTY.items(), start=2):
         send(desk.port, _reply(notification, write(notification)), AGENT, notification["Reply-To"])
         refusal = wait_for_mail(relay, AGENT, count, f"(refusal of the {client} reply)")[-1]
-        assert "no text of its own" in text_of(refusal), (client, text_of(refusal))
+        assert "kendi metniniz yok" in text_of(refusal), (client, text_of(refusal))
         assert len(mails_to(relay, CUSTOMER)) == 1, client  # nothing relayed
     ref = desk.cli("tickets", "list", "--json")[0]["ref"]
     notes = [m["text"] for m in desk.cli("tickets", "show", ref, "--json")["messages"]]

@@ -380,7 +380,7 @@ def test_category_and_merge_commands_from_the_agent(desk: DaemonProcess, relay: 
     late = agent_reply(first_note, AGENT, "#close")
     send(desk.port, late, AGENT, str(first_note["Reply-To"]))
     refusals = wait_for_mail(relay, AGENT, 3, "(refusal)")
-    assert "not one of yours" in text_of(refusals[-1])
+    assert "sizin kuyruklarınızdan değil" in text_of(refusals[-1])  # a tr desk: in Turkish
     assert desk.cli("tickets", "show", first, "--json")["status"] != "closed"
 
 
