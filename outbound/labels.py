@@ -109,6 +109,23 @@ _PROBLEMS_TR: tuple[tuple[str, str], ...] = (
         r"#kyc: ticket (\S+) has no documents waiting for a decision",
         r"#kyc: \1 numaralı talepte karar bekleyen belge yok",
     ),
+    (
+        r"the address you wrote to \((\S+)\) is not signed with this desk's current secret \(a "
+        r"reply address from before the secret changed\): nothing was done and nothing was sent "
+        r"to the customer\. Answer this mail instead; its reply address is the ticket's "
+        r"current one",
+        r"yazdığınız adres (\1) masanın şu anki gizli anahtarıyla imzalı değil (anahtar "
+        r"değişmeden önceki bir yanıt adresi): hiçbir şey yapılmadı, müşteriye bir şey gitmedi. "
+        r"Bunun yerine bu e-postayı yanıtlayın; onun yanıt adresi talebin güncel adresidir",
+    ),
+    (
+        r"the ticket's customer address, (\S+), is a no-reply or mail system address that "
+        r"nobody reads, so no answer is sent there; write to the person the message names from "
+        r"your own mailbox, or send your text with #note to keep it on the ticket",
+        r"talebin müşteri adresi \1 kimsenin okumadığı bir no-reply ya da posta sistemi adresi; "
+        r"oraya yanıt gönderilmez: iletide adı geçen kişiye kendi posta kutunuzdan yazın ya da "
+        r"metninizi talepte tutmak için #not ile gönderin",
+    ),
 )
 _PROBLEM_FORMS = tuple((re.compile(f"^{form}$"), words) for form, words in _PROBLEMS_TR)
 
