@@ -16,7 +16,7 @@ from ingest.context import Context
 from ingest.parsing import DECORATION, DOCUMENT_ROLES, AttachmentInfo, ParsedMessage
 from outbound.addresses import agent_reply_address, reply_address
 from outbound.compose import Envelope, OutgoingAttachment, new_message_id
-from outbound.labels import problem
+from outbound.labels import local_time, problem
 from outbound.outbox_rows import queue_outgoing
 from outbound.sla_deadlines import next_deadline_text
 from storage.models import Ticket, TicketMessage
@@ -100,7 +100,15 @@ def _send_notification(
         kyc_agent=any(
             q.name in agent.queues and "kyc" in q.categories for q in ctx.config.team.queues
         ),
-        **{"new": False, "attachments": [], "not_sent": [], "handover": None, **fields},
+        **{
+            "new": False,
+            "attachments": [],
+            "not_sent": [],
+            "handover": None,
+            "history": [],
+            "others": [],
+            **fields,
+        },
     )
     root = _thread_root(ctx, ticket)
     envelope = _desk_envelope(
@@ -136,8 +144,52 @@ def notify_agents(ctx: Context, ticket: Ticket, message: ParsedMessage, new: boo
             new=new,
             attachments=attachments,
             not_sent=not_sent,
+            history=_history(ctx, ticket, message),
+            others=_other_tickets(ctx, ticket),
         )
     return len(recipients)
+
+
+HISTORY_MESSAGES = 5  # earlier messages of the ticket a notification quotes, newest first
+HISTORY_TEXT_LIMIT = 2000  # characters of each
+
+
+def _history(ctx: Context, ticket: Ticket, message: ParsedMessage) -> list[dict[str, Any]]:
+    """The conversation before this message, newest first, each text quoted line by line."""
+    rows = ctx.session.scalars(
+        select(TicketMessage)
+        .where(
+            TicketMessage.ticket_id == ticket.id,
+            TicketMessage.dedupe_key != message.dedupe_key,
+            TicketMessage.kind.in_(("customer", "agent", "note")),
+        )
+        .order_by(TicketMessage.id.desc())
+        .limit(HISTORY_MESSAGES)
+    )
+    return [
+        {
+            "at": local_time(row.created_at, ctx.config.desk.timezone),
+            "who": row.from_name or row.from_addr,
+            "kind": row.kind,
+            "quoted": "\n".join("> " + line for line in row.text[:HISTORY_TEXT_LIMIT].splitlines()),
+        }
+        for row in rows
+    ]
+
+
+def _other_tickets(ctx: Context, ticket: Ticket) -> list[dict[str, str]]:
+    """The customer's other tickets that are open or pending, newest first (at most 5)."""
+    rows = ctx.session.scalars(
+        select(Ticket)
+        .where(
+            Ticket.customer == ticket.customer,
+            Ticket.id != ticket.id,
+            Ticket.status.in_(("open", "pending")),
+        )
+        .order_by(Ticket.id.desc())
+        .limit(5)
+    )
+    return [{"ref": t.ref, "status": t.status, "subject": t.subject} for t in rows]
 
 
 def _attachments(

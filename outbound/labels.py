@@ -11,7 +11,7 @@ zone's abbreviation or offset, never as bare UTC.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 LABELS: dict[str, dict[str, dict[str, str]]] = {
@@ -46,6 +46,7 @@ def label(language: str, kind: str, code: str | None) -> str:
 
 def local_time(moment: datetime, zone: str) -> str:
     """`2026-12-02 14:30 +03` in the desk's zone (the abbreviation when the zone has one)."""
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)  # stored UTC
     local = moment.astimezone(ZoneInfo(zone))
     name = local.strftime("%Z")
     if not name or name[0] in "+-":

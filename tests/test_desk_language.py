@@ -73,6 +73,8 @@ def test_every_code_people_read_has_a_turkish_word(kind: str, code: str) -> None
         not_sent=[],
         handover=None,
         kyc_agent=False,
+        history=[],
+        others=[],
     )
     assert word in rendered.text
 
