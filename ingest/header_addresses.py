@@ -23,7 +23,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from email.utils import getaddresses
 
-MAX_ADDRESSES_READ = 100
+# One more than a message keeps (ingest/mime_shape.py MAX_ADDRESSES): reading stops there, in
+# bounded time however long the header, and the one over the limit is how the cut is noticed.
+MAX_ADDRESSES_READ = 101
 
 # Control characters are never part of an address; one that holds them is hostile or broken,
 # and would be echoed into the headers of the mail we send.

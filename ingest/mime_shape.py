@@ -69,7 +69,8 @@ def bound_fields(parsed: ParsedMessage) -> ParsedMessage:
     def first(addresses: tuple[Address, ...], header: str) -> tuple[Address, ...]:
         if len(addresses) > MAX_ADDRESSES:
             notes.append(
-                f"{header} names {len(addresses)} addresses: only the first {MAX_ADDRESSES} kept."
+                f"{header} names more than {MAX_ADDRESSES} addresses: "
+                f"only the first {MAX_ADDRESSES} kept."
             )
         return tuple(named(a) for a in addresses[:MAX_ADDRESSES])
 
