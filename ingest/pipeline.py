@@ -456,8 +456,7 @@ def run_pipeline(
     agent_mail = step_agent_mail(ctx, entry, message)
     if agent_mail is not None:
         return Outcome(agent_mail.ticket.ref, False, False, agent_mail.note, agent_mail.security)
-    verified = verified_by_authentication(message)
-    threading = find_thread(ctx, message, entry.envelope_to, verified)
+    threading = find_thread(ctx, message, entry.envelope_to, verified_by_authentication(message))
     answered, survey_note = step_survey_answer(ctx, entry, message, threading)
     if answered is not None:
         return answered
