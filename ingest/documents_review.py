@@ -73,22 +73,24 @@ def decide(ctx: Context, ticket: Ticket, agent: AgentConfig, argument: str) -> s
                 detail=f"{decision}: {reason}" if reason else decision,
             )
         )
-    bound = binds_verification(ctx, ticket)
-    if bound:
-        decided(ctx, ticket, agent.email, approved, reason)
-    else:
+    if not binds_verification(ctx, ticket):
+        # Telling the address "your identity is verified" (or refused) would be false: its
+        # verification did not change, and the documents may be a stranger's.
         add_note(
             ctx,
             ticket,
             "Verification unchanged",
             f"The documents were {decision}d, but the verification of {ticket.customer} is "
-            "unchanged: they did not come in a mail proven to be from that address.",
+            "unchanged: they did not come in a mail proven to be from that address. The "
+            "customer was not told; ask with `#kyc request` and decide on the answer.",
             f"note:kyc-unbound:{ticket.id}:{now.isoformat()}",
         )
+        unbound = f"the verification of {ticket.customer} is unchanged (unproven)"
+        return f"{len(documents)} document(s) {decision}d; {unbound}, customer not told"
+    decided(ctx, ticket, agent.email, approved, reason)
     template = "kyc_approved" if approved else "kyc_rejected"
     mail = AutomaticMail(
         template, template, ticket.customer, None, {"reason": reason}, actor=agent.email
     )
     sent = queue_automatic(ctx, ticket, mail)
-    unbound = "" if bound else f"; the verification of {ticket.customer} is unchanged (unproven)"
-    return f"{len(documents)} document(s) {decision}d{unbound}, customer mail {sent}"
+    return f"{len(documents)} document(s) {decision}d, customer mail {sent}"

@@ -391,6 +391,8 @@ def test_a_forged_from_never_touches_an_approved_verification(
         )
         assert "Verification unchanged" in list(subjects)
     assert _status(kyc_state)["state"] == "approved" and _status(kyc_state)["ticket"] == ref
+    # Nor is she told of a decision that changed nothing of hers.
+    assert _outbox(kyc_state, "kyc_rejected") == []
 
     # Her own new documents, proven, wait on her ticket; mail never lowers the approval.
     clock.advance(timedelta(hours=1))
