@@ -47,7 +47,7 @@ from storage.models import (
 )
 from ticketd.access import AccessRefused, acting_agent, outside_area, refuse
 from ticketd.config import Config
-from ticketd.documents_admin import export_name
+from ticketd.documents_admin import document_record, export_name
 from ticketd.retention import ticket_journal_ids
 
 
@@ -217,20 +217,7 @@ def _documents(export: Export, session: Session, store: DocumentStore) -> list[d
     )
     records = []
     for document in documents:
-        record: dict[str, Any] = {
-            "id": document.id,
-            "filename": document.filename,
-            "type": document.detected_type,
-            "size": document.size,
-            "sha256": document.sha256,
-            "state": document.state,
-            "decided_by": document.decided_by,
-            "decided_at": document.decided_at,
-            "reason": document.reason,
-            "received_at": document.received_at,
-            "purged_at": document.purged_at,
-            "file": None,
-        }
+        record: dict[str, Any] = {"id": document.id, **document_record(document), "file": None}
         if document.blob_key is not None:
             content = store.get(document.blob_key, document.sha256)
             relative = f"documents/{export_name(document)}"

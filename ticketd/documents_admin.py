@@ -45,11 +45,9 @@ def ticket_by_ref_in(session: Session, ref: str) -> Ticket | None:
     return session.scalar(select(Ticket).where(Ticket.ref == (normalise(ref) or ref)))
 
 
-def _row(document: Document, ref: str) -> dict[str, Any]:
+def document_record(document: Document) -> dict[str, Any]:
+    """What a listing or an export says of one document: the record that stays after a purge."""
     return {
-        "id": document.id,
-        "ticket": ref,
-        "customer": document.customer,
         "filename": document.filename,
         "type": document.detected_type,
         "size": document.size,
@@ -60,6 +58,15 @@ def _row(document: Document, ref: str) -> dict[str, Any]:
         "reason": document.reason,
         "received_at": document.received_at,
         "purged_at": document.purged_at,
+    }
+
+
+def _row(document: Document, ref: str) -> dict[str, Any]:
+    return {
+        "id": document.id,
+        "ticket": ref,
+        "customer": document.customer,
+        **document_record(document),
     }
 
 
