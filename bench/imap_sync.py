@@ -26,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from domain.config import ImapAccountConfig
 from ingest.imap_accounts import AccountRunner
 from ingest.imap_checkpoints import Checkpoints
 from ingest.imap_fetch import FolderSync
@@ -33,7 +34,6 @@ from ingest.imap_session import connect, mailbox_key
 from ingest.parsing import parse_message
 from tests.dovecot import Dovecot, start_dovecot
 from tests.helpers import customer_mail, make_config
-from ticketd.config import ImapAccountConfig
 from ticketd.state import State, open_state
 
 WORDS = [

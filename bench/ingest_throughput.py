@@ -39,10 +39,10 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
 from pathlib import Path
 
+from domain.config import load_config
+from domain.refs import new_reference
 from ingest.journal import Arrival
 from ingest.parsing import parse_message
-from ingest.refs import new_reference
-from ticketd.config import load_config
 from ticketd.state import State, open_state
 
 DESK = "destek@example.com"

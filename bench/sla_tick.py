@@ -24,12 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, insert, select
 
+from domain.clock import FixedClock
 from outbound.sla import tick
 from outbound.sla_deadlines import _recompute, wanted_events
 from storage.models import SlaEvent, Ticket
 from tests.helpers import make_config
 from tests.test_sla import TEAM
-from ticketd.clock import FixedClock
 from ticketd.state import State, open_state
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

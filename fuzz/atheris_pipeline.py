@@ -47,8 +47,8 @@ with atheris.instrument_imports():
 
 from sqlalchemy import select  # noqa: E402
 
+from domain.clock import FixedClock  # noqa: E402
 from tests.helpers import DESK, make_config  # noqa: E402
-from ticketd.clock import FixedClock  # noqa: E402
 from ticketd.state import State, open_state  # noqa: E402
 
 _STATE: list[State] = []

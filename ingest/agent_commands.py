@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ingest.refs import normalise
-from ticketd.config_team import CATEGORIES
+from domain.config_team import CATEGORIES
+from domain.refs import normalise
 
 _VERBS = {
     "note": "note", "not": "note",

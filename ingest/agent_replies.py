@@ -2,7 +2,7 @@
 
 An agent is recognised only by all proofs together: the signed agent reply address of the
 ticket, a From that is a configured agent, and an aligned DKIM or SPF pass for the agent's domain
-in a verdict we believe (ours, or a trusted receiving server's: ingest/sender_auth.py); with
+in a verdict we believe (ours, or a trusted receiving server's: domain/sender_auth.py); with
 `[agent_replies] require_authentication = false` a mail without any verdict may act, but a
 failing aligned result still refuses it. Anything else sent to an
 agent address is a security event: quarantined, never relayed, and the admins are told.
@@ -17,14 +17,16 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 
+from domain.config_team import AgentConfig
+from domain.context import Context
+from domain.history import add_note, record_incoming
+from domain.message import DECORATION, FORWARDED, ParsedMessage
 from ingest.agent_commands import Command, ParsedCommands, parse_commands
 from ingest.classify import is_unread_address
-from ingest.context import Context
 from ingest.documents_review import decide, review_problems
-from ingest.history import add_note, record_incoming
-from ingest.parsing import DECORATION, FORWARDED, ParsedMessage
 from ingest.replies import REPLY_SCAN_LIMIT, own_text
 from ingest.thread_finder import ticket_by_ref
+from ingest.ticket_ops import merge_tickets
 from outbound.addresses import ref_from_agent_address, ref_from_unsigned_agent_address
 from outbound.agent_mail import (
     alert_admins,
@@ -35,8 +37,6 @@ from outbound.agent_mail import (
 from outbound.compose import OutgoingAttachment
 from outbound.sla_deadlines import on_ticket_event
 from storage.models import JournalEntry, Ticket, TicketMessage
-from ticketd.config_team import AgentConfig
-from ticketd.ticket_ops import merge_tickets
 
 NOTHING_OF_YOUR_OWN = (
     "your reply has no text of its own above the quoted mail: nothing was sent to the customer"
@@ -127,7 +127,7 @@ def _refuse_unsigned_address(
 
 def authentication_failure(message: ParsedMessage, require: bool) -> str | None:
     """Why the agent's From is not proven, or None. Only our verdict and the trusted ids'
-    count (ingest/sender_auth.py), and only for the From domain, aligned: a pass for a look-alike
+    count (domain/sender_auth.py), and only for the From domain, aligned: a pass for a look-alike
     domain, or a header the sender wrote, proves nothing. Without `require` (an admin's choice
     for a setup where nothing verifies) a message with no failing aligned result may act too."""
     verdict = message.auth

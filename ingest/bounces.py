@@ -15,10 +15,10 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from domain.context import Context, Ignore
+from domain.history import add_note
+from domain.message import ParsedMessage
 from ingest.classify import Classification
-from ingest.context import Context, Ignore
-from ingest.history import add_note
-from ingest.parsing import ParsedMessage
 from ingest.thread_finder import survivor, ticket_by_ref
 from outbound.compose import verify_message_id
 from storage.models import OUTBOX_FAILED, OutboxMail, Suppression, Ticket

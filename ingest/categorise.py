@@ -1,6 +1,6 @@
 """Which kind of request a new ticket is: keyword rules in Turkish and English.
 
-Text and keywords are folded first (ingest/turkish.py): Turkish case rules (İ→i, I→ı), then
+Text and keywords are folded first (domain/turkish.py): Turkish case rules (İ→i, I→ı), then
 ASCII for the Turkish letters, so "HESABIM KİLİTLENDİ", "hesabim kilitlendi" and "hesabım
 kilitlendi" are one text. Each word of a keyword matches a word that starts with it, since
 Turkish adds suffixes ("çekim" finds "çekimim", "para çek" finds "para çekemiyorum"), and a word
@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from ingest.turkish import fold, stems
+from domain.turkish import fold, stems
 
 DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
     "account": (

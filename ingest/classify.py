@@ -19,7 +19,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ingest.parsing import ParsedMessage, is_system_address, looks_like_report
+from domain.message import ParsedMessage
+from ingest.parsing import is_system_address, looks_like_report
 
 
 class Kind(StrEnum):
@@ -204,7 +205,7 @@ def suppresses_auto_reply(message: ParsedMessage) -> bool:
 def untrusted_sender(message: ParsedMessage) -> tuple[str, str] | None:
     """(label, reason) when an answer to this sender could land on someone who never wrote:
     the spam filter says spam, the From domain fails DMARC, or an aligned SPF or DKIM result
-    says it is not its owner's mail (ingest/sender_auth.py). Forged senders are what makes a
+    says it is not its owner's mail (domain/sender_auth.py). Forged senders are what makes a
     desk a backscatter source, so such mail gets no automatic answer of any kind; it still
     lands, marked."""
     if message.spam is not None and message.spam.spam:

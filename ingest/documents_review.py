@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from ingest.context import Context
-from ingest.history import add_note
+from domain.config_team import AgentConfig, TeamConfig
+from domain.context import Context
+from domain.history import add_note
 from ingest.verification import binds_verification, decided, request_documents
 from outbound.automatic import AutomaticMail, queue_automatic
 from storage.models import (
@@ -22,7 +23,6 @@ from storage.models import (
     DocumentAccess,
     Ticket,
 )
-from ticketd.config_team import AgentConfig, TeamConfig
 
 
 def is_kyc_agent(team: TeamConfig, agent: AgentConfig) -> bool:

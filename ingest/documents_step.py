@@ -20,22 +20,22 @@ from datetime import timedelta
 import filetype
 from sqlalchemy import func, select
 
+from domain.config_kyc import KycConfig
+from domain.context import Context
+from domain.history import add_note
+from domain.message import DOCUMENT_ROLES, AttachmentInfo, ParsedMessage
 from ingest.bombs import describe_zip, pdf_inflates_past
 from ingest.classify import answer_address, no_automatic_answer
-from ingest.context import Context
 from ingest.document_structure import PdfBudget, structure_problem
 from ingest.filenames import safe_filename, typed_filename
-from ingest.history import add_note
-from ingest.parsing import DOCUMENT_ROLES, AttachmentInfo, ParsedMessage
 from ingest.verification import documents_received, has_verification
 from ingest.virus_step import ScanReport
 from outbound.automatic import AutomaticMail, queue_automatic
 from outbound.quoting import quoted_filename
 from storage.documents import DocumentStore
 from storage.models import DOC_RECEIVED, Document, JournalEntry, Ticket, TicketMessage
-from ticketd.config_kyc import KycConfig
 
-# filetype's MIME types for the document types ticketd knows (ticketd/config_kyc.py).
+# filetype's MIME types for the document types ticketd knows (domain/config_kyc.py).
 _TYPES = {
     "image/jpeg": "jpeg",
     "image/png": "png",

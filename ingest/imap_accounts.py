@@ -15,10 +15,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import Protocol
 
 from imapclient import IMAPClient
 
+from domain.account_status import AccountStatus
+from domain.clock import Clock
+from domain.config import ImapAccountConfig
 from ingest.imap_checkpoints import Checkpoints, MailboxLock
 from ingest.imap_fetch import FolderSync
 from ingest.imap_session import (
@@ -29,15 +33,18 @@ from ingest.imap_session import (
     connect,
     mailbox_key,
 )
-from ingest.imap_status import AccountStatus
 from ingest.journal import Journal, StorageFailure
 from ingest.oauth_tokens import OAuthBroker, imap_tokens
 from storage.db import Database
-from ticketd.clock import Clock
-from ticketd.config import ImapAccountConfig
 
-if TYPE_CHECKING:
-    from ticketd.metrics import Metrics
+
+class Metrics(Protocol):
+    """What a poller reports to the daemon's metrics (ticketd/metrics.py implements it)."""
+
+    def imap_failed(self, account: str) -> None: ...
+
+    def imap_polled(self, account: str, journaled: int, at: datetime) -> None: ...
+
 
 log = logging.getLogger("ticketd.imap")
 STOP_CHECK = 0.5  # seconds: how long an IDLE wait or a sleep may delay SIGTERM

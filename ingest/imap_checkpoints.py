@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, select, text
 
+from domain.clock import Clock
 from storage.db import Database
 from storage.models import ImapCheckpoint
-from ticketd.clock import Clock
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,11 @@ from typing import Any
 from imapclient import DELETED, SEEN, IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 
+from domain.clock import Clock
+from domain.config import ImapAccountConfig
 from ingest.imap_checkpoints import Checkpoint, Checkpoints
 from ingest.journal import Arrival, Journal
 from ingest.oversize import HEADER_PEEK, header_summary, too_big
-from ticketd.clock import Clock
-from ticketd.config import ImapAccountConfig
 
 log = logging.getLogger("ticketd.imap")
 PROGRESS_EVERY = 1000  # messages between progress lines of a first sync

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from imapclient.exceptions import IMAPClientError
 
+from domain.clock import Clock
+from domain.config import ImapAccountConfig
 from ingest.imap_session import NETWORK_ERRORS, ImapUnavailable, LoginRefused, close, connect
 from ingest.oauth_tokens import OAuthBroker, imap_tokens
-from ticketd.clock import Clock
-from ticketd.config import ImapAccountConfig
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ import ssl
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from ingest.imap_oauth import TokenError, TokenSource
-from ticketd.config import ImapAccountConfig
+from domain.config import ImapAccountConfig
+from domain.token_source import TokenError, TokenSource
 
 NETWORK_ERRORS = (OSError, socket.timeout, ssl.SSLError, IMAPClientError)
 

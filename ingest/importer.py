@@ -18,19 +18,35 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from rich.progress import Progress
 from sqlalchemy import select
 
-from ingest.journal import Arrival, StorageFailure
+from domain.config import Config
+from ingest.journal import Arrival, Journal, StorageFailure
 from ingest.oversize import HEADER_PEEK, header_summary, read_bounded, too_big
 from ingest.regular_files import NotRegular, open_regular, regular_or_folder
-from ingest.worker import ScanWait
+from ingest.worker import ScanWait, Worker
+from storage.db import Database
 from storage.models import JournalEntry
 
-if TYPE_CHECKING:
-    from ticketd.state import State
+
+class State(Protocol):
+    """What an import needs of the application's state (ticketd/state.py provides it)."""
+
+    @property
+    def journal(self) -> Journal: ...
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def worker(self) -> Worker: ...
+
+    @property
+    def db(self) -> Database: ...
+
 
 log = logging.getLogger("ticketd.import")
 

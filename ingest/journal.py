@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.exc import DBAPIError
 
+from domain.clock import Clock
 from storage.blobs import BlobStore
 from storage.db import Database
 from storage.models import JOURNAL_PENDING, JOURNAL_QUARANTINED, JournalEntry
-from ticketd.clock import Clock
 
 
 class StorageFailure(Exception):

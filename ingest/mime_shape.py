@@ -21,10 +21,10 @@ from email.errors import MessageDefect
 from email.message import Message
 from typing import TYPE_CHECKING
 
-from ingest.header_addresses import Address
+from domain.header_addresses import Address
 
 if TYPE_CHECKING:
-    from ingest.parsing import ParsedMessage
+    from domain.message import ParsedMessage
 
 MAX_PARTS = 5000
 MAX_DEPTH = 50

@@ -32,8 +32,8 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ingest.imap_oauth import TokenError
-from ticketd.config_oauth import OAuthConfig
+from domain.config_oauth import OAuthConfig
+from domain.token_source import TokenError
 
 # What the token endpoint's `error` says about where the fault lies (RFC 6749 5.2, RFC 8628).
 _STAGES = {

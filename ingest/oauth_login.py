@@ -17,6 +17,7 @@ from typing import Any
 
 import requests
 
+from domain.config_oauth import OAuthConfig
 from ingest.oauth_client import (
     GenericClient,
     Issued,
@@ -27,7 +28,6 @@ from ingest.oauth_client import (
     read_secret,
     refusal,
 )
-from ticketd.config_oauth import OAuthConfig
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 Say = Callable[[str], None]

@@ -9,7 +9,7 @@ a server refuses it (`refused`): a second refusal of the new token is the server
 the mailbox or its permission, not about the token, and is reported.
 
 Tokens never reach a log line: the broker gives the log filter the tokens it holds
-(`ticketd.logs.protect_source`), the current one and the one before it.
+(`domain.logs.protect_source`), the current one and the one before it.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import logging
 import threading
 from collections.abc import Callable
 
-from ingest.imap_oauth import REFRESH_MARGIN, Token, TokenProvider, TokenSource
+from domain.clock import Clock
+from domain.config import ImapAccountConfig
+from domain.config_oauth import OAuthConfig
+from domain.logs import protect_source
+from domain.token_source import REFRESH_MARGIN, Token, TokenProvider, TokenSource
 from ingest.oauth_client import TokenClient, make_client
-from ticketd.clock import Clock
-from ticketd.config import ImapAccountConfig
-from ticketd.config_oauth import OAuthConfig
-from ticketd.logs import protect_source
 
 log = logging.getLogger("ticketd.oauth")
 

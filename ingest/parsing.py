@@ -13,7 +13,7 @@ import itertools
 import logging
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from email import message_from_bytes
 from email.header import Header, decode_header
 from email.message import Message
@@ -22,9 +22,18 @@ from email.policy import compat32
 
 from flufl.bounce import all_failures
 
+from domain.header_addresses import Address, find_sender, header_addresses
+from domain.message import (
+    DECORATION,
+    ENCLOSED,
+    FILE,
+    FORWARDED,
+    INLINE,
+    AttachmentInfo,
+    ParsedMessage,
+)
 from ingest.content_hash import content_hash
 from ingest.filenames import safe_filename
-from ingest.header_addresses import Address, find_sender, header_addresses
 from ingest.html_scan import LinearHTMLParser
 from ingest.inline_images import (
     ImageUse,
@@ -45,8 +54,6 @@ from ingest.mime_shape import (
     walk_parts,
 )
 from ingest.replies import latest_reply
-from ingest.sender_auth import SenderVerdict
-from ingest.spam import SpamVerdict
 from ingest.tnef import TnefContents, looks_like_tnef
 from ingest.tnef import unpack as unpack_tnef
 
@@ -67,97 +74,6 @@ _CHARSET_ALIASES = {
 _FALLBACK_CHARSETS = ("utf-8", "windows-1254")
 # Charset names that only say "8-bit, charset not declared": guessed like undeclared bytes.
 _UNDECLARED = frozenset({"unknown-8bit", "x-unknown", "unknown", "8bit", "default", "none"})
-
-
-# What an attachment is to the message (see _walk_body): a file the sender attached, an image
-# shown in the body, a file found inside a forwarded message, a logo or icon of a signature, or a
-# forwarded message kept whole. Only FILE, INLINE and ENCLOSED can be identity documents.
-FILE, INLINE, ENCLOSED = "file", "inline", "enclosed"
-DECORATION, FORWARDED = "decoration", "message"
-DOCUMENT_ROLES = frozenset({FILE, INLINE, ENCLOSED})
-
-
-@dataclass(frozen=True)
-class AttachmentInfo:
-    filename: str
-    content_type: str
-    size: int
-    # The decoded bytes, for what passes attachments on (an agent's answer); not compared.
-    payload: bytes = field(default=b"", repr=False, compare=False)
-    role: str = FILE
-
-
-@dataclass(frozen=True)
-class ParsedMessage:
-    message_id: str | None
-    in_reply_to: tuple[str, ...]
-    references: tuple[str, ...]
-    sender: Address
-    to: tuple[Address, ...]
-    cc: tuple[Address, ...]
-    reply_to: tuple[Address, ...]
-    subject: str
-    text: str  # the new text, quoted history removed
-    full_text: str
-    attachments: tuple[AttachmentInfo, ...]
-    headers: tuple[tuple[str, str], ...]  # every header, decoded, lowercase names
-    content_type: str
-    # What the sender sent, trace headers left out (ingest/content_hash.py): an exact copy
-    # arriving again has the same one, whatever hops it took.
-    content_hash: str
-    # Original recipients that a delivery report in the body says failed (permanently) or are
-    # still being retried (temporarily), as flufl.bounce's detectors read them. Only looked for
-    # in mail that shows a sign of being automatic (see `looks_automatic`), never in a person's.
-    failed_recipients: tuple[str, ...] = ()
-    delayed_recipients: tuple[str, ...] = ()
-    # Message-IDs named in the body (the returned headers of a bounce, a forwarded message):
-    # how a delivery report finds the mail of ours it is about.
-    embedded_message_ids: tuple[str, ...] = ()
-    # What the MIME shape limits left unread (ingest/mime_shape.py), for a note on the ticket.
-    shape_notes: tuple[str, ...] = ()
-    # The Authentication-Results we believe (ingest/sender_auth.py), set by the worker's
-    # verification step; a message nobody verified proves nothing.
-    auth: SenderVerdict = field(default_factory=SenderVerdict)
-    # The spam filter's verdict ([spam]); None when no filter is configured.
-    spam: SpamVerdict | None = None
-
-    @property
-    def aligned_pass(self) -> bool:
-        """The From domain is proven by our verdict or a trusted one (an aligned DKIM or SPF
-        pass): what an agent's mail, or a customer's proof of identity, needs."""
-        return self.auth.aligned_pass
-
-    # The envelope sender the source gave (SMTP MAIL FROM, `ingest --sender`): None when it
-    # gave none, "" for the null sender of bounces and notifications.
-    envelope_sender: str | None = None
-    # Set by the deduplication step: this message reuses the Message-ID of a different one
-    # already on a ticket, so it is kept under a key of its own.
-    reused_message_id: bool = False
-
-    def header(self, name: str) -> str | None:
-        name = name.lower()
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
-
-    @property
-    def dedupe_key(self) -> str:
-        """The unique key of this message on a ticket: its Message-ID (the first message to
-        use it), else what the sender sent (the content hash)."""
-        if self.message_id and not self.reused_message_id:
-            return f"mid:{self.message_id}"
-        if self.message_id:
-            return f"mid:{self.message_id}#{self.content_hash[:32]}"
-        return f"sha256:{self.content_hash}"
-
-    @property
-    def null_sender(self) -> bool:
-        """Sent with the null reverse-path (RFC 5321 4.5.5): only notifications are."""
-        if self.envelope_sender == "":
-            return True
-        return_path = self.header("return-path")
-        return return_path is not None and return_path.strip().strip("<>").strip() == ""
 
 
 def decode_bytes(data: bytes, charset: str | None) -> str:

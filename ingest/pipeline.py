@@ -15,6 +15,12 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy import and_, or_, select
 
+from domain.config import Config
+from domain.context import Context, Ignore
+from domain.history import add_note, record_incoming
+from domain.message import ParsedMessage, SpamVerdict
+from domain.refs import new_reference
+from domain.sender_auth import AUTHENTICATION_RESULTS, AuthResult, believed
 from ingest.agent_replies import route_new_ticket, step_agent_mail
 from ingest.blocking import blocked_by
 from ingest.bounces import record_bounce
@@ -27,17 +33,13 @@ from ingest.classify import (
     no_automatic_answer,
     untrusted_sender,
 )
-from ingest.context import Context, Ignore
 from ingest.documents_step import ContentChecks, step_documents
-from ingest.history import add_note, record_incoming
 from ingest.language import guess_language
 from ingest.mime_shape import DEFAULT_LIMITS, ShapeLimits
-from ingest.parsing import ParsedMessage, parse_message
-from ingest.refs import new_reference
-from ingest.sender_auth import AUTHENTICATION_RESULTS, AuthResult, believed
+from ingest.parsing import parse_message
 from ingest.sender_proof import sender_proven, verified_by_authentication
 from ingest.shape_step import step_shape_note
-from ingest.spam import Session, SpamVerdict, check, upstream_verdict
+from ingest.spam import Session, check, upstream_verdict
 from ingest.thread_finder import Threading, find_thread
 from ingest.verify import envelope_of, header_value, verify
 from ingest.virus_step import ScanReport, hold_infected
@@ -47,7 +49,6 @@ from outbound.compose import verify_message_id
 from outbound.sla_deadlines import on_ticket_event
 from outbound.survey import record_survey_answer, survey_answer
 from storage.models import JournalEntry, OutboxMail, Participant, Ticket, TicketMessage
-from ticketd.config import Config
 
 __all__ = [
     "STEPS",

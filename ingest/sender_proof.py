@@ -7,7 +7,7 @@ request, learn of their ticket) needs proof, and there are two kinds:
   ticket's signed reply address), and its From is the ticket's customer;
 - an aligned DKIM or SPF pass for the From's domain in a verdict we believe: our own
   verification's, or a receiving server's the admin trusts (`ParsedMessage.aligned_pass`,
-  ingest/sender_auth.py), never an Authentication-Results header the sender wrote.
+  domain/sender_auth.py), never an Authentication-Results header the sender wrote.
 Anything else is unproven: it still becomes a ticket (a person's mail always does), its documents
 are kept on that ticket, unbound, and automatic answers to it repeat no text of it but a cut
 subject.
@@ -15,7 +15,7 @@ subject.
 
 from __future__ import annotations
 
-from ingest.parsing import ParsedMessage
+from domain.message import ParsedMessage
 from ingest.thread_finder import Threading
 
 

@@ -7,9 +7,9 @@ agents see a system note saying what is missing, so they can ask for it again.
 
 from __future__ import annotations
 
-from ingest.context import Context
-from ingest.history import add_note
-from ingest.parsing import ParsedMessage
+from domain.context import Context
+from domain.history import add_note
+from domain.message import ParsedMessage
 from storage.models import JournalEntry, Ticket
 
 

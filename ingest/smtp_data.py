@@ -32,7 +32,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, syntax
 
-from ticketd.config import SmtpInConfig
+from domain.config import SmtpInConfig
 
 log = logging.getLogger("ticketd.smtp")
 

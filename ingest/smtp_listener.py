@@ -12,7 +12,7 @@ client cannot take every slot), recipients per message (452), how often any one 
 sent in a session (aiosmtpd's `command_call_limit`: 421 and closed) and an idle timeout.
 
 STARTTLS is offered when `[smtp_in] tls_cert` and `tls_key` are set: the daemon passes the ssl
-context (built by ticketd/tls_files.py, rebuilt on SIGHUP) to each new session. With
+context (built by domain/tls_files.py, rebuilt on SIGHUP) to each new session. With
 `require_tls`, MAIL before STARTTLS gets 530 5.7.0 (RFC 3207); EHLO, STARTTLS, NOOP and QUIT
 still work, so a client can find out what to do. A session is counted once against the
 connection limits although STARTTLS makes aiosmtpd call `connection_made` a second time.
@@ -41,10 +41,10 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from domain.clock import Clock
+from domain.config import SmtpInConfig, owns_address
 from ingest.journal import Arrival, Journal, StorageFailure
 from ingest.smtp_data import BoundedDataSMTP, BufferBudget
-from ticketd.clock import Clock
-from ticketd.config import SmtpInConfig, owns_address
 
 log = logging.getLogger("ticketd.smtp")
 # A session younger than this is never dropped for a newcomer: every session starts slow.

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ticketd.config_spam import SpamConfig
+from domain.config_spam import SpamConfig
+from domain.message import SpamVerdict
 
 SPAM_ACTIONS = frozenset({"reject", "add header", "rewrite subject"})
 _UPSTREAM_YES = {
@@ -28,22 +29,6 @@ _UPSTREAM_YES = {
     "x-spam": ("yes", "true"),
     "x-rspamd-action": SPAM_ACTIONS,
 }
-
-
-@dataclass(frozen=True)
-class SpamVerdict:
-    checked: bool  # False: the filter could not say; never read as clean
-    spam: bool = False
-    score: float | None = None
-    action: str = ""
-    by: str = "rspamd"  # or "upstream" for a trusted gateway's header
-    error: str = ""
-
-    def describe(self) -> str:
-        if not self.checked:
-            return f"not checked for spam ({self.error})"
-        score = f" score {self.score:.1f}" if self.score is not None else ""
-        return f"{'spam' if self.spam else 'not spam'} ({self.by}: {self.action}{score})"
 
 
 def upstream_verdict(headers: Sequence[tuple[str, str]]) -> SpamVerdict | None:

@@ -24,9 +24,9 @@ from difflib import SequenceMatcher
 
 from sqlalchemy import select
 
-from ingest.context import Context
-from ingest.parsing import ParsedMessage
-from ingest.refs import find_references
+from domain.context import Context
+from domain.message import ParsedMessage
+from domain.refs import find_references
 from outbound.addresses import ref_from_address
 from outbound.compose import verify_message_id
 from storage.models import OutboxMail, Ticket, TicketMessage

@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ingest.context import Context
+from domain.config_kyc import TYPE_NAMES, KycConfig
+from domain.context import Context
 from outbound.automatic import AutomaticMail, queue_automatic
 from storage.models import (
     VERIFY_APPROVED,
@@ -27,7 +28,6 @@ from storage.models import (
     Ticket,
     Verification,
 )
-from ticketd.config_kyc import TYPE_NAMES, KycConfig
 
 # The types a customer may send, in the words of the request mail.
 

@@ -11,7 +11,7 @@ nothing. The resolver is the system's, or `[dns] nameservers`.
 - DMARC (RFC 7489): the policy record of the From domain or of its organizational domain, and
   whether an SPF or DKIM pass is aligned with the From domain (`adkim`, `aspf`).
 
-The result is the list of `AuthResult`s the pipeline believes (ingest/sender_auth.py) and the
+The result is the list of `AuthResult`s the pipeline believes (domain/sender_auth.py) and the
 `Authentication-Results` header written with `[smtp_in] authserv_id`.
 """
 
@@ -21,8 +21,8 @@ import re
 from dataclasses import dataclass
 from email.utils import getaddresses
 
-from ingest.sender_auth import AuthResult
-from ticketd.config_trust import DnsConfig
+from domain.config_trust import DnsConfig
+from domain.sender_auth import AuthResult
 
 _HELO = re.compile(rb"^Received: from (\S+) \(\[", re.IGNORECASE)
 

@@ -22,8 +22,8 @@ import dns.rdatatype
 import dns.resolver
 import spf
 
-from ingest.sender_auth import PASS, AuthResult, aligned, organizational_domain
-from ticketd.config_trust import DnsConfig
+from domain.config_trust import DnsConfig
+from domain.sender_auth import PASS, AuthResult, aligned, organizational_domain
 
 
 class DnsUnanswered(Exception):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import socket
 import struct
 
-from ticketd.config_kyc import ClamdAddress
+from domain.config_kyc import ClamdAddress
 
 CHUNK = 64 * 1024
 _MAX_REPLY = 4096

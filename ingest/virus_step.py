@@ -18,19 +18,19 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from domain.config import Config
+from domain.context import Context
+from domain.history import add_note
+from domain.message import ParsedMessage
 from ingest.agent_replies import agent_ticket_ref
 from ingest.classify import answer_address, no_automatic_answer
-from ingest.context import Context
 from ingest.filenames import safe_filename
-from ingest.history import add_note
 from ingest.language import guess_language
-from ingest.parsing import ParsedMessage
 from ingest.thread_finder import find_thread
 from ingest.virus_scan import scan
 from outbound.automatic import AutomaticMail, queue_automatic, queue_without_ticket
 from outbound.quoting import quoted_filename
 from storage.models import JournalEntry, Ticket, TicketMessage
-from ticketd.config import Config
 
 TEMPLATE = "virus_found"
 # In the journal row's reason: a retry of the message does not tell the customer again.

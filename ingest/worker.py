@@ -21,11 +21,14 @@ from dataclasses import dataclass, replace
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from domain.clock import Clock
+from domain.config import Config
+from domain.message import ParsedMessage
+from domain.templating import Templates
 from ingest.classify import untrusted_sender
 from ingest.documents_step import ContentChecks, check_contents
 from ingest.isolation import CallTimedOut, ChildDied, Interrupted, IsolatedCall
 from ingest.mime_shape import ShapeLimits
-from ingest.parsing import ParsedMessage
 from ingest.pipeline import (
     Context,
     Ignore,
@@ -41,7 +44,6 @@ from ingest.verify import envelope_of
 from ingest.virus_scan import WAITING_FOR_SCANNER, ScannerUnavailable
 from ingest.virus_step import ScanReport, scan_attachments
 from ingest.worker_stops import give_up, history_of, mark_started, stops_so_far, unmark
-from outbound.templating import Templates
 from storage.blobs import BlobStore
 from storage.db import Database
 from storage.documents import DocumentStore
@@ -52,8 +54,6 @@ from storage.models import (
     JOURNAL_QUARANTINED,
     JournalEntry,
 )
-from ticketd.clock import Clock
-from ticketd.config import Config
 
 log = logging.getLogger("ticketd.worker")
 

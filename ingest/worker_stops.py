@@ -21,9 +21,9 @@ import re
 
 from sqlalchemy import update
 
+from domain.clock import Clock
 from storage.db import Database
 from storage.models import JOURNAL_PENDING, JOURNAL_QUARANTINED, JournalEntry
-from ticketd.clock import Clock
 
 IN_WORKER = "in the worker: try"
 _MARK = re.compile(re.escape(IN_WORKER) + r" (\d+)")

@@ -11,8 +11,8 @@ import hashlib
 import hmac
 import re
 
-from ingest.refs import normalise
-from ticketd.config import DeskConfig
+from domain.config import DeskConfig
+from domain.refs import normalise
 
 
 def _signature(secret: str, ref: str) -> str:

@@ -12,15 +12,15 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ingest.context import Context
-from ingest.parsing import DECORATION, DOCUMENT_ROLES, AttachmentInfo, ParsedMessage
+from domain.config_team import AgentConfig
+from domain.context import Context
+from domain.labels import local_time, problem
+from domain.message import DECORATION, DOCUMENT_ROLES, AttachmentInfo, ParsedMessage
 from outbound.addresses import agent_reply_address, reply_address
 from outbound.compose import Envelope, OutgoingAttachment, new_message_id
-from outbound.labels import local_time, problem
 from outbound.outbox_rows import queue_outgoing
 from outbound.sla_deadlines import next_deadline_text
 from storage.models import Ticket, TicketMessage
-from ticketd.config_team import AgentConfig
 
 
 def _thread_root(ctx: Context, ticket: Ticket) -> str:

@@ -32,18 +32,18 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ingest.context import Context
-from ingest.history import add_note
-from ingest.parsing import ParsedMessage
+from domain.clock import Clock
+from domain.config import Config
+from domain.config_kyc import TYPE_NAMES
+from domain.context import Context
+from domain.history import add_note
+from domain.message import ParsedMessage
 from outbound.addresses import erased_key, reply_address
 from outbound.agent_mail import tell_agents_not_sent
 from outbound.compose import Envelope, new_message_id
 from outbound.outbox_rows import queue_outgoing
 from outbound.quoting import NAME_CHARS, quoted
 from storage.models import Erasure, OutboxMail, Suppression, Ticket
-from ticketd.clock import Clock
-from ticketd.config import Config
-from ticketd.config_kyc import TYPE_NAMES
 
 # What each kind does at the limit (the docstring above says why); any other kind is delayed.
 PERSON_CAUSED = frozenset({"kyc_approved", "kyc_rejected", "kyc_request"})

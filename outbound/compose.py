@@ -13,7 +13,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 
-from outbound.templating import RenderedMail
+from domain.templating import RenderedMail
 
 # Every character Python's str.splitlines() breaks on (CR, LF, VT, FF, FS, GS, RS, NEL, U+2028,
 # U+2029) ends a header line for some reader, and the email package refuses them outright, so a

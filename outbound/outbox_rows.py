@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from ingest.context import Context
+from domain.context import Context
+from domain.templating import RenderedMail
 from outbound.addresses import without_agent_addresses
 from outbound.compose import Envelope, OutgoingAttachment, build_mail
-from outbound.templating import RenderedMail
 from storage.models import OUTBOX_QUEUED, OutboxMail, Ticket, TicketMessage
 
 

@@ -17,7 +17,8 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from ingest.history import system_note
+from domain.clock import Clock
+from domain.history import system_note
 from outbound.retry import RetryPolicy
 from outbound.transports import (
     CredentialsFailure,
@@ -28,7 +29,6 @@ from outbound.transports import (
 )
 from storage.db import Database
 from storage.models import OUTBOX_FAILED, OUTBOX_QUEUED, OUTBOX_SENT, OutboxMail, TicketMessage
-from ticketd.clock import Clock
 
 log = logging.getLogger("ticketd.sender")
 

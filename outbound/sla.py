@@ -21,14 +21,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from ingest.context import Context
-from ingest.history import add_note
+from domain.clock import Clock
+from domain.config import Config
+from domain.context import Context
+from domain.history import add_note
+from domain.templating import Templates
 from outbound.addresses import agent_reply_address
 from outbound.agent_mail import _desk_envelope, _thread_root
 from outbound.automatic import AutomaticMail, queue_automatic
 from outbound.outbox_rows import queue_outgoing
 from outbound.sla_deadlines import STOPPED, auto_close_at, next_deadline, on_ticket_event
-from outbound.templating import Templates
 from storage.db import Database
 from storage.models import (
     SLA_AUTO_CLOSE,
@@ -39,8 +41,6 @@ from storage.models import (
     SlaEvent,
     Ticket,
 )
-from ticketd.clock import Clock
-from ticketd.config import Config
 
 BATCH = 500
 # Events whose mail goes to the customer, through the gate of automatic mail.

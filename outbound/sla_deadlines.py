@@ -20,8 +20,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ingest.context import Context
-from outbound.labels import local_time
+from domain.config_sla import SlaConfig
+from domain.context import Context
+from domain.labels import local_time
 from outbound.survey import schedule_survey
 from storage.models import (
     SLA_AUTO_CLOSE,
@@ -34,7 +35,6 @@ from storage.models import (
     Ticket,
     TicketMessage,
 )
-from ticketd.config_sla import SlaConfig
 
 TARGETS = ("first_answer", "next_answer", "resolution")
 # No clock runs for these; a merged ticket lives on in the ticket that absorbed it.
@@ -235,7 +235,7 @@ def next_deadline(ticket: Ticket) -> datetime | None:
 
 
 def next_deadline_text(ticket: Ticket, zone: str = "UTC") -> str:
-    """The nearest deadline as people read it: in the desk's zone (outbound/labels.py)."""
+    """The nearest deadline as people read it: in the desk's zone (domain/labels.py)."""
     due = next_deadline(ticket)
     return "" if due is None else local_time(due, zone)
 

@@ -20,16 +20,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from ingest.context import Context
+from domain.clock import Clock
+from domain.config import Config
+from domain.context import Context
+from domain.templating import Templates
 from outbound.compose import Envelope, new_message_id
 from outbound.outbox_rows import queue_outgoing
 from outbound.sla import SlaAction, queue_report
 from outbound.sla_deadlines import next_deadline_text
-from outbound.templating import Templates
 from storage.db import Database
 from storage.models import SlaDigest, Ticket
-from ticketd.clock import Clock
-from ticketd.config import Config
 
 DIGEST = "digest"
 

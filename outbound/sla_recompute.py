@@ -14,10 +14,10 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from domain.config_sla import SlaConfig
 from outbound.sla_deadlines import STOPPED, refresh
 from storage.db import Database
 from storage.models import Ticket
-from ticketd.config_sla import SlaConfig
 
 _TARGETS = ("first_answer", "next_answer", "resolution")
 

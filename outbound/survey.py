@@ -25,13 +25,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ingest.context import Context
-from ingest.history import record_incoming
-from ingest.parsing import ParsedMessage
-from ingest.turkish import fold
+from domain.config_sla import SlaConfig
+from domain.context import Context
+from domain.history import record_incoming
+from domain.message import ParsedMessage
+from domain.turkish import fold
 from storage.db import Database
 from storage.models import SLA_SURVEY, JournalEntry, SlaEvent, Ticket
-from ticketd.config_sla import SlaConfig
 
 SURVEY_TARGET = "survey"
 _FIRST_NUMBER = re.compile(r"\d+")
@@ -98,7 +98,7 @@ def parse_score(text: str) -> tuple[int, str] | None:
     return int(number.group()), comment
 
 
-# Over folded text (ingest/turkish.py). Turkish negative verbs: -madı/-medi (gelmedi, olmadı,
+# Over folded text (domain/turkish.py). Turkish negative verbs: -madı/-medi (gelmedi, olmadı,
 # çözülmedi), -mıyor/-miyor/-muyor/-müyor (çalışmıyor), -mamış/-memiş, -mez/-maz (olmaz), and
 # -amıyorum/-emiyorum (giremiyorum); words that say it is not over, in Turkish and English.
 _PROBLEM = re.compile(

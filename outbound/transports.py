@@ -21,9 +21,9 @@ from typing import Protocol
 
 import aiosmtplib
 
-from ingest.imap_oauth import TokenError, TokenSource
-from ingest.imap_status import RELAY_ACCOUNT, AccountStatus
-from ticketd.config import SmtpOutConfig
+from domain.account_status import RELAY_ACCOUNT, AccountStatus
+from domain.config import SmtpOutConfig
+from domain.token_source import TokenError, TokenSource
 
 log = logging.getLogger("ticketd.sender")
 __all__ = ["RELAY_ACCOUNT"]  # where the daemon records the relay's login state

@@ -151,7 +151,7 @@ class ImapAccountStatus(Base):
     last_ok_at: Mapped[datetime | None] = mapped_column()
     # Set at the first failed login or sync of an outage, cleared by the next success.
     failing_since: Mapped[datetime | None] = mapped_column()
-    # Secrets masked (see ingest/imap_status.py).
+    # Secrets masked (see domain/account_status.py).
     last_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column()
 

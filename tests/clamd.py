@@ -31,9 +31,9 @@ from pathlib import Path
 
 import pytest
 
+from domain.config_kyc import ClamdAddress
 from ingest.virus_scan import ScannerUnavailable, ping
 from tests.helpers import free_port
-from ticketd.config_kyc import ClamdAddress
 
 SKIP_VARIABLE = "TICKETD_SKIP_CLAMD"
 # /usr/sbin is not on every user's PATH.

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from domain.clock import FixedClock
+from domain.config import load_config
 from tests.helpers import make_config, write_config
-from ticketd.clock import FixedClock
-from ticketd.config import load_config
 from ticketd.state import State, open_state
 
 pytest_plugins = [

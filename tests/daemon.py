@@ -23,8 +23,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from domain.config import load_config
 from tests.helpers import free_port, write_config
-from ticketd.config import load_config
 
 
 @dataclass

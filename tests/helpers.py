@@ -8,8 +8,8 @@ from email.policy import SMTP
 from email.utils import make_msgid
 from pathlib import Path
 
+from domain.config import Config, load_config
 from tests.dnsmasq import shared_nameserver
-from ticketd.config import Config, load_config
 
 DESK = "destek@example.com"
 

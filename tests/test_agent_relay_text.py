@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from domain.clock import FixedClock
+from domain.config import load_config
 from ingest.journal import Arrival
 from ingest.parsing import parse_message
 from outbound.addresses import agent_reply_address
 from storage.models import OutboxMail
 from tests.helpers import customer_mail, write_config
 from tests.test_corpus import _html_message, _load, corpus_root
-from ticketd.clock import FixedClock
-from ticketd.config import load_config
 from ticketd.state import State, open_state
 
 _EXPECTED = _load(corpus_root() / "talon", "expected.json")["expected_reply"]

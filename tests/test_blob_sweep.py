@@ -16,14 +16,14 @@ import pytest
 from sqlalchemy import select
 
 import storage.sweep
+from domain.clock import FixedClock
+from domain.config import load_config
 from ingest.journal import Arrival, StorageFailure
 from storage.models import JOURNAL_QUARANTINED, Document, JournalEntry
 from storage.sweep import sweep
 from tests.helpers import customer_mail, write_config
 from tests.test_kyc import JPEG, PDF, TEAM, kyc_mail
 from ticketd import maintenance_service
-from ticketd.clock import FixedClock
-from ticketd.config import load_config
 from ticketd.state import State, open_state
 
 DAYS = 86400.0

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from domain.clock import FixedClock
+from domain.config import load_config
 from ingest.journal import Arrival
 from ingest.worker import Processed
 from tests.helpers import DESK, customer_mail, write_config
 from ticketd.cli import main
-from ticketd.clock import FixedClock
-from ticketd.config import load_config
 from ticketd.metrics import ignore_label
 from ticketd.state import State, open_state
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from domain.config import ConfigError, load_config
 from ticketd.cli import EX_CONFIG, main
-from ticketd.config import ConfigError, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ticketd import config, config_kyc, config_oauth, config_retention, config_sla, config_team
+from domain import config, config_kyc, config_oauth, config_retention, config_sla, config_team
+from domain.config import ConfigError, load_config
 from ticketd.cli import EX_CONFIG, EX_OK, main
-from ticketd.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "[desk]\naddress = 'destek@example.com'\n"

@@ -43,6 +43,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from domain.clock import FixedClock
+from domain.config import load_config
 from ingest.parsing import parse_message
 from storage.models import (
     JOURNAL_DONE,
@@ -54,8 +56,6 @@ from storage.models import (
 )
 from tests.helpers import write_config
 from ticketd.cli import main
-from ticketd.clock import FixedClock
-from ticketd.config import load_config
 from ticketd.state import open_state
 
 EX_OK, EX_DATAERR = 0, 65

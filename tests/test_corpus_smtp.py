@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from ingest.header_addresses import usable
+from domain.header_addresses import usable
 from ingest.parsing import parse_message
 from tests.daemon import DaemonProcess, daemon_config
 from tests.helpers import DESK

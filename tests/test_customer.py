@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from domain.clock import FixedClock
 from outbound.addresses import agent_reply_address
 from storage.db import Database
 from storage.models import AccessAudit, Erasure, JournalEntry, OutboxMail
@@ -31,7 +32,6 @@ from tests.test_sla_survey import desk as desk  # a fixture
 from tests.test_threading import deliver
 from ticketd import erasure
 from ticketd.cli import main
-from ticketd.clock import FixedClock
 from ticketd.state import State
 
 DENIZ = "deniz@musteri.example"

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from domain.config import LimitsConfig, load_config
+from domain.config_kyc import KNOWN_TYPES, TYPE_NAMES
+from domain.templating import Templates
 from outbound.automatic import accepted_types
-from outbound.templating import Templates
 from tests.daemon import DaemonProcess, Relay, daemon_config
 from tests.helpers import write_config
-from ticketd.config import LimitsConfig, load_config
-from ticketd.config_kyc import KNOWN_TYPES, TYPE_NAMES
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from outbound.labels import LABELS, label, local_time
-from outbound.templating import Templates
+from domain.clock import FixedClock
+from domain.config import ConfigError, load_config
+from domain.config_sla import PRIORITIES
+from domain.config_team import CATEGORIES
+from domain.labels import LABELS, label, local_time
+from domain.templating import Templates
 from tests.helpers import customer_mail, write_config
 from tests.test_agent_handover import AYSE, TEAM
 from tests.test_sla_survey import outbox
 from tests.test_threading import deliver
-from ticketd.clock import FixedClock
-from ticketd.config import ConfigError, load_config
-from ticketd.config_sla import PRIORITIES
-from ticketd.config_team import CATEGORIES
 from ticketd.state import State, open_state
 
 STATUSES = ("open", "pending", "closed", "merged")

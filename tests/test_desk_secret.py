@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from domain.config import DEFAULT_CONFIG, ConfigError, load_config
 from tests.daemon import DaemonProcess, Relay, daemon_config
 from tests.helpers import customer_mail, write_config
 from ticketd.cli import EX_CONFIG, main
-from ticketd.config import DEFAULT_CONFIG, ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DESK = "destek@example.com"

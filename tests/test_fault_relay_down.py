@@ -14,13 +14,13 @@ from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
+from domain.clock import FixedClock
 from ingest.journal import Arrival
 from outbound.retry import RetryPolicy
 from outbound.sender import Sender
 from outbound.transports import make_transport
 from tests.daemon import RelayHandler
 from tests.helpers import customer_mail, free_port, make_config
-from ticketd.clock import FixedClock
 from ticketd.state import State, open_state
 from ticketd.views import list_outbox
 

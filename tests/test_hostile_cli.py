@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from domain.config import load_config
 from ingest.journal import Arrival
 from tests.helpers import DESK, write_config
-from ticketd.config import load_config
 from ticketd.state import open_state
 
 ESC = "\x1b"

@@ -19,13 +19,13 @@ from pathlib import Path
 from PIL import Image
 from sqlalchemy import select
 
+from domain.clock import FixedClock
 from ingest.document_structure import PdfBudget
 from storage.models import Document, OutboxMail, TicketMessage
 from tests.helpers import DESK
 from tests.test_kyc import CUSTOMER, JPEG, KYC_AGENT, PDF, _ref, kyc_mail
 from tests.test_threading import deliver
 from ticketd.cli import main
-from ticketd.clock import FixedClock
 from ticketd.state import State
 
 HTML = b"<html><script>new ActiveXObject('WScript.Shell').Run('calc')</script></html>"

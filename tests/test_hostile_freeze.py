@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from domain.refs import find_references
 from ingest.bombs import pdf_inflates_past
 from ingest.parsing import parse_message
-from ingest.refs import find_references
 from ingest.replies import latest_reply
 from storage.db import Database
 from storage.models import JOURNAL_PENDING, JournalEntry

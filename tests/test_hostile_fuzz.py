@@ -23,13 +23,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from domain.clock import FixedClock
 from ingest.classify import classify
 from ingest.journal import Arrival
 from ingest.parsing import parse_message
 from storage.models import JOURNAL_DONE, JOURNAL_IGNORED, JOURNAL_QUARANTINED, JournalEntry
 from tests.helpers import DESK, make_config
 from tests.test_corpus import corpus_root, message_files
-from ticketd.clock import FixedClock
 from ticketd.state import State, open_state
 
 EXAMPLES = int(os.environ.get("TICKETD_FUZZ_EXAMPLES", "60"))

@@ -10,9 +10,9 @@ from email.policy import default
 
 import pytest
 
+from domain.templating import RenderedMail
 from ingest.parsing import parse_message
 from outbound.compose import Envelope, build_mail
-from outbound.templating import RenderedMail
 
 BREAKS = ["\r\n", "\n", "\r", "\x00", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028"]
 

@@ -27,6 +27,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from domain.clock import FixedClock
+from domain.config import ConfigError, SmtpInConfig, load_config
 from ingest.importer import import_path
 from ingest.journal import Arrival
 from ingest.parsing import parse_message
@@ -39,8 +41,6 @@ from tests.helpers import DESK, customer_mail, free_port, make_config, write_con
 from tests.test_imap import account_for, folder_sync
 from tests.test_kyc import TEAM
 from ticketd import reload
-from ticketd.clock import FixedClock
-from ticketd.config import ConfigError, SmtpInConfig, load_config
 from ticketd.state import State, open_state
 from ticketd.views import list_outbox, list_quarantine, show_ticket
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from domain.config import ConfigError, load_config
 from ingest.smtp_listener import SLOW_AFTER
 from tests.daemon import Relay, Start, daemon_config
 from tests.helpers import DESK, customer_mail
-from ticketd.config import ConfigError, load_config
 
 pytestmark = pytest.mark.slow
 

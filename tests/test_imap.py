@@ -24,6 +24,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from domain.clock import FixedClock
+from domain.config import ImapAccountConfig
 from ingest.imap_accounts import AccountRunner
 from ingest.imap_checkpoints import Checkpoints
 from ingest.imap_fetch import FolderSync
@@ -32,8 +34,6 @@ from ingest.journal import Arrival
 from storage.models import JOURNAL_QUARANTINED, JournalEntry, TicketMessage
 from tests.dovecot import Dovecot
 from tests.helpers import customer_mail
-from ticketd.clock import FixedClock
-from ticketd.config import ImapAccountConfig
 from ticketd.state import State
 
 SEEN, DELETED = b"\\Seen", b"\\Deleted"
@@ -44,7 +44,7 @@ from pathlib import Path
 from ingest.imap_checkpoints import Checkpoints
 from ingest.imap_fetch import FolderSync
 from ingest.imap_session import connect, mailbox_key
-from ticketd.config import ImapAccountConfig
+from domain.config import ImapAccountConfig
 from ticketd.state import open_state
 from tests.helpers import make_config
 

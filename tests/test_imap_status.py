@@ -1,4 +1,4 @@
-"""IMAP account state in the database (ingest/imap_status.py) and what `ticketd health` makes
+"""IMAP account state in the database (domain/account_status.py) and what `ticketd health` makes
 of it: written on changes and at most a minute apart, never in intake's way, read newest first.
 
 The end-to-end test against a real Dovecot, a wrong password and the `ticketd health` command
@@ -15,12 +15,12 @@ import pytest
 from alembic import command
 from sqlalchemy import select
 
-from ingest.imap_status import AccountStatus
+from domain.account_status import AccountStatus
+from domain.clock import FixedClock
+from domain.config import ImapAccountConfig
 from storage.db import Database
 from storage.migrate import alembic_config, upgrade
 from storage.models import ImapAccountStatus
-from ticketd.clock import FixedClock
-from ticketd.config import ImapAccountConfig
 from ticketd.health import Thresholds, check
 from ticketd.state import State
 

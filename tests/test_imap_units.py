@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from domain.clock import FixedClock
+from domain.config import ConfigError, load_config
+from domain.token_source import TokenError, TokenProvider, parse_token, xoauth2_string
 from ingest.imap_accounts import Backoff
 from ingest.imap_checkpoints import MailboxLock, lock_key
-from ingest.imap_oauth import TokenError, TokenProvider, parse_token, xoauth2_string
 from storage.db import Database
 from storage.migrate import upgrade
 from tests.helpers import write_config
-from ticketd.clock import FixedClock
-from ticketd.config import ConfigError, load_config
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from domain.config import load_config
 from storage.models import JournalEntry
 from tests.helpers import customer_mail, write_config
 from ticketd.cli import EX_TEMPFAIL, main
-from ticketd.config import load_config
 from ticketd.state import open_state
 
 

@@ -16,16 +16,9 @@ import re
 import pytest
 from PIL import Image
 
+from domain.message import DECORATION, ENCLOSED, FILE, FORWARDED, INLINE, ParsedMessage
 from ingest.mime_shape import MAX_DEPTH
-from ingest.parsing import (
-    DECORATION,
-    ENCLOSED,
-    FILE,
-    FORWARDED,
-    INLINE,
-    ParsedMessage,
-    parse_message,
-)
+from ingest.parsing import parse_message
 from tests.helpers import DESK
 from tests.test_kyc import PDF, _documents, _outbox
 from tests.test_threading import deliver

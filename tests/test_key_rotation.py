@@ -25,6 +25,8 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 
+from domain.clock import FixedClock
+from domain.config import load_config
 from ingest.journal import Arrival
 from storage.documents import DocumentStore
 from storage.keyring import NONCE_SIZE, KeyFileError, Keyring, read_keyring
@@ -36,8 +38,6 @@ from tests.helpers import DESK, customer_mail, write_config
 from tests.test_kyc import JPEG, PDF, PNG, TEAM, kyc_mail
 from tests.test_sealed_journal import MARKER
 from tests.test_threading import deliver
-from ticketd.clock import FixedClock
-from ticketd.config import load_config
 from ticketd.state import State, open_state
 
 LATER = timedelta(hours=2)  # past the retirement grace

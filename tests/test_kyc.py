@@ -22,13 +22,13 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from domain.clock import FixedClock
 from ingest.agent_commands import parse_commands
 from outbound.addresses import agent_reply_address
 from storage.documents import DocumentIntegrityError, DocumentStore
 from storage.models import Document, DocumentAccess, OutboxMail
 from tests.helpers import DESK, make_config
 from tests.test_threading import deliver
-from ticketd.clock import FixedClock
 from ticketd.documents_admin import audit, export_documents, list_documents, purge
 from ticketd.state import State, open_state
 

@@ -16,6 +16,7 @@ from alembic import command
 from sqlalchemy import inspect, select
 
 import ticketd.kyc_service
+from domain.clock import FixedClock
 from ingest.journal import Arrival
 from storage.db import Database
 from storage.migrate import alembic_config, is_current, upgrade
@@ -29,7 +30,6 @@ from storage.models import (
 from tests.helpers import make_config
 from tests.test_kyc import JPEG, PDF, TEAM, kyc_mail
 from tests.test_threading import deliver
-from ticketd.clock import FixedClock
 from ticketd.kyc_service import HousekeepingRun, housekeeping
 from ticketd.state import State, open_state
 

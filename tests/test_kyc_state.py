@@ -18,6 +18,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
+from domain.clock import FixedClock
+from domain.config import ConfigError, load_config
 from outbound.addresses import agent_reply_address, reply_address
 from storage.models import Document, OutboxMail, TicketMessage, Verification
 from tests.daemon import DaemonProcess, Relay, daemon_config
@@ -25,8 +27,6 @@ from tests.helpers import make_config
 from tests.test_kyc import JPEG, KYC_AGENT, OTHER_AGENT, PDF, PNG, TEAM, _agent_mail, _ref, kyc_mail
 from tests.test_threading import deliver
 from ticketd.cli import main
-from ticketd.clock import FixedClock
-from ticketd.config import ConfigError, load_config
 from ticketd.documents_admin import audit
 from ticketd.kyc_service import (
     JOB_ID,

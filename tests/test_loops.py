@@ -16,12 +16,12 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
 
+from domain.clock import FixedClock
 from outbound.compose import new_message_id
 from storage.models import Suppression
 from tests.daemon import DaemonProcess, daemon_config
 from tests.helpers import DESK, customer_mail, free_port
 from tests.test_threading import deliver, messages_of, open_ticket
-from ticketd.clock import FixedClock
 from ticketd.state import State
 from ticketd.views import list_outbox, list_tickets
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from domain.clock import FixedClock
 from outbound.addresses import agent_reply_address
 from tests.daemon import DaemonProcess, Relay, daemon_config
 from tests.helpers import DESK, customer_mail, make_config
@@ -25,7 +26,6 @@ from tests.test_kyc import JPEG, KYC_AGENT, TEAM, kyc_mail
 from tests.test_loops import _report
 from tests.test_sla_survey import outbox
 from tests.test_threading import deliver
-from ticketd.clock import FixedClock
 from ticketd.state import State, open_state
 
 pytestmark = pytest.mark.slow

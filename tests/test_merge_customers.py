@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from domain.clock import FixedClock
+from domain.config import load_config
 from ingest.agent_commands import parse_commands
 from outbound.addresses import agent_reply_address
 from tests.helpers import customer_mail, write_config
 from tests.test_agent_handover import AYSE, TEAM
 from tests.test_sla_survey import outbox
 from tests.test_threading import deliver
-from ticketd.clock import FixedClock
-from ticketd.config import load_config
 from ticketd.state import State, open_state
 from ticketd.views import show_ticket
 

@@ -10,13 +10,13 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+from domain.clock import FixedClock
+from domain.config import ImapAccountConfig
 from outbound.sla import tick
 from tests.dovecot import Dovecot
 from tests.helpers import customer_mail
 from tests.test_imap import account_for, journal_rows, running, wait_for
 from tests.test_sla import LEAD, desk, open_ticket  # noqa: F401  (desk is a fixture)
-from ticketd.clock import FixedClock
-from ticketd.config import ImapAccountConfig
 from ticketd.health import check
 from ticketd.metrics import Metrics
 from ticketd.state import State

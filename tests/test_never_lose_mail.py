@@ -317,7 +317,7 @@ def test_read_only_commands_against_a_missing_database_create_nothing(tmp_path: 
     assert code == 2, out
     assert "no database at" in out and "SELECT" not in out
     # No database, no blob folder, no key file. (Reading the configuration makes the desk
-    # secret beside the key file on first use, for every command: ticketd/config_secret.py.)
+    # secret beside the key file on first use, for every command: domain/config_secret.py.)
     made = {p.relative_to(tmp_path).as_posix() for p in set(tmp_path.rglob("*")) - set(before)}
     assert made <= {"var", "var/desk.secret"}, made
 

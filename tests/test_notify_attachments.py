@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from domain.clock import FixedClock
+from domain.config import load_config
 from tests.helpers import DESK, write_config
 from tests.test_kyc import JPEG, KYC_AGENT, OTHER_AGENT, TEAM, kyc_mail
 from tests.test_sla_survey import outbox
 from tests.test_threading import deliver
-from ticketd.clock import FixedClock
-from ticketd.config import load_config
 from ticketd.state import State, open_state
 
 

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from domain.clock import FixedClock
+from domain.config import load_config
 from outbound.addresses import agent_reply_address
 from tests.helpers import customer_mail, write_config
 from tests.test_agent_handover import AYSE, TEAM
 from tests.test_sla_survey import outbox
 from tests.test_threading import deliver
-from ticketd.clock import FixedClock
-from ticketd.config import load_config
 from ticketd.state import State, open_state
 
 CUSTOMER = "Can Demir <can@example.net>"

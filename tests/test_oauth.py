@@ -18,7 +18,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from ingest.imap_status import RELAY_ACCOUNT, AccountStatus
+from domain.account_status import RELAY_ACCOUNT, AccountStatus
+from domain.clock import FixedClock
+from domain.config import Config, ConfigError
+from domain.logs import redact
 from ingest.journal import Arrival
 from ingest.oauth_client import OAuthError, RefreshTokenStore
 from ingest.oauth_login import login
@@ -27,10 +30,7 @@ from outbound.sender import Sender
 from outbound.transports import make_transport
 from tests.helpers import DESK, customer_mail, make_config
 from tests.oauth_server import CLIENT_ID, CLIENT_SECRET, TokenServer, XOAuth2Relay
-from ticketd.clock import FixedClock
-from ticketd.config import Config, ConfigError
 from ticketd.health import Thresholds, check
-from ticketd.logs import redact
 from ticketd.state import State, open_state
 from ticketd.views import list_outbox
 
@@ -90,7 +90,7 @@ def test_one_token_for_both_sides_kept_until_shortly_before_it_expires(
     second = smtp_side.token()
     assert second.value != first.value and len(token_server.grants) == 2
     assert second.value in broker.secrets() and first.value in broker.secrets()
-    # Whatever logs a line with them, the log filter masks both (ticketd/logs.py).
+    # Whatever logs a line with them, the log filter masks both (domain/logs.py).
     assert redact(f"Bearer {second.value} / {first.value}") == "Bearer *** / ***"
 
 

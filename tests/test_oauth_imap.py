@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from domain.clock import FixedClock
+from domain.config import ImapAccountConfig
 from ingest.oauth_client import RefreshTokenStore
 from ingest.oauth_tokens import OAuthBroker
 from tests.dovecot import Dovecot
@@ -17,8 +19,6 @@ from tests.helpers import DESK, customer_mail, make_config
 from tests.oauth_server import TokenServer
 from tests.test_imap import journal_rows, running, wait_for
 from tests.test_oauth import provider_block
-from ticketd.clock import FixedClock
-from ticketd.config import ImapAccountConfig
 from ticketd.health import Thresholds, check
 from ticketd.state import State
 

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from domain import logs
+from domain.clock import FixedClock
+from domain.config import load_config
 from ingest.journal import Arrival, Journal
 from outbound.sender import Sender
 from outbound.transports import OutgoingMail, PermanentFailure
 from tests.helpers import customer_mail, make_config, write_config
-from ticketd import logs, reload
-from ticketd.clock import FixedClock
-from ticketd.config import load_config
+from ticketd import reload
 from ticketd.health import check
 from ticketd.state import State, open_state
 from ticketd.stats import ticket_stats

@@ -20,6 +20,7 @@ from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.sql import ColumnElement
 
+from domain.clock import FixedClock
 from ingest.journal import Arrival
 from ingest.parsing import parse_message
 from ingest.worker import Processed, Worker
@@ -41,7 +42,6 @@ from storage.models import (
 )
 from tests.helpers import customer_mail, make_config, write_config
 from ticketd.cli import main
-from ticketd.clock import FixedClock
 from ticketd.state import State, open_state
 
 pytestmark = pytest.mark.postgresql

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from domain.clock import FixedClock
 from outbound.addresses import agent_reply_address
 from storage.models import AccessAudit, Erasure, Ticket
 from tests.helpers import make_config
 from tests.test_kyc import KYC_AGENT, TEAM, _agent_mail
 from tests.test_retention import MARKED, MARKER, _customer_documents, copies
 from tests.test_threading import deliver
-from ticketd.clock import FixedClock
 from ticketd.state import State, open_state
 
 pytestmark = pytest.mark.postgresql

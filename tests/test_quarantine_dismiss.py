@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from domain.clock import FixedClock
+from domain.config import load_config
 from outbound.addresses import agent_reply_address
 from storage.models import AccessAudit
 from tests.helpers import customer_mail, write_config
 from tests.test_kyc import TEAM
 from tests.test_threading import deliver
-from ticketd.clock import FixedClock
-from ticketd.config import load_config
 from ticketd.state import State, open_state
 
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from ingest.refs import ALPHABET, find_references, new_reference, normalise
+from domain.refs import ALPHABET, find_references, new_reference, normalise
 
 
 def test_references_avoid_ambiguous_characters_and_carry_a_valid_check() -> None:

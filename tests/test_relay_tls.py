@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from domain.clock import FixedClock
 from ingest.journal import Arrival
 from outbound.sender import Sender
 from outbound.transports import make_transport
 from tests.daemon import Authenticator, RelayHandler
 from tests.helpers import customer_mail, make_config
-from ticketd.clock import FixedClock
 from ticketd.state import State, open_state
 
 

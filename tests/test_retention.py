@@ -24,6 +24,8 @@ from pathlib import Path
 
 from sqlalchemy import select, text
 
+from domain.clock import FixedClock
+from domain.config import Config, load_config
 from outbound.addresses import agent_reply_address, erased_key
 from storage.db import Database
 from storage.documents import DOC_MAGIC, DocumentStore
@@ -38,8 +40,6 @@ from tests.test_threading import deliver
 from tests.test_tnef import winmail_message
 from tests.tnef_writer import TnefAttachment, write_tnef
 from ticketd.cli import main
-from ticketd.clock import FixedClock
-from ticketd.config import Config, load_config
 from ticketd.state import State, open_state
 
 MARKER = b"KVKK-MARKER-5e1d0c"

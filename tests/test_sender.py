@@ -7,13 +7,13 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+from domain.clock import FixedClock
+from domain.config import HostPort
 from ingest.journal import Arrival
 from outbound.sender import Sender
 from outbound.transports import make_transport
 from tests.daemon import Relay
 from tests.helpers import customer_mail, free_port, make_config
-from ticketd.clock import FixedClock
-from ticketd.config import HostPort
 from ticketd.state import State, open_state
 from ticketd.views import list_outbox, list_tickets, show_ticket
 

@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from ingest.agent_replies import authentication_failure
-from ingest.parsing import parse_message
-from ingest.pipeline import step_believe
-from ingest.sender_auth import (
+from domain.config import ConfigError
+from domain.sender_auth import (
     AuthResult,
     aligned,
     believed,
     organizational_domain,
     parse_results,
 )
+from ingest.agent_replies import authentication_failure
+from ingest.parsing import parse_message
+from ingest.pipeline import step_believe
 from tests.helpers import customer_mail, make_config
-from ticketd.config import ConfigError
 
 OWN = "mx.destek.example.com"
 GATEWAY = "gw.destek.example.com"

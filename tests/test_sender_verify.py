@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 
+from domain.clock import FixedClock
 from ingest.journal import Arrival
 from storage.db import Database
 from storage.models import JournalEntry, OutboxMail, TicketMessage
@@ -27,7 +28,6 @@ from tests.daemon import DaemonProcess, Relay, daemon_config
 from tests.dnsmasq import Dnsmasq, dnsmasq
 from tests.helpers import DESK, customer_mail, free_port, make_config
 from tests.test_agents import agent_reply, text_of, wait_for_mail
-from ticketd.clock import FixedClock
 from ticketd.state import open_state
 
 pytestmark = pytest.mark.slow

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from domain.clock import FixedClock
 from outbound.addresses import agent_reply_address
 from outbound.sla import report, tick
 from storage.models import OutboxMail, SlaEvent, Ticket
 from tests.helpers import customer_mail, make_config, write_config
 from tests.test_threading import deliver
 from ticketd.cli import main
-from ticketd.clock import FixedClock
 from ticketd.state import State, open_state
 from ticketd.views import show_ticket
 
@@ -286,7 +286,7 @@ def test_the_daemon_scheduler_ticks_at_start_and_stops_cleanly(
 
 
 def test_a_merged_ticket_is_not_reminded(desk: State, clock: FixedClock) -> None:
-    from ticketd.ticket_ops import merge
+    from ingest.ticket_ops import merge
 
     first = open_ticket(desk)
     second = deliver(desk, customer_mail(sender="Ece <ece@example.net>", body="Para çekme"))
@@ -306,7 +306,7 @@ def test_a_merged_ticket_is_not_reminded(desk: State, clock: FixedClock) -> None
 def test_merging_an_unanswered_ticket_into_an_answered_one_keeps_its_customer_waiting(
     desk: State, clock: FixedClock
 ) -> None:
-    from ticketd.ticket_ops import merge
+    from ingest.ticket_ops import merge
 
     answered = open_ticket(desk)
     agent_mail(desk, answered, "Kontrol ediyoruz.")
@@ -328,7 +328,7 @@ def test_merging_an_unanswered_ticket_into_an_answered_one_keeps_its_customer_wa
 def test_split_moves_the_waiting_customer_with_their_message(
     desk: State, clock: FixedClock
 ) -> None:
-    from ticketd.ticket_ops import split
+    from ingest.ticket_ops import split
 
     ref = open_ticket(desk)
     agent_mail(desk, ref, "Kontrol ediyoruz.")

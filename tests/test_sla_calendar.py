@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from outbound.sla_calendar import Calendar, CalendarError
+from domain.sla_calendar import Calendar, CalendarError
 
 IST = ZoneInfo("Europe/Istanbul")  # UTC+3 all year, no DST
 BERLIN = ZoneInfo("Europe/Berlin")

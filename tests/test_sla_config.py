@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from domain.config import ConfigError
 from tests.helpers import make_config
-from ticketd.config import ConfigError
 
 
 def test_defaults_follow_the_promises(tmp_path: Path) -> None:

@@ -9,11 +9,11 @@ import psycopg
 import pytest
 from sqlalchemy import select
 
+from domain.clock import FixedClock
 from outbound.sla import SlaAction
 from outbound.sla_digest import send_digests
 from storage.models import OutboxMail
 from tests.test_sla_postgresql import pg_desk  # noqa: F401  # the fixture
-from ticketd.clock import FixedClock
 from ticketd.state import State
 
 pytestmark = pytest.mark.postgresql

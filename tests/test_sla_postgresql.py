@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy import select
 
 import outbound.sla
+from domain.clock import FixedClock
 from outbound.sla import SlaAction, tick
 from storage.db import Database
 from storage.models import OutboxMail, SlaEvent, Ticket
 from tests.helpers import customer_mail, make_config
 from tests.test_sla import TEAM
 from tests.test_threading import deliver
-from ticketd.clock import FixedClock
 from ticketd.state import State, open_state
 
 pytestmark = pytest.mark.postgresql

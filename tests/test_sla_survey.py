@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from domain.clock import FixedClock
 from outbound.sla import tick
 from outbound.sla_digest import send_digests
 from outbound.survey import parse_score, survey_report
@@ -23,7 +24,6 @@ from tests.helpers import customer_mail, make_config, write_config
 from tests.test_sla import AGENT, CUSTOMER, agent_mail, open_ticket, ticket_of
 from tests.test_threading import deliver
 from ticketd.cli import main
-from ticketd.clock import FixedClock
 from ticketd.state import State, open_state
 from ticketd.views import show_ticket
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ingest.refs import find_references
+from domain.refs import find_references
 from tests.daemon import DaemonProcess, Relay, daemon_config
 from tests.helpers import DESK, customer_mail
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from domain.config import ConfigError, load_config, load_listener_config
+from domain.tls_files import describe
 from storage.models import JournalEntry
 from tests.daemon import DaemonProcess, Relay, Start, daemon_config, make_certificate
 from tests.helpers import DESK, customer_mail, free_port
-from ticketd.config import ConfigError, load_config, load_listener_config
 from ticketd.state import open_state
-from ticketd.tls_files import describe
 
 
 @pytest.fixture

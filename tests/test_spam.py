@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from domain.config import ConfigError
 from storage.db import Database
 from storage.models import JournalEntry
 from tests.daemon import DaemonProcess, Relay, daemon_config
 from tests.helpers import DESK, customer_mail, make_config, write_config
 from tests.rspamd import Rspamd, gtube
 from tests.test_agents import mails_to, wait_for_mail
-from ticketd.config import ConfigError
 
 pytestmark = pytest.mark.slow
 

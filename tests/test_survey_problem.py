@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import pytest
 
+from domain.clock import FixedClock
 from tests.test_sla import AGENT, ticket_of
 from tests.test_sla_survey import answer, closed_and_surveyed, desk, outbox  # noqa: F401
-from ticketd.clock import FixedClock
 from ticketd.state import State
 
 ANSWERS = [

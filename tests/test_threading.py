@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from domain.clock import FixedClock
+from domain.config import load_config
 from ingest.journal import Arrival
+from ingest.ticket_ops import merge, split
 from ingest.worker import Processed
 from outbound.addresses import reply_address
 from storage.models import OutboxMail
 from tests.helpers import DESK, customer_mail, write_config
-from ticketd.clock import FixedClock
-from ticketd.config import load_config
 from ticketd.state import State, open_state
-from ticketd.ticket_ops import merge, split
 from ticketd.views import list_outbox, list_tickets, show_ticket
 
 CUSTOMER = "Ayşe Yılmaz <ayse@musteri.com.tr>"

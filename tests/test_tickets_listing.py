@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from domain.clock import FixedClock
+from domain.config import load_config
 from outbound.addresses import agent_reply_address
 from tests.helpers import customer_mail, write_config
 from tests.test_agent_handover import AYSE, MERT, TEAM
 from tests.test_threading import deliver
-from ticketd.clock import FixedClock
-from ticketd.config import load_config
 from ticketd.state import State, open_state
 
 LONG = "cok.uzun.bir.adresle.yazan.musteri.hanim@uzun-bir-alan-adi.example.com.tr"

@@ -27,15 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from ingest.parsing import (
-    DECORATION,
-    ENCLOSED,
-    FILE,
-    FORWARDED,
-    INLINE,
-    AttachmentInfo,
-    parse_message,
-)
+from domain.clock import FixedClock
+from domain.message import DECORATION, ENCLOSED, FILE, FORWARDED, INLINE, AttachmentInfo
+from ingest.parsing import parse_message
 from ingest.tnef import unpack
 from storage.models import Document
 from tests.helpers import make_config
@@ -43,7 +37,6 @@ from tests.test_corpus import corpus_root
 from tests.test_kyc import CUSTOMER, PDF, TEAM, _documents, _outbox
 from tests.test_threading import deliver
 from tests.tnef_writer import TnefAttachment, write_tnef
-from ticketd.clock import FixedClock
 from ticketd.state import State, open_state
 
 # .list entries that name the message body the tnef tool saves, not an attachment.

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from domain.config_team import CATEGORIES
+from domain.turkish import fold
 from ingest.categorise import Categoriser
-from ingest.turkish import fold
 from tests.daemon import DaemonProcess, Relay, daemon_config
 from tests.helpers import DESK, customer_mail
 from tests.test_agents import agent_reply, send, wait_for_mail
-from ticketd.config_team import CATEGORIES
 
 TABLE = Path(__file__).parent / "data" / "routing_subjects.tsv"
 ROWS = [

@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import select
 
+from domain.clock import FixedClock
+from domain.config_kyc import ClamdAddress
 from ingest.journal import Arrival
 from ingest.virus_scan import ScannerUnavailable, ping, scan
 from outbound.addresses import agent_reply_address
@@ -30,8 +32,6 @@ from tests.clamd import FOUND_AS, STREAM_MAX, Clamd, eicar
 from tests.daemon import DaemonProcess, daemon_config
 from tests.helpers import DESK, free_port, make_config
 from tests.test_kyc import JPEG, KYC_AGENT, PDF, TEAM, kyc_mail
-from ticketd.clock import FixedClock
-from ticketd.config_kyc import ClamdAddress
 from ticketd.health import check
 from ticketd.state import State, open_state
 

@@ -14,10 +14,10 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from domain.config import Config
 from ingest.agent_replies import may_act
 from storage.db import Database
 from storage.models import AccessAudit, Ticket
-from ticketd.config import Config
 
 ADMIN = "admin (command line)"
 

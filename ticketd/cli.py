@@ -15,11 +15,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from domain import logs
+from domain.config import Config, ConfigError, load_config, load_listener_config
 from ingest.regular_files import NotRegular, open_regular
-from ticketd import logs, views
+from ticketd import views
 from ticketd.blob_commands import add_blob_commands
 from ticketd.block_commands import add_block_commands
-from ticketd.config import Config, ConfigError, load_config, load_listener_config
 from ticketd.customer_commands import add_customer_commands
 from ticketd.journal_view import add_journal_commands
 from ticketd.kyc_commands import add_kyc_commands
@@ -104,10 +105,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _check_connect(config: Config) -> int:
+    from domain.clock import SystemClock
     from ingest.imap_probe import probe
     from ingest.oauth_tokens import OAuthBroker
     from ingest.spam import ping as spam_ping
-    from ticketd.clock import SystemClock
     from ticketd.health import scanner_problem
 
     logs.protect_config(config)
@@ -326,7 +327,7 @@ def _tickets_show(state: Any, args: argparse.Namespace) -> int:
 
 
 def _tickets_merge(state: Any, args: argparse.Namespace) -> int:
-    from ticketd.ticket_ops import TicketOperationError, merge
+    from ingest.ticket_ops import TicketOperationError, merge
 
     try:
         survivor = merge(state.db, state.clock, args.ref, args.into, state.config.sla)
@@ -338,7 +339,7 @@ def _tickets_merge(state: Any, args: argparse.Namespace) -> int:
 
 
 def _tickets_split(state: Any, args: argparse.Namespace) -> int:
-    from ticketd.ticket_ops import TicketOperationError, split
+    from ingest.ticket_ops import TicketOperationError, split
 
     try:
         new_ref = split(state.db, state.clock, args.ref, args.positions, state.config.sla)
@@ -390,7 +391,7 @@ def _outbox_list(state: Any, args: argparse.Namespace) -> int:
 
 def cmd_health(args: argparse.Namespace) -> int:
     """0 when nothing needs a person, 1 with the reasons otherwise (2 when it cannot tell)."""
-    from ticketd.clock import SystemClock
+    from domain.clock import SystemClock
     from ticketd.health import (
         Thresholds,
         check,

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from domain.config import Config
 from ingest.parsing import parse_message
 from outbound.survey import satisfaction
 from storage.blobs import BlobStore
@@ -46,7 +47,6 @@ from storage.models import (
     Verification,
 )
 from ticketd.access import AccessRefused, acting_agent, outside_area, refuse
-from ticketd.config import Config
 from ticketd.documents_admin import document_record, export_name
 from ticketd.retention import ticket_journal_ids
 

@@ -23,16 +23,18 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import OperationalError
 
-from ingest.imap_status import RELAY_ACCOUNT, AccountStatus
+from domain import logs
+from domain.account_status import RELAY_ACCOUNT, AccountStatus
+from domain.config import ConfigError, SmtpInConfig, load_listener_config
+from domain.templating import Templates
+from domain.tls_files import describe, server_context
 from ingest.isolation import IsolatedCall
 from ingest.oauth_tokens import OAuthBroker
 from ingest.smtp_listener import IntakeHandler, make_smtp
 from ingest.worker import Processed, ScanWait, prepare_message
 from outbound.sender import Sender
-from outbound.templating import Templates
 from outbound.transports import Transport, make_transport
-from ticketd import logs, reload
-from ticketd.config import ConfigError, SmtpInConfig, load_listener_config
+from ticketd import reload
 from ticketd.imap_service import ImapService
 from ticketd.kyc_service import run_kyc_housekeeping
 from ticketd.maintenance_service import run_maintenance
@@ -40,7 +42,6 @@ from ticketd.metrics import Metrics
 from ticketd.notify import Notifier
 from ticketd.sla_service import run_sla_clock
 from ticketd.state import State
-from ticketd.tls_files import describe, server_context
 
 log = logging.getLogger("ticketd.daemon")
 IDLE_POLL_SECONDS = 1.0  # how often to look for work written by other processes (`ingest`)

@@ -17,8 +17,9 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from domain.config import Config
+from domain.refs import normalise
 from ingest.filenames import typed_filename
-from ingest.refs import normalise
 from storage.blobs import BlobStore
 from storage.db import Database
 from storage.documents import DocumentStore
@@ -33,7 +34,6 @@ from storage.models import (
 )
 from storage.removals import finish, note_removed
 from ticketd.access import AccessRefused, check_ticket
-from ticketd.config import Config
 from ticketd.retention import remove_document_copies
 
 

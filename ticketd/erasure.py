@@ -34,6 +34,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from domain.config import Config
 from outbound.addresses import erased_key
 from storage.blobs import BlobStore
 from storage.db import Database
@@ -62,7 +63,6 @@ from storage.models import (
 )
 from storage.removals import finish, note_removed
 from ticketd.access import ADMIN
-from ticketd.config import Config
 from ticketd.customer_export import customer_tickets
 from ticketd.retention import ticket_journal_ids
 

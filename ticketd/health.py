@@ -6,7 +6,7 @@ outbox that does not drain, deliveries that failed recently, an XOAUTH2 token fi
 is about to expire, messages waiting for a virus scanner (clamd) that cannot be reached (the
 worker writes that on the pending row; `--connect` also asks clamd for a PONG), an IMAP account
 that has been failing for longer than `imap_minutes` (the daemon polling it records its state in
-`imap_account_status`, see ingest/imap_status.py; the newest row of an account is its state, and
+`imap_account_status`, see domain/account_status.py; the newest row of an account is its state, and
 accounts no longer configured are passed over). A checkpoint that does not move is not judged: it
 only means a quiet mailbox.
 """
@@ -20,8 +20,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from ingest.imap_oauth import REFRESH_MARGIN, TokenError, parse_token
-from ingest.imap_status import RELAY_ACCOUNT
+from domain.account_status import RELAY_ACCOUNT
+from domain.clock import Clock
+from domain.config import Config, ImapAccountConfig
+from domain.config_kyc import ClamdAddress
+from domain.logs import redact
+from domain.token_source import REFRESH_MARGIN, TokenError, parse_token
 from ingest.virus_scan import WAITING_FOR_SCANNER
 from storage.db import Database
 from storage.models import (
@@ -33,10 +37,6 @@ from storage.models import (
     JournalEntry,
     OutboxMail,
 )
-from ticketd.clock import Clock
-from ticketd.config import Config, ImapAccountConfig
-from ticketd.config_kyc import ClamdAddress
-from ticketd.logs import redact
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ import contextlib
 import threading
 from collections.abc import Callable
 
+from domain.config import ImapAccountConfig
 from ingest.imap_accounts import AccountRunner
 from ingest.oauth_tokens import OAuthBroker
-from ticketd.config import ImapAccountConfig
 from ticketd.metrics import Metrics
 from ticketd.state import State
 

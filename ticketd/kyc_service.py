@@ -25,11 +25,13 @@ from typing import Any, Protocol
 
 from sqlalchemy import select
 
-from ingest.context import Context
-from ingest.history import add_note
+from domain.clock import Clock, FixedClock
+from domain.config import Config
+from domain.context import Context
+from domain.history import add_note
+from domain.templating import Templates
 from ingest.verification import request_context
 from outbound.automatic import AutomaticMail, queue_automatic
-from outbound.templating import Templates
 from storage.blobs import BlobStore
 from storage.db import Database
 from storage.models import (
@@ -40,8 +42,6 @@ from storage.models import (
     Ticket,
     Verification,
 )
-from ticketd.clock import Clock, FixedClock
-from ticketd.config import Config
 from ticketd.documents_admin import Purged, purge
 from ticketd.scheduling import add_periodic, run_until_stopped
 from ticketd.state import State

@@ -24,6 +24,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from domain.clock import Clock
+from domain.config import Config, HostPort
 from storage.db import Database
 from storage.models import (
     JOURNAL_DISMISSED,
@@ -43,8 +45,6 @@ from storage.models import (
     JournalEntry,
     OutboxMail,
 )
-from ticketd.clock import Clock
-from ticketd.config import Config, HostPort
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ticketd.config import Config
+from domain.config import Config
 
 if TYPE_CHECKING:  # msal and google-auth load only for the commands that talk to providers
     from ingest.oauth_tokens import OAuthBroker
@@ -23,10 +23,10 @@ Loader = Callable[[argparse.Namespace], Config]
 
 
 def _login(load: Loader, args: argparse.Namespace) -> int:
+    from domain import logs
+    from domain.clock import SystemClock
     from ingest.oauth_client import OAuthError
     from ingest.oauth_login import login
-    from ticketd import logs
-    from ticketd.clock import SystemClock
 
     config = load(args)
     logs.protect_config(config)

@@ -14,8 +14,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from ticketd.config import Config, HostPort
-from ticketd.config_kyc import ClamdAddress
+from domain.config import Config, HostPort
+from domain.config_kyc import ClamdAddress
 
 # Dotted prefixes of the keys that apply without a restart.
 LIVE = (

@@ -37,6 +37,7 @@ from pathlib import Path
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from domain.config import Config
 from ingest.redact import file_digests, headers_only, without_attachments, without_files
 from storage.blobs import BlobStore
 from storage.db import Database
@@ -60,7 +61,6 @@ from storage.models import (
 )
 from storage.removals import finish, note_removed
 from storage.sweep import MINIMUM_GRACE
-from ticketd.config import Config
 
 log = logging.getLogger("ticketd.retention")
 FINISHED = (JOURNAL_DONE, JOURNAL_IGNORED, JOURNAL_QUARANTINED, JOURNAL_DISMISSED)

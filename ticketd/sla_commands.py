@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ticketd.clock import FixedClock
+from domain.clock import FixedClock
 
 EX_OK = 0
 EX_USAGE = 64

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.clock import Clock, SystemClock
+from domain.config import Config
+from domain.templating import Templates
 from ingest.isolation import IsolatedCall
 from ingest.journal import Journal
 from ingest.worker import Worker
-from outbound.templating import Templates
 from storage.blobs import BlobStore
 from storage.db import Database, sqlite_file
 from storage.key_registry import forget, missing_keys, register
 from storage.keyring import Keyring
 from storage.migrate import is_current, schema_problem, upgrade
 from storage.sealed_blobs import SealedBlobStore
-from ticketd.clock import Clock, SystemClock
-from ticketd.config import Config
 from ticketd.views import safe_url
 
 

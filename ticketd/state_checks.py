@@ -13,7 +13,7 @@ import os
 import stat
 from pathlib import Path
 
-from ticketd.config import Config, ConfigError
+from domain.config import Config, ConfigError
 
 Problems = list[tuple[str, str]]
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ingest.context import Context
-from ingest.history import add_note
+from domain.context import Context
+from domain.history import add_note
 from ingest.verification import request_documents
 from storage.models import Ticket, Verification
 from ticketd.documents_admin import DocumentAdminError, _kyc_agent, ticket_by_ref_in

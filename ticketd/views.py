@@ -11,7 +11,8 @@ from rich.text import Text
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from ingest.refs import normalise
+from domain.clock import Clock
+from domain.refs import normalise
 from outbound.sla_deadlines import sla_summary
 from outbound.survey import satisfaction
 from storage.db import Database
@@ -25,7 +26,6 @@ from storage.models import (
     Ticket,
     TicketMessage,
 )
-from ticketd.clock import Clock
 
 
 def safe_url(url: str) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ticketd.config_keys import check_keys
+from domain.config_keys import check_keys
 
 Problems = list[tuple[str, str]]
 CHOICES = ("ticket", "ignore")

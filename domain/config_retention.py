@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ticketd.config_keys import check_keys
+from domain.config_keys import check_keys
 
 Problems = list[tuple[str, str]]
 RETENTION_KEYS = ("raw_days", "ticket_days")

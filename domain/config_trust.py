@@ -13,7 +13,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from ticketd.config_team import listener_is_the_mx
+from domain.config_team import listener_is_the_mx
 
 Problems = list[tuple[str, str]]
 TRUST_KEYS = ("authserv_id", "trusted_authserv_ids", "verify_senders")

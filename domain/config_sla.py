@@ -15,9 +15,9 @@ from datetime import date, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from outbound.sla_calendar import Calendar
-from ticketd.config_keys import check_keys, one_list
-from ticketd.config_team import CATEGORIES
+from domain.config_keys import check_keys, one_list
+from domain.config_team import CATEGORIES
+from domain.sla_calendar import Calendar
 
 Problems = list[tuple[str, str]]
 PRIORITIES = ("high", "normal", "low")

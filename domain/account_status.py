@@ -9,7 +9,7 @@ an account polled every few seconds does not cost a write per poll.
 One row per account and daemon host: the daemon that holds the mailbox lock writes, and health
 reads the newest row of each account, so an account another daemon took over shows that
 daemon's word. The error text is stored with the account's password and token, and every value
-`ticketd.logs.protect` knows, masked. Recording never stops intake: a database error here is
+`domain.logs.protect` knows, masked. Recording never stops intake: a database error here is
 logged and the write is tried again at the next change or poll.
 """
 
@@ -22,10 +22,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from domain.clock import Clock
+from domain.logs import MASK, redact
 from storage.db import Database
 from storage.models import ImapAccountStatus
-from ticketd.clock import Clock
-from ticketd.logs import MASK, redact
 
 log = logging.getLogger("ticketd.imap")
 HEARTBEAT = timedelta(seconds=60)

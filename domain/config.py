@@ -15,19 +15,19 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ticketd.config_classify import ClassifyConfig, parse_classify
-from ticketd.config_keys import check_keys, one_list
-from ticketd.config_kyc import KycConfig, parse_kyc
-from ticketd.config_oauth import OAuthConfig, check_reference, parse_oauth
-from ticketd.config_retention import RetentionConfig, parse_retention
-from ticketd.config_secret import FILE_NAME as SECRET_FILE_NAME
-from ticketd.config_secret import file_secret, inline_problem
-from ticketd.config_sla import SlaConfig, parse_sla
-from ticketd.config_spam import SPAM_KEYS, SpamConfig, parse_spam
-from ticketd.config_team import TEAM_DESK_KEYS, TeamConfig, parse_team, team_warnings
-from ticketd.config_tls import TLS_KEYS, parse_listener_tls
-from ticketd.config_trust import DNS_KEYS, TRUST_KEYS, TrustConfig, parse_trust
-from ticketd.tls_files import check_pair
+from domain.config_classify import ClassifyConfig, parse_classify
+from domain.config_keys import check_keys, one_list
+from domain.config_kyc import KycConfig, parse_kyc
+from domain.config_oauth import OAuthConfig, check_reference, parse_oauth
+from domain.config_retention import RetentionConfig, parse_retention
+from domain.config_secret import FILE_NAME as SECRET_FILE_NAME
+from domain.config_secret import file_secret, inline_problem
+from domain.config_sla import SlaConfig, parse_sla
+from domain.config_spam import SPAM_KEYS, SpamConfig, parse_spam
+from domain.config_team import TEAM_DESK_KEYS, TeamConfig, parse_team, team_warnings
+from domain.config_tls import TLS_KEYS, parse_listener_tls
+from domain.config_trust import DNS_KEYS, TRUST_KEYS, TrustConfig, parse_trust
+from domain.tls_files import check_pair
 
 LANGUAGES = ("tr", "en")
 DEFAULT_LISTEN = "127.0.0.1:2525"
@@ -67,11 +67,11 @@ class DeskConfig:
     address: str
     language: str
     extra_addresses: tuple[str, ...] = ()
-    # Signs our Message-IDs and reply addresses (ticketd/config_secret.py): `desk.secret`, or
+    # Signs our Message-IDs and reply addresses (domain/config_secret.py): `desk.secret`, or
     # the content of `secret_file`, generated on first use. Never one anybody can compute.
     secret: str = ""
     secret_file: Path | None = None  # where the secret came from; None: from desk.secret
-    # The zone times are shown in to people (outbound/labels.py).
+    # The zone times are shown in to people (domain/labels.py).
     timezone: str = "Europe/Istanbul"
 
     @property
@@ -336,7 +336,7 @@ _MIME_SHAPE = {"max_mime_parts": (5000, 10, 100_000), "max_mime_depth": (50, 5, 
 # a few more; an hour is no limit at all.
 _WORKER_BOUNDS = {"max_parse_seconds": (60, 1, 3600), "max_worker_stops": (3, 1, 100)}
 
-# The known keys of each table the file may have (ticketd/config_keys.py): the sections parsed
+# The known keys of each table the file may have (domain/config_keys.py): the sections parsed
 # here, and the names of those parsed in config_team, config_sla and config_kyc, which check
 # their own keys the same way.
 SECTIONS = (
@@ -449,7 +449,7 @@ def _timezone(reader: _Reader, language: str | None) -> str:
 
 def _secret_file(reader: _Reader, key_file: Path) -> tuple[str, Path | None]:
     """(secret, its file) when `desk.secret` is not set: `desk.secret_file`, by default beside
-    the identity-document key file, made on first use (ticketd/config_secret.py)."""
+    the identity-document key file, made on first use (domain/config_secret.py)."""
     desk_t = reader.data.get("desk", {})
     raw = desk_t.get("secret_file") if isinstance(desk_t, dict) else None
     if raw is not None and (not isinstance(raw, str) or not raw.strip()):
@@ -882,7 +882,7 @@ maildir = "var/outbox"
 def load_listener_config(path: Path) -> Config:
     """`load_config` for what serves the SMTP listener (`run`, SIGHUP, `check`): the STARTTLS
     certificate and key are read and checked too, each problem naming its key. The other
-    commands never read them (ticketd/config_tls.py says why)."""
+    commands never read them (domain/config_tls.py says why)."""
     config = load_config(path)
     cert, key = config.smtp_in.tls_cert, config.smtp_in.tls_key
     if cert is not None and key is not None:

@@ -10,7 +10,7 @@ from typing import Any
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
-from outbound.labels import label
+from domain.labels import label
 
 
 def shipped_templates() -> Path:
@@ -43,7 +43,7 @@ class Templates:
         )
 
     def render(self, name: str, language: str, **context: Any) -> RenderedMail:
-        # `label` (outbound/labels.py) speaks the template's language.
+        # `label` (domain/labels.py) speaks the template's language.
         context = {"label": lambda code, kind: label(language, kind, code), **context}
 
         def one(suffix: str) -> str:

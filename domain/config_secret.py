@@ -19,7 +19,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from ticketd.config_keys import Problems
+from domain.config_keys import Problems
 
 MIN_LENGTH = 32
 FILE_NAME = "desk.secret"

@@ -12,13 +12,13 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ingest.history import system_note
-from ingest.refs import new_reference, normalise
+from domain.clock import Clock
+from domain.config_sla import SlaConfig
+from domain.history import system_note
+from domain.refs import new_reference, normalise
 from outbound.sla_deadlines import after_merge, after_split
 from storage.db import Database
 from storage.models import Participant, Ticket, TicketMessage
-from ticketd.clock import Clock
-from ticketd.config_sla import SlaConfig
 
 
 class TicketOperationError(Exception):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
-from ticketd.config_keys import check_keys
+from domain.config_keys import check_keys
 
 # Real types (read from the bytes by `filetype`) an identity document may have: photos from
 # phones (JPEG, HEIC, WebP), scans (PNG, TIFF) and PDFs.

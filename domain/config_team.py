@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from email.utils import parseaddr
 from typing import Any
 
-from ingest.turkish import fold
-from ticketd.config_keys import check_keys, one_list
+from domain.config_keys import check_keys, one_list
+from domain.turkish import fold
 
 CATEGORIES = ("account", "payment", "bonus", "technical", "kyc", "complaint", "other")
 Problems = list[tuple[str, str]]
-# The known keys of the tables parsed here (ticketd/config_keys.py).
+# The known keys of the tables parsed here (domain/config_keys.py).
 QUEUE_KEYS = ("name", "categories", "escalation")
 AGENT_KEYS = ("email", "name", "queues")
 AGENT_REPLIES_KEYS = ("show_agent_name", "strip_signature", "require_authentication")
@@ -44,7 +44,7 @@ class AgentRepliesConfig:
     # Cut the agent's signature block ("-- ", common sign-offs) from what the customer gets.
     strip_signature: bool = True
     # An agent's mail acts only with an aligned DKIM or SPF pass from our own verdict or a
-    # trusted server's (ingest/sender_auth.py). False lets mail with no verdict at all act (for a
+    # trusted server's (domain/sender_auth.py). False lets mail with no verdict at all act (for a
     # setup where nothing verifies); a failing aligned result refuses it either way.
     require_authentication: bool = True
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from outbound.templating import Templates
+from domain.clock import Clock
+from domain.config import Config
+from domain.templating import Templates
 from storage.documents import DocumentStore
-from ticketd.clock import Clock
-from ticketd.config import Config
 
 
 class Ignore(Exception):

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import TextIO
 
-from ticketd.config import Config
+from domain.config import Config
 
 # syslog priorities (RFC 5424) for Python's levels; journald reads them from the `<N>` prefix.
 _PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ticketd.tls_files import Problems
+from domain.tls_files import Problems
 
 TLS_KEYS = ("tls_cert", "tls_key", "require_tls")
 

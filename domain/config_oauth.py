@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ticketd.config_keys import check_keys
+from domain.config_keys import check_keys
 
 Problems = list[tuple[str, str]]
 KINDS = ("microsoft", "google", "generic")

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from ticketd.clock import Clock
+from domain.clock import Clock
 
 log = logging.getLogger("ticketd.imap")
 REFRESH_MARGIN = timedelta(minutes=5)

@@ -7,8 +7,8 @@ from datetime import datetime
 import filetype
 from sqlalchemy.exc import IntegrityError
 
-from ingest.context import Context, Ignore
-from ingest.parsing import ParsedMessage
+from domain.context import Context, Ignore
+from domain.message import ParsedMessage
 from storage.models import JournalEntry, Ticket, TicketMessage
 
 
