@@ -28,7 +28,7 @@ from ingest.bombs import describe_zip, pdf_inflates_past
 from ingest.classify import answer_address, no_automatic_answer
 from ingest.document_structure import PdfBudget, structure_problem
 from ingest.filenames import safe_filename, typed_filename
-from ingest.verification import documents_received, has_verification
+from ingest.verification import documents_received, has_verification, readable_size
 from ingest.virus_step import ScanReport
 from outbound.automatic import AutomaticMail, queue_automatic
 from outbound.quoting import quoted_filename
@@ -62,14 +62,6 @@ class Intake:
     refused: tuple[Refusal, ...]
     mailed: bool  # a receipt or a refusal went to the customer
     note: str
-
-
-def readable_size(size: int) -> str:
-    """The limit as the customer reads it: never rounded up past what is allowed."""
-    mib = 1024 * 1024
-    if size >= mib:
-        return f"{size // mib} MB" if size % mib == 0 else f"{size / mib:.1f} MB"
-    return f"{size} B"
 
 
 def detect_type(payload: bytes) -> str | None:

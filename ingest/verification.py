@@ -73,13 +73,19 @@ def request_documents(ctx: Context, ticket: Ticket, actor: str) -> str:
 
 
 def request_context(kyc: KycConfig) -> dict[str, object]:
-    from ingest.documents_step import readable_size
-
     return {
         "types": ", ".join(TYPE_NAMES[t] for t in kyc.accepted),
         "max_size": readable_size(kyc.max_file_size),
         "expiry_days": kyc.request_expiry_days,
     }
+
+
+def readable_size(size: int) -> str:
+    """The limit as the customer reads it: never rounded up past what is allowed."""
+    mib = 1024 * 1024
+    if size >= mib:
+        return f"{size // mib} MB" if size % mib == 0 else f"{size / mib:.1f} MB"
+    return f"{size} B"
 
 
 def documents_received(ctx: Context, ticket: Ticket) -> None:
