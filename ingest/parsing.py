@@ -32,6 +32,7 @@ from domain.message import (
     AttachmentInfo,
     ParsedMessage,
 )
+from ingest.charsets import decode_bytes
 from ingest.content_hash import content_hash
 from ingest.filenames import safe_filename
 from ingest.html_scan import LinearHTMLParser
@@ -61,35 +62,6 @@ from ingest.tnef import unpack as unpack_tnef
 # its traceback; we catch that error ourselves (a message it cannot read is simply not a bounce it
 # recognised), so its log would only be noise in the daemon's.
 logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
-
-# Charsets mail claims that Python does not know, mapped to what the sender meant.
-_CHARSET_ALIASES = {
-    "iso-8859-8-i": "iso-8859-8",
-    "ks_c_5601-1987": "cp949",
-    "x-user-defined": "windows-1252",
-    "cp-850": "cp850",
-    "utf8": "utf-8",
-    "x-mac-turkish": "mac_turkish",
-}
-_FALLBACK_CHARSETS = ("utf-8", "windows-1254")
-# Charset names that only say "8-bit, charset not declared": guessed like undeclared bytes.
-_UNDECLARED = frozenset({"unknown-8bit", "x-unknown", "unknown", "8bit", "default", "none"})
-
-
-def decode_bytes(data: bytes, charset: str | None) -> str:
-    """Bytes in a declared (possibly wrong or unknown) charset to text, never raising."""
-    candidates: list[str] = []
-    if charset:
-        name = charset.strip().strip('"').strip("'").lower()
-        if name not in _UNDECLARED:
-            candidates.append(_CHARSET_ALIASES.get(name, name))
-    candidates += [c for c in _FALLBACK_CHARSETS if c not in candidates]
-    for candidate in candidates:
-        try:
-            return data.decode(candidate)
-        except (LookupError, UnicodeDecodeError, ValueError):
-            continue
-    return data.decode("latin-1")
 
 
 def _has_surrogates(text: str) -> bool:

@@ -36,6 +36,7 @@ from tnefparse import properties as mapi_names
 from tnefparse.mapi import IMESSAGE_SIG, decode_mapi
 from tnefparse.tnef import TNEF
 
+from ingest.charsets import decode_bytes
 from ingest.filenames import safe_filename
 
 # tnefparse logs each property list it cannot fully decode at ERROR and each bad checksum at
@@ -131,8 +132,6 @@ def _within_limits(data: bytes) -> bool:
 
 
 def _text(value: object, codepage: str) -> str:
-    from ingest.parsing import decode_bytes  # parsing imports this module
-
     if isinstance(value, bytes):
         return decode_bytes(value.rstrip(b"\x00"), codepage)
     return value.rstrip("\x00") if isinstance(value, str) else ""

@@ -15,8 +15,9 @@ from email.message import EmailMessage
 import pytest
 
 from domain.message import ParsedMessage
+from ingest.charsets import decode_bytes
 from ingest.classify import Kind, classify, no_automatic_answer, suppresses_auto_reply
-from ingest.parsing import decode_bytes, decode_header_value, html_to_text, parse_message
+from ingest.parsing import decode_header_value, html_to_text, parse_message
 from ingest.replies import latest_reply
 from tests.helpers import customer_mail
 
