@@ -19,12 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from email.errors import MessageDefect
 from email.message import Message
-from typing import TYPE_CHECKING
 
 from domain.header_addresses import Address
-
-if TYPE_CHECKING:
-    from domain.message import ParsedMessage
+from domain.message import ParsedMessage
 
 MAX_PARTS = 5000
 MAX_DEPTH = 50
