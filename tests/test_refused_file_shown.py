@@ -48,6 +48,11 @@ def test_a_renamed_program_is_shown_as_what_it_is_and_refused(desk: State) -> No
     assert shown is not None
     files_shown = {a["filename"]: a for a in shown["messages"][0]["attachments"]}
     assert files_shown["selfie.jpg"]["detected"] == "application/x-msdownload"
+    # A script reading `content_type` is not told the program is a JPEG; the mail's claim stays
+    # beside it. A file whose bytes show no known type keeps what the mail declared.
+    assert files_shown["selfie.jpg"]["content_type"] == "application/x-msdownload"
+    assert files_shown["selfie.jpg"]["declared_type"] == "image/jpeg"
+    assert files_shown["kimlik.jpg"]["content_type"] == "image/jpeg"
     assert files_shown["selfie.jpg"]["refused"]
     assert "refused" not in files_shown["kimlik.jpg"]
     text = subprocess.run(

@@ -28,6 +28,18 @@ from storage.models import (
 )
 
 
+def _as_shown(attachment: dict[str, Any]) -> dict[str, Any]:
+    """An attachment as `tickets show --json` gives it: `content_type` is the type found in the
+    bytes when they show one (a renamed executable is not an image/jpeg to a script reading
+    it), `declared_type` what the mail said."""
+    shown = dict(attachment)
+    declared = str(attachment.get("content_type") or "")
+    detected = str(attachment.get("detected") or "unknown")
+    shown["declared_type"] = declared
+    shown["content_type"] = detected if detected != "unknown" else declared
+    return shown
+
+
 def safe_url(url: str) -> str:
     """A database URL without its password, for output and logs."""
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
@@ -113,7 +125,7 @@ def show_ticket(db: Database, ref: str) -> dict[str, Any] | None:
                 "cc": list(message.cc_addrs),
                 "subject": message.subject,
                 "text": message.text,
-                "attachments": list(message.attachments),
+                "attachments": [_as_shown(a) for a in message.attachments],
                 "message_id": message.message_id,
                 "at": message.created_at.isoformat(),
             }
@@ -293,7 +305,7 @@ def print_ticket(ticket: dict[str, Any]) -> None:
         console.print(say(message["text"]), markup=False)
         for attachment in message["attachments"]:
             role = _ROLE_LABELS.get(str(attachment.get("role", "")), "")
-            declared = str(attachment["content_type"])
+            declared = str(attachment.get("declared_type") or attachment["content_type"])
             detected = str(attachment.get("detected") or declared)
             found = f", content {say(detected)}" if detected != declared else ""
             refused = (
