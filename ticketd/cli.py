@@ -220,6 +220,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         journal_id = state.journal.accept(arrival)
         print(f"stored as message {journal_id}")
         if args.process:
+            state.isolate()
             for result in state.worker.drain():
                 print(f"message {result.journal_id} {result.state}: {result.detail}")
     except StorageFailure as error:
@@ -236,6 +237,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     config = load_config(_config_path(args))
     state = open_state(config)
+    state.isolate()  # each message parsed within [limits] max_parse_seconds
     try:
         summary = import_path(
             state,
@@ -365,6 +367,7 @@ def _quarantine_retry(state: Any, args: argparse.Namespace) -> int:
         return 1
     print(f"message {args.id} is pending again")
     if args.now:
+        state.isolate()
         for result in state.worker.drain():
             print(f"message {result.journal_id} {result.state}: {result.detail}")
     return EX_OK

@@ -9,7 +9,7 @@ from domain.config import Config
 from domain.templating import Templates
 from ingest.isolation import IsolatedCall
 from ingest.journal import Journal
-from ingest.worker import Worker
+from ingest.worker import Worker, prepare_message
 from storage.blobs import BlobStore
 from storage.db import Database, sqlite_file
 from storage.key_registry import forget, missing_keys, register
@@ -26,7 +26,8 @@ class State:
     db: Database
     blobs: BlobStore
     templates: Templates
-    # The daemon's parsing process (ingest/isolation.py); commands parse in their own process.
+    # The parsing process (ingest/isolation.py): the daemon's, and that of the commands that
+    # process mail (`isolate`); without it, a worker parses in this process (tests).
     isolation: IsolatedCall | None = None
 
     @property
@@ -36,6 +37,14 @@ class State:
     @property
     def worker(self) -> Worker:
         return Worker(self.db, self.blobs, self.config, self.clock, self.templates, self.isolation)
+
+    def isolate(self) -> None:
+        """Parse in a child process, stopped past [limits] max_parse_seconds, as the daemon
+        does: a command that processes mail (`ingest --process`, `import`, `quarantine retry
+        --now`) then returns in time whatever a message does to the parser, and the message
+        is quarantined with the reason."""
+        if self.isolation is None:
+            self.isolation = IsolatedCall(prepare_message)
 
     def close(self) -> None:
         if self.isolation is not None:
