@@ -12,21 +12,24 @@ import tomllib
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from domain.config_classify import ClassifyConfig, parse_classify
+from domain.config_classify import ClassifyConfig, ClassifyTable
 from domain.config_keys import check_keys, one_list
+from domain.config_kinds import Count, Custom, Endpoint, FilePath, Invalid, Whole, resolve
+from domain.config_kinds import HostPort as HostPort
 from domain.config_kyc import KycConfig, parse_kyc
 from domain.config_oauth import OAuthConfig, check_reference, parse_oauth
-from domain.config_retention import RetentionConfig, parse_retention
+from domain.config_retention import RetentionConfig, RetentionTable, build_retention
+from domain.config_schema import Section, Table, Tables, key, read_sections
 from domain.config_secret import FILE_NAME as SECRET_FILE_NAME
 from domain.config_secret import file_secret, inline_problem
 from domain.config_sla import SlaConfig, parse_sla
-from domain.config_spam import SPAM_KEYS, SpamConfig, parse_spam
+from domain.config_spam import SpamConfig, SpamTable, build_spam
 from domain.config_team import TEAM_DESK_KEYS, TeamConfig, parse_team, team_warnings
 from domain.config_tls import TLS_KEYS, parse_listener_tls
-from domain.config_trust import DNS_KEYS, TRUST_KEYS, TrustConfig, parse_trust
+from domain.config_trust import TRUST_KEYS, DnsTable, TrustConfig, build_dns, parse_trust
 from domain.tls_files import check_pair
 
 LANGUAGES = ("tr", "en")
@@ -44,15 +47,6 @@ class ConfigError(Exception):
         lines = [f"{source}: the configuration is not valid"]
         lines += [f"  {key}: {reason}" for key, reason in self.problems]
         return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class HostPort:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}"
 
 
 def owns_address(addresses: tuple[str, ...], address: str) -> bool:
@@ -302,22 +296,6 @@ class _Reader:
         return HostPort(host, int(port_text))
 
 
-def _database_url(reader: _Reader, value: str | None) -> str:
-    if value is None:
-        return ""
-    if value.startswith("sqlite:///"):
-        raw = value.removeprefix("sqlite:///")
-        if raw and raw != ":memory:" and not raw.startswith("/"):
-            return "sqlite:///" + str(reader.path(raw))
-        return value
-    if value.startswith(("postgresql://", "postgresql+psycopg://")):
-        return value.replace("postgresql://", "postgresql+psycopg://", 1)
-    reader.problems.append(
-        ("storage.database", f"{value!r}: use sqlite:///PATH or postgresql+psycopg://...")
-    )
-    return value
-
-
 _SMTP_IN_LIMITS = {
     "max_connections": 100,
     "max_connections_per_client": 10,
@@ -327,14 +305,79 @@ _SMTP_IN_LIMITS = {
     "session_timeout": 900,
 }
 _SMTP_IN_SHAPE = {"max_header_size": 256 * 1024, "max_line_length": 1024 * 1024}
-# [limits] keys bounded on both sides, (default, lowest, highest). Fewer parts or levels than
-# honest mail has (a signed reply with a logo and a forward is a dozen parts, five levels) would
-# cut ordinary messages; more would let one message take gigabytes (about 400 bytes per parsed
-# part) or seconds of parsing.
-_MIME_SHAPE = {"max_mime_parts": (5000, 10, 100_000), "max_mime_depth": (50, 5, 1000)}
-# A parse of honest mail takes well under a second, a DNS check of the sender and a virus scan
-# a few more; an hour is no limit at all.
-_WORKER_BOUNDS = {"max_parse_seconds": (60, 1, 3600), "max_worker_stops": (3, 1, 100)}
+
+
+def _database(value: Any, base: Path) -> str:
+    """sqlite:///PATH (relative to the file's folder) or PostgreSQL through psycopg."""
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid("must be a non-empty string")
+    url = str(value).strip()
+    if url.startswith("sqlite:///"):
+        raw = url.removeprefix("sqlite:///")
+        if raw and raw != ":memory:" and not raw.startswith("/"):
+            return "sqlite:///" + str(resolve(raw, base))
+        return url
+    if url.startswith(("postgresql://", "postgresql+psycopg://")):
+        return url.replace("postgresql://", "postgresql+psycopg://", 1)
+    raise Invalid(f"{url!r}: use sqlite:///PATH or postgresql+psycopg://...")
+
+
+class StorageTable(Table):
+    database: Annotated[
+        str, Custom("sqlite:///PATH or postgresql+psycopg://USER@HOST/DB", _database)
+    ] = key("sqlite:///var/ticketd.sqlite3", doc="the database")
+    blobs: Annotated[Path, FilePath()] = key(
+        "var/blobs", doc="the folder of raw messages and documents"
+    )
+
+
+class LimitsTable(Table):
+    auto_replies_per_hour: Annotated[int, Count(1)] = key(
+        3, live=True, doc="automatic mails to one recipient per hour"
+    )
+    auto_reply_interval_seconds: Annotated[int, Count(0)] = key(
+        120, live=True, doc="and never two to one recipient within this many seconds"
+    )
+    # Fewer parts or levels than honest mail has (a signed reply with a logo and a forward is a
+    # dozen parts, five levels) would cut ordinary messages; more would let one message take
+    # gigabytes (about 400 bytes per parsed part) or seconds of parsing.
+    max_mime_parts: Annotated[int, Whole(10, 100_000)] = key(
+        5000, live=True, doc="MIME parts read per message; past it, a note on the ticket"
+    )
+    max_mime_depth: Annotated[int, Whole(5, 1000)] = key(
+        50, live=True, doc="MIME nesting levels read; deeper parts are left out, with a note"
+    )
+    notify_attachment_size: Annotated[int, Count(0)] = key(
+        0, live=True, doc="bytes of a customer's files attached to an agent notification"
+    )
+    # A parse of honest mail takes well under a second, a DNS check of the sender and a virus
+    # scan a few more; an hour is no limit at all.
+    max_parse_seconds: Annotated[int, Whole(1, 3600)] = key(
+        60, live=True, doc="seconds for the parse and checks of one message; then quarantined"
+    )
+    max_worker_stops: Annotated[int, Whole(1, 100)] = key(
+        3, live=True, doc="tries of one message that stopped the worker; then quarantined"
+    )
+
+
+class ThreadingTable(Table):
+    duplicate_window_minutes: Annotated[int, Count(0)] = key(
+        24 * 60, live=True, doc="a near-identical request within this joins the open ticket"
+    )
+    bounce_suppression_days: Annotated[int, Count(0)] = key(
+        7, live=True, doc="no mail to an address this long after it bounced"
+    )
+
+
+class MetricsTable(Table):
+    listen: Annotated[HostPort | None, Endpoint()] = key(None, doc="Prometheus metrics at /metrics")
+
+
+class TemplatesTable(Table):
+    folder: Annotated[Path | None, FilePath("folder")] = key(
+        None, live=True, record="templates_dir", doc="overrides any shipped template"
+    )
+
 
 # The known keys of each table the file may have (domain/config_keys.py): the sections parsed
 # here, and the names of those parsed in config_team, config_sla and config_kyc, which check
@@ -371,7 +414,6 @@ DESK_KEYS = (
     "timezone",
     *TEAM_DESK_KEYS,
 )
-STORAGE_KEYS = ("database", "blobs")
 SMTP_IN_KEYS = (
     "listen",
     "max_message_size",
@@ -393,16 +435,6 @@ SMTP_OUT_KEYS = (
     "oauth",
 )
 SMTP_AUTH = ("password", "xoauth2")
-LIMITS_KEYS = (
-    "auto_replies_per_hour",
-    "auto_reply_interval_seconds",
-    *_MIME_SHAPE,
-    "notify_attachment_size",
-    *_WORKER_BOUNDS,
-)
-TEMPLATES_KEYS = ("folder",)
-METRICS_KEYS = ("listen",)
-THREADING_KEYS = ("duplicate_window_minutes", "bounce_suppression_days")
 
 
 def _desk(reader: _Reader) -> tuple[str | None, str | None, str | None, list[str], str]:
@@ -462,15 +494,6 @@ def _secret_file(reader: _Reader, key_file: Path) -> tuple[str, Path | None]:
         return "", None
     path = reader.path(raw) if raw else key_file.parent / SECRET_FILE_NAME
     return file_secret(reader.problems, path), path
-
-
-def _storage(reader: _Reader) -> StorageConfig:
-    storage_t = reader.section("storage", STORAGE_KEYS)
-    database = _database_url(
-        reader, reader.string(storage_t, "storage.database", "sqlite:///var/ticketd.sqlite3")
-    )
-    blobs = reader.string(storage_t, "storage.blobs", "var/blobs") or "var/blobs"
-    return StorageConfig(database=database, blobs=reader.path(blobs))
 
 
 def _smtp_in(reader: _Reader) -> SmtpInConfig | None:
@@ -565,53 +588,6 @@ def _smtp_xoauth2(reader: _Reader, table: dict[str, Any], relay: bool) -> None:
         reader.problems.append(("smtp_out.relay", "is required with auth = 'xoauth2'"))
 
 
-def _limits(reader: _Reader) -> LimitsConfig:
-    limits_t = reader.section("limits", LIMITS_KEYS)
-    mime_shape = {
-        key: reader.bounded(limits_t, f"limits.{key}", *bounds)
-        for key, bounds in {**_MIME_SHAPE, **_WORKER_BOUNDS}.items()
-    }
-    return LimitsConfig(
-        auto_replies_per_hour=reader.integer(limits_t, "limits.auto_replies_per_hour", 3),
-        auto_reply_interval_seconds=reader.integer(
-            limits_t, "limits.auto_reply_interval_seconds", 120, 0
-        ),
-        notify_attachment_size=reader.integer(limits_t, "limits.notify_attachment_size", 0, 0),
-        **mime_shape,
-    )
-
-
-def _threading_metrics_templates(
-    reader: _Reader,
-) -> tuple[ThreadingConfig, MetricsConfig, Path | None]:
-    threading_t = reader.section("threading", THREADING_KEYS)
-    threading = ThreadingConfig(
-        duplicate_window_minutes=reader.integer(
-            threading_t, "threading.duplicate_window_minutes", 24 * 60, 0
-        ),
-        bounce_suppression_days=reader.integer(
-            threading_t, "threading.bounce_suppression_days", 7, 0
-        ),
-    )
-    metrics_t = reader.section("metrics", METRICS_KEYS)
-    metrics_listen = None
-    if metrics_t.get("listen") is not None:
-        metrics_listen = reader.host_port(
-            reader.string(metrics_t, "metrics.listen"), "metrics.listen"
-        )
-    templates_t = reader.section("templates", TEMPLATES_KEYS)
-    templates_dir = None
-    override = templates_t.get("folder")
-    if override is not None:
-        if not isinstance(override, str):
-            reader.problems.append(("templates.folder", "must be a path"))
-        else:
-            templates_dir = reader.path(override)
-            if not templates_dir.is_dir():
-                reader.problems.append(("templates.folder", f"{templates_dir} is not a folder"))
-    return threading, MetricsConfig(listen=metrics_listen), templates_dir
-
-
 def _time_warnings(
     trust: TrustConfig, spam: SpamConfig, limits: LimitsConfig
 ) -> list[tuple[str, str]]:
@@ -631,31 +607,67 @@ def _time_warnings(
     ]
 
 
+# Every section the schema reads (domain/config_schema.py); the rest are read by hand below.
+SCHEMA_SECTIONS: tuple[Section, ...] = (
+    Section("storage", StorageTable),
+    Section("limits", LimitsTable),
+    Section("templates", TemplatesTable),
+    Section("metrics", MetricsTable),
+    Section("threading", ThreadingTable),
+    Section("retention", RetentionTable),
+    Section("dns", DnsTable, record="trust.dns"),
+    Section("spam", SpamTable),
+    Section("classify", ClassifyTable),
+)
+
+
+def _simple_records(tables: Tables) -> dict[str, Any]:
+    """The records that are their table's keys as they are (defaults for a table with
+    problems: those are reported, and no Config is made)."""
+    storage = tables.one("storage", StorageTable) or StorageTable.model_construct(
+        database="", blobs=Path("var/blobs")
+    )
+    templates = tables.one("templates", TemplatesTable)
+    metrics = tables.one("metrics", MetricsTable)
+    return {
+        "storage": StorageConfig(storage.database, storage.blobs),
+        "limits": LimitsConfig(**dict(tables.one("limits", LimitsTable) or {})),
+        "threading": ThreadingConfig(**dict(tables.one("threading", ThreadingTable) or {})),
+        "metrics": MetricsConfig(metrics.listen if metrics else None),
+        "templates_dir": templates.folder if templates else None,
+        "retention": build_retention(tables.one("retention", RetentionTable)),
+        "spam": build_spam(tables.one("spam", SpamTable)),
+        "classify": ClassifyConfig(**dict(tables.one("classify", ClassifyTable) or {})),
+    }
+
+
 def parse_config(data: dict[str, Any], path: Path) -> Config:
     """Validate parsed TOML; raises ConfigError listing every problem found."""
     reader = _Reader(data, path.parent)
     check_keys(reader.problems, data, "", SECTIONS, "section or key")
+    names = {section.name for section in SCHEMA_SECTIONS}
+    tables = read_sections(
+        reader.problems,
+        {name: value for name, value in data.items() if name in names},
+        SCHEMA_SECTIONS,
+        {"base": reader.base},
+    )
+    records = _simple_records(tables)
     name, address, language, extra, secret = _desk(reader)
-    storage = _storage(reader)
     smtp_in = _smtp_in(reader)
     oauth = parse_oauth(reader.problems, data, reader.base)
     smtp_out = _smtp_out(reader, oauth)
-    limits = _limits(reader)
-    threading, metrics, templates_dir = _threading_metrics_templates(reader)
     imap = parse_imap_accounts(reader, data.get("imap", []), oauth)
     team = parse_team(reader.problems, data)
     sla = parse_sla(reader.problems, data)
     kyc = parse_kyc(reader.problems, data, reader.base)
-    retention = parse_retention(reader.problems, data)
     secret_file = None
     key_folder_missing = any(key == "kyc.key_file" for key, _ in reader.problems)
     if not secret and address is not None and not key_folder_missing:
         secret, secret_file = _secret_file(reader, kyc.key_file)
     smtp_in_t = data.get("smtp_in", {})  # its keys were checked by _smtp_in
-    dns = reader.section("dns", DNS_KEYS)
+    dns = build_dns(tables.one("dns", DnsTable))
     trust = parse_trust(reader.problems, smtp_in_t if isinstance(smtp_in_t, dict) else {}, dns)
-    spam = parse_spam(reader.problems, reader.section("spam", SPAM_KEYS))
-    classify = parse_classify(reader.problems, data)
 
     timezone = _timezone(reader, language)
     if reader.problems or address is None or smtp_in is None:
@@ -671,23 +683,16 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
             secret_file=secret_file,
             timezone=timezone,
         ),
-        storage=storage,
         smtp_in=smtp_in,
         smtp_out=smtp_out,
-        limits=limits,
-        threading=threading,
-        metrics=metrics,
         imap=imap,
         team=team,
         sla=sla,
         kyc=kyc,
-        retention=retention,
-        classify=classify,
-        templates_dir=templates_dir,
-        warnings=(*team_warnings(team), *_time_warnings(trust, spam, limits)),
+        warnings=(*team_warnings(team), *_time_warnings(trust, records["spam"], records["limits"])),
         trust=trust,
-        spam=spam,
         oauth=oauth,
+        **records,
     )
 
 

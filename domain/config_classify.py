@@ -14,13 +14,12 @@ message is then recorded as ignored with the reason, visible in `ticketd journal
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated
 
-from domain.config_keys import check_keys
+from domain.config_kinds import OneOf
+from domain.config_schema import Table, key
 
-Problems = list[tuple[str, str]]
 CHOICES = ("ticket", "ignore")
-KEYS = ("lists", "bulk")
 
 
 @dataclass(frozen=True)
@@ -33,17 +32,10 @@ class ClassifyConfig:
         return (self.lists if what == "lists" else self.bulk) == "ignore"
 
 
-def parse_classify(problems: Problems, data: dict[str, Any]) -> ClassifyConfig:
-    table = data.get("classify", {})
-    if not isinstance(table, dict):
-        problems.append(("classify", "must be a table ([classify])"))
-        return ClassifyConfig()
-    chosen: dict[str, str] = {}
-    for key in KEYS:
-        value = table.get(key, "ticket")
-        if value not in CHOICES:
-            problems.append((f"classify.{key}", f"{value!r} is not one of ticket, ignore"))
-            continue
-        chosen[key] = value
-    check_keys(problems, table, "classify", KEYS)
-    return ClassifyConfig(**chosen)
+class ClassifyTable(Table):
+    lists: Annotated[str, OneOf(CHOICES)] = key(
+        "ticket", live=True, doc="mail with List-Id, List-Unsubscribe or Precedence: list"
+    )
+    bulk: Annotated[str, OneOf(CHOICES)] = key(
+        "ticket", live=True, doc="mail with Precedence: bulk or junk"
+    )

@@ -5,19 +5,19 @@
 - `ticket_days` (optional, at least 1): a ticket closed this long loses its messages' text and
   every raw copy; its record (reference, category, queue, times, score) stays.
 
-Parsed into a frozen record; every problem is appended to the caller's list as (key, reason).
+Declared as a `Table` (domain/config_schema.py), read into a frozen record.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated
 
-from domain.config_keys import check_keys
+from domain.config_kinds import Count
+from domain.config_schema import Table, key
 
-Problems = list[tuple[str, str]]
-RETENTION_KEYS = ("raw_days", "ticket_days")
 DEFAULT_RAW_DAYS = 30
+_DAYS = Count(1, "a whole number of days, at least 1")
 
 
 @dataclass(frozen=True)
@@ -26,24 +26,14 @@ class RetentionConfig:
     ticket_days: int | None = None
 
 
-def _days(problems: Problems, table: dict[str, Any], name: str) -> int | None:
-    value = table.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        problems.append((f"retention.{name}", "must be a whole number of days, at least 1"))
-        return None
-    return value
-
-
-def parse_retention(problems: Problems, data: dict[str, Any]) -> RetentionConfig:
-    table = data.get("retention", {})
-    if not isinstance(table, dict):
-        problems.append(("retention", "must be a table ([retention])"))
-        return RetentionConfig()
-    check_keys(problems, table, "retention", RETENTION_KEYS)
-    raw_days = _days(problems, table, "raw_days")
-    return RetentionConfig(
-        raw_days=DEFAULT_RAW_DAYS if raw_days is None else raw_days,
-        ticket_days=_days(problems, table, "ticket_days"),
+class RetentionTable(Table):
+    raw_days: Annotated[int, _DAYS] = key(
+        DEFAULT_RAW_DAYS, doc="raw mail and outbox bytes keep only their text after this"
     )
+    ticket_days: Annotated[int | None, _DAYS] = key(
+        None, doc="a closed ticket's text and raw copies go this long after its last change"
+    )
+
+
+def build_retention(table: RetentionTable | None) -> RetentionConfig:
+    return RetentionConfig(**dict(table)) if table is not None else RetentionConfig()

@@ -9,13 +9,12 @@ spam verdict a trusted gateway in front wrote (`X-Spam-Flag: YES`, `X-Spam: Yes`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Annotated
 
-Problems = list[tuple[str, str]]
-SPAM_KEYS = ("rspamd_url", "timeout", "trust_upstream_headers")
+from domain.config_kinds import Flag, Number, Url
+from domain.config_schema import Table, key
+
 SPAM_TIMEOUT = 10.0
-_TIMEOUT_RANGE = (0.5, 120.0)
 
 
 @dataclass(frozen=True)
@@ -25,23 +24,17 @@ class SpamConfig:
     trust_upstream_headers: bool = False
 
 
-def parse_spam(problems: Problems, table: dict[str, Any]) -> SpamConfig:
-    url = table.get("rspamd_url")
-    if url is not None:
-        parts = urlsplit(url) if isinstance(url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            problems.append(("spam.rspamd_url", "must be an http:// or https:// URL of rspamd"))
-            url = None
-        else:
-            url = url.rstrip("/")
-    timeout = table.get("timeout", SPAM_TIMEOUT)
-    lowest, highest = _TIMEOUT_RANGE
-    number = isinstance(timeout, int | float) and not isinstance(timeout, bool)
-    if not number or not lowest <= timeout <= highest:
-        problems.append(("spam.timeout", f"must be a number of seconds from {lowest} to {highest}"))
-        timeout = SPAM_TIMEOUT
-    upstream = table.get("trust_upstream_headers", False)
-    if not isinstance(upstream, bool):
-        problems.append(("spam.trust_upstream_headers", "must be true or false"))
-        upstream = False
-    return SpamConfig(url, float(timeout), upstream)
+class SpamTable(Table):
+    rspamd_url: Annotated[str | None, Url("an http:// or https:// URL of rspamd", True)] = key(
+        None, doc="rspamd's normal worker; without it nothing is checked"
+    )
+    timeout: Annotated[float, Number("a number of seconds from 0.5 to 120.0", 0.5, 120)] = key(
+        SPAM_TIMEOUT, doc="seconds for one check"
+    )
+    trust_upstream_headers: Annotated[bool, Flag()] = key(
+        False, doc="a gateway's X-Spam-Flag, X-Spam or X-Rspamd-Action marks spam"
+    )
+
+
+def build_spam(table: SpamTable | None) -> SpamConfig:
+    return SpamConfig(**dict(table)) if table is not None else SpamConfig()

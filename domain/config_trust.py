@@ -11,17 +11,16 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
+from domain.config_kinds import Custom, Invalid, ListOf, Number
+from domain.config_schema import Table, key
 from domain.config_team import listener_is_the_mx
 
 Problems = list[tuple[str, str]]
 TRUST_KEYS = ("authserv_id", "trusted_authserv_ids", "verify_senders")
-DNS_KEYS = ("nameservers", "timeout")
 DNS_TIMEOUT = 5.0
-# Past a minute a message waits on DNS longer than a person waits for an answer; under 0.1 s a
-# healthy resolver across a network may not answer at all.
-_DNS_TIMEOUT_RANGE = (0.1, 60.0)
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ def _token(value: Any) -> str | None:
     return text
 
 
-def parse_trust(problems: Problems, smtp_in: dict[str, Any], dns: dict[str, Any]) -> TrustConfig:
+def parse_trust(problems: Problems, smtp_in: dict[str, Any], dns: DnsConfig) -> TrustConfig:
     own_raw = smtp_in.get("authserv_id", socket.gethostname())
     own = _token(own_raw)
     if own is None:
@@ -82,48 +81,46 @@ def parse_trust(problems: Problems, smtp_in: dict[str, Any], dns: dict[str, Any]
     if not isinstance(verify_senders, bool):
         problems.append(("smtp_in.verify_senders", "must be true or false"))
         verify_senders = default
-    return TrustConfig(own, tuple(trusted), verify_senders, parse_dns(problems, dns))
+    return TrustConfig(own, tuple(trusted), verify_senders, dns)
 
 
-def _nameserver(text: Any) -> tuple[str, int] | None:
+def _nameserver(text: Any, base: Path) -> tuple[str, int]:
     """ "192.0.2.53", "192.0.2.53:5353", "2001:db8::53" or "[2001:db8::53]:5353"."""
+    wrong = Invalid("must be an IP address, with :PORT")
     if not isinstance(text, str):
-        return None
+        raise wrong
     host, port = text.strip(), 53
     if host.startswith("["):
         host, _, rest = host[1:].partition("]")
         if rest:
             if not rest.startswith(":") or not rest[1:].isdigit():
-                return None
+                raise wrong
             port = int(rest[1:])
     elif host.count(":") == 1:
         host, _, port_text = host.partition(":")
         if not port_text.isdigit():
-            return None
+            raise wrong
         port = int(port_text)
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        return None
-    return (host, port) if 0 < port < 65536 else None
+        raise wrong from None
+    if not 0 < port < 65536:
+        raise wrong
+    return (host, port)
 
 
-def parse_dns(problems: Problems, table: dict[str, Any]) -> DnsConfig:
-    listed = table.get("nameservers", [])
-    servers: list[tuple[str, int]] = []
-    if not isinstance(listed, list):
-        problems.append(("dns.nameservers", "must be a list of IP addresses ([...])"))
-        listed = []
-    for index, item in enumerate(listed):
-        server = _nameserver(item)
-        if server is None:
-            problems.append((f"dns.nameservers[{index}]", "must be an IP address, with :PORT"))
-        else:
-            servers.append(server)
-    timeout = table.get("timeout", DNS_TIMEOUT)
-    lowest, highest = _DNS_TIMEOUT_RANGE
-    number = isinstance(timeout, int | float) and not isinstance(timeout, bool)
-    if not number or not lowest <= timeout <= highest:
-        problems.append(("dns.timeout", f"must be a number of seconds from {lowest} to {highest}"))
-        timeout = DNS_TIMEOUT
-    return DnsConfig(tuple(servers), float(timeout))
+class DnsTable(Table):
+    nameservers: Annotated[
+        tuple[tuple[str, int], ...],
+        ListOf(Custom("an IP address, with :PORT", _nameserver), "IP addresses", indexed=True),
+    ] = key((), doc="IP or IP:PORT ([v6]:PORT); unset: the system's (/etc/resolv.conf)")
+    # Past a minute a message waits on DNS longer than a person waits for an answer; under
+    # 0.1 s a healthy resolver across a network may not answer at all.
+    timeout: Annotated[float, Number("a number of seconds from 0.1 to 60.0", 0.1, 60)] = key(
+        DNS_TIMEOUT, doc="seconds for all the lookups of one message together"
+    )
+
+
+def build_dns(table: DnsTable | None) -> DnsConfig:
+    return DnsConfig(**dict(table)) if table is not None else DnsConfig()

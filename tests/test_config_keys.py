@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from domain import config, config_kyc, config_oauth, config_retention, config_sla, config_team
+from domain import config, config_kyc, config_oauth, config_sla, config_team
 from domain.config import ConfigError, load_config
+from domain.config_schema import Section, Table, inner_table
 from ticketd.cli import EX_CONFIG, EX_OK, main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,13 +20,8 @@ BASE = "[desk]\naddress = 'destek@example.com'\n"
 # (where the key goes, its known keys): every table the file may have.
 TABLES = [
     ("[desk]", config.DESK_KEYS),
-    ("[storage]", config.STORAGE_KEYS),
     ("[smtp_in]", config.SMTP_IN_KEYS),
     ("[smtp_out]", config.SMTP_OUT_KEYS),
-    ("[limits]", config.LIMITS_KEYS),
-    ("[templates]", config.TEMPLATES_KEYS),
-    ("[metrics]", config.METRICS_KEYS),
-    ("[threading]", config.THREADING_KEYS),
     ("[[imap]]", config._IMAP_KEYS),
     ("[[queues]]", config_team.QUEUE_KEYS),
     ("[[agents]]", config_team.AGENT_KEYS),
@@ -36,8 +32,28 @@ TABLES = [
     ("[sla.categories.kyc]", config_sla._TARGETS),
     ("[sla.priorities.high]", config_sla._TARGETS),
     ("[kyc]", (*config_kyc.BASE_KEYS, *config_kyc.STATE_KEYS)),
-    ("[retention]", config_retention.RETENTION_KEYS),
     ("[oauth.m365]", config_oauth.OAUTH_KEYS),
+]
+
+
+def _declared(header: str, model: type[Table]) -> list[tuple[str, tuple[str, ...]]]:
+    """(header, keys) of a table of the schema and of the tables inside it."""
+    found = [(header, tuple(model.model_fields))]
+    for name, field in model.model_fields.items():
+        inner = inner_table(field.annotation)
+        if inner is not None:
+            found += _declared(f"{header.rstrip(']')}.{name}]", inner)
+    return found
+
+
+def _header(section: Section) -> str:
+    return section.header.replace("NAME", "m365")
+
+
+TABLES += [
+    table
+    for section in config.SCHEMA_SECTIONS
+    for table in _declared(_header(section), section.model)
 ]
 
 
