@@ -34,6 +34,7 @@ from outbound.sla_deadlines import STOPPED, auto_close_at, next_deadline, on_tic
 from storage.db import Database
 from storage.models import (
     SLA_AUTO_CLOSE,
+    SLA_ESCALATION,
     SLA_FOLLOWUP,
     SLA_PENDING_REMINDER,
     SLA_REMINDER,
@@ -252,6 +253,16 @@ def queue_report(session: Session, now: datetime) -> list[dict[str, Any]]:
             )
         )
     )
+    # A deadline the clock has escalated is breached whatever the time now: a tick run `--at` a
+    # later time, or by a daemon whose clock is ahead, has told the escalation contact already.
+    escalated = {
+        (ticket_id, deadline)
+        for ticket_id, deadline in session.execute(
+            select(SlaEvent.ticket_id, SlaEvent.deadline).where(
+                SlaEvent.kind == SLA_ESCALATION, SlaEvent.sent_at.is_not(None)
+            )
+        )
+    }
     tickets = session.scalars(
         select(Ticket).where(Ticket.status != "closed", Ticket.merged_into_id.is_(None))
     )
@@ -262,7 +273,7 @@ def queue_report(session: Session, now: datetime) -> list[dict[str, Any]]:
         )
         row["open"] += 1
         due = next_deadline(ticket)
-        if due is not None and due <= now:
+        if due is not None and (due <= now or (ticket.id, due) in escalated):
             row["breached"].append(ticket.ref)
         elif due is not None and ticket.id in reminded:
             row["at_risk"].append(ticket.ref)

@@ -459,3 +459,25 @@ def test_recompute_brings_open_tickets_in_line_with_a_changed_policy(
     assert main(["--config", config, "sla", "tick", "--at", at, "--json"]) == 0
     settled = {(a["kind"], a["target"]) for a in json.loads(capsys.readouterr().out)}
     assert ("escalation", "first_answer") in settled  # the new deadline is watched
+
+
+def test_a_deadline_escalated_by_a_later_tick_is_reported_breached(
+    desk: State, clock: FixedClock
+) -> None:
+    # `sla tick --at` a later time (or a daemon whose clock runs ahead) escalated the ticket;
+    # the report, read at the earlier real time, must not call it merely "running".
+    ref = open_ticket(desk)
+    opened = clock.now()
+    later = FixedClock(opened + timedelta(hours=49))
+    assert [a.kind for a in tick(desk.db, desk.config, later, desk.templates)] == [
+        "reminder",
+        "escalation",
+    ]
+    clock.current = opened + timedelta(hours=1)
+    assert report(desk.db, desk.config, clock) == [
+        {"queue": "odeme", "open": 1, "at_risk": [], "breached": [ref]}
+    ]
+    # A ticket nobody escalated is not breached before its deadline.
+    other = open_ticket(desk)
+    [row] = report(desk.db, desk.config, clock)
+    assert other not in row["breached"]
