@@ -30,6 +30,7 @@ from domain.config_spam import SpamConfig, SpamTable, build_spam
 from domain.config_team import TEAM_DESK_KEYS, TeamConfig, parse_team, team_warnings
 from domain.config_tls import TLS_KEYS, parse_listener_tls
 from domain.config_trust import TRUST_KEYS, DnsTable, TrustConfig, build_dns, parse_trust
+from domain.config_webhooks import WebhookConfig, parse_webhooks
 from domain.tls_files import check_pair
 
 LANGUAGES = ("tr", "en")
@@ -225,6 +226,7 @@ class Config:
         return next(provider for provider in self.oauth if provider.name == name)
 
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
+    webhooks: tuple[WebhookConfig, ...] = ()
 
 
 class _Reader:
@@ -403,6 +405,7 @@ SECTIONS = (
     "spam",
     "oauth",
     "classify",
+    "webhooks",
 )
 DESK_KEYS = (
     "name",
@@ -668,6 +671,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     smtp_in_t = data.get("smtp_in", {})  # its keys were checked by _smtp_in
     dns = build_dns(tables.one("dns", DnsTable))
     trust = parse_trust(reader.problems, smtp_in_t if isinstance(smtp_in_t, dict) else {}, dns)
+    webhooks = parse_webhooks(reader.problems, data, reader.base)
 
     timezone = _timezone(reader, language)
     if reader.problems or address is None or smtp_in is None:
@@ -693,6 +697,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         trust=trust,
         oauth=oauth,
         **records,
+        webhooks=webhooks,
     )
 
 

@@ -126,6 +126,8 @@ def redact(text: str) -> str:
 def protect_config(config: Config) -> None:
     """The secrets a configuration points at: the relay password and the desk secret."""
     protect(config.desk.secret)
+    for hook in config.webhooks:  # the keys that sign webhooks
+        protect(hook.secret)
     password_file = config.smtp_out.password_file
     if password_file is not None:
         # An unreadable file is the transport's to report; there is nothing to mask then.

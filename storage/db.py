@@ -88,6 +88,11 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
+    def sessions(self) -> sessionmaker[Session]:
+        """The session factory, for listeners on every session (storage/webhook_events.py)."""
+        return self._sessions
+
+    @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 

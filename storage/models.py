@@ -513,3 +513,39 @@ class BlockedSender(Base):
     pattern: Mapped[str] = mapped_column(String(320), unique=True)
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column()
+
+
+# Webhook delivery states (issue 20).
+WEBHOOK_QUEUED = "queued"
+WEBHOOK_DELIVERED = "delivered"
+WEBHOOK_FAILED = "failed"  # every try of the retry schedule failed
+
+
+class WebhookDelivery(Base):
+    """One event for one `[[webhooks]]` endpoint, written in the transaction of the change that
+    caused it (storage/webhook_events.py) and posted by outbound/webhooks.py, claimed like the
+    outbox. `webhook_id` is the event's id (the `webhook-id` header), the same for every
+    endpoint and every retry, so a receiver can tell a retry from a new event."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(40))
+    event: Mapped[str] = mapped_column(String(40))  # ticket.created, ...
+    url: Mapped[str] = mapped_column(String(2000))  # the endpoint, as configured
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    body: Mapped[str] = mapped_column(Text)  # the JSON posted, exactly as signed
+    state: Mapped[str] = mapped_column(String(20), default=WEBHOOK_QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column()
+    # The last failed try: the HTTP status or the connection error.
+    last_error: Mapped[str | None] = mapped_column(Text)
+    claimed_by: Mapped[str | None] = mapped_column(String(300))  # "host:pid", as in the outbox
+    created_at: Mapped[datetime] = mapped_column()
+    delivered_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "url", name="uq_webhook_deliveries_event_url"),
+        Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+        Index("ix_webhook_deliveries_ticket", "ticket_id"),
+    )

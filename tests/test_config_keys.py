@@ -175,7 +175,8 @@ def test_every_key_the_readme_shows_is_known(tmp_path: Path) -> None:
     shown = _readme_tables()
     assert len(shown) > 60, shown
     for table, key in shown:
-        header = f"[[{table}]]" if table in ("imap", "queues", "agents") else f"[{table}]"
+        arrays = ("imap", "queues", "agents", "webhooks")
+        header = f"[[{table}]]" if table in arrays else f"[{table}]"
         text = f"{BASE}{header}\n{key} = 1\n"
         if table == "desk":
             text = f"[desk]\n{key} = 1\n" + ("" if key == "address" else BASE.partition("\n")[2])

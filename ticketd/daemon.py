@@ -42,6 +42,7 @@ from ticketd.metrics import Metrics
 from ticketd.notify import Notifier
 from ticketd.sla_service import run_sla_clock
 from ticketd.state import State
+from ticketd.webhook_service import run_webhooks
 
 log = logging.getLogger("ticketd.daemon")
 IDLE_POLL_SECONDS = 1.0  # how often to look for work written by other processes (`ingest`)
@@ -119,6 +120,7 @@ class Daemon:
             log.error("reload refused, smtp_in.tls_cert/tls_key: %s", error)
             return
         self.state.config, self.state.templates = result.config, templates
+        self.state.apply_webhooks()
         self._reload_keys()
         self.smtp_tls = smtp_tls
         if result.applied:
@@ -321,6 +323,9 @@ class Daemon:
             ),
             asyncio.create_task(
                 self.supervise("maintenance", lambda: run_maintenance(self)), name="maintenance"
+            ),
+            asyncio.create_task(
+                self.supervise("webhooks", lambda: run_webhooks(self)), name="webhooks"
             ),
         ]
         for account in config.imap:

@@ -49,6 +49,8 @@ LIVE = (
     # a ticket's running deadlines move at its next change or with `ticketd sla recompute`.
     "team.",
     "sla.",
+    # The endpoints are read at each event and each delivery.
+    "webhooks",
 )
 # Under a live prefix, but read once at start: the SLA tick is scheduled only when enabled.
 RESTART = ("sla.enabled",)

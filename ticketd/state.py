@@ -16,6 +16,7 @@ from storage.key_registry import forget, missing_keys, register
 from storage.keyring import Keyring
 from storage.migrate import is_current, schema_problem, upgrade
 from storage.sealed_blobs import SealedBlobStore
+from storage.webhook_events import Endpoint, EventRecorder
 from ticketd.views import safe_url
 
 
@@ -29,6 +30,13 @@ class State:
     # The parsing process (ingest/isolation.py): the daemon's, and that of the commands that
     # process mail (`isolate`); without it, a worker parses in this process (tests).
     isolation: IsolatedCall | None = None
+    # Writes the events `[[webhooks]]` ask for with each change (storage/webhook_events.py).
+    events: EventRecorder | None = None
+
+    def apply_webhooks(self) -> None:
+        """The endpoints of the current configuration (at start, and after a SIGHUP)."""
+        if self.events is not None:
+            self.events.endpoints = webhook_endpoints(self.config)
 
     @property
     def journal(self) -> Journal:
@@ -58,14 +66,22 @@ def open_state(config: Config, clock: Clock | None = None, migrate: bool = True)
     db = Database(config.storage.database)
     if migrate and not is_current(db):
         upgrade(db)
-    return State(
+    clock = clock or SystemClock()
+    state = State(
         config=config,
-        clock=clock or SystemClock(),
+        clock=clock,
         db=db,
         # Sealed with the identity-document key: raw messages carry documents inside them.
         blobs=SealedBlobStore(config.storage.blobs, Keyring.open(config.kyc.key_file)),
         templates=Templates(config.templates_dir),
+        events=EventRecorder(db.sessions, clock.now),
     )
+    state.apply_webhooks()
+    return state
+
+
+def webhook_endpoints(config: Config) -> tuple[Endpoint, ...]:
+    return tuple(Endpoint(hook.url, frozenset(hook.events)) for hook in config.webhooks)
 
 
 class DatabaseMissing(Exception):
