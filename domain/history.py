@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from domain.context import Context, Ignore
 from domain.message import ParsedMessage
+from domain.requests import normalised, request_print, written_at
 from storage.models import JournalEntry, Ticket, TicketMessage
 
 
@@ -48,6 +49,10 @@ def record_incoming(
         created_at=ctx.clock.now(),
     )
     ctx.session.add(record)
+    if kind == "customer" and ticket.request_at is None:
+        # The ticket's first request: a repeat of it is found by these two (thread_finder).
+        ticket.request_at = written_at(message, record.created_at)
+        ticket.request_print = request_print(normalised(message.subject, message.text))
     try:
         # The message first: its unique dedupe key is where a concurrent worker that recorded
         # the same message collides (on PostgreSQL the insert waits for that worker's commit).

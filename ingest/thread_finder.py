@@ -8,7 +8,8 @@ In order of strength:
 4. its subject carries the reference and the sender is a participant of the ticket;
 5. it repeats a request the same customer made lately, nearly word for word, and the sender is
    proven to be that customer (ingest/sender_proof.py): a forged From with the same words opens
-   its own ticket, and nothing about hers.
+   its own ticket, and nothing about hers. "Lately" is between the two requests' own dates
+   (domain/requests.py), so an import of old mail is measured in its time.
 A reference in the subject from anyone else opens a new ticket that remembers the claim.
 A merged ticket's reference leads to the ticket that absorbed it. Only 1 and 2 prove that the
 sender reads the ticket's mail (`Threading.proof`).
@@ -16,25 +17,27 @@ sender reads the ticket's mail (`Threading.proof`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from difflib import SequenceMatcher
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from rapidfuzz import fuzz
+from sqlalchemy import func, select
 
 from domain.context import Context
 from domain.message import ParsedMessage
 from domain.refs import find_references
+from domain.requests import normalised, request_print, written_at
 from outbound.addresses import ref_from_address
 from outbound.compose import verify_message_id
 from storage.models import OutboxMail, Ticket, TicketMessage
 
 OPEN_STATUSES = ("open", "pending")
-# How alike two requests must be to count as the same one (difflib's ratio, 0 to 1).
+# How alike two requests must be to count as the same one (rapidfuzz's ratio, an exact
+# 2 * common characters / both lengths, as difflib's ratio estimates it; 0 to 1).
 SAME_REQUEST_RATIO = 0.9
-_COMPARE_CHARS = 2000
+# A customer's recent open tickets compared at most.
+_CANDIDATES = 20
 
 
 @dataclass(frozen=True)
@@ -116,37 +119,65 @@ def _by_subject(ctx: Context, message: ParsedMessage) -> Threading | None:
     return None
 
 
-def _normalised(text: str) -> str:
-    return re.sub(r"\W+", " ", text.lower()).strip()[:_COMPARE_CHARS]
+def _recent_requests(ctx: Context, customer: str, moment: datetime) -> list[Ticket]:
+    """The customer's open tickets whose first request was written in the window before
+    `moment`, newest first: a range of the (customer, request_at) index, never a scan."""
+    since = moment - timedelta(minutes=ctx.config.threading.duplicate_window_minutes)
+    return list(
+        ctx.session.scalars(
+            select(Ticket)
+            .where(
+                Ticket.customer == customer,
+                Ticket.request_at >= since,
+                Ticket.request_at <= moment,
+                Ticket.status.in_(OPEN_STATUSES),
+                Ticket.merged_into_id.is_(None),
+            )
+            .order_by(Ticket.request_at.desc(), Ticket.id.desc())
+            .limit(_CANDIDATES)
+        )
+    )
+
+
+def _first_requests(ctx: Context, tickets: Sequence[Ticket]) -> dict[int, str]:
+    """The normalised first customer message of each ticket, in one query by index."""
+    first = (
+        select(func.min(TicketMessage.id))
+        .where(TicketMessage.ticket_id.in_([t.id for t in tickets]))
+        .where(TicketMessage.kind == "customer")
+        .group_by(TicketMessage.ticket_id)
+    )
+    rows = ctx.session.execute(
+        select(TicketMessage.ticket_id, TicketMessage.subject, TicketMessage.text).where(
+            TicketMessage.id.in_(first)
+        )
+    )
+    return {ticket_id: normalised(subject, text) for ticket_id, subject, text in rows}
 
 
 def _by_repeated_request(ctx: Context, message: ParsedMessage) -> Threading | None:
-    window = ctx.config.threading.duplicate_window_minutes
-    if not window or not message.sender.email:
+    """The same words (the fingerprint), or nearly (rapidfuzz's ratio), as a request the
+    customer wrote within the window before this one was written."""
+    if not ctx.config.threading.duplicate_window_minutes or not message.sender.email:
         return None
-    since = ctx.clock.now() - timedelta(minutes=window)
-    candidates = ctx.session.scalars(
-        select(Ticket)
-        .where(
-            Ticket.customer == message.sender.email,
-            Ticket.status.in_(OPEN_STATUSES),
-            Ticket.merged_into_id.is_(None),
-            Ticket.created_at >= since,
+    words = normalised(message.subject, message.text)
+    if not words:
+        return None
+    candidates = _recent_requests(ctx, message.sender.email, written_at(message, ctx.clock.now()))
+    digest = request_print(words)
+    same = next((t for t in candidates if t.request_print == digest), None)
+    if same is None and candidates:
+        texts = _first_requests(ctx, candidates)
+        same = next(
+            (
+                t
+                for t in candidates
+                if t.id in texts
+                and fuzz.ratio(texts[t.id], words, score_cutoff=SAME_REQUEST_RATIO * 100)
+            ),
+            None,
         )
-        .order_by(Ticket.id.desc())
-        .limit(20)
-    )
-    new_text = _normalised(f"{message.subject} {message.text}")
-    if not new_text:
-        return None
-    for ticket in candidates:
-        first = next((m for m in ticket.messages if m.kind == "customer"), None)
-        if first is None:
-            continue
-        old_text = _normalised(f"{first.subject} {first.text}")
-        if SequenceMatcher(None, old_text, new_text).ratio() >= SAME_REQUEST_RATIO:
-            return Threading(ticket, None, f"repeats the request of {ticket.ref}", True)
-    return None
+    return Threading(same, None, f"repeats the request of {same.ref}", True) if same else None
 
 
 def find_thread(

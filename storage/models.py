@@ -197,6 +197,10 @@ class Ticket(Base):
     satisfaction_at: Mapped[datetime | None] = mapped_column()
     # `[retention] ticket_days` after the close: the messages' text and raw copies removed.
     text_removed_at: Mapped[datetime | None] = mapped_column()
+    # The first request: when it was written (its Date, for imported mail) and a digest of its
+    # normalised words, so a repeat of it is found by index (ingest/thread_finder.py).
+    request_at: Mapped[datetime | None] = mapped_column()
+    request_print: Mapped[str | None] = mapped_column(String(64))
 
     messages: Mapped[list[TicketMessage]] = relationship(
         back_populates="ticket", order_by="TicketMessage.id", foreign_keys="TicketMessage.ticket_id"
@@ -204,6 +208,7 @@ class Ticket(Base):
     participants: Mapped[list[Participant]] = relationship(
         back_populates="ticket", order_by="Participant.id"
     )
+    __table_args__ = (Index("ix_tickets_customer_request", "customer", "request_at"),)
 
 
 class Participant(Base):
@@ -256,7 +261,10 @@ class TicketMessage(Base):
     created_at: Mapped[datetime] = mapped_column()
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages")
-    __table_args__ = (Index("ix_messages_message_id", "message_id"),)
+    __table_args__ = (
+        Index("ix_messages_message_id", "message_id"),
+        Index("ix_messages_ticket", "ticket_id", "id"),
+    )
 
 
 class OutboxMail(Base):
@@ -292,6 +300,7 @@ class OutboxMail(Base):
     __table_args__ = (
         Index("ix_outbox_due", "state", "next_attempt_at"),
         Index("ix_outbox_recipient_time", "recipient", "created_at"),
+        Index("ix_outbox_ticket", "ticket_id"),
     )
 
 

@@ -162,6 +162,7 @@ def _tickets(session: Session, swap: _Swap, tickets: list[Ticket], report: Erasu
         if ticket.customer == swap.address:
             ticket.customer, ticket.customer_name = swap.pseudonym, None
             ticket.subject, ticket.satisfaction_comment = ERASED, None
+            ticket.request_print = None  # a digest of their words
         report.tickets.append(ticket.ref)
         for event in session.scalars(select(SlaEvent).where(SlaEvent.ticket_id == ticket.id)):
             event.outcome = swap.text(event.outcome)

@@ -346,7 +346,7 @@ def remove_ticket_text(
         session.execute(
             update(Ticket)
             .where(Ticket.id == ticket_id)
-            .values(text_removed_at=now, satisfaction_comment=None)
+            .values(text_removed_at=now, satisfaction_comment=None, request_print=None)
         )
         mails = list(
             session.scalars(select(OutboxMail.id).where(OutboxMail.ticket_id == ticket_id))
