@@ -165,13 +165,17 @@ DEFAULT_KEYWORDS: dict[str, tuple[str, ...]] = {
 }
 
 _WORD_START = r"(?<![\w])"
+# The same before a word character, and ten times faster: re tries a lookbehind at every
+# position of the text, a word boundary only where one is.
+_BOUNDARY = r"\b"
 
 
 def keyword_pattern(keyword: str) -> str:
     """A keyword as a regular expression over folded text: each word the start of a word, in
     its written or softened form, the words apart by any space."""
     words = [f"(?:{'|'.join(re.escape(s) for s in stems(w))})\\w*" for w in keyword.split()]
-    return _WORD_START + r"\s+".join(words)
+    start = _BOUNDARY if re.match(r"\w", keyword.strip()) else _WORD_START
+    return start + r"\s+".join(words)
 
 
 def _compile(keywords: Mapping[str, tuple[str, ...]]) -> dict[str, re.Pattern[str]]:
@@ -184,6 +188,12 @@ def _compile(keywords: Mapping[str, tuple[str, ...]]) -> dict[str, re.Pattern[st
     }
 
 
+def _score(in_subject: list[str], in_text: list[str]) -> tuple[int, int]:
+    """(hits, a hit in the subject counting twice; letters matched). Each text is searched once
+    per category: the search is most of the cost of categorising."""
+    return 2 * len(in_subject) + len(in_text), sum(map(len, in_subject)) + sum(map(len, in_text))
+
+
 class Categoriser:
     def __init__(self, overrides: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self.patterns = _compile({**DEFAULT_KEYWORDS, **(overrides or {})})
@@ -193,10 +203,7 @@ class Categoriser:
         # (hits, letters matched): of two categories with as many hits, the one whose keywords
         # said more wins ("yatırım bonusu" is a bonus, though "yatırım" alone is a payment).
         scores = {
-            category: (
-                2 * len(pattern.findall(subject_l)) + len(pattern.findall(text_l)),
-                sum(len(m) for m in (*pattern.findall(subject_l), *pattern.findall(text_l))),
-            )
+            category: _score(pattern.findall(subject_l), pattern.findall(text_l))
             for category, pattern in self.patterns.items()
         }
         best = max(scores.values(), default=(0, 0))
