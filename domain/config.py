@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from domain.config_classify import ClassifyConfig, ClassifyTable
 from domain.config_keys import check_keys, one_list
-from domain.config_kinds import Count, Custom, Endpoint, FilePath, Invalid, Whole, resolve
+from domain.config_kinds import Count, Custom, Endpoint, FilePath, Invalid, Url, Whole, resolve
 from domain.config_kinds import HostPort as HostPort
 from domain.config_kyc import KycConfig, parse_kyc
 from domain.config_oauth import OAuthConfig, check_reference, parse_oauth
@@ -163,6 +163,15 @@ class MetricsConfig:
     listen: HostPort | None = None
 
 
+@dataclass(frozen=True)
+class HttpConfig:
+    """`[http]`: the API (web/), off without `listen`. `public_url` is where people reach it
+    (behind the reverse proxy that does TLS), for links in mail; None: not said."""
+
+    listen: HostPort | None = None
+    public_url: str | None = None
+
+
 IMAP_SECURITY = ("tls", "starttls", "none")
 IMAP_AUTH = ("password", "xoauth2")
 
@@ -209,6 +218,7 @@ class Config:
     templates_dir: Path | None = None
     threading: ThreadingConfig = field(default_factory=ThreadingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     imap: tuple[ImapAccountConfig, ...] = ()
     team: TeamConfig = field(default_factory=TeamConfig)
     sla: SlaConfig = field(default_factory=SlaConfig)
@@ -375,6 +385,15 @@ class MetricsTable(Table):
     listen: Annotated[HostPort | None, Endpoint()] = key(None, doc="Prometheus metrics at /metrics")
 
 
+class HttpTable(Table):
+    listen: Annotated[HostPort | None, Endpoint()] = key(
+        None, doc="the HTTP API (web/) on this address; off when absent"
+    )
+    public_url: Annotated[str | None, Url(strip_slash=True)] = key(
+        None, doc="where people reach the API (the reverse proxy's https:// URL), for links"
+    )
+
+
 class TemplatesTable(Table):
     folder: Annotated[Path | None, FilePath("folder")] = key(
         None, live=True, record="templates_dir", doc="overrides any shipped template"
@@ -392,6 +411,7 @@ SECTIONS = (
     "limits",
     "templates",
     "metrics",
+    "http",
     "threading",
     "imap",
     "queues",
@@ -616,6 +636,7 @@ SCHEMA_SECTIONS: tuple[Section, ...] = (
     Section("limits", LimitsTable),
     Section("templates", TemplatesTable),
     Section("metrics", MetricsTable),
+    Section("http", HttpTable),
     Section("threading", ThreadingTable),
     Section("retention", RetentionTable),
     Section("dns", DnsTable, record="trust.dns"),
@@ -632,11 +653,13 @@ def _simple_records(tables: Tables) -> dict[str, Any]:
     )
     templates = tables.one("templates", TemplatesTable)
     metrics = tables.one("metrics", MetricsTable)
+    http = tables.one("http", HttpTable)
     return {
         "storage": StorageConfig(storage.database, storage.blobs),
         "limits": LimitsConfig(**dict(tables.one("limits", LimitsTable) or {})),
         "threading": ThreadingConfig(**dict(tables.one("threading", ThreadingTable) or {})),
         "metrics": MetricsConfig(metrics.listen if metrics else None),
+        "http": HttpConfig(http.listen, http.public_url) if http else HttpConfig(),
         "templates_dir": templates.folder if templates else None,
         "retention": build_retention(tables.one("retention", RetentionTable)),
         "spam": build_spam(tables.one("spam", SpamTable)),

@@ -208,7 +208,12 @@ class Ticket(Base):
     participants: Mapped[list[Participant]] = relationship(
         back_populates="ticket", order_by="Participant.id"
     )
-    __table_args__ = (Index("ix_tickets_customer_request", "customer", "request_at"),)
+    __table_args__ = (
+        Index("ix_tickets_customer_request", "customer", "request_at"),
+        # The API lists tickets newest first, by queue or customer (web/queries.py).
+        Index("ix_tickets_queue", "queue", "id"),
+        Index("ix_tickets_customer", "customer", "id"),
+    )
 
 
 class Participant(Base):
@@ -558,3 +563,18 @@ class WebhookDelivery(Base):
         Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
         Index("ix_webhook_deliveries_ticket", "ticket_id"),
     )
+
+
+class ApiToken(Base):
+    """A bearer token of the HTTP API (web/tokens.py): an agent's, scoped to their queues, or
+    an admin's. Only the SHA-256 of the token is kept; the token itself is printed once."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    agent: Mapped[str | None] = mapped_column(String(320))  # None: an admin token
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column()
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()

@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.clamd",
     "tests.oauth_server",
     "tests.rspamd",
+    "tests.web",
 ]
 
 

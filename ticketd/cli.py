@@ -29,6 +29,7 @@ from ticketd.retention_commands import add_retention_commands
 from ticketd.sla_commands import add_sla_commands
 from ticketd.state_checks import check_state_files
 from ticketd.webhook_commands import add_webhook_commands
+from ticketd.token_commands import add_token_commands
 
 EX_OK = 0
 EX_USAGE = 64
@@ -585,6 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_customer_commands(commands, _with_state)
     add_block_commands(commands, _with_state)
     add_webhook_commands(commands, _reading)
+    add_token_commands(commands, _with_state, _reading)
     add_oauth_commands(commands, lambda args: load_config(_config_path(args)))
     return parser
 

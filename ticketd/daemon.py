@@ -43,6 +43,8 @@ from ticketd.notify import Notifier
 from ticketd.sla_service import run_sla_clock
 from ticketd.state import State
 from ticketd.webhook_service import run_webhooks
+from ticketd.web_views import web_deps
+from web.server import HttpService, stop_and_wait
 
 log = logging.getLogger("ticketd.daemon")
 IDLE_POLL_SECONDS = 1.0  # how often to look for work written by other processes (`ingest`)
@@ -281,6 +283,15 @@ class Daemon:
             else:
                 self.metrics.delivery(result)
 
+    def start_http(self) -> tuple[HttpService, asyncio.Task[None]] | None:
+        """The API on `[http] listen` (web/), bound before the daemon says it is ready."""
+        listen = self.state.config.http.listen
+        if listen is None:
+            return None
+        service = HttpService(web_deps(self.state, self.mail_ready), listen)
+        log.info("HTTP API on %s", listen)
+        return service, asyncio.create_task(service.serve(), name="http")
+
     async def run(self) -> None:
         config = self.state.config
         loop = asyncio.get_running_loop()
@@ -297,6 +308,7 @@ class Daemon:
         listen = config.smtp_in.listen
         if config.metrics.listen is not None:
             self.metrics.serve(config.metrics.listen)
+        http = self.start_http()
         server = await loop.create_server(
             # The limits are read per connection, so a SIGHUP can change them.
             lambda: make_smtp(handler, self.state.config.smtp_in, self.hostname, self.smtp_tls),
@@ -360,6 +372,8 @@ class Daemon:
         grace = deadline + STORE_GRACE_SECONDS
         while handler.in_flight and loop.time() < grace:
             await asyncio.sleep(0.05)
+        if http is not None:
+            await stop_and_wait(*http)
         await asyncio.wait(tasks, timeout=max(deadline - loop.time(), 1.0))
         for task in tasks:
             task.cancel()

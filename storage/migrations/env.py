@@ -20,12 +20,24 @@ def _render_item(kind: str, obj: Any, autogen_context: Any) -> str | Literal[Fal
     return False
 
 
+# The full-text index of messages lives outside the models (migration 0015, storage/search.py):
+# SQLite's FTS5 table and its shadow tables, PostgreSQL's index over an expression.
+_SEARCH_OBJECTS = ("messages_fts", "ix_messages_search")
+
+
+def _include_object(
+    obj: Any, name: str | None, kind: str, reflected: bool, compare_to: Any
+) -> bool:
+    return not (name or "").startswith(_SEARCH_OBJECTS)
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
         render_item=_render_item,
         render_as_batch=connection.dialect.name == "sqlite",
+        include_object=_include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

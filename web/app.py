@@ -1,0 +1,103 @@
+"""The ASGI application (FastAPI): /healthz, /openapi.json and the API under /api/v1.
+
+Endpoints are plain functions, so FastAPI runs them in its thread pool: the database work of a
+request never blocks the daemon's event loop (the SMTP listener shares it).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from web.auth import bearer, deps_of, principal_of
+from web.errors import ApiError
+from web.queries import DEFAULT_LIMIT, MAX_LIMIT, TicketFilter, list_page
+from web.services import WebDeps
+from web.tokens import Principal
+
+log = logging.getLogger("ticketd.http")
+
+
+def authenticated(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    return principal_of(request, credentials)
+
+
+Caller = Annotated[Principal, Depends(authenticated)]
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _install_errors(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+        return _error(error.status, error.message, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
+            for e in error.errors()
+        ]
+        return _error(422, "; ".join(problems) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return _error(error.status_code, str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        # Never a traceback to a client; the log has it.
+        log.exception("%s %s failed", request.method, request.url.path)
+        return _error(500, f"internal error ({type(error).__name__}); the daemon's log has it")
+
+
+def _health_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["health"], summary="as `ticketd health --json`; no token")
+    def healthz(request: Request) -> JSONResponse:
+        report = deps_of(request).views.health()
+        return JSONResponse(report, status_code=200 if report.get("healthy") else 503)
+
+
+def _ticket_list_routes(app: FastAPI) -> None:
+    @app.get("/api/v1/tickets", tags=["tickets"], summary="tickets, newest first")
+    def tickets(
+        request: Request,
+        caller: Caller,
+        status: str | None = None,
+        queue: str | None = None,
+        assignee: str | None = None,
+        customer: str | None = None,
+        q: Annotated[str | None, Query(description="full-text search, Turkish-aware")] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+        cursor: Annotated[str | None, Query(description="next_cursor of the last page")] = None,
+    ) -> dict[str, Any]:
+        deps = deps_of(request)
+        wanted = TicketFilter(status, queue, assignee, customer, q, limit, cursor)
+        return list_page(deps.db, caller, wanted, deps.clock.now())
+
+
+def create_app(deps: WebDeps) -> FastAPI:
+    app = FastAPI(
+        title="ticketd",
+        version="1",
+        description="Tickets, their history and files, search, answers and changes.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.deps = deps
+    _install_errors(app)
+    _health_routes(app)
+    _ticket_list_routes(app)
+    return app
