@@ -95,7 +95,7 @@ def start_api_desk(folder: Path, relay: Relay, extra: str = "") -> ApiDesk:
     text = f'[http]\nlisten = "127.0.0.1:{http_port}"\npublic_url = "https://destek.example.com"\n'
     config = daemon_config(folder, relay.port, extra=text + TEAM + extra)
     daemon = DaemonProcess(config)
-    daemon.start()
+    daemon.start(timeout=60)  # a loaded machine: the parsing process takes seconds to start
     wait_for_port(http_port)
     return ApiDesk(daemon, http_port)
 
