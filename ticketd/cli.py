@@ -28,8 +28,8 @@ from ticketd.oauth_commands import add_oauth_commands, relay_probe
 from ticketd.retention_commands import add_retention_commands
 from ticketd.sla_commands import add_sla_commands
 from ticketd.state_checks import check_state_files
-from ticketd.webhook_commands import add_webhook_commands
 from ticketd.token_commands import add_token_commands
+from ticketd.webhook_commands import add_webhook_commands
 
 EX_OK = 0
 EX_USAGE = 64

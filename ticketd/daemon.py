@@ -42,8 +42,8 @@ from ticketd.metrics import Metrics
 from ticketd.notify import Notifier
 from ticketd.sla_service import run_sla_clock
 from ticketd.state import State
-from ticketd.webhook_service import run_webhooks
 from ticketd.web_views import web_deps
+from ticketd.webhook_service import run_webhooks
 from web.server import HttpService, stop_and_wait
 
 log = logging.getLogger("ticketd.daemon")
