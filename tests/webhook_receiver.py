@@ -11,6 +11,7 @@ import http.server
 import json
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,4 +104,7 @@ class Receiver:
             if len(self.events()) >= count:
                 return self.events()
             time.sleep(0.1)
-        raise AssertionError(f"received {len(self.events())} webhooks, expected {count}")
+        answers = Counter(self.answered)
+        raise AssertionError(
+            f"received {len(self.events())} webhooks, expected {count}; answers {dict(answers)}"
+        )
