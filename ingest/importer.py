@@ -16,7 +16,7 @@ import mailbox
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -113,6 +113,49 @@ def open_messages(path: Path, limit: int) -> Iterator[tuple[int, Iterator[tuple[
             mbox.close()
 
 
+# An import journals its messages in batches, one commit each (ingest/journal.py accept_many):
+# at most this many messages, and no more bytes than this unless a single message is larger.
+BATCH_MESSAGES = 64
+BATCH_BYTES = 8 * 1024 * 1024
+_COUNTS = ("found", "stored", "already_imported", "failed")
+
+
+@dataclass
+class _Batch:
+    """Messages read and not yet journaled, and the run's counts so far."""
+
+    journal: Journal
+    advance: Callable[[], None]
+    summary: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_COUNTS, 0))
+    mine: list[int] = field(default_factory=list)
+    arrivals: list[Arrival] = field(default_factory=list)
+    size: int = 0
+
+    def add(self, arrival: Arrival) -> None:
+        if self.arrivals and self.size + len(arrival.raw) > BATCH_BYTES:
+            self.flush()
+        self.arrivals.append(arrival)
+        self.size += len(arrival.raw)
+        if len(self.arrivals) >= BATCH_MESSAGES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Journal what is read: all of it stored, or all of it failed."""
+        try:
+            results = self.journal.accept_many(self.arrivals) if self.arrivals else []
+        except StorageFailure as failure:
+            log.warning("not stored: %s", failure)
+            results = []
+            self.summary["failed"] += len(self.arrivals)
+        for entry_id, new in results:
+            if new:
+                self.mine.append(entry_id)
+            self.summary["stored" if new else "already_imported"] += 1
+        for _arrival in self.arrivals:
+            self.advance()
+        self.arrivals, self.size = [], 0
+
+
 def _store(
     state: State,
     messages: Iterator[tuple[str, Read]],
@@ -123,31 +166,29 @@ def _store(
     message twice in a mbox) are found by their digest and counted as already imported."""
     journal = state.journal
     limit = state.config.smtp_in.max_message_size
-    summary = {"found": 0, "stored": 0, "already_imported": 0, "failed": 0}
-    mine: list[int] = []
+    batch = _Batch(journal, advance)
+    summary = batch.summary
     for name, read in messages:
         summary["found"] += 1
         source = f"import:{name}"[:200]
+        if not isinstance(read, Refused | tuple):
+            origin = "import:" + hashlib.sha256(read).hexdigest()
+            batch.add(Arrival(raw=read, source=source, acknowledge=acknowledge, origin=origin))
+            continue
         try:
             if isinstance(read, Refused):
                 log.warning("not imported: %s", read.reason)
                 summary["refused"] = summary.get("refused", 0) + 1
-            elif isinstance(read, tuple):
+            else:
                 head, size = read
                 reason = f"{name}: {too_big(size, limit)}; {header_summary(head)}"
                 journal.quarantine(None, source, reason, head[:HEADER_PEEK])
                 summary["too_big"] = summary.get("too_big", 0) + 1
-            else:
-                origin = "import:" + hashlib.sha256(read).hexdigest()
-                arrival = Arrival(raw=read, source=source, acknowledge=acknowledge, origin=origin)
-                entry_id, new = journal.accept_once(arrival)
-                if new:
-                    mine.append(entry_id)
-                summary["stored" if new else "already_imported"] += 1
         except StorageFailure:
             summary["failed"] += 1
         advance()
-    return summary, mine
+    batch.flush()
+    return summary, batch.mine
 
 
 def _process(state: State, mine: list[int], advance: Callable[[], None]) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import or_, select
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from domain.clock import Clock
 from storage.blobs import BlobStore
@@ -80,37 +81,47 @@ class Journal:
         """Like `accept`, and says whether the row is new. An arrival with an origin that is
         already journaled, under that origin or with the very same bytes (the same mail
         fetched again after a UIDVALIDITY change), returns the existing row instead."""
+        return self.accept_many([arrival])[0]
+
+    def accept_many(self, arrivals: Sequence[Arrival]) -> list[tuple[int, bool]]:
+        """`accept_once` for several messages with one commit (an import's batch): every blob
+        is fsynced first, then the rows are committed together, so none is accepted before
+        all are durable. Raises StorageFailure for the batch: none of it is accepted."""
         try:
-            key = self.blobs.put(arrival.raw)
+            keys = [self.blobs.put(arrival.raw) for arrival in arrivals]
             with self.db.transaction() as session:
-                if arrival.origin is not None:
-                    known = session.scalar(
-                        select(JournalEntry.id)
-                        .where(
-                            or_(JournalEntry.origin == arrival.origin, JournalEntry.blob_key == key)
-                        )
-                        .order_by(JournalEntry.id)
-                        .limit(1)
-                    )
-                    if known is not None:
-                        return known, False
-                entry = JournalEntry(
-                    blob_key=key,
-                    size=len(arrival.raw),
-                    source=arrival.source[:200],
-                    envelope_from=_envelope_from(arrival.envelope_from),
-                    envelope_to=list(arrival.envelope_to),
-                    received_at=self.clock.now(),
-                    state=JOURNAL_PENDING,
-                    attempts=0,
-                    acknowledge=arrival.acknowledge,
-                    origin=arrival.origin,
-                )
-                session.add(entry)
-                session.flush()
-                return entry.id, True
+                return [
+                    self._row(session, arrival, key)
+                    for arrival, key in zip(arrivals, keys, strict=True)
+                ]
         except Exception as error:  # disk full, database gone: say so, accept nothing
             raise StorageFailure(explain(error, self.blobs)) from error
+
+    def _row(self, session: Session, arrival: Arrival, key: str) -> tuple[int, bool]:
+        if arrival.origin is not None:
+            known = session.scalar(
+                select(JournalEntry.id)
+                .where(or_(JournalEntry.origin == arrival.origin, JournalEntry.blob_key == key))
+                .order_by(JournalEntry.id)
+                .limit(1)
+            )
+            if known is not None:
+                return known, False
+        entry = JournalEntry(
+            blob_key=key,
+            size=len(arrival.raw),
+            source=arrival.source[:200],
+            envelope_from=_envelope_from(arrival.envelope_from),
+            envelope_to=list(arrival.envelope_to),
+            received_at=self.clock.now(),
+            state=JOURNAL_PENDING,
+            attempts=0,
+            acknowledge=arrival.acknowledge,
+            origin=arrival.origin,
+        )
+        session.add(entry)
+        session.flush()
+        return entry.id, True
 
     def quarantine(
         self, origin: str | None, source: str, reason: str, header: bytes = b""
