@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from domain.config import Config
@@ -197,6 +197,51 @@ class Purged:
     decided_at: datetime | None
 
 
+# The [kyc] setting that bounds each state's retention: approved and rejected documents count
+# from the decision, received ones (never decided) from their arrival.
+_RETENTION_RULES = {
+    DOC_APPROVED: "retention_days",
+    DOC_REJECTED: "rejected_retention_days",
+    DOC_RECEIVED: "abandoned_retention_days",
+}
+
+
+def _retention_ended(config: Config, now: datetime) -> ColumnElement[bool]:
+    """A document whose state's retention has run out by `now`."""
+    cutoff = {
+        state: now - timedelta(days=getattr(config.kyc, rule))
+        for state, rule in _RETENTION_RULES.items()
+    }
+    return or_(
+        (Document.state == DOC_APPROVED) & (Document.decided_at <= cutoff[DOC_APPROVED]),
+        (Document.state == DOC_REJECTED) & (Document.decided_at <= cutoff[DOC_REJECTED]),
+        (Document.state == DOC_RECEIVED) & (Document.received_at <= cutoff[DOC_RECEIVED]),
+    )
+
+
+def _purge_content(
+    session: Session, config: Config, document: Document, now: datetime, actor: str
+) -> str:
+    """Unlink one document's content from its record and audit it; the blob key to delete."""
+    rule = _RETENTION_RULES[document.state]
+    blob_key = document.blob_key
+    assert blob_key is not None
+    if document.state == DOC_RECEIVED:  # abandoned: nobody decided in time
+        document.state = DOC_EXPIRED
+    document.blob_key = None
+    document.purged_at = now
+    session.add(
+        DocumentAccess(
+            document_id=document.id,
+            actor=actor,
+            action="purge",
+            at=now,
+            detail=f"kyc.{rule} = {getattr(config.kyc, rule)}",
+        )
+    )
+    return blob_key
+
+
 def purge(
     db: Database,
     config: Config,
@@ -212,58 +257,23 @@ def purge(
     they arrived: those become expired. Rows are taken with `FOR UPDATE SKIP LOCKED`, so two
     daemons purging at once split the work instead of purging (and auditing) a file twice.
     """
-    kyc = config.kyc
-    rules = {
-        DOC_APPROVED: (now - timedelta(days=kyc.retention_days), "retention_days"),
-        DOC_REJECTED: (
-            now - timedelta(days=kyc.rejected_retention_days),
-            "rejected_retention_days",
-        ),
-        DOC_RECEIVED: (
-            now - timedelta(days=kyc.abandoned_retention_days),
-            "abandoned_retention_days",
-        ),
-    }
-    due = (
-        select(Document, Ticket.ref)
-        .join(Ticket, Ticket.id == Document.ticket_id)
-        .where(
-            Document.blob_key.is_not(None),
-            or_(
-                (Document.state == DOC_APPROVED) & (Document.decided_at <= rules[DOC_APPROVED][0]),
-                (Document.state == DOC_REJECTED) & (Document.decided_at <= rules[DOC_REJECTED][0]),
-                (Document.state == DOC_RECEIVED) & (Document.received_at <= rules[DOC_RECEIVED][0]),
-            ),
-        )
-        .order_by(Document.id)
-        .with_for_update(skip_locked=True, of=Document)
-    )
     gone: list[str] = []
     copies: dict[int, tuple[str, int]] = {}
     found: list[Purged] = []
+    due = (
+        select(Document, Ticket.ref)
+        .join(Ticket, Ticket.id == Document.ticket_id)
+        .where(Document.blob_key.is_not(None), _retention_ended(config, now))
+        .order_by(Document.id)
+        .with_for_update(skip_locked=True, of=Document)
+    )
     with db.transaction() as session:
         for document, ref in session.execute(due):
             found.append(Purged(document.id, ref, document.state, document.decided_at))
             if dry_run:
                 continue
-            rule = rules[document.state][1]
-            days = getattr(kyc, rule)
-            assert document.blob_key is not None
-            gone.append(document.blob_key)
             copies[document.id] = (document.sha256, document.size)
-            if document.state == DOC_RECEIVED:  # abandoned: nobody decided in time
-                document.state = DOC_EXPIRED
-            document.blob_key = None
-            document.purged_at = now
-            session.add(
-                DocumentAccess(
-                    document_id=document.id,
-                    actor=actor,
-                    action="purge",
-                    at=now,
-                    detail=f"kyc.{rule} = {days}",
-                )
-            )
+            gone.append(_purge_content(session, config, document, now, actor))
         note_removed(session, gone)
     # After the commit: a failed transaction must not leave records pointing at deleted
     # blobs. A crash between the two leaves the blobs noted as removed; the next purge or
