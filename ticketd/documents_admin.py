@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from domain.config import Config
 from domain.refs import normalise
+from ingest.documents_review import is_kyc_agent
 from ingest.filenames import typed_filename
 from storage.blobs import BlobStore
 from storage.db import Database
@@ -81,9 +82,8 @@ def list_documents(db: Database, ref: str) -> list[dict[str, Any]]:
         return [_row(d, ticket.ref) for d in documents]
 
 
-def _kyc_agent(config: Config, email: str) -> str:
-    from ingest.documents_review import is_kyc_agent
-
+def kyc_agent(config: Config, email: str) -> str:
+    """The agent's configured address, when they are an agent of the identity (kyc) queue."""
     agent = config.team.agent(email)
     if agent is None or not is_kyc_agent(config.team, agent):
         raise DocumentAdminError(f"{email} is not an agent of the identity (kyc) queue")
@@ -125,7 +125,7 @@ def export_documents(
     agent_email: str,
 ) -> list[Path]:
     """Decrypt the ticket's stored documents into `folder` (owner-only files), audited."""
-    agent = _kyc_agent(config, agent_email)
+    agent = kyc_agent(config, agent_email)
     with db.read() as session:
         found = ticket_by_ref_in(session, ref)
         if found is None:

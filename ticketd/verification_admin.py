@@ -14,7 +14,7 @@ from domain.context import Context
 from domain.history import add_note
 from ingest.verification import request_documents
 from storage.models import Ticket, Verification
-from ticketd.documents_admin import DocumentAdminError, _kyc_agent, ticket_by_ref_in
+from ticketd.documents_admin import DocumentAdminError, kyc_agent, ticket_by_ref_in
 from ticketd.state import State
 
 
@@ -48,7 +48,7 @@ def verification_states(state: State, customer: str | None = None) -> list[dict[
 
 def request_from_command_line(state: State, ref: str, agent_email: str) -> str:
     """`ticketd kyc request REF --agent EMAIL`: what `#kyc request` does, from the shell."""
-    agent = _kyc_agent(state.config, agent_email)
+    agent = kyc_agent(state.config, agent_email)
     with state.db.transaction() as session:
         ticket = ticket_by_ref_in(session, ref)
         if ticket is None:
