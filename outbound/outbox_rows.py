@@ -48,13 +48,7 @@ def queue_outgoing(
     wall = ctx.outbox_clock.now() if ctx.outbox_clock is not None else now
     at = wall + max(not_before - now, timedelta(0)) if not_before is not None else wall
     if not _is_staff(ctx, envelope.to):
-        desk = ctx.config.desk
-        body = replace(
-            body,
-            subject=without_agent_addresses(desk, body.subject),
-            text=without_agent_addresses(desk, body.text),
-            html=without_agent_addresses(desk, body.html),
-        )
+        body = _without_agent_addresses(ctx, body)
     ctx.session.add(
         OutboxMail(
             ticket_id=ticket.id if ticket else None,
@@ -74,25 +68,60 @@ def queue_outgoing(
         )
     )
     if history_kind is not None and ticket is not None:
-        ctx.session.add(
-            TicketMessage(
-                ticket_id=ticket.id,
-                journal_id=None,
-                direction="out",
-                kind=history_kind,
-                dedupe_key=dedupe_key or f"mid:{envelope.message_id}",
-                message_id=envelope.message_id,
-                from_addr=author[0] if author else envelope.sender,
-                from_name=author[1] if author else envelope.sender_name,
-                to_addrs=[envelope.to],
-                cc_addrs=[],
-                subject=body.subject,
-                text=body.text,
-                attachments=[
-                    {"filename": a.filename, "content_type": a.content_type, "size": len(a.payload)}
-                    for a in attachments
-                ],
-                created_at=now,
-            )
+        entry = _history_entry(
+            ticket,
+            history_kind,
+            envelope,
+            body,
+            attachments,
+            author=author,
+            dedupe_key=dedupe_key or f"mid:{envelope.message_id}",
+            at=now,
         )
+        ctx.session.add(entry)
     return envelope.message_id
+
+
+def _without_agent_addresses(ctx: Context, body: RenderedMail) -> RenderedMail:
+    """The mail as someone who is not staff may read it: no agent reply address in it."""
+    desk = ctx.config.desk
+    return replace(
+        body,
+        subject=without_agent_addresses(desk, body.subject),
+        text=without_agent_addresses(desk, body.text),
+        html=without_agent_addresses(desk, body.html),
+    )
+
+
+def _history_entry(
+    ticket: Ticket,
+    history_kind: str,
+    envelope: Envelope,
+    body: RenderedMail,
+    attachments: tuple[OutgoingAttachment, ...],
+    *,
+    author: tuple[str, str] | None,
+    dedupe_key: str,
+    at: datetime,
+) -> TicketMessage:
+    """The outgoing message as the ticket's history shows it, from `author` (address, name) when
+    a person wrote it, else from the envelope's sender."""
+    return TicketMessage(
+        ticket_id=ticket.id,
+        journal_id=None,
+        direction="out",
+        kind=history_kind,
+        dedupe_key=dedupe_key,
+        message_id=envelope.message_id,
+        from_addr=author[0] if author else envelope.sender,
+        from_name=author[1] if author else envelope.sender_name,
+        to_addrs=[envelope.to],
+        cc_addrs=[],
+        subject=body.subject,
+        text=body.text,
+        attachments=[
+            {"filename": a.filename, "content_type": a.content_type, "size": len(a.payload)}
+            for a in attachments
+        ],
+        created_at=at,
+    )
