@@ -13,7 +13,7 @@ import itertools
 import logging
 import re
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from email import message_from_bytes
 from email.header import Header, decode_header
 from email.message import Message
@@ -390,6 +390,104 @@ def _tnef_attachments(contents: TnefContents, enclosed: bool) -> Iterator[Attach
         )
 
 
+@dataclass
+class _BodyWalk:
+    """What `_walk_body` has found so far. A part's scope is the forwarded message it lies in
+    (the id of that message/rfc822 part), 0 for the message itself."""
+
+    plain: list[str] = field(default_factory=list)
+    html_of: dict[int, list[str]] = field(default_factory=lambda: {0: []})  # by scope
+    attachments: list[AttachmentInfo] = field(default_factory=list)
+    scope_of: dict[int, int] = field(default_factory=dict)  # by id of the part
+    # (index in attachments, Content-ID, disposition, scope) of every image that may be inline.
+    candidates: list[tuple[int, str, str, int]] = field(default_factory=list)
+    tnef_texts: list[tuple[str, str]] = field(default_factory=list)  # (text, HTML) of each
+
+
+def _read_part(walk: _BodyWalk, part: Message, top: bool) -> None:
+    """One part of the walk: a forward kept whole, a container's children scoped, or a leaf."""
+    scope = walk.scope_of.get(id(part), 0)
+    try:
+        content_type = _content_type(part)
+        children = part.get_payload() if part.is_multipart() else None
+    except Exception:  # one unreadable part costs that part, never the message
+        return
+    forwarded = content_type in _FORWARD_TYPES and not top
+    if isinstance(children, list):
+        inner = id(part) if forwarded else scope
+        walk.scope_of.update((id(child), inner) for child in children)
+    if forwarded:
+        if not scope:
+            walk.attachments.append(_forwarded(part, children))
+        return
+    if children is None:
+        _read_leaf(walk, part, content_type, scope, top)
+
+
+def _read_leaf(walk: _BodyWalk, part: Message, content_type: str, scope: int, top: bool) -> None:
+    """A part without children: body text, the files of a winmail.dat, or an attachment."""
+    try:
+        disposition = _header_str(part.get("Content-Disposition")).split(";")[0]
+        disposition = disposition.strip().lower()
+        filename = _filename(part)
+        payload = _part_payload(part)
+        content_id = _header_str(part.get("Content-ID"))
+    except Exception:
+        return
+    if content_type.startswith("multipart/"):
+        # A multipart whose boundary is missing or wrong: compat32 leaves its body as one
+        # string. Show it as text rather than losing what the person wrote.
+        content_type = "text/plain"
+    is_body_text = content_type in ("text/plain", "text/html") and filename is None
+    if is_body_text and disposition != "attachment":
+        text = decode_bytes(payload, _charset(part))
+        if content_type == "text/html":
+            walk.html_of.setdefault(scope, []).append(text)
+        elif not scope:
+            walk.plain.append(text)
+        return
+    if content_type.startswith("message/") and not top:
+        return
+    if looks_like_tnef(content_type, filename, payload):
+        contents = unpack_tnef(payload)
+        if contents is not None:
+            walk.attachments += _tnef_attachments(contents, enclosed=bool(scope))
+            if not scope:
+                walk.tnef_texts.append((contents.text, contents.html))
+            return
+    if disposition == "inline" or content_id.strip():
+        walk.candidates.append((len(walk.attachments), content_id, disposition, scope))
+    walk.attachments.append(
+        AttachmentInfo(
+            filename=filename or f"part-{len(walk.attachments) + 1}",
+            content_type=content_type,
+            size=len(payload),
+            payload=payload,
+            role=ENCLOSED if scope else FILE,
+        )
+    )
+
+
+def _judge_images(walk: _BodyWalk) -> None:
+    """Each image that may be inline, once all the HTML of its message is known: INLINE content
+    or a DECORATION; one attached on purpose and not shown stays a file."""
+    uses_of: dict[int, dict[str, list[ImageUse]]] = {}
+    for index, content_id, disposition, scope in walk.candidates:
+        if scope not in uses_of:
+            uses_of[scope] = cid_images("\n".join(walk.html_of.get(scope, [])))
+        uses = uses_of[scope].get(normalise_cid(content_id), []) if content_id.strip() else []
+        if disposition == "attachment" and not uses:
+            continue  # attached on purpose, and not shown in the body
+        attachment = walk.attachments[index]
+        size = pixel_size(attachment.payload)  # the header read once, for both questions
+        if not is_image(attachment.content_type, size):
+            continue  # a PDF or a document with a Content-ID: an ordinary file
+        if is_decoration(size, uses):
+            walk.attachments[index] = replace(attachment, role=DECORATION)
+        elif not scope:
+            walk.attachments[index] = replace(attachment, role=INLINE)
+
+
 def _walk_body(message: Message, limits: ShapeLimits) -> tuple[str, str, list[AttachmentInfo]]:
     """The sender's own text (plain and HTML) and every attachment, each with its role.
 
@@ -402,93 +500,17 @@ def _walk_body(message: Message, limits: ShapeLimits) -> tuple[str, str, list[At
       DECORATION such as a signature logo (ingest/inline_images.py), judged once all the HTML
       of its message is known.
     """
-    plain: list[str] = []
-    html: list[str] = []
-    attachments: list[AttachmentInfo] = []
-    # The forwarded message each part lies in (its id; 0 for the message itself) and its HTML.
-    scope_of: dict[int, int] = {}
-    html_of: dict[int, list[str]] = {0: html}
-    # (index in attachments, Content-ID, disposition, scope) of every image that may be inline.
-    candidates: list[tuple[int, str, str, int]] = []
-    tnef_texts: list[tuple[str, str]] = []
+    walk = _BodyWalk()
     for part in _iter_parts(message, limits):
-        scope = scope_of.get(id(part), 0)
-        try:
-            content_type = _content_type(part)
-            children = part.get_payload() if part.is_multipart() else None
-        except Exception:  # one unreadable part costs that part, never the message
-            continue
-        forwarded = content_type in _FORWARD_TYPES and part is not message
-        if isinstance(children, list):
-            inner = id(part) if forwarded else scope
-            scope_of.update((id(child), inner) for child in children)
-        if forwarded:
-            if not scope:
-                attachments.append(_forwarded(part, children))
-            continue
-        if children is not None:
-            continue
-        try:
-            disposition = _header_str(part.get("Content-Disposition")).split(";")[0]
-            disposition = disposition.strip().lower()
-            filename = _filename(part)
-            payload = _part_payload(part)
-            content_id = _header_str(part.get("Content-ID"))
-        except Exception:
-            continue
-        if content_type.startswith("multipart/"):
-            # A multipart whose boundary is missing or wrong: compat32 leaves its body as one
-            # string. Show it as text rather than losing what the person wrote.
-            content_type = "text/plain"
-        is_body_text = content_type in ("text/plain", "text/html") and filename is None
-        if is_body_text and disposition != "attachment":
-            text = decode_bytes(payload, _charset(part))
-            if content_type == "text/html":
-                html_of.setdefault(scope, []).append(text)
-            elif not scope:
-                plain.append(text)
-            continue
-        if content_type.startswith("message/") and part is not message:
-            continue
-        if looks_like_tnef(content_type, filename, payload):
-            contents = unpack_tnef(payload)
-            if contents is not None:
-                attachments += _tnef_attachments(contents, enclosed=bool(scope))
-                if not scope:
-                    tnef_texts.append((contents.text, contents.html))
-                continue
-        if disposition == "inline" or content_id.strip():
-            candidates.append((len(attachments), content_id, disposition, scope))
-        attachments.append(
-            AttachmentInfo(
-                filename=filename or f"part-{len(attachments) + 1}",
-                content_type=content_type,
-                size=len(payload),
-                payload=payload,
-                role=ENCLOSED if scope else FILE,
-            )
-        )
-    uses_of: dict[int, dict[str, list[ImageUse]]] = {}
-    for index, content_id, disposition, scope in candidates:
-        if scope not in uses_of:
-            uses_of[scope] = cid_images("\n".join(html_of.get(scope, [])))
-        uses = uses_of[scope].get(normalise_cid(content_id), []) if content_id.strip() else []
-        if disposition == "attachment" and not uses:
-            continue  # attached on purpose, and not shown in the body
-        attachment = attachments[index]
-        size = pixel_size(attachment.payload)  # the header read once, for both questions
-        if not is_image(attachment.content_type, size):
-            continue  # a PDF or a document with a Content-ID: an ordinary file
-        if is_decoration(size, uses):
-            attachments[index] = replace(attachment, role=DECORATION)
-        elif not scope:
-            attachments[index] = replace(attachment, role=INLINE)
+        _read_part(walk, part, top=part is message)
+    _judge_images(walk)
+    plain, html = walk.plain, walk.html_of[0]
     if not any(p.strip() for p in plain) and not any(h.strip() for h in html):
-        plain += [text for text, _ in tnef_texts]
-        html += [body for _, body in tnef_texts]
+        plain += [text for text, _ in walk.tnef_texts]
+        html += [body for _, body in walk.tnef_texts]
     full_plain = "\n".join(p.strip("\n") for p in plain if p.strip())
     full_html = "\n".join(html)
-    return full_plain, full_html, attachments
+    return full_plain, full_html, walk.attachments
 
 
 # Signs that a message was written by a machine: only such mail is scanned for a delivery
