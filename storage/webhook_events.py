@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, inspect, select
+from sqlalchemy import delete, event, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import (
@@ -41,6 +41,8 @@ from storage.models import (
     DOC_REJECTED,
     OUTBOX_SENT,
     SLA_ESCALATION,
+    WEBHOOK_DELIVERED,
+    WEBHOOK_FAILED,
     WEBHOOK_QUEUED,
     Document,
     OutboxMail,
@@ -336,3 +338,21 @@ class EventRecorder:
     def _after_transaction_end(self, session: Session, transaction: Any) -> None:
         if transaction.parent is None:  # the outermost: a rollback leaves nothing to write
             session.info.pop(_FACTS, None)
+
+
+def forget_deliveries(
+    session: Session, ticket_ids: list[int] | None = None, finished_before: datetime | None = None
+) -> int:
+    """Remove webhook deliveries whose bodies name a customer: every one of these tickets (an
+    erasure, a ticket past `[retention] ticket_days`), or, with `finished_before`, those
+    delivered or given up before then (`[retention] raw_days`). Returns how many."""
+    query = delete(WebhookDelivery)
+    if ticket_ids is not None:
+        query = query.where(WebhookDelivery.ticket_id.in_(ticket_ids))
+    if finished_before is not None:
+        query = query.where(
+            WebhookDelivery.state.in_((WEBHOOK_DELIVERED, WEBHOOK_FAILED)),
+            WebhookDelivery.created_at < finished_before,
+        )
+    result = session.execute(query.execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -33,6 +33,8 @@ from tests.test_sla import TEAM, agent_mail
 from tests.test_threading import deliver
 from tests.webhook_receiver import SECRET, Receiver
 from ticketd.cli import main
+from ticketd.erasure import erase_customer
+from ticketd.retention import run_retention
 from ticketd.state import State, open_state
 
 ALL_EVENTS = (
@@ -273,3 +275,25 @@ def test_a_secret_from_a_file_and_one_url_once(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         load_config(path)
     assert [k for k, _ in error.value.problems] == ["webhooks[1].url"]
+
+
+def test_deliveries_go_with_the_customers_erasure_and_after_raw_days(
+    tmp_path: Path, clock: FixedClock, receiver: Receiver
+) -> None:
+    state = desk(tmp_path, clock, hooks(receiver.url, '["ticket.created"]'))
+    receiver.start()
+    try:
+        deliver(state, customer_mail(sender="Ali <ali@musteri.com.tr>"))
+        post_due(state)  # delivered: kept until raw_days
+        deliver(state, customer_mail(sender="Veli <veli@musteri.com.tr>", subject="Bonus"))
+        receiver.stop()
+        post_due(state)  # queued: the receiver is down
+        clock.advance(timedelta(days=state.config.retention.raw_days + 1))
+        assert run_retention(state.db, state.blobs, state.config, clock.now()).webhooks == 1
+        assert [d.body.count("veli@musteri.com.tr") for d in deliveries(state)] == [1]
+        erased = erase_customer(
+            state.db, state.config, state.blobs, clock.now(), "veli@musteri.com.tr"
+        )
+        assert erased.webhooks == 1 and deliveries(state) == []
+    finally:
+        state.close()

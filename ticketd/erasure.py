@@ -62,6 +62,7 @@ from storage.models import (
     Verification,
 )
 from storage.removals import finish, note_removed
+from storage.webhook_events import forget_deliveries
 from ticketd.access import ADMIN
 from ticketd.customer_export import customer_tickets
 from ticketd.retention import ticket_journal_ids
@@ -80,6 +81,7 @@ class ErasureReport:
     raw_messages: int = 0
     documents: int = 0
     outbox: int = 0
+    webhooks: int = 0  # deliveries about their tickets, removed
     blobs: list[str] = field(default_factory=list)
 
     @property
@@ -295,6 +297,7 @@ def _erase_rows(
         _messages(session, swap, tickets, report)
         _tickets(session, swap, tickets, report)
         _sent_them(session, swap, tickets, report)
+        report.webhooks = forget_deliveries(session, [t.id for t in tickets])
         _documents(session, swap, actor, now, report)
         note_removed(session, [k for k in report.blobs if k != stub])
         if row is not None:

@@ -61,6 +61,7 @@ from storage.models import (
 )
 from storage.removals import finish, note_removed
 from storage.sweep import MINIMUM_GRACE
+from storage.webhook_events import forget_deliveries
 
 log = logging.getLogger("ticketd.retention")
 FINISHED = (JOURNAL_DONE, JOURNAL_IGNORED, JOURNAL_QUARANTINED, JOURNAL_DISMISSED)
@@ -82,6 +83,7 @@ class RetentionReport:
     maildir: list[str] = field(default_factory=list)  # files rewritten in smtp_out.maildir
     blobs_deleted: int = 0
     temporary: int = 0
+    webhooks: int = 0  # webhook deliveries removed (their bodies name the customer)
 
 
 def _later(current: str | None, new: str) -> str:
@@ -343,6 +345,7 @@ def remove_ticket_text(
         journal_ids = ticket_journal_ids(session, ticket_id)
         for message in messages:
             message.text = ""
+        report.webhooks += forget_deliveries(session, [ticket_id])
         session.execute(
             update(Ticket)
             .where(Ticket.id == ticket_id)
@@ -405,6 +408,9 @@ def run_retention(
     blobs noted as removed that are still on disk and stale temporary files."""
     report = RetentionReport(dry_run=dry_run)
     _strip_raw(db, blobs, config, now, report)
+    with db.transaction(rehearse=dry_run) as session:
+        before = now - timedelta(days=config.retention.raw_days)
+        report.webhooks += forget_deliveries(session, finished_before=before)
     _closed_tickets(db, blobs, config, now, report)
     if not dry_run:
         report.blobs_deleted = finish(db, blobs)
