@@ -213,7 +213,9 @@ def scale(sizes: Sequence[int], batch: int, work: Path) -> None:
     """The import rate of the same `batch` new messages into databases already holding each of
     `sizes` messages (the same customers writing again, so every lookup has rows to find)."""
     base = work / "scale-base"
-    base_raws = desk_mail(min(sizes), seed=190)
+    # A few hundred imported, the rest doubled from them: the smallest size needs no import of
+    # its own (one takes minutes on a loaded machine).
+    base_raws = desk_mail(min(300, *sizes), seed=190)
     run_import(write_config(base), write_set(base_raws, work / "scale-base-set"))
     raws = desk_mail(batch, seed=191)
     source = write_set(raws, work / "scale-set")
@@ -229,6 +231,34 @@ def scale(sizes: Sequence[int], batch: int, work: Path) -> None:
         states = journal_states(desk)
         print(f"  {held:8,} messages: {batch / seconds:7.1f} msg/s ({seconds:.1f} s), {states}")
         shutil.rmtree(desk)
+
+
+def large_message(work: Path, megabytes: int) -> None:
+    """Peak RSS of `ticketd import` of one message of `megabytes` MB (one big attachment),
+    beside the import of one small message: the growth is what the large one costs."""
+    from email.message import EmailMessage
+
+    small, large = EmailMessage(), EmailMessage()
+    for mail in (small, large):
+        mail["From"], mail["To"], mail["Subject"] = "musteri@example.net", DESK, "Dekont"
+        mail["Message-ID"] = f"<{id(mail)}@example.net>"
+        mail.set_content("Ekte dekontu gönderiyorum.\n")
+    # base64 makes 4 bytes of 3 in lines of 76 and CRLF: the attachment is sized so that the
+    # whole message is `megabytes` MiB, under the default limit of 25 MiB.
+    data = os.urandom(megabytes * 1024 * 1024 * 3 // 4 * 76 // 78 - 64 * 1024)
+    large.add_attachment(data, maintype="application", subtype="pdf", filename="dekont.pdf")
+    peaks = []
+    for name, mail in (("small", small), ("large", large)):
+        source = write_set([mail.as_bytes(policy=email.policy.SMTP)], work / f"one-{name}")
+        _seconds, peak, _summary = run_import(write_config(work / f"desk-{name}"), source)
+        peaks.append(peak)
+    size = sum(p.stat().st_size for p in (work / "one-large").iterdir()) / 1024 / 1024
+    print(f"journal after the large import: {journal_states(work / 'desk-large')}")
+    growth = (peaks[1] - peaks[0]) / 1024
+    print(
+        f"\none message of {size:.1f} MB: ticketd import peak RSS {peaks[1] / 1024:.0f} MB, "
+        f"{growth:.0f} MB above the import of a 1 KB message ({growth / size:.1f}x its size)"
+    )
 
 
 def compare(name: str, raws: Sequence[bytes], source: Path, work: Path) -> None:
@@ -256,6 +286,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--scale", default="", help="sizes, e.g. 1000,10000,100000")
     parser.add_argument("--batch", type=int, default=300, help="messages imported per size")
+    parser.add_argument("--large", type=int, default=0, help="MB: peak RSS for one such message")
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--keep", action="store_true")
@@ -266,6 +297,9 @@ def main() -> None:
         source = write_set(raws, work / "synth")
         if args.profile:
             profile_import(source, work / "profile", args.top)
+            return
+        if args.large:
+            large_message(work, args.large)
             return
         if args.scale:
             scale([int(size) for size in args.scale.split(",")], args.batch, work)
