@@ -130,16 +130,17 @@ class Flag(Kind):
 
 
 class Text(Kind):
-    """A string, stripped; `empty`: may be "" (otherwise it must say something)."""
+    """A string, stripped (unless not `strip`); `empty`: may be "" (otherwise it must say
+    something)."""
 
-    def __init__(self, what: str | None = None, empty: bool = False) -> None:
-        self.empty = empty
+    def __init__(self, what: str | None = None, empty: bool = False, strip: bool = True) -> None:
+        self.empty, self.strip = empty, strip
         self.what = what or ("a string" if empty else "a non-empty string")
 
     def check(self, value: Any, base: Path) -> str:
         if not isinstance(value, str) or not (self.empty or value.strip()):
             raise self.wrong()
-        return value.strip()
+        return value.strip() if self.strip else value
 
 
 class OneOf(Kind):
@@ -193,9 +194,12 @@ class FilePath(Kind):
     """A path, relative to the file's folder; `exists`: it must be a file, or a folder."""
 
     def __init__(
-        self, exists: Literal["file", "folder"] | None = None, what: str = "a path"
+        self, exists: Literal["file", "folder"] | None = None, what: str | None = None
     ) -> None:
-        self.exists, self.what = exists, what
+        self.exists = exists
+        self.what = what or {"file": "the path of a file", "folder": "the path of a folder"}.get(
+            exists or "", "a path"
+        )
 
     def check(self, value: Any, base: Path) -> Path:
         if not isinstance(value, str) or not value.strip():

@@ -1,22 +1,21 @@
 """The `[kyc]` section: identity documents (issue 6) — key file, accepted types, limits, retention,
 and the virus scanner (`clamd`, `clamd_timeout`) every attachment passes when it is configured.
 
-Parsed into a frozen record; every problem is appended to the caller's list as (key, reason),
-so `ticketd check` reports them together with the rest of the file.
+Declared as a table (domain/config_schema.py) and built into a frozen record.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Annotated, Any
 
-from domain.config_keys import check_keys
+from domain.config_kinds import Count, Custom, FilePath, Invalid, Number, Problems, resolve
+from domain.config_schema import Table, key
 
 # Real types (read from the bytes by `filetype`) an identity document may have: photos from
 # phones (JPEG, HEIC, WebP), scans (PNG, TIFF) and PDFs.
 KNOWN_TYPES = ("jpeg", "png", "heic", "heif", "webp", "tiff", "pdf")
-Problems = list[tuple[str, str]]
 # How customers read the type names (mail templates: `accepted_types`).
 TYPE_NAMES = {
     "jpeg": "JPEG",
@@ -71,67 +70,13 @@ class KycConfig:
     clamd_timeout: float = 30.0
 
 
-def _days(problems: Problems, table: dict[str, Any], name: str, default: int) -> int:
-    value = table.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        problems.append((f"kyc.{name}", "must be a whole number of at least 0"))
-        return default
-    return value
-
-
-BASE_KEYS = (
-    "key_file",
-    "accepted",
-    "max_file_size",
-    "max_documents_per_message",
-    "max_documents_per_day",
-    "retention_days",
-    "rejected_retention_days",
-    "clamd",
-    "clamd_timeout",
-)
-# The verification-state keys, checked by parse_kyc_state.
-STATE_KEYS = (
-    "request_expiry_days",
-    "abandoned_retention_days",
-    "approval_valid_days",
-    "housekeeping_hours",
-)
-
-
-def _at_least_one(problems: Problems, table: dict[str, Any], name: str, default: int) -> int:
-    value = table.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        problems.append((f"kyc.{name}", "must be a whole number of at least 1"))
-        return default
-    return value
-
-
-class StateSettings(TypedDict):
-    request_expiry_days: int
-    abandoned_retention_days: int
-    approval_valid_days: int
-    housekeeping_hours: int
-
-
-def parse_kyc_state(problems: Problems, table: dict[str, Any]) -> StateSettings:
-    """The verification-state keys of `[kyc]`, as KycConfig's keyword arguments."""
-    return {
-        "request_expiry_days": _at_least_one(problems, table, "request_expiry_days", 14),
-        "abandoned_retention_days": _at_least_one(problems, table, "abandoned_retention_days", 14),
-        "approval_valid_days": _days(problems, table, "approval_valid_days", 0),
-        "housekeeping_hours": _at_least_one(problems, table, "housekeeping_hours", 24),
-    }
-
-
 def parse_clamd(value: object, base: Path) -> ClamdAddress | str:
     """The address, or why `value` is not one."""
     if not isinstance(value, str) or not value.strip():
         return f"must be an address: {CLAMD_FORMS}"
     kind, _, rest = value.strip().partition(":")
     if kind == "unix" and rest.strip():
-        path = Path(rest.strip()).expanduser()
-        path = path if path.is_absolute() else base / path
+        path = resolve(rest, base)
         if len(str(path).encode()) > _UNIX_PATH_MAX:
             return f"{str(path)!r}: a Unix socket path has at most {_UNIX_PATH_MAX} bytes"
         return ClamdAddress(path=path)
@@ -144,37 +89,57 @@ def parse_clamd(value: object, base: Path) -> ClamdAddress | str:
     return f"{value!r}: use {CLAMD_FORMS}"
 
 
-def _clamd(problems: Problems, table: dict[str, Any], base: Path) -> ClamdAddress | None:
-    if "clamd" not in table:
-        return None
-    parsed = parse_clamd(table["clamd"], base)
+def _clamd(value: Any, base: Path) -> ClamdAddress:
+    parsed = parse_clamd(value, base)
     if isinstance(parsed, str):
-        problems.append(("kyc.clamd", parsed))
-        return None
+        raise Invalid(parsed)
     return parsed
 
 
-def _timeout(problems: Problems, table: dict[str, Any]) -> float:
-    value = table.get("clamd_timeout", 30)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 3600:
-        problems.append(("kyc.clamd_timeout", "must be a number of seconds above 0, at most 3600"))
-        return 30.0
-    return float(value)
+def _file_types(value: Any, base: Path) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise Invalid("must be a list of file types")
+    unknown = [v for v in value if v.lower() not in KNOWN_TYPES]
+    if unknown:
+        raise Invalid(f"{', '.join(unknown)}: not one of {', '.join(KNOWN_TYPES)}")
+    return tuple(v.lower() for v in value)
 
 
-def parse_kyc(problems: Problems, data: dict[str, Any], base: Path) -> KycConfig:
-    table = data.get("kyc", {})
-    if not isinstance(table, dict):
-        problems.append(("kyc", "must be a table ([kyc])"))
-        table = {}
-    check_keys(problems, table, "kyc", (*BASE_KEYS, *STATE_KEYS))
-    raw_key = table.get("key_file", "var/kyc.key")
-    if not isinstance(raw_key, str) or not raw_key.strip():
-        problems.append(("kyc.key_file", "must be a path"))
-        raw_key = "var/kyc.key"
-    key_file = Path(raw_key).expanduser()
-    key_file = key_file if key_file.is_absolute() else base / key_file
-    if "key_file" in table and not key_file.parent.is_dir():
+_AT_LEAST_0 = Count(0, "a whole number of at least 0")
+_AT_LEAST_1 = Count(1, "a whole number of at least 1")
+
+
+class KycTable(Table):
+    key_file: Annotated[Path, FilePath()] = key(
+        "var/kyc.key", doc="the key of documents at rest; its folder must exist"
+    )
+    accepted: Annotated[tuple[str, ...], Custom("a list of file types", _file_types)] = key(
+        KNOWN_TYPES, doc=f"real types accepted: {', '.join(KNOWN_TYPES)}"
+    )
+    max_file_size: Annotated[int, Count(1, "a number of bytes of at least 1")] = key(
+        10 * 1024 * 1024, doc="bytes of one document"
+    )
+    max_documents_per_message: Annotated[int, _AT_LEAST_1] = key(10, doc="documents kept")
+    max_documents_per_day: Annotated[int, _AT_LEAST_1] = key(30, doc="per customer, 24 hours")
+    retention_days: Annotated[int, _AT_LEAST_0] = key(30, doc="kept after the decision")
+    rejected_retention_days: Annotated[int, _AT_LEAST_0] = key(7, doc="rejected ones")
+    request_expiry_days: Annotated[int, _AT_LEAST_1] = key(14, doc="an unanswered request")
+    abandoned_retention_days: Annotated[int, _AT_LEAST_1] = key(
+        14, doc="documents nobody decided on are purged"
+    )
+    approval_valid_days: Annotated[int, _AT_LEAST_0] = key(0, doc="an approval lasts (0: ever)")
+    housekeeping_hours: Annotated[int, _AT_LEAST_1] = key(24, doc="how often purge and expiry run")
+    clamd: Annotated[ClamdAddress | None, Custom(CLAMD_FORMS, _clamd)] = key(
+        None, live=True, doc="the virus scanner every attachment passes; unset: none"
+    )
+    clamd_timeout: Annotated[
+        float, Number("a number of seconds above 0, at most 3600", 0, 3600, above=True)
+    ] = key(30.0, live=True, doc="seconds for one scan")
+
+
+def build_kyc(problems: Problems, table: KycTable) -> KycConfig:
+    key_file = table.key_file
+    if "key_file" in table.model_fields_set and not key_file.parent.is_dir():
         # Never made silently (as root, with root's umask): the folder of the key is the
         # admin's to create, owned by the user ticketd runs as.
         problems.append(
@@ -184,30 +149,4 @@ def parse_kyc(problems: Problems, data: dict[str, Any], base: Path) -> KycConfig
                 "the user ticketd runs as, mode 0700) or point key_file at an existing folder",
             )
         )
-    accepted_raw = table.get("accepted", list(KNOWN_TYPES))
-    accepted: tuple[str, ...] = KNOWN_TYPES
-    if not isinstance(accepted_raw, list) or not all(isinstance(v, str) for v in accepted_raw):
-        problems.append(("kyc.accepted", "must be a list of file types"))
-    else:
-        unknown = [v for v in accepted_raw if v.lower() not in KNOWN_TYPES]
-        if unknown:
-            problems.append(
-                ("kyc.accepted", f"{', '.join(unknown)}: not one of {', '.join(KNOWN_TYPES)}")
-            )
-        accepted = tuple(v.lower() for v in accepted_raw if v.lower() in KNOWN_TYPES)
-    size = table.get("max_file_size", 10 * 1024 * 1024)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        problems.append(("kyc.max_file_size", "must be a number of bytes of at least 1"))
-        size = 10 * 1024 * 1024
-    return KycConfig(
-        key_file=key_file,
-        accepted=accepted,
-        max_file_size=size,
-        max_documents_per_message=_at_least_one(problems, table, "max_documents_per_message", 10),
-        max_documents_per_day=_at_least_one(problems, table, "max_documents_per_day", 30),
-        retention_days=_days(problems, table, "retention_days", 30),
-        rejected_retention_days=_days(problems, table, "rejected_retention_days", 7),
-        **parse_kyc_state(problems, table),
-        clamd=_clamd(problems, table, base),
-        clamd_timeout=_timeout(problems, table),
-    )
+    return KycConfig(**dict(table))

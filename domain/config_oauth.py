@@ -2,41 +2,24 @@
 
 `[[imap]]` and `[smtp_out]` with `auth = "xoauth2"` name one with `oauth = "NAME"`. ticketd gets
 the tokens itself (ingest/oauth_client.py): Microsoft with msal, Google with google-auth, any
-other provider with a plain OAuth2 POST to `token_url`. Parsed into frozen records; every
-problem is appended to the caller's list as (key, reason), so `ticketd check` reports them
-together with the rest of the file.
+other provider with a plain OAuth2 POST to `token_url`. Declared as a table
+(domain/config_schema.py); what a kind and a grant need together is checked here, each problem
+appended to the caller's list as (key, reason).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Annotated, Any
 
-from domain.config_keys import check_keys
+from domain.config_kinds import Custom, FilePath, Invalid, Number, OneOf, Problems, Text, Url
+from domain.config_schema import Table, key
 
-Problems = list[tuple[str, str]]
 KINDS = ("microsoft", "google", "generic")
 GRANTS = ("client_credentials", "refresh_token", "service_account")
 MICROSOFT_LOGIN = "https://login.microsoftonline.com"
 GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"
-OAUTH_KEYS = (
-    "kind",
-    "grant",
-    "scope",
-    "client_id",
-    "client_secret_file",
-    "certificate_file",
-    "service_account_file",
-    "tenant",
-    "authority",
-    "token_url",
-    "device_authorization_url",
-    "refresh_token_file",
-    "ca_file",
-    "timeout",
-)
 
 
 @dataclass(frozen=True)
@@ -76,60 +59,52 @@ class OAuthConfig:
         return (self.authority or f"{MICROSOFT_LOGIN}/{self.tenant}").rstrip("/")
 
 
-def _text(problems: Problems, table: dict[str, Any], key: str, at: str) -> str:
-    value = table.get(key, "")
-    if not isinstance(value, str):
-        problems.append((f"{at}.{key}", "must be a string"))
-        return ""
-    return value.strip()
-
-
-def _file(
-    problems: Problems, table: dict[str, Any], key: str, at: str, base: Path, must_exist: bool
-) -> Path | None:
-    value = table.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value.strip():
-        problems.append((f"{at}.{key}", "must be a path"))
-        return None
-    path = Path(value.strip()).expanduser()
-    path = path if path.is_absolute() else base / path
-    if must_exist and not path.is_file():
-        problems.append((f"{at}.{key}", f"{path} does not exist or is no file"))
-    return path
-
-
-def _url(problems: Problems, table: dict[str, Any], key: str, at: str) -> str:
-    value = _text(problems, table, key, at)
-    if value and (urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc):
-        problems.append((f"{at}.{key}", f"{value!r} is not an http(s) URL"))
-        return ""
-    return value
-
-
-def _scope(problems: Problems, table: dict[str, Any], at: str) -> tuple[str, ...]:
-    value = table.get("scope")
+def _scope(value: Any, base: Path) -> tuple[str, ...]:
     if isinstance(value, str) and value.split():
         return tuple(value.split())
     if isinstance(value, list) and value and all(isinstance(s, str) and s for s in value):
         return tuple(value)
-    reason = "is required" if value is None else "must be scopes separated by spaces, or a list"
-    problems.append((f"{at}.scope", reason))
-    return ()
+    raise Invalid("must be scopes separated by spaces, or a list")
 
 
-def _choice(problems: Problems, table: dict[str, Any], key: str, at: str, allowed: Any) -> str:
-    value = _text(problems, table, key, at)
-    if not value:
-        problems.append((f"{at}.{key}", f"is required: one of {', '.join(allowed)}"))
-    elif value not in allowed:
-        problems.append((f"{at}.{key}", f"{value!r} is not one of {', '.join(allowed)}"))
-        return ""
-    return value
+_FILE = FilePath("file")
+_STRING = Text("a string", empty=True)
 
 
-def _credentials(problems: Problems, config: OAuthConfig, table: dict[str, Any]) -> None:
+class OAuthTable(Table):
+    kind: Annotated[str, OneOf(KINDS)] = key(doc="the provider")
+    grant: Annotated[str, OneOf(GRANTS)] = key(doc="how ticketd gets its tokens")
+    scope: Annotated[tuple[str, ...], Custom("scopes separated by spaces, or a list", _scope)] = (
+        key(doc="what the token may do")
+    )
+    client_id: Annotated[str, _STRING] = key("", doc="the app's id (not for service_account)")
+    client_secret_file: Annotated[Path | None, _FILE] = key(None, doc="the app's secret")
+    certificate_file: Annotated[Path | None, _FILE] = key(
+        None, doc="microsoft, instead of a secret: the private key and certificate, PEM"
+    )
+    service_account_file: Annotated[Path | None, _FILE] = key(
+        None, doc="google service_account: the JSON key"
+    )
+    tenant: Annotated[str, _STRING] = key("", doc="microsoft: the directory")
+    authority: Annotated[str, Url()] = key(
+        "", doc="microsoft: another cloud; default login.microsoftonline.com/TENANT"
+    )
+    token_url: Annotated[str, Url()] = key(
+        "", shown="google: Google's", doc="generic: required; google: Google's endpoint"
+    )
+    device_authorization_url: Annotated[str, Url()] = key(
+        "", doc="generic: where `oauth login` starts"
+    )
+    refresh_token_file: Annotated[Path | None, FilePath()] = key(
+        None, shown="var/oauth/NAME.json", doc="refresh_token: where `oauth login` keeps it"
+    )
+    ca_file: Annotated[Path | None, _FILE] = key(None, doc="trust this CA for the endpoint")
+    timeout: Annotated[float, Number("a number of seconds, at least 1", 1)] = key(
+        30.0, doc="seconds for one request to the token endpoint"
+    )
+
+
+def _credentials(problems: Problems, config: OAuthConfig, token_url_set: bool) -> None:
     """What each kind and grant needs, one problem per key."""
     at, kind, grant = f"oauth.{config.name}", config.kind, config.grant
     if grant == "service_account" and kind != "google":
@@ -155,54 +130,24 @@ def _credentials(problems: Problems, config: OAuthConfig, table: dict[str, Any])
         problems.append((f"{at}.certificate_file", "only for kind = 'microsoft'"))
     if kind == "microsoft" and not (config.tenant or config.authority):
         problems.append((f"{at}.tenant", "is required for kind = 'microsoft'"))
-    if kind == "generic" and not config.token_url and "token_url" not in table:
+    if kind == "generic" and not config.token_url and not token_url_set:
         problems.append((f"{at}.token_url", "is required for kind = 'generic'"))
 
 
-def _provider(problems: Problems, name: str, table: dict[str, Any], base: Path) -> OAuthConfig:
-    at = f"oauth.{name}"
-    check_keys(problems, table, at, OAUTH_KEYS)
-    kind = _choice(problems, table, "kind", at, KINDS)
-    token_url = _url(problems, table, "token_url", at)
-    timeout = table.get("timeout", 30)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 1:
-        problems.append((f"{at}.timeout", "must be a number of seconds, at least 1"))
-        timeout = 30
-    refresh_file = _file(problems, table, "refresh_token_file", at, base, False)
-    config = OAuthConfig(
-        name=name,
-        kind=kind,
-        grant=_choice(problems, table, "grant", at, GRANTS),
-        scope=_scope(problems, table, at),
-        client_id=_text(problems, table, "client_id", at),
-        client_secret_file=_file(problems, table, "client_secret_file", at, base, True),
-        certificate_file=_file(problems, table, "certificate_file", at, base, True),
-        service_account_file=_file(problems, table, "service_account_file", at, base, True),
-        tenant=_text(problems, table, "tenant", at),
-        authority=_url(problems, table, "authority", at),
-        token_url=token_url or (GOOGLE_TOKEN_URL if kind == "google" else ""),
-        device_authorization_url=_url(problems, table, "device_authorization_url", at),
-        refresh_token_file=refresh_file or base / "var" / "oauth" / f"{name}.json",
-        ca_file=_file(problems, table, "ca_file", at, base, True),
-        timeout=float(timeout),
-    )
-    if config.kind and config.grant:
-        _credentials(problems, config, table)
-    return config
-
-
-def parse_oauth(problems: Problems, data: dict[str, Any], base: Path) -> tuple[OAuthConfig, ...]:
+def build_oauth(
+    problems: Problems, tables: dict[str, OAuthTable], base: Path
+) -> tuple[OAuthConfig, ...]:
     """Every `[oauth.NAME]` block, in the order of the file."""
-    raw = data.get("oauth", {})
-    if not isinstance(raw, dict):
-        problems.append(("oauth", "must be tables, one per provider ([oauth.NAME])"))
-        return ()
     providers = []
-    for name, table in raw.items():
-        if not isinstance(table, dict):
-            problems.append((f"oauth.{name}", "must be a table ([oauth.NAME])"))
-            continue
-        providers.append(_provider(problems, name, table, base))
+    for name, table in tables.items():
+        values = dict(table)
+        if table.kind == "google" and not table.token_url:
+            values["token_url"] = GOOGLE_TOKEN_URL
+        if table.refresh_token_file is None:
+            values["refresh_token_file"] = base / "var" / "oauth" / f"{name}.json"
+        config = OAuthConfig(name=name, **values)
+        _credentials(problems, config, "token_url" in table.model_fields_set)
+        providers.append(config)
     return tuple(providers)
 
 

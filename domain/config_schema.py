@@ -13,17 +13,24 @@ SIGHUP applies it live. From these declarations come:
 - the README's key reference (`reference`, kept equal to the README by tests/test_config_schema.py;
   `python3 -m domain.config_schema` prints it).
 
-Adding a section means declaring it once: write its `Table` subclass (each key with its kind,
-`key(default, live=...)` and a short `doc`), add `Section("name", TheTable, shape, record)` to
-`config.SECTIONS` (shape "table" for `[name]`, "array" for `[[name]]`, "named" for
-`[name.NAME]`), and a field named `record` to `Config`. Unless `parse_config` is told how to build
-the record, the validated table is the record itself (a tuple of them for an array, a dict for
-named tables). Then paste `python3 -m domain.config_schema` into the README's reference.
+Adding a section means declaring it once:
+
+1. its `Table` subclass: one field per key, `Annotated[type, Kind(...)] = key(default, live=...,
+   doc=...)`; a table inside it is a field whose type is another `Table`;
+2. one line in `config.SECTIONS`: `Section("http", HttpTable)` (`[http]`), `Section("webhooks",
+   WebhookTable, "array", live=True)` (`[[webhooks]]`), or shape "named" for `[name.NAME]`;
+3. its field in `Config` (`http: HttpTable`, `webhooks: tuple[WebhookTable, ...]`): unless
+   `config._records` builds a record of its own for it, the validated table is the record;
+4. `python3 -m domain.config_schema` pasted into the README's reference (a test compares them).
+
+Validation, defaults, SIGHUP and the reference follow; what one key cannot say alone (keys that
+go together, a name another section must define) is a check in `config._records`.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 import types
 import typing
 from collections.abc import Iterable, Iterator
@@ -67,7 +74,7 @@ def key(
         extra["shown"] = shown
     # A default goes through its kind too (a default path is made absolute against the file's
     # folder like a written one); None and required keys have nothing to check.
-    checked = default is not None and default is not PydanticUndefined
+    checked = default not in (None, "") and default is not PydanticUndefined
     return Field(
         default, description=doc or None, json_schema_extra=extra, validate_default=checked
     )
@@ -113,17 +120,21 @@ def inner_table(annotation: Any) -> type[Table] | None:
     return None
 
 
-def _owner(model: type[Table], loc: tuple[int | str, ...]) -> tuple[type[Table], FieldInfo | None]:
-    """The table a location is in, and the field it names (None for the table itself)."""
-    field: FieldInfo | None = None
+def _table_at(model: type[Table], loc: tuple[int | str, ...]) -> type[Table]:
+    """The table a location names (indexes of lists skipped)."""
     for part in loc:
-        if isinstance(part, int) or part not in model.model_fields:
-            return model, None
-        field = model.model_fields[part]
-        inner = inner_table(field.annotation)
-        if inner is not None and part != loc[-1]:
-            model, field = inner, None
-    return model, field
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        inner = inner_table(field.annotation) if field is not None else None
+        if inner is not None:
+            model = inner
+    return model
+
+
+def _field_at(model: type[Table], loc: tuple[int | str, ...]) -> FieldInfo | None:
+    """The key a location names, or None."""
+    last = loc[-1] if loc else None
+    fields = _table_at(model, loc[:-1]).model_fields
+    return fields.get(last) if isinstance(last, str) else None
 
 
 def kind_of(field: FieldInfo) -> Kind | None:
@@ -147,11 +158,11 @@ def describe(error: ValidationError, model: type[Table], at: str, header: str) -
             index = ctx.get("index")
             problems.append((name if index is None else f"{name}[{index}]", ctx["reason"]))
         elif kind == "extra_forbidden":
-            owner, _ = _owner(model, loc[:-1])
+            owner = _table_at(model, loc[:-1])
             close = suggestion(str(loc[-1]), owner.model_fields)
             problems.append((name, f"unknown {owner.unknown}{close}"))
         elif kind == "missing":
-            _, field = _owner(model, loc)
+            field = _field_at(model, loc)
             declared = kind_of(field) if field is not None else None
             choices = getattr(declared, "choices", None)
             problems.append(
@@ -189,6 +200,15 @@ class Tables:
     def many(self, name: str, model: type[T]) -> list[tuple[int, T]]:
         """`[[name]]`: (index, table) of the valid items."""
         return [(i, t) for i, t in self._found.get(name, []) if isinstance(t, model)]
+
+    def record(self, name: str) -> Any:
+        """A section as its own record: the table, a tuple of tables or a dict of them."""
+        value = self._found.get(name)
+        if isinstance(value, list):
+            return tuple(t for _, t in value if t is not None)
+        if isinstance(value, dict):
+            return {k: t for k, t in value.items() if t is not None}
+        return value
 
     def named(self, name: str, model: type[T]) -> dict[str, T]:
         """`[name.NAME]`: the valid tables by NAME."""
@@ -250,10 +270,28 @@ def live_records(sections: Iterable[Section]) -> dict[str, bool]:
         if section.shape != "table":
             found[section.where] = section.live
             continue
-        for name, field in section.model.model_fields.items():
-            extra = _extra(field)
-            found[str(extra.get("record", f"{section.where}.{name}"))] = bool(extra.get("live"))
+        keys = {
+            str(_extra(field).get("record", f"{section.where}.{name}")): bool(
+                _extra(field).get("live")
+            )
+            for name, field in section.model.model_fields.items()
+        }
+        # A section whose keys all apply live applies live as a whole (its record may be one
+        # value: `[categories]` is the dict `team.category_keywords`).
+        found[section.where] = all(keys.values())
+        found |= keys
     return found
+
+
+def _toml(value: Any) -> str:
+    """A default as the file would write it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    return str(value)
 
 
 def _default(field: FieldInfo) -> str:
@@ -261,38 +299,51 @@ def _default(field: FieldInfo) -> str:
     if "shown" in extra:
         return str(extra["shown"])
     if field.is_required():
-        return "required"
+        return "**required**"
     value = field.default
-    if value is None or value == () or value == "":
+    if value is None or value == "":
         return "unset"
-    if isinstance(value, bool):
-        return "true" if value else "false"
     if isinstance(value, Table):
         return "(table)"
-    return f"`{value!r}`" if isinstance(value, str) else f"`{value}`"
+    return f"`{_toml(value)}`"
 
 
-def _rows(model: type[Table], prefix: str = "") -> Iterator[str]:
+def _tables_by_name(model: type[Table]) -> type[Table] | None:
+    """The table each key of `model` holds, when every key holds the same kind of table
+    (`[sla.categories.NAME]`): the reference shows it once, for NAME."""
+    inner = {inner_table(field.annotation) for field in model.model_fields.values()}
+    found = inner.pop() if len(inner) == 1 else None
+    return found
+
+
+def _rows(model: type[Table], live: str | None, prefix: str = "") -> Iterator[str]:
+    """The reference's rows of a table; `live` for every key of an array or named tables."""
     for name, field in model.model_fields.items():
         inner = inner_table(field.annotation)
+        by_name = _tables_by_name(inner) if inner is not None else None
+        if inner is not None and by_name is not None:
+            names = ", ".join(inner.model_fields)
+            yield f"| `{prefix}{name}.NAME` | NAME: {names} | | | {field.description or ''} |"
+            yield from _rows(by_name, live, f"{prefix}{name}.NAME.")
+            continue
         if inner is not None:
-            yield from _rows(inner, f"{prefix}{name}.")
+            yield from _rows(inner, live, f"{prefix}{name}.")
             continue
         declared = kind_of(field)
         what = declared.what if declared is not None else ""
-        live = "live" if _extra(field).get("live") else "restart"
+        when = live or ("live" if _extra(field).get("live") else "restart")
         doc = field.description or ""
-        yield f"| `{prefix}{name}` | {what} | {_default(field)} | {live} | {doc} |"
+        yield f"| `{prefix}{name}` | {what} | {_default(field)} | {when} | {doc} |"
 
 
 def reference(sections: Iterable[Section]) -> str:
     """The README's key reference: one table per section, generated from the declarations."""
     lines: list[str] = []
     for section in sections:
-        live = " (applies live on SIGHUP)" if section.shape != "table" and section.live else ""
-        lines += ["", f"`{section.header}`{live}", ""]
-        lines += ["| key | must be | default | SIGHUP | |", "|---|---|---|---|---|"]
-        lines += list(_rows(section.model))
+        live = None if section.shape == "table" else ("live" if section.live else "restart")
+        lines += ["", f"`{section.header}`", ""]
+        lines += ["| key | value | default | on SIGHUP | what for |", "|---|---|---|---|---|"]
+        lines += list(_rows(section.model, live))
     return "\n".join(lines[1:]) + "\n"
 
 
@@ -300,4 +351,4 @@ if __name__ == "__main__":
     # Through the imported modules: this file run as __main__ is a second copy of itself.
     from domain import config, config_schema
 
-    print(config_schema.reference(config.SCHEMA_SECTIONS), end="")
+    print(config_schema.reference(config.SECTIONS), end="")

@@ -19,7 +19,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from domain.config_keys import Problems
+from domain.config_kinds import Problems
 
 MIN_LENGTH = 32
 FILE_NAME = "desk.secret"

@@ -4,7 +4,8 @@ Defaults follow the promises such desks make: a first answer within 48 hours, th
 within 48 hours of a customer's message, resolution within 14 days (7 for complaints), identity
 documents (kyc) looked at within 24 hours. Overrides merge key by key: defaults, then the
 category's table, then the priority's (a high-priority complaint takes the priority's values
-where both set one). Problems are appended to the caller's list as (key, reason).
+where both set one). Declared as tables (domain/config_schema.py): `SlaTable` and the tables
+inside it, `[sla.categories.NAME]`, `[sla.priorities.NAME]` and `[sla.calendar]`.
 """
 
 from __future__ import annotations
@@ -12,31 +13,26 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from datetime import date, time, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from pathlib import Path
+from typing import Annotated, Any
 
-from domain.config_keys import check_keys, one_list
+from domain.config_kinds import (
+    Custom,
+    Flag,
+    Invalid,
+    ListOf,
+    Number,
+    OneOf,
+    Whole,
+    Zone,
+    date_value,
+)
+from domain.config_schema import Table, key
 from domain.config_team import CATEGORIES
-from domain.sla_calendar import Calendar
+from domain.sla_calendar import ALL_DAYS, Calendar
 
-Problems = list[tuple[str, str]]
 PRIORITIES = ("high", "normal", "low")
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_TARGETS = ("first_answer_hours", "next_answer_hours", "resolution_hours")
-_OTHER_KEYS = (
-    "enabled",
-    "reminders",
-    "categories",
-    "priorities",
-    "calendar",
-    "followup_hours",
-    "followup_categories",
-    "auto_close_hours",
-    "survey",
-    "survey_delay_hours",
-    "digest_hour",
-)
-CALENDAR_KEYS = ("timezone", "hours", "days", "holidays")
 _HOURS = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
 
 
@@ -90,157 +86,182 @@ class SlaConfig:
         return policy
 
 
-def _hours(problems: Problems, table: dict[str, Any], at: str) -> dict[str, float | None]:
-    """The *_hours keys of one table; 0 switches a target off (no deadline)."""
-    found: dict[str, float | None] = {}
-    for key, value in table.items():
-        if key not in _TARGETS:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            problems.append((f"{at}.{key}", "must be a number of hours, 0 or more"))
-            continue
-        found[key] = float(value) if value else None
-    return found
+_TARGET = Number("a number of hours, 0 or more")
 
 
-def _overrides(
-    problems: Problems, raw: Any, at: str, allowed: tuple[str, ...]
-) -> dict[str, dict[str, float | None]]:
-    if not isinstance(raw, dict):
-        problems.append((at, "must be a table of tables"))
-        return {}
-    result: dict[str, dict[str, float | None]] = {}
-    check_keys(problems, raw, at, allowed, f"name (not one of {', '.join(allowed)})")
-    for name, table in raw.items():
-        if name not in allowed:
-            continue
-        if not isinstance(table, dict):
-            problems.append((f"{at}.{name}", "must be a table"))
-        else:
-            check_keys(problems, table, f"{at}.{name}", _TARGETS)
-            result[name] = _hours(problems, table, f"{at}.{name}")
-    return result
+class SlaTargetsTable(Table):
+    """The deadlines of one kind: business hours; 0 switches a target off (no deadline)."""
+
+    first_answer_hours: Annotated[float | None, _TARGET] = key(
+        None, live=True, shown="the one above", doc="the first answer to a new ticket"
+    )
+    next_answer_hours: Annotated[float | None, _TARGET] = key(
+        None, live=True, shown="the one above", doc="the next answer after a customer's message"
+    )
+    resolution_hours: Annotated[float | None, _TARGET] = key(
+        None, live=True, shown="the one above", doc="the ticket resolved"
+    )
+
+    def overrides(self) -> dict[str, float | None]:
+        return _overrides(self)
 
 
-def _calendar(problems: Problems, raw: Any) -> Calendar:
-    if not isinstance(raw, dict):
-        problems.append(("sla.calendar", "must be a table"))
-        return Calendar()
-    check_keys(problems, raw, "sla.calendar", CALENDAR_KEYS)
-    calendar = Calendar()
-    zone = raw.get("timezone", "UTC")
+_TARGETS = tuple(SlaTargetsTable.model_fields)
+
+
+def _overrides(table: Table) -> dict[str, float | None]:
+    """The targets a table sets; 0 is None (no deadline)."""
+    values = {name: getattr(table, name) for name in _TARGETS}
+    return {name: value or None for name, value in values.items() if value is not None}
+
+
+_NOT_A_CATEGORY = f"name (not one of {', '.join(CATEGORIES)})"
+
+
+class SlaCategoriesTable(Table):
+    unknown = _NOT_A_CATEGORY
+    account: SlaTargetsTable | None = key(None, live=True)
+    payment: SlaTargetsTable | None = key(None, live=True)
+    bonus: SlaTargetsTable | None = key(None, live=True)
+    technical: SlaTargetsTable | None = key(None, live=True)
+    kyc: SlaTargetsTable | None = key(None, live=True)
+    complaint: SlaTargetsTable | None = key(None, live=True)
+    other: SlaTargetsTable | None = key(None, live=True)
+
+
+class SlaPrioritiesTable(Table):
+    unknown = f"name (not one of {', '.join(PRIORITIES)})"
+    high: SlaTargetsTable | None = key(None, live=True)
+    normal: SlaTargetsTable | None = key(None, live=True)
+    low: SlaTargetsTable | None = key(None, live=True)
+
+
+def _business_hours(value: Any, base: Path) -> tuple[time, time | None]:
+    match = _HOURS.match(value) if isinstance(value, str) else None
     try:
-        ZoneInfo(zone)
-        calendar = replace(calendar, timezone=zone)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        problems.append(("sla.calendar.timezone", f"{zone!r} is not a known time zone"))
-    hours = raw.get("hours")
-    if hours is not None:
-        match = _HOURS.match(hours) if isinstance(hours, str) else None
-        try:
-            assert match is not None
-            h1, m1, h2, m2 = (int(g) for g in match.groups())
-            start = time(h1, m1)
-            end = None if (h2, m2) == (24, 0) else time(h2, m2)
-            if end is not None and end <= start:
-                raise ValueError("the end is not after the start")
-            calendar = replace(calendar, start=start, end=end)
-        except (AssertionError, ValueError) as error:
-            problems.append(("sla.calendar.hours", f"{hours!r} is not HH:MM-HH:MM ({error})"))
-    days = raw.get("days")
-    if days is not None:
-        if (
-            not isinstance(days, list)
-            or not days
-            or not all(isinstance(d, str) and d.lower()[:3] in DAY_NAMES for d in days)
-        ):
-            problems.append(("sla.calendar.days", f"must be a non-empty list of {DAY_NAMES}"))
-        else:
-            calendar = replace(
-                calendar, days=frozenset(DAY_NAMES.index(d.lower()[:3]) for d in days)
-            )
-    holidays: set[date] = set()
-    listed = one_list(problems, raw.get("holidays", []), "sla.calendar.holidays", "dates")
-    for index, value in enumerate(listed):
-        try:
-            # TOML has a date type; a quoted "2026-01-01" is accepted too.
-            holidays.add(value if isinstance(value, date) else date.fromisoformat(value))
-        except (TypeError, ValueError):
-            problems.append((f"sla.calendar.holidays[{index}]", f"{value!r} is not a date"))
-    return replace(calendar, holidays=frozenset(holidays))
+        if match is None:
+            raise ValueError("not two times")
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        start = time(h1, m1)
+        end = None if (h2, m2) == (24, 0) else time(h2, m2)
+        if end is not None and end <= start:
+            raise ValueError("the end is not after the start")
+    except ValueError as error:
+        raise Invalid(f"{value!r} is not HH:MM-HH:MM ({error})") from None
+    return start, end
 
 
-def _strings(problems: Problems, value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(v in CATEGORIES for v in value):
-        problems.append(("sla.followup_categories", f"must be a list of {', '.join(CATEGORIES)}"))
-        return ()
-    return tuple(value)
+def _days(value: Any, base: Path) -> frozenset[int]:
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(d, str) and d.lower()[:3] in DAY_NAMES for d in value)
+    ):
+        raise Invalid(f"must be a non-empty list of {DAY_NAMES}")
+    return frozenset(DAY_NAMES.index(d.lower()[:3]) for d in value)
 
 
-def _survey_and_digest(problems: Problems, raw: dict[str, Any]) -> tuple[bool, float, int]:
-    survey = raw.get("survey", True)
-    if not isinstance(survey, bool):
-        problems.append(("sla.survey", "must be true or false"))
-        survey = True
-    delay = raw.get("survey_delay_hours", 0)
-    if isinstance(delay, bool) or not isinstance(delay, int | float) or delay < 0:
-        problems.append(("sla.survey_delay_hours", "must be a number of hours, 0 or more"))
-        delay = 0
-    hour = raw.get("digest_hour", 8)
-    if isinstance(hour, bool) or not isinstance(hour, int) or not 0 <= hour <= 23:
-        problems.append(("sla.digest_hour", "must be an hour from 0 to 23"))
-        hour = 8
-    return survey, float(delay), hour
+class SlaCalendarTable(Table):
+    timezone: Annotated[str, Zone()] = key("UTC", live=True, doc="the zone of the hours")
+    hours: Annotated[tuple[time, time | None] | None, Custom("HH:MM-HH:MM", _business_hours)] = key(
+        None, live=True, shown="around the clock", doc="business hours, 24:00 for midnight"
+    )
+    days: Annotated[frozenset[int] | None, Custom("a list of mon..sun", _days)] = key(
+        None, live=True, shown="every day", doc="business days"
+    )
+    holidays: Annotated[
+        tuple[date, ...], ListOf(Custom("a date", date_value), "dates", indexed=True)
+    ] = key((), live=True, doc="dates (2026-10-29) that are no business days")
+
+    def calendar(self) -> Calendar:
+        start, end = self.hours or (time(0), None)
+        days = ALL_DAYS if self.days is None else self.days
+        return Calendar(self.timezone, start, end, days, frozenset(self.holidays))
 
 
-def parse_sla(problems: Problems, data: dict[str, Any]) -> SlaConfig:
-    raw = data.get("sla", {})
-    if not isinstance(raw, dict):
-        problems.append(("sla", "must be a table ([sla])"))
-        return SlaConfig()
-    check_keys(problems, raw, "sla", (*_TARGETS, *_OTHER_KEYS))
-    enabled = raw.get("enabled", True)
-    if not isinstance(enabled, bool):
-        problems.append(("sla.enabled", "must be true or false"))
-        enabled = True
-    default = replace(SlaPolicy(), **_hours(problems, raw, "sla"))
+def _fraction(value: Any, base: Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise Invalid("must be a fraction between 0 and 1", generic=True)
+    return float(value)
+
+
+class SlaTable(Table):
+    first_answer_hours: Annotated[float | None, _TARGET] = key(
+        None,
+        live=True,
+        record="sla.default.first_answer_hours",
+        shown="48",
+        doc="business hours to the first answer (0: no deadline)",
+    )
+    next_answer_hours: Annotated[float | None, _TARGET] = key(
+        None,
+        live=True,
+        record="sla.default.next_answer_hours",
+        shown="48",
+        doc="to the next answer after a customer's message",
+    )
+    resolution_hours: Annotated[float | None, _TARGET] = key(
+        None,
+        live=True,
+        record="sla.default.resolution_hours",
+        shown="336",
+        doc="to the ticket resolved",
+    )
+    enabled: Annotated[bool, Flag()] = key(True, doc="the SLA clock runs")
+    reminders: Annotated[
+        tuple[float, ...], ListOf(Custom("a fraction", _fraction), "fractions between 0 and 1")
+    ] = key((0.75,), live=True, doc="fractions of a deadline's span at which people are reminded")
+    categories: SlaCategoriesTable = key(
+        SlaCategoriesTable(),
+        live=True,
+        doc="a category's targets over [sla]'s (built in: kyc 24 h to the first answer, "
+        "complaint 168 h to resolution)",
+    )
+    priorities: SlaPrioritiesTable = key(
+        SlaPrioritiesTable(), live=True, doc="a priority's targets over the category's"
+    )
+    calendar: SlaCalendarTable = key(SlaCalendarTable(), live=True, doc="business hours")
+    followup_hours: Annotated[float, Number("a number of hours above 0", above=True)] = key(
+        72, live=True, doc="'still working on it' after this much waiting on our side"
+    )
+    followup_categories: Annotated[
+        tuple[str, ...], ListOf(OneOf(CATEGORIES), ", ".join(CATEGORIES))
+    ] = key((), live=True, doc="the categories that get that follow-up")
+    auto_close_hours: Annotated[float, Number("a number of hours, 0 (never) or more")] = key(
+        0, live=True, doc="a ticket waiting for the customer this long is closed (0: never)"
+    )
+    survey: Annotated[bool, Flag()] = key(True, live=True, doc="the survey after a close")
+    survey_delay_hours: Annotated[float, Number("a number of hours, 0 or more")] = key(
+        0, live=True, doc="how long after the close"
+    )
+    digest_hour: Annotated[int, Whole(0, 23, "an hour from 0 to 23")] = key(
+        8, live=True, doc="the local hour of each queue's daily digest"
+    )
+
+
+def build_sla(table: SlaTable) -> SlaConfig:
     categories: dict[str, dict[str, float | None]] = {
         k: dict(v) for k, v in DEFAULT_CATEGORY_POLICIES.items()
     }
-    for name, table in _overrides(
-        problems, raw.get("categories", {}), "sla.categories", CATEGORIES
-    ).items():
-        categories[name] = {**categories.get(name, {}), **table}
-    priorities = _overrides(problems, raw.get("priorities", {}), "sla.priorities", PRIORITIES)
-    reminders_raw = raw.get("reminders", [0.75])
-    reminders: tuple[float, ...] = (0.75,)
-    if not isinstance(reminders_raw, list) or not all(
-        not isinstance(r, bool) and isinstance(r, int | float) and 0 < r < 1 for r in reminders_raw
-    ):
-        problems.append(("sla.reminders", "must be a list of fractions between 0 and 1"))
-    else:
-        reminders = tuple(sorted(set(float(r) for r in reminders_raw)))
-    followup = raw.get("followup_hours", 72)
-    if isinstance(followup, bool) or not isinstance(followup, int | float) or followup <= 0:
-        problems.append(("sla.followup_hours", "must be a number of hours above 0"))
-        followup = 72
-    followup_categories = _strings(problems, raw.get("followup_categories", []))
-    auto_close = raw.get("auto_close_hours", 0)
-    if isinstance(auto_close, bool) or not isinstance(auto_close, int | float) or auto_close < 0:
-        problems.append(("sla.auto_close_hours", "must be a number of hours, 0 (never) or more"))
-        auto_close = 0
-    survey, survey_delay, digest_hour = _survey_and_digest(problems, raw)
+    for name, targets in dict(table.categories).items():
+        if targets is not None:
+            categories[name] = {**categories.get(name, {}), **targets.overrides()}
+    priorities = {
+        name: targets.overrides()
+        for name, targets in dict(table.priorities).items()
+        if targets is not None
+    }
     return SlaConfig(
-        enabled=enabled,
-        default=default,
+        enabled=table.enabled,
+        default=replace(SlaPolicy(), **_overrides(table)),
         categories=categories,
         priorities=priorities,
-        reminders=reminders,
-        followup_hours=float(followup),
-        followup_categories=followup_categories,
-        auto_close_hours=float(auto_close) or None,
-        survey=survey,
-        survey_delay_hours=survey_delay,
-        digest_hour=digest_hour,
-        calendar=_calendar(problems, raw.get("calendar", {})),
+        reminders=tuple(sorted(set(table.reminders))),
+        followup_hours=table.followup_hours,
+        followup_categories=table.followup_categories,
+        auto_close_hours=table.auto_close_hours or None,
+        survey=table.survey,
+        survey_delay_hours=table.survey_delay_hours,
+        digest_hour=table.digest_hour,
+        calendar=table.calendar.calendar(),
     )

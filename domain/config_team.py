@@ -1,26 +1,21 @@
 """The people side of the configuration: queues, agents, category rules, agent replies.
 
-Parsed into frozen records; every problem is appended to the caller's list as (key, reason),
-so `ticketd check` reports them together with the rest of the file.
+Declared as tables (domain/config_schema.py) and built into one frozen record, `TeamConfig`;
+what the tables cannot say alone (a queue named twice, an agent in a queue that does not exist)
+is appended to the caller's list as (key, reason), so `ticketd check` reports it with the rest.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
-from email.utils import parseaddr
-from typing import Any
+from typing import Annotated
 
-from domain.config_keys import check_keys, one_list
+from domain.config_kinds import Address, Flag, HostPort, ListOf, OneOf, Problems, Text
+from domain.config_schema import Table, key
+from domain.config_trust import listener_is_the_mx
 from domain.turkish import fold
 
 CATEGORIES = ("account", "payment", "bonus", "technical", "kyc", "complaint", "other")
-Problems = list[tuple[str, str]]
-# The known keys of the tables parsed here (domain/config_keys.py).
-QUEUE_KEYS = ("name", "categories", "escalation")
-AGENT_KEYS = ("email", "name", "queues")
-AGENT_REPLIES_KEYS = ("show_agent_name", "strip_signature", "require_authentication")
-TEAM_DESK_KEYS = ("admins",)  # [desk] keys read here; config.DESK_KEYS includes them
 
 
 @dataclass(frozen=True)
@@ -82,138 +77,121 @@ class TeamConfig:
         return None
 
 
-def _address(problems: Problems, value: Any, key: str) -> str | None:
-    if not isinstance(value, str):
-        problems.append((key, "must be an email address"))
-        return None
-    name, addr = parseaddr(value)
-    if name or "@" not in addr or addr != value.strip():
-        problems.append((key, f"{value!r} is not a plain email address"))
-        return None
-    return addr.lower()
+_ADDRESSES = ListOf(Address(), "email addresses", indexed=True)
+_WORDS = ListOf(Text(), "non-empty strings")
 
 
-def _addresses(problems: Problems, value: Any, key: str) -> tuple[str, ...]:
-    """A list of plain addresses: a bare string is one problem, not one per character."""
-    items = one_list(problems, value, key, "email addresses")
-    return tuple(a for i, v in enumerate(items) if (a := _address(problems, v, f"{key}[{i}]")))
+class QueueTable(Table):
+    name: Annotated[str, Text()] = key(doc="the queue's name, as agents' queues name it")
+    categories: Annotated[tuple[str, ...], ListOf(OneOf(CATEGORIES), "categories")] = key(
+        (), doc="the categories it takes (other: what no queue takes)"
+    )
+    escalation: Annotated[tuple[str, ...], _ADDRESSES] = key(
+        (), doc="told of its tickets' missed deadlines"
+    )
 
 
-def _strings(problems: Problems, value: Any, key: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        problems.append((key, "must be a list of non-empty strings"))
-        return ()
-    return tuple(v.strip() for v in value)
+class AgentTable(Table):
+    email: Annotated[str, Address()] = key(doc="the agent's address")
+    name: Annotated[str | None, Text("a string", empty=True)] = key(
+        None, shown="the address", doc="shown to customers"
+    )
+    queues: Annotated[tuple[str, ...], ListOf(Text(), "queue names")] = key(
+        (), doc="the queues whose tickets they are told of"
+    )
 
 
-def _tables(problems: Problems, value: Any, key: str) -> list[dict[str, Any]]:
-    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-        problems.append((key, f"must be an array of tables ([[{key}]])"))
-        return []
-    return value
+_KEYWORDS = "keywords that replace the shipped ones"
 
 
-def _queues(problems: Problems, raw: Any) -> tuple[QueueConfig, ...]:
+class CategoriesTable(Table):
+    """`category = [keywords]`: the words that put a message in a category."""
+
+    unknown = "category"
+    account: Annotated[tuple[str, ...] | None, _WORDS] = key(None, live=True, doc=_KEYWORDS)
+    payment: Annotated[tuple[str, ...] | None, _WORDS] = key(None, live=True, doc=_KEYWORDS)
+    bonus: Annotated[tuple[str, ...] | None, _WORDS] = key(None, live=True, doc=_KEYWORDS)
+    technical: Annotated[tuple[str, ...] | None, _WORDS] = key(None, live=True, doc=_KEYWORDS)
+    kyc: Annotated[tuple[str, ...] | None, _WORDS] = key(None, live=True, doc=_KEYWORDS)
+    complaint: Annotated[tuple[str, ...] | None, _WORDS] = key(None, live=True, doc=_KEYWORDS)
+    other: Annotated[tuple[str, ...] | None, _WORDS] = key(None, live=True, doc=_KEYWORDS)
+
+
+class AgentRepliesTable(Table):
+    show_agent_name: Annotated[bool, Flag()] = key(
+        True, live=True, doc="the agent's name in the From of their answer"
+    )
+    strip_signature: Annotated[bool, Flag()] = key(
+        True, live=True, doc="cut the agent's signature from what the customer gets"
+    )
+    # Default: required when our listener is the MX, so that nothing but our own verdict (or a
+    # trusted gateway's) proves an agent; behind a local MTA that verifies nothing, the signed
+    # reply address alone proves the agent, as before.
+    require_authentication: Annotated[bool | None, Flag()] = key(
+        None,
+        live=True,
+        shown="true when smtp_in.listen is not loopback",
+        doc="an agent's mail acts only with an aligned DKIM or SPF pass",
+    )
+
+
+def _queues(problems: Problems, tables: list[tuple[int, QueueTable]]) -> tuple[QueueConfig, ...]:
     queues: list[QueueConfig] = []
-    for index, table in enumerate(_tables(problems, raw, "queues")):
-        at = f"queues[{index}]"
-        check_keys(problems, table, at, QUEUE_KEYS)
-        name = table.get("name")
-        if not isinstance(name, str) or not name.strip():
-            problems.append((f"{at}.name", "is required"))
-            continue
-        if any(q.name == name for q in queues):
-            problems.append((f"{at}.name", f"{name!r} is used twice"))
-        categories = _strings(problems, table.get("categories", []), f"{at}.categories")
-        for category in categories:
-            if category not in CATEGORIES:
-                problems.append(
-                    (f"{at}.categories", f"{category!r} is not one of {', '.join(CATEGORIES)}")
-                )
-        escalation = _addresses(problems, table.get("escalation", []), f"{at}.escalation")
-        queues.append(QueueConfig(name.strip(), categories, escalation))
+    for index, table in tables:
+        if any(q.name == table.name for q in queues):
+            problems.append((f"queues[{index}].name", f"{table.name!r} is used twice"))
+        queues.append(QueueConfig(table.name, table.categories, table.escalation))
     return tuple(queues)
 
 
-def _agents(problems: Problems, raw: Any, queues: tuple[QueueConfig, ...]) -> list[AgentConfig]:
+def _agents(
+    problems: Problems, tables: list[tuple[int, AgentTable]], queues: tuple[QueueConfig, ...]
+) -> tuple[AgentConfig, ...]:
     agents: list[AgentConfig] = []
     known = {q.name for q in queues}
-    for index, table in enumerate(_tables(problems, raw, "agents")):
+    for index, table in tables:
         at = f"agents[{index}]"
-        check_keys(problems, table, at, AGENT_KEYS)
-        email = _address(problems, table.get("email"), f"{at}.email")
-        names = _strings(problems, table.get("queues", []), f"{at}.queues")
-        for queue in names:
+        for queue in table.queues:
             if queue not in known:
                 problems.append((f"{at}.queues", f"{queue!r} is not a configured queue"))
-        name = table.get("name", email or "")
-        if email is None:
-            continue
-        if any(a.email == email for a in agents):
-            problems.append((f"{at}.email", f"{email} is configured twice"))
-        agents.append(AgentConfig(email, str(name), names))
-    return agents
+        if any(a.email == table.email for a in agents):
+            problems.append((f"{at}.email", f"{table.email} is configured twice"))
+        name = table.name if table.name is not None else table.email
+        agents.append(AgentConfig(table.email, name, table.queues))
+    return tuple(agents)
 
 
-def _bool(problems: Problems, table: dict[str, Any], key: str, default: bool) -> bool:
-    value = table.get(key.rpartition(".")[2], default)
-    if not isinstance(value, bool):
-        problems.append((key, "must be true or false"))
-        return default
-    return value
+@dataclass(frozen=True)
+class TeamTables:
+    """The tables `TeamConfig` is built from."""
+
+    queues: list[tuple[int, QueueTable]]
+    agents: list[tuple[int, AgentTable]]
+    categories: CategoriesTable
+    replies: AgentRepliesTable
+    admins: tuple[str, ...]  # [desk] admins
 
 
-def listener_is_the_mx(data: dict[str, Any]) -> bool:
-    """Whether ticketd's own SMTP listener faces the internet. A listener on a loopback address
-    (the embedded default) is reached only through something on this machine, such as an MTA
-    that is the MX and hands mail on; one on any other address is the MX itself."""
-    smtp_in = data.get("smtp_in", {})
-    listen = smtp_in.get("listen", "127.0.0.1:2525") if isinstance(smtp_in, dict) else ""
-    host = str(listen).rpartition(":")[0].strip("[]").lower()
-    if host == "localhost":
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True  # a host name or a wildcard: assume the world reaches it
-
-
-def parse_team(problems: Problems, data: dict[str, Any]) -> TeamConfig:
-    queues = _queues(problems, data.get("queues", []))
-    agents = _agents(problems, data.get("agents", []), queues)
-    keywords: dict[str, tuple[str, ...]] = {}
-    rules = data.get("categories", {})
-    if not isinstance(rules, dict):
-        problems.append(("categories", "must be a table of category = [keywords]"))
-        rules = {}
-    check_keys(problems, rules, "categories", CATEGORIES, "category")
-    for category, words in rules.items():
-        if category not in CATEGORIES:
-            continue
-        keywords[category] = tuple(
-            w.lower() for w in _strings(problems, words, f"categories.{category}")
-        )
-    replies_t = data.get("agent_replies", {})
-    if not isinstance(replies_t, dict):
-        problems.append(("agent_replies", "must be a table"))
-        replies_t = {}
-    check_keys(problems, replies_t, "agent_replies", AGENT_REPLIES_KEYS)
-    replies = AgentRepliesConfig(
-        show_agent_name=_bool(problems, replies_t, "agent_replies.show_agent_name", True),
-        strip_signature=_bool(problems, replies_t, "agent_replies.strip_signature", True),
-        # Default: required when our listener is the MX, so that nothing but our own
-        # verdict (or a trusted gateway's) proves an agent; behind a local MTA that verifies
-        # nothing, the signed reply address alone proves the agent, as before.
-        require_authentication=_bool(
-            problems,
-            replies_t,
-            "agent_replies.require_authentication",
-            listener_is_the_mx(data),
+def build_team(problems: Problems, tables: TeamTables, listen: HostPort) -> TeamConfig:
+    queues = _queues(problems, tables.queues)
+    keywords = {
+        category: tuple(word.lower() for word in words)
+        for category, words in dict(tables.categories).items()
+        if words is not None
+    }
+    replies = tables.replies
+    require = replies.require_authentication
+    return TeamConfig(
+        queues,
+        _agents(problems, tables.agents, queues),
+        keywords,
+        AgentRepliesConfig(
+            replies.show_agent_name,
+            replies.strip_signature,
+            listener_is_the_mx(listen) if require is None else require,
         ),
+        tables.admins,
     )
-    desk = data.get("desk", {}) if isinstance(data.get("desk", {}), dict) else {}
-    admins = _addresses(problems, desk.get("admins", []), "desk.admins")
-    return TeamConfig(tuple(queues), tuple(agents), keywords, replies, admins)
 
 
 def team_warnings(team: TeamConfig) -> list[tuple[str, str]]:

@@ -14,12 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from domain.config_kinds import Custom, Invalid, ListOf, Number
+from domain.config_kinds import Custom, HostPort, Invalid, ListOf, Number, Problems
 from domain.config_schema import Table, key
-from domain.config_team import listener_is_the_mx
+from domain.config_smtp import SmtpInTable
 
-Problems = list[tuple[str, str]]
-TRUST_KEYS = ("authserv_id", "trusted_authserv_ids", "verify_senders")
 DNS_TIMEOUT = 5.0
 
 
@@ -42,46 +40,35 @@ class TrustConfig:
     dns: DnsConfig = field(default_factory=DnsConfig)
 
 
-def _token(value: Any) -> str | None:
-    """An authserv-id is one token (RFC 8601 2.2: a dot-atom or a quoted string, written
-    without spaces or semicolons in practice)."""
-    if not isinstance(value, str):
-        return None
-    text = value.strip().lower()
-    if not text or any(c.isspace() or c in ';()"' for c in text):
-        return None
-    return text
+def listener_is_the_mx(listen: HostPort) -> bool:
+    """Whether ticketd's own SMTP listener faces the internet. A listener on a loopback address
+    (the embedded default) is reached only through something on this machine, such as an MTA
+    that is the MX and hands mail on; one on any other address is the MX itself."""
+    host = listen.host.lower()
+    if host == "localhost":
+        return False
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a host name or a wildcard: assume the world reaches it
 
 
-def parse_trust(problems: Problems, smtp_in: dict[str, Any], dns: DnsConfig) -> TrustConfig:
-    own_raw = smtp_in.get("authserv_id", socket.gethostname())
-    own = _token(own_raw)
-    if own is None:
-        problems.append(("smtp_in.authserv_id", "must be one word, like mx.example.com"))
-        own = socket.gethostname().lower()
-    listed = smtp_in.get("trusted_authserv_ids", [])
+def build_trust(problems: Problems, smtp_in: SmtpInTable, dns: DnsConfig) -> TrustConfig:
+    own = smtp_in.authserv_id or socket.gethostname().lower()
     trusted: list[str] = []
-    if not isinstance(listed, list):
-        problems.append(("smtp_in.trusted_authserv_ids", "must be a list of authserv-ids"))
-        listed = []
-    for index, item in enumerate(listed):
-        key = f"smtp_in.trusted_authserv_ids[{index}]"
-        token = _token(item)
-        if token is None:
-            problems.append((key, "must be one word, like mx.google.com"))
-        elif token == own:
+    for index, token in enumerate(smtp_in.trusted_authserv_ids):
+        if token == own:
+            key = f"smtp_in.trusted_authserv_ids[{index}]"
             problems.append((key, f"{token} is our own authserv_id: it cannot be trusted upstream"))
         else:
             trusted.append(token)
     # Like [agent_replies] require_authentication: on by default when our listener is the MX.
     # Behind a local MTA (a loopback listener) every client IP is the MTA's, and our SPF would
     # fail for every domain that publishes "-all".
-    default = listener_is_the_mx({"smtp_in": smtp_in})
-    verify_senders = smtp_in.get("verify_senders", default)
-    if not isinstance(verify_senders, bool):
-        problems.append(("smtp_in.verify_senders", "must be true or false"))
-        verify_senders = default
-    return TrustConfig(own, tuple(trusted), verify_senders, dns)
+    verify = smtp_in.verify_senders
+    if verify is None:
+        verify = listener_is_the_mx(smtp_in.listen)
+    return TrustConfig(own, tuple(trusted), verify, dns)
 
 
 def _nameserver(text: Any, base: Path) -> tuple[str, int]:
