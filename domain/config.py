@@ -364,7 +364,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("spam", SpamTable),
     Section("oauth", OAuthTable, "named"),
     Section("classify", ClassifyTable),
-    Section("webhooks", WebhookTable, "array"),
+    Section("webhooks", WebhookTable, "array", live=True),
 )
 
 
