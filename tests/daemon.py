@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import signal
@@ -77,6 +78,19 @@ def relay() -> Iterator[Relay]:
         controller.stop()
 
 
+# Every daemon a test started: killed when the test process exits, so a test that failed before
+# stopping its daemon (an assertion, a timeout) does not leave it running for the rest of the run.
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for process in _STARTED:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 class DaemonProcess:
     """`ticketd run` as a child process, driven the way an admin or systemd would."""
 
@@ -91,7 +105,7 @@ class DaemonProcess:
     def port(self) -> int:
         return self.config.smtp_in.listen.port
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float = 60.0) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
@@ -108,6 +122,7 @@ class DaemonProcess:
             cwd=self.config_path.parent,
         )
         log.close()
+        _STARTED.append(self.process)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -117,6 +132,11 @@ class DaemonProcess:
                     return
             except OSError:
                 time.sleep(0.05)
+        # Never leave a daemon behind a failed start: each one left holds ~100 MB and its ports
+        # for the rest of the run, and a loaded machine then fails every later test.
+        self.process.kill()
+        self.process.wait()
+        self.process = None
         raise AssertionError(f"daemon did not listen on {self.port}: {self.log()}")
 
     def log(self) -> str:
@@ -126,8 +146,15 @@ class DaemonProcess:
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        code = self.process.wait(timeout=timeout)
-        self.process = None
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()  # the test fails on the timeout; the process must not outlive it
+            self.process.wait()
+            raise
+        finally:
+            if self.process.poll() is not None:
+                self.process = None
         return code
 
     def cli(self, *args: str) -> Any:
