@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from web.auth import bearer, deps_of, principal_of
+from web.console import console_router
 from web.errors import ApiError
 from web.queries import DEFAULT_LIMIT, MAX_LIMIT, TicketFilter, list_page
 from web.services import WebDeps
@@ -100,4 +101,5 @@ def create_app(deps: WebDeps) -> FastAPI:
     _install_errors(app)
     _health_routes(app)
     _ticket_list_routes(app)
+    app.include_router(console_router())
     return app
