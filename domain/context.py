@@ -13,10 +13,6 @@ from domain.templating import Templates
 from storage.documents import DocumentStore
 
 
-class Ignore(Exception):
-    """The message is recorded but needs no ticket: a bounce, an auto-reply, a duplicate."""
-
-
 @dataclass(frozen=True)
 class Context:
     session: Session

@@ -7,7 +7,8 @@ from datetime import datetime
 import filetype
 from sqlalchemy.exc import IntegrityError
 
-from domain.context import Context, Ignore
+from domain.context import Context
+from domain.errors import Ignored
 from domain.message import ParsedMessage
 from domain.requests import normalised, request_print, written_at
 from storage.models import JournalEntry, Ticket, TicketMessage
@@ -59,7 +60,7 @@ def record_incoming(
         # Left pending, a later autoflush would raise it somewhere unhandled.
         ctx.session.flush()
     except IntegrityError as error:
-        raise Ignore("duplicate: recorded concurrently") from error
+        raise Ignored("duplicate: recorded concurrently") from error
     return record
 
 

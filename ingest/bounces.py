@@ -15,7 +15,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from domain.context import Context, Ignore
+from domain.context import Context
+from domain.errors import Ignored
 from domain.history import add_note
 from domain.message import ParsedMessage
 from ingest.classify import Classification
@@ -81,10 +82,10 @@ def _about_the_row(message: ParsedMessage, row: OutboxMail | None) -> tuple[list
 def record_bounce(
     ctx: Context, entry_id: int, message: ParsedMessage, verdict: Classification
 ) -> str:
-    """The ticket reference the bounce was recorded on; Ignore when it is not about our mail."""
+    """The ticket reference the bounce was recorded on; Ignored when it is not about our mail."""
     found = _our_mail(ctx, message)
     if found is None:
-        raise Ignore(f"{verdict.kind}: {verdict.reason} (not about a mail of ours)")
+        raise Ignored(f"{verdict.kind}: {verdict.reason} (not about a mail of ours)")
     ticket, row = found
     permanent = is_permanent(message)
     addresses, foreign = _about_the_row(message, row)

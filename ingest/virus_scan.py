@@ -9,8 +9,8 @@ length as 4 bytes big-endian, then a zero length; clamd answers one NUL-terminat
 
 `scan` returns None for a clean file and the signature for an infected one. Anything else raises
 `ScannerUnavailable`: never is a file treated as clean without clamd's "OK". A connection that
-fails or times out is `reachable = False` (clamd is down: try again later); an ERROR answer is
-`reachable = True` (clamd refused this file, e.g. over its StreamMaxLength).
+fails or times out is `ScannerUnreachable`, temporary (clamd is down: try again later); an ERROR
+answer is `ScannerRefused`, permanent (clamd refused this file, e.g. over its StreamMaxLength).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import socket
 import struct
 
 from domain.config_kyc import ClamdAddress
+from domain.errors import Permanent, Temporary, TicketdError
 
 CHUNK = 64 * 1024
 _MAX_REPLY = 4096
@@ -27,17 +28,34 @@ _MAX_REPLY = 4096
 WAITING_FOR_SCANNER = "waiting for the virus scanner"
 
 
-class ScannerUnavailable(Exception):
-    def __init__(self, address: ClamdAddress, reason: str, reachable: bool = False) -> None:
+class ScannerUnavailable(TicketdError):
+    """clamd gave no verdict: `ScannerUnreachable` or `ScannerRefused`."""
+
+    reachable = False
+
+    def __init__(self, address: ClamdAddress, reason: str) -> None:
         super().__init__(f"clamd at {address}: {reason}")
         self.address = address
         self.reason = reason
-        self.reachable = reachable
 
-    def __reduce__(self) -> tuple[type[ScannerUnavailable], tuple[ClamdAddress, str, bool]]:
+    def __reduce__(self) -> tuple[type[ScannerUnavailable], tuple[ClamdAddress, str]]:
         # Sent back from the parsing process (ingest/isolation.py): pickle the constructor's
         # arguments, not the message.
-        return (ScannerUnavailable, (self.address, self.reason, self.reachable))
+        return (type(self), (self.address, self.reason))
+
+
+class ScannerUnreachable(ScannerUnavailable, Temporary):
+    """No answer (down, refused the connection, timed out): try again later."""
+
+
+class ScannerRefused(ScannerUnavailable, Permanent):
+    """An answer that is no verdict (an ERROR: a file over clamd's StreamMaxLength); the same
+    file gets it again, so its message is quarantined as not scanned, never passed as clean."""
+
+    reachable = True
+
+    def quarantine_reason(self) -> str:
+        return f"not scanned: {self}; nothing of the message stored"
 
 
 def _connect(address: ClamdAddress, timeout: float) -> socket.socket:
@@ -77,11 +95,11 @@ def _talk(address: ClamdAddress, timeout: float, command: bytes, payload: bytes 
                     pass  # clamd stopped reading (a limit): its answer says why
             reply = _reply(sock)
     except TimeoutError:
-        raise ScannerUnavailable(address, f"no answer within {timeout:g} s") from None
+        raise ScannerUnreachable(address, f"no answer within {timeout:g} s") from None
     except OSError as error:
-        raise ScannerUnavailable(address, error.strerror or str(error)) from None
+        raise ScannerUnreachable(address, error.strerror or str(error)) from None
     if not reply:
-        raise ScannerUnavailable(address, "closed the connection without an answer")
+        raise ScannerUnreachable(address, "closed the connection without an answer")
     return reply
 
 
@@ -92,11 +110,11 @@ def scan(address: ClamdAddress, payload: bytes, timeout: float = 30.0) -> str | 
         return None
     if reply.startswith("stream: ") and reply.endswith(" FOUND"):
         return reply.removeprefix("stream: ").removesuffix(" FOUND").strip() or "unknown"
-    raise ScannerUnavailable(address, f"answered {reply[:200]!r}", reachable=True)
+    raise ScannerRefused(address, f"answered {reply[:200]!r}")
 
 
 def ping(address: ClamdAddress, timeout: float = 5.0) -> None:
     """Raises ScannerUnavailable unless clamd answers PONG."""
     reply = _talk(address, timeout, b"zPING\0", None)
     if reply != "PONG":
-        raise ScannerUnavailable(address, f"answered {reply[:200]!r} to PING", reachable=True)
+        raise ScannerRefused(address, f"answered {reply[:200]!r} to PING")

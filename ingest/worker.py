@@ -1,96 +1,54 @@
-"""The worker: claims journal rows and runs the pipeline, one transaction per message.
+"""The worker: claims journal rows, counts each try, prepares the message, runs the runner.
 
-It owns the error policy: `Ignore` ends a message as ignored with its reason; a database that
-is unreachable is temporary (the row stays pending, the worker backs off); any other error
-quarantines the message with the error, where `ticketd quarantine retry` can take it up again.
+Every engine takes the same three stages, so that nothing slow holds a lock and a kill counts:
+1. claim the oldest pending row and write down the try in its own short transaction
+   (ingest/worker_stops.py: a message that killed the worker is counted, and given up after
+   `[limits] max_worker_stops`). On PostgreSQL the claim is `FOR UPDATE SKIP LOCKED` plus an
+   advisory lock on the row, held by a connection of its own until the message is done:
+   other workers skip the row, and a worker that dies drops the lock with its connection, so
+   the next one takes the row and counts the stop;
+2. prepare it outside any transaction (ingest/prepare.py: parse, verify, spam, virus scan,
+   document checks), in the daemon's parsing process with a time limit when there is one;
+3. hand it to the runner (ingest/runner.py), which owns the transaction and the error policy.
 
-The virus scanner (ingest/virus_step.py) runs with the parse, before the write lock. A clamd that
-cannot be reached is temporary like the database: the row stays pending with "waiting for the
-virus scanner" as its reason (for `ticketd health`), nothing of it is stored, and `ScanWait`
-tells the caller to back off; the messages behind it wait their turn, in order. A clamd that
-answers ERROR (a file over its StreamMaxLength) would answer the same again: that message is
-quarantined as not scanned, never treated as clean.
+A clamd that cannot be reached is temporary: the row stays pending with "waiting for the virus
+scanner" as its reason (for `ticketd health`), nothing of it is stored, and `ScanWait` tells the
+caller to back off; the messages behind it wait their turn, in order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import traceback
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import Connection, select, text
+from sqlalchemy.exc import DBAPIError
 
 from domain.clock import Clock
 from domain.config import Config
-from domain.message import ParsedMessage
+from domain.errors import Permanent
 from domain.templating import Templates
-from ingest.classify import untrusted_sender
-from ingest.documents_step import ContentChecks, check_contents
 from ingest.isolation import CallTimedOut, ChildDied, Interrupted, IsolatedCall
-from ingest.mime_shape import ShapeLimits
-from ingest.pipeline import (
-    Context,
-    Ignore,
-    Outcome,
-    run_pipeline,
-    step_believe,
-    step_parse,
-    step_spam,
-    step_verify,
-)
-from ingest.spam import Session
-from ingest.verify import envelope_of
-from ingest.virus_scan import WAITING_FOR_SCANNER, ScannerUnavailable
-from ingest.virus_step import ScanReport, scan_attachments
+from ingest.prepare import Arrived, Failed, Prepared, prepare_message
+from ingest.runner import Processed, Runner, ScanWait
+from ingest.virus_scan import WAITING_FOR_SCANNER
 from ingest.worker_stops import give_up, history_of, mark_started, stops_so_far, unmark
 from storage.blobs import BlobStore
 from storage.db import Database
 from storage.documents import DocumentStore
-from storage.models import (
-    JOURNAL_DONE,
-    JOURNAL_IGNORED,
-    JOURNAL_PENDING,
-    JOURNAL_QUARANTINED,
-    JournalEntry,
-)
+from storage.models import JOURNAL_PENDING, JOURNAL_QUARANTINED, JournalEntry
+
+__all__ = ["Arrived", "ParseTooSlow", "Processed", "ScanWait", "Worker", "prepare_message"]
 
 log = logging.getLogger("ticketd.worker")
+# The first key of the advisory locks on journal rows (the second is the row's id); the IMAP
+# mailbox locks use the one-key form, a separate key space.
+JOURNAL_LOCK_CLASS = 0x6A726E6C  # "jrnl"
 
 
-class ScanWait(Exception):
-    """clamd is configured but unreachable: the message stays pending; try again later."""
-
-    def __init__(self, journal_id: int, error: ScannerUnavailable) -> None:
-        super().__init__(f"message {journal_id}: {WAITING_FOR_SCANNER}: {error}")
-        self.journal_id = journal_id
-        self.error = error
-
-
-@dataclass(frozen=True)
-class Arrived:
-    """What the journal row says of a message's arrival, read before the message is claimed."""
-
-    blob_key: str
-    source: str
-    envelope_from: str | None
-    envelope_to: tuple[str, ...] = ()
-
-    @classmethod
-    def of(cls, entry: JournalEntry) -> Arrived:
-        return cls(entry.blob_key, entry.source, entry.envelope_from, tuple(entry.envelope_to))
-
-
-@dataclass(frozen=True)
-class Prepared:
-    message: ParsedMessage
-    scan: ScanReport | None
-    # The slow checks of the files that may be identity documents, made here rather than
-    # inside the write transaction (ingest/documents_step.py).
-    checks: ContentChecks | None = None
-
-
-class ParseTooSlow(Exception):
+class ParseTooSlow(Permanent):
     """The parse and checks of one message ran past [limits] max_parse_seconds."""
 
     def __init__(self, seconds: float) -> None:
@@ -100,58 +58,20 @@ class ParseTooSlow(Exception):
         )
 
 
-def prepare_message(config: Config, raw: bytes, arrived: Arrived) -> Prepared | Exception:
-    """Parse, verify the sender and scan: the slow work that needs no database. Module-level,
-    so that the daemon can run it in its parsing process (ingest/isolation.py)."""
-    try:
-        limits = config.limits
-        shape = ShapeLimits(parts=limits.max_mime_parts, depth=limits.max_mime_depth)
-        own = step_verify(config, raw, arrived.source, arrived.envelope_from)
-        message = step_believe(config, step_parse(raw, shape, arrived.envelope_from), own)
-        message = replace(message, spam=step_spam(config, raw, message, _session(arrived, raw)))
-        scan = scan_attachments(config, message)
-        infected = scan is not None and scan.infected
-        checks = None if infected else check_contents(config.kyc, message)
-        return Prepared(message, scan, checks)
-    except Exception as error:  # the worker's policy decides, in _process
-        return error
-
-
 @dataclass(frozen=True)
-class Processed:
-    journal_id: int
-    state: str
-    detail: str
-    # The identifiers an admin follows one message by, in the log and the metrics.
-    message_id: str | None = None
-    ticket_ref: str | None = None
-    # Landed on a ticket from a sender we do not answer (classify.untrusted_sender's label).
-    untrusted: str | None = None
+class Candidate:
+    """A pending row this worker may try: what the row said when it was read."""
+
+    entry_id: int
+    reason: str | None
+    arrived: Arrived
 
 
-def _session(arrived: Arrived, raw: bytes) -> Session:
-    """What the spam filter is told of the SMTP session (only the listener's mail has one)."""
-    envelope = envelope_of(arrived.source, arrived.envelope_from, raw)
-    if envelope is None:
-        return Session(mail_from=arrived.envelope_from or "", rcpt=arrived.envelope_to)
-    return Session(envelope.ip, envelope.helo, envelope.mail_from, arrived.envelope_to)
+class _Taken:
+    """What a try returns when the row went to another process meanwhile: take the next."""
 
 
-def _processed(journal_id: int, outcome: Outcome, message: ParsedMessage) -> Processed:
-    detail = f"ticket {outcome.ticket_ref}: {outcome.note}" if outcome.ticket_ref else outcome.note
-    if message.auth.results:  # what we believe of the sender, for admins
-        detail += f"; sender: {message.auth.describe()}"
-    if message.spam is not None:
-        detail += f"; {message.spam.describe()}"
-    untrusted = untrusted_sender(message) if outcome.ticket_ref else None
-    return Processed(
-        journal_id,
-        JOURNAL_QUARANTINED if outcome.quarantine else JOURNAL_DONE,
-        detail,
-        message.message_id,
-        outcome.ticket_ref or None,
-        untrusted[0] if untrusted else None,
-    )
+TAKEN = _Taken()
 
 
 class Worker:
@@ -174,6 +94,11 @@ class Worker:
         self.templates = templates
         self._documents: DocumentStore | None = None
 
+    @property
+    def runner(self) -> Runner:
+        # Built from the attributes each time: a test may point a worker at another database.
+        return Runner(self.db, self.config, self.clock, self.templates, self.documents)
+
     def documents(self) -> DocumentStore:
         """The identity-document store, its key read (or created) the first time it is needed."""
         if self._documents is None:
@@ -181,42 +106,49 @@ class Worker:
         return self._documents
 
     def process_next(self) -> Processed | None:
-        """Process one pending message; None when there is none. Raises OperationalError, and
-        ScanWait when the message needs the virus scanner and clamd cannot be reached."""
-        if not self.db.is_sqlite:
-            # PostgreSQL: claim first. SKIP LOCKED hands each worker a different row, and the
-            # row lock blocks nobody else.
-            return self._process(None, None)
-        # SQLite has one writer at a time: parse before taking the write lock, so the SMTP
-        # listener's journal inserts never wait for a parse.
+        """Process one pending message; None when there is none. Raises OperationalError (the
+        database went away), and ScanWait when the message needs the virus scanner and clamd
+        cannot be reached."""
         while True:
-            with self.db.read() as session:
-                entry = session.scalar(
-                    select(JournalEntry)
-                    .where(JournalEntry.state == JOURNAL_PENDING)
-                    .order_by(JournalEntry.id)
-                    .limit(1)
-                )
-                if entry is None:
+            with self._claim() as candidate:
+                if candidate is None:
                     return None
-                entry_id, reason, arrived = entry.id, entry.reason, Arrived.of(entry)
-            result = self._try(entry_id, reason, arrived)
-            if result is not None:
+                result = self._try(candidate)
+            if not isinstance(result, _Taken):
                 return result
-            # Another process took that row between the read and the write: take the next.
 
-    def _try(self, entry_id: int, reason: str | None, arrived: Arrived) -> Processed | None:
-        """One try, counted before it starts (ingest/worker_stops.py)."""
+    @contextlib.contextmanager
+    def _claim(self) -> Iterator[Candidate | None]:
+        if not self.db.is_sqlite:
+            with claim_postgresql(self.db) as candidate:
+                yield candidate
+            return
+        # SQLite has one writer at a time and the write takes the lock: reading the row is
+        # the claim; mark_started's update tells a row another process took first.
+        with self.db.read() as session:
+            entry = session.scalar(
+                select(JournalEntry)
+                .where(JournalEntry.state == JOURNAL_PENDING)
+                .order_by(JournalEntry.id)
+                .limit(1)
+            )
+            candidate = None if entry is None else _candidate(entry)
+        yield candidate
+
+    def _try(self, candidate: Candidate) -> Processed | _Taken | None:
+        """One try, counted before it starts (ingest/worker_stops.py); TAKEN when the row was
+        no longer pending, None when the daemon stopped in the middle."""
+        entry_id, reason = candidate.entry_id, candidate.reason
         stops = stops_so_far(reason)
         if stops >= self.config.limits.max_worker_stops:
             given_up = give_up(self.db, self.clock, entry_id, stops)
             if given_up is None:
-                return None
+                return TAKEN
             log.warning("journal=%s quarantined: %s", entry_id, given_up)
             return Processed(entry_id, JOURNAL_QUARANTINED, given_up)
         if not mark_started(self.db, entry_id, stops, reason):
-            return None
-        prepared = self._prepare(arrived)
+            return TAKEN
+        prepared = self._prepare(candidate.arrived)
         if isinstance(prepared, Interrupted):
             unmark(self.db, entry_id, reason)
             return None
@@ -224,34 +156,32 @@ class Worker:
             # Counted like a daemon that died: the next try is the next stop's count.
             log.error("journal=%s stopped the parsing process: %s", entry_id, prepared)
             return Processed(entry_id, JOURNAL_PENDING, str(prepared))
-        return self._process(entry_id, prepared, counted=True)
+        try:
+            return self.runner.apply(entry_id, prepared) or TAKEN
+        except ScanWait as wait:
+            self._mark_waiting(wait)
+            raise
 
-    def _prepare(self, arrived: Arrived) -> Prepared | Exception:
-        """The slow work that needs no database (prepare_message), done before the SQLite
-        write lock (DNS and clamd may take seconds); in the parsing process when there is one,
-        stopped past [limits] max_parse_seconds."""
+    def _prepare(self, arrived: Arrived) -> Prepared | Failed | Interrupted | ChildDied:
+        """The slow work that needs no database (prepare_message), done before any
+        transaction (DNS and clamd may take seconds); in the parsing process when there is
+        one, stopped past [limits] max_parse_seconds."""
         config = self.config  # this worker's config: the one of the last SIGHUP
         try:
             raw = self.blobs.get(arrived.blob_key)
-        except Exception as error:
-            return error
+        except Exception as error:  # a damaged or missing blob: the runner's policy decides
+            return Failed("parse", error)
         if self.isolation is None:
             return prepare_message(config, raw, arrived)
         seconds = config.limits.max_parse_seconds
         result = self.isolation.call(config, raw, arrived, timeout=seconds)
         if isinstance(result, CallTimedOut):
-            return ParseTooSlow(seconds)
-        assert isinstance(result, (Prepared, Exception)), result
-        return result
-
-    def _process(
-        self, entry_id: int | None, prepared: Prepared | Exception | None, counted: bool = False
-    ) -> Processed | None:
-        try:
-            return self._process_claimed(entry_id, prepared, counted)
-        except ScanWait as wait:
-            self._mark_waiting(wait)
-            raise
+            return Failed("parse", ParseTooSlow(seconds))
+        if isinstance(result, (Prepared, Failed, Interrupted, ChildDied)):
+            return result
+        # What the parsing process could not send back (ingest/isolation.py's RuntimeError).
+        assert isinstance(result, Exception), result
+        return Failed("parse", result)
 
     def _mark_waiting(self, wait: ScanWait) -> None:
         """The reason on the pending row, for `ticketd health` and `quarantine list` readers."""
@@ -265,60 +195,6 @@ class Worker:
                 if earlier and not earlier.startswith(WAITING_FOR_SCANNER):
                     reason += f" (before: {earlier})"  # a retried message keeps its history
                 entry.reason = reason[:2000]
-
-    def _process_claimed(
-        self, entry_id: int | None, prepared: Prepared | Exception | None, counted: bool
-    ) -> Processed | None:
-        with self.db.transaction() as session:
-            query = select(JournalEntry).where(JournalEntry.state == JOURNAL_PENDING)
-            if entry_id is not None:
-                query = query.where(JournalEntry.id == entry_id)
-            entry = session.scalar(
-                query.order_by(JournalEntry.id).limit(1).with_for_update(skip_locked=True)
-            )
-            if entry is None:
-                return None
-            if prepared is None:
-                prepared = self._prepare(
-                    Arrived(
-                        entry.blob_key, entry.source, entry.envelope_from, tuple(entry.envelope_to)
-                    )
-                )
-            if isinstance(prepared, ScannerUnavailable) and not prepared.reachable:
-                raise ScanWait(entry.id, prepared)  # rolls back: the row stays as it was
-            message_id = None if isinstance(prepared, Exception) else prepared.message.message_id
-            try:
-                if isinstance(prepared, Exception):
-                    raise prepared
-                with session.begin_nested():
-                    ctx = Context(session, self.config, self.clock, self.templates, self.documents)
-                    outcome = run_pipeline(
-                        ctx, entry, prepared.message, prepared.scan, prepared.checks
-                    )
-                result = _processed(entry.id, outcome, prepared.message)
-            except Ignore as ignored:
-                result = Processed(entry.id, JOURNAL_IGNORED, str(ignored), message_id)
-            except OperationalError:
-                raise
-            except ScannerUnavailable as error:  # clamd answered ERROR: not clean, not stored
-                detail = f"not scanned: {error}; nothing of the message stored"
-                result = Processed(entry.id, JOURNAL_QUARANTINED, detail, message_id)
-            except Exception as error:
-                result = Processed(entry.id, JOURNAL_QUARANTINED, _describe(error), message_id)
-            entry.state, entry.reason = result.state, result.detail
-            if not counted:  # PostgreSQL's claim-first path counts the try here
-                entry.attempts += 1
-            entry.processed_at = self.clock.now()
-        log.log(
-            logging.WARNING if result.state == JOURNAL_QUARANTINED else logging.INFO,
-            "journal=%s message_id=%s ticket=%s %s: %s",
-            result.journal_id,
-            result.message_id or "-",
-            result.ticket_ref or "-",
-            result.state,
-            result.detail,
-        )
-        return result
 
     def drain(self, limit: int | None = None) -> list[Processed]:
         """Process until nothing is pending (or `limit` messages); for commands and tests.
@@ -339,7 +215,67 @@ class Worker:
         return done
 
 
-def _describe(error: BaseException) -> str:
-    frames = traceback.extract_tb(error.__traceback__)
-    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
-    return f"{type(error).__name__}: {error}{where}"[:2000]
+def _candidate(entry: JournalEntry) -> Candidate:
+    return Candidate(entry.id, entry.reason, Arrived.of(entry))
+
+
+@contextlib.contextmanager
+def claim_postgresql(db: Database) -> Iterator[Candidate | None]:
+    """The oldest pending row no other worker holds, locked for as long as the block runs by
+    an advisory lock on a connection of its own (the module's docstring). The claim's own
+    transaction ends at once: parsing runs outside any transaction."""
+    with db.engine.connect() as connection:
+        with connection.begin():
+            candidate = _lock_oldest(connection)
+        try:
+            yield candidate
+        finally:
+            if candidate is not None:
+                _unlock(connection, candidate.entry_id)
+
+
+def _lock_oldest(connection: Connection) -> Candidate | None:
+    after = 0
+    while True:
+        # SKIP LOCKED: a row another transaction holds (a claim under way) is not waited for.
+        entry_id = connection.scalar(
+            select(JournalEntry.id)
+            .where(JournalEntry.state == JOURNAL_PENDING, JournalEntry.id > after)
+            .order_by(JournalEntry.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        if entry_id is None:
+            return None
+        locked = connection.scalar(
+            text("SELECT pg_try_advisory_lock(:kind, :id)"),
+            {"kind": JOURNAL_LOCK_CLASS, "id": entry_id},
+        )
+        if locked:  # read under both locks: what the row says now
+            row = connection.execute(
+                select(JournalEntry.reason, *_ARRIVAL).where(JournalEntry.id == entry_id)
+            ).one()
+            arrived = Arrived(row.blob_key, row.source, row.envelope_from, tuple(row.envelope_to))
+            return Candidate(entry_id, row.reason, arrived)
+        after = entry_id  # another worker is trying it: the next one
+
+
+_ARRIVAL = (
+    JournalEntry.blob_key,
+    JournalEntry.source,
+    JournalEntry.envelope_from,
+    JournalEntry.envelope_to,
+)
+
+
+def _unlock(connection: Connection, entry_id: int) -> None:
+    try:
+        connection.scalar(
+            text("SELECT pg_advisory_unlock(:kind, :id)"),
+            {"kind": JOURNAL_LOCK_CLASS, "id": entry_id},
+        )
+        connection.commit()
+    except DBAPIError:
+        # The connection broke (its locks went with it) or cannot say: never hand a connection
+        # that may still hold the lock back to the pool.
+        connection.invalidate()

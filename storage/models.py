@@ -97,6 +97,10 @@ class JournalEntry(Base):
     # message is processed: how a copy is told from another message with the same Message-ID.
     # None for rows processed before it existed.
     content_hash: Mapped[str | None] = mapped_column(String(64))
+    # The pipeline step that decided what became of the message (ingest/runner.py): the one
+    # that quarantined or ignored it, or the last one of a ticket's. None: not decided yet, or
+    # decided before steps were recorded, or outside the pipeline (a worker that stopped).
+    step: Mapped[str | None] = mapped_column(String(100))
 
     __table_args__ = (
         Index("ix_journal_state", "state", "id"),

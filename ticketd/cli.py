@@ -359,7 +359,7 @@ def _quarantine_list(state: Any, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(rows)
     else:
-        views.print_table(["id", "received_at", "source", "attempts", "reason"], rows)
+        views.print_table(["id", "received_at", "source", "attempts", "step", "reason"], rows)
     return EX_OK
 
 

@@ -4,7 +4,8 @@ One row per journal entry (one received copy): where it came from, its envelope,
 what the state means: the ticket it is part of (`ticket`), the reason it was ignored (one of the
 reasons of promise 3: bounce, auto-reply, loop, duplicate, blocked, or list/bulk when
 `[classify]` says so), the error it was quarantined with, or why a person dismissed it from the
-quarantine. `reason` is the worker's recorded detail.
+quarantine. `reason` is the worker's recorded detail, `step` the pipeline step that decided
+(ingest/runner.py).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from storage.models import (
 from ticketd.views import print_table
 
 STATES = (JOURNAL_PENDING, JOURNAL_DONE, JOURNAL_IGNORED, JOURNAL_QUARANTINED, JOURNAL_DISMISSED)
-COLUMNS = ["id", "received_at", "source", "envelope_from", "state", "ticket", "reason"]
+COLUMNS = ["id", "received_at", "source", "envelope_from", "state", "step", "ticket", "reason"]
 
 
 def _tickets_of(db_session: Session, ids: list[int]) -> dict[int, str]:
@@ -74,6 +75,7 @@ def list_journal(
                 "state": entry.state,
                 "ticket": tickets.get(entry.id),
                 "reason": entry.reason,
+                "step": entry.step,
                 "attempts": entry.attempts,
                 "processed_at": entry.processed_at.isoformat() if entry.processed_at else None,
             }

@@ -168,6 +168,7 @@ def list_quarantine(db: Database) -> list[dict[str, Any]]:
                 "source": row.source,
                 "size": row.size,
                 "attempts": row.attempts,
+                "step": row.step,  # the pipeline step that quarantined it (ingest/runner.py)
                 "reason": row.reason,
             }
             for row in rows

@@ -1,0 +1,206 @@
+"""The runner: one message through STEPS in one transaction, and the one error policy.
+
+The worker (ingest/worker.py) claims a journal row, counts the try, and prepares the message
+outside any transaction (ingest/prepare.py). The runner then opens the transaction, walks
+`STEPS` (ingest/pipeline.py) in a savepoint, and writes what became of the message into its
+journal row in the same transaction, with the name of the step that decided it (`journal.step`,
+shown by `quarantine list` and `journal list`):
+
+- a `Decision` ends the walk: a ticket (`done`) or a quarantine (`quarantined`) keeps what the
+  steps wrote; an ignore (`ignored`) keeps none of it, only the reason;
+- `Ignored` raised below a step is an ignore decision of that step;
+- `Temporary` (and the database going away, SQLAlchemy's OperationalError) rolls everything
+  back and propagates: the message stays pending, the daemon backs off. A virus scanner that
+  cannot be reached becomes `ScanWait`, which the worker writes on the pending row;
+- anything else, a `Permanent` error or a bug, quarantines the message with the reason (the
+  error's own, or its type and where it was raised) and keeps nothing the steps wrote.
+`ticketd quarantine retry` sets a quarantined row pending again after a fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from domain.clock import Clock
+from domain.config import Config
+from domain.context import Context
+from domain.errors import Ignored, Permanent, Temporary
+from domain.message import ParsedMessage
+from domain.templating import Templates
+from ingest.classify import untrusted_sender
+from ingest.pipeline import IGNORE, QUARANTINE, STEPS, Decision, Step, Work
+from ingest.prepare import Failed, Prepared
+from ingest.virus_scan import WAITING_FOR_SCANNER, ScannerUnavailable, ScannerUnreachable
+from storage.db import Database
+from storage.documents import DocumentStore
+from storage.models import (
+    JOURNAL_DONE,
+    JOURNAL_IGNORED,
+    JOURNAL_PENDING,
+    JOURNAL_QUARANTINED,
+    JournalEntry,
+)
+
+log = logging.getLogger("ticketd.worker")
+
+
+class ScanWait(Temporary):
+    """clamd is configured but unreachable: the message stays pending; try again later."""
+
+    def __init__(self, journal_id: int, error: ScannerUnavailable) -> None:
+        super().__init__(f"message {journal_id}: {WAITING_FOR_SCANNER}: {error}")
+        self.journal_id = journal_id
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Processed:
+    journal_id: int
+    state: str
+    detail: str
+    # The identifiers an admin follows one message by, in the log and the metrics.
+    message_id: str | None = None
+    ticket_ref: str | None = None
+    # Landed on a ticket from a sender we do not answer (classify.untrusted_sender's label).
+    untrusted: str | None = None
+    # The step that decided (STEPS or ingest/prepare.PREPARE_STEPS); None when no step ran.
+    step: str | None = None
+
+
+@dataclass(frozen=True)
+class Ending:
+    """Where the walk stopped: the step, and its decision or the error it raised."""
+
+    step: str
+    decision: Decision | None = None
+    error: Exception | None = None
+
+
+def walk(ctx: Context, work: Work, steps: Sequence[Step] = STEPS) -> Ending:
+    """The steps in order until one decides; a temporary error propagates."""
+    for step in steps:
+        try:
+            result = step.run(ctx, work)
+        except (Temporary, OperationalError):
+            raise
+        except Ignored as ignored:
+            return Ending(step.name, Decision.ignore(str(ignored)))
+        except Exception as error:
+            return Ending(step.name, error=error)
+        if isinstance(result, Decision):
+            return Ending(step.name, result)
+        work = result
+    return Ending(steps[-1].name, error=RuntimeError("the pipeline ended without a decision"))
+
+
+def describe(error: BaseException) -> str:
+    """A quarantine reason: the error's own, else its type, text and where it was raised."""
+    if isinstance(error, Permanent):
+        own = error.quarantine_reason()
+        if own is not None:
+            return own[:2000]
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+    return f"{type(error).__name__}: {error}{where}"[:2000]
+
+
+def _decided(journal_id: int, ending: Ending, message: ParsedMessage | None) -> Processed:
+    message_id = message.message_id if message is not None else None
+    decision = ending.decision
+    if decision is None or message is None:
+        assert ending.error is not None
+        detail = describe(ending.error)
+        return Processed(journal_id, JOURNAL_QUARANTINED, detail, message_id, step=ending.step)
+    if decision.kind == IGNORE:
+        return Processed(journal_id, JOURNAL_IGNORED, decision.note, message_id, step=ending.step)
+    ref = decision.ticket_ref
+    detail = f"ticket {ref}: {decision.note}" if ref else decision.note
+    if message.auth.results:  # what we believe of the sender, for admins
+        detail += f"; sender: {message.auth.describe()}"
+    if message.spam is not None:
+        detail += f"; {message.spam.describe()}"
+    untrusted = untrusted_sender(message) if ref else None
+    return Processed(
+        journal_id,
+        JOURNAL_QUARANTINED if decision.kind == QUARANTINE else JOURNAL_DONE,
+        detail,
+        message_id,
+        ref or None,
+        untrusted[0] if untrusted else None,
+        ending.step,
+    )
+
+
+class Runner:
+    """The transaction of one message and the error policy (the module's docstring)."""
+
+    def __init__(
+        self,
+        db: Database,
+        config: Config,
+        clock: Clock,
+        templates: Templates,
+        documents: Callable[[], DocumentStore],
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.clock = clock
+        self.templates = templates
+        self.documents = documents
+
+    def apply(self, entry_id: int, prepared: Prepared | Failed) -> Processed | None:
+        """What became of the pending row `entry_id`, committed; None when it is no longer
+        pending. The caller has claimed the row (ingest/worker.py): a row lock someone else
+        holds is a claim passing over it, waited for, never skipped (which would leave the
+        row pending with this try's mark, counted as a stop)."""
+        with self.db.transaction() as session:
+            entry = session.scalar(
+                select(JournalEntry)
+                .where(JournalEntry.id == entry_id, JournalEntry.state == JOURNAL_PENDING)
+                .with_for_update()
+            )
+            if entry is None:
+                return None
+            result = self._run(session, entry, prepared)
+            entry.state, entry.reason, entry.step = result.state, result.detail, result.step
+            entry.processed_at = self.clock.now()
+        log.log(
+            logging.WARNING if result.state == JOURNAL_QUARANTINED else logging.INFO,
+            "journal=%s message_id=%s ticket=%s %s: %s",
+            result.journal_id,
+            result.message_id or "-",
+            result.ticket_ref or "-",
+            result.state,
+            result.detail,
+        )
+        return result
+
+    def _run(self, session: Session, entry: JournalEntry, prepared: Prepared | Failed) -> Processed:
+        if isinstance(prepared, Failed):
+            error = prepared.error
+            if isinstance(error, ScannerUnreachable):
+                raise ScanWait(entry.id, error)  # rolls back: the row stays as it was
+            if isinstance(error, (Temporary, OperationalError)):
+                raise error
+            return _decided(entry.id, Ending(prepared.step, error=error), None)
+        ctx = Context(session, self.config, self.clock, self.templates, self.documents)
+        work = Work(entry, prepared.message, prepared.scan, prepared.checks)
+        savepoint = session.begin_nested()
+        try:
+            ending = walk(ctx, work)
+        except BaseException:
+            savepoint.rollback()
+            raise
+        decision = ending.decision
+        if decision is not None and decision.kind != IGNORE:
+            savepoint.commit()
+        else:
+            savepoint.rollback()  # an ignored or failed message leaves nothing of the steps
+        return _decided(entry.id, ending, prepared.message)
