@@ -113,6 +113,9 @@ class StorageConfig:
     blobs: Path
 
 
+NOTIFY_ATTACHMENT_SIZE = 5 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class LimitsConfig:
     # Automatic mails of every kind to one recipient per hour; protects against loops with
@@ -124,11 +127,11 @@ class LimitsConfig:
     # past either the message still makes its ticket, with a note naming the limit.
     max_mime_parts: int = 5000
     max_mime_depth: int = 50
-    # Bytes of a customer's files attached to one agent notification (scanned by then when a
-    # virus scanner is configured); past it, and for identity documents, files are only named.
-    # 0 (the default): none attached. Opt-in, because every attached copy is one more copy of
-    # the customer's file in the outbox, which `[retention] raw_days` strips only once sent.
-    notify_attachment_size: int = 0
+    # Bytes of a customer's files attached to one agent mail (scanned by then when a virus
+    # scanner is configured); past it files are only named, identity documents are attached
+    # to identity agents only. 5 MB by default: an agent's mail client is their only window,
+    # and a receipt or a phone photo is well under it; 0: none attached.
+    notify_attachment_size: int = NOTIFY_ATTACHMENT_SIZE
     # The daemon parses each message in a child process (ingest/isolation.py): past this many
     # seconds it is killed and the message quarantined. A message whose tries stopped the
     # worker (killed, out of memory, stalled) this many times is quarantined, not tried again.
@@ -230,8 +233,12 @@ class LimitsTable(Table):
     max_mime_depth: Annotated[int, Whole(5, 1000)] = key(
         50, live=True, doc="MIME nesting levels read; deeper parts are left out, with a note"
     )
+    # 5 MB: a receipt, a screenshot or a phone photo of an ID fits; an agent's mail client is
+    # their only window on the ticket. 0 turns attaching off.
     notify_attachment_size: Annotated[int, Count(0)] = key(
-        0, live=True, doc="bytes of a customer's files attached to an agent notification"
+        NOTIFY_ATTACHMENT_SIZE,
+        live=True,
+        doc="bytes of a customer's files attached to an agent's mail (0: none)",
     )
     # A parse of honest mail takes well under a second, a DNS check of the sender and a virus
     # scan a few more; an hour is no limit at all.

@@ -32,6 +32,14 @@ LABELS: dict[str, dict[str, dict[str, str]]] = {
             "other": "diğer",
         },
         "priority": {"high": "yüksek", "normal": "normal", "low": "düşük"},
+        # Who wrote an entry of a ticket's history (`#geçmiş`).
+        "kind": {
+            "customer": "müşteri",
+            "agent": "temsilci",
+            "note": "not",
+            "auto": "otomatik",
+            "system": "sistem",
+        },
     },
     "en": {},
 }

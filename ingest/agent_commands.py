@@ -5,7 +5,8 @@ English and Turkish: `#note`/`#not`, `#close`/`#kapat`, `#pending`/`#beklemede`,
 `#priority high|normal|low`/`#öncelik yüksek|normal|düşük`, `#merge REF`/`#birleştir REF`
 (`#birleştir REF zorla`/`#merge REF force` across two customers),
 `#kyc approve`/`#kyc onayla` and `#kyc reject REASON`/`#kyc reddet SEBEP` (identity documents),
-`#kyc request`/`#kyc iste` (ask the customer for their documents).
+`#kyc request`/`#kyc iste` (ask the customer for their documents), `#history`/`#geçmiş` (the
+whole ticket mailed to the asking agent).
 Parsing is pure: it returns the commands and the rest of the text, or every problem found, so
 nothing is applied when anything is wrong.
 """
@@ -26,6 +27,7 @@ _VERBS = {
     "priority": "priority", "öncelik": "priority", "oncelik": "priority",
     "merge": "merge", "birleştir": "merge", "birlestir": "merge",
     "kyc": "kyc", "kimlik": "kyc",
+    "history": "history", "geçmiş": "history", "gecmis": "history",
 }  # fmt: skip
 _CATEGORY_NAMES = {
     **{c: c for c in CATEGORIES},

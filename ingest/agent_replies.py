@@ -24,6 +24,7 @@ from domain.message import DECORATION, FORWARDED, ParsedMessage
 from ingest.agent_commands import Command, ParsedCommands, parse_commands
 from ingest.classify import is_unread_address
 from ingest.documents_review import decide, review_problems
+from ingest.history_files import history_files
 from ingest.replies import REPLY_SCAN_LIMIT, own_text
 from ingest.thread_finder import ticket_by_ref
 from ingest.ticket_ops import merge_tickets
@@ -36,6 +37,7 @@ from outbound.agent_mail import (
 )
 from outbound.compose import OutgoingAttachment
 from outbound.sla_deadlines import on_ticket_event
+from outbound.ticket_history import mail_history
 from storage.models import JournalEntry, Ticket, TicketMessage
 
 NOTHING_OF_YOUR_OWN = (
@@ -226,6 +228,8 @@ def _apply(ctx: Context, ticket: Ticket, agent: AgentConfig, command: Command) -
         target = ticket_by_ref(ctx, command.argument.partition(" ")[0])
         assert target is not None
         merge_tickets(ctx.session, ctx.clock, ticket, target, ctx.config.sla)
+    elif command.verb == "history":
+        mail_history(ctx, ticket, agent, history_files(ctx, ticket))
 
 
 def _last_customer_message(ctx: Context, ticket: Ticket) -> TicketMessage | None:

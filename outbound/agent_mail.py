@@ -7,7 +7,9 @@ the customer and the change it goes with commit together.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -20,7 +22,7 @@ from outbound.addresses import agent_reply_address, reply_address
 from outbound.compose import Envelope, OutgoingAttachment, new_message_id
 from outbound.outbox_rows import queue_outgoing
 from outbound.sla_deadlines import next_deadline_text
-from storage.models import Ticket, TicketMessage
+from storage.models import AccessAudit, Document, DocumentAccess, Ticket, TicketMessage
 
 
 def _thread_root(ctx: Context, ticket: Ticket) -> str:
@@ -49,6 +51,9 @@ def _desk_envelope(
     fields.update(extra)
     return Envelope(**fields)
 
+
+# The access_audit action of an identity document attached to an agent's mail.
+MAILED_TO_AGENT = "document mailed to agent"
 
 # A notification carries the customer's text for reading in a mail client, not the archive of
 # it: a 20 MB body would otherwise be mailed again to every agent of the queue.
@@ -79,15 +84,43 @@ def _send_notification(
     """The notify template to `agent`: the customer's `text` (cut to NOTIFY_TEXT_LIMIT), the
     ticket's state, threaded per ticket, with the signed agent reply address."""
     shown = text[:NOTIFY_TEXT_LIMIT]
-    body = ctx.templates.render(
+    defaults: dict[str, Any] = {
+        "new": False,
+        "attachments": [],
+        "not_sent": [],
+        "handover": None,
+        "history": [],
+        "others": [],
+    }
+    send_to_agent(
+        ctx,
+        ticket,
+        agent,
         "notify",
+        files,
+        text=shown,
+        text_omitted=len(text) - len(shown),
+        **{**defaults, **fields},
+    )
+
+
+def send_to_agent(
+    ctx: Context,
+    ticket: Ticket,
+    agent: AgentConfig,
+    template: str,
+    files: tuple[OutgoingAttachment, ...],
+    **fields: Any,
+) -> None:
+    """A mail about the ticket to `agent` (`template` with the ticket's state and `fields`), in
+    the ticket's thread, with the signed agent reply address."""
+    body = ctx.templates.render(
+        template,
         ctx.config.desk.language,
         ref=ticket.ref,
         subject=ticket.subject,
         customer=ticket.customer,
         customer_name=ticket.customer_name or "",
-        text=shown,
-        text_omitted=len(text) - len(shown),
         status=ticket.status,
         category=ticket.category,
         priority=ticket.priority,
@@ -95,20 +128,10 @@ def _send_notification(
         assignee=ticket.assignee or "",
         sla_deadline=next_deadline_text(ticket, ctx.config.desk.timezone),
         desk_name=ctx.config.desk.name,
-        # Identity agents (of a queue taking kyc) are shown the #kyc commands too.
         notify_limit=ctx.config.limits.notify_attachment_size,
-        kyc_agent=any(
-            q.name in agent.queues and "kyc" in q.categories for q in ctx.config.team.queues
-        ),
-        **{
-            "new": False,
-            "attachments": [],
-            "not_sent": [],
-            "handover": None,
-            "history": [],
-            "others": [],
-            **fields,
-        },
+        # Identity agents (of a queue taking kyc) are shown the #kyc commands too.
+        kyc_agent=is_identity_agent(ctx, agent),
+        **fields,
     )
     root = _thread_root(ctx, ticket)
     envelope = _desk_envelope(
@@ -121,26 +144,28 @@ def _send_notification(
         references=(root,),
         reply_to=agent_reply_address(ctx.config.desk, ticket.ref),
     )
-    queue_outgoing(ctx, ticket, "notify", envelope, body, None, automatic=False, attachments=files)
+    queue_outgoing(ctx, ticket, template, envelope, body, None, automatic=False, attachments=files)
 
 
 def notify_agents(ctx: Context, ticket: Ticket, message: ParsedMessage, new: bool) -> int:
     """A notification to every agent of the ticket's queue (and its assignee): the customer's
-    text, attachments named only, the ticket's state, and the signed agent reply address."""
+    text, their files (attached within the limit, identity documents only to identity agents),
+    the ticket's state, and the signed agent reply address."""
     team = ctx.config.team
     recipients = list(team.agents_of(ticket.queue))
     assignee = team.agent(ticket.assignee) if ticket.assignee else None
     if assignee is not None and assignee not in recipients:
         recipients.append(assignee)
-    attachments, files = _attachments(ctx, ticket, message)
+    files = _files_of(ctx, ticket, message)
     not_sent = _not_sent_for(ctx, ticket, message)
     for agent in recipients:
+        attachments, attached = offer_files(ctx, ticket, agent, files)
         _send_notification(
             ctx,
             ticket,
             agent,
             message.text,
-            files,
+            attached,
             new=new,
             attachments=attachments,
             not_sent=not_sent,
@@ -192,13 +217,21 @@ def _other_tickets(ctx: Context, ticket: Ticket) -> list[dict[str, str]]:
     return [{"ref": t.ref, "status": t.status, "subject": t.subject} for t in rows]
 
 
-def _attachments(
-    ctx: Context, ticket: Ticket, message: ParsedMessage
-) -> tuple[list[dict[str, Any]], tuple[OutgoingAttachment, ...]]:
-    """The customer's files as the notification lists them (as the history has them: the type
-    found in the bytes, refused ones marked) and those it attaches: every file but signature
-    decorations, refused files and identity documents (those stay sealed: `kyc export`), up
-    to `limits.notify_attachment_size` bytes in all (0, the default: none)."""
+@dataclass(frozen=True)
+class CustomerFile:
+    """A file of the customer's message as a notification offers it: as the history lists it
+    (`item`), its bytes, and the identity document it became (None: not one)."""
+
+    item: dict[str, Any]
+    found: AttachmentInfo
+    document: Document | None
+    # Why the bytes were not read (`found` has none): "size" (past the room), "unavailable".
+    absent: str = ""
+
+
+def _files_of(ctx: Context, ticket: Ticket, message: ParsedMessage) -> list[CustomerFile]:
+    """The customer's files as the history has them (the type found in the bytes, refused ones
+    marked), each with the identity document stored from it."""
     recorded = ctx.session.scalar(
         select(TicketMessage).where(TicketMessage.dedupe_key == message.dedupe_key)
     )
@@ -208,28 +241,120 @@ def _attachments(
             {"filename": a.filename, "content_type": a.content_type, "size": a.size}
             for a in message.attachments
         ]
-    room = ctx.config.limits.notify_attachment_size
-    files: list[OutgoingAttachment] = []
-    for item, found in zip(listed, message.attachments, strict=True):
-        why = _kept_back(ticket, item, found, room)
+    documents = documents_of(ctx, recorded.id) if recorded is not None else {}
+    return [
+        CustomerFile(item, found, documents.get(hashlib.sha256(found.payload).hexdigest()))
+        for item, found in zip(listed, message.attachments, strict=True)
+    ]
+
+
+def documents_of(ctx: Context, message_id: int) -> dict[str, Document]:
+    """The identity documents stored from one message of the history, by SHA-256."""
+    rows = ctx.session.scalars(select(Document).where(Document.message_id == message_id))
+    return {d.sha256: d for d in rows}
+
+
+def is_identity_agent(ctx: Context, agent: AgentConfig) -> bool:
+    """An agent of a queue that takes `kyc`: the staff whose area identity documents are."""
+    return any(q.name in agent.queues and "kyc" in q.categories for q in ctx.config.team.queues)
+
+
+def offer_files(
+    ctx: Context,
+    ticket: Ticket,
+    agent: AgentConfig,
+    files: list[CustomerFile],
+    room: int | None = None,
+    mail: str = "notification",
+) -> tuple[list[dict[str, Any]], tuple[OutgoingAttachment, ...]]:
+    """What `agent`'s mail lists (each file `attached`, or `why` not) and attaches: every file
+    but signature decorations and refused files, identity documents only to identity agents,
+    up to `room` bytes in all (`limits.notify_attachment_size` unless given). Each identity
+    document attached is audited (access_audit, and the document audit `kyc audit` shows)."""
+    room = ctx.config.limits.notify_attachment_size if room is None else room
+    identity_agent = is_identity_agent(ctx, agent)
+    listed: list[dict[str, Any]] = []
+    attached: list[OutgoingAttachment] = []
+    for file in files:
+        item = dict(file.item)
+        why = _kept_back(ticket, file, room, identity_agent)
         item["attached"], item["why"] = why is None, why or ""
+        listed.append(item)
         if why is None:
-            room -= len(found.payload)
-            files.append(OutgoingAttachment(found.filename, found.content_type, found.payload))
-    return listed, tuple(files)
+            room -= len(file.found.payload)
+            attached.append(_outgoing(file))
+            if _is_identity(ticket, file):
+                _audit_mailed(ctx, ticket, agent, file, (attached[-1].filename, mail))
+    return listed, tuple(attached)
 
 
-def _kept_back(
-    ticket: Ticket, item: dict[str, Any], found: AttachmentInfo, room: int
-) -> str | None:
+def _outgoing(file: CustomerFile) -> OutgoingAttachment:
+    """The file as attached: an identity document under its stored name (the extension of the
+    type found, never the sender's) and that type; any other file as the customer sent it."""
+    found = file.found
+    if file.document is None:
+        return OutgoingAttachment(found.filename, found.content_type, found.payload)
+    detected = str(file.item.get("detected") or "unknown")
+    content_type = found.content_type if detected == "unknown" else detected
+    return OutgoingAttachment(file.document.filename, content_type, found.payload)
+
+
+def _is_identity(ticket: Ticket, file: CustomerFile) -> bool:
+    return file.document is not None or (
+        ticket.category == "kyc" and file.found.role in DOCUMENT_ROLES
+    )
+
+
+def _kept_back(ticket: Ticket, file: CustomerFile, room: int, identity_agent: bool) -> str | None:
     """Why a file is named but not attached (a code the template words), or None."""
-    if not found.payload or found.role == DECORATION:
+    if file.found.role == DECORATION:
         return "decoration"
-    if item.get("refused"):
+    if file.item.get("refused"):
         return "refused"
-    if ticket.category == "kyc" and found.role in DOCUMENT_ROLES:
+    if _is_identity(ticket, file) and not identity_agent:
         return "identity"
-    return "size" if len(found.payload) > room else None  # also: attaching is off (room 0)
+    if not file.found.payload:
+        return file.absent or "unavailable"  # empty, or bytes no longer kept (retention)
+    return "size" if len(file.found.payload) > room else None  # also: attaching is off (room 0)
+
+
+def _audit_mailed(
+    ctx: Context,
+    ticket: Ticket,
+    agent: AgentConfig,
+    file: CustomerFile,
+    sent: tuple[str, str],
+) -> None:
+    """An identity document mailed to an agent: who, when, which file (its hash), in what
+    mail; `sent` is (the name it was attached under, the mail: notification, history)."""
+    digest = hashlib.sha256(file.found.payload).hexdigest()
+    what = f"document {file.document.id} " if file.document is not None else ""
+    name, mail = sent
+    detail = (
+        f"{what}{name} ({len(file.found.payload)} bytes, sha256 {digest}) "
+        f"attached to the {mail} mailed to {agent.email}"
+    )
+    now = ctx.clock.now()
+    ctx.session.add(
+        AccessAudit(
+            actor=agent.email,
+            action=MAILED_TO_AGENT,
+            customer=ticket.customer,
+            ticket_id=ticket.id,
+            at=now,
+            detail=detail,
+        )
+    )
+    if file.document is not None:
+        ctx.session.add(
+            DocumentAccess(
+                document_id=file.document.id,
+                actor=agent.email,
+                action="mailed",
+                at=now,
+                detail=f"attached to the {mail} mailed to {agent.email}",
+            )
+        )
 
 
 def notify_handover(

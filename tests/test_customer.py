@@ -101,7 +101,8 @@ def test_the_export_holds_everything_in_clear_then_the_record_without_the_purged
             actions = [a.action for a in session.scalars(select(AccessAudit))]
     finally:
         db.dispose()
-    assert actions == ["customer export", "customer export"]
+    # The document mailed with the identity agent's notification, then the two exports.
+    assert actions == ["document mailed to agent", "customer export", "customer export"]
 
 
 def test_an_agent_outside_the_tickets_queue_is_refused_by_each_content_command(
@@ -136,6 +137,7 @@ def test_an_agent_outside_the_tickets_queue_is_refused_by_each_content_command(
     with kyc_state.db.read() as session:
         rows = [(a.actor, a.action) for a in session.scalars(select(AccessAudit))]
     assert rows == [
+        (KYC_AGENT, "document mailed to agent"),  # with the notification of the documents
         (OTHER_AGENT, "tickets show refused"),
         (OTHER_AGENT, "customer export refused"),
         (KYC_AGENT, "tickets show"),

@@ -310,7 +310,8 @@ def test_only_an_identity_agent_may_approve(kyc_state: State, clock: FixedClock)
     assert {d.state for d in documents} == {"approved"}
     assert {d.decided_by for d in documents} == {KYC_AGENT}
     assert len(_outbox(kyc_state, "kyc_approved")) == 1
-    assert [row["action"] for row in audit(kyc_state.db)] == ["decide", "decide"]
+    # Each document was mailed to the identity agent with its notification, then decided.
+    assert [row["action"] for row in audit(kyc_state.db)] == ["mailed"] * 2 + ["decide"] * 2
 
 
 def test_reject_tells_the_customer_the_reason(kyc_state: State, clock: FixedClock) -> None:
@@ -350,7 +351,10 @@ def test_export_decrypts_the_exact_bytes_and_is_audited(
     assert sorted(p.read_bytes() for p in written) == sorted([JPEG, PDF])
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in written)
     rows = audit(kyc_state.db)
-    assert [(r["actor"], r["action"]) for r in rows] == [(KYC_AGENT, "export")] * 2
+    # Mailed with the notification (tests/test_notify_attachments.py), then exported.
+    assert [(r["actor"], r["action"]) for r in rows] == [(KYC_AGENT, "mailed")] * 2 + [
+        (KYC_AGENT, "export")
+    ] * 2
     assert list_documents(kyc_state.db, ref)[0]["filename"] == "kimlik.jpg"
 
 
@@ -392,7 +396,7 @@ def test_retention_purges_content_and_keeps_the_record(kyc_state: State, clock: 
     assert documents[0].size == len(JPEG) and len(documents[0].sha256) == 64
     with kyc_state.db.read() as session:
         actions = session.scalars(select(DocumentAccess.action)).all()
-    assert sorted(actions) == ["decide", "decide", "purge", "purge"]
+    assert sorted(actions) == ["decide", "decide", "mailed", "mailed", "purge", "purge"]
     assert purge(kyc_state.db, config, blobs, clock.now()) == []
 
 
@@ -420,4 +424,4 @@ def test_the_kyc_commands(kyc_state: State, clock: FixedClock, tmp_path: Path) -
     assert main([*config, "kyc", "audit", "--json"]) == 0
     assert main([*config, "kyc", "purge", "--dry-run", "--at", "2027-06-01T00:00:00"]) == 0
     assert main([*config, "kyc", "purge", "--at", "yesterday"]) == 64
-    assert len(audit(kyc_state.db)) == 2
+    assert len(audit(kyc_state.db)) == 4  # mailed with the notification, exported

@@ -1,23 +1,30 @@
-"""Agents see what the customer sent (issue 15, point 10, the part done): the notification
-attaches the customer's files up to `limits.notify_attachment_size`, names the rest with why,
-and never attaches identity documents (they stay sealed: `kyc export`) or refused files."""
+"""Agents see what the customer sent (issue 15, point 10): the notification attaches the
+customer's files up to `limits.notify_attachment_size` (5 MB by default), names the rest with
+why, attaches identity documents only to identity agents (an access_audit row and a document
+audit row for each one mailed), and never attaches refused files."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import SMTP, default
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from domain.clock import FixedClock
 from domain.config import load_config
+from outbound.addresses import reply_address
+from outbound.agent_mail import MAILED_TO_AGENT
+from storage.models import AccessAudit, Ticket
 from tests.helpers import DESK, write_config
-from tests.test_kyc import JPEG, KYC_AGENT, OTHER_AGENT, TEAM, kyc_mail
+from tests.test_kyc import JPEG, KYC_AGENT, OTHER_AGENT, PNG, TEAM, kyc_mail
 from tests.test_sla_survey import outbox
 from tests.test_threading import deliver
+from ticketd.documents_admin import audit
 from ticketd.state import State, open_state
 
 
@@ -25,6 +32,13 @@ from ticketd.state import State, open_state
 def desk(tmp_path: Path, clock: FixedClock) -> Iterator[State]:
     extra = TEAM + "\n[limits]\nnotify_attachment_size = 4000\n"
     opened = open_state(load_config(write_config(tmp_path, extra=extra)), clock=clock)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def default_desk(tmp_path: Path, clock: FixedClock) -> Iterator[State]:
+    opened = open_state(load_config(write_config(tmp_path, extra=TEAM)), clock=clock)
     yield opened
     opened.close()
 
@@ -54,25 +68,80 @@ def test_the_customers_files_are_attached_within_the_limit(desk: State) -> None:
     assert "ekstre.bin" in note.text and "[eklenmedi: boyut sınırı]" in note.text
 
 
-def test_identity_documents_are_named_not_attached(desk: State) -> None:
-    assert deliver(desk, kyc_mail([("kimlik.jpg", "image/jpeg", JPEG)])).state == "done"
-    [note] = [m for m in outbox(desk, "notify") if m.recipient == KYC_AGENT]
-    assert _attached(note.raw) == []
-    assert "kimlik.jpg" in note.text and "kimlik belgesi: ticketd kyc export" in note.text
-
-
-def test_attaching_is_off_by_default(tmp_path: Path, clock: FixedClock) -> None:
-    state = open_state(load_config(write_config(tmp_path, extra=TEAM)), clock=clock)
-    try:
-        mail = EmailMessage()
-        mail["From"], mail["To"], mail["Subject"] = "can@example.net", DESK, "Para çekme"
-        mail.set_content("Dekont ekte.")
-        mail.add_attachment(
-            b"%PDF-1.4 x", maintype="application", subtype="pdf", filename="dekont.pdf"
+def _mailed(state: State) -> list[AccessAudit]:
+    with state.db.read() as session:
+        rows = list(
+            session.scalars(select(AccessAudit).where(AccessAudit.action == MAILED_TO_AGENT))
         )
-        assert deliver(state, mail.as_bytes(policy=SMTP)).state == "done"
-        [note] = [m for m in outbox(state, "notify") if m.recipient == OTHER_AGENT]
+        session.expunge_all()
+        return rows
+
+
+def test_identity_documents_go_to_identity_agents_only_each_audited(
+    default_desk: State, clock: FixedClock
+) -> None:
+    desk = default_desk
+    # Named kimlik.exe by the sender: attached under the name of the type found, kimlik.jpg.
+    result = deliver(desk, kyc_mail([("kimlik.exe", "image/jpeg", JPEG)]))
+    assert result.state == "done", result.detail
+    [note] = [m for m in outbox(desk, "notify") if m.recipient == KYC_AGENT]
+    assert _attached(note.raw) == ["kimlik.jpg"]
+    [part] = [p for p in message_from_bytes(note.raw, policy=default).walk() if p.get_filename()]
+    assert part.get_payload(decode=True) == JPEG
+    [row] = _mailed(desk)
+    assert row.actor == KYC_AGENT and row.customer == "ayse@musteri.com.tr"
+    assert "kimlik.jpg" in str(row.detail) and "sha256 " in str(row.detail)
+    assert [(a["actor"], a["action"]) for a in audit(desk.db)] == [(KYC_AGENT, "mailed")]
+    # The ticket now assigned to an agent of another queue: they are told of the next
+    # document by name only, and nothing of theirs is audited as mailed.
+    with desk.db.transaction() as session:
+        ticket = session.scalars(select(Ticket)).one()
+        ticket.assignee, ref = OTHER_AGENT, ticket.ref
+    clock.advance(timedelta(hours=1))
+    address = reply_address(desk.config.desk, ref)
+    raw = kyc_mail([("arka.png", "image/png", PNG)], subject="Ynt: Belgeler", to=address)
+    assert deliver(desk, raw, (address,)).state == "done"
+    [other] = [m for m in outbox(desk, "notify") if m.recipient == OTHER_AGENT]
+    assert _attached(other.raw) == []
+    assert "arka.png" in other.text
+    assert "[eklenmedi: kimlik belgesi, yalnızca kimlik temsilcilerine]" in other.text
+    [_, second] = [m for m in outbox(desk, "notify") if m.recipient == KYC_AGENT]
+    assert _attached(second.raw) == ["arka.png"]
+    assert [r.actor for r in _mailed(desk)] == [KYC_AGENT, KYC_AGENT]
+
+
+def test_the_limit_holds_identity_documents_too(tmp_path: Path, clock: FixedClock) -> None:
+    extra = TEAM + "\n[limits]\nnotify_attachment_size = 100\n"
+    state = open_state(load_config(write_config(tmp_path, extra=extra)), clock=clock)
+    try:
+        assert deliver(state, kyc_mail([("kimlik.jpg", "image/jpeg", JPEG)])).state == "done"
+        [note] = [m for m in outbox(state, "notify") if m.recipient == KYC_AGENT]
         assert _attached(note.raw) == []
-        assert "eklenmiyor (limits.notify_attachment_size)" in note.text
+        assert "[eklenmedi: boyut sınırı]" in note.text
+        assert _mailed(state) == []
     finally:
         state.close()
+
+
+def test_attaching_is_on_by_default_and_0_turns_it_off(tmp_path: Path, clock: FixedClock) -> None:
+    for size, expected in (("", ["dekont.pdf"]), ("[limits]\nnotify_attachment_size = 0\n", [])):
+        folder = tmp_path / ((size and "off") or "default")
+        folder.mkdir()
+        state = open_state(load_config(write_config(folder, extra=TEAM + size)), clock=clock)
+        try:
+            mail = EmailMessage()
+            mail["From"], mail["To"], mail["Subject"] = "can@example.net", DESK, "Para çekme"
+            mail.set_content("Dekont ekte.")
+            mail.add_attachment(
+                b"%PDF-1.4 x" * 100_000,
+                maintype="application",
+                subtype="pdf",
+                filename="dekont.pdf",
+            )
+            assert deliver(state, mail.as_bytes(policy=SMTP)).state == "done"
+            [note] = [m for m in outbox(state, "notify") if m.recipient == OTHER_AGENT]
+            assert _attached(note.raw) == expected
+            if not expected:
+                assert "eklenmiyor (limits.notify_attachment_size)" in note.text
+        finally:
+            state.close()
