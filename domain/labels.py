@@ -147,3 +147,171 @@ def problem(language: str, text: str) -> str:
         if form.match(text):
             return form.sub(words, text)
     return text
+
+
+# What ticketd writes on a ticket (its system notes) and why a mail was not sent, in Turkish.
+# The notes are stored as written (English: the log, `tickets show` and `--json` keep them, as
+# they keep the codes); an agent of a Turkish desk reads them through `note` wherever mail shows
+# them (`#geçmiş`, the notification's "not sent" list, the not-sent mail). Each form is matched
+# whole, line by line; a named group in _INNER is worded again (a reason inside a note); a
+# mail kind is named with its label. A text no form matches is shown as it is.
+_NOTES_TR: tuple[tuple[str, str], ...] = (
+    # Subjects.
+    (r"Message held: a file carries a virus", "İleti bekletiliyor: bir dosyada virüs var"),
+    (r"Mail from agent (?P<a>\S+) refused", "Temsilci {a} e-postası reddedildi"),
+    (r"Delivery failed: (?P<s>.+)", "Teslim edilemedi: {s}"),
+    (r"Delivery failed", "Teslim edilemedi"),
+    (r"Delivery delayed", "Teslim gecikti"),
+    (r"Verification unchanged", "Doğrulama değişmedi"),
+    (r"Message only partly read", "İleti yalnızca kısmen okundu"),
+    (r"Message-ID reused", "Message-ID yeniden kullanılmış"),
+    (r"Repeated request merged", "Tekrarlanan talep birleştirildi"),
+    (r"Not checked for spam", "Spam denetimi yapılamadı"),
+    (r"Sender not proven: no automatic answer", "Gönderen kanıtlanmadı: otomatik yanıt yok"),
+    (
+        r"Marked spam: no automatic answer, no agent told",
+        "Spam olarak işaretlendi: otomatik yanıt yok, temsilcilere bildirilmedi",
+    ),
+    (
+        r"Identity documents from an unproven sender",
+        "Kanıtlanmamış bir göndericiden kimlik belgeleri",
+    ),
+    (r"(?P<n>\d+) identity document\(s\) refused", "{n} kimlik belgesi reddedildi"),
+    (r"Identity documents over the limit", "Sınırı aşan kimlik belgeleri"),
+    (r"No (?P<mail>\S+) mail sent", "{mail} gönderilmedi"),
+    (r"(?P<mail>\S+) mail delayed", "{mail} ertelendi"),
+    (r"Closed automatically", "Otomatik olarak kapatıldı"),
+    (r"Identity documents requested", "Kimlik belgeleri istendi"),
+    (r"Identity verification expired", "Kimlik doğrulamasının süresi doldu"),
+    # Texts.
+    (
+        r"No (?P<mail>\S+) mail went to (?P<to>\S+): (?P<reason>.+)\.",
+        "{mail} {to} adresine gönderilmedi: {reason}.",
+    ),
+    (
+        r"The (?P<mail>\S+) mail to (?P<to>\S+) waits until (?P<when>.+?): (?P<reason>.+)\.",
+        "{mail} ({to}) {when} zamanına kadar bekliyor: {reason}.",
+    ),
+    (
+        r"The (?P<mail>\S+) mail to (?P<to>.+?) could not be delivered: (?P<s>.+)",
+        "{mail} {to} adresine teslim edilemedi: {s}",
+    ),
+    (
+        r"No answer from the customer since (?P<when>.+?); closed after (?P<h>\S+) hours "
+        r"\(sla\.auto_close_hours\)\.",
+        "Müşteriden {when} zamanından beri yanıt yok; {h} saat sonra kapatıldı "
+        "(sla.auto_close_hours).",
+    ),
+    (
+        r"A message from (?P<a>\S*) was not added to this ticket: (?P<s>.+)\. It is held in "
+        r"quarantine \(`ticketd quarantine list`, message (?P<id>\d+)\)\.",
+        "{a} adresinden gelen bir ileti bu talebe eklenmedi: {s}. Karantinada bekletiliyor "
+        "(`ticketd quarantine list`, ileti {id}).",
+    ),
+    (
+        r"(?P<a>\S+) sent this request again; it was added here instead of opening a new ticket\.",
+        "{a} bu talebi yeniden gönderdi; yeni bir talep açılmadı, buraya eklendi.",
+    ),
+    (
+        r"This message has the Message-ID <(?P<id>[^>]*)> of an earlier, different "
+        r"message(?P<where>.*)\. It is kept as a message of its own; the sender's mail program "
+        r"or service reuses Message-IDs\.",
+        "Bu iletinin Message-ID'si <{id}>, daha önceki farklı bir iletininkiyle aynı{where}. "
+        "Ayrı bir ileti olarak tutuluyor; göndericinin e-posta programı ya da hizmeti "
+        "Message-ID'leri yeniden kullanıyor.",
+    ),
+    (
+        r"The spam filter could not check this mail: (?P<s>.+)\.",
+        "Spam filtresi bu e-postayı denetleyemedi: {s}.",
+    ),
+    (
+        r"(?P<a>.+?): (?P<s>.+)\. No acknowledgement or other automatic mail was sent; answer "
+        r"only once you trust the sender\.",
+        "{a}: {s}. Alındı bildirimi ya da başka bir otomatik e-posta gönderilmedi; yalnızca "
+        "göndericiye güvendiğinizde yanıtlayın.",
+    ),
+    (
+        r"The documents were (?P<decision>approve|reject)d, but the verification of (?P<c>\S+) "
+        r"is unchanged: they did not come in a mail proven to be from that address\. The "
+        r"customer was not told; ask with `#kyc request` and decide on the answer\.",
+        "Belgeler {decision}, ancak {c} doğrulaması değişmedi: o adresten geldiği kanıtlanmış "
+        "bir e-postayla gelmediler. Müşteriye bildirilmedi; `#kyc iste` ile isteyin ve gelen "
+        "yanıta göre karar verin.",
+    ),
+    (
+        r"(?P<agent>\S+) asked (?P<c>\S+) for identity documents \(ticketd kyc request\); "
+        r"customer mail (?P<sent>.+)\.",
+        "{agent}, {c} adresinden kimlik belgeleri istedi (ticketd kyc request); müşteri "
+        "e-postası: {sent}.",
+    ),
+    (
+        r"The verification of (?P<c>\S+) expired \((?P<before>\w+)\): (?P<s>.+)\.",
+        "{c} kimlik doğrulamasının süresi doldu ({before}): {s}.",
+    ),
+    # Why nothing went to an address, or not yet (outbound/automatic.py), and pieces of notes.
+    (r"no address to answer", "yanıtlanacak bir adres yok"),
+    (r"(?P<a>\S+) is an address of the desk", "{a} masanın kendi adresi"),
+    (
+        r"(?P<a>\S+) asked for the erasure of their data: no automatic mail",
+        "{a} verilerinin silinmesini istedi: otomatik e-posta gönderilmez",
+    ),
+    (
+        r"(?P<a>\S+) is suppressed until (?P<when>.+?): (?P<s>.+)",
+        "{a} adresine {when} zamanına kadar e-posta gönderilmiyor: {s}",
+    ),
+    (
+        r"rate limit: an automatic mail went to (?P<a>\S+) at (?P<when>.+)",
+        "gönderim sınırı: {a} adresine {when} zamanında otomatik bir e-posta gitti",
+    ),
+    (
+        r"rate limit: (?P<n>\d+) automatic mails to (?P<a>\S+) in the last hour",
+        "gönderim sınırı: son bir saatte {a} adresine {n} otomatik e-posta",
+    ),
+    (r" \(message (?P<n>\d+) of ticket (?P<ref>\S+)\)", " ({ref} talebinin {n} numaralı iletisi)"),
+)
+_NOTE_FORMS = tuple((re.compile(f"^{form}$", re.DOTALL), words) for form, words in _NOTES_TR)
+# Groups that hold a piece of English of their own: worded again.
+_INNER = frozenset({"reason", "where", "s"})
+_DECISIONS_TR = {"approve": "onaylandı", "reject": "reddedildi"}
+
+LABELS["tr"]["mail"] = {
+    "ack": "alındı bildirimi",
+    "duplicate": "mükerrer talep bildirimi",
+    "survey": "memnuniyet anketi",
+    "kyc_received": "belge alındı bildirimi",
+    "kyc_refused": "belge reddi bildirimi",
+    "kyc_request": "belge isteği",
+    "kyc_approved": "onay bildirimi",
+    "kyc_rejected": "ret bildirimi",
+    "kyc_expired": "süre dolumu bildirimi",
+    "virus_found": "virüs bildirimi",
+    "sla_followup": "hatırlatma",
+    "sla_auto_closed": "otomatik kapanış bildirimi",
+    "agent": "temsilci yanıtı",
+    "notify": "temsilci bildirimi",
+}
+
+
+def _worded(language: str, name: str, value: str) -> str:
+    if name == "mail":
+        return label(language, "mail", value)
+    if name == "decision":
+        return _DECISIONS_TR.get(value, value)
+    return note(language, value) if name in _INNER else value
+
+
+def note(language: str, text: str) -> str:
+    """A note of ticketd's (or a reason in one) in the reader's language: each line worded by
+    its form; English, or a line no form matches, as it is."""
+    if language != "tr":
+        return text
+    return "\n".join(_note_line(language, line) for line in text.split("\n"))
+
+
+def _note_line(language: str, line: str) -> str:
+    for form, words in _NOTE_FORMS:
+        found = form.match(line)
+        if found:
+            groups = found.groupdict()
+            return words.format(**{k: _worded(language, k, v) for k, v in groups.items()})
+    return line

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from domain.config_team import AgentConfig
 from domain.context import Context
-from domain.labels import local_time, problem
+from domain.labels import label, local_time, note, problem
 from domain.message import DECORATION, DOCUMENT_ROLES, AttachmentInfo, ParsedMessage
 from outbound.addresses import agent_reply_address, reply_address
 from outbound.compose import Envelope, OutgoingAttachment, new_message_id
@@ -70,7 +70,7 @@ def _not_sent_for(ctx: Context, ticket: Ticket, message: ParsedMessage) -> list[
             TicketMessage.dedupe_key.endswith(f":{ticket.id}:{message.dedupe_key}"),
         )
     )
-    return list(notes)
+    return [note(ctx.config.desk.language, text) for text in notes]
 
 
 def _send_notification(
@@ -481,9 +481,9 @@ def tell_agents_not_sent(
             ctx.config.desk.language,
             ref=ticket.ref,
             subject=ticket.subject,
-            kind=kind,
+            kind=label(ctx.config.desk.language, "mail", kind),
             customer=recipient or ticket.customer,
-            reason=reason,
+            reason=note(ctx.config.desk.language, reason),
             desk_name=ctx.config.desk.name,
         )
         envelope = _desk_envelope(

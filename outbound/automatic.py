@@ -37,6 +37,7 @@ from domain.config import Config
 from domain.config_kyc import TYPE_NAMES
 from domain.context import Context
 from domain.history import add_note
+from domain.labels import local_time
 from domain.message import ParsedMessage
 from outbound.addresses import erased_key, reply_address
 from outbound.agent_mail import tell_agents_not_sent
@@ -74,9 +75,8 @@ def hard_silence(session: Session, config: Config, clock: Clock, recipient: str)
         select(Suppression).where(Suppression.address == recipient, Suppression.until > now)
     )
     if suppressed is not None:
-        return f"{recipient} is suppressed until {suppressed.until:%Y-%m-%d %H:%M} UTC: " + (
-            suppressed.reason
-        )
+        until = local_time(suppressed.until, config.desk.timezone)
+        return f"{recipient} is suppressed until {until}: " + suppressed.reason
     return None
 
 
@@ -106,7 +106,8 @@ def next_slot(
     slot, why = now, None
     if times and slot - times[-1] < gap:
         slot = times[-1] + gap
-        why = f"rate limit: an automatic mail went to {recipient} at {times[-1]:%H:%M:%S} UTC"
+        at = local_time(times[-1], config.desk.timezone)
+        why = f"rate limit: an automatic mail went to {recipient} at {at}"
     while len([t for t in times if t > slot - hour]) >= limits.auto_replies_per_hour:
         window = [t for t in times if t > slot - hour]
         slot = window[0] + hour
@@ -192,7 +193,7 @@ def queue_automatic(ctx: Context, ticket: Ticket, mail: AutomaticMail) -> str:
     ctx.session.flush()
     if why is None:
         return "sent"
-    when = f"{slot:%Y-%m-%d %H:%M:%S} UTC"
+    when = local_time(slot, ctx.config.desk.timezone)
     add_note(
         ctx,
         ticket,

@@ -25,6 +25,7 @@ from domain.clock import Clock
 from domain.config import Config
 from domain.context import Context
 from domain.history import add_note
+from domain.labels import local_time
 from domain.templating import Templates
 from outbound.addresses import agent_reply_address
 from outbound.agent_mail import _desk_envelope, _thread_root
@@ -191,13 +192,15 @@ def _settle(
 
 
 def _auto_close(ctx: Context, ticket: Ticket, event: SlaEvent) -> None:
+    paused = ticket.sla_paused_at
+    since = local_time(paused, ctx.config.desk.timezone) if paused is not None else "-"
     ticket.status = "closed"
     ticket.updated_at = ctx.clock.now()
     add_note(
         ctx,
         ticket,
         "Closed automatically",
-        f"No answer from the customer since {ticket.sla_paused_at:%Y-%m-%d %H:%M} UTC; closed "
+        f"No answer from the customer since {since}; closed "
         f"after {ctx.config.sla.auto_close_hours:g} hours (sla.auto_close_hours).",
         f"note:auto-close:{ticket.id}:{event.id}",
     )

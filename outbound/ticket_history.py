@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from domain.config_team import AgentConfig
 from domain.context import Context
-from domain.labels import local_time
+from domain.labels import local_time, note
 from outbound.agent_mail import CustomerFile, offer_files, send_to_agent
 from outbound.compose import OutgoingAttachment
 from storage.models import Ticket, TicketMessage
@@ -34,14 +34,17 @@ def _quoted(text: str) -> str:
 def _entry(
     ctx: Context, row: TicketMessage, attachments: Sequence[dict[str, Any]]
 ) -> dict[str, Any]:
-    text = row.text
+    # ticketd's own notes are stored in English; the agent reads them in the desk's language.
+    language = ctx.config.desk.language
+    worded = (lambda text: note(language, text)) if row.kind == "system" else (lambda t: t)
+    text = worded(row.text)
     return {
         "at": local_time(row.created_at, ctx.config.desk.timezone),
         "who": row.from_name or row.from_addr,
         "address": row.from_addr,
         "kind": row.kind,
         "direction": row.direction,
-        "subject": row.subject,
+        "subject": worded(row.subject),
         "quoted": _quoted(text),
         "omitted": max(len(text) - HISTORY_TEXT_LIMIT, 0),
         "attachments": list(attachments),
