@@ -20,8 +20,6 @@ from email.parser import BytesParser
 from email.policy import compat32
 from typing import Protocol
 
-from ingest.parsing import decode_header_value
-
 HEADER_PEEK = 64 * 1024  # what is read of an oversized message: enough for its header
 _STEP = 1024 * 1024
 _NAMED = ("From", "Subject", "Message-ID", "Date")
@@ -47,6 +45,10 @@ def read_bounded(stream: Readable, limit: int) -> bytes | tuple[bytes, int]:
 
 def header_summary(head: bytes) -> str:
     """From, Subject, Message-ID and Date of a message's first bytes, for a person to find it."""
+    # Here, not at the top: the parser brings PIL, flufl.bounce and more, and `ticketd ingest`
+    # (an MTA pipe, started once a message) reads every message through read_bounded.
+    from ingest.parsing import decode_header_value
+
     end = min((i for i in (head.find(b"\r\n\r\n"), head.find(b"\n\n")) if i >= 0), default=-1)
     header = head if end < 0 else head[:end]
     try:

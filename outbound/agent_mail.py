@@ -25,13 +25,13 @@ from outbound.sla_deadlines import next_deadline_text
 from storage.models import AccessAudit, Document, DocumentAccess, Ticket, TicketMessage
 
 
-def _thread_root(ctx: Context, ticket: Ticket) -> str:
+def thread_root(ctx: Context, ticket: Ticket) -> str:
     """A fixed Message-ID every notification of a ticket refers to: one thread per ticket in
     the agent's client."""
     return f"ticketd.{ticket.ref}.thread@{ctx.config.desk.domain}"
 
 
-def _desk_envelope(
+def desk_envelope(
     ctx: Context, ticket: Ticket, to: str, to_name: str, auto: str | None, **extra: Any
 ) -> Envelope:
     desk = ctx.config.desk
@@ -133,8 +133,8 @@ def send_to_agent(
         kyc_agent=is_identity_agent(ctx, agent),
         **fields,
     )
-    root = _thread_root(ctx, ticket)
-    envelope = _desk_envelope(
+    root = thread_root(ctx, ticket)
+    envelope = desk_envelope(
         ctx,
         ticket,
         agent.email,
@@ -387,7 +387,7 @@ def refuse_to_agent(
         desk_name=ctx.config.desk.name,
     )
     references = (*message.references, message.message_id) if message.message_id else ()
-    envelope = _desk_envelope(
+    envelope = desk_envelope(
         ctx,
         ticket,
         agent.email,
@@ -415,7 +415,7 @@ def alert_admins(ctx: Context, ticket: Ticket, message: ParsedMessage, reason: s
             reason=reason,
             desk_name=ctx.config.desk.name,
         )
-        envelope = _desk_envelope(ctx, ticket, admin, "", "auto-generated")
+        envelope = desk_envelope(ctx, ticket, admin, "", "auto-generated")
         queue_outgoing(ctx, ticket, "security", envelope, body, None, automatic=False)
     return len(admins)
 
@@ -440,7 +440,7 @@ def relay_to_customer(
         else desk.name
     )
     in_reply_to = answering.message_id if answering is not None else None
-    envelope = _desk_envelope(
+    envelope = desk_envelope(
         ctx,
         ticket,
         ticket.customer,
@@ -474,7 +474,7 @@ def tell_agents_not_sent(
     agent = team.agent(actor) if actor else None
     assignee = team.agent(ticket.assignee) if ticket.assignee else None
     recipients = (agent,) if agent else (assignee,) if assignee else team.agents_of(ticket.queue)
-    root = _thread_root(ctx, ticket)
+    root = thread_root(ctx, ticket)
     for person in recipients:
         body = ctx.templates.render(
             "not_sent",
@@ -486,7 +486,7 @@ def tell_agents_not_sent(
             reason=note(ctx.config.desk.language, reason),
             desk_name=ctx.config.desk.name,
         )
-        envelope = _desk_envelope(
+        envelope = desk_envelope(
             ctx,
             ticket,
             person.email,

@@ -28,7 +28,7 @@ from domain.history import add_note
 from domain.labels import local_time
 from domain.templating import Templates
 from outbound.addresses import agent_reply_address
-from outbound.agent_mail import _desk_envelope, _thread_root
+from outbound.agent_mail import desk_envelope, thread_root
 from outbound.automatic import AutomaticMail, queue_automatic
 from outbound.outbox_rows import queue_outgoing
 from outbound.sla_deadlines import STOPPED, auto_close_at, next_deadline, on_ticket_event
@@ -225,8 +225,8 @@ def _queue_mail(ctx: Context, event: SlaEvent, ticket: Ticket, to: str, deadline
         priority=ticket.priority,
         desk_name=ctx.config.desk.name,
     )
-    root = _thread_root(ctx, ticket)
-    envelope = _desk_envelope(
+    root = thread_root(ctx, ticket)
+    envelope = desk_envelope(
         ctx,
         ticket,
         to,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,6 +48,11 @@ def _sqlite_begin_immediate(dbapi_connection: Any, _record: Any) -> None:
     # pysqlite's own transaction handling starts transactions lazily; taking the write lock
     # at BEGIN avoids "database is locked" upgrades in the middle of a transaction.
     dbapi_connection.isolation_level = None
+
+
+def safe_url(url: str) -> str:
+    """A database URL without its password, for output and logs."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 def sqlite_file(url: str) -> Path | None:

@@ -57,7 +57,7 @@ def _outbox(state: State, kind: str) -> list[OutboxMail]:
 
 
 def _status(state: State, customer: str = CUSTOMER) -> dict[str, object]:
-    [row] = verification_states(state, customer)
+    [row] = verification_states(state.db, customer)
     return row
 
 
@@ -102,7 +102,7 @@ def _agent(state: State, ref: str, sender: str, body: str) -> str:
 def test_a_request_then_documents_then_a_decision(kyc_state: State, clock: FixedClock) -> None:
     ref = _open_kyc_ticket(kyc_state, clock)
     refused = _agent(kyc_state, ref, OTHER_AGENT, "#kyc request")
-    assert "refused" in refused and verification_states(kyc_state) == []
+    assert "refused" in refused and verification_states(kyc_state.db) == []
 
     detail = _agent(kyc_state, ref, KYC_AGENT, "#kyc iste")
     assert "#kyc request" in detail, detail

@@ -7,10 +7,12 @@ import stat
 from pathlib import Path
 
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from storage.db import Database
 from storage.migrate import alembic_config, is_current, upgrade
+from storage.schema_version import HEAD, at_head
 from ticketd.cli import main
 
 
@@ -63,3 +65,19 @@ def test_the_database_files_are_readable_by_the_daemon_only(tmp_path: Path) -> N
             db.dispose()
     finally:
         os.umask(old_umask)
+
+
+def test_schema_version_head_is_the_newest_migration(tmp_path: Path) -> None:
+    """`ticketd ingest` asks storage/schema_version.py, not Alembic, whether to migrate: a new
+    migration must move its HEAD (else the pipe would skip the upgrade)."""
+    db = Database(f"sqlite:///{tmp_path}/t.sqlite3")
+    try:
+        assert ScriptDirectory.from_config(alembic_config(db)).get_heads() == [HEAD]
+        assert not at_head(db)  # no alembic_version table yet
+        upgrade(db)
+        assert at_head(db)
+        with db.engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = '0013'"))
+        assert not at_head(db)
+    finally:
+        db.dispose()

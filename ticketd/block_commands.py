@@ -4,18 +4,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Callable
-from typing import Any
 
 from ingest.blocking import block, blocked_list, pattern_of, unblock
-
-EX_OK = 0
-EX_DATAERR = 65
-EX_USAGE = 64
-Handler = Callable[[argparse.Namespace], int]
-StateBody = Callable[[Any, argparse.Namespace], int]
+from ticketd.commands import EX_DATAERR, EX_OK, EX_USAGE, print_json
+from ticketd.state import ReadState, State
 
 
 def _pattern(command: str, text: str) -> str | None:
@@ -27,7 +20,7 @@ def _pattern(command: str, text: str) -> str | None:
     return pattern
 
 
-def _block(state: Any, args: argparse.Namespace) -> int:
+def block_sender(state: State, args: argparse.Namespace) -> int:
     pattern = _pattern("block", args.sender)
     if pattern is None:
         return EX_USAGE
@@ -37,7 +30,7 @@ def _block(state: Any, args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def _unblock(state: Any, args: argparse.Namespace) -> int:
+def unblock_sender(state: State, args: argparse.Namespace) -> int:
     pattern = _pattern("unblock", args.sender)
     if pattern is None:
         return EX_USAGE
@@ -50,26 +43,12 @@ def _unblock(state: Any, args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def _list(state: Any, args: argparse.Namespace) -> int:
+def list_blocked(state: ReadState, args: argparse.Namespace) -> int:
     with state.db.read() as session:
         rows = blocked_list(session)
     if args.json:
-        print(json.dumps(rows, indent=2, ensure_ascii=False))
-    for row in [] if args.json else rows:
+        print_json(rows)
+        return EX_OK
+    for row in rows:
         print(f"{row['pattern']}\t{row['since']}\t{row['reason'] or ''}")
     return EX_OK
-
-
-def add_block_commands(commands: Any, with_state: Callable[[StateBody], Handler]) -> None:
-    blocking = commands.add_parser("block", help="ignore mail from an address or a domain")
-    blocking.add_argument("sender", metavar="ADDRESS|DOMAIN")
-    blocking.add_argument("--reason", help="why, for `blocked list`")
-    blocking.set_defaults(handler=with_state(_block))
-    unblocking = commands.add_parser("unblock", help="take an address or a domain off the list")
-    unblocking.add_argument("sender", metavar="ADDRESS|DOMAIN")
-    unblocking.set_defaults(handler=with_state(_unblock))
-    blocked = commands.add_parser("blocked", help="the blocked senders")
-    b_commands = blocked.add_subparsers(dest="blocked_command", required=True, metavar="COMMAND")
-    b_list = b_commands.add_parser("list")
-    b_list.add_argument("--json", action="store_true")
-    b_list.set_defaults(handler=with_state(_list))

@@ -272,7 +272,7 @@ def with_account_probes(
     itself. One token broker for all, as in the daemon."""
     from ingest.imap_probe import probe
     from ingest.oauth_tokens import OAuthBroker
-    from ticketd.oauth_commands import relay_probe
+    from ticketd.probes import relay_probe
 
     broker = OAuthBroker(config.oauth, clock)
     failures = [
@@ -287,19 +287,9 @@ def with_account_probes(
     return Report((*report.problems, *failures), report.facts)
 
 
-def scanner_problem(clamd: ClamdAddress) -> str | None:
-    """Ask clamd for a PONG (`health --connect`, `check --connect`): why it did not answer,
-    or None. The daemon itself only finds out at the next message with an attachment."""
-    from ingest.virus_scan import ScannerUnavailable, ping
-
-    try:
-        ping(clamd)
-    except ScannerUnavailable as error:
-        return str(error)
-    return None
-
-
 def with_scanner_probe(report: Report, clamd: ClamdAddress) -> Report:
+    from ticketd.probes import scanner_problem  # clamd's client only for --connect
+
     problem = scanner_problem(clamd)
     if problem is None:
         return report

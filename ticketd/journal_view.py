@@ -1,4 +1,4 @@
-"""`ticketd journal list`: every message received, and what became of it.
+"""What `ticketd journal list` shows: every message received, and what became of it.
 
 One row per journal entry (one received copy): where it came from, its envelope, its state and
 what the state means: the ticket it is part of (`ticket`), the reason it was ignored (one of the
@@ -10,10 +10,6 @@ quarantine. `reason` is the worker's recorded detail, `step` the pipeline step t
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -30,7 +26,6 @@ from storage.models import (
     Ticket,
     TicketMessage,
 )
-from ticketd.views import print_table
 
 STATES = (JOURNAL_PENDING, JOURNAL_DONE, JOURNAL_IGNORED, JOURNAL_QUARANTINED, JOURNAL_DISMISSED)
 COLUMNS = ["id", "received_at", "source", "envelope_from", "state", "step", "ticket", "reason"]
@@ -81,29 +76,3 @@ def list_journal(
             }
             for entry in entries
         ]
-
-
-def _journal_list(state: Any, args: argparse.Namespace) -> int:
-    rows = list_journal(state.db, state=args.state, limit=args.limit)
-    if args.json:
-        json.dump(rows, sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
-    else:
-        print_table(COLUMNS, rows)
-    return 0
-
-
-Handler = Callable[[argparse.Namespace], int]
-
-
-def add_journal_commands(
-    commands: Any, reading: Callable[[Callable[[Any, argparse.Namespace], int]], Handler]
-) -> None:
-    """`ticketd journal list`; `reading` opens the database without creating anything."""
-    journal = commands.add_parser("journal", help="every message received and what became of it")
-    j_commands = journal.add_subparsers(dest="j_command", required=True, metavar="COMMAND")
-    j_list = j_commands.add_parser("list", help="received messages: ticket, ignored or quarantined")
-    j_list.add_argument("--state", choices=STATES)
-    j_list.add_argument("--limit", type=int, metavar="N", help="only the newest N messages")
-    j_list.add_argument("--json", action="store_true")
-    j_list.set_defaults(handler=reading(_journal_list))

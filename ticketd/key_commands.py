@@ -9,22 +9,25 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from storage.rotation import RotationReport
-    from storage.sealed_blobs import SealedBlobStore
-
-EX_OK = 0
-Handler = Callable[[argparse.Namespace], int]
-StateBody = Callable[[Any, argparse.Namespace], int]
+from storage.documents import DocumentStore
+from storage.keyring import KeyFileError
+from storage.rotation import RETIRE_GRACE, RotationError, RotationReport, retire, rotate
+from storage.sealed_blobs import SealedBlobStore
+from ticketd.commands import EX_OK, print_json
+from ticketd.state import State
+from ticketd.views import print_table
 
 
-def _keys(state: Any, args: argparse.Namespace) -> int:
-    blobs: SealedBlobStore = state.blobs
+def _sealed(state: State) -> SealedBlobStore:
+    if not isinstance(state.blobs, SealedBlobStore):  # open_state always seals
+        raise TypeError("the blob store is not sealed: there are no keys")
+    return state.blobs
+
+
+def list_keys(state: State, args: argparse.Namespace) -> int:
+    blobs = _sealed(state)
     data = blobs.keyring.data
     rows = [
         {
@@ -37,10 +40,8 @@ def _keys(state: Any, args: argparse.Namespace) -> int:
         for entry in data.keys
     ]
     if args.json:
-        print(json.dumps(rows, indent=2, default=str))
+        print_json(rows)
         return EX_OK
-    from ticketd.views import print_table
-
     print(f"key file: {blobs.keyring.describe()}")
     print_table(["id", "role", "rotating", "created", "superseded"], rows)
     return EX_OK
@@ -48,7 +49,7 @@ def _keys(state: Any, args: argparse.Namespace) -> int:
 
 def _print_report(report: RotationReport, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(dataclasses.asdict(report), indent=2, default=str))
+        print_json(dataclasses.asdict(report))
         return
     print(f"{'resumed the rotation to' if report.resumed else 'rotating to'} key {report.key}")
     print(
@@ -59,12 +60,8 @@ def _print_report(report: RotationReport, as_json: bool) -> None:
         print(f"  not re-encrypted: {blob}: {reason}", file=sys.stderr)
 
 
-def _rotate(state: Any, args: argparse.Namespace) -> int:
-    from storage.documents import DocumentStore
-    from storage.keyring import KeyFileError
-    from storage.rotation import RETIRE_GRACE, RotationError, retire, rotate
-
-    blobs: SealedBlobStore = state.blobs
+def rotate_key(state: State, args: argparse.Namespace) -> int:
+    blobs = _sealed(state)
     documents = DocumentStore.open(blobs, state.config.kyc.key_file)
     now = state.clock.now()
     try:
@@ -93,21 +90,3 @@ def _rotate(state: Any, args: argparse.Namespace) -> int:
             f"`ticketd kyc rotate-key --retire` (possible {RETIRE_GRACE} after the rotation began)"
         )
     return EX_OK
-
-
-def add_key_commands(k_commands: Any, with_state: Callable[[StateBody], Handler]) -> None:
-    keys = k_commands.add_parser("keys", help="the keys of the key file (ids, never the keys)")
-    keys.add_argument("--json", action="store_true")
-    keys.set_defaults(handler=with_state(_keys))
-    rotate_key = k_commands.add_parser(
-        "rotate-key",
-        help="a new key for sealing; re-encrypt every blob and document under it",
-        description="Adds a new key that seals from now on and re-encrypts the journal and the "
-        "identity documents under it while the daemons keep running; run again to resume one "
-        "cut short. With --retire: no new key; remove the old keys once nothing needs them.",
-    )
-    rotate_key.add_argument(
-        "--retire", action="store_true", help="remove the old keys (after the rotation)"
-    )
-    rotate_key.add_argument("--json", action="store_true")
-    rotate_key.set_defaults(handler=with_state(_rotate))

@@ -11,13 +11,12 @@ from ingest.isolation import IsolatedCall
 from ingest.journal import Journal
 from ingest.worker import Worker, prepare_message
 from storage.blobs import BlobStore
-from storage.db import Database, sqlite_file
+from storage.db import Database, safe_url, sqlite_file
 from storage.key_registry import forget, missing_keys, register
 from storage.keyring import Keyring
 from storage.migrate import is_current, schema_problem, upgrade
 from storage.sealed_blobs import SealedBlobStore
 from storage.webhook_events import Endpoint, EventRecorder
-from ticketd.views import safe_url
 
 
 @dataclass

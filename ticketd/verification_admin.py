@@ -13,12 +13,13 @@ from sqlalchemy import select
 from domain.context import Context
 from domain.history import add_note
 from ingest.verification import request_documents
+from storage.db import Database
 from storage.models import Ticket, Verification
 from ticketd.documents_admin import DocumentAdminError, kyc_agent, ticket_by_ref_in
 from ticketd.state import State
 
 
-def verification_states(state: State, customer: str | None = None) -> list[dict[str, Any]]:
+def verification_states(db: Database, customer: str | None = None) -> list[dict[str, Any]]:
     query = (
         select(Verification, Ticket.ref)
         .outerjoin(Ticket, Ticket.id == Verification.ticket_id)
@@ -26,7 +27,7 @@ def verification_states(state: State, customer: str | None = None) -> list[dict[
     )
     if customer is not None:
         query = query.where(Verification.customer == customer.strip().lower())
-    with state.db.read() as session:
+    with db.read() as session:
         return [
             {
                 "customer": row.customer,

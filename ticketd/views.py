@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -38,11 +39,6 @@ def _as_shown(attachment: dict[str, Any]) -> dict[str, Any]:
     shown["declared_type"] = declared
     shown["content_type"] = detected if detected != "unknown" else declared
     return shown
-
-
-def safe_url(url: str) -> str:
-    """A database URL without its password, for output and logs."""
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 def list_tickets(
@@ -247,7 +243,7 @@ def for_terminal(value: object) -> str:
     return _TERMINAL_CONTROLS.sub(_escaped, "" if value is None else str(value))
 
 
-def print_table(columns: list[str], rows: list[dict[str, Any]]) -> None:
+def print_table(columns: Sequence[str], rows: Sequence[Mapping[str, object]]) -> None:
     console = Console()
     if not console.is_terminal:
         # In a pipe or a file: one tab-separated line per row, every value whole (a table would
@@ -263,7 +259,7 @@ def print_table(columns: list[str], rows: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     """A value on one line of tab-separated output, its terminal controls written out."""
     return "" if value is None else for_terminal(" ".join(str(value).split()))
 

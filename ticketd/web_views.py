@@ -32,7 +32,7 @@ class CommandLineViews:
         return report.as_json()
 
     def verification(self, customer: str) -> dict[str, Any] | None:
-        found = verification_states(self.state, customer)
+        found = verification_states(self.state.db, customer)
         return found[0] if found else None
 
 

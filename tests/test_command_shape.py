@@ -1,0 +1,114 @@
+"""The shape of the command line (ticketd/commands.py): every command declared once in the
+table of ticketd/cli.py, its handler taking what its `opens` promises, its module imported only
+when it runs, and no module borrowing another's private names."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import typing
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+
+from storage.models import (
+    JOURNAL_DISMISSED,
+    JOURNAL_DONE,
+    JOURNAL_IGNORED,
+    JOURNAL_PENDING,
+    JOURNAL_QUARANTINED,
+    WEBHOOK_DELIVERED,
+    WEBHOOK_FAILED,
+    WEBHOOK_QUEUED,
+)
+from tests.helpers import write_config
+from ticketd.cli import COMMANDS, JOURNAL_STATES, WEBHOOK_STATES
+from ticketd.commands import Command, Opens, every_command
+from ticketd.state import ReadState, State
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("storage", "domain", "outbound", "ingest", "ticketd")
+DECLARED = list(every_command(COMMANDS))
+STATE_OF = {Opens.FULL: [State], Opens.READ: [ReadState], Opens.NONE: []}
+
+
+@pytest.mark.parametrize(("words", "command"), DECLARED, ids=[" ".join(w) for w, _ in DECLARED])
+def test_every_handler_takes_what_its_command_opens(
+    words: tuple[str, ...], command: Command
+) -> None:
+    hints = typing.get_type_hints(command.load())
+    returns = hints.pop("return")
+    assert returns is int, words
+    *state, args = hints.values()
+    assert args is Namespace, words
+    assert state == STATE_OF[command.opens], (words, command.opens)
+
+
+def test_names_and_handlers_are_declared_once() -> None:
+    assert len({words for words, _ in DECLARED}) == len(DECLARED)
+    assert len({command.handler for _, command in DECLARED}) == len(DECLARED)
+
+
+def test_the_states_commands_filter_by_are_the_models() -> None:
+    models = (JOURNAL_PENDING, JOURNAL_DONE, JOURNAL_IGNORED, JOURNAL_QUARANTINED)
+    assert (*models, JOURNAL_DISMISSED) == JOURNAL_STATES
+    assert (WEBHOOK_QUEUED, WEBHOOK_DELIVERED, WEBHOOK_FAILED) == WEBHOOK_STATES
+
+
+def test_ingest_loads_the_journal_and_nothing_it_does_not_use(tmp_path: Path) -> None:
+    """The MTA pipe starts once a message (issue 19): not the full state, the worker, the
+    pipeline, the parser, Alembic (at the newest schema) or the table printer."""
+    config = write_config(tmp_path)
+    message = tmp_path / "m.eml"
+    message.write_bytes(b"From: a@example.org\nSubject: hi\n\nhello\n")
+    script = (
+        "import sys\n"
+        "from ticketd.cli import main\n"
+        "assert main(['--config', sys.argv[1], 'ingest', sys.argv[2]]) == 0\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    command = [sys.executable, "-c", script, str(config), str(message)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert first.returncode == 0, first.stderr  # it made the database: Alembic then
+    run = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    *_, loaded = run.stdout.splitlines()
+    modules = set(loaded.split())
+    assert "ingest.journal" in modules
+    unused = (
+        "ticketd.state", "ticketd.views", "ingest.worker", "ingest.pipeline", "ingest.parsing",
+        "alembic", "rich", "jinja2", "outbound.sla",
+    )  # fmt: skip
+    assert not modules & set(unused), modules & set(unused)
+
+
+def _private_imports(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+            found += [
+                f"{path.relative_to(ROOT)}:{node.lineno}: {node.module}.{alias.name}"
+                for alias in node.names
+                if alias.name.startswith("_")
+            ]
+        elif isinstance(node, ast.Import):
+            found += [
+                f"{path.relative_to(ROOT)}:{node.lineno}: {alias.name}"
+                for alias in node.names
+                if any(part.startswith("_") for part in alias.name.split("."))
+            ]
+    return found
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    """A leading underscore says "only this module relies on it": what another module needs is
+    given a public name where it lives."""
+    found = [
+        line
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for line in _private_imports(path)
+    ]
+    assert found == []
