@@ -82,6 +82,20 @@ def _age_minutes(now: datetime, then: datetime | None) -> float | None:
     return None if then is None else max((now - then).total_seconds() / 60, 0.0)
 
 
+@dataclass(frozen=True)
+class _Counts:
+    """What the checks read from the database, in one read transaction."""
+
+    pending: int
+    oldest_pending: datetime | None
+    waiting_reason: str | None  # the scanner the oldest unscanned message waits for
+    statuses: list[ImapAccountStatus]
+    quarantined: int
+    queued: int
+    oldest_queued: datetime | None
+    failed: int  # deliveries failed within limits.failed_hours
+
+
 def check(
     db: Database,
     clock: Clock,
@@ -92,6 +106,32 @@ def check(
     """`relay_login`: the relay takes XOAUTH2, whose login state the sender records."""
     limits = limits or Thresholds()
     now = clock.now()
+    names = [account.name for account in accounts] + ([RELAY_ACCOUNT] if relay_login else [])
+    counts = _read_counts(db, now, limits, names)
+    journal_age = _age_minutes(now, counts.oldest_pending)
+    outbox_age = _age_minutes(now, counts.oldest_queued)
+    problems = [
+        *_journal_problems(counts, journal_age, limits),
+        *_outbox_problems(counts, outbox_age, limits),
+        *token_problems(accounts, now),
+    ]
+    failing = failing_accounts(counts.statuses, now, limits.imap_minutes)
+    problems += failing.values()
+    facts = {
+        "journal_pending": counts.pending,
+        "journal_oldest_pending_minutes": journal_age,
+        "quarantined": counts.quarantined,
+        "waiting_for_virus_scanner": counts.waiting_reason is not None,
+        "outbox_queued": counts.queued,
+        "outbox_oldest_queued_minutes": outbox_age,
+        "outbox_failed_recently": counts.failed,
+        "imap_accounts_failing": [name for name in failing if name != RELAY_ACCOUNT],
+        "relay_login_failing": RELAY_ACCOUNT in failing,
+    }
+    return Report(tuple(problems), facts)
+
+
+def _read_counts(db: Database, now: datetime, limits: Thresholds, names: list[str]) -> _Counts:
     with db.read() as session:
         pending, pending_since = session.execute(
             select(func.count(JournalEntry.id), func.min(JournalEntry.received_at)).where(
@@ -108,16 +148,8 @@ def check(
             .order_by(JournalEntry.id)
             .limit(1)
         )
-        names = [account.name for account in accounts] + ([RELAY_ACCOUNT] if relay_login else [])
-        statuses = (
-            list(
-                session.scalars(
-                    select(ImapAccountStatus).where(ImapAccountStatus.account.in_(names))
-                )
-            )
-            if names
-            else []
-        )
+        status_query = select(ImapAccountStatus).where(ImapAccountStatus.account.in_(names))
+        statuses = list(session.scalars(status_query)) if names else []
         session.expunge_all()  # plain values after the read transaction ends
         quarantined = session.scalar(
             select(func.count(JournalEntry.id)).where(JournalEntry.state == JOURNAL_QUARANTINED)
@@ -134,66 +166,67 @@ def check(
             )
         )
     # min() over a TypeDecorator column comes back raw on SQLite: a naive UTC datetime or text.
-    oldest_pending = _as_utc(pending_since)
-    oldest_queued = _as_utc(queued_since)
-    problems: list[Problem] = []
-    journal_age = _age_minutes(now, oldest_pending)
-    if journal_age is not None and journal_age > limits.journal_minutes:
+    return _Counts(
+        pending=int(pending),
+        oldest_pending=_as_utc(pending_since),
+        waiting_reason=waiting_reason,
+        statuses=statuses,
+        quarantined=int(quarantined or 0),
+        queued=int(queued),
+        oldest_queued=_as_utc(queued_since),
+        failed=int(failed or 0),
+    )
+
+
+def _journal_problems(counts: _Counts, age: float | None, limits: Thresholds) -> list[Problem]:
+    problems = []
+    if age is not None and age > limits.journal_minutes:
         problems.append(
             Problem(
                 "stuck_journal",
-                f"{pending} message(s) pending, the oldest for {journal_age:.0f} min "
+                f"{counts.pending} message(s) pending, the oldest for {age:.0f} min "
                 f"(limit {limits.journal_minutes}): is the daemon running and the database "
                 "writable?",
             )
         )
-    if waiting_reason is not None:
+    if counts.waiting_reason is not None:
         problems.append(
             Problem(
                 "virus_scanner",
-                f"{pending} message(s) pending, unscanned and not stored, {waiting_reason}",
+                f"{counts.pending} message(s) pending, unscanned and not stored, "
+                f"{counts.waiting_reason}",
             )
         )
-    if quarantined:
+    if counts.quarantined:
         problems.append(
             Problem(
                 "quarantine",
-                f"{quarantined} message(s) quarantined: see `ticketd quarantine list`, "
+                f"{counts.quarantined} message(s) quarantined: see `ticketd quarantine list`, "
                 "then `ticketd quarantine retry ID` after a fix",
             )
         )
-    outbox_age = _age_minutes(now, oldest_queued)
-    if outbox_age is not None and outbox_age > limits.outbox_minutes:
+    return problems
+
+
+def _outbox_problems(counts: _Counts, age: float | None, limits: Thresholds) -> list[Problem]:
+    problems = []
+    if age is not None and age > limits.outbox_minutes:
         problems.append(
             Problem(
                 "outbox_stuck",
-                f"{queued} mail(s) waiting, the oldest for {outbox_age:.0f} min "
+                f"{counts.queued} mail(s) waiting, the oldest for {age:.0f} min "
                 f"(limit {limits.outbox_minutes}): `ticketd outbox list` shows the relay's answer",
             )
         )
-    if failed:
+    if counts.failed:
         problems.append(
             Problem(
                 "failed_deliveries",
-                f"{failed} mail(s) could not be delivered in the last {limits.failed_hours} h: "
-                "see `ticketd outbox list`",
+                f"{counts.failed} mail(s) could not be delivered in the last "
+                f"{limits.failed_hours} h: see `ticketd outbox list`",
             )
         )
-    problems += token_problems(accounts, now)
-    failing = failing_accounts(statuses, now, limits.imap_minutes)
-    problems += failing.values()
-    facts = {
-        "journal_pending": int(pending),
-        "journal_oldest_pending_minutes": journal_age,
-        "quarantined": int(quarantined or 0),
-        "waiting_for_virus_scanner": waiting_reason is not None,
-        "outbox_queued": int(queued),
-        "outbox_oldest_queued_minutes": outbox_age,
-        "outbox_failed_recently": int(failed or 0),
-        "imap_accounts_failing": [name for name in failing if name != RELAY_ACCOUNT],
-        "relay_login_failing": RELAY_ACCOUNT in failing,
-    }
-    return Report(tuple(problems), facts)
+    return problems
 
 
 def failing_accounts(
