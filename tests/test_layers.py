@@ -41,7 +41,6 @@ MAX_LINES = 60
 # Product functions allowed past MAX_LINES, each with its reason. Issue 18 is splitting all of
 # these on branches of their own; each entry goes when its split lands.
 LONG_FUNCTIONS = {
-    "ticketd/metrics.py:__init__": "split with the command-line work of issue 18",
     "ticketd/daemon.py:run": "split with the pipeline and error-policy work of issue 18",
 }
 

@@ -192,7 +192,16 @@ class Metrics:
         self, db: Database, clock: Clock, config: Callable[[], Config] | None = None
     ) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
+        self._declare_messages(self.registry)
+        self._declare_delivery_and_accounts(self.registry)
+        self._declare_sla(self.registry)
+        self._start_series()
+        self.registry.register(DatabaseCollector(db, clock))
+        if config is not None:
+            self.registry.register(SlaCollector(db, clock, config))
+        self.server: WSGIServer | None = None
+
+    def _declare_messages(self, r: CollectorRegistry) -> None:
         self.received = Counter(
             "ticketd_messages_received", "Messages journaled", ["source"], registry=r
         )
@@ -211,6 +220,8 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+
+    def _declare_delivery_and_accounts(self, r: CollectorRegistry) -> None:
         self.deliveries = Counter(
             "ticketd_deliveries", "Delivery attempts by result", ["result"], registry=r
         )
@@ -247,6 +258,8 @@ class Metrics:
             ["clamd"],
             registry=r,
         )
+
+    def _declare_sla(self, r: CollectorRegistry) -> None:
         # Fed by the SLA tick (ticketd/sla_service.py) from what it settled.
         self.sla_breaches = Counter(
             "ticketd_sla_breaches",
@@ -257,6 +270,8 @@ class Metrics:
         self.sla_mails = Counter(
             "ticketd_sla_mails", "SLA mails queued, one per recipient", ["kind"], registry=r
         )
+
+    def _start_series(self) -> None:
         # Series for the fixed label sets exist from the start, so rate() works from zero.
         for source in SOURCES:
             self.received.labels(source)
@@ -268,10 +283,6 @@ class Metrics:
             self.sla_mails.labels(kind)
         for target in SLA_TARGETS:
             self.sla_breaches.labels(target)
-        r.register(DatabaseCollector(db, clock))
-        if config is not None:
-            r.register(SlaCollector(db, clock, config))
-        self.server: WSGIServer | None = None
 
     def message_received(self, source: str) -> None:
         self.received.labels(source_label(source)).inc()
