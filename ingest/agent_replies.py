@@ -15,8 +15,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from sqlalchemy import select
-
 from domain.config_team import AgentConfig
 from domain.context import Context
 from domain.history import add_note, record_incoming
@@ -27,14 +25,9 @@ from ingest.documents_review import decide, review_problems
 from ingest.history_files import history_files
 from ingest.replies import REPLY_SCAN_LIMIT, own_text
 from ingest.thread_finder import ticket_by_ref
-from ingest.ticket_ops import merge_tickets
+from ingest.ticket_ops import last_customer_message, merge_tickets, tell_new_owners
 from outbound.addresses import ref_from_agent_address, ref_from_unsigned_agent_address
-from outbound.agent_mail import (
-    alert_admins,
-    notify_handover,
-    refuse_to_agent,
-    relay_to_customer,
-)
+from outbound.agent_mail import alert_admins, refuse_to_agent, relay_to_customer
 from outbound.compose import OutgoingAttachment
 from outbound.sla_deadlines import on_ticket_event
 from outbound.ticket_history import mail_history
@@ -232,19 +225,6 @@ def _apply(ctx: Context, ticket: Ticket, agent: AgentConfig, command: Command) -
         mail_history(ctx, ticket, agent, history_files(ctx, ticket))
 
 
-def _last_customer_message(ctx: Context, ticket: Ticket) -> TicketMessage | None:
-    return ctx.session.scalar(
-        select(TicketMessage)
-        .where(
-            TicketMessage.ticket_id == ticket.id,
-            TicketMessage.direction == "in",
-            TicketMessage.kind == "customer",
-        )
-        .order_by(TicketMessage.id.desc())
-        .limit(1)
-    )
-
-
 def _relay(
     ctx: Context, ticket: Ticket, agent: AgentConfig, message: ParsedMessage, text: str
 ) -> None:
@@ -261,7 +241,7 @@ def _relay(
         agent,
         text,
         attachments,
-        _last_customer_message(ctx, ticket),
+        last_customer_message(ctx, ticket),
         message.dedupe_key,
     )
 
@@ -285,29 +265,8 @@ def _apply_commands(
     applied = [f"#{c.verb} {c.argument}".strip() for c in commands]
     summary = ", ".join(applied)
     add_note(ctx, ticket, f"{agent.name}: {summary}", f"{agent.email}: {summary}", key, entry.id)
-    told = _tell_new_owners(ctx, ticket, agent, before)
+    told = tell_new_owners(ctx, ticket, agent.email, agent.name, before)
     return applied + ([f"{told} new owner(s) told"] if told else [])
-
-
-def _tell_new_owners(
-    ctx: Context, ticket: Ticket, agent: AgentConfig, before: tuple[str | None, str | None]
-) -> int:
-    """A ticket given to someone (#assign) or moved to another queue (#category): the new
-    assignee, or the agents of the new queue, get its notification and so its reply address.
-    The agent who moved it knows already."""
-    team = ctx.config.team
-    owners: dict[str, tuple[AgentConfig, dict[str, str]]] = {}
-    if ticket.queue != before[1]:
-        moved = {"kind": "queue", "by": agent.name, "queue": ticket.queue or ""}
-        owners.update({a.email: (a, moved) for a in team.agents_of(ticket.queue)})
-    changed = ticket.assignee is not None and ticket.assignee != before[0]
-    new_assignee = team.agent(ticket.assignee) if changed and ticket.assignee else None
-    if new_assignee is not None:
-        owners[new_assignee.email] = (new_assignee, {"kind": "assigned", "by": agent.name})
-    owners.pop(agent.email, None)
-    for person, why in owners.values():
-        notify_handover(ctx, ticket, person, why, _last_customer_message(ctx, ticket))
-    return len(owners)
 
 
 def handle_agent_mail(
@@ -373,3 +332,73 @@ def route_new_ticket(ctx: Context, ticket: Ticket, category: str) -> None:
     ticket.category = category
     queue = ctx.config.team.queue_for(category)
     ticket.queue = queue.name if queue else None
+
+
+class AnswerRefused(Exception):
+    """An agent's answer or note from the API that the mail path would refuse too."""
+
+
+def answer_problems(agent: AgentConfig, ticket: Ticket, text: str) -> list[str]:
+    """What refuses an agent's answer whichever way it comes (mail, the API)."""
+    if not may_act(agent, ticket):
+        return [f"ticket {ticket.ref} is in queue {ticket.queue or '(none)'}, not one of yours"]
+    if ticket.merged_into_id is not None:
+        return [f"{ticket.ref} is merged: answer its survivor"]
+    if not text.strip():
+        return ["the answer has no text"]
+    if is_unread_address(ticket.customer):
+        return [UNREAD_CUSTOMER.format(customer=ticket.customer)]
+    return []
+
+
+def answer_customer(
+    ctx: Context,
+    ticket: Ticket,
+    agent: AgentConfig,
+    text: str,
+    attachments: tuple[OutgoingAttachment, ...],
+    dedupe_key: str,
+) -> None:
+    """An agent's answer written elsewhere than in a mail (the API, the console), by the path
+    of a mail reply: relayed from the support address threaded to the customer's last message
+    (relay_to_customer), the history's outgoing message, the SLA clock's answered event.
+    Raises AnswerRefused with the mail path's reasons."""
+    problems = answer_problems(agent, ticket, text)
+    if problems:
+        raise AnswerRefused("; ".join(problems))
+    relay_to_customer(
+        ctx, ticket, agent, text, attachments, last_customer_message(ctx, ticket), dedupe_key
+    )
+    on_ticket_event(ctx, ticket, "answered")
+    ticket.updated_at = ctx.clock.now()
+    ctx.session.flush()
+
+
+def note_on_ticket(
+    ctx: Context, ticket: Ticket, agent: AgentConfig, text: str, dedupe_key: str
+) -> TicketMessage:
+    """An agent's internal note (what #note does in a mail): in the history, never mailed."""
+    if not may_act(agent, ticket):
+        raise AnswerRefused(f"ticket {ticket.ref} is not in your queues")
+    if not text.strip():
+        raise AnswerRefused("#note needs the text of the note")
+    now = ctx.clock.now()
+    note = TicketMessage(
+        ticket_id=ticket.id,
+        direction="in",
+        kind="note",
+        dedupe_key=dedupe_key,
+        from_addr=agent.email,
+        from_name=agent.name,
+        to_addrs=[],
+        cc_addrs=[],
+        subject=ticket.subject,
+        text=text,
+        attachments=[],
+        created_at=now,
+    )
+    ctx.session.add(note)
+    on_ticket_event(ctx, ticket, "changed")
+    ticket.updated_at = now
+    ctx.session.flush()
+    return note

@@ -9,16 +9,24 @@ messages go with them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from domain.clock import Clock
 from domain.config_sla import SlaConfig
-from domain.history import system_note
+from domain.config_team import AgentConfig
+from domain.context import Context
+from domain.history import add_note, system_note
 from domain.refs import new_reference, normalise
-from outbound.sla_deadlines import after_merge, after_split
+from outbound.agent_mail import notify_handover
+from outbound.sla_deadlines import after_merge, after_split, on_ticket_event
 from storage.db import Database
 from storage.models import Participant, Ticket, TicketMessage
+
+STATUSES = ("open", "pending", "closed")
+PRIORITIES = ("high", "normal", "low")
 
 
 class TicketOperationError(Exception):
@@ -169,3 +177,106 @@ def split(db: Database, clock: Clock, ref: str, positions: list[int], sla: SlaCo
         session.flush()
         after_split(session, ticket, new, moving, sla)
         return new_ref
+
+
+@dataclass(frozen=True)
+class TicketChange:
+    """What `PATCH /api/v1/tickets/{ref}` changes; None leaves a field as it is. `assignee`
+    "" takes the ticket from whoever has it."""
+
+    status: str | None = None
+    assignee: str | None = None
+    queue: str | None = None
+    priority: str | None = None
+
+
+def _change_problems(ctx: Context, change: TicketChange) -> list[str]:
+    team = ctx.config.team
+    problems = []
+    if change.status is not None and change.status not in STATUSES:
+        problems.append(f"status: {change.status!r} is not one of {', '.join(STATUSES)}")
+    if change.priority is not None and change.priority not in PRIORITIES:
+        problems.append(f"priority: {change.priority!r} is not one of {', '.join(PRIORITIES)}")
+    if change.assignee and team.agent(change.assignee) is None:
+        problems.append(f"assignee: {change.assignee} is not a configured agent")
+    if change.queue is not None and change.queue not in {q.name for q in team.queues}:
+        problems.append(f"queue: no queue {change.queue!r}")
+    return problems
+
+
+def change_ticket(
+    ctx: Context, ticket: Ticket, change: TicketChange, actor: str, actor_name: str
+) -> list[str]:
+    """Apply `change` as the mail commands #close, #pending, #assign and #priority do (and a
+    move to another queue): a note in the history, the SLA clock told, the new assignee or the
+    agents of the new queue notified. What changed, as `field value` texts; raises
+    TicketOperationError (nothing changed) for a value that is not allowed."""
+    problems = _change_problems(ctx, change)
+    if ticket.merged_into_id is not None:
+        problems.append(f"{ticket.ref} is merged: change its survivor")
+    if problems:
+        raise TicketOperationError("; ".join(problems))
+    before = (ticket.assignee, ticket.queue)
+    wanted = {
+        "status": change.status,
+        "assignee": None if change.assignee == "" else change.assignee,
+        "queue": change.queue,
+        "priority": change.priority,
+    }
+    done = []
+    for field, value in wanted.items():
+        if (value is not None or (field == "assignee" and change.assignee == "")) and getattr(
+            ticket, field
+        ) != value:
+            setattr(ticket, field, value)
+            done.append(f"{field} {value or '(none)'}")
+    if not done:
+        return []
+    summary = ", ".join(done)
+    stamp = ctx.clock.now().isoformat()
+    add_note(
+        ctx, ticket, f"{actor_name}: {summary}", f"{actor}: {summary}", f"note:{stamp}:{actor}"
+    )
+    on_ticket_event(ctx, ticket, "changed")
+    ticket.updated_at = ctx.clock.now()
+    tell_new_owners(ctx, ticket, actor, actor_name, before)
+    ctx.session.flush()
+    return done
+
+
+def last_customer_message(ctx: Context, ticket: Ticket) -> TicketMessage | None:
+    return ctx.session.scalar(
+        select(TicketMessage)
+        .where(
+            TicketMessage.ticket_id == ticket.id,
+            TicketMessage.direction == "in",
+            TicketMessage.kind == "customer",
+        )
+        .order_by(TicketMessage.id.desc())
+        .limit(1)
+    )
+
+
+def tell_new_owners(
+    ctx: Context,
+    ticket: Ticket,
+    actor: str,
+    actor_name: str,
+    before: tuple[str | None, str | None],
+) -> int:
+    """A ticket given to someone or moved to another queue: the new assignee, or the agents of
+    the new queue, get its notification and so its reply address. The one who moved it knows
+    already."""
+    team = ctx.config.team
+    owners: dict[str, tuple[AgentConfig, dict[str, str]]] = {}
+    if ticket.queue != before[1]:
+        moved = {"kind": "queue", "by": actor_name, "queue": ticket.queue or ""}
+        owners.update({a.email: (a, moved) for a in team.agents_of(ticket.queue)})
+    changed = ticket.assignee is not None and ticket.assignee != before[0]
+    new_assignee = team.agent(ticket.assignee) if changed and ticket.assignee else None
+    if new_assignee is not None:
+        owners[new_assignee.email] = (new_assignee, {"kind": "assigned", "by": actor_name})
+    owners.pop(actor, None)
+    for person, why in owners.values():
+        notify_handover(ctx, ticket, person, why, last_customer_message(ctx, ticket))
+    return len(owners)

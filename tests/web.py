@@ -83,7 +83,9 @@ class ApiDesk:
         return result.stdout.strip()
 
     def call(self, method: str, path: str, token: str | None, **options: Any) -> Any:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = {**options.pop("headers", {})}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         return requests.request(method, self.base + path, headers=headers, timeout=30, **options)
 
     def get(self, path: str, token: str | None, **params: Any) -> Any:

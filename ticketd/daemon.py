@@ -288,7 +288,7 @@ class Daemon:
         listen = self.state.config.http.listen
         if listen is None:
             return None
-        service = HttpService(web_deps(self.state, self.mail_ready), listen)
+        service = HttpService(web_deps(self.state, self.mail_ready, self.work_ready), listen)
         log.info("HTTP API on %s", listen)
         return service, asyncio.create_task(service.serve(), name="http")
 

@@ -36,7 +36,7 @@ class CommandLineViews:
         return found[0] if found else None
 
 
-def web_deps(state: State, mail_ready: asyncio.Event) -> WebDeps:
+def web_deps(state: State, mail_ready: asyncio.Event, work_ready: asyncio.Event) -> WebDeps:
     loop = asyncio.get_running_loop()
     documents: list[DocumentStore] = []
 
@@ -48,6 +48,9 @@ def web_deps(state: State, mail_ready: asyncio.Event) -> WebDeps:
     def wake() -> None:
         loop.call_soon_threadsafe(mail_ready.set)
 
+    def journaled() -> None:
+        loop.call_soon_threadsafe(work_ready.set)
+
     return WebDeps(
         db=state.db,
         clock=state.clock,
@@ -57,4 +60,5 @@ def web_deps(state: State, mail_ready: asyncio.Event) -> WebDeps:
         templates=lambda: state.templates,
         documents=document_store,
         mail_queued=wake,
+        message_journaled=journaled,
     )

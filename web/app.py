@@ -9,30 +9,19 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from web.auth import bearer, deps_of, principal_of
+from web import attachments, customer_routes, ticket_routes
+from web.auth import Caller, deps_of
 from web.console import console_router
 from web.errors import ApiError
 from web.queries import DEFAULT_LIMIT, MAX_LIMIT, TicketFilter, list_page
 from web.services import WebDeps
-from web.tokens import Principal
 
 log = logging.getLogger("ticketd.http")
-
-
-def authenticated(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
-    return principal_of(request, credentials)
-
-
-Caller = Annotated[Principal, Depends(authenticated)]
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -101,5 +90,8 @@ def create_app(deps: WebDeps) -> FastAPI:
     _install_errors(app)
     _health_routes(app)
     _ticket_list_routes(app)
+    ticket_routes.install(app)
+    customer_routes.install(app)
+    attachments.install(app)
     app.include_router(console_router())
     return app

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from web.errors import unauthorized
@@ -26,3 +28,14 @@ def principal_of(request: Request, credentials: HTTPAuthorizationCredentials | N
     if found is None:
         raise unauthorized("the token is unknown or revoked")
     return found
+
+
+def authenticated(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    return principal_of(request, credentials)
+
+
+# The caller of an /api/v1 endpoint (a parameter of that type makes the endpoint need a token).
+Caller = Annotated[Principal, Depends(authenticated)]

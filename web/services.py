@@ -43,3 +43,6 @@ class WebDeps:
     # Called after a change queued mail (an answer): wakes the daemon's sender. Safe to call
     # from any thread.
     mail_queued: Callable[[], None]
+    # Called after a message was written into the journal (`POST /api/v1/tickets`): wakes the
+    # worker. Safe to call from any thread.
+    message_journaled: Callable[[], None] = lambda: None
