@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import requests
 
-from tests.daemon import DaemonProcess, Relay, daemon_config
-from tests.helpers import free_port
+from tests.daemon import DaemonProcess, Relay
+from tests.helpers import free_port, write_config
 
 PAYMENT_AGENT = "ayse@destek.example.com"
 GENERAL_AGENT = "mert@destek.example.com"
@@ -92,10 +92,13 @@ class ApiDesk:
         return self.call("GET", path, token, params=params)
 
 
-def start_api_desk(folder: Path, relay: Relay, extra: str = "") -> ApiDesk:
+def start_api_desk(
+    folder: Path, relay: Relay, extra: str = "", database: str | None = None
+) -> ApiDesk:
     http_port = free_port()
     text = f'[http]\nlisten = "127.0.0.1:{http_port}"\npublic_url = "https://destek.example.com"\n'
-    config = daemon_config(folder, relay.port, extra=text + TEAM + extra)
+    smtp_out = f'[smtp_out]\nrelay = "127.0.0.1:{relay.port}"\n'
+    config = write_config(folder, database, extra=smtp_out + text + TEAM + extra)
     daemon = DaemonProcess(config)
     daemon.start(timeout=60)  # a loaded machine: the parsing process takes seconds to start
     wait_for_port(http_port)
