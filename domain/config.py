@@ -60,10 +60,11 @@ from domain.config_team import (
 )
 from domain.config_trust import DnsTable, TrustConfig, build_dns, build_trust
 from domain.config_webhooks import WebhookConfig, WebhookTable, build_webhooks
+from domain.errors import Permanent
 from domain.tls_files import check_pair
 
 
-class ConfigError(Exception):
+class ConfigError(Permanent):
     """One or more problems in the configuration; each problem names its key."""
 
     def __init__(self, problems: list[tuple[str, str]]) -> None:

@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from domain.errors import Permanent
+
 ALL_DAYS = frozenset(range(7))  # date.weekday(): Monday is 0
 # Far enough for any sane policy; a calendar whose holidays cover years is a configuration bug,
 # and a loop without a bound would hang the tick.
 _MAX_DAYS = 3 * 366
 
 
-class CalendarError(ValueError):
+class CalendarError(Permanent, ValueError):
     """The calendar has no working time within _MAX_DAYS of the instant asked about."""
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from domain.clock import Clock
+from domain.errors import TicketdError
 
 log = logging.getLogger("ticketd.imap")
 REFRESH_MARGIN = timedelta(minutes=5)
@@ -26,7 +27,7 @@ ASSUMED_LIFETIME = timedelta(minutes=45)
 COMMAND_TIMEOUT = 60.0
 
 
-class TokenError(Exception):
+class TokenError(TicketdError):
     """No usable token: the command failed, the file is missing or empty."""
 
 

@@ -15,16 +15,17 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from domain.config import ImapAccountConfig
+from domain.errors import Permanent, Temporary
 from domain.token_source import TokenError, TokenSource
 
 NETWORK_ERRORS = (OSError, socket.timeout, ssl.SSLError, IMAPClientError)
 
 
-class ImapUnavailable(Exception):
+class ImapUnavailable(Temporary):
     """The server could not be reached or the connection broke."""
 
 
-class LoginRefused(Exception):
+class LoginRefused(Permanent):
     """The server refused the credentials (or we had none to give)."""
 
 

@@ -28,11 +28,13 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from domain.errors import Temporary, TicketdError
+
 log = logging.getLogger("ticketd.isolation")
 _PR_SET_PDEATHSIG = 1
 
 
-class CallTimedOut(Exception):
+class CallTimedOut(TicketdError):
     """The call ran past its time limit; the child was killed."""
 
     def __init__(self, seconds: float) -> None:
@@ -40,11 +42,11 @@ class CallTimedOut(Exception):
         self.seconds = seconds
 
 
-class ChildDied(Exception):
+class ChildDied(Temporary):
     """The child ended while it ran the call (killed, out of memory, a crash in C)."""
 
 
-class Interrupted(Exception):
+class Interrupted(Temporary):
     """The parent closed the runner while the call ran (the daemon stops)."""
 
 

@@ -17,12 +17,13 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from domain.clock import Clock
+from domain.errors import Temporary
 from storage.blobs import BlobStore
 from storage.db import Database
 from storage.models import JOURNAL_PENDING, JOURNAL_QUARANTINED, JournalEntry
 
 
-class StorageFailure(Exception):
+class StorageFailure(Temporary):
     """The message could not be made durable; the source must not report it accepted."""
 
 

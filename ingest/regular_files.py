@@ -16,8 +16,10 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
+from domain.errors import Permanent
 
-class NotRegular(Exception):
+
+class NotRegular(Permanent):
     """The path is a symbolic link, a folder, a FIFO or a device: not read."""
 
 

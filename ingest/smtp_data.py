@@ -33,6 +33,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, syntax
 
 from domain.config import SmtpInConfig
+from domain.errors import Permanent
 
 log = logging.getLogger("ticketd.smtp")
 
@@ -59,7 +60,7 @@ STORAGE_FULL = (
 )
 
 
-class TooSlow(Exception):
+class TooSlow(Permanent):
     """The client sends DATA slower than `min_data_rate`."""
 
 

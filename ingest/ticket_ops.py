@@ -18,6 +18,7 @@ from domain.clock import Clock
 from domain.config_sla import SlaConfig
 from domain.config_team import AgentConfig
 from domain.context import Context
+from domain.errors import Permanent
 from domain.history import add_note, system_note
 from domain.refs import new_reference, normalise
 from outbound.agent_mail import notify_handover
@@ -29,7 +30,7 @@ STATUSES = ("open", "pending", "closed")
 PRIORITIES = ("high", "normal", "low")
 
 
-class TicketOperationError(Exception):
+class TicketOperationError(Permanent):
     """The operation cannot be done; the message says why. Nothing was changed."""
 
 

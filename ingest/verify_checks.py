@@ -23,10 +23,11 @@ import dns.resolver
 import spf
 
 from domain.config_trust import DnsConfig
+from domain.errors import Temporary
 from domain.sender_auth import PASS, AuthResult, aligned, organizational_domain
 
 
-class DnsUnanswered(Exception):
+class DnsUnanswered(Temporary):
     """The budget ran out or no server answered: a temporary error, never a verdict."""
 
 

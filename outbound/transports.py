@@ -23,17 +23,18 @@ import aiosmtplib
 
 from domain.account_status import RELAY_ACCOUNT, AccountStatus
 from domain.config import SmtpOutConfig
+from domain.errors import Permanent, Temporary
 from domain.token_source import TokenError, TokenSource
 
 log = logging.getLogger("ticketd.sender")
 __all__ = ["RELAY_ACCOUNT"]  # where the daemon records the relay's login state
 
 
-class TemporaryFailure(Exception):
+class TemporaryFailure(Temporary):
     pass
 
 
-class PermanentFailure(Exception):
+class PermanentFailure(Permanent):
     pass
 
 

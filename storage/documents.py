@@ -25,6 +25,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 
 from storage.blobs import BlobStore
+from storage.errors import Permanent
 from storage.keyring import ID_SIZE, Keyring, UnknownKey
 from storage.sealed_blobs import SealedBlobError, SealedBlobStore
 
@@ -32,7 +33,7 @@ DOC_MAGIC = b"TKDDOCS2"
 HEADER = len(DOC_MAGIC) + ID_SIZE
 
 
-class DocumentIntegrityError(Exception):
+class DocumentIntegrityError(Permanent):
     """A stored document failed authentication: altered, truncated or under the wrong record."""
 
 

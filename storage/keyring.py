@@ -42,6 +42,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from storage.blobs import fsync_dir
+from storage.errors import Permanent
 
 log = logging.getLogger("ticketd.keys")
 KEY_SIZE = 32
@@ -50,11 +51,11 @@ NONCE_SIZE = 12  # AES-GCM's standard nonce, random per sealing
 FORMAT = "ticketd-keyring"
 
 
-class UnknownKey(Exception):
+class UnknownKey(Permanent):
     """A sealed value names a key the keyring does not hold."""
 
 
-class KeyFileError(Exception):
+class KeyFileError(Permanent):
     """The key file is unusable; the message names the file and the reason."""
 
 

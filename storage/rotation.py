@@ -37,6 +37,7 @@ from sqlalchemy import select
 
 from storage.db import Database
 from storage.documents import DocumentIntegrityError, DocumentStore
+from storage.errors import Permanent
 from storage.key_registry import forget, register
 from storage.keyring import KEY_SIZE, Keyring, KeyringData, locked, read_keyring, write_keyring
 from storage.models import Document
@@ -46,7 +47,7 @@ from storage.sealed_blobs import SealedBlobError, SealedBlobStore
 RETIRE_GRACE = timedelta(hours=1)
 
 
-class RotationError(Exception):
+class RotationError(Permanent):
     """The rotation or the retirement cannot go on; the message says why and what to do."""
 
 

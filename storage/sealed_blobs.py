@@ -30,6 +30,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 
 from storage.blobs import BlobStore
+from storage.errors import Permanent
 from storage.keyring import ID_SIZE, Keyring, UnknownKey
 
 MAGIC = b"TKDSEAL1"
@@ -37,7 +38,7 @@ MAGIC_V2 = b"TKDSEAL2"
 HEADER_V2 = len(MAGIC_V2) + ID_SIZE
 
 
-class SealedBlobError(Exception):
+class SealedBlobError(Permanent):
     """A sealed blob cannot be opened: altered, truncated, under the wrong name, or sealed with
     a key the keyring no longer holds."""
 

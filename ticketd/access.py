@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from domain.config import Config
+from domain.errors import Permanent
 from ingest.agent_replies import may_act
 from storage.db import Database
 from storage.models import AccessAudit, Ticket
@@ -22,7 +23,7 @@ from storage.models import AccessAudit, Ticket
 ADMIN = "admin (command line)"
 
 
-class AccessRefused(Exception):
+class AccessRefused(Permanent):
     """The acting agent may not see this: not an agent, or a ticket outside their queues."""
 
 

@@ -20,12 +20,14 @@ import signal
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from sqlalchemy.exc import OperationalError
 
 from domain import logs
 from domain.account_status import RELAY_ACCOUNT, AccountStatus
 from domain.config import ConfigError, SmtpInConfig, load_listener_config
+from domain.errors import Temporary
 from domain.templating import Templates
 from domain.tls_files import describe, server_context
 from ingest.isolation import IsolatedCall
@@ -52,6 +54,15 @@ DRAIN_SECONDS = 20.0
 ORPHAN_CHECK_SECONDS = 10.0
 # After the drain, a message whose storing was cut short still gets this long to commit.
 STORE_GRACE_SECONDS = 5.0
+
+
+@dataclass
+class WorkerOutages:
+    """The worker's temporary failures in a row (ingest/runner.py's retry-later), by cause."""
+
+    database: int = 0  # the database went away, or another temporary failure
+    scanner: int = 0  # clamd could not be reached
+    scanner_address: str = ""  # the clamd that failed: its gauge series goes back to 1
 
 
 class Daemon:
@@ -206,9 +217,7 @@ class Daemon:
                 self.beat("worker")
 
     async def worker_loop(self) -> None:
-        failures = 0
-        scan_failures = 0
-        scan_address = ""  # the clamd that failed: its gauge series goes back to 1
+        outages = WorkerOutages()
         while not self.stopping.is_set():
             self.beat("worker")
             # A fresh worker each time: it takes the configuration and templates of the last
@@ -216,38 +225,48 @@ class Daemon:
             worker = self.state.worker
             try:
                 result = await self._in_worker_thread(worker.process_next)
-            except OperationalError as error:
-                failures += 1
-                if failures == 1:
-                    log.error("database unavailable, messages wait in the journal: %s", error)
-                await self._wait(self.work_ready, min(2.0**failures, 60.0))
+            except (Temporary, OperationalError) as error:
+                # The runner's policy: retry later (ingest/runner.py). Only how long differs.
+                await self._wait(*self._worker_waits(outages, error))
                 continue
-            except ScanWait as wait:
-                scan_failures += 1
-                scan_address = str(wait.error.address)
-                self.metrics.scanner_reachable(scan_address, False)
-                if scan_failures == 1:
-                    log.error(
-                        "virus scanner unreachable, messages wait in the journal unscanned "
-                        "(nothing of them stored): %s",
-                        wait,
-                    )
-                # A new message does not bring clamd back: only the stop cuts the wait short.
-                await self._wait(self.stopping_nudge, min(2.0**scan_failures, 60.0))
-                continue
-            if failures:
-                log.info("database reachable again")
-                failures = 0
-            if scan_failures and result is not None:
-                log.info("virus scanner reachable again: scanning the waiting messages")
-                # The series that went to 0, even if a SIGHUP changed kyc.clamd since.
-                self.metrics.scanner_reachable(scan_address, True)
-                scan_failures = 0
+            self._worker_recovered(outages, result)
             if result is None:
                 await self._wait(self.work_ready, IDLE_POLL_SECONDS)
             else:
                 self.metrics.message_processed(result)
                 self.mail_ready.set()
+
+    def _worker_waits(
+        self, outages: WorkerOutages, error: Exception
+    ) -> tuple[asyncio.Event, float]:
+        """What to wait for, and at most how long, after a temporary failure; logged once."""
+        if isinstance(error, ScanWait):
+            outages.scanner += 1
+            outages.scanner_address = str(error.error.address)
+            self.metrics.scanner_reachable(outages.scanner_address, False)
+            if outages.scanner == 1:
+                log.error(
+                    "virus scanner unreachable, messages wait in the journal unscanned "
+                    "(nothing of them stored): %s",
+                    error,
+                )
+            # A new message does not bring clamd back: only the stop cuts the wait short.
+            return self.stopping_nudge, min(2.0**outages.scanner, 60.0)
+        outages.database += 1
+        if outages.database == 1:
+            what = "database unavailable" if isinstance(error, OperationalError) else "retry later"
+            log.error("%s, messages wait in the journal: %s", what, error)
+        return self.work_ready, min(2.0**outages.database, 60.0)
+
+    def _worker_recovered(self, outages: WorkerOutages, result: Processed | None) -> None:
+        if outages.database:
+            log.info("database reachable again")
+            outages.database = 0
+        if outages.scanner and result is not None:
+            log.info("virus scanner reachable again: scanning the waiting messages")
+            # The series that went to 0, even if a SIGHUP changed kyc.clamd since.
+            self.metrics.scanner_reachable(outages.scanner_address, True)
+            outages.scanner = 0
 
     def transport(self) -> Transport:
         out = self.state.config.smtp_out
@@ -293,11 +312,11 @@ class Daemon:
         return service, asyncio.create_task(service.serve(), name="http")
 
     async def run(self) -> None:
-        config = self.state.config
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
+        config = self.state.config
         handler = IntakeHandler(
             self.state.journal,
             config.desk.addresses,
@@ -305,58 +324,75 @@ class Daemon:
             self.hostname,
             on_accepted=self.smtp_accepted,
         )
-        listen = config.smtp_in.listen
         if config.metrics.listen is not None:
             self.metrics.serve(config.metrics.listen)
         http = self.start_http()
-        server = await loop.create_server(
+        server = await self._listen(handler)
+        tasks = self._start_loops()
+        # Ready only now: the database is migrated and reachable, the listener is bound.
+        self.notifier.ready(f"listening on {config.smtp_in.listen}")
+        watchdog = asyncio.create_task(self.watchdog_loop(tasks), name="watchdog")
+        await self.stopping.wait()
+        self.notifier.stopping()
+        watchdog.cancel()
+        deadline = await self._drain_smtp(handler, server)
+        if http is not None:
+            await stop_and_wait(*http)
+        await asyncio.wait(tasks, timeout=max(deadline - loop.time(), 1.0))
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.state.isolation is not None:
+            self.state.isolation.close()  # a parse still running is left for the next start
+        self.metrics.close()
+        log.info("stopped")
+
+    async def _listen(self, handler: IntakeHandler) -> asyncio.Server:
+        config = self.state.config
+        listen = config.smtp_in.listen
+        server = await asyncio.get_running_loop().create_server(
             # The limits are read per connection, so a SIGHUP can change them.
             lambda: make_smtp(handler, self.state.config.smtp_in, self.hostname, self.smtp_tls),
             host=listen.host,
             port=listen.port,
         )
-        log.info(
-            "listening for SMTP on %s; outgoing mail %s",
-            listen,
-            f"via {config.smtp_out.relay}"
-            if config.smtp_out.relay
-            else f"to Maildir {config.smtp_out.maildir}",
-        )
+        relay = config.smtp_out.relay
+        outgoing = f"via {relay}" if relay else f"to Maildir {config.smtp_out.maildir}"
+        log.info("listening for SMTP on %s; outgoing mail %s", listen, outgoing)
         if config.kyc.clamd is not None:
             log.info("attachments are scanned by clamd at %s", config.kyc.clamd)
         else:
             log.info("no virus scanner configured ([kyc] clamd): attachments are not scanned")
+        return server
+
+    def _start_loops(self) -> list[asyncio.Task[None]]:
+        """The daemon's loops, each under `supervise`; the parsing process's start beside."""
+        bodies: dict[str, Callable[[], Awaitable[None]]] = {
+            "worker": self.worker_loop,
+            "sender": self.sender_loop,
+            "sla": lambda: run_sla_clock(self),
+            "kyc": lambda: run_kyc_housekeeping(self),
+            "maintenance": lambda: run_maintenance(self),
+            "webhooks": lambda: run_webhooks(self),
+        }
+        for account in self.state.config.imap:
+            bodies[f"imap {account.name}"] = functools.partial(self.imap.run_account, account)
         tasks = [
-            asyncio.create_task(self.supervise("worker", self.worker_loop), name="worker"),
-            asyncio.create_task(self.supervise("sender", self.sender_loop), name="sender"),
-            asyncio.create_task(self.supervise("sla", lambda: run_sla_clock(self)), name="sla"),
-            asyncio.create_task(
-                self.supervise("kyc", lambda: run_kyc_housekeeping(self)), name="kyc"
-            ),
-            asyncio.create_task(
-                self.supervise("maintenance", lambda: run_maintenance(self)), name="maintenance"
-            ),
-            asyncio.create_task(
-                self.supervise("webhooks", lambda: run_webhooks(self)), name="webhooks"
-            ),
+            asyncio.create_task(self.supervise(name, body), name=name)
+            for name, body in bodies.items()
         ]
-        for account in config.imap:
-            body = functools.partial(self.imap.run_account, account)
-            name = f"imap {account.name}"
-            tasks.append(asyncio.create_task(self.supervise(name, body), name=name))
         if self.state.isolation is not None:
             # In the background: the forkserver and its imports take seconds, and a SIGTERM
-            # meanwhile must find run() waiting for it below, ready to drain.
+            # meanwhile must find run() waiting for it, ready to drain.
             # Not among `tasks`: the watchdog takes a finished one there for a dead loop.
             self.warmup = asyncio.create_task(
                 asyncio.to_thread(self.state.isolation.start), name="parse-warmup"
             )
-        # Ready only now: the database is migrated and reachable, the listener is bound.
-        self.notifier.ready(f"listening on {listen}")
-        watchdog = asyncio.create_task(self.watchdog_loop(tasks), name="watchdog")
-        await self.stopping.wait()
-        self.notifier.stopping()
-        watchdog.cancel()
+        return tasks
+
+    async def _drain_smtp(self, handler: IntakeHandler, server: asyncio.Server) -> float:
+        """Let SMTP transactions under way finish, then close; the drain's deadline."""
+        loop = asyncio.get_running_loop()
         # Keep listening while transactions finish, so that a client connecting now hears a
         # 421 greeting (and tries again later or at another MX) rather than "connection refused".
         handler.closing = True
@@ -372,13 +408,4 @@ class Daemon:
         grace = deadline + STORE_GRACE_SECONDS
         while handler.in_flight and loop.time() < grace:
             await asyncio.sleep(0.05)
-        if http is not None:
-            await stop_and_wait(*http)
-        await asyncio.wait(tasks, timeout=max(deadline - loop.time(), 1.0))
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self.state.isolation is not None:
-            self.state.isolation.close()  # a parse still running is left for the next start
-        self.metrics.close()
-        log.info("stopped")
+        return deadline

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from domain.config import Config
+from domain.errors import Permanent
 from domain.refs import normalise
 from ingest.documents_review import is_kyc_agent
 from ingest.filenames import typed_filename
@@ -38,7 +39,7 @@ from ticketd.access import AccessRefused, check_ticket
 from ticketd.retention import remove_document_copies
 
 
-class DocumentAdminError(Exception):
+class DocumentAdminError(Permanent):
     """Something an admin asked for that cannot be done: no ticket, not an identity agent."""
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from domain.clock import Clock, SystemClock
 from domain.config import Config
+from domain.errors import Permanent
 from domain.templating import Templates
 from ingest.isolation import IsolatedCall
 from ingest.journal import Journal
@@ -83,7 +84,7 @@ def webhook_endpoints(config: Config) -> tuple[Endpoint, ...]:
     return tuple(Endpoint(hook.url, frozenset(hook.events)) for hook in config.webhooks)
 
 
-class DatabaseMissing(Exception):
+class DatabaseMissing(Permanent):
     """The configured database does not exist or holds no ticketd schema: a read-only command
     says so, and creates nothing."""
 
