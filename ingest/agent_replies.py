@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from domain.config_team import AgentConfig
 from domain.context import Context
+from domain.errors import Permanent
 from domain.history import add_note, record_incoming
 from domain.message import DECORATION, FORWARDED, ParsedMessage
 from ingest.agent_commands import Command, ParsedCommands, parse_commands
@@ -334,7 +335,7 @@ def route_new_ticket(ctx: Context, ticket: Ticket, category: str) -> None:
     ticket.queue = queue.name if queue else None
 
 
-class AnswerRefused(Exception):
+class AnswerRefused(Permanent):
     """An agent's answer or note from the API that the mail path would refuse too."""
 
 

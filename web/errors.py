@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from domain.errors import Permanent
 
-class ApiError(Exception):
+
+class ApiError(Permanent):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status

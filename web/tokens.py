@@ -18,13 +18,14 @@ from sqlalchemy import select
 
 from domain.config import Config
 from domain.config_team import AgentConfig
+from domain.errors import Permanent
 from storage.db import Database
 from storage.models import ApiToken
 
 PREFIX = "tkd_"
 
 
-class TokenError(Exception):
+class TokenError(Permanent):
     """A token cannot be made or changed as asked; the message says why."""
 
 
