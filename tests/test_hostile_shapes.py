@@ -690,7 +690,10 @@ def test_bombs_and_wide_mail_through_the_daemon_keep_it_small(tmp_path: Path, re
             done = "Message only partly read" in subjects
             return notes if done and sum("refused" in s for s in subjects) >= 2 else []
 
-        notes = [(m["subject"], m["text"]) for m in daemon.wait_until(settled, what="the notes")]
+        notes = [
+            (m["subject"], m["text"])
+            for m in daemon.wait_until(settled, timeout=90, what="the notes")
+        ]
         refused = "\n".join(text for subject, text in notes if "refused" in subject)
         assert "belgeler.zip" in refused and "a zip bomb; never unpacked" in refused
         assert "ekstre.pdf" in refused and "a PDF bomb, not stored" in refused
