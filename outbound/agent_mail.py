@@ -259,6 +259,12 @@ def is_identity_agent(ctx: Context, agent: AgentConfig) -> bool:
     return any(q.name in agent.queues and "kyc" in q.categories for q in ctx.config.team.queues)
 
 
+# At most this many files attached to one agent mail, whatever their size: a mail of thousands of
+# tiny parts would otherwise become a notification of thousands of MIME parts (each one held,
+# encoded and stored in the outbox). The rest are named, "count".
+MAX_ATTACHED_FILES = 20
+
+
 def offer_files(
     ctx: Context,
     ticket: Ticket,
@@ -269,7 +275,8 @@ def offer_files(
 ) -> tuple[list[dict[str, Any]], tuple[OutgoingAttachment, ...]]:
     """What `agent`'s mail lists (each file `attached`, or `why` not) and attaches: every file
     but signature decorations and refused files, identity documents only to identity agents,
-    up to `room` bytes in all (`limits.notify_attachment_size` unless given). Each identity
+    up to `room` bytes in all (`limits.notify_attachment_size` unless given) and
+    MAX_ATTACHED_FILES files. Each identity
     document attached is audited (access_audit, and the document audit `kyc audit` shows)."""
     room = ctx.config.limits.notify_attachment_size if room is None else room
     identity_agent = is_identity_agent(ctx, agent)
@@ -278,6 +285,8 @@ def offer_files(
     for file in files:
         item = dict(file.item)
         why = _kept_back(ticket, file, room, identity_agent)
+        if why is None and len(attached) >= MAX_ATTACHED_FILES:
+            why = "count"
         item["attached"], item["why"] = why is None, why or ""
         listed.append(item)
         if why is None:

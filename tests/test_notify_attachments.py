@@ -18,7 +18,7 @@ from sqlalchemy import select
 from domain.clock import FixedClock
 from domain.config import load_config
 from outbound.addresses import reply_address
-from outbound.agent_mail import MAILED_TO_AGENT
+from outbound.agent_mail import MAILED_TO_AGENT, MAX_ATTACHED_FILES
 from storage.models import AccessAudit, Ticket
 from tests.helpers import DESK, write_config
 from tests.test_kyc import JPEG, KYC_AGENT, OTHER_AGENT, PNG, TEAM, kyc_mail
@@ -145,3 +145,23 @@ def test_attaching_is_on_by_default_and_0_turns_it_off(tmp_path: Path, clock: Fi
                 assert "eklenmiyor (limits.notify_attachment_size)" in note.text
         finally:
             state.close()
+
+
+def test_one_notification_carries_at_most_max_attached_files(default_desk: State) -> None:
+    # A mail of many tiny files (a phone's photo dump, or an attack of thousands of parts) is
+    # named file by file, but only the first MAX_ATTACHED_FILES ride along: each attached part
+    # is held, encoded and stored in the outbox.
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "can@example.net", DESK, "Ekran görüntüleri"
+    mail.set_content("Hata ekranlarının görüntüleri ekte.")
+    count = MAX_ATTACHED_FILES + 5
+    for n in range(count):
+        mail.add_attachment(
+            f"log {n}".encode(), maintype="text", subtype="plain", filename=f"log{n:02}.txt"
+        )
+    assert deliver(default_desk, mail.as_bytes(policy=SMTP)).state == "done"
+    [note] = [m for m in outbox(default_desk, "notify") if m.recipient == OTHER_AGENT]
+    assert _attached(note.raw) == [f"log{n:02}.txt" for n in range(MAX_ATTACHED_FILES)]
+    assert note.text.count("[ekte]") == MAX_ATTACHED_FILES
+    assert note.text.count("bir postanın taşıdığından fazla dosya") == 5
+    assert f"log{count - 1:02}.txt" in note.text
