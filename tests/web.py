@@ -3,12 +3,15 @@ real `tickets tokens create`, and requests over a real socket (requests)."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +114,50 @@ def api_desk(tmp_path: Path, relay: Relay) -> Iterator[ApiDesk]:
     yield desk
     if desk.daemon.process is not None:
         assert desk.daemon.stop() == 0, desk.daemon.log()
+
+
+ADMIN = "guvenlik@destek.example.com"
+SIGN_IN_LINK = re.compile(r"https?://\S+/console/link\?t=\S+")
+
+
+def with_admin(config: Path) -> Path:
+    """The configuration with ADMIN in `[desk] admins`."""
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("[desk]\n", f'[desk]\nadmins = ["{ADMIN}"]\n', 1), "utf-8")
+    return config
+
+
+def sign_in_links(relay: Relay, address: str) -> list[str]:
+    found = []
+    for mail in relay.handler.messages():
+        if parseaddr(str(mail["To"]))[1] != address or not isinstance(mail, EmailMessage):
+            continue
+        body = mail.get_body(preferencelist=("plain",))
+        match = SIGN_IN_LINK.search(body.get_content()) if isinstance(body, EmailMessage) else None
+        if match:
+            found.append(match.group())
+    return found
+
+
+def mailed_sign_in_link(relay: Relay, address: str, before: int, timeout: float = 30) -> str:
+    """The sign-in link of the mail after the `before` ones `address` had."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        links = sign_in_links(relay, address)
+        if len(links) > before:
+            return links[before]
+        time.sleep(0.05)
+    raise AssertionError(f"no sign-in link reached {address} at the relay")
+
+
+def console_session(base: str, relay: Relay, address: str) -> requests.Session:
+    """A browser's session signed in as `address` by the mailed link (without a browser)."""
+    before = len(sign_in_links(relay, address))
+    browser = requests.Session()
+    assert browser.post(base + "/console/sign-in", data={"address": address}, timeout=30).ok
+    token = mailed_sign_in_link(relay, address, before).partition("?t=")[2]
+    answer = browser.post(
+        base + "/console/link", data={"t": token}, timeout=30, allow_redirects=False
+    )
+    assert answer.status_code == 303, answer.text
+    return browser

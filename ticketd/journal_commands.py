@@ -32,7 +32,8 @@ def quarantine_list(state: ReadState, args: argparse.Namespace) -> int:
 
 
 def quarantine_retry(state: State, args: argparse.Namespace) -> int:
-    if not views.requeue(state.db, args.id):
+    actor = f"{getpass.getuser()} (command line)"
+    if not views.requeue(state.db, args.id, actor, state.clock.now()):
         print(f"no quarantined message {args.id}", file=sys.stderr)
         return 1
     print(f"message {args.id} is pending again")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console
@@ -196,12 +197,20 @@ def dismiss(db: Database, clock: Clock, journal_id: int, reason: str, actor: str
         return before
 
 
-def requeue(db: Database, journal_id: int) -> bool:
+def requeue(
+    db: Database, journal_id: int, actor: str | None = None, now: datetime | None = None
+) -> bool:
+    """A quarantined message back to pending (the worker takes it again); with an actor, a
+    row of `access_audit` (`quarantine-retry`) says who. False when there is no quarantined
+    message `journal_id`."""
     with db.transaction() as session:
         row = session.get(JournalEntry, journal_id)
         if row is None or row.state != JOURNAL_QUARANTINED:
             return False
         row.state = JOURNAL_PENDING
+        if actor is not None and now is not None:
+            detail = f"journal {journal_id}; was: {row.reason or ''}"
+            session.add(AccessAudit(actor=actor, action="quarantine-retry", at=now, detail=detail))
         return True
 
 

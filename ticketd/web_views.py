@@ -35,6 +35,15 @@ class CommandLineViews:
         found = verification_states(self.state.db, customer)
         return found[0] if found else None
 
+    def quarantine(self) -> list[dict[str, Any]]:
+        return views.list_quarantine(self.state.db)
+
+    def retry(self, journal_id: int, actor: str) -> bool:
+        return views.requeue(self.state.db, journal_id, actor, self.state.clock.now())
+
+    def dismiss(self, journal_id: int, reason: str, actor: str) -> str | None:
+        return views.dismiss(self.state.db, self.state.clock, journal_id, reason, actor)
+
 
 def web_deps(state: State, mail_ready: asyncio.Event, work_ready: asyncio.Event) -> WebDeps:
     loop = asyncio.get_running_loop()

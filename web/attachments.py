@@ -66,10 +66,13 @@ def _file(deps: WebDeps, session: Session, message: TicketMessage, number: int) 
     return files[number - 1]
 
 
-def download(deps: WebDeps, caller: Principal, ref: str, attachment_id: str) -> Response:
+def download(
+    deps: WebDeps, caller: Principal, ref: str, attachment_id: str, via: str = "api"
+) -> Response:
+    """The file as a download; `via` names the door (api, console) in the audit."""
     now = deps.clock.now()
     message_id, number = _parse_id(attachment_id)
-    ticket_id = visible_ticket_id(deps.db, caller, ref, "api file", now)
+    ticket_id = visible_ticket_id(deps.db, caller, ref, f"{via} file", now)
     with deps.db.transaction() as session:
         ticket = session.get(Ticket, ticket_id)
         message = session.get(TicketMessage, message_id)
@@ -81,11 +84,11 @@ def download(deps: WebDeps, caller: Principal, ref: str, attachment_id: str) -> 
             ticket.category == "kyc" and found.role in DOCUMENT_ROLES
         )
         if identity and not is_identity_reader(caller, deps.config().team):
-            audit(session, caller, "api file refused", ticket, now, "an identity document")
+            audit(session, caller, f"{via} file refused", ticket, now, "an identity document")
             refused = True
         else:
             refused = False
-            audit(session, caller, "api file", ticket, now, f"{attachment_id} {found.filename}")
+            audit(session, caller, f"{via} file", ticket, now, f"{attachment_id} {found.filename}")
             if document is not None:
                 session.add(
                     DocumentAccess(

@@ -30,6 +30,15 @@ class DeskViews(Protocol):
     def verification(self, customer: str) -> dict[str, Any] | None:
         """The customer's identity verification as `kyc status` gives it, or None."""
 
+    def quarantine(self) -> list[dict[str, Any]]:
+        """As `quarantine list --json`."""
+
+    def retry(self, journal_id: int, actor: str) -> bool:
+        """As `quarantine retry ID` (audited): False when no such quarantined message."""
+
+    def dismiss(self, journal_id: int, reason: str, actor: str) -> str | None:
+        """As `quarantine dismiss ID --reason` (audited): its old reason, or None."""
+
 
 @dataclass(frozen=True)
 class WebDeps:

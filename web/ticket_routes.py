@@ -72,10 +72,14 @@ def shown_ticket(deps: WebDeps, caller: Principal, ref: str, action: str) -> dic
     return shown
 
 
-def _reply(deps: WebDeps, caller: Principal, ref: str, text: str, key: str | None) -> str:
+def reply_as(
+    deps: WebDeps, caller: Principal, ref: str, text: str, key: str | None, via: str = "api"
+) -> str:
+    """The agent's answer to the customer (`via` names the door in the audit and the dedupe
+    key); the ticket's reference. The same `key` again answers nothing twice."""
     agent = agent_of(caller)
-    ticket_id = visible_ticket_id(deps.db, caller, ref, "api reply", deps.clock.now())
-    dedupe = f"api:{caller.token_id}:{key}" if key else f"api:{uuid.uuid4().hex}"
+    ticket_id = visible_ticket_id(deps.db, caller, ref, f"{via} reply", deps.clock.now())
+    dedupe = f"{via}:{caller.token_id}:{key}" if key else f"{via}:{uuid.uuid4().hex}"
     with acting(deps) as ctx:
         ticket = ctx.session.get(Ticket, ticket_id)
         assert ticket is not None
@@ -85,23 +89,23 @@ def _reply(deps: WebDeps, caller: Principal, ref: str, text: str, key: str | Non
             answer_customer(ctx, ticket, agent, text, (), dedupe)
         except AnswerRefused as error:
             raise ApiError(409, str(error)) from error
-        audit(ctx.session, caller, "api reply", ticket, ctx.clock.now())
+        audit(ctx.session, caller, f"{via} reply", ticket, ctx.clock.now())
         ref = ticket.ref
     deps.mail_queued()
     return ref
 
 
-def _note(deps: WebDeps, caller: Principal, ref: str, text: str) -> str:
+def note_as(deps: WebDeps, caller: Principal, ref: str, text: str, via: str = "api") -> str:
     agent = agent_of(caller)
-    ticket_id = visible_ticket_id(deps.db, caller, ref, "api note", deps.clock.now())
+    ticket_id = visible_ticket_id(deps.db, caller, ref, f"{via} note", deps.clock.now())
     with acting(deps) as ctx:
         ticket = ctx.session.get(Ticket, ticket_id)
         assert ticket is not None
         try:
-            note_on_ticket(ctx, ticket, agent, text, f"api:note:{uuid.uuid4().hex}")
+            note_on_ticket(ctx, ticket, agent, text, f"{via}:note:{uuid.uuid4().hex}")
         except AnswerRefused as error:
             raise ApiError(409, str(error)) from error
-        audit(ctx.session, caller, "api note", ticket, ctx.clock.now())
+        audit(ctx.session, caller, f"{via} note", ticket, ctx.clock.now())
         return ticket.ref
 
 
@@ -142,13 +146,13 @@ def install(app: FastAPI) -> None:
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> dict[str, Any]:
         deps = deps_of(request)
-        done = _reply(deps, caller, ref, body.text, idempotency_key)
+        done = reply_as(deps, caller, ref, body.text, idempotency_key)
         return shown_ticket(deps, caller, done, "api show")
 
     @app.post("/api/v1/tickets/{ref}/notes", tags=["tickets"], status_code=201)
     def note(request: Request, caller: Caller, ref: str, body: NoteBody) -> dict[str, Any]:
         deps = deps_of(request)
-        return shown_ticket(deps, caller, _note(deps, caller, ref, body.text), "api show")
+        return shown_ticket(deps, caller, note_as(deps, caller, ref, body.text), "api show")
 
     @app.patch("/api/v1/tickets/{ref}", tags=["tickets"], summary="status, assignee, queue")
     def patch(request: Request, caller: Caller, ref: str, body: ChangeBody) -> dict[str, Any]:

@@ -1,0 +1,224 @@
+"""The console's answers, files and quarantine (issue 20) over a real socket, as a browser posts
+its forms (requests, no JavaScript): an answer reaches the customer at the relay as an agent's
+mail answer does, once however often the form is sent; a form without its token changes
+nothing; an agent reaches only the tickets of their queues; only admins see, retry and dismiss
+the quarantine; every access is audited. The same pages in a real browser:
+tests/test_console_browser.py."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from storage.db import Database
+from storage.models import AccessAudit
+from tests.daemon import DaemonProcess, Relay, daemon_config
+from tests.helpers import DESK, free_port
+from tests.test_agents import agent_reply, mails_to, send, text_of, wait_for_mail
+from tests.web import (
+    ADMIN,
+    GENERAL_AGENT,
+    PAYMENT_AGENT,
+    TEAM,
+    console_session,
+    wait_for_port,
+    with_admin,
+)
+
+pytestmark = pytest.mark.slow
+CUSTOMER = "ali@musteri.com.tr"
+RECEIPT = b"%PDF-1.4\n%dekont 2026-12-02\n"
+
+
+@pytest.fixture
+def console(tmp_path: Path, relay: Relay) -> Iterator[tuple[DaemonProcess, str]]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    extra = f'[http]\nlisten = "127.0.0.1:{port}"\npublic_url = "{base}"\n' + TEAM
+    daemon = DaemonProcess(with_admin(daemon_config(tmp_path, relay.port, extra=extra)))
+    daemon.start(timeout=120)
+    wait_for_port(port)
+    yield daemon, base
+    assert daemon.stop() == 0, daemon.log()
+
+
+def withdrawal_ticket(daemon: DaemonProcess, relay: Relay) -> dict[str, Any]:
+    mail = EmailMessage()
+    mail["From"] = f"Ali Veli <{CUSTOMER}>"
+    mail["To"] = DESK
+    mail["Subject"] = "Para çekme talebim"
+    mail["Message-ID"] = "<cekme-1@musteri.com.tr>"
+    mail.set_content("Para çekme talebim 3 gündür bekliyor, dekont ekte.")
+    mail.add_attachment(RECEIPT, maintype="application", subtype="pdf", filename="dekont.pdf")
+    send(daemon.port, mail.as_bytes(policy=SMTP), CUSTOMER, DESK)
+    wait_for_mail(relay, CUSTOMER, 1, "(acknowledgement)")
+    wait_for_mail(relay, PAYMENT_AGENT, 1, "(notification)")
+    tickets = daemon.wait_until(lambda: daemon.cli("tickets", "list", "--json"), what="ticket")
+    found: dict[str, Any] = tickets[0]
+    return found
+
+
+def form_fields(html: str, form_id: str) -> dict[str, str]:
+    form = re.search(rf'<form id="{form_id}".*?</form>', html, re.S)
+    assert form, f"no form {form_id} on the page"
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form.group()))
+
+
+def audit_actions(daemon: DaemonProcess) -> list[tuple[str, str]]:
+    db = Database(daemon.config.storage.database)
+    try:
+        with db.read() as session:
+            rows = session.execute(select(AccessAudit.actor, AccessAudit.action))
+            return [(actor, action) for actor, action in rows]
+    finally:
+        db.dispose()
+
+
+def test_an_answer_from_the_console_reaches_the_customer_once(
+    console: tuple[DaemonProcess, str], relay: Relay
+) -> None:
+    daemon, base = console
+    ref = withdrawal_ticket(daemon, relay)["ref"]
+    browser = console_session(base, relay, PAYMENT_AGENT)
+    page = browser.get(f"{base}/console/tickets/{ref}", timeout=30)
+    assert page.status_code == 200 and "3 gündür bekliyor" in page.text
+    fields = form_fields(page.text, "answer")
+    text = "Merhaba Ali Bey, çekiminiz bugün hesabınıza geçecek."
+    url = f"{base}/console/tickets/{ref}/answer"
+    # Without the page's token (a form of another site): refused, nothing sent.
+    forged = browser.post(url, data={"text": "Hesabınız kapatıldı.", "kind": "answer"}, timeout=30)
+    assert forged.status_code == 403
+    # The same form twice (a double click, a reload): one answer.
+    for _ in range(2):
+        sent = browser.post(url, data={**fields, "text": text}, timeout=30, allow_redirects=False)
+        assert sent.status_code == 303
+    [_, answer] = wait_for_mail(relay, CUSTOMER, 2, "(the answer)")
+    assert text in text_of(answer)
+    assert parseaddr(str(answer["From"]))[1] == DESK
+    assert str(answer["In-Reply-To"]) == "<cekme-1@musteri.com.tr>"
+    assert f"#{ref}" in str(answer["Subject"])
+    time.sleep(1)
+    assert len(mails_to(relay, CUSTOMER)) == 2
+    assert "Hesabınız kapatıldı" not in "".join(text_of(m) for m in relay.handler.messages())
+    # A note: in the history, never mailed.
+    note = {**form_fields(page.text, "note"), "text": "Finans ekibine sordum."}
+    assert browser.post(url, data=note, timeout=30).status_code == 200
+    shown = daemon.cli("tickets", "show", ref, "--json")
+    kinds = [(m["direction"], m["kind"]) for m in shown["messages"]]
+    assert kinds.count(("out", "agent")) == 1 and ("in", "note") in kinds, kinds
+    assert len(mails_to(relay, CUSTOMER)) == 2
+    assert (PAYMENT_AGENT, "console reply") in audit_actions(daemon)
+
+
+def test_files_download_as_they_came_and_stay_in_the_agents_queues(
+    console: tuple[DaemonProcess, str], relay: Relay
+) -> None:
+    daemon, base = console
+    ref = withdrawal_ticket(daemon, relay)["ref"]
+    payment = console_session(base, relay, PAYMENT_AGENT)
+    page = payment.get(f"{base}/console/tickets/{ref}", timeout=30).text
+    link = re.search(r'<a class="file" href="([^"]+)"', page)
+    assert link, page
+    got = payment.get(base + link.group(1), timeout=30)
+    assert got.status_code == 200 and got.content == RECEIPT
+    assert got.headers["Content-Type"] == "application/octet-stream"
+    assert "dekont.pdf" in got.headers["Content-Disposition"]
+    # Another queue's agent: the ticket, its file and its answer form do not exist for them.
+    general = console_session(base, relay, GENERAL_AGENT)
+    assert general.get(f"{base}/console/tickets/{ref}", timeout=30).status_code == 404
+    assert general.get(base + link.group(1), timeout=30).status_code == 404
+    stolen = {**form_fields(page, "answer"), "text": "Merhaba"}
+    stolen["csrf"] = form_fields(general.get(base + "/", timeout=30).text, "sign-out")["csrf"]
+    refused = general.post(f"{base}/console/tickets/{ref}/answer", data=stolen, timeout=30)
+    assert refused.status_code == 404
+    # An admin reads everything but answers as nobody: no form, and a post is refused.
+    admin = console_session(base, relay, ADMIN)
+    admin_page = admin.get(f"{base}/console/tickets/{ref}", timeout=30)
+    assert admin_page.status_code == 200 and 'id="answer"' not in admin_page.text
+    time.sleep(0.5)
+    assert len(mails_to(relay, CUSTOMER)) == 1  # the acknowledgement only
+    actions = audit_actions(daemon)
+    assert (PAYMENT_AGENT, "console file") in actions
+    assert (GENERAL_AGENT, "console show refused") in actions
+    assert (GENERAL_AGENT, "console file refused") in actions
+
+
+def quarantined(daemon: DaemonProcess, count: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = daemon.wait_until(
+        lambda: [r for r in [daemon.cli("quarantine", "list", "--json")] if len(r) == count],
+        what=f"{count} quarantined",
+    )[0]
+    return rows
+
+
+def test_admins_retry_and_dismiss_the_quarantine(
+    console: tuple[DaemonProcess, str], relay: Relay
+) -> None:
+    daemon, base = console
+    withdrawal_ticket(daemon, relay)
+    [notification] = mails_to(relay, PAYMENT_AGENT)
+    forged = agent_reply(notification, "Sahte <mallory@evil.example>", "Hesabınız kapatıldı.")
+    send(daemon.port, forged, "mallory@evil.example", str(notification["Reply-To"]))
+    [row] = quarantined(daemon, 1)
+    agent = console_session(base, relay, PAYMENT_AGENT)
+    assert agent.get(base + "/console/quarantine", timeout=30).status_code == 403
+    admin = console_session(base, relay, ADMIN)
+    page = admin.get(base + "/console/quarantine", timeout=30)
+    assert page.status_code == 200 and "security" in page.text and f'id="q{row["id"]}"' in page.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert csrf
+    url = f"{base}/console/quarantine/{row['id']}"
+    assert admin.post(url, data={"action": "retry"}, timeout=30).status_code == 403
+    retried = admin.post(url, data={"action": "retry", "csrf": csrf.group(1)}, timeout=30)
+    assert retried.status_code == 200 and 'id="said"' in retried.text
+    # Taken again by the worker, and quarantined again for the same reason.
+    daemon.wait_until(
+        lambda: [r for r in daemon.cli("quarantine", "list", "--json") if r["attempts"] >= 2],
+        what="a second attempt",
+    )
+    empty = {"action": "dismiss", "csrf": csrf.group(1), "reason": " "}
+    assert admin.post(url, data=empty, timeout=30).status_code == 422
+    reason = {**empty, "reason": "sahte yanıt, güvenlik ekibi inceledi"}
+    dismissed = admin.post(url, data=reason, timeout=30)
+    assert dismissed.status_code == 200 and 'id="empty"' in dismissed.text
+    assert daemon.cli("quarantine", "list", "--json") == []
+    again = admin.post(url, data={"action": "retry", "csrf": csrf.group(1)}, timeout=30)
+    assert again.status_code == 404
+    actions = [action for actor, action in audit_actions(daemon) if actor.startswith("admin")]
+    assert actions.count("quarantine-retry") == 1 and actions.count("quarantine-dismiss") == 1
+
+
+def test_signed_out_the_console_changes_nothing(
+    console: tuple[DaemonProcess, str], relay: Relay
+) -> None:
+    daemon, base = console
+    ref = withdrawal_ticket(daemon, relay)["ref"]
+    stranger = requests.Session()
+    answer = stranger.post(
+        f"{base}/console/tickets/{ref}/answer",
+        data={"text": "Merhaba", "csrf": "x"},
+        timeout=30,
+        allow_redirects=False,
+    )
+    assert answer.status_code == 303 and answer.headers["location"] == "/"
+    assert stranger.get(f"{base}/console/quarantine", allow_redirects=False).status_code == 303
+    time.sleep(0.5)
+    assert len(mails_to(relay, CUSTOMER)) == 1
+    # Signing out is a form of the page too: another site's post leaves the agent signed in.
+    agent = console_session(base, relay, PAYMENT_AGENT)
+    assert agent.post(f"{base}/console/sign-out", timeout=30).status_code == 403
+    home = agent.get(base + "/", timeout=30).text
+    assert 'id="sign-out"' in home
+    out = agent.post(f"{base}/console/sign-out", data=form_fields(home, "sign-out"), timeout=30)
+    assert out.status_code == 200 and 'name="address"' in out.text  # the sign-in page again
+    assert agent.get(f"{base}/console/tickets/{ref}", allow_redirects=False).status_code == 303
