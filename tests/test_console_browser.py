@@ -1,24 +1,27 @@
 """The console (issue 20) in a real headless browser: Debian's chromium driven by Playwright (no
 browser download), against the daemon as a process. Sign in by the link the relay received,
-open the queues, a ticket with its file, search, change the language; a screenshot of each page
-is kept under the test's tmp folder (the path is printed)."""
+open the queues, a ticket, download its file, answer the customer (the answer reaches them at
+the relay), search, change the language; an admin opens the quarantine and dismisses a forged
+agent reply. A screenshot of each page is kept under the test's tmp folder (the path is
+printed)."""
 
 from __future__ import annotations
 
-import re
 import shutil
-import smtplib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from tests.daemon import DaemonProcess, Relay, daemon_config
 from tests.helpers import DESK, free_port
-from tests.web import PAYMENT_AGENT, TEAM, wait_for_port
+from tests.test_agents import agent_reply, mails_to, send, text_of, wait_for_mail
+from tests.web import ADMIN, PAYMENT_AGENT, TEAM, mailed_sign_in_link, wait_for_port, with_admin
 
 pytestmark = pytest.mark.slow
 CHROMIUM = "/usr/bin/chromium"
@@ -32,85 +35,128 @@ def console(tmp_path: Path, relay: Relay) -> Iterator[tuple[DaemonProcess, str]]
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     extra = f'[http]\nlisten = "127.0.0.1:{port}"\npublic_url = "{base}"\n' + TEAM
-    daemon = DaemonProcess(daemon_config(tmp_path, relay.port, extra=extra))
+    daemon = DaemonProcess(with_admin(daemon_config(tmp_path, relay.port, extra=extra)))
     daemon.start(timeout=120)
     wait_for_port(port)
     yield daemon, base
     assert daemon.stop() == 0, daemon.log()
 
 
+CUSTOMER = "ali@musteri.com.tr"
+RECEIPT = b"%PDF-1.4\n%dekont\n"
+
+
 def customer_mail_with_a_file() -> bytes:
     mail = EmailMessage()
-    mail["From"] = "Ali Veli <ali@musteri.com.tr>"
+    mail["From"] = f"Ali Veli <{CUSTOMER}>"
     mail["To"] = DESK
     mail["Subject"] = "Para çekme talebim"
     mail.set_content("Para çekme talebim 3 gündür bekliyor, dekont ekte.")
-    mail.add_attachment(
-        b"%PDF-1.4\n%dekont\n", maintype="application", subtype="pdf", filename="dekont.pdf"
-    )
+    mail.add_attachment(RECEIPT, maintype="application", subtype="pdf", filename="dekont.pdf")
     return mail.as_bytes(policy=SMTP)
 
 
-def link_in_mail(relay: Relay, to: str) -> str:
-    for message in reversed(relay.wait_for(3, timeout=30)):
-        if to in str(message["To"]):
-            assert isinstance(message, EmailMessage)
-            body = message.get_body(preferencelist=("plain",))
-            assert isinstance(body, EmailMessage)
-            found = re.search(r"https?://\S+/console/link\?t=\S+", body.get_content())
-            if found:
-                return found.group()
-    raise AssertionError("no sign-in link reached the relay")
+def sign_in(page: Any, base: str, relay: Relay, address: str, shots: Path, prefix: str) -> str:
+    """Signs `page` in as `address` by the mailed link; the link used."""
+    before = len([m for m in mails_to(relay, address) if "console/link" in text_of(m)])
+    page.goto(base + "/")
+    page.screenshot(path=str(shots / f"{prefix}-sign-in.png"))
+    page.fill("input[name=address]", address)
+    page.click("button")
+    assert page.is_visible("#sent")
+    link = mailed_sign_in_link(relay, address, before)
+    page.goto(link)
+    page.screenshot(path=str(shots / f"{prefix}-confirm.png"))
+    page.click("#confirm")
+    page.wait_for_selector("h1")
+    return link
 
 
-def test_sign_in_by_mail_then_queues_ticket_search(
+def test_an_agent_signs_in_reads_downloads_answers_and_searches(
     console: tuple[DaemonProcess, str], relay: Relay, tmp_path: Path
 ) -> None:
     daemon, base = console
-    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=10) as client:
-        client.sendmail("ali@musteri.com.tr", [DESK], customer_mail_with_a_file())
-    relay.wait_for(2, timeout=30)  # the acknowledgement and the agent's notification
+    send(daemon.port, customer_mail_with_a_file(), CUSTOMER, DESK)
+    wait_for_mail(relay, CUSTOMER, 1, "(acknowledgement)")
     [ticket] = daemon.wait_until(lambda: daemon.cli("tickets", "list", "--json"), what="ticket")
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
-    print(f"console screenshots: {shots}")
-    api = playwright.sync_playwright().start()
-    browser = api.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-    try:
-        page = browser.new_page()
-        page.goto(base + "/")
-        page.screenshot(path=str(shots / "1-sign-in.png"))
-        page.fill("input[name=address]", PAYMENT_AGENT)
-        page.click("button")
-        assert page.is_visible("#sent")
-        page.goto(link_in_mail(relay, PAYMENT_AGENT))
-        page.screenshot(path=str(shots / "2-confirm.png"))
-        page.click("#confirm")
+    shots = screenshots(tmp_path)
+    with chromium() as browser:
+        page = browser.new_page(accept_downloads=True)
+        link = sign_in(page, base, relay, PAYMENT_AGENT, shots, "1")
         page.wait_for_selector("table.tickets")
         assert ticket["ref"] in page.inner_text("table.tickets")
         page.screenshot(path=str(shots / "3-queues.png"))
         page.click(f"text={ticket['ref']}")
         page.wait_for_selector(".message")
         assert "3 gündür bekliyor" in page.inner_text("body")
-        assert "dekont.pdf" in page.inner_text(".file")
         page.screenshot(path=str(shots / "4-ticket.png"))
+        with page.expect_download() as download:
+            page.click("a.file")
+        assert download.value.suggested_filename == "dekont.pdf"
+        assert Path(download.value.path()).read_bytes() == RECEIPT
+        page.fill("#answer textarea", "Merhaba Ali Bey,\nçekiminiz bugün hesabınıza geçecek.")
+        page.click("#send")
+        page.wait_for_selector("#answered")
+        assert "çekiminiz bugün" in page.inner_text("body")  # in the history at once
+        page.screenshot(path=str(shots / "5-answered.png"))
         page.fill("input[name=q]", "ÇEKME")
         page.press("input[name=q]", "Enter")
         page.wait_for_selector("table.tickets")
         assert ticket["ref"] in page.inner_text("table.tickets")
-        page.screenshot(path=str(shots / "5-search.png"))
+        page.screenshot(path=str(shots / "6-search.png"))
         page.goto(base + "/?lang=en")
         assert page.inner_text("h1") == "Queues"
-        page.screenshot(path=str(shots / "6-english.png"))
+        page.screenshot(path=str(shots / "7-english.png"))
         page.goto(base + "/console/quarantine")
         assert "Only admins" in page.inner_text("h1")
+    [_, answer] = wait_for_mail(relay, CUSTOMER, 2, "(the console's answer)")
+    assert "çekiminiz bugün hesabınıza geçecek" in text_of(answer)
+    assert f"#{ticket['ref']}" in str(answer["Subject"])
+    # The link worked once.
+    assert browser_free_post(base, link) == 403
+
+
+def test_an_admin_dismisses_a_forged_agent_reply_in_the_quarantine(
+    console: tuple[DaemonProcess, str], relay: Relay, tmp_path: Path
+) -> None:
+    daemon, base = console
+    send(daemon.port, customer_mail_with_a_file(), CUSTOMER, DESK)
+    [notification] = wait_for_mail(relay, PAYMENT_AGENT, 1, "(notification)")
+    forged = agent_reply(notification, "Sahte <mallory@evil.example>", "Hesabınız kapatıldı.")
+    send(daemon.port, forged, "mallory@evil.example", str(notification["Reply-To"]))
+    daemon.wait_until(lambda: daemon.cli("quarantine", "list", "--json"), what="quarantined")
+    shots = screenshots(tmp_path)
+    with chromium() as browser:
+        page = browser.new_page()
+        sign_in(page, base, relay, ADMIN, shots, "8")
+        page.click("nav >> text=Karantina")
+        page.wait_for_selector("table.quarantine")
+        assert "security" in page.inner_text("table.quarantine")
+        page.screenshot(path=str(shots / "9-quarantine.png"))
+        page.fill("input[name=reason]", "sahte yanıt, güvenlik ekibi inceledi")
+        page.click("button.dismiss")
+        page.wait_for_selector("#said")
+        assert page.is_visible("#empty")
+        page.screenshot(path=str(shots / "10-dismissed.png"))
+    assert daemon.cli("quarantine", "list", "--json") == []
+
+
+def screenshots(tmp_path: Path) -> Path:
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    print(f"console screenshots: {shots}")
+    return shots
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    api = playwright.sync_playwright().start()
+    browser = api.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    try:
+        yield browser
     finally:
         browser.close()
         api.stop()
-    # The link worked once.
-    used = link_in_mail(relay, PAYMENT_AGENT)
-    fresh = browser_free_post(base, used)
-    assert fresh == 403
 
 
 def browser_free_post(base: str, link: str) -> int:

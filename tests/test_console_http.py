@@ -8,6 +8,8 @@ tests/test_console_browser.py."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -31,6 +33,8 @@ from tests.web import (
     PAYMENT_AGENT,
     TEAM,
     console_session,
+    mailed_sign_in_link,
+    sign_in_links,
     wait_for_port,
     with_admin,
 )
@@ -194,7 +198,7 @@ def test_admins_retry_and_dismiss_the_quarantine(
     assert daemon.cli("quarantine", "list", "--json") == []
     again = admin.post(url, data={"action": "retry", "csrf": csrf.group(1)}, timeout=30)
     assert again.status_code == 404
-    actions = [action for actor, action in audit_actions(daemon) if actor.startswith("admin")]
+    actions = [action for actor, action in audit_actions(daemon) if actor == ADMIN]
     assert actions.count("quarantine-retry") == 1 and actions.count("quarantine-dismiss") == 1
 
 
@@ -222,3 +226,27 @@ def test_signed_out_the_console_changes_nothing(
     out = agent.post(f"{base}/console/sign-out", data=form_fields(home, "sign-out"), timeout=30)
     assert out.status_code == 200 and 'name="address"' in out.text  # the sign-in page again
     assert agent.get(f"{base}/console/tickets/{ref}", allow_redirects=False).status_code == 303
+
+
+def test_neither_a_sign_in_link_nor_a_session_is_an_api_token(
+    console: tuple[DaemonProcess, str], relay: Relay
+) -> None:
+    daemon, base = console
+    before = len(sign_in_links(relay, ADMIN))
+    assert requests.post(base + "/console/sign-in", data={"address": ADMIN}, timeout=30).ok
+    unused = mailed_sign_in_link(relay, ADMIN, before).partition("?t=")[2]
+    session = console_session(base, relay, ADMIN).cookies["ticketd_console"]
+    for token in (unused, session):
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert requests.get(base + "/api/v1/tickets", headers=bearer, timeout=30).status_code == 401
+    rows = daemon.cli("tokens", "list", "--json")
+    assert {row["name"] for row in rows} >= {"console admin link", "console admin session"}
+    assert all(row["admin"] for row in rows)
+    reserved = ("tokens", "create", "--admin", "--name", "console admin session")
+    made = subprocess.run(
+        [sys.executable, "-m", "ticketd.cli", "--config", str(daemon.config_path), *reserved],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode != 0 and "console" in made.stderr, made

@@ -3,8 +3,10 @@
 Both the link and the session it opens are rows of `api_tokens` (only their SHA-256 kept, as
 for API tokens): the link's row is named `console link` and works once, within LINK_MINUTES;
 opening it revokes it and makes a `console session` row whose token is the browser's cookie
-for SESSION_HOURS. The link's page asks for a click (a POST) before it signs in, so a mail
-scanner that fetches every link in a mail does not use it up. An agent signs in as that
+for SESSION_HOURS (`console admin link` and `console admin session` for an admin, whose address
+is kept in the row's `agent` column so the audit names the admin, not a session number). The
+link's page asks for a click (a POST) before it signs in, so a mail scanner that fetches every
+link in a mail does not use it up. An agent signs in as that
 agent (their queues, as their API token would); an address of `[desk] admins` as the admin.
 The mail goes through the outbox like every other mail.
 """
@@ -22,29 +24,38 @@ from outbound.compose import Envelope, new_message_id
 from outbound.outbox_rows import queue_outgoing
 from storage.models import ApiToken
 from web.services import WebDeps
-from web.tokens import PREFIX, Principal, digest
+from web.tokens import (
+    CONSOLE_ADMIN_LINK,
+    CONSOLE_ADMIN_SESSION,
+    CONSOLE_LINK,
+    CONSOLE_SESSION,
+    PREFIX,
+    Principal,
+    digest,
+)
 
-LINK = "console link"
-SESSION = "console session"
+LINK = CONSOLE_LINK
+SESSION = CONSOLE_SESSION
+ADMIN_LINK = CONSOLE_ADMIN_LINK
+ADMIN_SESSION = CONSOLE_ADMIN_SESSION
 LINK_MINUTES = 15
 SESSION_HOURS = 12
 COOKIE = "ticketd_console"
 
 
-def who_may_sign_in(config: Config, address: str) -> str | None:
-    """The agent's address, "" for an admin, None for anyone else."""
+def who_may_sign_in(config: Config, address: str) -> tuple[str, bool] | None:
+    """The address and whether it signs in as an admin; None for anyone else. An address that
+    is an agent's signs in as that agent (their queues), even if it is an admin's too."""
     address = address.strip().lower()
     agent = config.team.agent(address)
     if agent is not None:
-        return agent.email
-    return "" if address in config.team.admins else None
+        return agent.email, False
+    return (address, True) if address in config.team.admins else None
 
 
-def _new_token(ctx: Context, agent: str, name: str) -> str:
+def _new_token(ctx: Context, address: str, name: str) -> str:
     token = PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(
-        token_hash=digest(token), agent=agent or None, name=name, created_at=ctx.clock.now()
-    )
+    row = ApiToken(token_hash=digest(token), agent=address, name=name, created_at=ctx.clock.now())
     ctx.session.add(row)
     return token
 
@@ -52,14 +63,14 @@ def _new_token(ctx: Context, agent: str, name: str) -> str:
 def mail_link(deps: WebDeps, address: str, base_url: str) -> bool:
     """Queue the sign-in mail when the address may sign in; False (and nothing) otherwise."""
     config = deps.config()
-    agent = who_may_sign_in(config, address)
-    if agent is None:
+    found = who_may_sign_in(config, address)
+    if found is None:
         return False
-    to = agent or address.strip().lower()
+    to, admin = found
     desk = config.desk
     with deps.db.transaction() as session:
         ctx = Context(session, config, deps.clock, deps.templates())
-        token = _new_token(ctx, agent, LINK)
+        token = _new_token(ctx, to, ADMIN_LINK if admin else LINK)
         body = deps.templates().render(
             "console_link",
             desk.language,
@@ -86,12 +97,12 @@ def mail_link(deps: WebDeps, address: str, base_url: str) -> bool:
     return True
 
 
-def _valid(row: ApiToken | None, name: str, now: datetime, lifetime: timedelta) -> bool:
+def _valid(row: ApiToken | None, names: tuple[str, ...], now: datetime, hours: float) -> bool:
     return (
         row is not None
-        and row.name == name
+        and row.name in names
         and row.revoked_at is None
-        and now - row.created_at <= lifetime
+        and now - row.created_at <= timedelta(hours=hours)
     )
 
 
@@ -102,11 +113,12 @@ def open_session(deps: WebDeps, link_token: str) -> str | None:
         row = session.scalar(
             select(ApiToken).where(ApiToken.token_hash == digest(link_token)).with_for_update()
         )
-        if row is None or not _valid(row, LINK, now, timedelta(minutes=LINK_MINUTES)):
+        if row is None or not _valid(row, (LINK, ADMIN_LINK), now, LINK_MINUTES / 60):
             return None
         row.revoked_at = now
         ctx = Context(session, deps.config(), deps.clock, deps.templates())
-        return _new_token(ctx, row.agent or "", SESSION)
+        name = ADMIN_SESSION if row.name == ADMIN_LINK else SESSION
+        return _new_token(ctx, row.agent or "", name)
 
 
 def principal(deps: WebDeps, cookie: str | None) -> Principal | None:
@@ -116,15 +128,16 @@ def principal(deps: WebDeps, cookie: str | None) -> Principal | None:
     now = deps.clock.now()
     with deps.db.read() as session:
         row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(cookie)))
-        if row is None or not _valid(row, SESSION, now, timedelta(hours=SESSION_HOURS)):
+        if row is None or not _valid(row, (SESSION, ADMIN_SESSION), now, SESSION_HOURS):
             return None
-        token_id, email = row.id, row.agent
-    config = deps.config()
-    agent = config.team.agent(email) if email is not None else None
-    if email is not None and agent is None:
+        token_id, address, admin = row.id, row.agent or "", row.name == ADMIN_SESSION
+    team = deps.config().team
+    if admin:  # only while the address is still one of `[desk] admins`
+        return Principal(token_id, address, None) if address in team.admins else None
+    agent = team.agent(address)
+    if agent is None:
         return None  # no longer an agent
-    actor = agent.email if agent is not None else f"admin (console session {token_id})"
-    return Principal(token_id=token_id, actor=actor, agent=agent)
+    return Principal(token_id=token_id, actor=agent.email, agent=agent)
 
 
 def sign_out(deps: WebDeps, cookie: str | None) -> None:
@@ -132,5 +145,5 @@ def sign_out(deps: WebDeps, cookie: str | None) -> None:
         return
     with deps.db.transaction() as session:
         row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(cookie)))
-        if row is not None and row.name == SESSION:
+        if row is not None and row.name in (SESSION, ADMIN_SESSION):
             row.revoked_at = row.revoked_at or deps.clock.now()

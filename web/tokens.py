@@ -23,6 +23,14 @@ from storage.db import Database
 from storage.models import ApiToken
 
 PREFIX = "tkd_"
+# Rows of the console's sign-in (web/console_session.py) share the table: a mailed link or a
+# browser's session cookie is never a bearer token of the API (it would outlive its 15 minutes
+# or 12 hours there), and no API token may take one of these names.
+CONSOLE_LINK = "console link"
+CONSOLE_SESSION = "console session"
+CONSOLE_ADMIN_LINK = "console admin link"
+CONSOLE_ADMIN_SESSION = "console admin session"
+CONSOLE_ROWS = frozenset({CONSOLE_LINK, CONSOLE_SESSION, CONSOLE_ADMIN_LINK, CONSOLE_ADMIN_SESSION})
 
 
 class TokenError(Permanent):
@@ -52,6 +60,8 @@ def create_token(
 ) -> tuple[int, str]:
     """A new token for a configured agent (or the admin when `agent` is None): its id and the
     token, which is never shown again."""
+    if name in CONSOLE_ROWS:
+        raise TokenError(f"the name {name!r} is the console's sign-in's: choose another")
     email = None
     if agent is not None:
         found = config.team.agent(agent)
@@ -73,7 +83,8 @@ def list_tokens(db: Database) -> list[dict[str, Any]]:
             {
                 "id": row.id,
                 "agent": row.agent,
-                "admin": row.agent is None,
+                "admin": row.agent is None
+                or row.name in (CONSOLE_ADMIN_LINK, CONSOLE_ADMIN_SESSION),
                 "name": row.name,
                 "created_at": row.created_at.isoformat(),
                 "last_used_at": row.last_used_at.isoformat() if row.last_used_at else None,
@@ -104,7 +115,7 @@ def authenticate(db: Database, config: Config, token: str, now: datetime) -> Pri
         return None
     with db.read() as session:
         row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
-        if row is None or row.revoked_at is not None:
+        if row is None or row.revoked_at is not None or row.name in CONSOLE_ROWS:
             return None
         token_id, email, used = row.id, row.agent, row.last_used_at
     agent = config.team.agent(email) if email is not None else None
