@@ -79,6 +79,7 @@ def test_an_agent_signs_in_reads_downloads_answers_and_searches(
     send(daemon.port, customer_mail_with_a_file(), CUSTOMER, DESK)
     wait_for_mail(relay, CUSTOMER, 1, "(acknowledgement)")
     [ticket] = daemon.wait_until(lambda: daemon.cli("tickets", "list", "--json"), what="ticket")
+    ref = ticket["ref"]
     shots = screenshots(tmp_path)
     with chromium() as browser:
         page = browser.new_page(accept_downloads=True)
@@ -109,6 +110,20 @@ def test_an_agent_signs_in_reads_downloads_answers_and_searches(
         page.screenshot(path=str(shots / "7-english.png"))
         page.goto(base + "/console/quarantine")
         assert "Only admins" in page.inner_text("h1")
+        # Another site's page posting the console's forms: sign-out and an answer.
+        for action, field in (
+            ("/console/sign-out", ""),
+            (f"/console/tickets/{ref}/answer", "text"),
+        ):
+            inputs = f'<input name="{field}" value="Hesabınız kapatıldı.">' if field else ""
+            page.goto(
+                f'data:text/html,<form method="post" action="{base}{action}">{inputs}'
+                '<button id="go">go</button></form>'
+            )
+            page.click("#go")
+            page.wait_for_load_state()
+        page.goto(base + "/")
+        assert PAYMENT_AGENT in page.inner_text("nav")  # still signed in
     [_, answer] = wait_for_mail(relay, CUSTOMER, 2, "(the console's answer)")
     assert "çekiminiz bugün hesabınıza geçecek" in text_of(answer)
     assert f"#{ticket['ref']}" in str(answer["Subject"])

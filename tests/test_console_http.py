@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import parseaddr
@@ -20,10 +21,10 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from storage.db import Database
-from storage.models import AccessAudit
+from storage.models import AccessAudit, Ticket
 from tests.daemon import DaemonProcess, Relay, daemon_config
 from tests.helpers import DESK, free_port
 from tests.test_agents import agent_reply, mails_to, send, text_of, wait_for_mail
@@ -48,7 +49,8 @@ RECEIPT = b"%PDF-1.4\n%dekont 2026-12-02\n"
 def console(tmp_path: Path, relay: Relay) -> Iterator[tuple[DaemonProcess, str]]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    extra = f'[http]\nlisten = "127.0.0.1:{port}"\npublic_url = "{base}"\n' + TEAM
+    # No public_url: mailed links come from the configured address, never from a Host header.
+    extra = f'[http]\nlisten = "127.0.0.1:{port}"\n' + TEAM
     daemon = DaemonProcess(with_admin(daemon_config(tmp_path, relay.port, extra=extra)))
     daemon.start(timeout=120)
     wait_for_port(port)
@@ -200,6 +202,7 @@ def test_admins_retry_and_dismiss_the_quarantine(
     assert again.status_code == 404
     actions = [action for actor, action in audit_actions(daemon) if actor == ADMIN]
     assert actions.count("quarantine-retry") == 1 and actions.count("quarantine-dismiss") == 1
+    assert "console quarantine" in actions  # seeing the reasons (senders, subjects) too
 
 
 def test_signed_out_the_console_changes_nothing(
@@ -250,3 +253,113 @@ def test_neither_a_sign_in_link_nor_a_session_is_an_api_token(
         timeout=60,
     )
     assert made.returncode != 0 and "console" in made.stderr, made
+
+
+def test_forms_posted_from_another_site_change_nothing(
+    console: tuple[DaemonProcess, str], relay: Relay
+) -> None:
+    daemon, base = console
+    ref = withdrawal_ticket(daemon, relay)["ref"]
+    agent = console_session(base, relay, PAYMENT_AGENT)
+    page = agent.get(f"{base}/console/tickets/{ref}", timeout=30)
+    evil = {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}
+    answer = {**form_fields(page.text, "answer"), "text": "Hesabınız kapatıldı."}
+    url = f"{base}/console/tickets/{ref}/answer"
+    assert agent.post(url, data=answer, headers=evil, timeout=30).status_code == 403
+    # Same site, another port (another application on the host) is another origin too.
+    other = {"Origin": "http://127.0.0.1:1", "Sec-Fetch-Site": "same-site"}
+    assert agent.post(url, data=answer, headers=other, timeout=30).status_code == 403
+    # Signing the victim in as the attacker: the attacker's own fresh link, posted cross-site.
+    before = len(sign_in_links(relay, GENERAL_AGENT))
+    assert requests.post(base + "/console/sign-in", data={"address": GENERAL_AGENT}).ok
+    token = mailed_sign_in_link(relay, GENERAL_AGENT, before).partition("?t=")[2]
+    swap = agent.post(base + "/console/link", data={"t": token}, headers=evil, timeout=30)
+    assert swap.status_code == 403 and "set-cookie" not in swap.headers
+    # Signing out: a cross-site post carries no cookie (SameSite) and must not delete it.
+    stranger = requests.post(base + "/console/sign-out", headers=evil, allow_redirects=False)
+    assert "set-cookie" not in stranger.headers
+    assert PAYMENT_AGENT in agent.get(base + "/", timeout=30).text  # still signed in as Ayşe
+    time.sleep(0.5)
+    assert len(mails_to(relay, CUSTOMER)) == 1
+
+
+def test_mailed_links_ignore_the_host_header_and_are_rationed(
+    console: tuple[DaemonProcess, str], relay: Relay
+) -> None:
+    _, base = console
+    for _ in range(6):
+        asked = requests.post(
+            base + "/console/sign-in",
+            data={"address": PAYMENT_AGENT},
+            headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"},
+            timeout=30,
+        )
+        assert asked.status_code == 200 and 'id="sent"' in asked.text
+    first = mailed_sign_in_link(relay, PAYMENT_AGENT, 0)
+    assert first.startswith(base + "/console/link?t="), first
+    time.sleep(2)
+    assert len(sign_in_links(relay, PAYMENT_AGENT)) == 3  # then no more until they expire
+    assert all("evil" not in link for link in sign_in_links(relay, PAYMENT_AGENT))
+
+
+def test_pages_are_not_cached_or_framed_and_every_ticket_is_reachable(
+    console: tuple[DaemonProcess, str], relay: Relay
+) -> None:
+    daemon, base = console
+    ref = withdrawal_ticket(daemon, relay)["ref"]
+    add_open_tickets(daemon, 230)
+    agent = console_session(base, relay, PAYMENT_AGENT)
+    ticket = agent.get(f"{base}/console/tickets/{ref}", timeout=30)
+    link = re.search(r'<a class="file" href="([^"]+)"', ticket.text)
+    assert link
+    for response in (ticket, agent.get(base + link.group(1), timeout=30)):
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert "müşteri" in ticket.text and " UTC" in ticket.text  # the kind in Turkish, the time
+    # 231 open tickets (the old console showed 200): pages of 100, the oldest on the last.
+    seen: list[str] = []
+    url: str | None = base + "/"
+    while url:
+        shown = agent.get(url, timeout=30).text
+        seen += re.findall(r'href="/console/tickets/([^"]+)"', shown)
+        more = re.search(r'<a id="more" href="([^"]+)"', shown)
+        url = base + more.group(1).replace("&amp;", "&") if more else None
+    assert len(seen) == len(set(seen)) == 231 and ref in seen
+    # An empty search goes back to the queues; a search's language link keeps the words.
+    assert agent.get(base + "/console/search?q=+", allow_redirects=False).status_code == 303
+    found = agent.get(base + "/console/search", params={"q": "çekme"}, timeout=30).text
+    assert "?q=%C3%A7ekme&amp;lang=en" in found or "q=%C3%A7ekme&amp;lang=en" in found, found
+    actions = audit_actions(daemon)
+    assert (PAYMENT_AGENT, "console list") in actions and (
+        PAYMENT_AGENT,
+        "console search",
+    ) in actions
+
+
+def add_open_tickets(daemon: DaemonProcess, count: int) -> None:
+    """`count` open tickets of the payment queue, written straight into the database (what is
+    tested is the console's paging, not the intake)."""
+    now = datetime.now(UTC) - timedelta(days=1)
+    rows = [
+        {
+            "ref": f"P{number:07d}",
+            "status": "open",
+            "category": "payment",
+            "queue": "odeme",
+            "priority": "normal",
+            "customer": f"c{number}@musteri.example",
+            "language": "tr",
+            "subject": f"Talep {number}",
+            "created_at": now,
+            "updated_at": now,
+            "sla_paused_seconds": 0,
+        }
+        for number in range(count)
+    ]
+    db = Database(daemon.config.storage.database)
+    try:
+        with db.transaction() as session:
+            session.execute(insert(Ticket), rows)
+    finally:
+        db.dispose()

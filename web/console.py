@@ -13,20 +13,31 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Cookie, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Cookie, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from outbound.sla import report
 from web.auth import deps_of
 from web.console_admin import admin_router
-from web.console_render import form_token_ok, message_page, page, signed_in, words
+from web.console_render import (
+    form_token_ok,
+    from_elsewhere,
+    message_page,
+    page,
+    secure_cookies,
+    signed_in,
+    words,
+)
 from web.console_session import COOKIE, SESSION_HOURS, mail_link, open_session
 from web.console_session import sign_out as end_session
 from web.console_ticket import ticket_router
+from web.errors import ApiError
 from web.queries import TicketFilter, list_page
 from web.services import WebDeps
+from web.tokens import Principal
 
 SHOWN_STATUSES = ("open", "pending")
+PAGE_SIZE = 100  # then a link to the next page: no ticket is out of reach
 
 
 def _sla_states(deps: WebDeps) -> dict[str, str]:
@@ -45,17 +56,32 @@ def _grouped(items: list[dict[str, Any]], states: dict[str, str]) -> list[dict[s
     return [{"name": name, "tickets": tickets} for name, tickets in sorted(groups.items())]
 
 
-def _base_url(request: Request, deps: WebDeps) -> str:
-    public = deps.config().http.public_url
-    return public or str(request.base_url)
+def _base_url(deps: WebDeps) -> str:
+    """Where mailed links point: `[http] public_url`, else the configured listen address.
+    Never the request's Host header: anyone can send one, and a link built from it would mail
+    a valid sign-in token to an address of the sender's choosing."""
+    http = deps.config().http
+    if http.public_url or http.listen is None:  # (no listen: no console to link to)
+        return http.public_url or ""
+    host = f"[{http.listen.host}]" if ":" in http.listen.host else http.listen.host
+    return f"http://{host}:{http.listen.port}"
+
+
+def _refused_from_elsewhere(request: Request) -> HTMLResponse:
+    return message_page(request, signed_in(request), 403, words(request)["form_expired"])
 
 
 def _sign_in_routes(router: APIRouter) -> None:
     @router.post("/console/sign-in", response_class=HTMLResponse)
-    def ask_link(request: Request, address: Annotated[str, Form()]) -> HTMLResponse:
+    def ask_link(
+        request: Request, address: Annotated[str, Form(max_length=320)], later: BackgroundTasks
+    ) -> HTMLResponse:
+        if from_elsewhere(request):
+            return _refused_from_elsewhere(request)
         deps = deps_of(request)
-        mail_link(deps, address, _base_url(request, deps))
-        # The same answer for any address: the page tells nobody who the agents are.
+        # After the answer, and the same answer for any address: neither the page nor its
+        # timing tells anybody who the agents are.
+        later.add_task(mail_link, deps, address, _base_url(deps))
         return page(request, "login.html", None, sent=True)
 
     @router.get("/console/link", response_class=HTMLResponse)
@@ -63,13 +89,20 @@ def _sign_in_routes(router: APIRouter) -> None:
         return page(request, "confirm.html", None, token=t)
 
     @router.post("/console/link", response_model=None)
-    def use_link(request: Request, t: Annotated[str, Form()]) -> Response:
+    def use_link(request: Request, t: Annotated[str, Form(max_length=200)]) -> Response:
+        if from_elsewhere(request):  # another site signing the browser in as someone else
+            return _refused_from_elsewhere(request)
         token = open_session(deps_of(request), t)
         if token is None:
             return page(request, "login.html", None, status=403, bad=True)
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(
-            COOKIE, token, max_age=SESSION_HOURS * 3600, httponly=True, samesite="lax"
+            COOKIE,
+            token,
+            max_age=SESSION_HOURS * 3600,
+            httponly=True,
+            samesite="lax",
+            secure=secure_cookies(request),
         )
         return response
 
@@ -79,39 +112,56 @@ def _sign_in_routes(router: APIRouter) -> None:
         session: Annotated[str | None, Cookie(alias=COOKIE)] = None,
         csrf: Annotated[str, Form()] = "",
     ) -> Response:
-        if session and not form_token_ok(request, csrf):  # another site's form
-            return message_page(request, signed_in(request), 403, words(request)["form_expired"])
-        end_session(deps_of(request), session)
         response = RedirectResponse("/", status_code=303)
+        if session is None:
+            return response  # nothing to end here (and another site's post ends nothing)
+        if from_elsewhere(request) or not form_token_ok(request, csrf):
+            return _refused_from_elsewhere(request)
+        end_session(deps_of(request), session)
         response.delete_cookie(COOKIE)
         return response
 
 
+def _tickets_page(
+    request: Request, who: Principal, wanted: TicketFilter, heading: str, grouped: bool
+) -> Response:
+    deps = deps_of(request)
+    action = "console search" if wanted.q is not None else "console list"
+    try:
+        found = list_page(deps.db, who, wanted, deps.clock.now(), action)
+    except ApiError as error:  # a search of nothing but punctuation
+        return message_page(request, who, error.status, words(request)["no_words"])
+    states = _sla_states(deps)
+    if grouped:
+        groups = _grouped(found["items"], states)
+    else:
+        for item in found["items"]:
+            item["sla"] = states.get(item["ref"], "on_time")
+        groups = [{"name": words(request)["results"], "tickets": found["items"]}]
+    more = None
+    if found["next_cursor"]:
+        more = str(request.url.include_query_params(cursor=found["next_cursor"]))
+        more = more.removeprefix(f"{request.url.scheme}://{request.url.netloc}")
+    return page(request, "tickets.html", who, groups=groups, heading=heading, q=wanted.q, more=more)
+
+
 def _list_routes(router: APIRouter) -> None:
     @router.get("/", response_class=HTMLResponse)
-    def queues(request: Request) -> HTMLResponse:
+    def queues(request: Request, cursor: str | None = None) -> Response:
         who = signed_in(request)
         if who is None:
             return page(request, "login.html", None)
-        deps = deps_of(request)
-        found = list_page(deps.db, who, TicketFilter(limit=200), deps.clock.now())["items"]
-        shown = [item for item in found if item["status"] in SHOWN_STATUSES]
-        groups = _grouped(shown, _sla_states(deps))
-        return page(request, "tickets.html", who, groups=groups, heading=words(request)["queues"])
+        wanted = TicketFilter(limit=PAGE_SIZE, cursor=cursor, statuses=SHOWN_STATUSES)
+        return _tickets_page(request, who, wanted, words(request)["queues"], grouped=True)
 
     @router.get("/console/search", response_class=HTMLResponse)
-    def search(request: Request, q: str = "") -> Response:
+    def search(request: Request, q: str = "", cursor: str | None = None) -> Response:
         who = signed_in(request)
-        if who is None:
+        if who is None or not q.strip():
             return RedirectResponse("/", status_code=303)
-        deps = deps_of(request)
-        found = list_page(deps.db, who, TicketFilter(q=q, limit=200), deps.clock.now())["items"]
-        t = words(request)
-        states = _sla_states(deps)
-        for item in found:
-            item["sla"] = states.get(item["ref"], "on_time")
-        groups = [{"name": t["results"], "tickets": found}]
-        return page(request, "tickets.html", who, groups=groups, q=q, heading=f"{t['search']}: {q}")
+        wanted = TicketFilter(q=q[:200], limit=PAGE_SIZE, cursor=cursor)
+        heading = f"{words(request)['search']}: {q[:200]}"
+        return _tickets_page(request, who, wanted, heading, grouped=False)
 
 
 def console_router() -> APIRouter:

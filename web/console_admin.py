@@ -9,8 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from storage.models import AccessAudit
 from web.auth import deps_of
-from web.console_render import form_token_ok, message_page, page, signed_in, words
+from web.console_render import form_token_ok, from_elsewhere, message_page, page, signed_in, words
 from web.tokens import Principal
 
 
@@ -24,23 +25,37 @@ def _admin(request: Request) -> tuple[Principal | None, Response | None]:
     return who, None
 
 
-def _listing(request: Request, who: Principal, status: int = 200, said: str = "") -> Response:
-    rows = deps_of(request).views.quarantine()
+def _listing(request: Request, who: Principal, done: str = "", journal_id: int = 0) -> Response:
+    deps = deps_of(request)
+    rows = deps.views.quarantine()
+    with deps.db.transaction() as session:  # the reasons name senders and subjects
+        detail = f"{len(rows)} quarantined"
+        session.add(
+            AccessAudit(
+                actor=who.actor, action="console quarantine", at=deps.clock.now(), detail=detail
+            )
+        )
     t = words(request)
+    said = t[done].format(id=journal_id) if done in DONE else ""
+    status = DONE.get(done, 200)
     return page(
         request, "quarantine.html", who, status, rows=rows, heading=t["quarantine"], said=said
     )
+
+
+# What an action's redirect says (the page after it), and the status the page answers with.
+DONE = {"retried": 200, "dismissed": 200, "reason_needed": 422, "no_such_quarantined": 404}
 
 
 def admin_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
     @router.get("/console/quarantine", response_class=HTMLResponse)
-    def quarantine(request: Request) -> Response:
+    def quarantine(request: Request, done: str = "", id: int = 0) -> Response:
         who, refused = _admin(request)
         if who is None:
             return refused or RedirectResponse("/", status_code=303)
-        return _listing(request, who)
+        return _listing(request, who, done, id)
 
     @router.post("/console/quarantine/{journal_id}", response_model=None)
     def act(
@@ -53,17 +68,22 @@ def admin_router() -> APIRouter:
         who, refused = _admin(request)
         if who is None:
             return refused or RedirectResponse("/", status_code=303)
-        t = words(request)
-        if not form_token_ok(request, csrf):
-            return message_page(request, who, 403, t["form_expired"])
-        if action == "dismiss" and not reason.strip():
-            return _listing(request, who, 422, t["reason_needed"])
-        views = deps_of(request).views
-        if action == "retry" and views.retry(journal_id, who.actor):
-            deps_of(request).message_journaled()
-            return _listing(request, who, said=t["retried"].format(id=journal_id))
-        if action == "dismiss" and views.dismiss(journal_id, reason.strip(), who.actor):
-            return _listing(request, who, said=t["dismissed"].format(id=journal_id))
-        return _listing(request, who, 404, t["no_such_quarantined"].format(id=journal_id))
+        if from_elsewhere(request) or not form_token_ok(request, csrf):
+            return message_page(request, who, 403, words(request)["form_expired"])
+        done = _apply(request, who, journal_id, action, reason.strip())
+        # Post, then redirect: a reload of the page after it does not act again.
+        return RedirectResponse(f"/console/quarantine?done={done}&id={journal_id}", 303)
 
     return router
+
+
+def _apply(request: Request, who: Principal, journal_id: int, action: str, reason: str) -> str:
+    deps = deps_of(request)
+    if action == "dismiss" and not reason:
+        return "reason_needed"
+    if action == "retry" and deps.views.retry(journal_id, who.actor):
+        deps.message_journaled()
+        return "retried"
+    if action == "dismiss" and deps.views.dismiss(journal_id, reason, who.actor):
+        return "dismissed"
+    return "no_such_quarantined"

@@ -13,10 +13,12 @@ The mail goes through the outbox like every other mail.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from domain.config import Config
 from domain.context import Context
@@ -39,8 +41,10 @@ SESSION = CONSOLE_SESSION
 ADMIN_LINK = CONSOLE_ADMIN_LINK
 ADMIN_SESSION = CONSOLE_ADMIN_SESSION
 LINK_MINUTES = 15
+MAX_OUTSTANDING_LINKS = 3
 SESSION_HOURS = 12
 COOKIE = "ticketd_console"
+log = logging.getLogger("ticketd.console")
 
 
 def who_may_sign_in(config: Config, address: str) -> tuple[str, bool] | None:
@@ -60,8 +64,34 @@ def _new_token(ctx: Context, address: str, name: str) -> str:
     return token
 
 
+def _forget_old_rows(session: Session, now: datetime) -> None:
+    """Console rows past any use (a day after a session's end) go: `tokens list` shows the
+    API's tokens and the console's live ones, not every sign-in ever made."""
+    session.execute(
+        delete(ApiToken).where(
+            ApiToken.name.in_((LINK, SESSION, ADMIN_LINK, ADMIN_SESSION)),
+            ApiToken.created_at < now - timedelta(hours=SESSION_HOURS + 24),
+        )
+    )
+
+
+def _links_outstanding(session: Session, address: str, now: datetime) -> int:
+    return len(
+        session.scalars(
+            select(ApiToken.id).where(
+                ApiToken.agent == address,
+                ApiToken.name.in_((LINK, ADMIN_LINK)),
+                ApiToken.revoked_at.is_(None),
+                ApiToken.created_at > now - timedelta(minutes=LINK_MINUTES),
+            )
+        ).all()
+    )
+
+
 def mail_link(deps: WebDeps, address: str, base_url: str) -> bool:
-    """Queue the sign-in mail when the address may sign in; False (and nothing) otherwise."""
+    """Queue the sign-in mail when the address may sign in and has fewer than
+    MAX_OUTSTANDING_LINKS unused links of the last LINK_MINUTES (a script posting the form
+    cannot fill an agent's mailbox); False (and nothing) otherwise."""
     config = deps.config()
     found = who_may_sign_in(config, address)
     if found is None:
@@ -69,6 +99,13 @@ def mail_link(deps: WebDeps, address: str, base_url: str) -> bool:
     to, admin = found
     desk = config.desk
     with deps.db.transaction() as session:
+        now = deps.clock.now()
+        _forget_old_rows(session, now)
+        if _links_outstanding(session, to, now) >= MAX_OUTSTANDING_LINKS:
+            log.warning(
+                "console: no new sign-in link for %s: %d still unused", to, MAX_OUTSTANDING_LINKS
+            )
+            return False
         ctx = Context(session, config, deps.clock, deps.templates())
         token = _new_token(ctx, to, ADMIN_LINK if admin else LINK)
         body = deps.templates().render(

@@ -16,9 +16,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from domain.message import DOCUMENT_ROLES
+from web.access import is_identity_reader
 from web.attachments import download
 from web.auth import deps_of
-from web.console_render import form_token_ok, message_page, page, signed_in, words
+from web.console_render import (
+    form_token_ok,
+    from_elsewhere,
+    message_page,
+    page,
+    secured,
+    signed_in,
+    words,
+)
 from web.errors import ApiError
 from web.ticket_routes import note_as, reply_as, shown_ticket
 from web.tokens import Principal
@@ -26,12 +36,16 @@ from web.tokens import Principal
 VIA = "console"
 
 
-def _for_console(shown: dict[str, Any]) -> dict[str, Any]:
+def _for_console(shown: dict[str, Any], identity_reader: bool) -> dict[str, Any]:
     """The API's ticket with each file's link pointing into the console (the session's cookie
-    is its credential, not a bearer token)."""
+    is its credential, not a bearer token); an identity document is named without a link for
+    an agent outside the identity queue (the download would refuse them)."""
+    kyc = shown.get("category") == "kyc"
     for message in shown["messages"]:
         for attachment in message["attachments"]:
             attachment["url"] = f"/console/tickets/{shown['ref']}/files/{attachment['id']}"
+            document = kyc and attachment.get("role") in DOCUMENT_ROLES
+            attachment["withheld"] = document and not identity_reader
     return shown
 
 
@@ -42,8 +56,10 @@ def _refused(request: Request, who: Principal, error: ApiError) -> HTMLResponse:
 
 
 def _ticket_page(request: Request, who: Principal, ref: str, done: str) -> Response:
+    deps = deps_of(request)
+    reader = is_identity_reader(who, deps.config().team)
     try:
-        shown = _for_console(shown_ticket(deps_of(request), who, ref, f"{VIA} show"))
+        shown = _for_console(shown_ticket(deps, who, ref, f"{VIA} show"), reader)
     except ApiError as error:
         return _refused(request, who, error)
     return page(
@@ -61,7 +77,7 @@ def _ticket_page(request: Request, who: Principal, ref: str, done: str) -> Respo
 def _write(request: Request, who: Principal, ref: str, fields: dict[str, str]) -> Response:
     """The answer (kind "answer") or the note (kind "note") of the form, or the page saying why
     not."""
-    if not form_token_ok(request, fields["csrf"]):
+    if from_elsewhere(request) or not form_token_ok(request, fields["csrf"]):
         return message_page(request, who, 403, words(request)["form_expired"])
     deps = deps_of(request)
     try:
@@ -91,7 +107,7 @@ def ticket_router() -> APIRouter:
         if who is None:
             return RedirectResponse("/", status_code=303)
         try:
-            return download(deps_of(request), who, ref, file_id, VIA)
+            return secured(download(deps_of(request), who, ref, file_id, VIA))
         except ApiError as error:
             return _refused(request, who, error)
 

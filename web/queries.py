@@ -36,6 +36,7 @@ class TicketFilter:
     q: str | None = None
     limit: int = DEFAULT_LIMIT
     cursor: str | None = None
+    statuses: tuple[str, ...] = ()  # any of these (the console's open and pending)
 
 
 def encode_cursor(ticket_id: int) -> str:
@@ -64,6 +65,8 @@ def in_area(principal: Principal) -> Any:
 def _filtered(query: Select[Any], dialect: str, wanted: TicketFilter) -> Select[Any]:
     if wanted.status:
         query = query.where(Ticket.status == wanted.status)
+    if wanted.statuses:
+        query = query.where(Ticket.status.in_(wanted.statuses))
     if wanted.queue:
         query = query.where(Ticket.queue == wanted.queue)
     if wanted.assignee:
@@ -108,9 +111,14 @@ def ticket_item(ticket: Ticket, messages: int) -> dict[str, Any]:
 
 
 def list_page(
-    db: Database, principal: Principal, wanted: TicketFilter, now: datetime
+    db: Database,
+    principal: Principal,
+    wanted: TicketFilter,
+    now: datetime,
+    action: str = "api list",
 ) -> dict[str, Any]:
-    """One page: `items` and `next_cursor` (None on the last page)."""
+    """One page: `items` and `next_cursor` (None on the last page); each ticket on it a row
+    of `access_audit` named `action`."""
     query = select(Ticket).order_by(Ticket.id.desc()).limit(wanted.limit + 1)
     area = in_area(principal)
     if area is not None:
@@ -127,7 +135,7 @@ def list_page(
         session.add_all(
             AccessAudit(
                 actor=principal.actor,
-                action="api list",
+                action=action,
                 customer=t.customer,
                 ticket_id=t.id,
                 at=now,
