@@ -13,6 +13,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from web import attachments, customer_routes, ticket_routes
 from web.auth import Caller, deps_of
@@ -46,11 +47,37 @@ def _install_errors(app: FastAPI) -> None:
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         return _error(error.status_code, str(error.detail))
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        # Never a traceback to a client; the log has it.
-        log.exception("%s %s failed", request.method, request.url.path)
-        return _error(500, f"internal error ({type(error).__name__}); the daemon's log has it")
+    app.add_middleware(_Unexpected)
+
+
+class _Unexpected:
+    """A request that failed: one JSON 500 to the client (never a traceback) and one traceback in
+    the log. Not an exception handler for Exception: Starlette's ServerErrorMiddleware re-raises
+    after calling one, so uvicorn logged the traceback a second time."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as error:
+            log.exception("%s %s failed", scope.get("method", ""), scope.get("path", ""))
+            if not started:  # else the client sees the connection end mid-response
+                answer = _error(
+                    500, f"internal error ({type(error).__name__}); the daemon's log has it"
+                )
+                await answer(scope, receive, send)
 
 
 def _health_routes(app: FastAPI) -> None:

@@ -1,0 +1,71 @@
+"""The API's failures, in process over a real socket (web/server.py's uvicorn on a free port): a
+request that fails is one JSON 500 and one traceback in the log, not two; /openapi.json names
+the errors the API answers, in the shape it answers them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any, cast
+
+import pytest
+import requests
+
+from domain.config import HostPort
+from tests.helpers import free_port
+from web.server import HttpService
+from web.services import WebDeps
+
+
+class _BrokenViews:
+    def health(self) -> dict[str, Any]:
+        raise RuntimeError("the health check broke")
+
+
+def _deps() -> WebDeps:
+    unused: Any = None
+    return WebDeps(
+        unused, unused, unused, cast(Any, _BrokenViews()), unused, unused, unused, unused
+    )
+
+
+class Served:
+    """The API of `_deps()` served by web/server.py in a thread of its own."""
+
+    def __init__(self) -> None:
+        listen = HostPort("127.0.0.1", free_port())
+        self.base = f"http://{listen.host}:{listen.port}"
+        self.service = HttpService(_deps(), listen)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(
+            target=self.loop.run_until_complete, args=(self.service.serve(),)
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Stopped, and so done with every request (and its logging)."""
+        if self.thread.is_alive():
+            self.service.stop()
+            self.thread.join(10)
+            self.loop.close()
+
+
+@pytest.fixture
+def served() -> Iterator[Served]:
+    server = Served()
+    yield server
+    server.stop()
+
+
+def test_a_failed_request_is_one_json_500_and_one_traceback(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    answer = requests.get(served.base + "/healthz", timeout=30)
+    assert answer.status_code == 500
+    assert answer.json() == {"error": "internal error (RuntimeError); the daemon's log has it"}
+    served.stop()  # uvicorn logs a re-raised error after the response went out
+    logged = [r for r in caplog.records if r.exc_info is not None]
+    assert [r.getMessage() for r in logged] == ["GET /healthz failed"]
