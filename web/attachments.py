@@ -11,6 +11,7 @@ Every download is a row of `access_audit`, and of `document_access` for a docume
 from __future__ import annotations
 
 import hashlib
+import re
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -24,7 +25,7 @@ from ingest.parsing import parse_message
 from storage.models import Document, DocumentAccess, JournalEntry, OutboxMail, Ticket, TicketMessage
 from web.access import audit, is_identity_reader, visible_ticket_id
 from web.auth import Caller, deps_of
-from web.errors import ApiError, not_found
+from web.errors import ApiError, documented, not_found
 from web.services import WebDeps
 from web.tokens import Principal
 
@@ -47,16 +48,23 @@ def _document(session: Session, message: TicketMessage, payload: bytes) -> Docum
     )
 
 
+# `MESSAGE-N`: ASCII digits only (str.isdigit takes "²", which int() refuses), a message id
+# that fits the database's 64-bit integers (SQLite raises OverflowError beyond), N from 1.
+_ID = re.compile(r"([0-9]{1,18})-0*([1-9][0-9]{0,8})")
+
+
 def _parse_id(attachment_id: str) -> tuple[int, int]:
-    message, _, number = attachment_id.partition("-")
-    if not (message.isdigit() and number.isdigit() and int(number) > 0):
+    found = _ID.fullmatch(attachment_id)
+    if found is None:
         raise not_found("such attachment (ids look like 12-1)")
-    return int(message), int(number)
+    return int(found.group(1)), int(found.group(2))
 
 
 def _file(deps: WebDeps, session: Session, message: TicketMessage, number: int) -> AttachmentInfo:
     listed = message.attachments
-    raw = _raw(deps, session, message) if number <= len(listed) else None
+    if number > len(listed):  # never one of this message's files
+        raise not_found("such attachment")
+    raw = _raw(deps, session, message)
     limits = deps.config().limits
     shape = ShapeLimits(parts=limits.max_mime_parts, depth=limits.max_mime_depth)
     files = list(parse_message(raw, shape).attachments) if raw is not None else []
@@ -80,6 +88,9 @@ def download(
             raise not_found("such attachment")
         found = _file(deps, session, message, number)
         document = _document(session, message, found.payload)
+        # A document goes under its stored name (the type found in its bytes), never the
+        # sender's: `pasaport.hta` is kept, and downloaded, as `pasaport.jpg`.
+        filename = document.filename if document is not None else found.filename
         identity = document is not None or (
             ticket.category == "kyc" and found.role in DOCUMENT_ROLES
         )
@@ -88,7 +99,7 @@ def download(
             refused = True
         else:
             refused = False
-            audit(session, caller, f"{via} file", ticket, now, f"{attachment_id} {found.filename}")
+            audit(session, caller, f"{via} file", ticket, now, f"{attachment_id} {filename}")
             if document is not None:
                 session.add(
                     DocumentAccess(
@@ -97,7 +108,7 @@ def download(
                 )
     if refused:  # committed first: the refusal stays on the record
         raise not_found("such attachment")
-    name = quote(found.filename)
+    name = quote(filename)
     return Response(
         found.payload,
         # Bytes, whatever the mail declared: a customer's "text/html" must never be rendered
@@ -115,7 +126,11 @@ def install(app: FastAPI) -> None:
         "/api/v1/tickets/{ref}/attachments/{attachment_id}",
         tags=["tickets"],
         response_class=Response,
-        responses={200: {"content": {"application/octet-stream": {}}}},
+        summary="a file of the ticket, as it came",
+        responses={
+            200: {"content": {"application/octet-stream": {}}},
+            **documented(401, 404, 410, 422),
+        },
     )
     def attachment(request: Request, caller: Caller, ref: str, attachment_id: str) -> Response:
         """A file of the ticket (identity documents only for the identity queue's agents)."""

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import unicodedata
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Control characters (CR, LF, NEL...) and the line and paragraph separators: Python's email
+# package refuses a header with any of them (str.splitlines breaks there).
+_BREAKS = {"Cc", "Zl", "Zp"}
 
 
 class Strict(BaseModel):
@@ -27,5 +33,14 @@ class ChangeBody(Strict):
 class NewTicketBody(Strict):
     customer: str = Field(description="the customer's address: answers go there")
     name: str | None = Field(None, max_length=200, description="the customer's name")
-    subject: str = Field(min_length=1, max_length=998)
+    subject: str = Field(min_length=1, max_length=998, description="one line")
     text: str = Field(min_length=1, max_length=1_000_000, description="what the customer said")
+
+    @field_validator("name", "subject")
+    @classmethod
+    def one_line(cls, value: str | None) -> str | None:
+        """A header of the mail the ticket is made of: a line break would end it (and could
+        start another, `Bcc:`), a control character has no place in it."""
+        if value is not None and any(unicodedata.category(c) in _BREAKS for c in value):
+            raise ValueError("one line of text: no line breaks or control characters")
+        return value
