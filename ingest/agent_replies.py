@@ -144,7 +144,8 @@ def authentication_failure(message: ParsedMessage, require: bool) -> str | None:
 
 
 def may_act(agent: AgentConfig, ticket: Ticket) -> bool:
-    return ticket.assignee == agent.email or (
+    # Any case: a ticket given to `MEHMET@Example.com` is mehmet@example.com's.
+    return (ticket.assignee or "").lower() == agent.email or (
         ticket.queue is not None and ticket.queue in agent.queues
     )
 

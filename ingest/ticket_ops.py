@@ -198,11 +198,21 @@ def _change_problems(ctx: Context, change: TicketChange) -> list[str]:
         problems.append(f"status: {change.status!r} is not one of {', '.join(STATUSES)}")
     if change.priority is not None and change.priority not in PRIORITIES:
         problems.append(f"priority: {change.priority!r} is not one of {', '.join(PRIORITIES)}")
-    if change.assignee and team.agent(change.assignee) is None:
+    if change.assignee and team.agent(change.assignee.strip()) is None:
         problems.append(f"assignee: {change.assignee} is not a configured agent")
     if change.queue is not None and change.queue not in {q.name for q in team.queues}:
         problems.append(f"queue: no queue {change.queue!r}")
     return problems
+
+
+def _assignee(ctx: Context, given: str | None) -> str | None:
+    """The configured agent's address as it is kept (`MEHMET@Example.com` is mehmet@example.com:
+    the spelling given would lock the agent out of a ticket assigned to them), None for ""."""
+    if not given:
+        return None
+    agent = ctx.config.team.agent(given.strip())
+    assert agent is not None  # checked by _change_problems
+    return agent.email
 
 
 def change_ticket(
@@ -220,7 +230,7 @@ def change_ticket(
     before = (ticket.assignee, ticket.queue)
     wanted = {
         "status": change.status,
-        "assignee": None if change.assignee == "" else change.assignee,
+        "assignee": _assignee(ctx, change.assignee),
         "queue": change.queue,
         "priority": change.priority,
     }

@@ -18,8 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from web import attachments, customer_routes, ticket_routes
 from web.auth import Caller, deps_of
 from web.console import console_router
-from web.errors import ApiError
-from web.queries import DEFAULT_LIMIT, MAX_LIMIT, TicketFilter, list_page
+from web.errors import ApiError, documented
+from web.queries import DEFAULT_LIMIT, MAX_LIMIT, TicketFilter, checked, list_page
 from web.services import WebDeps
 
 log = logging.getLogger("ticketd.http")
@@ -88,7 +88,12 @@ def _health_routes(app: FastAPI) -> None:
 
 
 def _ticket_list_routes(app: FastAPI) -> None:
-    @app.get("/api/v1/tickets", tags=["tickets"], summary="tickets, newest first")
+    @app.get(
+        "/api/v1/tickets",
+        tags=["tickets"],
+        summary="tickets, newest first",
+        responses=documented(400, 401, 422),
+    )
     def tickets(
         request: Request,
         caller: Caller,
@@ -101,7 +106,10 @@ def _ticket_list_routes(app: FastAPI) -> None:
         cursor: Annotated[str | None, Query(description="next_cursor of the last page")] = None,
     ) -> dict[str, Any]:
         deps = deps_of(request)
-        wanted = TicketFilter(status, queue, assignee, customer, q, limit, cursor)
+        wanted = checked(
+            TicketFilter(status, queue, assignee, customer, q, limit, cursor),
+            (configured.name for configured in deps.config().team.queues),
+        )
         return list_page(deps.db, caller, wanted, deps.clock.now())
 
 

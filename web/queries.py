@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -17,10 +18,11 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from domain.turkish import fold
+from ingest.ticket_ops import STATUSES
 from storage.db import Database
 from storage.models import AccessAudit, Ticket, TicketMessage
 from storage.search import matching_tickets, terms
-from web.errors import bad_request
+from web.errors import ApiError, bad_request
 from web.tokens import Principal
 
 DEFAULT_LIMIT = 50
@@ -37,6 +39,24 @@ class TicketFilter:
     limit: int = DEFAULT_LIMIT
     cursor: str | None = None
     statuses: tuple[str, ...] = ()  # any of these (the console's open and pending)
+
+
+def checked(wanted: TicketFilter, queues: Iterable[str]) -> TicketFilter:
+    """The filter with `status` and `queue` as stored (any case given), or ApiError 422 naming
+    the parameter and the values it takes: an unknown value is a mistake, not an empty list."""
+    status, queue, problems = wanted.status, wanted.queue, []
+    if status:
+        status = status.strip().lower()
+        if status not in STATUSES:
+            problems.append(f"status: {wanted.status!r} is not one of {', '.join(STATUSES)}")
+    if queue:
+        names = list(queues)
+        queue = next((n for n in names if n.lower() == queue.strip().lower()), None)
+        if queue is None:
+            problems.append(f"queue: no queue {wanted.queue!r} (queues: {', '.join(names)})")
+    if problems:
+        raise ApiError(422, "; ".join(problems))
+    return replace(wanted, status=status, queue=queue)
 
 
 def encode_cursor(ticket_id: int) -> str:
@@ -59,7 +79,8 @@ def in_area(principal: Principal) -> Any:
     agent = principal.agent
     if agent is None:
         return None
-    return or_(Ticket.queue.in_(agent.queues), Ticket.assignee == agent.email)
+    # Any case, as may_act: a ticket assigned under another spelling is still theirs.
+    return or_(Ticket.queue.in_(agent.queues), func.lower(Ticket.assignee) == agent.email)
 
 
 def _filtered(query: Select[Any], dialect: str, wanted: TicketFilter) -> Select[Any]:
