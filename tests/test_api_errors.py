@@ -14,7 +14,11 @@ import pytest
 import requests
 
 from domain.config import HostPort
+from domain.config_team import AgentConfig
+from ingest.agent_replies import may_act
+from storage.models import Ticket
 from tests.helpers import free_port
+from web.app import create_app
 from web.server import HttpService
 from web.services import WebDeps
 
@@ -69,3 +73,32 @@ def test_a_failed_request_is_one_json_500_and_one_traceback(
     served.stop()  # uvicorn logs a re-raised error after the response went out
     logged = [r for r in caplog.records if r.exc_info is not None]
     assert [r.getMessage() for r in logged] == ["GET /healthz failed"]
+
+
+def test_openapi_names_the_errors_the_api_answers_with_one_error_schema() -> None:
+    spec = create_app(_deps()).openapi()
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    assert spec["components"]["schemas"]["Error"]["properties"].keys() == {"error"}
+    assert "HTTPValidationError" not in spec["components"]["schemas"]  # never answered
+    wanted = {
+        ("post", "/api/v1/tickets/{ref}/replies"): {"401", "403", "404", "409", "422"},
+        ("post", "/api/v1/tickets/{ref}/notes"): {"401", "403", "404", "409", "422"},
+        ("patch", "/api/v1/tickets/{ref}"): {"400", "401", "404", "422"},
+        ("get", "/api/v1/tickets/{ref}/attachments/{attachment_id}"): {"401", "404", "410"},
+        ("get", "/api/v1/tickets"): {"401", "422"},
+    }
+    for (method, path), statuses in wanted.items():
+        responses = spec["paths"][path][method]["responses"]
+        for status in statuses:
+            assert responses[status]["content"] == error, (method, path, status)
+    created = spec["paths"]["/api/v1/tickets"]["post"]["responses"]
+    assert created["202"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Pending"
+    }
+    assert "priority" in spec["paths"]["/api/v1/tickets/{ref}"]["patch"]["summary"]
+
+
+def test_a_ticket_assigned_under_another_spelling_is_the_agents() -> None:
+    mert = AgentConfig("mert@destek.example.com", "Mert Demir", ("genel",))
+    assert may_act(mert, Ticket(assignee="MERT@Destek.Example.com", queue="odeme"))
+    assert not may_act(mert, Ticket(assignee="ayse@destek.example.com", queue="odeme"))

@@ -10,6 +10,7 @@ the worker (a few seconds at most) to give the reference; a retry with the same
 
 from __future__ import annotations
 
+import json
 import time
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -18,6 +19,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from ingest.journal import Arrival, Journal
@@ -25,11 +27,19 @@ from storage.models import JOURNAL_PENDING, JournalEntry, Ticket, TicketMessage
 from web.access import audit, is_identity_reader, may_see
 from web.auth import Caller, deps_of
 from web.bodies import NewTicketBody
-from web.errors import ApiError, bad_request, not_found
+from web.errors import ApiError, bad_request, documented, not_found
 from web.queries import ticket_item
 from web.services import WebDeps
-from web.ticket_routes import shown_ticket
+from web.ticket_routes import keyed, one_line_ending, shown_ticket
 from web.tokens import Principal
+
+
+class Pending(BaseModel):
+    """`POST /api/v1/tickets` answered before the worker made the ticket."""
+
+    journal_id: int = Field(description="the message's row: `ticketd journal list`")
+    state: str = Field(description="pending")
+
 
 # How long `POST /api/v1/tickets` waits for the worker before answering 202.
 CREATE_WAIT_SECONDS = 15.0
@@ -76,7 +86,7 @@ def _mail(deps: WebDeps, caller: Principal, body: NewTicketBody) -> bytes:
     mail["Date"] = format_datetime(deps.clock.now())
     mail["Message-ID"] = make_msgid("api", desk.domain)
     mail["X-Ticketd-Opened-By"] = caller.actor  # who wrote it down, for the raw copy
-    mail.set_content(body.text)
+    mail.set_content(one_line_ending(body.text))
     return mail.as_bytes(policy=SMTP)
 
 
@@ -94,13 +104,38 @@ def _ticket_of(deps: WebDeps, journal_id: int) -> tuple[str, str | None]:
         return state, ref
 
 
+def _origin(deps: WebDeps, caller: Principal, body: NewTicketBody, key: str | None) -> str | None:
+    """The journal origin of a request with an `Idempotency-Key`: this endpoint, the token, the
+    key and the body's hash. The key with another body is refused (422): it would otherwise
+    answer with the ticket of the first body and drop this one."""
+    if not key:
+        return None
+    said = [body.customer.strip().lower(), body.name, body.subject, one_line_ending(body.text)]
+    origin, prefix = keyed(f"api:create:{caller.token_id}", key, json.dumps(said))
+    assert prefix is not None
+    with deps.db.read() as session:
+        used = session.scalar(
+            select(JournalEntry.origin)
+            .where(JournalEntry.origin.startswith(prefix, autoescape=True))
+            .where(JournalEntry.origin != origin)
+            .limit(1)
+        )
+    if used is not None:
+        raise ApiError(
+            422,
+            "Idempotency-Key: already used for another ticket (another customer, name, subject "
+            "or text); send a new key for a new ticket",
+        )
+    return origin
+
+
 def open_ticket(deps: WebDeps, caller: Principal, body: NewTicketBody, key: str | None) -> Any:
     arrival = Arrival(
         raw=_mail(deps, caller, body),
         source=f"api:{caller.actor}"[:200],
         envelope_from=body.customer.strip().lower(),
         envelope_to=(deps.config().desk.address,),
-        origin=f"api:{caller.token_id}:{key}" if key else None,
+        origin=_origin(deps, caller, body, key),
     )
     journal_id = Journal(deps.db, deps.blobs, deps.clock).accept(arrival)
     deps.message_journaled()
@@ -122,12 +157,26 @@ def open_ticket(deps: WebDeps, caller: Principal, body: NewTicketBody, key: str 
 
 
 def install(app: FastAPI) -> None:
-    @app.get("/api/v1/customers/{address}", tags=["customers"])
+    @app.get(
+        "/api/v1/customers/{address}",
+        tags=["customers"],
+        summary="a customer's tickets and verification state",
+        responses=documented(401, 404, 422),
+    )
     def customer(request: Request, caller: Caller, address: str) -> dict[str, Any]:
         """The customer's tickets (those the token may see) and verification state."""
         return customer_view(deps_of(request), caller, address)
 
-    @app.post("/api/v1/tickets", tags=["tickets"], status_code=201)
+    @app.post(
+        "/api/v1/tickets",
+        tags=["tickets"],
+        status_code=201,
+        summary="a ticket opened on a customer's behalf",
+        responses={
+            202: {"model": Pending, "description": "journaled; the worker has not made it yet"},
+            **documented(400, 401, 422),
+        },
+    )
     def create(
         request: Request,
         caller: Caller,

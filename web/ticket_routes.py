@@ -5,6 +5,7 @@ the history exactly as if the agent had answered by mail."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from storage.models import Ticket, TicketMessage
 from web.access import audit, visible_ticket_id
 from web.auth import Caller, deps_of
 from web.bodies import ChangeBody, NoteBody, ReplyBody
-from web.errors import ApiError, bad_request
+from web.errors import ApiError, bad_request, documented
 from web.services import WebDeps
 from web.tokens import Principal
 
@@ -72,18 +73,62 @@ def shown_ticket(deps: WebDeps, caller: Principal, ref: str, action: str) -> dic
     return shown
 
 
+def one_line_ending(text: str) -> str:
+    """LF for every line end: a browser's form (and many clients) send CRLF, which the history
+    would keep and `tickets show` print as a carriage return. The mail is composed as before."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def keyed(scope: str, key: str | None, text: str) -> tuple[str, str | None]:
+    """The dedupe key of a request with an `Idempotency-Key` (or a console form's nonce) and
+    the prefix every request with that key in that scope shares: the endpoint, the target,
+    the token, the key (hashed: any length and character), then the body's hash. Without a key,
+    a key of its own (never deduplicated) and no prefix."""
+    if not key:
+        return f"{scope}:{uuid.uuid4().hex}", None
+    prefix = f"{scope}:{_digest(key)}:"
+    return prefix + _digest(text), prefix
+
+
+def _earlier(session: Session, dedupe: str, prefix: str | None, strict: bool) -> bool:
+    """True when this request was answered already (the same key and body: nothing to do).
+    The same key with another body: 422 when `strict` (the API: a client's mistake that would
+    otherwise drop an answer), else a new request (the console: the browser's Back button sends
+    the page's nonce again with the text edited)."""
+    if prefix is None:
+        return False
+    if session.scalar(select(TicketMessage.id).where(TicketMessage.dedupe_key == dedupe)):
+        return True
+    other = select(TicketMessage.id).where(
+        TicketMessage.dedupe_key.startswith(prefix, autoescape=True)
+    )
+    if strict and session.scalar(other.limit(1)) is not None:
+        raise ApiError(
+            422,
+            "Idempotency-Key: already used for another text on this ticket; "
+            "send a new key for a new request",
+        )
+    return False
+
+
 def reply_as(
     deps: WebDeps, caller: Principal, ref: str, text: str, key: str | None, via: str = "api"
 ) -> str:
     """The agent's answer to the customer (`via` names the door in the audit and the dedupe
-    key); the ticket's reference. The same `key` again answers nothing twice."""
+    key); the ticket's reference. The same `key` with the same text on the same ticket answers
+    once; with another text it is refused (422) from the API, a new answer from the console."""
     agent = agent_of(caller)
+    text = one_line_ending(text)
     ticket_id = visible_ticket_id(deps.db, caller, ref, f"{via} reply", deps.clock.now())
-    dedupe = f"{via}:{caller.token_id}:{key}" if key else f"{via}:{uuid.uuid4().hex}"
+    dedupe, prefix = keyed(f"{via}:reply:{ticket_id}:{caller.token_id}", key, text)
     with acting(deps) as ctx:
         ticket = ctx.session.get(Ticket, ticket_id)
         assert ticket is not None
-        if ctx.session.scalar(select(TicketMessage.id).where(TicketMessage.dedupe_key == dedupe)):
+        if _earlier(ctx.session, dedupe, prefix, strict=via == "api"):
             return ticket.ref  # the same Idempotency-Key again: answered already
         try:
             answer_customer(ctx, ticket, agent, text, (), dedupe)
@@ -96,13 +141,25 @@ def reply_as(
 
 
 def note_as(deps: WebDeps, caller: Principal, ref: str, text: str, via: str = "api") -> str:
+    """The agent's internal note; the ticket's reference."""
+    return keyed_note(deps, caller, ref, text, via, None)
+
+
+def keyed_note(
+    deps: WebDeps, caller: Principal, ref: str, text: str, via: str, key: str | None
+) -> str:
+    """`note_as` with an `Idempotency-Key`, deduplicated as `reply_as` does it."""
     agent = agent_of(caller)
+    text = one_line_ending(text)
     ticket_id = visible_ticket_id(deps.db, caller, ref, f"{via} note", deps.clock.now())
+    dedupe, prefix = keyed(f"{via}:note:{ticket_id}:{caller.token_id}", key, text)
     with acting(deps) as ctx:
         ticket = ctx.session.get(Ticket, ticket_id)
         assert ticket is not None
+        if _earlier(ctx.session, dedupe, prefix, strict=via == "api"):
+            return ticket.ref
         try:
-            note_on_ticket(ctx, ticket, agent, text, f"{via}:note:{uuid.uuid4().hex}")
+            note_on_ticket(ctx, ticket, agent, text, dedupe)
         except AnswerRefused as error:
             raise ApiError(409, str(error)) from error
         audit(ctx.session, caller, f"{via} note", ticket, ctx.clock.now())
@@ -128,7 +185,12 @@ def _change(deps: WebDeps, caller: Principal, ref: str, body: ChangeBody) -> lis
 
 
 def install(app: FastAPI) -> None:
-    @app.get("/api/v1/tickets/{ref}", tags=["tickets"], summary="as `tickets show REF --json`")
+    @app.get(
+        "/api/v1/tickets/{ref}",
+        tags=["tickets"],
+        summary="as `tickets show REF --json`",
+        responses=documented(401, 404, 422),
+    )
     def show(request: Request, caller: Caller, ref: str) -> dict[str, Any]:
         return shown_ticket(deps_of(request), caller, ref, "api show")
 
@@ -137,6 +199,7 @@ def install(app: FastAPI) -> None:
         tags=["tickets"],
         status_code=201,
         summary="an answer to the customer, by the path of an agent's mail reply",
+        responses=documented(401, 403, 404, 409, 422),
     )
     def reply(
         request: Request,
@@ -149,12 +212,30 @@ def install(app: FastAPI) -> None:
         done = reply_as(deps, caller, ref, body.text, idempotency_key)
         return shown_ticket(deps, caller, done, "api show")
 
-    @app.post("/api/v1/tickets/{ref}/notes", tags=["tickets"], status_code=201)
-    def note(request: Request, caller: Caller, ref: str, body: NoteBody) -> dict[str, Any]:
+    @app.post(
+        "/api/v1/tickets/{ref}/notes",
+        tags=["tickets"],
+        status_code=201,
+        summary="an internal note, never mailed (as #note)",
+        responses=documented(401, 403, 404, 409, 422),
+    )
+    def note(
+        request: Request,
+        caller: Caller,
+        ref: str,
+        body: NoteBody,
+        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> dict[str, Any]:
         deps = deps_of(request)
-        return shown_ticket(deps, caller, note_as(deps, caller, ref, body.text), "api show")
+        done = keyed_note(deps, caller, ref, body.text, "api", idempotency_key)
+        return shown_ticket(deps, caller, done, "api show")
 
-    @app.patch("/api/v1/tickets/{ref}", tags=["tickets"], summary="status, assignee, queue")
+    @app.patch(
+        "/api/v1/tickets/{ref}",
+        tags=["tickets"],
+        summary="status, assignee, queue, priority",
+        responses=documented(400, 401, 404, 422),
+    )
     def patch(request: Request, caller: Caller, ref: str, body: ChangeBody) -> dict[str, Any]:
         deps = deps_of(request)
         changed = _change(deps, caller, ref, body)
