@@ -118,10 +118,11 @@ def test_an_answer_from_the_console_reaches_the_customer_once(
     assert "Hesabınız kapatıldı" not in "".join(text_of(m) for m in relay.handler.messages())
     # A note: in the history, never mailed.
     note = {**form_fields(page.text, "note"), "text": "Finans ekibine sordum."}
-    assert browser.post(url, data=note, timeout=30).status_code == 200
+    for _ in range(2):  # a double click
+        assert browser.post(url, data=note, timeout=30).status_code == 200
     shown = daemon.cli("tickets", "show", ref, "--json")
     kinds = [(m["direction"], m["kind"]) for m in shown["messages"]]
-    assert kinds.count(("out", "agent")) == 1 and ("in", "note") in kinds, kinds
+    assert kinds.count(("out", "agent")) == 1 and kinds.count(("in", "note")) == 1, kinds
     assert len(mails_to(relay, CUSTOMER)) == 2
     assert (PAYMENT_AGENT, "console reply") in audit_actions(daemon)
 

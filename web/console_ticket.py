@@ -5,7 +5,7 @@ web/attachments.py) acting as the signed-in agent: the same queue scoping (anoth
 ticket is "not found"), the same identity-document rule, the same audit rows (`console show`,
 `console file`, `console reply`, `console note`), and an answer leaves by the path of an
 agent's mail answer (relayed to the customer, timed by the SLA clock, in the history). Each
-form carries a one-time key, so a double click or a reload of the POST answers once.
+form carries a one-time key, so a double click or a reload of the POST answers (or notes) once.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from web.console_render import (
     words,
 )
 from web.errors import ApiError
-from web.ticket_routes import note_as, reply_as, shown_ticket
+from web.ticket_routes import keyed_note, reply_as, shown_ticket
 from web.tokens import Principal
 
 VIA = "console"
@@ -81,10 +81,10 @@ def _write(request: Request, who: Principal, ref: str, fields: dict[str, str]) -
         return message_page(request, who, 403, words(request)["form_expired"])
     deps = deps_of(request)
     try:
+        key = fields["nonce"][:64] or None
         if fields["kind"] == "note":
-            done_ref, done = note_as(deps, who, ref, fields["text"], VIA), "noted"
+            done_ref, done = keyed_note(deps, who, ref, fields["text"], VIA, key), "noted"
         else:
-            key = fields["nonce"][:64] or None
             done_ref, done = reply_as(deps, who, ref, fields["text"], key, VIA), "answered"
     except ApiError as error:
         return _refused(request, who, error)
