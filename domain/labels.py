@@ -101,6 +101,13 @@ _PROBLEMS_TR: tuple[tuple[str, str], ...] = (
         r"adresine gider. Yine de birleştirmek için: #birleştir \6 zorla",
     ),
     (r"#note needs the text of the note", r"#not komutunun altına notun metnini yazın"),
+    (r"the answer has no text", r"yanıtın metni yok"),
+    (r"(\S+) is merged: answer its survivor", r"\1 birleştirildi: birleştiği talebi yanıtlayın"),
+    (r"this file is no longer kept", r"bu dosya artık saklanmıyor"),
+    (
+        r"answers and notes are an agent's: use a token of `--agent EMAIL`",
+        r"yanıt ve notlar temsilcilerindir: yöneticiler yanıt yazmaz",
+    ),
     (
         r"your reply has no text of its own above the quoted mail: "
         r"nothing was sent to the customer",

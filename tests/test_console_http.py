@@ -152,6 +152,10 @@ def test_files_download_as_they_came_and_stay_in_the_agents_queues(
     admin = console_session(base, relay, ADMIN)
     admin_page = admin.get(f"{base}/console/tickets/{ref}", timeout=30)
     assert admin_page.status_code == 200 and 'id="answer"' not in admin_page.text
+    token = form_fields(admin_page.text, "sign-out")["csrf"]
+    posted = {"text": "Merhaba", "csrf": token, "kind": "answer"}
+    by_admin = admin.post(f"{base}/console/tickets/{ref}/answer", data=posted, timeout=30)
+    assert by_admin.status_code == 403 and "yöneticiler yanıt yazmaz" in by_admin.text
     time.sleep(0.5)
     assert len(mails_to(relay, CUSTOMER)) == 1  # the acknowledgement only
     actions = audit_actions(daemon)

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from domain.labels import problem
 from domain.message import DOCUMENT_ROLES
 from web.access import is_identity_reader
 from web.attachments import download
@@ -23,6 +24,7 @@ from web.auth import deps_of
 from web.console_render import (
     form_token_ok,
     from_elsewhere,
+    language,
     message_page,
     page,
     secured,
@@ -50,8 +52,12 @@ def _for_console(shown: dict[str, Any], identity_reader: bool) -> dict[str, Any]
 
 
 def _refused(request: Request, who: Principal, error: ApiError) -> HTMLResponse:
-    t = words(request)
-    text = t["not_found"] if error.status == 404 else error.message
+    """The refusal in the page's language (the checks word it in English, as the log keeps
+    it; domain/labels.problem has the Turkish of each)."""
+    if error.status == 404:
+        return message_page(request, who, 404, words(request)["not_found"])
+    lang = language(request, deps_of(request))
+    text = "; ".join(problem(lang, part) for part in error.message.split("; "))
     return message_page(request, who, error.status, text)
 
 
