@@ -11,12 +11,13 @@ instead of a traceback. Relative paths are relative to the folder of the configu
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 from domain.config_classify import ClassifyConfig, ClassifyTable
+from domain.config_file import ConfigError as ConfigError
+from domain.config_file import read_toml
 from domain.config_imap import ImapAccountConfig as ImapAccountConfig
 from domain.config_imap import ImapTable, build_imap
 from domain.config_kinds import (
@@ -60,21 +61,7 @@ from domain.config_team import (
 )
 from domain.config_trust import DnsTable, TrustConfig, build_dns, build_trust
 from domain.config_webhooks import WebhookConfig, WebhookTable, build_webhooks
-from domain.errors import Permanent
 from domain.tls_files import check_pair
-
-
-class ConfigError(Permanent):
-    """One or more problems in the configuration; each problem names its key."""
-
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(f"{key}: {reason}" for key, reason in problems))
-
-    def render(self, source: Path | str) -> str:
-        lines = [f"{source}: the configuration is not valid"]
-        lines += [f"  {key}: {reason}" for key, reason in self.problems]
-        return "\n".join(lines)
 
 
 def owns_address(addresses: tuple[str, ...], address: str) -> bool:
@@ -460,17 +447,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
 
 def load_config(path: Path) -> Config:
     """Read and validate the file; a missing or unparsable file is a ConfigError too."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([("(file)", f"{path} does not exist")]) from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError([("(file)", f"{path} cannot be read: {error}")]) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError([("(syntax)", f"not valid TOML: {error}")]) from None
-    return parse_config(data, path.resolve())
+    return parse_config(read_toml(path), path.resolve())
 
 
 DEFAULT_CONFIG = """\

@@ -6,6 +6,10 @@ number, `true` is not 1), returns what the record holds (a stripped string, a lo
 a path made absolute against the folder of the file, a tuple for a list) and, when the value is
 wrong, raises `Invalid` with a reason in the file's words. `what` is the same words for the
 README and for every "must be ..." message, so one kind reads the same in every section.
+
+Pydantic is imported only when it asks a kind for its schema or a value (the two methods that
+speak to it): a kind's `check` stands alone, so what reads a few keys without the schema
+(domain/config_journal.py, for `ticketd ingest`) checks them with the same kinds and words.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import GetCoreSchemaHandler, ValidationInfo
-from pydantic_core import CoreSchema, PydanticCustomError, core_schema
+if TYPE_CHECKING:
+    from pydantic import GetCoreSchemaHandler, ValidationInfo
+    from pydantic_core import CoreSchema
 
 Problems = list[tuple[str, str]]
 
@@ -57,9 +62,15 @@ class Kind:
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> CoreSchema:
+        # Here, not at the top: only the schema (domain/config_schema.py) asks for it, and it
+        # has imported pydantic by then.
+        from pydantic_core import core_schema
+
         return core_schema.with_info_plain_validator_function(self._validate)
 
     def _validate(self, value: Any, info: ValidationInfo) -> Any:
+        from pydantic_core import PydanticCustomError
+
         base = (info.context or {}).get("base", Path("."))
         try:
             return self.check(value, base)

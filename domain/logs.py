@@ -15,9 +15,10 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from domain.config import Config
+if TYPE_CHECKING:  # only a type here: `ticketd ingest` logs without the schema (issue 19)
+    from domain.config import Config
 
 # syslog priorities (RFC 5424) for Python's levels; journald reads them from the `<N>` prefix.
 _PRIORITIES = ((logging.CRITICAL, 2), (logging.ERROR, 3), (logging.WARNING, 4), (logging.INFO, 6))

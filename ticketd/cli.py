@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from domain import logs
-from domain.config import ConfigError
+from domain.config_file import ConfigError
 from ticketd.commands import (
     EX_CONFIG,
     EX_DATAERR,

@@ -57,8 +57,6 @@ from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 
-from domain.config import load_config
-
 # The exit statuses of sysexits.h that scripts and MTAs read.
 EX_OK = 0
 EX_USAGE = 64
@@ -212,8 +210,10 @@ def run(command: Command, args: argparse.Namespace) -> int:
     handler = command.load()
     if command.opens is Opens.NONE:
         return _status(handler(args))
-    # Here, not at the top: ticketd.state brings the worker and the migrations, which neither
-    # `--help` nor the commands that open nothing need.
+    # Here, not at the top: ticketd.state brings the worker and the migrations, and the full
+    # validation of the configuration pydantic and every section's schema, which neither
+    # `--help` nor the commands that open nothing need (`ingest`: domain/config_journal.py).
+    from domain.config import load_config
     from ticketd.state import DatabaseMissing, open_for_reading, open_state
 
     config = load_config(config_path(args))
