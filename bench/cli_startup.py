@@ -72,7 +72,7 @@ def measure(folder: Path, rounds: int) -> dict[str, list[float]]:
         'python -c "import sqlalchemy"': [sys.executable, "-c", "import sqlalchemy"],
         "ticketd ingest FILE": ingest,
     }
-    timed(ingest, folder)  # the first makes the database, the key file and the desk secret
+    timed(ingest, folder)  # the first makes the database and the key file
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(rounds):
         for name, command in commands.items():

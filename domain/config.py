@@ -7,6 +7,8 @@ the records inside it), checking what one key cannot say alone (keys that go tog
 references between sections). Every problem is reported as a `ConfigError` that names the key
 and the reason, so `ticketd check` and `ticketd run` can print something an admin can act on
 instead of a traceback. Relative paths are relative to the folder of the configuration file.
+`ticketd ingest` reads the journal's few keys without all this (domain/config_journal.py, whose
+kinds and defaults the tables here use) and comes here when they are not plainly sound.
 """
 
 from __future__ import annotations
@@ -20,13 +22,18 @@ from domain.config_file import ConfigError as ConfigError
 from domain.config_file import read_toml
 from domain.config_imap import ImapAccountConfig as ImapAccountConfig
 from domain.config_imap import ImapTable, build_imap
+from domain.config_journal import (
+    BLOBS,
+    DATABASE,
+    DEFAULT_BLOBS,
+    DEFAULT_DATABASE,
+    JournalConfig,
+)
 from domain.config_kinds import (
     Address,
     Count,
-    Custom,
     Endpoint,
     FilePath,
-    Invalid,
     ListOf,
     OneOf,
     Problems,
@@ -34,7 +41,6 @@ from domain.config_kinds import (
     Url,
     Whole,
     Zone,
-    resolve,
 )
 from domain.config_kinds import HostPort as HostPort
 from domain.config_kyc import KycConfig, KycTable, build_kyc
@@ -180,28 +186,22 @@ class Config:
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     webhooks: tuple[WebhookConfig, ...] = ()
 
-
-def _database(value: Any, base: Path) -> str:
-    """sqlite:///PATH (relative to the file's folder) or PostgreSQL through psycopg."""
-    if not isinstance(value, str) or not value.strip():
-        raise Invalid("must be a non-empty string")
-    url = str(value).strip()
-    if url.startswith("sqlite:///"):
-        raw = url.removeprefix("sqlite:///")
-        if raw and raw != ":memory:" and not raw.startswith("/"):
-            return "sqlite:///" + str(resolve(raw, base))
-        return url
-    if url.startswith(("postgresql://", "postgresql+psycopg://")):
-        return url.replace("postgresql://", "postgresql+psycopg://", 1)
-    raise Invalid(f"{url!r}: use sqlite:///PATH or postgresql+psycopg://...")
+    @property
+    def journal(self) -> JournalConfig:
+        """What the journal needs: what `ticketd ingest` reads (domain/config_journal.py)."""
+        return JournalConfig(
+            database=self.storage.database,
+            blobs=self.storage.blobs,
+            key_file=self.kyc.key_file,
+            max_message_size=self.smtp_in.max_message_size,
+        )
 
 
 class StorageTable(Table):
-    database: Annotated[
-        str, Custom("sqlite:///PATH or postgresql+psycopg://USER@HOST/DB", _database)
-    ] = key("sqlite:///var/ticketd.sqlite3", doc="the database")
-    blobs: Annotated[Path, FilePath()] = key(
-        "var/blobs", doc="the folder of raw messages and documents"
+    # The kinds and defaults `ticketd ingest` reads these keys with too.
+    database: Annotated[str, DATABASE] = key(DEFAULT_DATABASE, doc="the database")
+    blobs: Annotated[Path, BLOBS] = key(
+        DEFAULT_BLOBS, doc="the folder of raw messages and documents"
     )
 
 

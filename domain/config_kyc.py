@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from domain.config_kinds import Count, Custom, FilePath, Invalid, Number, Problems, resolve
+from domain.config_journal import DEFAULT_KEY_FILE, KEY_FILE, key_file_problem
+from domain.config_kinds import Count, Custom, Invalid, Number, Problems, resolve
 from domain.config_schema import Table, key
 
 # Real types (read from the bytes by `filetype`) an identity document may have: photos from
@@ -110,8 +111,9 @@ _AT_LEAST_1 = Count(1, "a whole number of at least 1")
 
 
 class KycTable(Table):
-    key_file: Annotated[Path, FilePath()] = key(
-        "var/kyc.key", doc="the key of documents at rest; its folder must exist"
+    # The kind and default `ticketd ingest` reads it with too (domain/config_journal.py).
+    key_file: Annotated[Path, KEY_FILE] = key(
+        DEFAULT_KEY_FILE, doc="the key of documents at rest; its folder must exist"
     )
     accepted: Annotated[tuple[str, ...], Custom("a list of file types", _file_types)] = key(
         KNOWN_TYPES, doc=f"real types accepted: {', '.join(KNOWN_TYPES)}"
@@ -138,15 +140,8 @@ class KycTable(Table):
 
 
 def build_kyc(problems: Problems, table: KycTable) -> KycConfig:
-    key_file = table.key_file
-    if "key_file" in table.model_fields_set and not key_file.parent.is_dir():
-        # Never made silently (as root, with root's umask): the folder of the key is the
-        # admin's to create, owned by the user ticketd runs as.
-        problems.append(
-            (
-                "kyc.key_file",
-                f"{key_file}: its folder {key_file.parent} does not exist; create it (owned by "
-                "the user ticketd runs as, mode 0700) or point key_file at an existing folder",
-            )
-        )
+    if "key_file" in table.model_fields_set:
+        why = key_file_problem(table.key_file)
+        if why is not None:
+            problems.append(("kyc.key_file", why))
     return KycConfig(**dict(table))

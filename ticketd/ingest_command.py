@@ -4,7 +4,9 @@ the durable path, for an MTA pipe.
 Exit 0 once the message is durable, 75 (EX_TEMPFAIL: the MTA tries again) when it could not be
 stored, 65 when it never will be (over the size limit, empty, not a regular file). An MTA starts
 this once a message, so it imports what the journal needs and nothing more (ticketd/commands.py,
-bench/cli_startup.py); `--process` opens the full state, as the worker needs it.
+bench/cli_startup.py): of the configuration it reads the journal's keys only, and runs the full
+validation when they are not plainly sound (domain/config_journal.py). `--process` validates
+everything and opens the full state, as the worker needs it.
 """
 
 from __future__ import annotations
@@ -12,18 +14,22 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from domain.config import Config, load_config
+from domain.config_journal import JournalConfig, read_journal_config
 from ingest.journal import Arrival, StorageFailure
 from ingest.oversize import header_summary, read_bounded, too_big
 from ingest.regular_files import NotRegular, open_regular
 from ticketd.commands import EX_DATAERR, EX_OK, EX_TEMPFAIL, config_path
 from ticketd.journal_state import open_journal
 
+if TYPE_CHECKING:
+    from domain.config import Config
+
 
 def ingest(args: argparse.Namespace) -> int:
-    config = load_config(config_path(args))
-    raw = _read_message(args.file, config.smtp_in.max_message_size)
+    journal, config = _configuration(config_path(args), full=args.process)
+    raw = _read_message(args.file, journal.max_message_size)
     if isinstance(raw, int):
         return raw
     if not raw.strip():
@@ -36,13 +42,13 @@ def ingest(args: argparse.Namespace) -> int:
         envelope_to=tuple(args.recipient or ()),
     )
     try:
-        state = open_journal(config)
+        state = open_journal(journal)
     except Exception as error:
         print(f"ticketd ingest: storage unavailable: {error}", file=sys.stderr)
         return EX_TEMPFAIL
     try:
         print(f"stored as message {state.journal.accept(arrival)}")
-        if args.process:
+        if config is not None:  # --process
             _process_pending(config)
     except StorageFailure as error:
         print(f"ticketd ingest: not stored: {error}", file=sys.stderr)
@@ -50,6 +56,21 @@ def ingest(args: argparse.Namespace) -> int:
     finally:
         state.close()
     return EX_OK
+
+
+def _configuration(path: Path, full: bool) -> tuple[JournalConfig, Config | None]:
+    """The journal's keys, and the whole configuration when `full` or when those keys alone
+    cannot be judged: then every problem of the file is a ConfigError naming its key, as in
+    `ticketd check` (exit 78 from ticketd/cli.py main)."""
+    if not full:
+        journal = read_journal_config(path)
+        if journal is not None:
+            return journal, None
+    # Here, not at the top: the full validation imports pydantic and every section's schema.
+    from domain.config import load_config
+
+    config = load_config(path)
+    return config.journal, (config if full else None)
 
 
 def _process_pending(config: Config) -> None:
