@@ -1,17 +1,24 @@
-"""Engines and sessions: SQLite in WAL mode by default, PostgreSQL with the same code."""
+"""Engines and sessions: SQLite in WAL mode by default, PostgreSQL with the same code.
+
+The ORM's sessions are made on first use: the journal writes with Core (`Database.connect`), so
+`ticketd ingest`, an MTA pipe started once a message, never imports the ORM (issue 19).
+"""
 
 from __future__ import annotations
 
 import os
 import re
 import stat
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine, create_engine, event
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -91,11 +98,20 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions: sessionmaker[Session] | None = None
+        self._making = threading.Lock()
 
     @property
     def sessions(self) -> sessionmaker[Session]:
-        """The session factory, for listeners on every session (storage/webhook_events.py)."""
+        """The session factory, for listeners on every session (storage/webhook_events.py);
+        one for the life of the database, made on first use."""
+        if self._sessions is None:
+            with self._making:  # two threads asking first get the same factory
+                if self._sessions is None:
+                    # Here, not at the top: what only writes the journal never needs the ORM.
+                    from sqlalchemy.orm import sessionmaker
+
+                    self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         return self._sessions
 
     @property
@@ -106,15 +122,23 @@ class Database:
     def transaction(self, rehearse: bool = False) -> Iterator[Session]:
         """Committed when the block ends, rolled back if it raises. A rehearsal (a command's
         `--dry-run`) does everything, locks included, and then rolls it all back."""
-        with self._sessions() as session, session.begin() as transaction:
+        with self.sessions() as session, session.begin() as transaction:
             yield session
             if rehearse:
                 transaction.rollback()
 
     @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A transaction of SQLAlchemy Core, without the ORM (the journal's rows): committed
+        when the block ends, rolled back if it raises; on SQLite it takes the write lock at
+        BEGIN, as `transaction()` does."""
+        with self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
     def read(self) -> Iterator[Session]:
         """A transaction that only reads: on SQLite it does not take the write lock."""
-        with self._sessions() as session:
+        with self.sessions() as session:
             session.connection(execution_options={"ticketd_readonly": True})
             try:
                 yield session

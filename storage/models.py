@@ -2,60 +2,36 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import date, datetime
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Date,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on every engine (SQLite would otherwise hand back naive ones)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: ticketd stores aware UTC times only")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        assert isinstance(value, datetime)
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+from storage.columns import METADATA
+from storage.columns import UtcDateTime as UtcDateTime
+from storage.journal_table import JOURNAL
+from storage.journal_table import JOURNAL_DISMISSED as JOURNAL_DISMISSED
+from storage.journal_table import JOURNAL_DONE as JOURNAL_DONE
+from storage.journal_table import JOURNAL_IGNORED as JOURNAL_IGNORED
+from storage.journal_table import JOURNAL_PENDING as JOURNAL_PENDING
+from storage.journal_table import JOURNAL_QUARANTINED as JOURNAL_QUARANTINED
 
 
 class Base(DeclarativeBase):
+    metadata = METADATA  # the journal's Core table's too (storage/columns.py)
     type_annotation_map = {datetime: UtcDateTime}  # noqa: RUF012
 
-
-# Journal states: every received message ends in one of the last three (promise 3).
-JOURNAL_PENDING = "pending"
-JOURNAL_DONE = "done"
-JOURNAL_IGNORED = "ignored"
-JOURNAL_QUARANTINED = "quarantined"
-# A quarantined message an admin looked at and cleared (`quarantine dismiss`): kept, audited,
-# no longer counted by `health`.
-JOURNAL_DISMISSED = "dismissed"
 
 # What is left of a message's raw bytes (journal and outbox `raw_state`); None: all of it.
 RAW_REDACTED = "redacted"  # the parts carrying purged identity documents replaced by a note
@@ -70,43 +46,28 @@ OUTBOX_SUPPRESSED = "suppressed"
 
 
 class JournalEntry(Base):
-    """One received copy of a message: its raw bytes live in the blob store under `blob_key`."""
+    """One received copy of a message: its raw bytes live in the blob store under `blob_key`.
+    The table is declared in Core, with what each column holds (storage/journal_table.py)."""
 
-    __tablename__ = "journal"
+    __table__ = JOURNAL
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    blob_key: Mapped[str] = mapped_column(String(64))
-    size: Mapped[int] = mapped_column(Integer)
-    source: Mapped[str] = mapped_column(String(200))
-    envelope_from: Mapped[str | None] = mapped_column(String(500))
-    envelope_to: Mapped[list[str]] = mapped_column(JSON, default=list)
-    received_at: Mapped[datetime] = mapped_column()
-    state: Mapped[str] = mapped_column(String(20), default=JOURNAL_PENDING)
-    reason: Mapped[str | None] = mapped_column(Text)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    processed_at: Mapped[datetime | None] = mapped_column()
-    # Historical mail (import) becomes tickets without acknowledgements unless asked.
-    acknowledge: Mapped[bool] = mapped_column(default=True)
-    # Where the copy came from, when the source can name it again (an IMAP message's mailbox,
-    # UIDVALIDITY and UID): a re-fetch after a crash finds this row instead of adding one.
-    origin: Mapped[str | None] = mapped_column(String(500))
-    # What retention or a purge left of the raw bytes (RAW_* below); None: as received.
-    raw_state: Mapped[str | None] = mapped_column(String(20))
-    raw_changed_at: Mapped[datetime | None] = mapped_column()
-    # What the sender sent, trace headers left out (ingest/content_hash.py), set when the
-    # message is processed: how a copy is told from another message with the same Message-ID.
-    # None for rows processed before it existed.
-    content_hash: Mapped[str | None] = mapped_column(String(64))
-    # The pipeline step that decided what became of the message (ingest/runner.py): the one
-    # that quarantined or ignored it, or the last one of a ticket's. None: not decided yet, or
-    # decided before steps were recorded, or outside the pipeline (a worker that stopped).
-    step: Mapped[str | None] = mapped_column(String(100))
-
-    __table_args__ = (
-        Index("ix_journal_state", "state", "id"),
-        Index("ix_journal_blob_key", "blob_key"),
-        UniqueConstraint("origin", name="uq_journal_origin"),
-    )
+    id: Mapped[int]
+    blob_key: Mapped[str]
+    size: Mapped[int]
+    source: Mapped[str]
+    envelope_from: Mapped[str | None]
+    envelope_to: Mapped[list[str]]
+    received_at: Mapped[datetime]
+    state: Mapped[str]
+    reason: Mapped[str | None]
+    attempts: Mapped[int]
+    processed_at: Mapped[datetime | None]
+    acknowledge: Mapped[bool]
+    origin: Mapped[str | None]
+    raw_state: Mapped[str | None]
+    raw_changed_at: Mapped[datetime | None]
+    content_hash: Mapped[str | None]
+    step: Mapped[str | None]
 
 
 class SealKey(Base):
