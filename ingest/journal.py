@@ -4,6 +4,9 @@
 may a source answer 250, flag the IMAP message, or exit 0. A crash before the commit leaves the
 message not accepted (the sender retries); after it, the worker finds the row. A blob whose row
 never commits is an orphan the daily sweep removes (storage/sweep.py).
+
+The rows are written with SQLAlchemy Core (storage/journal_table.py), not the ORM: `ticketd
+ingest`, an MTA pipe started once a message, imports neither the ORM nor the models (issue 19).
 """
 
 from __future__ import annotations
@@ -12,15 +15,14 @@ import errno
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import Connection, insert, or_, select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
 from domain.clock import Clock
 from domain.errors import Temporary
 from storage.blobs import BlobStore
 from storage.db import Database
-from storage.models import JOURNAL_PENDING, JOURNAL_QUARANTINED, JournalEntry
+from storage.journal_table import JOURNAL, JOURNAL_PENDING, JOURNAL_QUARANTINED
 
 
 class StorageFailure(Temporary):
@@ -90,39 +92,37 @@ class Journal:
         all are durable. Raises StorageFailure for the batch: none of it is accepted."""
         try:
             keys = [self.blobs.put(arrival.raw) for arrival in arrivals]
-            with self.db.transaction() as session:
+            with self.db.connect() as connection:
                 return [
-                    self._row(session, arrival, key)
+                    self._row(connection, arrival, key)
                     for arrival, key in zip(arrivals, keys, strict=True)
                 ]
         except Exception as error:  # disk full, database gone: say so, accept nothing
             raise StorageFailure(explain(error, self.blobs)) from error
 
-    def _row(self, session: Session, arrival: Arrival, key: str) -> tuple[int, bool]:
+    def _row(self, connection: Connection, arrival: Arrival, key: str) -> tuple[int, bool]:
         if arrival.origin is not None:
-            known = session.scalar(
-                select(JournalEntry.id)
-                .where(or_(JournalEntry.origin == arrival.origin, JournalEntry.blob_key == key))
-                .order_by(JournalEntry.id)
+            known: int | None = connection.scalar(
+                select(JOURNAL.c.id)
+                .where(or_(JOURNAL.c.origin == arrival.origin, JOURNAL.c.blob_key == key))
+                .order_by(JOURNAL.c.id)
                 .limit(1)
             )
             if known is not None:
                 return known, False
-        entry = JournalEntry(
-            blob_key=key,
-            size=len(arrival.raw),
-            source=arrival.source[:200],
-            envelope_from=_envelope_from(arrival.envelope_from),
-            envelope_to=list(arrival.envelope_to),
-            received_at=self.clock.now(),
-            state=JOURNAL_PENDING,
-            attempts=0,
-            acknowledge=arrival.acknowledge,
-            origin=arrival.origin,
-        )
-        session.add(entry)
-        session.flush()
-        return entry.id, True
+        row = {
+            "blob_key": key,
+            "size": len(arrival.raw),
+            "source": arrival.source[:200],
+            "envelope_from": _envelope_from(arrival.envelope_from),
+            "envelope_to": list(arrival.envelope_to),
+            "received_at": self.clock.now(),
+            "state": JOURNAL_PENDING,
+            "attempts": 0,
+            "acknowledge": arrival.acknowledge,
+            "origin": arrival.origin,
+        }
+        return _insert(connection, row), True
 
     def quarantine(
         self, origin: str | None, source: str, reason: str, header: bytes = b""
@@ -135,26 +135,33 @@ class Journal:
             note += b"\r\nWhat was read of its header:\r\n\r\n" + header
         try:
             key = self.blobs.put(note)
-            with self.db.transaction() as session:
-                known = origin is not None and session.scalar(
-                    select(JournalEntry.id).where(JournalEntry.origin == origin)
+            with self.db.connect() as connection:
+                known = origin is not None and connection.scalar(
+                    select(JOURNAL.c.id).where(JOURNAL.c.origin == origin)
                 )
                 if known:
                     return None
-                entry = JournalEntry(
-                    blob_key=key,
-                    size=len(note),
-                    source=source[:200],
-                    envelope_to=[],
-                    received_at=self.clock.now(),
-                    state=JOURNAL_QUARANTINED,
-                    reason=reason[:2000],
-                    attempts=1,
-                    acknowledge=False,
-                    origin=origin,
-                )
-                session.add(entry)
-                session.flush()
-                return entry.id
+                row = {
+                    "blob_key": key,
+                    "size": len(note),
+                    "source": source[:200],
+                    "envelope_to": [],
+                    "received_at": self.clock.now(),
+                    "state": JOURNAL_QUARANTINED,
+                    "reason": reason[:2000],
+                    "attempts": 1,
+                    "acknowledge": False,
+                    "origin": origin,
+                }
+                return _insert(connection, row)
         except Exception as error:
             raise StorageFailure(explain(error, self.blobs)) from error
+
+
+def _insert(connection: Connection, row: dict[str, object]) -> int:
+    """The row added to the journal; its id."""
+    added = connection.execute(insert(JOURNAL).values(row))
+    key = added.inserted_primary_key
+    assert key is not None  # an INSERT of one row always has one
+    found: int = key[0]
+    return found

@@ -82,7 +82,7 @@ def test_the_sweep_removes_rolled_back_blobs_and_keeps_referenced_and_young_ones
         def no_database() -> Any:
             raise ConnectionError("database unreachable")
 
-        patch.setattr(kyc_state.db, "transaction", no_database)
+        patch.setattr(kyc_state.db, "connect", no_database)  # the journal's transaction
         with pytest.raises(StorageFailure):
             kyc_state.journal.accept(Arrival(raw=failing_raw, source="test"))
     journal_orphan = hashlib.sha256(failing_raw).hexdigest()
@@ -114,7 +114,7 @@ def test_a_message_received_again_reuses_its_old_orphan_blob_safely(
 ) -> None:
     raw = customer_mail(subject="ikinci kez")
     with monkeypatch.context() as patch:
-        patch.setattr(kyc_state.db, "transaction", lambda: (_ for _ in ()).throw(OSError("gone")))
+        patch.setattr(kyc_state.db, "connect", lambda: (_ for _ in ()).throw(OSError("gone")))
         with pytest.raises(StorageFailure):
             kyc_state.journal.accept(Arrival(raw=raw, source="test"))
     key = hashlib.sha256(raw).hexdigest()
