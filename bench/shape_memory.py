@@ -3,13 +3,19 @@
 A script, not a test: each case runs in a fresh daemon (`ticketd run` as a process), sent over
 a raw SMTP socket in chunks; the figure is the growth of the process's VmHWM (peak resident
 memory, /proc/PID/status) from just after start to after the message settled (refused, or
-processed by the worker). Run: `.venv/bin/python bench/shape_memory.py`.
+processed by the worker), also as a multiple of the message's size (issue 19: at most 2 for an
+accepted 25 MB message). Beside it, in the same run: the growth of the daemon's parsing process
+(ingest/isolation.py, a process of its own, so not in the daemon's figure), and the floor, the
+growth of a bare Python process that parses the same bytes with the standard library
+(`policy.default`, every leaf's `get_content()`). Run: `.venv/bin/python bench/shape_memory.py`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -102,35 +108,127 @@ def _settled(folder: Path) -> bool:
     return int(pending) == 0
 
 
+# The floor: a bare interpreter that reads the message from a file, then parses it as the
+# standard library would for any program (VmHWM before and after the parse, in bytes).
+STDLIB_PARSE = """
+import email, email.policy, re, sys
+def hwm():
+    return int(re.search(r"VmHWM:\\s+(\\d+)", open("/proc/self/status").read())[1]) * 1024
+raw = open(sys.argv[1], "rb").read()
+before = hwm()
+message = email.message_from_bytes(raw, policy=email.policy.default)
+for part in message.walk():
+    if not part.is_multipart():
+        part.get_content()
+print(hwm() - before)
+"""
+
+
+def stdlib_floor(raw: bytes) -> int:
+    """The growth of a bare process's peak while the standard library parses `raw`."""
+    with tempfile.NamedTemporaryFile(suffix=".eml") as file:
+        file.write(raw)
+        file.flush()
+        out = subprocess.run(
+            [sys.executable, "-c", STDLIB_PARSE, file.name], capture_output=True, check=True
+        )
+    return int(out.stdout)
+
+
+def _hwm(pid: int) -> int | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    [line] = [line for line in status.splitlines() if line.startswith("VmHWM:")]
+    return int(line.split()[1]) * 1024
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def parse_process(daemon_pid: int) -> int | None:
+    """The pid of the daemon's parsing process (a child of its forkserver, which is the
+    daemon's child), or None."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            parent = _parent(int(entry))
+            if parent is not None and parent != daemon_pid and _parent(parent) == daemon_pid:
+                return int(entry)
+    return None
+
+
+def _wait_for_parser(daemon_pid: int) -> int | None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pid = parse_process(daemon_pid)
+        if pid is not None:
+            return pid
+        time.sleep(0.1)
+    return None
+
+
 def run_case(name: str, chunks: Callable[[], Iterable[bytes]], relay_port: int) -> str:
+    data = chunks()
+    whole = isinstance(data, list)  # the generated cases are sent without ever being joined
+    raw = b"".join(data).replace(b"\r\n..", b"\r\n.") if whole else b""
+    size = len(raw) if whole else 0
     with tempfile.TemporaryDirectory() as folder:
         extra = f'[smtp_in]\nlisten = "127.0.0.1:{free_port()}"\n{TEAM}'
         daemon = DaemonProcess(daemon_config(Path(folder), relay_port, extra=extra))
         daemon.start()
         try:
+            assert daemon.process is not None
+            parser = _wait_for_parser(daemon.process.pid)
             client = Client(daemon.port)
             before = peak_rss(daemon)
+            parser_before = _hwm(parser) if parser is not None else None
             started = time.monotonic()
-            reply = client.send(chunks(), "ayse@musteri.com.tr")
+            reply = client.send(data, "ayse@musteri.com.tr")
             client.close()
             daemon.wait_until(lambda: _settled(Path(folder)), timeout=300, what="the journal")
             seconds = time.monotonic() - started
-            grown = peak_rss(daemon) - before
-            return f"{name:40} {reply[:3]:>5} {before / MB:8.0f} {grown / MB:+8.0f} {seconds:7.1f}"
+            peak = peak_rss(daemon)
+            parser_after = _hwm(parser) if parser is not None else None
         finally:
             daemon.stop()
+    grown = peak - before
+    times = f"{grown / size:6.1f}x" if size >= MB else f"{'-':>7}"  # of a large one only
+    if parser_before is None or parser_after is None:
+        child = f"{'?':>8}"  # the parsing process was restarted (a kill) or never found
+    else:
+        child = f"{(parser_after - parser_before) / MB:+4.0f}/{parser_after / MB:3.0f}"
+    floor = f"{stdlib_floor(raw) / MB:+8.0f}" if whole and reply.startswith("250") else f"{'-':>8}"
+    return (
+        f"{name:36} {reply[:3]:>5} {size / MB:7.1f} {before / MB:6.0f} {peak / MB:6.0f} "
+        f"{grown / MB:+8.0f} {times} {child} {floor} {seconds:7.1f}"
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="run the cases whose name contains this")
     args = parser.parse_args()
-    print(f"{'case':40} {'reply':>5} {'start MB':>8} {'peak +MB':>8} {'seconds':>7}")
+    print(
+        f"{'case':36} {'reply':>5} {'size MB':>7} {'start':>6} {'peak':>6} {'peak +MB':>8} "
+        f"{'× size':>7} {'parser+':>8} {'stdlib+':>8} {'seconds':>7}"
+    )
     for name, chunks in CASES:
         if args.only and args.only not in name:
             continue
         # No relay: outgoing mail goes to the Maildir outbox.
         print(run_case(name, chunks, 0), flush=True)
+    print(
+        "start, peak: the daemon's VmHWM before the message and after it settled (MB); "
+        "peak +MB and × size: the growth, and it divided by the message's size (1 MB and more); "
+        "parser+: the growth of the daemon's parsing process / its peak; stdlib+: a bare "
+        "process parsing the same bytes with the standard library; load average "
+        f"{os.getloadavg()[0]:.1f}"
+    )
     return 0
 
 
