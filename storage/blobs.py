@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 HEX = frozenset("0123456789abcdef")
@@ -25,14 +25,19 @@ class BlobStore:
             raise ValueError(f"not a blob key: {key!r}")
         return self.root / key[:2] / key[2:4] / key
 
-    def put(self, data: bytes) -> str:
+    def put(self, data: bytes | bytearray) -> str:
         key = hashlib.sha256(data).hexdigest()
         if not self.path_for(key).exists():
             self.write(key, data)
         return key
 
-    def write(self, key: str, data: bytes) -> None:
+    def write(self, key: str, data: bytes | bytearray) -> None:
         """Store `data` under `key` durably: temporary file, fsync, rename, fsync the folder."""
+        self.write_pieces(key, (data,))
+
+    def write_pieces(self, key: str, pieces: Iterable[bytes | bytearray]) -> None:
+        """`write` of the pieces joined, each written as it comes (a sealing encrypts them
+        as they are taken: storage/keyring.py), so the whole is never one more copy."""
         final = self.path_for(key)
         self._make_folders(final.parent)
         # Unique per writer: two threads (or a rotation and a daemon) may write one key at once.
@@ -40,10 +45,11 @@ class BlobStore:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
+                for piece in pieces:
+                    view = memoryview(piece)
+                    while view:
+                        written = os.write(fd, view)
+                        view = view[written:]
                 os.fsync(fd)
             finally:
                 os.close(fd)

@@ -48,10 +48,10 @@ class DocumentStore:
             return cls(blobs, blobs.keyring)  # one view of the key file per process
         return cls(blobs, Keyring.open(key_file))
 
-    def _seal(self, content: bytes, digest: str) -> tuple[str, bytes]:
+    def _seal(self, content: bytes, digest: str) -> tuple[str, bytearray]:
         return self.keyring.seal(DOC_MAGIC, content, digest.encode())
 
-    def _store_at(self, blob_key: str, sealed: bytes) -> None:
+    def _store_at(self, blob_key: str, sealed: bytearray) -> None:
         if isinstance(self.blobs, SealedBlobStore):
             self.blobs.replace(blob_key, sealed)
         else:

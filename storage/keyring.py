@@ -39,6 +39,12 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import (
+    AEADEncryptionContext,
+    Cipher,
+    algorithms,
+    modes,
+)
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from storage.blobs import fsync_dir
@@ -48,6 +54,10 @@ log = logging.getLogger("ticketd.keys")
 KEY_SIZE = 32
 ID_SIZE = 8
 NONCE_SIZE = 12  # AES-GCM's standard nonce, random per sealing
+TAG_SIZE = 16  # AES-GCM's tag, after the ciphertext
+# Sealing encrypts (and a blob is written) a megabyte at a time: a 25 MB message is never held
+# twice, in clear and sealed (issue 19).
+SEAL_PIECE = 1 << 20
 FORMAT = "ticketd-keyring"
 
 
@@ -318,14 +328,36 @@ class Keyring:
         """Every key, for blobs sealed before they carried a key id."""
         return [self._cipher(entry) for entry in self._data.keys]
 
-    def seal(self, magic: bytes, plaintext: bytes, bound: bytes) -> tuple[str, bytes]:
-        """(key id, `magic` + key id + nonce + ciphertext) under the write key. The header and
-        `bound` (what names the content: its address or its hash) are the associated data, so
-        a sealed value moved under another name, or altered in any bit, fails to open."""
-        kid, cipher = self.writer()
-        header = magic + bytes.fromhex(kid)
+    def seal(
+        self, magic: bytes, plaintext: bytes | bytearray, bound: bytes
+    ) -> tuple[str, bytearray]:
+        """(key id, `magic` + key id + nonce + ciphertext-with-tag) under the write key. The
+        header and `bound` (what names the content: its address or its hash) are the associated
+        data, so a sealed value moved under another name, or altered in any bit, fails to open.
+        The sealed value is written into one buffer of its final size: no other copy."""
+        kid, pieces = self.seal_pieces(magic, plaintext, bound)
+        sealed = bytearray(len(magic) + ID_SIZE + NONCE_SIZE + len(plaintext) + TAG_SIZE)
+        at = 0
+        for piece in pieces:
+            sealed[at : at + len(piece)] = piece
+            at += len(piece)
+        return kid, sealed
+
+    def seal_pieces(
+        self, magic: bytes, plaintext: bytes | bytearray, bound: bytes
+    ) -> tuple[str, Iterator[bytes]]:
+        """`seal` as the pieces to write one after the other (header and nonce, the ciphertext
+        a megabyte at a time, the tag), encrypted as they are taken: joined, the very bytes
+        `seal` returns, but never the whole sealed value in memory beside the plaintext."""
+        kid = self.writer()[0]
+        entry = self._data.entry(kid)
+        if entry is None:  # retired by another thread's re-read this very moment
+            raise UnknownKey(f"the write key {kid} was retired while sealing")
+        header = magic + bytes.fromhex(entry.id)
         nonce = os.urandom(NONCE_SIZE)
-        return kid, header + nonce + cipher.encrypt(nonce, plaintext, header + bound)
+        encryptor = Cipher(algorithms.AES(entry.key), modes.GCM(nonce)).encryptor()
+        encryptor.authenticate_additional_data(header + bound)
+        return entry.id, _sealed_pieces(header + nonce, encryptor, memoryview(plaintext))
 
     def open_sealed(self, magic: bytes, sealed: bytes, bound: bytes) -> bytes:
         """What `seal(magic, ..., bound)` sealed. Raises UnknownKey for a key this keyring does
@@ -338,7 +370,7 @@ class Keyring:
                 f"sealed with key {kid}, which {self.describe()} does not hold "
                 "(retired, or another key file)"
             )
-        body = sealed[len(header) :]
+        body = memoryview(sealed)[len(header) :]  # views, not copies of a 25 MB value
         return cipher.decrypt(body[:NONCE_SIZE], body[NONCE_SIZE:], header + bound)
 
     def open_unlabelled(self, sealed: bytes, bound: bytes) -> bytes | None:
@@ -347,7 +379,8 @@ class Keyring:
         for attempt in range(2):
             for cipher in self.all_openers():
                 try:
-                    return cipher.decrypt(sealed[:NONCE_SIZE], sealed[NONCE_SIZE:], bound)
+                    body = memoryview(sealed)
+                    return cipher.decrypt(body[:NONCE_SIZE], body[NONCE_SIZE:], bound)
                 except InvalidTag:
                     continue
             if attempt == 0 and not self.refresh():
@@ -362,3 +395,12 @@ class Keyring:
 
     def describe(self) -> str:
         return str(self.path) if self.path is not None else "the in-memory key"
+
+
+def _sealed_pieces(
+    head: bytes, encryptor: AEADEncryptionContext, plaintext: memoryview
+) -> Iterator[bytes]:
+    yield head
+    for start in range(0, len(plaintext), SEAL_PIECE):
+        yield encryptor.update(plaintext[start : start + SEAL_PIECE])
+    yield encryptor.finalize() + encryptor.tag

@@ -48,7 +48,7 @@ class SealedBlobStore(BlobStore):
         super().__init__(root)
         self.keyring = key if isinstance(key, Keyring) else Keyring.fixed(key)
 
-    def put(self, data: bytes) -> str:
+    def put(self, data: bytes | bytearray) -> str:
         key = hashlib.sha256(data).hexdigest()
         if self.touch(key):
             return key
@@ -69,12 +69,13 @@ class SealedBlobStore(BlobStore):
             return path.exists()  # another user's file (an admin's `ingest`): reuse it as is
         return True
 
-    def replace(self, address: str, plaintext: bytes) -> str:
+    def replace(self, address: str, plaintext: bytes | bytearray) -> str:
         """Seal `plaintext` with the write key and store it under `address`, replacing what was
-        there atomically (a reader sees the old file or the new one). Returns the key id."""
+        there atomically (a reader sees the old file or the new one). Returns the key id. It is
+        encrypted as it is written, a megabyte at a time: no sealed copy of it in memory."""
         while True:
-            kid, sealed = self.keyring.seal(MAGIC_V2, plaintext, address.encode())
-            self.write(address, sealed)
+            kid, pieces = self.keyring.seal_pieces(MAGIC_V2, plaintext, address.encode())
+            self.write_pieces(address, pieces)
             if self.keyring.is_writer(kid):
                 return kid
             # A rotation began while this blob was written: seal it again under the new key.
