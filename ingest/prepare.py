@@ -23,6 +23,7 @@ from ingest.parsing import parse_message
 from ingest.spam import Session, check, upstream_verdict
 from ingest.verify import envelope_of, header_value, verify
 from ingest.virus_step import ScanReport, scan_attachments
+from storage.blobs import BlobStore
 from storage.models import JournalEntry
 
 
@@ -177,6 +178,19 @@ PREPARE_STEPS: tuple[PrepareStep, ...] = (
     PrepareStep("virus scan", _scan),
     PrepareStep("check the documents", _check_documents),
 )
+
+
+def prepare_stored(config: Config, blobs: BlobStore, arrived: Arrived) -> Prepared | Failed:
+    """`prepare_message` of the raw bytes the journal holds for `arrived`, read here. The daemon
+    runs this in its parsing process, to which the blob store travels as its folder and key
+    file (storage/keyring.py), so the daemon's own process never holds a message's raw bytes
+    for the worker, nor pickles them into the pipe (issue 19: a 25 MB message was read,
+    decrypted and pickled there, three copies, to be parsed in the other process)."""
+    try:
+        raw = blobs.get(arrived.blob_key)
+    except Exception as error:  # a damaged or missing blob: the runner's policy decides
+        return Failed("parse", error)
+    return prepare_message(config, raw, arrived)
 
 
 def prepare_message(config: Config, raw: bytes, arrived: Arrived) -> Prepared | Failed:

@@ -31,7 +31,7 @@ from domain.config import Config
 from domain.errors import Permanent
 from domain.templating import Templates
 from ingest.isolation import CallTimedOut, ChildDied, Interrupted, IsolatedCall
-from ingest.prepare import Arrived, Failed, Prepared, prepare_message
+from ingest.prepare import Arrived, Failed, Prepared, prepare_stored
 from ingest.runner import Processed, Runner, ScanWait
 from ingest.virus_scan import WAITING_FOR_SCANNER
 from ingest.worker_stops import give_up, history_of, mark_started, stops_so_far, unmark
@@ -40,7 +40,7 @@ from storage.db import Database
 from storage.documents import DocumentStore
 from storage.models import JOURNAL_PENDING, JOURNAL_QUARANTINED, JournalEntry
 
-__all__ = ["Arrived", "ParseTooSlow", "Processed", "ScanWait", "Worker", "prepare_message"]
+__all__ = ["Arrived", "ParseTooSlow", "Processed", "ScanWait", "Worker", "prepare_stored"]
 
 log = logging.getLogger("ticketd.worker")
 # The first key of the advisory locks on journal rows (the second is the row's id); the IMAP
@@ -163,18 +163,14 @@ class Worker:
             raise
 
     def _prepare(self, arrived: Arrived) -> Prepared | Failed | Interrupted | ChildDied:
-        """The slow work that needs no database (prepare_message), done before any
-        transaction (DNS and clamd may take seconds); in the parsing process when there is
-        one, stopped past [limits] max_parse_seconds."""
+        """The slow work that needs no database (prepare_stored: the blob read, parsed,
+        checked), done before any transaction (DNS and clamd may take seconds); in the parsing
+        process when there is one, stopped past [limits] max_parse_seconds."""
         config = self.config  # this worker's config: the one of the last SIGHUP
-        try:
-            raw = self.blobs.get(arrived.blob_key)
-        except Exception as error:  # a damaged or missing blob: the runner's policy decides
-            return Failed("parse", error)
         if self.isolation is None:
-            return prepare_message(config, raw, arrived)
+            return prepare_stored(config, self.blobs, arrived)
         seconds = config.limits.max_parse_seconds
-        result = self.isolation.call(config, raw, arrived, timeout=seconds)
+        result = self.isolation.call(config, self.blobs, arrived, timeout=seconds)
         if isinstance(result, CallTimedOut):
             return Failed("parse", ParseTooSlow(seconds))
         if isinstance(result, (Prepared, Failed, Interrupted, ChildDied)):

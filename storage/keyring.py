@@ -260,6 +260,13 @@ class Keyring:
         keyring._stamp = stamp
         return keyring
 
+    def __reduce__(self) -> tuple[Any, tuple[Path]]:
+        """A keyring travels to another process (the daemon's parsing process reads blobs) as
+        its file's path, never as its keys: that process opens the file itself, once."""
+        if self.path is None:
+            raise TypeError("a keyring held in memory only does not leave its process")
+        return (_shared, (self.path,))
+
     @classmethod
     def fixed(cls, key: bytes) -> Keyring:
         """One key held in memory only (no file to re-read)."""
@@ -404,3 +411,17 @@ def _sealed_pieces(
     for start in range(0, len(plaintext), SEAL_PIECE):
         yield encryptor.update(plaintext[start : start + SEAL_PIECE])
     yield encryptor.finalize() + encryptor.tag
+
+
+# The keyrings this process received from another (Keyring.__reduce__), one per key file: each
+# re-reads its file when it changes, as every keyring does.
+_RECEIVED: dict[Path, Keyring] = {}
+_RECEIVED_LOCK = threading.Lock()
+
+
+def _shared(path: Path) -> Keyring:
+    with _RECEIVED_LOCK:
+        keyring = _RECEIVED.get(path)
+        if keyring is None:
+            keyring = _RECEIVED[path] = Keyring.open(path)
+        return keyring

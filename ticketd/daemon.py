@@ -33,7 +33,7 @@ from domain.tls_files import describe, server_context
 from ingest.isolation import IsolatedCall
 from ingest.oauth_tokens import OAuthBroker
 from ingest.smtp_listener import IntakeHandler, make_smtp
-from ingest.worker import Processed, ScanWait, prepare_message
+from ingest.worker import Processed, ScanWait, prepare_stored
 from outbound.sender import Sender
 from outbound.transports import Transport, make_transport
 from ticketd import reload
@@ -84,7 +84,7 @@ class Daemon:
         )
         # Parsing in a child process: a message that holds the interpreter for minutes holds
         # only the child's, never the listener's (ingest/isolation.py).
-        state.isolation = IsolatedCall(prepare_message)
+        state.isolation = IsolatedCall(prepare_stored)
         # What STARTTLS offers; None: no STARTTLS. A failure here stops the start.
         self.smtp_tls: ssl.SSLContext | None = self.load_tls(state.config.smtp_in)
 

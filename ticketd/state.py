@@ -10,7 +10,7 @@ from domain.errors import Permanent
 from domain.templating import Templates
 from ingest.isolation import IsolatedCall
 from ingest.journal import Journal
-from ingest.worker import Worker, prepare_message
+from ingest.worker import Worker, prepare_stored
 from storage.blobs import BlobStore
 from storage.db import Database, safe_url, sqlite_file
 from storage.key_registry import forget, missing_keys, register
@@ -52,7 +52,7 @@ class State:
         --now`) then returns in time whatever a message does to the parser, and the message
         is quarantined with the reason."""
         if self.isolation is None:
-            self.isolation = IsolatedCall(prepare_message)
+            self.isolation = IsolatedCall(prepare_stored)
 
     def close(self) -> None:
         if self.isolation is not None:
