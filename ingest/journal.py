@@ -53,7 +53,8 @@ def explain(error: BaseException, blobs: BlobStore) -> str:
 
 @dataclass(frozen=True)
 class Arrival:
-    raw: bytes
+    # The SMTP listener's is the bytearray it read into (ingest/smtp_data.py): never copied.
+    raw: bytes | bytearray
     source: str  # "smtp:1.2.3.4", "ingest", "import:PATH", "imap:NAME"
     envelope_from: str | None = None  # "" (or "<>"): the null sender; None: not known
     envelope_to: Sequence[str] = ()

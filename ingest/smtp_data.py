@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, syntax
+from aiosmtpd.smtp import SMTP, Envelope, syntax
 
 from domain.config import SmtpInConfig
 from domain.errors import Permanent
@@ -95,12 +95,14 @@ async def read_data(
     limits: SmtpInConfig,
     on_progress: Callable[[int], None] = lambda total: None,
     budget: BufferBudget | None = None,
-) -> bytes | Refused:
+) -> bytearray | Refused:
     """The message as the client meant it (dot transparency undone), or why it is refused.
 
     Reads to the final dot in either case, so the session can go on with the next transaction.
     `on_progress` is told the bytes read so far and may raise (TooSlow) to end the reading.
-    The bytes returned stay counted in `budget`: the caller gives them back once stored.
+    The bytes returned stay counted in `budget`: the caller gives them back once stored. They
+    are the very buffer they were read into: a copy into `bytes` would hold a 25 MB message
+    twice (issue 19).
     """
     budget = budget if budget is not None else BufferBudget()
     kept = bytearray()
@@ -117,7 +119,7 @@ async def _read_data(
     on_progress: Callable[[int], None],
     budget: BufferBudget,
     kept: bytearray,
-) -> bytes | Refused:
+) -> bytearray | Refused:
     total = 0
     line_length = 0  # bytes since the last LF
     in_header = True
@@ -165,7 +167,17 @@ async def _read_data(
         at_line_start = ends_line
     if refused is not None:
         return Refused(refused[0], refused[1], total)
-    return bytes(kept)
+    return kept
+
+
+class ReceivedEnvelope(Envelope):
+    """aiosmtpd's envelope with the message as `read_data` kept it, in `message` (aiosmtpd's
+    `content` and `original_content` are bytes or str, and stay None): the handler may add to
+    it in place, and the journal stores it as it is, without a copy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.message: bytearray | None = None
 
 
 class BoundedDataSMTP(SMTP):
@@ -180,6 +192,9 @@ class BoundedDataSMTP(SMTP):
         self.budget = budget
         self._timer_reset_at = 0.0
         self._data_started = 0.0
+
+    def _create_envelope(self) -> Envelope:
+        return ReceivedEnvelope()
 
     def _data_arrived(self, total: int) -> None:
         """`idle_timeout` is time without a byte, in DATA too (as Postfix's smtpd_timeout is per
@@ -236,10 +251,11 @@ class BoundedDataSMTP(SMTP):
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             await self.push(received.reply)
             return
-        envelope.content = envelope.original_content = received
+        assert isinstance(envelope, ReceivedEnvelope)
+        envelope.message, counted = received, len(received)  # the handler may add trace headers
         try:
             status = await self._call_handler_hook("DATA")
         finally:
-            self.budget.give(len(received))  # stored (or not): no longer held here
+            self.budget.give(counted)  # stored (or not): no longer held here
         self._set_post_data_state()  # type: ignore[no-untyped-call]
         await self.push("250 OK" if status is None or not isinstance(status, str) else status)

@@ -44,7 +44,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from domain.clock import Clock
 from domain.config import SmtpInConfig, owns_address
 from ingest.journal import Arrival, Journal, StorageFailure
-from ingest.smtp_data import BoundedDataSMTP, BufferBudget
+from ingest.smtp_data import BoundedDataSMTP, BufferBudget, ReceivedEnvelope
 
 log = logging.getLogger("ticketd.smtp")
 # A session younger than this is never dropped for a newcomer: every session starts slow.
@@ -159,11 +159,12 @@ class IntakeHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         # No 421 here when closing: this transaction began before the drain; let it finish.
-        raw = envelope.original_content or envelope.content
-        assert isinstance(raw, bytes)
+        assert isinstance(envelope, ReceivedEnvelope) and envelope.message is not None
+        raw = envelope.message
+        raw[:0] = self._trace_headers(session, envelope)  # in place: no second copy of it
         peer: Any = session.peer
         arrival = Arrival(
-            raw=self._trace_headers(session, envelope) + raw,
+            raw=raw,
             source=f"smtp:{peer[0] if isinstance(peer, tuple) else peer}",
             envelope_from=reverse_path(envelope),
             envelope_to=tuple(envelope.rcpt_tos),

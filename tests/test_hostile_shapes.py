@@ -165,11 +165,11 @@ def test_a_1_mb_header_gets_552(start: Start) -> None:
     assert _journaled(daemon) == 0
 
 
-def _read(data: bytes, **limits: int) -> bytes | Refused:
+def _read(data: bytes, **limits: int) -> bytearray | Refused:
     """`read_data` over a stream with aiosmtpd's 1,001-byte buffer limit."""
     config = SmtpInConfig(listen=None, max_message_size=limits.pop("size", MB), **limits)  # type: ignore[arg-type]
 
-    async def run() -> bytes | Refused:
+    async def run() -> bytearray | Refused:
         reader = asyncio.StreamReader(limit=1001)
         reader.feed_data(data)
         reader.feed_eof()
@@ -179,11 +179,11 @@ def _read(data: bytes, **limits: int) -> bytes | Refused:
 
 
 def test_the_reader_undoes_dot_stuffing_and_counts_bare_lf_lines() -> None:
-    assert _read(b"Subject: a\r\n\r\n..dot\r\n.\r\n") == b"Subject: a\r\n\r\n.dot\r\n"
+    assert _read(b"Subject: a\r\n\r\n..dot\r\n.\r\n") == bytearray(b"Subject: a\r\n\r\n.dot\r\n")
     # Bare LFs: neither one long line nor one long header.
     bare = b"Subject: a\n\n" + b"line of text\n" * 5000 + b"\r\n.\r\n"
     kept = _read(bare, max_line_length=1000, max_header_size=1000)
-    assert isinstance(kept, bytes) and kept.count(b"\n") == 5003
+    assert isinstance(kept, bytearray) and kept.count(b"\n") == 5003
     # A line just over the limit, arriving in fragments of the stream's buffer.
     refused = _read(b"S: a\r\n\r\n" + b"y" * 5000 + b"\r\n.\r\n", max_line_length=4000)
     assert isinstance(refused, Refused) and refused.reply.startswith("500")
