@@ -5,6 +5,8 @@ sender verification and the spam filter."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pickle import PickleBuffer
+from typing import Any, SupportsIndex
 
 from domain.header_addresses import Address
 from domain.sender_auth import SenderVerdict
@@ -42,6 +44,22 @@ class AttachmentInfo:
     # The decoded bytes, for what passes attachments on (an agent's answer); not compared.
     payload: bytes = field(default=b"", repr=False, compare=False)
     role: str = FILE
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
+        """Pickled with protocol 5 and a buffer callback (the parsing process sending its
+        result back: ingest/isolation.py), the payload travels out of band, as a message of
+        its own that the receiver takes as the payload: a 17 MB file is not also copied out
+        of one big pickle (issue 19)."""
+        payload = PickleBuffer(self.payload) if int(protocol) >= 5 else self.payload
+        return (_attachment, (self.filename, self.content_type, self.size, payload, self.role))
+
+
+def _attachment(
+    filename: str, content_type: str, size: int, payload: Any, role: str
+) -> AttachmentInfo:
+    """An unpickled AttachmentInfo; its payload bytes as received (a buffer made bytes)."""
+    data = payload if isinstance(payload, bytes) else bytes(payload)
+    return AttachmentInfo(filename, content_type, size, data, role)
 
 
 @dataclass(frozen=True)

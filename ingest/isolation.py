@@ -68,21 +68,44 @@ def _serve(function: Callable[..., Any], conn: Connection) -> None:
             result = function(*args)
         except Exception as error:
             result = error
-        conn.send(_sendable(result))
+        _send(conn, result)
+        del args, result  # a message's bytes are not kept while the child waits for the next
 
 
-def _sendable(result: Any) -> Any:
-    """`result`, or a RuntimeError that says what it was when it would not arrive: an exception
-    whose constructor takes other arguments than its message does not unpickle."""
+def _send(conn: Connection, result: Any) -> None:
+    """`result` pickled with protocol 5: the count of out-of-band buffers (an attachment's
+    payload: domain/message.py), the pickle, then each buffer as a message of its own, which
+    `_receive` takes as it arrives instead of copying it out of the pickle."""
+    data, buffers = _pickled(result)
+    conn.send(len(buffers))
+    conn.send_bytes(data)
+    for buffer in buffers:
+        conn.send_bytes(buffer.raw())
+
+
+def _receive(conn: Connection) -> Any:
+    count = conn.recv()
+    data = conn.recv_bytes()
+    buffers = [conn.recv_bytes() for _ in range(count)]
+    return pickle.loads(data, buffers=buffers)
+
+
+def _pickled(result: Any) -> tuple[bytes, list[pickle.PickleBuffer]]:
+    """`result` pickled, or a RuntimeError that says what it was when it would not arrive: an
+    exception whose constructor takes other arguments than its message does not unpickle.
+    The check unpickles with empty buffers: what travels out of band is bytes already."""
+    buffers: list[pickle.PickleBuffer] = []
     try:
-        pickle.loads(pickle.dumps(result))
+        data = pickle.dumps(result, protocol=5, buffer_callback=buffers.append)
+        pickle.loads(data, buffers=[b""] * len(buffers))
     except Exception as error:
         where = ""
         if isinstance(result, BaseException) and result.__traceback__ is not None:
             frame = traceback.extract_tb(result.__traceback__)[-1]
             where = f" at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
-        return RuntimeError(f"{type(result).__name__}: {result}{where} ({error})"[:2000])
-    return result
+        failed = RuntimeError(f"{type(result).__name__}: {result}{where} ({error})"[:2000])
+        return pickle.dumps(failed, protocol=5), []
+    return data, buffers
 
 
 class IsolatedCall:
@@ -140,7 +163,7 @@ class IsolatedCall:
                 self._stop_child()
                 return CallTimedOut(timeout)
             try:
-                return conn.recv()
+                return _receive(conn)
             except (EOFError, OSError):
                 code = self._child.exitcode if self._child is not None else None
                 self._stop_child()
