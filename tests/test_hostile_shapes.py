@@ -65,7 +65,7 @@ class Client:
             self.file = self.conn.makefile("rb")
             if self.reply().startswith("220") or time.monotonic() > deadline:
                 break
-            self.conn.close()
+            self._close()
             time.sleep(0.05)
         assert self.command("EHLO client.example.net").startswith("250")
 
@@ -93,6 +93,12 @@ class Client:
 
     def close(self) -> None:
         self.command("QUIT")
+        self._close()
+
+    def _close(self) -> None:
+        # The file first: a socket closed under an open makefile() stays open until the
+        # garbage collector finds it, and warns then (ResourceWarning) in whatever test runs.
+        self.file.close()
         self.conn.close()
 
 
@@ -704,3 +710,41 @@ def test_bombs_and_wide_mail_through_the_daemon_keep_it_small(tmp_path: Path, re
         assert grown < 150 * MB
     finally:
         assert daemon.stop() == 0, daemon.log()
+
+
+def test_an_accepted_24_mb_mail_raises_the_daemons_peak_by_less_than_3_times_its_size(
+    tmp_path: Path, relay: Relay
+) -> None:
+    """Issue 19: a 24 MB mail with a 17 MB attachment raised the daemon's peak by 7 times its
+    size (DATA copied into bytes, the trace headers concatenated, two copies to seal it, the
+    blob read, opened and pickled for the parsing process, the file copied out of the pickle
+    that brought it back). About 1.4 times now; the bound is wide, it tells the copies apart,
+    not the load of the machine. The file arrives whole: its size on the ticket."""
+    daemon = DaemonProcess(daemon_config(tmp_path, relay.port, extra=_listen()))
+    daemon.start()
+    try:
+        payload = bytes(range(256)) * (17 * MB // 256)
+        mail = EmailMessage()
+        mail["From"], mail["To"], mail["Subject"] = "ayse@musteri.com.tr", DESK, "Ekstre"
+        mail.set_content("Ekstrem ekte.")
+        mail.add_attachment(payload, "application", "octet-stream", filename="ekstre.bin")
+        raw = mail.as_bytes(policy=email.policy.SMTP)
+        client = Client(daemon.port)
+        before = peak_rss(daemon)
+        assert client.send([raw.replace(b"\r\n.", b"\r\n..")]).startswith("250")
+        client.close()
+        [ticket] = daemon.wait_until(
+            lambda: daemon.cli("tickets", "list", "--json"), timeout=90, what="the ticket"
+        )
+        grown = peak_rss(daemon) - before
+        print(f"{len(raw) / MB:.1f} MB mail: daemon peak RSS +{grown // MB} MB")
+        assert grown < 3 * len(raw), f"+{grown // MB} MB for {len(raw) / MB:.1f} MB"
+        shown = daemon.cli("tickets", "show", ticket["ref"], "--json")
+        [attachment] = shown["messages"][0]["attachments"]
+        assert (attachment["filename"], attachment["size"]) == ("ekstre.bin", len(payload))
+    finally:
+        assert daemon.stop() == 0, daemon.log()
+
+
+def _listen() -> str:
+    return f'[smtp_in]\nlisten = "127.0.0.1:{free_port()}"\n'

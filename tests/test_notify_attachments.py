@@ -165,3 +165,30 @@ def test_one_notification_carries_at_most_max_attached_files(default_desk: State
     assert note.text.count("[ekte]") == MAX_ATTACHED_FILES
     assert note.text.count("bir postanın taşıdığından fazla dosya") == 5
     assert f"log{count - 1:02}.txt" in note.text
+
+
+def test_files_come_back_whole_from_the_parsing_process(default_desk: State) -> None:
+    """The parsing process sends each file's bytes out of band, as a message of its own
+    (ingest/isolation.py, issue 19): what the agent gets is byte for byte what was sent."""
+    default_desk.isolate()
+    payloads = {
+        "dekont.pdf": b"%PDF-1.4 " + bytes(range(256)) * (3 * 1024 * 1024 // 256),
+        "bos.txt": b"",
+        "not.txt": "Kısa bir not.\n".encode(),
+    }
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "can@example.net", DESK, "Dekont ve not"
+    mail.set_content("Dekont ekte.")
+    for name, payload in payloads.items():
+        mail.add_attachment(payload, "application", "octet-stream", filename=name)
+    assert deliver(default_desk, mail.as_bytes(policy=SMTP)).state == "done"
+    [note] = [m for m in outbox(default_desk, "notify") if m.recipient == OTHER_AGENT]
+    sent = message_from_bytes(note.raw, policy=default)
+    attached = {
+        str(part.get_filename()): part.get_payload(decode=True)
+        for part in sent.walk()
+        if part.get_filename()
+    }
+    assert attached["dekont.pdf"] == payloads["dekont.pdf"]
+    assert attached["not.txt"] == payloads["not.txt"]
+    assert "bos.txt" not in attached  # an empty file is named, not attached (as in process)
