@@ -28,6 +28,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from domain.allocator import release_large_buffers
 from domain.errors import Temporary, TicketdError
 
 log = logging.getLogger("ticketd.isolation")
@@ -54,6 +55,7 @@ def _serve(function: Callable[..., Any], conn: Connection) -> None:
     """The child's loop: one call in, its result (or the exception it raised) out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    release_large_buffers()  # a process of its own, started afresh by the forkserver
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)

@@ -9,9 +9,11 @@ message is never one bytes object); its peak memory is the kernel's VmHWM of tha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.policy
 import mailbox
 import socket
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -712,38 +714,50 @@ def test_bombs_and_wide_mail_through_the_daemon_keep_it_small(tmp_path: Path, re
         assert daemon.stop() == 0, daemon.log()
 
 
-def test_an_accepted_24_mb_mail_raises_the_daemons_peak_by_less_than_3_times_its_size(
+def test_accepted_24_mb_mails_raise_the_daemons_peak_by_less_than_3_times_one(
     tmp_path: Path, relay: Relay
 ) -> None:
     """Issue 19: a 24 MB mail with a 17 MB attachment raised the daemon's peak by 7 times its
     size (DATA copied into bytes, the trace headers concatenated, two copies to seal it, the
     blob read, opened and pickled for the parsing process, the file copied out of the pickle
-    that brought it back). About 1.4 times now; the bound is wide, it tells the copies apart,
-    not the load of the machine. The file arrives whole: its size on the ticket."""
+    that brought it back), and each later one by more (glibc's moving mmap threshold:
+    domain/allocator.py). About 1.2 times now, after three of them; the bound is wide, it
+    tells the copies apart, not the load of the machine. Each file arrives whole."""
     daemon = DaemonProcess(daemon_config(tmp_path, relay.port, extra=_listen()))
     daemon.start()
     try:
         payload = bytes(range(256)) * (17 * MB // 256)
-        mail = EmailMessage()
-        mail["From"], mail["To"], mail["Subject"] = "ayse@musteri.com.tr", DESK, "Ekstre"
-        mail.set_content("Ekstrem ekte.")
-        mail.add_attachment(payload, "application", "octet-stream", filename="ekstre.bin")
-        raw = mail.as_bytes(policy=email.policy.SMTP)
-        client = Client(daemon.port)
         before = peak_rss(daemon)
-        assert client.send([raw.replace(b"\r\n.", b"\r\n..")]).startswith("250")
-        client.close()
-        [ticket] = daemon.wait_until(
-            lambda: daemon.cli("tickets", "list", "--json"), timeout=90, what="the ticket"
-        )
+        for n in range(3):
+            mail = EmailMessage()
+            mail["From"], mail["To"] = "ayse@musteri.com.tr", DESK
+            mail["Subject"] = f"Ekstre {n}"
+            mail.set_content("Ekstrem ekte.")
+            mail.add_attachment(payload, "application", "octet-stream", filename="ekstre.bin")
+            raw = mail.as_bytes(policy=email.policy.SMTP)
+            client = Client(daemon.port)
+            assert client.send([raw.replace(b"\r\n.", b"\r\n..")]).startswith("250")
+            client.close()
+            daemon.wait_until(lambda n=n: _done(tmp_path) > n, timeout=90, what=f"mail {n + 1}")
         grown = peak_rss(daemon) - before
-        print(f"{len(raw) / MB:.1f} MB mail: daemon peak RSS +{grown // MB} MB")
+        print(f"3 mails of {len(raw) / MB:.1f} MB: daemon peak RSS +{grown // MB} MB")
         assert grown < 3 * len(raw), f"+{grown // MB} MB for {len(raw) / MB:.1f} MB"
-        shown = daemon.cli("tickets", "show", ticket["ref"], "--json")
-        [attachment] = shown["messages"][0]["attachments"]
-        assert (attachment["filename"], attachment["size"]) == ("ekstre.bin", len(payload))
+        tickets = daemon.cli("tickets", "list", "--json")
+        assert len(tickets) == 3
+        for ticket in tickets:
+            shown = daemon.cli("tickets", "show", ticket["ref"], "--json")
+            [attachment] = shown["messages"][0]["attachments"]
+            assert (attachment["filename"], attachment["size"]) == ("ekstre.bin", len(payload))
     finally:
         assert daemon.stop() == 0, daemon.log()
+
+
+def _done(folder: Path) -> int:
+    """Journal rows done, read from the daemon's SQLite file (a CLI poll costs seconds when
+    the machine is loaded)."""
+    with contextlib.closing(sqlite3.connect(folder / "var" / "ticketd.sqlite3")) as db:
+        (done,) = db.execute("select count(*) from journal where state = 'done'").fetchone()
+    return int(done)
 
 
 def _listen() -> str:

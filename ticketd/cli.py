@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from domain import logs
+from domain.allocator import release_large_buffers
 from domain.config_file import ConfigError
 from ticketd.commands import (
     EX_CONFIG,
@@ -590,6 +591,7 @@ COMMANDS: tuple[Entry, ...] = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    release_large_buffers()  # before any message is read (domain/allocator.py)
     args = build_parser(COMMANDS).parse_args(argv)
     logs.setup(verbose=args.verbose)
     command = args.declared
