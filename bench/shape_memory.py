@@ -47,6 +47,7 @@ class Case:
     name: str
     chunks: Callable[[int], Iterable[bytes]]  # the DATA the n-th client sends
     clients: int = 1  # each on its own connection, all at once
+    rounds: int = 1  # sent again (the next client numbers), once the journal has settled
 
 
 def _one(chunks: Callable[[], Iterable[bytes]]) -> Callable[[int], Iterable[bytes]]:
@@ -102,6 +103,8 @@ CASES: list[Case] = [
     Case("24 MB mail, 17 MB attachment", _one(lambda: _big_attachment(17))),
     # Just under the default max_message_size of 25 MiB.
     Case("25 MB mail, 18.2 MB attachment", _one(lambda: _big_attachment(18.2))),
+    # A daemon lives on: what the first large mail leaves behind must not add to the next.
+    Case("24 MB mail, 4 one after the other", lambda n: _big_attachment(17, n), rounds=4),
     # The most the default max_buffered_bytes (256 MiB) lets the listener hold of such mail.
     Case("10 clients at once, 24 MB mail each", lambda n: _big_attachment(17, n), clients=10),
     Case("200 MB mail (refused, 552)", _one(_huge)),
@@ -207,8 +210,10 @@ def _send_all(port: int, messages: list[Iterable[bytes]]) -> str:
 
 
 def run_case(case: Case, relay_port: int) -> str:
-    messages = [case.chunks(n) for n in range(case.clients)]
-    data = messages[0]
+    rounds = [
+        [case.chunks(case.clients * r + n) for n in range(case.clients)] for r in range(case.rounds)
+    ]
+    data = rounds[0][0]
     whole = isinstance(data, list)  # the generated cases are sent without ever being joined
     raw = b"".join(data).replace(b"\r\n..", b"\r\n.") if whole else b""
     size = len(raw) if whole else 0
@@ -222,8 +227,11 @@ def run_case(case: Case, relay_port: int) -> str:
             before = peak_rss(daemon)
             parser_before = _hwm(parser) if parser is not None else None
             started = time.monotonic()
-            reply = _send_all(daemon.port, messages)
-            daemon.wait_until(lambda: _settled(Path(folder)), timeout=300, what="the journal")
+            replies = set()
+            for messages in rounds:
+                replies.add(_send_all(daemon.port, messages))
+                daemon.wait_until(lambda: _settled(Path(folder)), timeout=300, what="the journal")
+            reply = "/".join(sorted(replies))
             seconds = time.monotonic() - started
             peak = peak_rss(daemon)
             parser_after = _hwm(parser) if parser is not None else None
