@@ -228,7 +228,12 @@ def _states(state: State, mine: list[int]) -> dict[str, int]:
 def _logs_above() -> Iterator[None]:
     """Log lines while the bar is drawn go through its console (rich redirects sys.stderr to
     it), so they print above the bar instead of breaking it."""
-    handlers = [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]
+    handlers = [
+        h
+        for h in logging.getLogger().handlers
+        # A handler whose stream was closed under it (setStream would flush it and raise).
+        if type(h) is logging.StreamHandler and not getattr(h.stream, "closed", False)
+    ]
     before = [h.setStream(sys.stderr) for h in handlers]  # inside the bar: rich's proxy
     try:
         yield

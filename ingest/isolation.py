@@ -12,18 +12,26 @@ a fork, not the imports. It ignores SIGINT and SIGTERM: the parent decides when 
 `systemctl stop` signals the whole unit, and the message in hand is the parent's to finish or
 leave pending). It dies with the parent (PR_SET_PDEATHSIG), so a parent killed with SIGKILL
 leaves no child parsing on.
+
+A call may also be sent ahead (`submit`) and its result taken later (`collect`): the worker
+sends the next message to the child and applies the current one meanwhile, so the parse of one
+message and the database work of the one before it run on both cores (issue 19). The time
+limit of a call sent ahead runs from the moment it was sent.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import multiprocessing
 import pickle
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -110,6 +118,15 @@ def _pickled(result: Any) -> tuple[bytes, list[pickle.PickleBuffer]]:
     return data, buffers
 
 
+@dataclass(frozen=True)
+class Ahead:
+    """A call sent to the child whose result nobody has taken yet."""
+
+    tag: Any  # the caller's: what the call is about
+    deadline: float  # time.monotonic() past which the child is stopped
+    timeout: float
+
+
 class IsolatedCall:
     """`call(*args, timeout=...)` runs `function(*args)` in the child and returns its result,
     or the exception it raised, or CallTimedOut / ChildDied / Interrupted (returned, never
@@ -125,6 +142,7 @@ class IsolatedCall:
         self._lock = threading.Lock()  # one call at a time
         self._closed = False
         self.busy = False  # a call is waiting for the child
+        self._ahead: Ahead | None = None
 
     def start(self) -> None:
         """Start the child now (the forkserver and the imports take a second or two), so the
@@ -150,26 +168,75 @@ class IsolatedCall:
         with self._lock:
             if self._closed:
                 return Interrupted("the worker is stopping")
-            conn = self._start()
-            self.busy = True
-            try:
-                conn.send(args)
-                ready = conn.poll(timeout)
-            except (OSError, EOFError):
-                ready = True  # the child is gone: recv says so below
-            finally:
-                self.busy = False
+            self._drop_ahead()  # its result would be taken for this call's
+            self._send(args)
+            return self._wait(time.monotonic() + timeout, timeout)
+
+    def submit(self, tag: Any, *args: Any, timeout: float) -> bool:
+        """Send a call ahead, its result taken by `collect`; False when the runner is closed
+        or a call sent ahead is still untaken."""
+        with self._lock:
+            if self._closed or self._ahead is not None:
+                return False
+            self._send(args)
+            self._ahead = Ahead(tag, time.monotonic() + timeout, timeout)
+            return True
+
+    @property
+    def ahead(self) -> Any:
+        """The tag of the call sent ahead and not yet collected, or None."""
+        ahead = self._ahead
+        return None if ahead is None else ahead.tag
+
+    def collect(self) -> Any:
+        """The result of the call sent ahead (what `call` would have returned for it)."""
+        with self._lock:
+            ahead, self._ahead = self._ahead, None
+            if ahead is None:
+                raise RuntimeError("no call was sent ahead")
             if self._closed:
                 return Interrupted("the worker is stopping")
-            if not ready:
-                self._stop_child()
-                return CallTimedOut(timeout)
-            try:
-                return _receive(conn)
-            except (EOFError, OSError):
-                code = self._child.exitcode if self._child is not None else None
-                self._stop_child()
-                return ChildDied(f"the parsing process ended (exit status {code})")
+            return self._wait(ahead.deadline, ahead.timeout)
+
+    def cancel(self) -> Any:
+        """Forget the call sent ahead, stopping the child if it still runs; its tag or None."""
+        with self._lock:
+            ahead = self._ahead
+            self._drop_ahead()
+            return None if ahead is None else ahead.tag
+
+    def _drop_ahead(self) -> None:
+        if self._ahead is not None:
+            self._ahead = None
+            self._stop_child()  # cheaper than waiting: a new child is a fork of the forkserver
+
+    def _send(self, args: tuple[Any, ...]) -> None:
+        conn = self._start()
+        with contextlib.suppress(OSError, EOFError):  # the child is gone: the wait says so
+            conn.send(args)
+
+    def _wait(self, deadline: float, timeout: float) -> Any:
+        conn = self._conn
+        if conn is None:
+            return ChildDied("the parsing process ended before the call")
+        self.busy = True
+        try:
+            ready = conn.poll(max(deadline - time.monotonic(), 0.0))
+        except (OSError, EOFError):
+            ready = True  # the child is gone: recv says so below
+        finally:
+            self.busy = False
+        if self._closed:
+            return Interrupted("the worker is stopping")
+        if not ready:
+            self._stop_child()
+            return CallTimedOut(timeout)
+        try:
+            return _receive(conn)
+        except (EOFError, OSError):
+            code = self._child.exitcode if self._child is not None else None
+            self._stop_child()
+            return ChildDied(f"the parsing process ended (exit status {code})")
 
     def _stop_child(self) -> None:
         child, conn = self._child, self._conn
@@ -183,7 +250,7 @@ class IsolatedCall:
 
     def close(self) -> None:
         """Kill the child, even in the middle of a call (whose caller gets Interrupted)."""
-        self._closed = True
+        self._closed = True  # a call sent ahead stays known: its caller's `cancel` forgets its try
         child = self._child
         if child is not None and child.is_alive():
             child.kill()  # wakes a caller waiting in poll: it sees the pipe close

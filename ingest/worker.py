@@ -11,6 +11,14 @@ Every engine takes the same three stages, so that nothing slow holds a lock and 
    document checks), in the daemon's parsing process with a time limit when there is one;
 3. hand it to the runner (ingest/runner.py), which owns the transaction and the error policy.
 
+On SQLite with a parsing process, the worker parses ahead: before it applies a message it
+claims the next pending row, writes down that try too and sends it to the parsing process, so
+the next parse runs on the second core while this message's transaction runs here. Only rows
+that never stopped the worker are sent ahead, and only beside such a row: a message that
+stops the daemon costs a row beside it at most one counted stop, and once counted each is tried
+alone. A row sent ahead is taken next (the order stays the journal's); when the message before
+it fails with a temporary error, or the daemon stops, its try is forgotten (`release_ahead`).
+
 A clamd that cannot be reached is temporary: the row stays pending with "waiting for the virus
 scanner" as its reason (for `ticketd health`), nothing of it is stored, and `ScanWait` tells the
 caller to back off; the messages behind it wait their turn, in order.
@@ -24,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from domain.clock import Clock
 from domain.config import Config
@@ -110,10 +118,14 @@ class Worker:
         database went away), and ScanWait when the message needs the virus scanner and clamd
         cannot be reached."""
         while True:
-            with self._claim() as candidate:
-                if candidate is None:
-                    return None
-                result = self._try(candidate)
+            ahead = self._ahead()
+            if ahead is not None:
+                result = self._apply(ahead, self._collect())
+            else:
+                with self._claim() as candidate:
+                    if candidate is None:
+                        return None
+                    result = self._try(candidate)
             if not isinstance(result, _Taken):
                 return result
 
@@ -123,17 +135,19 @@ class Worker:
             with claim_postgresql(self.db) as candidate:
                 yield candidate
             return
+        yield self._oldest_pending()
+
+    def _oldest_pending(self, after: int = 0) -> Candidate | None:
         # SQLite has one writer at a time and the write takes the lock: reading the row is
         # the claim; mark_started's update tells a row another process took first.
         with self.db.read() as session:
             entry = session.scalar(
                 select(JournalEntry)
-                .where(JournalEntry.state == JOURNAL_PENDING)
+                .where(JournalEntry.state == JOURNAL_PENDING, JournalEntry.id > after)
                 .order_by(JournalEntry.id)
                 .limit(1)
             )
-            candidate = None if entry is None else _candidate(entry)
-        yield candidate
+            return None if entry is None else _candidate(entry)
 
     def _try(self, candidate: Candidate) -> Processed | _Taken | None:
         """One try, counted before it starts (ingest/worker_stops.py); TAKEN when the row was
@@ -148,18 +162,28 @@ class Worker:
             return Processed(entry_id, JOURNAL_QUARANTINED, given_up)
         if not mark_started(self.db, entry_id, stops, reason):
             return TAKEN
-        prepared = self._prepare(candidate.arrived)
+        return self._apply(candidate, self._prepare(candidate.arrived))
+
+    def _apply(
+        self, candidate: Candidate, prepared: Prepared | Failed | Interrupted | ChildDied
+    ) -> Processed | _Taken | None:
+        entry_id = candidate.entry_id
         if isinstance(prepared, Interrupted):
-            unmark(self.db, entry_id, reason)
+            unmark(self.db, entry_id, candidate.reason)
             return None
         if isinstance(prepared, ChildDied):
             # Counted like a daemon that died: the next try is the next stop's count.
             log.error("journal=%s stopped the parsing process: %s", entry_id, prepared)
             return Processed(entry_id, JOURNAL_PENDING, str(prepared))
+        self._send_ahead(candidate)
         try:
             return self.runner.apply(entry_id, prepared) or TAKEN
         except ScanWait as wait:
+            self.release_ahead()  # the messages behind it wait their turn, in order
             self._mark_waiting(wait)
+            raise
+        except BaseException:
+            self.release_ahead()  # tried again, this message goes first
             raise
 
     def _prepare(self, arrived: Arrived) -> Prepared | Failed | Interrupted | ChildDied:
@@ -170,14 +194,47 @@ class Worker:
         if self.isolation is None:
             return prepare_stored(config, self.blobs, arrived)
         seconds = config.limits.max_parse_seconds
-        result = self.isolation.call(config, self.blobs, arrived, timeout=seconds)
-        if isinstance(result, CallTimedOut):
-            return Failed("parse", ParseTooSlow(seconds))
-        if isinstance(result, (Prepared, Failed, Interrupted, ChildDied)):
-            return result
-        # What the parsing process could not send back (ingest/isolation.py's RuntimeError).
-        assert isinstance(result, Exception), result
-        return Failed("parse", result)
+        return _prepared(self.isolation.call(config, self.blobs, arrived, timeout=seconds))
+
+    def _ahead(self) -> Candidate | None:
+        """The row sent ahead to the parsing process, whose try is written down."""
+        if self.isolation is None:
+            return None
+        ahead = self.isolation.ahead
+        return ahead if isinstance(ahead, Candidate) else None
+
+    def _collect(self) -> Prepared | Failed | Interrupted | ChildDied:
+        assert self.isolation is not None
+        return _prepared(self.isolation.collect())
+
+    def _send_ahead(self, current: Candidate) -> None:
+        """Claim the row after `current`, write down its try and send it to the parsing
+        process (the module's docstring); nothing when either row ever stopped the worker."""
+        isolation = self.isolation
+        if isolation is None or not self.db.is_sqlite or isolation.ahead is not None:
+            return
+        if stops_so_far(current.reason):
+            return
+        following = self._oldest_pending(after=current.entry_id)
+        if following is None or stops_so_far(following.reason):
+            return
+        if not mark_started(self.db, following.entry_id, 0, following.reason):
+            return
+        seconds = self.config.limits.max_parse_seconds
+        if not isolation.submit(
+            following, self.config, self.blobs, following.arrived, timeout=seconds
+        ):
+            unmark(self.db, following.entry_id, following.reason)
+
+    def release_ahead(self) -> None:
+        """Forget the try of the row sent ahead, if any: it was not the message's doing (the
+        daemon stops, or the message before it must be tried again first)."""
+        if self.isolation is None:
+            return
+        ahead = self.isolation.cancel()
+        if isinstance(ahead, Candidate):
+            with contextlib.suppress(OperationalError):  # then it counts as a stop
+                unmark(self.db, ahead.entry_id, ahead.reason)
 
     def _mark_waiting(self, wait: ScanWait) -> None:
         """The reason on the pending row, for `ticketd health` and `quarantine list` readers."""
@@ -209,6 +266,17 @@ class Worker:
                 break
             done.append(result)
         return done
+
+
+def _prepared(result: object) -> Prepared | Failed | Interrupted | ChildDied:
+    """What the parsing process returned, as the runner takes it."""
+    if isinstance(result, CallTimedOut):
+        return Failed("parse", ParseTooSlow(result.seconds))
+    if isinstance(result, (Prepared, Failed, Interrupted, ChildDied)):
+        return result
+    # What the parsing process could not send back (ingest/isolation.py's RuntimeError).
+    assert isinstance(result, Exception), result
+    return Failed("parse", result)
 
 
 def _candidate(entry: JournalEntry) -> Candidate:

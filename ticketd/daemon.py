@@ -344,6 +344,8 @@ class Daemon:
         await asyncio.gather(*tasks, return_exceptions=True)
         if self.state.isolation is not None:
             self.state.isolation.close()  # a parse still running is left for the next start
+            # A row sent ahead to the parsing process was not tried: its try is not a stop.
+            await asyncio.to_thread(self.state.worker.release_ahead)
         self.metrics.close()
         log.info("stopped")
 

@@ -57,6 +57,7 @@ class State:
     def close(self) -> None:
         if self.isolation is not None:
             self.isolation.close()
+            self.worker.release_ahead()  # a row sent ahead and not tried: not a stop
         self.db.dispose()
 
 
