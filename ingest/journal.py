@@ -12,7 +12,7 @@ ingest`, an MTA pipe started once a message, imports neither the ORM nor the mod
 from __future__ import annotations
 
 import errno
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, insert, or_, select
@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from domain.clock import Clock
 from domain.errors import Temporary
+from ingest.journal_group import Group
 from storage.blobs import BlobStore
 from storage.db import Database
 from storage.journal_table import JOURNAL, JOURNAL_PENDING, JOURNAL_QUARANTINED
@@ -76,10 +77,28 @@ class Journal:
         self.db = db
         self.blobs = blobs
         self.clock = clock
+        self._together: Group[tuple[Arrival, str], int] = Group(self._write_together)
 
     def accept(self, arrival: Arrival) -> int:
         """Store durably; returns the journal id or raises StorageFailure."""
         return self.accept_once(arrival)[0]
+
+    def accept_together(self, arrival: Arrival) -> int:
+        """`accept`, its row committed with those of the other threads accepting at the same
+        moment (ingest/journal_group.py): the SMTP listener's sessions. Raises StorageFailure
+        when its blob or the commit holding its row failed."""
+        try:
+            key = self.blobs.put(arrival.raw)
+        except Exception as error:
+            raise StorageFailure(explain(error, self.blobs)) from error
+        return self._together.add((arrival, key))
+
+    def _write_together(self, take: Callable[[], Sequence[tuple[Arrival, str]]]) -> list[int]:
+        try:
+            with self.db.connect() as connection:  # the writers' turn, then the rows queued
+                return [self._row(connection, arrival, key)[0] for arrival, key in take()]
+        except Exception as error:  # disk full, database gone: say so, accept nothing
+            raise StorageFailure(explain(error, self.blobs)) from error
 
     def accept_once(self, arrival: Arrival) -> tuple[int, bool]:
         """Like `accept`, and says whether the row is new. An arrival with an origin that is

@@ -171,7 +171,7 @@ class IntakeHandler:
         )
         self.in_flight += 1
         try:
-            journal_id = await asyncio.to_thread(self.journal.accept, arrival)
+            journal_id = await asyncio.to_thread(self.journal.accept_together, arrival)
         except StorageFailure as error:
             log.error("could not store a message from %s: %s", arrival.source, error)
             return "451 4.3.0 Requested action aborted: local storage failure, try again later"

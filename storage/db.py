@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 
+from storage.turns import Turns
+
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
@@ -100,6 +102,8 @@ class Database:
         self.engine = make_engine(url)
         self._sessions: sessionmaker[Session] | None = None
         self._making = threading.Lock()
+        # The writers of this process queue for SQLite's one write lock (storage/turns.py).
+        self._turns = Turns() if self.is_sqlite else None
 
     @property
     def sessions(self) -> sessionmaker[Session]:
@@ -122,7 +126,11 @@ class Database:
     def transaction(self, rehearse: bool = False) -> Iterator[Session]:
         """Committed when the block ends, rolled back if it raises. A rehearsal (a command's
         `--dry-run`) does everything, locks included, and then rolls it all back."""
-        with self.sessions() as session, session.begin() as transaction:
+        with (
+            self._writer_turn(),
+            self.sessions() as session,
+            session.begin() as transaction,
+        ):
             yield session
             if rehearse:
                 transaction.rollback()
@@ -132,8 +140,16 @@ class Database:
         """A transaction of SQLAlchemy Core, without the ORM (the journal's rows): committed
         when the block ends, rolled back if it raises; on SQLite it takes the write lock at
         BEGIN, as `transaction()` does."""
-        with self.engine.begin() as connection:
+        with self._writer_turn(), self.engine.begin() as connection:
             yield connection
+
+    @contextmanager
+    def _writer_turn(self) -> Iterator[None]:
+        if self._turns is None:  # PostgreSQL: many writers at once, row locks decide
+            yield
+        else:
+            with self._turns.turn():
+                yield
 
     @contextmanager
     def read(self) -> Iterator[Session]:
