@@ -72,6 +72,11 @@ def _envelope_from(path: str | None) -> str | None:
     return path.strip() or "<>"
 
 
+# Blobs of one batch written at once: their fsyncs overlap (the filesystem commits them
+# together) and the sealing runs outside the interpreter lock.
+PUT_THREADS = 8
+
+
 class Journal:
     def __init__(self, db: Database, blobs: BlobStore, clock: Clock) -> None:
         self.db = db
@@ -111,7 +116,7 @@ class Journal:
         is fsynced first, then the rows are committed together, so none is accepted before
         all are durable. Raises StorageFailure for the batch: none of it is accepted."""
         try:
-            keys = [self.blobs.put(arrival.raw) for arrival in arrivals]
+            keys = self._put_all(arrivals)
             with self.db.connect() as connection:
                 return [
                     self._row(connection, arrival, key)
@@ -119,6 +124,18 @@ class Journal:
                 ]
         except Exception as error:  # disk full, database gone: say so, accept nothing
             raise StorageFailure(explain(error, self.blobs)) from error
+
+    def _put_all(self, arrivals: Sequence[Arrival]) -> list[str]:
+        """Every blob written and fsynced, side by side when there are several (an import's
+        batch): one after the other, each fsync of a file and of its folder waited for the
+        last, and storing was a third of an import's time (issue 19)."""
+        if len(arrivals) == 1:
+            return [self.blobs.put(arrivals[0].raw)]
+        # Here, not at the top: `ticketd ingest` journals one message and needs no threads.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(PUT_THREADS, len(arrivals))) as pool:
+            return list(pool.map(self.blobs.put, [arrival.raw for arrival in arrivals]))
 
     def _row(self, connection: Connection, arrival: Arrival, key: str) -> tuple[int, bool]:
         if arrival.origin is not None:
