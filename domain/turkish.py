@@ -17,17 +17,36 @@ from __future__ import annotations
 
 import unicodedata
 
-_ASCII = str.maketrans({"ı": "i", "ß": "ss"})
 _SOFTENED = {"p": "b", "t": "d", "k": "g"}
+
+
+# Past this many distinct characters the table stops learning (it still answers): what one
+# hostile mail full of distinct code points may add to a daemon that lives on stays small.
+_PLAIN_LIMIT = 4096
+
+
+class _Plain(dict[int, str | int | None]):
+    """The str.translate table of `fold`: ı→i, ß→ss, a combining mark dropped, any other
+    character itself. Learned per character as met: a per-character Python loop was most of
+    the cost of categorising a message, and a full table would take a scan of all Unicode."""
+
+    def __missing__(self, code: int) -> str | int | None:
+        plain = None if unicodedata.combining(chr(code)) else code
+        if len(self) < _PLAIN_LIMIT:
+            self[code] = plain
+        return plain
+
+
+_PLAIN = _Plain({ord("ı"): "i", ord("ß"): "ss"})
 
 
 def fold(text: str) -> str:
     """Turkish-aware lower case, then ASCII for the Turkish letters (see the module's doc)."""
     lowered = text.replace("İ", "i").replace("I", "ı").lower()
+    if lowered.isascii():
+        return lowered  # NFKD leaves ASCII as it is, and it has no marks, ı or ß
     # NFKD splits ç, ş, ğ, ö, ü, â... into a base letter and a combining mark; the marks go.
-    decomposed = unicodedata.normalize("NFKD", lowered)
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return plain.translate(_ASCII)
+    return unicodedata.normalize("NFKD", lowered).translate(_PLAIN)
 
 
 def stems(word: str) -> tuple[str, ...]:

@@ -112,7 +112,8 @@ def guess_language(*texts: str) -> str | None:
     if not words:
         return None
     turkish = sum(1 for w in words if w in _TURKISH_WORDS)
-    turkish += 2 * sum(1 for w in words if any(ch in _TURKISH_LETTERS for ch in w))
+    # isdisjoint walks the word in C: a Python test per letter was most of this function's cost.
+    turkish += 2 * sum(1 for w in words if not _TURKISH_LETTERS.isdisjoint(w))
     english = sum(1 for w in words if w in _ENGLISH_WORDS)
     if turkish == english:
         return None

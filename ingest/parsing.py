@@ -64,8 +64,12 @@ from ingest.tnef import unpack as unpack_tnef
 logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
 
 
+# One search in C instead of a Python test per character (every header of every part is read).
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
 def _has_surrogates(text: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+    return _SURROGATE.search(text) is not None
 
 
 def _undo_surrogates(text: str) -> str:
