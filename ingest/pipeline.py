@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 
 from domain.context import Context
 from domain.history import add_note, record_incoming
@@ -162,6 +162,21 @@ def step_classify(ctx: Context, work: Work) -> Work | Decision:
     return replace(work, verdict=verdict)
 
 
+# Built once: building a statement (and its cache key) per message cost more than running it.
+_SAME_DEDUPE_KEY = select(TicketMessage).where(TicketMessage.dedupe_key == bindparam("key"))
+_SAME_MESSAGE_ID = (
+    select(TicketMessage, JournalEntry.content_hash)
+    .outerjoin(JournalEntry, JournalEntry.id == TicketMessage.journal_id)
+    .where(
+        or_(
+            TicketMessage.dedupe_key == bindparam("key"),
+            and_(TicketMessage.message_id == bindparam("mid"), TicketMessage.direction == "in"),
+        )
+    )
+    .order_by(TicketMessage.id)
+)
+
+
 def step_deduplicate(ctx: Context, work: Work) -> Work | Decision:
     """An exact copy of a message already on a ticket (the same Message-ID and the same
     content, or the same content without a Message-ID) is ignored. A different message that
@@ -170,27 +185,20 @@ def step_deduplicate(ctx: Context, work: Work) -> Work | Decision:
     entry, message = work.entry, work.message
     entry.content_hash = message.content_hash
     if message.message_id is None:
-        existing = ctx.session.scalar(
-            select(TicketMessage).where(TicketMessage.dedupe_key == message.dedupe_key)
-        )
+        with ctx.session.no_autoflush:  # the hash above waits for the step's next flush
+            existing = ctx.session.scalar(_SAME_DEDUPE_KEY, {"key": message.dedupe_key})
         if existing is not None:
             return Decision.ignore(f"duplicate: {_copy_of(existing)}")
         return work
-    rows = ctx.session.execute(
-        select(TicketMessage, JournalEntry.content_hash)
-        .outerjoin(JournalEntry, JournalEntry.id == TicketMessage.journal_id)
-        .where(
-            or_(
-                TicketMessage.dedupe_key == f"mid:{message.message_id}",
-                and_(
-                    TicketMessage.message_id == message.message_id,
-                    TicketMessage.direction == "in",
-                ),
-            )
-        )
-        .order_by(TicketMessage.id)
-    ).all()
+    # No autoflush: flushing the hash set above alone was a flush of its own per message; it
+    # goes with the next one. Only a row of this entry itself would read it (taken as flushed).
+    with ctx.session.no_autoflush:
+        rows = ctx.session.execute(
+            _SAME_MESSAGE_ID, {"key": f"mid:{message.message_id}", "mid": message.message_id}
+        ).all()
     for existing, content in rows:
+        if existing.journal_id == entry.id:
+            content = message.content_hash
         # A row processed before content hashes were kept: its Message-ID is all we know.
         if content is None or content == message.content_hash:
             return Decision.ignore(f"duplicate: {_copy_of(existing)}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from domain.config_sla import SlaConfig
@@ -196,11 +196,18 @@ def _waiting_for_customer(ticket: Ticket, sla: SlaConfig) -> dict[EventKey, date
     }
 
 
+# Built once: building the statement per call cost more than running it.
+_EVENTS_OF = select(SlaEvent).where(SlaEvent.ticket_id == bindparam("ticket_id"))
+
+
 def reconcile_events(session: Session, ticket: Ticket, sla: SlaConfig) -> None:
     """Unsent rows no longer wanted go; wanted rows not yet written (sent or not) are added.
     A sent row stays: its key keeps the same reminder from being written, and sent, again."""
     wanted = wanted_events(ticket, sla)
-    existing = session.scalars(select(SlaEvent).where(SlaEvent.ticket_id == ticket.id)).all()
+    # No autoflush: the ticket's new deadlines would be a flush of their own; they go with the
+    # events' flush below. Every writer of SlaEvent rows flushes them, so none is pending here.
+    with session.no_autoflush:
+        existing = session.scalars(_EVENTS_OF, {"ticket_id": ticket.id}).all()
     have: set[EventKey] = set()
     for row in existing:
         key = (row.kind, row.target, row.point, row.deadline)
