@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from storage.models import BlockedSender
@@ -37,14 +37,23 @@ def _candidates(address: str) -> list[str]:
     return [address, *(".".join(labels[i:]) for i in range(len(labels) - 1))]
 
 
+# Built once: building the statement per message cost more than running it.
+_BLOCKING = select(BlockedSender.pattern).where(
+    BlockedSender.pattern.in_(bindparam("patterns", expanding=True))
+)
+
+
 def blocked_by(session: Session, addresses: Iterable[str]) -> tuple[str, str] | None:
     """(address, pattern) for the first of `addresses` a pattern blocks, or None."""
+    asked: list[list[str]] = []
     for address in addresses:
         if not address or "@" not in address:
             continue
-        pattern = session.scalar(
-            select(BlockedSender.pattern).where(BlockedSender.pattern.in_(_candidates(address)))
-        )
+        candidates = _candidates(address)
+        if candidates in asked:
+            continue  # the same address again (From and envelope sender): the same answer
+        asked.append(candidates)
+        pattern = session.scalar(_BLOCKING, {"patterns": candidates})
         if pattern is not None:
             return address.lower(), pattern
     return None

@@ -162,7 +162,13 @@ def step_classify(ctx: Context, work: Work) -> Work | Decision:
     return replace(work, verdict=verdict)
 
 
+# _READING: from the journal's hash (step_deduplicate) to the message's row (step_record), the
+# steps that go on only read, and what is pending is that hash alone: their queries do not
+# autoflush it (a flush of its own per message); it goes with the message's own flush. A step
+# there that writes and goes on must flush what it wrote.
+
 # Built once: building a statement (and its cache key) per message cost more than running it.
+_REF_TAKEN = select(Ticket.id).where(Ticket.ref == bindparam("ref"))
 _SAME_DEDUPE_KEY = select(TicketMessage).where(TicketMessage.dedupe_key == bindparam("key"))
 _SAME_MESSAGE_ID = (
     select(TicketMessage, JournalEntry.content_hash)
@@ -208,7 +214,8 @@ def step_deduplicate(ctx: Context, work: Work) -> Work | Decision:
 def step_blocked(ctx: Context, work: Work) -> Work | Decision:
     """Mail from a sender an admin blocked (`ticketd block`) is ignored with that reason."""
     senders = (work.message.sender.email, work.entry.envelope_from or "")
-    found = blocked_by(ctx.session, senders)
+    with ctx.session.no_autoflush:  # see _READING
+        found = blocked_by(ctx.session, senders)
     if found is not None:
         return Decision.ignore(f"blocked: {found[0]} is blocked ({found[1]})")
     return work
@@ -256,7 +263,8 @@ def step_agent(ctx: Context, work: Work) -> Work | Decision:
 def step_thread(ctx: Context, work: Work) -> Work | Decision:
     """The ticket the message continues, found only with proof (ingest/thread_finder.py)."""
     verified = verified_by_authentication(work.message)
-    threading = find_thread(ctx, work.message, work.entry.envelope_to, verified)
+    with ctx.session.no_autoflush:  # see _READING
+        threading = find_thread(ctx, work.message, work.entry.envelope_to, verified)
     return replace(work, threading=threading)
 
 
@@ -265,7 +273,8 @@ def step_survey(ctx: Context, work: Work) -> Work | Decision:
     comment reports a problem: then the score is kept and the message goes on as a customer's,
     with the note to add to its outcome."""
     threading = work.thread
-    answer = survey_answer(ctx, work.message, threading.ticket)
+    with ctx.session.no_autoflush:  # see _READING
+        answer = survey_answer(ctx, work.message, threading.ticket)
     if answer is None:
         return work
     note = record_survey_answer(ctx, work.entry, work.message, answer)
@@ -486,7 +495,9 @@ def _open_ticket(ctx: Context, message: ParsedMessage, claimed_ref: str | None) 
     language = guess_language(message.subject, message.text) or ctx.config.desk.language
     for _attempt in range(10):
         ref = new_reference()
-        if ctx.session.scalar(select(Ticket.id).where(Ticket.ref == ref)) is None:
+        with ctx.session.no_autoflush:  # see _READING; no step leaves a new ticket pending
+            taken = ctx.session.scalar(_REF_TAKEN, {"ref": ref})
+        if taken is None:
             break
     else:  # pragma: no cover - 27 billion references; ten collisions mean a broken RNG
         raise RuntimeError("could not find a free reference number")

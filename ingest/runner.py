@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -49,6 +49,14 @@ from storage.models import (
 )
 
 log = logging.getLogger("ticketd.worker")
+
+
+# Built once: building the statement per message cost more than running it.
+_PENDING_ENTRY = (
+    select(JournalEntry)
+    .where(JournalEntry.id == bindparam("id"), JournalEntry.state == JOURNAL_PENDING)
+    .with_for_update()
+)
 
 
 class ScanWait(Temporary):
@@ -161,11 +169,7 @@ class Runner:
         holds is a claim passing over it, waited for, never skipped (which would leave the
         row pending with this try's mark, counted as a stop)."""
         with self.db.transaction() as session:
-            entry = session.scalar(
-                select(JournalEntry)
-                .where(JournalEntry.id == entry_id, JournalEntry.state == JOURNAL_PENDING)
-                .with_for_update()
-            )
+            entry = session.scalar(_PENDING_ENTRY, {"id": entry_id})
             if entry is None:
                 return None
             result = self._run(session, entry, prepared)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from rapidfuzz import fuzz
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from domain.context import Context
 from domain.message import ParsedMessage
@@ -38,6 +38,31 @@ OPEN_STATUSES = ("open", "pending")
 SAME_REQUEST_RATIO = 0.9
 # A customer's recent open tickets compared at most.
 _CANDIDATES = 20
+
+# Built once: building a statement (and its cache key) per message cost more than running it.
+_BY_REF = select(Ticket).where(Ticket.ref == bindparam("ref"))
+_OURS = (
+    select(OutboxMail.ticket_id)
+    .where(OutboxMail.message_id.in_(bindparam("ids", expanding=True)))
+    .limit(1)
+)
+_RECEIVED = (
+    select(TicketMessage.ticket_id)
+    .where(TicketMessage.message_id.in_(bindparam("ids", expanding=True)))
+    .limit(20)
+)
+_RECENT = (
+    select(Ticket)
+    .where(
+        Ticket.customer == bindparam("customer"),
+        Ticket.request_at >= bindparam("since"),
+        Ticket.request_at <= bindparam("moment"),
+        Ticket.status.in_(OPEN_STATUSES),
+        Ticket.merged_into_id.is_(None),
+    )
+    .order_by(Ticket.request_at.desc(), Ticket.id.desc())
+    .limit(_CANDIDATES)
+)
 
 
 @dataclass(frozen=True)
@@ -64,7 +89,7 @@ def survivor(ctx: Context, ticket: Ticket) -> Ticket:
 
 
 def ticket_by_ref(ctx: Context, ref: str) -> Ticket | None:
-    ticket = ctx.session.scalar(select(Ticket).where(Ticket.ref == ref))
+    ticket = ctx.session.scalar(_BY_REF, {"ref": ref})
     return survivor(ctx, ticket) if ticket is not None else None
 
 
@@ -80,15 +105,11 @@ def _by_message_ids(ctx: Context, ids: Sequence[str], sender: str) -> Threading 
             return Threading(ticket, None, f"answers our mail <{message_id}>", proof=True)
     if not ids:
         return None
-    ours = ctx.session.scalar(
-        select(OutboxMail.ticket_id).where(OutboxMail.message_id.in_(ids)).limit(1)
-    )
+    ours = ctx.session.scalar(_OURS, {"ids": list(ids)})
     ticket = ctx.session.get(Ticket, ours) if ours is not None else None
     if ticket is not None:  # ours under a secret since rotated: still only its recipients had it
         return Threading(survivor(ctx, ticket), None, "answers a mail of ours", proof=True)
-    received = ctx.session.scalars(
-        select(TicketMessage.ticket_id).where(TicketMessage.message_id.in_(ids)).limit(20)
-    )
+    received = ctx.session.scalars(_RECEIVED, {"ids": list(ids)})
     for ticket_id in dict.fromkeys(received):
         found = ctx.session.get(Ticket, ticket_id)
         ticket = survivor(ctx, found) if found is not None else None
@@ -124,18 +145,7 @@ def _recent_requests(ctx: Context, customer: str, moment: datetime) -> list[Tick
     `moment`, newest first: a range of the (customer, request_at) index, never a scan."""
     since = moment - timedelta(minutes=ctx.config.threading.duplicate_window_minutes)
     return list(
-        ctx.session.scalars(
-            select(Ticket)
-            .where(
-                Ticket.customer == customer,
-                Ticket.request_at >= since,
-                Ticket.request_at <= moment,
-                Ticket.status.in_(OPEN_STATUSES),
-                Ticket.merged_into_id.is_(None),
-            )
-            .order_by(Ticket.request_at.desc(), Ticket.id.desc())
-            .limit(_CANDIDATES)
-        )
+        ctx.session.scalars(_RECENT, {"customer": customer, "since": since, "moment": moment})
     )
 
 
