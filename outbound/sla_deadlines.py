@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from domain.config_sla import SlaConfig
@@ -217,19 +217,22 @@ def reconcile_events(session: Session, ticket: Ticket, sla: SlaConfig) -> None:
             session.delete(row)
         else:
             have.add(key)
-    for key, due in wanted.items():
-        if key not in have:
-            kind, target, point, deadline = key
-            session.add(
-                SlaEvent(
-                    ticket_id=ticket.id,
-                    kind=kind,
-                    target=target,
-                    point=point,
-                    deadline=deadline,
-                    due_at=due,
-                )
-            )
+    added = [
+        {
+            "ticket_id": ticket.id,
+            "kind": kind,
+            "target": target,
+            "point": point,
+            "deadline": deadline,
+            "due_at": due,
+        }
+        for (kind, target, point, deadline), due in wanted.items()
+        if (kind, target, point, deadline) not in have
+    ]
+    if added:
+        # One executemany (after the autoflush of the ticket): as objects, each row was an
+        # INSERT of its own (RETURNING its id, which nothing here reads) and unit-of-work state.
+        session.execute(insert(SlaEvent), added)
     session.flush()
 
 
