@@ -583,6 +583,26 @@ BOUNCE_SCAN_LIMIT = 512 * 1024
 BOUNCE_SCAN_LINES = 4000
 
 
+# Some of flufl.bounce's address patterns ([^\s@]+@, <[^>]*>) cost the square of a line's
+# length when it holds no address: one 18 KB line of "</a" took a third of a second, a 60 KB one
+# seconds. A report's lines fit SMTP's 998 characters; what it scans is cut there.
+BOUNCE_LINE_LIMIT = 1000
+
+
+_ANY_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+def _short_lines(raw: bytes, message: Message) -> Message:
+    """`message`, or when a line the detectors would read (they split at LF only) is longer
+    than BOUNCE_LINE_LIMIT, the message parsed again from its lines, split at any line end as
+    the parser splits them (a file with CR alone is one line to the detectors) and each cut
+    at the limit: for the bounce detectors only."""
+    if all(len(line) <= BOUNCE_LINE_LIMIT for line in raw.split(b"\n")):
+        return message
+    lines = _ANY_LINE_END.split(raw)
+    return message_from_bytes(b"\n".join(line[:BOUNCE_LINE_LIMIT] for line in lines))
+
+
 def _delivery_failures(message: Message) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(failed, delayed) recipients in a delivery report, as flufl.bounce reads them."""
     try:
@@ -685,7 +705,7 @@ def parse_message(
     # flufl.bounce's detectors scan the whole body; a report is small, a megabyte is not one.
     scannable = len(raw) <= BOUNCE_SCAN_LIMIT and raw.count(b"\n") <= BOUNCE_SCAN_LINES
     if looks_automatic(parsed) and scannable:
-        failed, delayed = _delivery_failures(message)
+        failed, delayed = _delivery_failures(_short_lines(raw, message))
         if failed or delayed:
             parsed = replace(parsed, failed_recipients=failed, delayed_recipients=delayed)
         parsed = replace(parsed, embedded_message_ids=_embedded_message_ids(raw))
