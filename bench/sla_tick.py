@@ -26,7 +26,7 @@ from sqlalchemy import func, insert, select
 
 from domain.clock import FixedClock
 from outbound.sla import tick
-from outbound.sla_deadlines import _recompute, wanted_events
+from outbound.sla_deadlines import _recompute, event_rows, wanted_events
 from storage.models import SlaEvent, Ticket
 from tests.helpers import make_config
 from tests.test_sla import TEAM
@@ -62,17 +62,7 @@ def populate(state: State, count: int) -> None:
                 {c.key: getattr(ticket, c.key) for c in Ticket.__table__.columns if c.key != "id"}
                 | {"id": ticket.id}
             )
-            for (kind, target, point, deadline), due in wanted_events(ticket, sla).items():
-                events.append(
-                    {
-                        "ticket_id": ticket.id,
-                        "kind": kind,
-                        "target": target,
-                        "point": point,
-                        "deadline": deadline,
-                        "due_at": due,
-                    }
-                )
+            events.extend(event_rows(ticket.id, wanted_events(ticket, sla)))
         with state.db.transaction() as session:
             session.execute(insert(Ticket), tickets)
             session.execute(insert(SlaEvent), events)

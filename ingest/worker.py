@@ -175,7 +175,11 @@ class Worker:
             # Counted like a daemon that died: the next try is the next stop's count.
             log.error("journal=%s stopped the parsing process: %s", entry_id, prepared)
             return Processed(entry_id, JOURNAL_PENDING, str(prepared))
-        self._send_ahead(candidate)
+        if isinstance(prepared, Prepared):
+            # A message that failed before the transaction (a scanner that cannot be reached,
+            # a parse past its limit) is decided at once: nothing to overlap, and a scanner
+            # outage would send the next row ahead only to forget it at every retry.
+            self._send_ahead(candidate)
         try:
             return self.runner.apply(entry_id, prepared) or TAKEN
         except ScanWait as wait:

@@ -15,6 +15,7 @@ satisfaction survey (outbound/survey.py).
 
 from __future__ import annotations
 
+from collections.abc import Set
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, insert, select
@@ -196,6 +197,24 @@ def _waiting_for_customer(ticket: Ticket, sla: SlaConfig) -> dict[EventKey, date
     }
 
 
+def event_rows(
+    ticket_id: int, wanted: dict[EventKey, datetime], have: Set[EventKey] = frozenset()
+) -> list[dict[str, object]]:
+    """The rows of `SlaEvent` for the wanted events not in `have`, for one bulk insert."""
+    return [
+        {
+            "ticket_id": ticket_id,
+            "kind": kind,
+            "target": target,
+            "point": point,
+            "deadline": deadline,
+            "due_at": due,
+        }
+        for (kind, target, point, deadline), due in wanted.items()
+        if (kind, target, point, deadline) not in have
+    ]
+
+
 # Built once: building the statement per call cost more than running it.
 _EVENTS_OF = select(SlaEvent).where(SlaEvent.ticket_id == bindparam("ticket_id"))
 
@@ -217,18 +236,7 @@ def reconcile_events(session: Session, ticket: Ticket, sla: SlaConfig) -> None:
             session.delete(row)
         else:
             have.add(key)
-    added = [
-        {
-            "ticket_id": ticket.id,
-            "kind": kind,
-            "target": target,
-            "point": point,
-            "deadline": deadline,
-            "due_at": due,
-        }
-        for (kind, target, point, deadline), due in wanted.items()
-        if (kind, target, point, deadline) not in have
-    ]
+    added = event_rows(ticket.id, wanted, have)
     if added:
         # One executemany (after the autoflush of the ticket): as objects, each row was an
         # INSERT of its own (RETURNING its id, which nothing here reads) and unit-of-work state.
