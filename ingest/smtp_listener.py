@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections import Counter
 from collections.abc import Callable
 from email.utils import format_datetime
@@ -78,6 +79,7 @@ class IntakeHandler:
         self.on_accepted = on_accepted
         self.closing = False
         self.in_flight = 0
+        self.last_stored = 0.0  # time.monotonic() when the last message was stored (or failed)
         self.sessions: set[_TrackedSMTP] = set()
         self.per_client: Counter[str] = Counter()
         self.budget = BufferBudget()  # what all sessions' DATA hold ([smtp_in] max_buffered_bytes)
@@ -108,6 +110,11 @@ class IntakeHandler:
         self.per_client[client] -= 1
         if self.per_client[client] <= 0:
             del self.per_client[client]
+
+    def storing(self, quiet: float) -> bool:
+        """A message is being stored now, or one was less than `quiet` seconds ago: the
+        listener is taking mail (the worker gives way: ticketd/daemon.py)."""
+        return self.in_flight > 0 or time.monotonic() - self.last_stored < quiet
 
     def busy_sessions(self) -> int:
         """Open sessions with a transaction under way (MAIL accepted, DATA not answered)."""
@@ -177,6 +184,7 @@ class IntakeHandler:
             return "451 4.3.0 Requested action aborted: local storage failure, try again later"
         finally:
             self.in_flight -= 1
+            self.last_stored = time.monotonic()
         self.on_accepted()
         return f"250 2.0.0 Ok: queued as {journal_id}"
 

@@ -39,7 +39,7 @@ class BlobStore:
         """`write` of the pieces joined, each written as it comes (a sealing encrypts them
         as they are taken: storage/keyring.py), so the whole is never one more copy."""
         final = self.path_for(key)
-        self._make_folders(final.parent)
+        created = self._make_folders(final.parent)
         # Unique per writer: two threads (or a rotation and a daemon) may write one key at once.
         tmp = final.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -59,14 +59,23 @@ class BlobStore:
             # the space after the admin freed some, and more of them would fill it again.
             tmp.unlink(missing_ok=True)
             raise
+        # The rename, then each new folder's entry in the folder holding it. These come after
+        # the file's fsync, not before it: all are durable before `put` returns, as before,
+        # and on a journaling filesystem (ext4, XFS) the file's fsync has already committed
+        # the new folders, so their fsyncs find nothing left to write. Before the file, each
+        # new folder cost the listener's session one more journal commit to wait for.
         fsync_dir(final.parent)
+        for folder in reversed(created):
+            fsync_dir(folder.parent)
 
-    def _make_folders(self, folder: Path) -> None:
-        # A new folder is durable only once the folder holding it is fsynced too.
+    def _make_folders(self, folder: Path) -> list[Path]:
+        """The blob's folders made; those that did not exist, outermost first. A new folder
+        is durable only once the folder holding it is fsynced too: the caller's to do."""
+        if folder.is_dir():
+            return []
         missing = [p for p in (folder.parent, folder) if not p.exists()]
         folder.mkdir(parents=True, exist_ok=True)
-        for created in missing:
-            fsync_dir(created.parent)
+        return missing
 
     def get(self, key: str) -> bytes:
         return self.path_for(key).read_bytes()

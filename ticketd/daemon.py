@@ -54,6 +54,17 @@ DRAIN_SECONDS = 20.0
 ORPHAN_CHECK_SECONDS = 10.0
 # After the drain, a message whose storing was cut short still gets this long to commit.
 STORE_GRACE_SECONDS = 5.0
+# The listener first: while it is storing mail (a message stored less than GIVE_WAY_QUIET
+# seconds ago, or one being stored), the worker waits before its next message, up to
+# GIVE_WAY_SHARE times what its last message took and never more than GIVE_WAY_MOST. Worker
+# and listener share one interpreter lock and two cores with the parsing process; at full
+# speed the worker halved what the listener accepted, and each of its sessions waited the
+# longer for its 250. What waits is durable in the journal already; under a flood that never
+# pauses, the worker still goes on at a share of its pace.
+GIVE_WAY_QUIET = 0.02
+GIVE_WAY_SHARE = 10.0
+GIVE_WAY_MOST = 0.5
+GIVE_WAY_POLL = 0.005
 
 
 @dataclass
@@ -76,6 +87,7 @@ class Daemon:
         self.notifier = Notifier()
         self.heartbeats: dict[str, float] = {}
         self.warmup: asyncio.Task[None] | None = None  # the parsing process's start
+        self.handler: IntakeHandler | None = None  # the SMTP listener's, once it listens
         self.metrics = Metrics(state.db, state.clock, lambda: self.state.config)
         # One token per mailbox for the IMAP and the SMTP side ([oauth.NAME]).
         self.oauth = OAuthBroker(state.config.oauth, state.clock)
@@ -216,15 +228,33 @@ class Daemon:
             if isolation is not None and isolation.busy:
                 self.beat("worker")
 
+    async def give_way(self, spent: float) -> None:
+        """Wait while the listener is storing mail, at most `spent` x GIVE_WAY_SHARE (the
+        worker's last message took `spent` seconds) and GIVE_WAY_MOST."""
+        handler = self.handler
+        if handler is None or not handler.storing(GIVE_WAY_QUIET):
+            return
+        loop = asyncio.get_running_loop()
+        until = loop.time() + min(spent * GIVE_WAY_SHARE, GIVE_WAY_MOST)
+        while handler.storing(GIVE_WAY_QUIET) and not self.stopping.is_set():
+            if loop.time() >= until:
+                return
+            await asyncio.sleep(GIVE_WAY_POLL)
+
     async def worker_loop(self) -> None:
         outages = WorkerOutages()
+        spent = 0.0
+        loop = asyncio.get_running_loop()
         while not self.stopping.is_set():
             self.beat("worker")
+            await self.give_way(spent)
             # A fresh worker each time: it takes the configuration and templates of the last
             # SIGHUP (cheap: a worker only holds references).
             worker = self.state.worker
+            began = loop.time()
             try:
                 result = await self._in_worker_thread(worker.process_next)
+                spent = loop.time() - began
             except (Temporary, OperationalError) as error:
                 # The runner's policy: retry later (ingest/runner.py). Only how long differs.
                 await self._wait(*self._worker_waits(outages, error))
@@ -324,6 +354,7 @@ class Daemon:
             self.hostname,
             on_accepted=self.smtp_accepted,
         )
+        self.handler = handler
         if config.metrics.listen is not None:
             self.metrics.serve(config.metrics.listen)
         http = self.start_http()
