@@ -1,0 +1,152 @@
+"""The DATA reader (ingest/smtp_data.py) reads in chunks as large as the stream's buffer; what it
+returns and refuses must be what a reader of one line at a time finds, however the bytes
+arrive: split anywhere (inside a CRLF, inside the final dot), with the next command right behind
+the final dot, which must stay unread for the session."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domain.config import SmtpInConfig
+from domain.config_kinds import HostPort
+from ingest.smtp_data import Refused, read_data
+
+NEXT_COMMAND = b"MAIL FROM:<sonraki@example.net>\r\n"
+
+
+def _limits(max_message_size: int, **limits: int) -> SmtpInConfig:
+    return SmtpInConfig(HostPort("127.0.0.1", 2525), max_message_size, **limits)  # type: ignore[arg-type]
+
+
+def _line_by_line(stream: bytes) -> tuple[bytes, bytes]:
+    """RFC 5321 4.5.2 the plain way: the message up to the line that is only a dot, each line's
+    leading dot taken off; and what follows that line."""
+    message = bytearray()
+    start = 0
+    while True:
+        end = stream.index(b"\r\n", start) + 2
+        line = stream[start:end]
+        if line == b".\r\n":
+            return bytes(message), stream[end:]
+        message += line[1:] if line.startswith(b".") else line
+        start = end
+
+
+def _longest_line(message: bytes) -> int:
+    lines = message.split(b"\n")
+    with_lf = [len(line) + 1 for line in lines[:-1]]
+    return max([*with_lf, len(lines[-1])])
+
+
+def _header_size(message: bytes) -> int:
+    joined = b"\r\n" + message
+    ends = [i + 1 for i in (joined.find(b"\n\n"), joined.find(b"\n\r\n")) if i >= 0]
+    return min(ends) - 2 if ends else len(message)
+
+
+def _read(
+    stream: bytes, pieces: list[int], buffer_limit: int, config: SmtpInConfig
+) -> tuple[bytearray | Refused, bytes]:
+    async def run() -> tuple[bytearray | Refused, bytes]:
+        reader = asyncio.StreamReader(limit=buffer_limit)
+
+        async def feed() -> None:
+            at = 0
+            for size in [*pieces, len(stream)]:
+                reader.feed_data(stream[at : at + size])
+                at += size
+                await asyncio.sleep(0)  # the reader sees each piece on its own
+                if at >= len(stream):
+                    break
+            reader.feed_eof()
+
+        feeding = asyncio.create_task(feed())
+        received = await read_data(reader, config)
+        await feeding
+        return received, await reader.read()
+
+    return asyncio.run(run())
+
+
+ATOMS = [b"a", b"xyz", b".", b"..", b"\r", b"\n", b"\r\n", b"\r\n.", b"\n\n", b".\r\n", b" "]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    atoms=st.lists(st.sampled_from(ATOMS), max_size=60),
+    pieces=st.lists(st.integers(1, 12), max_size=30),
+    buffer_limit=st.integers(5, 40),
+    slack=st.tuples(st.integers(-2, 2), st.integers(-2, 2), st.integers(-2, 2)),
+)
+def test_chunked_reading_finds_what_a_line_reader_finds(
+    atoms: list[bytes], pieces: list[int], buffer_limit: int, slack: tuple[int, int, int]
+) -> None:
+    stream = b"".join(atoms) + b"\r\n.\r\n" + NEXT_COMMAND
+    message, rest = _line_by_line(stream)
+    line, header, size = _longest_line(message), _header_size(message), len(message)
+    config = _limits(
+        max_message_size=max(1, size + slack[2]),
+        max_header_size=max(1, header + slack[1]),
+        max_line_length=max(1, line + slack[0]),
+    )
+    received, unread = _read(stream, pieces, buffer_limit, config)
+    assert unread == rest  # nothing read past the final dot: the next command is the session's
+    crossed = {
+        reply
+        for reply, over in (
+            ("552 5.3.4 Message too big", size > config.max_message_size),
+            ("552 5.3.4 Message header too large", header > config.max_header_size),
+            ("500 5.5.2 Line too long", line > config.max_line_length),
+        )
+        if over
+    }
+    if not crossed:
+        assert received == bytearray(message)
+    else:  # the first limit crossed as the bytes arrive: with several, it depends on the pieces
+        assert isinstance(received, Refused) and received.reply.split(":")[0] in crossed
+        assert received.size == size
+
+
+def test_a_message_that_is_only_the_final_dot_is_empty() -> None:
+    config = _limits(max_message_size=1024 * 1024)
+    assert _read(b".\r\n" + NEXT_COMMAND, [1, 1], 1001, config) == (bytearray(), NEXT_COMMAND)
+    assert _read(b"..\r\n.\r\n", [2], 1001, config) == (bytearray(b".\r\n"), b"")
+
+
+def test_a_base64_attachment_is_read_in_few_chunks() -> None:
+    # The reason for reading in chunks: 2,000 lines must not be 2,000 reads.
+    body = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkwYWJjZGVmZ2hpamtsbW5vcHFyc3R1\r\n" * 2000
+    stream = b"Subject: ek\r\n\r\n" + body + b".\r\n"
+    reads = 0
+
+    class Counting(asyncio.StreamReader):
+        async def readuntil(self, separator: Any = b"\n") -> bytes:
+            nonlocal reads
+            reads += 1
+            return await super().readuntil(separator)
+
+    async def run() -> bytearray | Refused:
+        reader = Counting(limit=32 * 1024)
+        reader.feed_data(stream)
+        reader.feed_eof()
+        return await read_data(reader, _limits(max_message_size=1024 * 1024))
+
+    assert asyncio.run(run()) == bytearray(stream[:-3])
+    assert reads < 20, reads
+
+
+def test_every_split_of_a_stream_of_dotted_lines_reads_the_same() -> None:
+    # Each split point and buffer limit puts a chunk's edge somewhere else: inside a CRLF that
+    # begins a dotted line, between a CRLF and its dot, inside the final dot.
+    stream = b"Subject: a\r\n\r\nabcde\r\n.x\r\n..\r\nd.\r\n\r\n.e\r\nf\r\n.\r\n" + NEXT_COMMAND
+    message, rest = _line_by_line(stream)
+    config = _limits(max_message_size=1024)
+    for limit in range(5, 14):
+        for cut in range(1, len(stream)):
+            for second in (1, 3, len(stream)):
+                result = _read(stream, [cut, second], limit, config)
+                assert result == (bytearray(message), rest), (limit, cut, second)
