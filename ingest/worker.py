@@ -30,8 +30,9 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, Row, bindparam, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from domain.clock import Clock
@@ -46,6 +47,7 @@ from ingest.worker_stops import give_up, history_of, mark_started, stops_so_far,
 from storage.blobs import BlobStore
 from storage.db import Database
 from storage.documents import DocumentStore
+from storage.journal_table import JOURNAL
 from storage.models import JOURNAL_PENDING, JOURNAL_QUARANTINED, JournalEntry
 
 __all__ = ["Arrived", "ParseTooSlow", "Processed", "ScanWait", "Worker", "prepare_stored"]
@@ -140,14 +142,9 @@ class Worker:
     def _oldest_pending(self, after: int = 0) -> Candidate | None:
         # SQLite has one writer at a time and the write takes the lock: reading the row is
         # the claim; mark_started's update tells a row another process took first.
-        with self.db.read() as session:
-            entry = session.scalar(
-                select(JournalEntry)
-                .where(JournalEntry.state == JOURNAL_PENDING, JournalEntry.id > after)
-                .order_by(JournalEntry.id)
-                .limit(1)
-            )
-            return None if entry is None else _candidate(entry)
+        with self.db.read_rows() as connection:
+            row = connection.execute(_OLDEST_PENDING, {"after": after}).first()
+            return None if row is None else _candidate_of(row)
 
     def _try(self, candidate: Candidate) -> Processed | _Taken | None:
         """One try, counted before it starts (ingest/worker_stops.py); TAKEN when the row was
@@ -283,8 +280,10 @@ def _prepared(result: object) -> Prepared | Failed | Interrupted | ChildDied:
     return Failed("parse", result)
 
 
-def _candidate(entry: JournalEntry) -> Candidate:
-    return Candidate(entry.id, entry.reason, Arrived.of(entry))
+def _candidate_of(row: Row[Any, Any, Any, Any, Any, Any]) -> Candidate:
+    """The candidate of a row of `_CANDIDATE` columns."""
+    arrived = Arrived(row.blob_key, row.source, row.envelope_from, tuple(row.envelope_to))
+    return Candidate(row.id, row.reason, arrived)
 
 
 @contextlib.contextmanager
@@ -320,19 +319,26 @@ def _lock_oldest(connection: Connection) -> Candidate | None:
             {"kind": JOURNAL_LOCK_CLASS, "id": entry_id},
         )
         if locked:  # read under both locks: what the row says now
-            row = connection.execute(
-                select(JournalEntry.reason, *_ARRIVAL).where(JournalEntry.id == entry_id)
-            ).one()
-            arrived = Arrived(row.blob_key, row.source, row.envelope_from, tuple(row.envelope_to))
-            return Candidate(entry_id, row.reason, arrived)
+            row = connection.execute(select(*_CANDIDATE).where(JOURNAL.c.id == entry_id)).one()
+            return _candidate_of(row)
         after = entry_id  # another worker is trying it: the next one
 
 
-_ARRIVAL = (
-    JournalEntry.blob_key,
-    JournalEntry.source,
-    JournalEntry.envelope_from,
-    JournalEntry.envelope_to,
+_CANDIDATE = (
+    JOURNAL.c.id,
+    JOURNAL.c.reason,
+    JOURNAL.c.blob_key,
+    JOURNAL.c.source,
+    JOURNAL.c.envelope_from,
+    JOURNAL.c.envelope_to,
+)
+# Built once (with Core, the ORM's session and entity cost more than the read): the worker
+# reads it twice per message, for the current row and the one sent ahead (issue 19).
+_OLDEST_PENDING = (
+    select(*_CANDIDATE)
+    .where(JOURNAL.c.state == JOURNAL_PENDING, JOURNAL.c.id > bindparam("after"))
+    .order_by(JOURNAL.c.id)
+    .limit(1)
 )
 
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 
 from domain.clock import Clock
 from storage.db import Database
+from storage.journal_table import JOURNAL
 from storage.models import JOURNAL_PENDING, JOURNAL_QUARANTINED, JournalEntry
 
 IN_WORKER = "in the worker: try"
@@ -48,31 +49,38 @@ def stops_so_far(reason: str | None) -> int:
     return int(found.group(1)) if found else 0
 
 
+# Built once, with Core: a try's mark and its undoing run twice per message (the current row
+# and the one sent ahead), and an ORM session and a new statement each time cost more than
+# the update itself (issue 19).
+_PENDING_ROW = (JOURNAL.c.id == bindparam("entry"), JOURNAL.c.state == JOURNAL_PENDING)
+_MARK_TRY = (
+    update(JOURNAL)
+    .where(*_PENDING_ROW)
+    .values(reason=bindparam("mark"), attempts=JOURNAL.c.attempts + 1)
+)
+_UNMARK_TRY = (
+    update(JOURNAL)
+    .where(*_PENDING_ROW)
+    .values(reason=bindparam("before"), attempts=JOURNAL.c.attempts - 1)
+)
+
+
 def mark_started(db: Database, entry_id: int, stops: int, reason: str | None = None) -> bool:
     """Write down the try about to start, keeping what `reason` (the row's reason before
-    it) says of earlier tries; False when the row is no longer pending."""
+    it) says of earlier tries; False when the row is no longer pending. Not synced to the
+    disk (Database.connect): the mark counts the daemon's deaths, and a death of the process
+    does not lose what it wrote; the try's own end is a synced commit."""
     history = history_of(reason)
     mark = f"{IN_WORKER} {stops + 1}" + (f"{_BEFORE}{history})" if history else "")
-    with db.transaction() as session:
-        marked = session.execute(
-            update(JournalEntry)
-            .where(JournalEntry.id == entry_id, JournalEntry.state == JOURNAL_PENDING)
-            .values(
-                reason=mark[:2000],
-                attempts=JournalEntry.attempts + 1,
-            )
-        )
-        return bool(getattr(marked, "rowcount", 0))
+    with db.connect(lasting=False) as connection:
+        marked = connection.execute(_MARK_TRY, {"entry": entry_id, "mark": mark[:2000]})
+        return bool(marked.rowcount)
 
 
 def unmark(db: Database, entry_id: int, reason: str | None) -> None:
     """The try was cut short by a stop of the daemon, not by the message: forget it."""
-    with db.transaction() as session:
-        session.execute(
-            update(JournalEntry)
-            .where(JournalEntry.id == entry_id, JournalEntry.state == JOURNAL_PENDING)
-            .values(reason=reason, attempts=JournalEntry.attempts - 1)
-        )
+    with db.connect(lasting=False) as connection:
+        connection.execute(_UNMARK_TRY, {"entry": entry_id, "before": reason})
 
 
 def give_up(db: Database, clock: Clock, entry_id: int, stops: int) -> str | None:
