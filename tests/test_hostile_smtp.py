@@ -206,6 +206,26 @@ def _rss(pid: int) -> int:
     return int(next(line for line in lines if line.startswith("VmRSS:")).split()[1]) * 1024
 
 
+def test_no_pause_shorter_than_the_idle_timeout_cuts_data_off(start: Start, relay: Relay) -> None:
+    # idle_timeout is time without a byte. The timer was reset at most once a second, so bytes
+    # that came 0.9 s after a reset did not move it: a client pausing 2.4 s (under the 3 s) right
+    # after them was disconnected, at about 450 bytes a second, far above min_data_rate.
+    daemon = start("idle_timeout = 3\nmin_data_rate = 20\n")
+    slow = _Raw(daemon.port)
+    assert slow.start_data().startswith(b"354")
+    raw = customer_mail(sender="yavas@example.net", subject="Duraklamalı hat", body="x" * 2000)
+    began = time.monotonic()
+    pieces = [raw[offset : offset + 400] for offset in range(0, len(raw), 400)]
+    for number, piece in enumerate(pieces):
+        slow.conn.sendall(piece)
+        time.sleep(0.9 if number % 2 == 0 else 2.4)
+    assert time.monotonic() - began > 6
+    assert slow.command(b".").startswith(b"250")
+    assert slow.command(b"QUIT").startswith(b"221")
+    slow.close()
+    relay.wait_for(1)
+
+
 def test_a_client_dripping_data_is_cut_at_the_minimum_rate(start: Start) -> None:
     daemon = start("idle_timeout = 3\nmin_data_rate = 200\n")
     slow = _Raw(daemon.port)
