@@ -144,8 +144,8 @@ class Database:
         `lasting=False` is for what guards only against this process dying (the worker's mark
         of a try, ingest/worker_stops.py): its commit is not synced to the disk. The kernel
         (SQLite) or the server (PostgreSQL) has it, so it outlives this process (a SIGKILL, the
-        OOM killer); a power cut may take it, and the next lasting commit syncs it along. One disk sync fewer
-        per message for the worker (issue 19)."""
+        OOM killer); a power cut may take it, and the next lasting commit syncs it along. One
+        disk sync fewer per message for the worker (issue 19)."""
         with self._writer_turn():
             if lasting:
                 with self.engine.begin() as connection:

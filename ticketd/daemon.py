@@ -37,6 +37,7 @@ from ingest.worker import Processed, ScanWait, prepare_stored
 from outbound.sender import Sender
 from outbound.transports import Transport, make_transport
 from ticketd import reload
+from ticketd.give_way import WaitBudget, give_way
 from ticketd.imap_service import ImapService
 from ticketd.kyc_service import run_kyc_housekeeping
 from ticketd.maintenance_service import run_maintenance
@@ -54,17 +55,6 @@ DRAIN_SECONDS = 20.0
 ORPHAN_CHECK_SECONDS = 10.0
 # After the drain, a message whose storing was cut short still gets this long to commit.
 STORE_GRACE_SECONDS = 5.0
-# The listener first: while it is storing mail (a message stored less than GIVE_WAY_QUIET
-# seconds ago, or one being stored), the worker waits before its next message, up to
-# GIVE_WAY_SHARE times what its last message took and never more than GIVE_WAY_MOST. Worker
-# and listener share one interpreter lock and two cores with the parsing process; at full
-# speed the worker halved what the listener accepted, and each of its sessions waited the
-# longer for its 250. What waits is durable in the journal already; under a flood that never
-# pauses, the worker still goes on at a share of its pace.
-GIVE_WAY_QUIET = 0.02
-GIVE_WAY_SHARE = 10.0
-GIVE_WAY_MOST = 0.5
-GIVE_WAY_POLL = 0.005
 
 
 @dataclass
@@ -88,6 +78,7 @@ class Daemon:
         self.heartbeats: dict[str, float] = {}
         self.warmup: asyncio.Task[None] | None = None  # the parsing process's start
         self.handler: IntakeHandler | None = None  # the SMTP listener's, once it listens
+        self.give_way_budget = WaitBudget()
         self.metrics = Metrics(state.db, state.clock, lambda: self.state.config)
         # One token per mailbox for the IMAP and the SMTP side ([oauth.NAME]).
         self.oauth = OAuthBroker(state.config.oauth, state.clock)
@@ -228,18 +219,9 @@ class Daemon:
             if isolation is not None and isolation.busy:
                 self.beat("worker")
 
-    async def give_way(self, spent: float) -> None:
-        """Wait while the listener is storing mail, at most `spent` x GIVE_WAY_SHARE (the
-        worker's last message took `spent` seconds) and GIVE_WAY_MOST."""
-        handler = self.handler
-        if handler is None or not handler.storing(GIVE_WAY_QUIET):
-            return
-        loop = asyncio.get_running_loop()
-        until = loop.time() + min(spent * GIVE_WAY_SHARE, GIVE_WAY_MOST)
-        while handler.storing(GIVE_WAY_QUIET) and not self.stopping.is_set():
-            if loop.time() >= until:
-                return
-            await asyncio.sleep(GIVE_WAY_POLL)
+    async def give_way(self, spent: float) -> float:
+        """The worker's wait while the listener stores a burst (ticketd/give_way.py)."""
+        return await give_way(self.handler, self.give_way_budget, spent, self.stopping)
 
     async def worker_loop(self) -> None:
         outages = WorkerOutages()
