@@ -9,9 +9,11 @@ hop adds its own trace headers (Received, Return-Path, Delivered-To, X-Original-
 so a retry is never byte-identical. Hashing the Message-ID alone fails the second way.
 
 The hash covers what the author's side wrote: the body, and the header fields in
-`AUTHOR_FIELDS`; every other header, all of them added in transit, is left out. Line ends
-(CRLF from SMTP and IMAP, LF from an MTA pipe, CR alone), folding, runs of whitespace in a
-header, trailing blank lines, a leading mbox `From ` line and a byte order mark do not count.
+`AUTHOR_FIELDS`; every other header, all of them added in transit, is left out. The header
+ends where the parser (the email package's feedparser) ends it: at the empty line, or at the
+first line that is no header field, which begins the body. Line ends (CRLF from SMTP and
+IMAP, LF from an MTA pipe, CR alone), folding, runs of whitespace in a header, trailing blank
+lines, a leading mbox `From ` line and a byte order mark do not count.
 Linear in the message: no regular expression runs over it.
 """
 
@@ -40,17 +42,45 @@ AUTHOR_FIELDS = frozenset(
 _WANTED = frozenset(name.encode() for name in AUTHOR_FIELDS)
 
 
+# Printable ASCII but space: what a field name is made of in feedparser's headerRE,
+# `^(From |[\041-\071\073-\176]*:|[\t ])` (the colon it leaves out ends the name anyway).
+_NAME_BYTES = bytes(range(0x21, 0x7F))
+
+
+def _is_header_line(line: bytes) -> bool:
+    """Whether the email package's feedparser, which ticketd parses with, reads `line` (its
+    line end taken off) as a header line: a field, a continuation or a `From ` line."""
+    if line[:1] in (b" ", b"\t") or line.startswith(b"From "):
+        return True
+    name, colon, _ = line.partition(b":")
+    return bool(colon) and not name.translate(None, _NAME_BYTES)
+
+
 def _split(raw: bytes) -> tuple[list[bytes], bytes]:
-    """(header lines, body) of `raw` with its line ends made LF."""
+    """(header lines, body) of `raw` with its line ends made LF, the header ended where the
+    parser ends it: a message without the empty line after its header (a script's, a cron
+    alert's) has its text hashed, so two that differ only in it are not one message."""
     text = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     if text.startswith(b"\xef\xbb\xbf"):
         text = text[3:]
     if text.startswith(b"From "):  # an mbox separator line some MTA pipes put first
         text = text.partition(b"\n")[2]
-    head, _, body = text.partition(b"\n\n")
-    if text.startswith(b"\n"):  # no header at all
-        head, body = b"", text[1:]
-    return head.split(b"\n"), body
+    head: list[bytes] = []
+    start, body = 0, b""
+    while start < len(text):
+        end = text.find(b"\n", start)
+        end = len(text) if end < 0 else end
+        line = text[start:end]
+        if not _is_header_line(line):
+            # The empty line is the separator; any other line is the body's first.
+            body = text[end + 1 :] if not line else text[start:]
+            break
+        head.append(line)
+        start = end + 1
+    if head and head[-1].startswith(b"From "):
+        # feedparser gives a `From ` line that ends the header (not the first line) to the body.
+        body = head.pop() + b"\n" + body
+    return head, body
 
 
 def _author_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
