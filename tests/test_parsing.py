@@ -515,6 +515,71 @@ def test_the_hash_takes_the_body_the_parser_takes(raw: bytes) -> None:
     assert _split(raw)[1].rstrip(b"\n") == parsed.rstrip(b"\n")
 
 
+def _hash_before_the_header_fix(raw: bytes) -> str:
+    """content_hash as it was up to d564ad8 (the header ended only at an empty line): the
+    reference the journal's stored hashes were made with."""
+    import hashlib
+
+    wanted = {b"from", b"sender", b"reply-to", b"to", b"cc", b"subject", b"date", b"message-id"}
+    wanted |= {b"in-reply-to", b"references", b"mime-version", b"content-type"}
+    wanted |= {b"content-transfer-encoding", b"content-disposition"}
+    text = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if text.startswith(b"\xef\xbb\xbf"):
+        text = text[3:]
+    if text.startswith(b"From "):
+        text = text.partition(b"\n")[2]
+    head, _, body = text.partition(b"\n\n")
+    if text.startswith(b"\n"):
+        head, body = b"", text[1:]
+    fields: list[tuple[bytes, bytes]] = []
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t") and fields:
+            name, value = fields[-1]
+            fields[-1] = (name, value + b" " + line)
+            continue
+        name, colon, value = line.partition(b":")
+        if colon:
+            fields.append((name.strip().lower(), value))
+    kept = [(name, b" ".join(value.split())) for name, value in fields if name in wanted]
+    digest = hashlib.sha256()
+    for name, value in sorted(kept, key=lambda field: field[0]):
+        digest.update(name + b":" + value + b"\n")
+    digest.update(b"\n")
+    digest.update(body.rstrip(b"\n \t"))
+    return digest.hexdigest()
+
+
+def test_a_message_with_the_empty_line_keeps_the_hash_the_journal_stored() -> None:
+    # The journal keeps the hashes it made; a copy arriving after an upgrade must still match.
+    # Every message whose header the parser ends at the empty line is hashed as before.
+    from email import message_from_bytes
+    from email.errors import MissingHeaderBodySeparatorDefect
+    from email.policy import compat32
+
+    from ingest.content_hash import content_hash
+    from tests.test_corpus import corpus_root, message_files
+
+    sent = customer_mail(message_id="<bir@musteri.com.tr>")
+    built = [sent, sent.replace(b"\r\n", b"\n"), sent.replace(b"\r\n", b"\r")]
+    built += [b"\xef\xbb\xbf" + sent, b"From a@b Tue Dec  1 10:00:00 2026\n" + sent]
+    built += [b"Subject: folded\r\n over\r\n\r\n", b"\r\nno header at all", b"\n"]
+    corpus = [path.read_bytes() for path in message_files(corpus_root())]
+    ordinary = [
+        raw
+        for raw in built + corpus
+        if not any(
+            isinstance(defect, MissingHeaderBodySeparatorDefect)
+            for defect in message_from_bytes(
+                raw.removeprefix(b"\xef\xbb\xbf"), policy=compat32
+            ).defects
+        )
+    ]
+    assert len(ordinary) > len(built) + 500  # the corpus is there and mostly ordinary mail
+    assert [content_hash(raw) for raw in ordinary] == [
+        _hash_before_the_header_fix(raw) for raw in ordinary
+    ]
+
+
 @pytest.mark.parametrize(
     ("from_header", "email", "name"),
     [
