@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -27,6 +28,7 @@ from storage.models import JOURNAL_QUARANTINED, JournalEntry, Ticket
 from tests.helpers import DESK, customer_mail
 from ticketd.cli import main
 from ticketd.state import State
+from ticketd.views import show_ticket
 
 
 @contextmanager
@@ -38,6 +40,13 @@ def one_message(state: State, raw: bytes) -> Iterator[tuple[Context, Work]]:
         assert entry is not None
         ctx = Context(session, state.config, state.clock, state.templates)
         yield ctx, Work(entry, parse_message(raw))
+
+
+def _messages(state: State, ref: str) -> list[dict[str, Any]]:
+    shown = show_ticket(state.db, ref)
+    assert shown is not None
+    messages: list[dict[str, Any]] = shown["messages"]
+    return messages
 
 
 def test_the_step_names_are_unique_and_every_step_is_reachable_by_name() -> None:
@@ -65,6 +74,28 @@ def test_deduplicate_ignores_an_exact_copy_of_a_recorded_message(state: State) -
         decided = step_named("deduplicate").run(ctx, work)
     assert isinstance(decided, Decision) and decided.kind == IGNORE
     assert decided.note.startswith("duplicate: an exact copy of message ")
+
+
+def test_alerts_without_the_empty_line_each_reach_a_ticket_and_only_a_copy_is_ignored(
+    state: State,
+) -> None:
+    # Found over SMTP: two cron alerts without the empty line after their header, differing
+    # only in their text, were one hash; the second was ignored as a copy and its text lost.
+    head = b"From: cron@example.net\r\nTo: destek@example.com\r\nSubject: disk alert\r\n"
+    first, second = head + b"Disk full on host1\r\n", head + b"Disk full on host2\r\n"
+    landed = []
+    for raw in (first, second):
+        state.journal.accept(Arrival(raw=raw, source="ingest"))
+        [result] = state.worker.drain()
+        assert result.state == "done" and result.ticket_ref is not None, result.detail
+        landed.append(result.ticket_ref)
+    texts = [m["text"] for ref in set(landed) for m in _messages(state, ref)]
+    assert any("host1" in text for text in texts) and any("host2" in text for text in texts)
+    # A retry of the second (a hop's trace header added) is still an exact copy.
+    state.journal.accept(Arrival(raw=b"Received: from mx1 by mx2\r\n" + second, source="ingest"))
+    [again] = state.worker.drain()
+    assert again.state == "ignored", again.detail
+    assert again.detail.startswith("duplicate: an exact copy of message "), again.detail
 
 
 def test_record_opens_a_ticket_and_hold_spam_keeps_it_out_of_the_queues(state: State) -> None:
