@@ -178,32 +178,51 @@ async def read_data(
         raise
 
 
+# Chunks shorter than this are gathered and counted together: a message of short lines that end
+# in a dot ("a.\r\n" again and again) is a chunk per line, and counting each on its own cost
+# three times what reading it a line at a time had (issue 19).
+GATHER = 16 * 1024
+
+
 async def _read_data(
     reader: asyncio.StreamReader, limits: SmtpInConfig, budget: BufferBudget, kept: bytearray
 ) -> bytearray | Refused:
     reading = _Reading(limits)
     before = LINE_END  # the two bytes read before the chunk: the DATA command's line end
+    gathered: list[bytes] = []  # raw chunks read and not yet counted, in order
+    gathered_size, gathered_before = 0, before
     while True:
         raw = await _next_chunk(reader)
         ended = raw.endswith(DOT_LINE_END) and (before + raw[-5:])[-5:] == b"\r\n.\r\n"
-        chunk = _unstuffed(raw[:-3] if ended else raw, before)
         before = (before + raw[-2:])[-2:]
-        if reading.refused is None:
-            reading.refused = reading.count(chunk)
-            if reading.refused is None and not budget.take(len(chunk), limits.max_buffered_bytes):
-                reading.refused = (STORAGE_FULL, "all sessions together hold max_buffered_bytes")
-            if reading.refused is not None:
-                budget.give(len(kept))
-                kept.clear()  # keep nothing of a message that will be refused
-            else:
-                kept += chunk
-        else:
-            reading.total += len(chunk)
+        gathered.append(raw[:-3] if ended else raw)
+        gathered_size += len(raw)
+        if not ended and gathered_size < GATHER:
+            continue
+        joined = gathered[0] if len(gathered) == 1 else b"".join(gathered)
+        _take(reading, _unstuffed(joined, gathered_before), budget, kept)
+        gathered, gathered_size, gathered_before = [], 0, before
         if ended:
             break
     if reading.refused is not None:
         return Refused(reading.refused[0], reading.refused[1], reading.total)
     return kept
+
+
+def _take(reading: _Reading, chunk: bytes, budget: BufferBudget, kept: bytearray) -> None:
+    """`chunk` counted against the limits and kept, or only counted once one is crossed."""
+    if reading.refused is not None:
+        reading.total += len(chunk)
+        return
+    limits = reading.limits
+    reading.refused = reading.count(chunk)
+    if reading.refused is None and not budget.take(len(chunk), limits.max_buffered_bytes):
+        reading.refused = (STORAGE_FULL, "all sessions together hold max_buffered_bytes")
+    if reading.refused is not None:
+        budget.give(len(kept))
+        kept.clear()  # keep nothing of a message that will be refused
+    else:
+        kept += chunk
 
 
 class ReceivedEnvelope(Envelope):

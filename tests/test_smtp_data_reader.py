@@ -6,6 +6,7 @@ the final dot, which must stay unread for the session."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 from hypothesis import given, settings
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from domain.config import SmtpInConfig
 from domain.config_kinds import HostPort
+from ingest import smtp_data
 from ingest.smtp_data import Refused, read_data
 
 NEXT_COMMAND = b"MAIL FROM:<sonraki@example.net>\r\n"
@@ -49,8 +51,15 @@ def _header_size(message: bytes) -> int:
 
 
 def _read(
-    stream: bytes, pieces: list[int], buffer_limit: int, config: SmtpInConfig
+    stream: bytes,
+    pieces: list[int],
+    buffer_limit: int,
+    config: SmtpInConfig,
+    gather: int = smtp_data.GATHER,
 ) -> tuple[bytearray | Refused, bytes]:
+    """`read_data` over `stream` fed in `pieces`; `gather` small: the chunks' counting is
+    cut up too (it is the same for every edge between chunks that is not a batch's)."""
+
     async def run() -> tuple[bytearray | Refused, bytes]:
         reader = asyncio.StreamReader(limit=buffer_limit)
 
@@ -69,7 +78,11 @@ def _read(
         await feeding
         return received, await reader.read()
 
-    return asyncio.run(run())
+    kept, smtp_data.GATHER = smtp_data.GATHER, gather
+    try:
+        return asyncio.run(run())
+    finally:
+        smtp_data.GATHER = kept
 
 
 ATOMS = [b"a", b"xyz", b".", b"..", b"\r", b"\n", b"\r\n", b"\r\n.", b"\n\n", b".\r\n", b" "]
@@ -81,9 +94,14 @@ ATOMS = [b"a", b"xyz", b".", b"..", b"\r", b"\n", b"\r\n", b"\r\n.", b"\n\n", b"
     pieces=st.lists(st.integers(1, 12), max_size=30),
     buffer_limit=st.integers(5, 40),
     slack=st.tuples(st.integers(-2, 2), st.integers(-2, 2), st.integers(-2, 2)),
+    gather=st.sampled_from([1, 3, 8, 16 * 1024]),
 )
 def test_chunked_reading_finds_what_a_line_reader_finds(
-    atoms: list[bytes], pieces: list[int], buffer_limit: int, slack: tuple[int, int, int]
+    atoms: list[bytes],
+    pieces: list[int],
+    buffer_limit: int,
+    slack: tuple[int, int, int],
+    gather: int,
 ) -> None:
     stream = b"".join(atoms) + b"\r\n.\r\n" + NEXT_COMMAND
     message, rest = _line_by_line(stream)
@@ -93,7 +111,7 @@ def test_chunked_reading_finds_what_a_line_reader_finds(
         max_header_size=max(1, header + slack[1]),
         max_line_length=max(1, line + slack[0]),
     )
-    received, unread = _read(stream, pieces, buffer_limit, config)
+    received, unread = _read(stream, pieces, buffer_limit, config, gather)
     assert unread == rest  # nothing read past the final dot: the next command is the session's
     crossed = {
         reply
@@ -145,8 +163,8 @@ def test_every_split_of_a_stream_of_dotted_lines_reads_the_same() -> None:
     stream = b"Subject: a\r\n\r\nabcde\r\n.x\r\n..\r\nd.\r\n\r\n.e\r\nf\r\n.\r\n" + NEXT_COMMAND
     message, rest = _line_by_line(stream)
     config = _limits(max_message_size=1024)
-    for limit in range(5, 14):
+    for limit, gather in itertools.product(range(5, 14), (1, 4, 16 * 1024)):
         for cut in range(1, len(stream)):
             for second in (1, 3, len(stream)):
-                result = _read(stream, [cut, second], limit, config)
-                assert result == (bytearray(message), rest), (limit, cut, second)
+                result = _read(stream, [cut, second], limit, config, gather)
+                assert result == (bytearray(message), rest), (limit, gather, cut, second)
