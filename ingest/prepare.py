@@ -24,7 +24,6 @@ from ingest.spam import Session, check, upstream_verdict
 from ingest.verify import envelope_of, header_value, verify
 from ingest.virus_step import ScanReport, scan_attachments
 from storage.blobs import BlobStore
-from storage.models import JournalEntry
 
 
 @dataclass(frozen=True)
@@ -35,10 +34,6 @@ class Arrived:
     source: str
     envelope_from: str | None
     envelope_to: tuple[str, ...] = ()
-
-    @classmethod
-    def of(cls, entry: JournalEntry) -> Arrived:
-        return cls(entry.blob_key, entry.source, entry.envelope_from, tuple(entry.envelope_to))
 
 
 @dataclass(frozen=True)

@@ -284,13 +284,17 @@ class BoundedDataSMTP(SMTP):
                 "disconnected %s: too slow in DATA: %d bytes in %.0f s", self._peer(), total, lasted
             )
             self._data_started = 0.0
-            transport = self.transport
-            if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
-                # Written and closed here: DATA's reader is waiting for bytes that do not come.
-                # The connection's end cancels it (aiosmtpd's connection_lost).
-                transport.write(b"421 4.4.2 Too slow: below the minimum data rate, closing\r\n")
-                transport.close()
+            # Written and closed here: DATA's reader is waiting for bytes that do not come.
+            # The connection's end cancels it (aiosmtpd's connection_lost).
+            self.close_with("421 4.4.2 Too slow: below the minimum data rate, closing")
             return
+
+    def close_with(self, reply: str) -> None:
+        """End the session now with `reply`, whatever it is waiting for."""
+        transport = self.transport
+        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+            transport.write(reply.encode("ascii") + b"\r\n")
+            transport.close()
 
     def _timeout_cb(self) -> None:
         if self._data_started:

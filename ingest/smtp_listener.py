@@ -113,7 +113,7 @@ class IntakeHandler:
 
     def storing(self, quiet: float) -> bool:
         """A message is being stored now, or one was less than `quiet` seconds ago: the
-        listener is taking mail (the worker gives way: ticketd/daemon.py)."""
+        listener is taking mail (the worker gives way: ticketd/give_way.py)."""
         return self.in_flight > 0 or time.monotonic() - self.last_stored < quiet
 
     def busy_sessions(self) -> int:
@@ -213,10 +213,7 @@ class _TrackedSMTP(BoundedDataSMTP):
     def drop(self, reply: str) -> None:
         """End the session now with `reply`, its slot free at once for a newcomer."""
         self._release_slot()
-        transport = self.transport
-        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
-            transport.write(reply.encode("ascii") + b"\r\n")
-            transport.close()
+        self.close_with(reply)
 
     def _release_slot(self) -> None:
         handler: IntakeHandler = self.event_handler
