@@ -141,7 +141,9 @@ class _Reading:
         if self.in_header:
             header_end = _header_end(self.kept_tail, chunk)
             self.in_header = header_end is None
-            header_size = self.total + (len(chunk) if header_end is None else header_end)
+            # A CR after the chunk's last LF may begin the empty line: not the header's yet.
+            open_cr = header_end is None and (self.kept_tail + chunk).endswith(b"\n\r")
+            header_size = self.total + (len(chunk) - open_cr if header_end is None else header_end)
         self.total += len(chunk)
         self.kept_tail = (self.kept_tail + chunk[-2:])[-2:]
         longest, self.line_length = _longest_line(chunk, self.line_length)

@@ -9,7 +9,7 @@ import asyncio
 import itertools
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from domain.config import SmtpInConfig
@@ -89,6 +89,10 @@ ATOMS = [b"a", b"xyz", b".", b"..", b"\r", b"\n", b"\r\n", b"\r\n.", b"\n\n", b"
 
 
 @settings(max_examples=400, deadline=None)
+# Found by CI: the header "aaa\r\n" ends at the empty line's LF, in the next chunk; the CR
+# before it, alone at the chunk's end, was counted as header and crossed a limit of 5.
+@example([b"a", b"a", b"a", b"\r\n"], [8], 5, (0, 0, 0), 1)
+@example([b"a", b"a", b"a", b"\r\n"], [8], 5, (0, 0, -1), 1)
 @given(
     atoms=st.lists(st.sampled_from(ATOMS), max_size=60),
     pieces=st.lists(st.integers(1, 12), max_size=30),
