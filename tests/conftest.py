@@ -1,15 +1,23 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from domain.clock import FixedClock
 from domain.config import load_config
 from tests.helpers import make_config, write_config
 from ticketd.state import State, open_state
+
+# CI runs the property tests on hypothesis's fixed seed, so that a landing never hangs on a new
+# random draw; a developer's run draws new examples each time (and keeps what fails in
+# .hypothesis/). A failure found either way becomes an @example beside its test.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 pytest_plugins = [
     "tests.daemon",
