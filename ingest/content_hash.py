@@ -14,12 +14,16 @@ ends where the parser (the email package's feedparser) ends it: at the empty lin
 first line that is no header field, which begins the body. Line ends (CRLF from SMTP and
 IMAP, LF from an MTA pipe, CR alone), folding, runs of whitespace in a header, trailing blank
 lines, a leading mbox `From ` line and a byte order mark do not count.
-Linear in the message: no regular expression runs over it.
+Linear in the message, and never a copy of it whole: only the header's line ends are looked
+for with a regular expression, the body is hashed a piece at a time.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
+import re
+from collections.abc import Iterator
 
 AUTHOR_FIELDS = frozenset(
     {
@@ -56,31 +60,49 @@ def _is_header_line(line: bytes) -> bool:
     return bool(colon) and not name.translate(None, _NAME_BYTES)
 
 
-def _split(raw: bytes) -> tuple[list[bytes], bytes]:
-    """(header lines, body) of `raw` with its line ends made LF, the header ended where the
-    parser ends it: a message without the empty line after its header (a script's, a cron
-    alert's) has its text hashed, so two that differ only in it are not one message."""
-    text = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    if text.startswith(b"\xef\xbb\xbf"):
-        text = text[3:]
-    if text.startswith(b"From "):  # an mbox separator line some MTA pipes put first
-        text = text.partition(b"\n")[2]
+_LINE_END = re.compile(rb"\r\n|\r|\n")  # each a line end for the parser, and made LF here
+# The body is hashed a piece at a time with its line ends made LF: a 25 MB message was copied
+# three times over (both line-end replacements, the body's slice) in the parsing process.
+PIECE = 1024 * 1024
+
+
+def _split(raw: bytes) -> tuple[list[bytes], bytes, int]:
+    """(header lines, what the body begins with, where the rest of the body begins in `raw`):
+    the header ended where the parser ends it, so a message without the empty line after its
+    header (a script's, a cron alert's) has its text hashed, and two that differ only in it
+    are not one message. Line ends are CRLF, LF or CR alone; the lines come without them."""
+    start = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    if raw.startswith(b"From ", start):  # an mbox separator line some MTA pipes put first
+        first_end = _LINE_END.search(raw, start)
+        start = first_end.end() if first_end else len(raw)
     head: list[bytes] = []
-    start, body = 0, b""
-    while start < len(text):
-        end = text.find(b"\n", start)
-        end = len(text) if end < 0 else end
-        line = text[start:end]
+    body_from = len(raw)
+    while start < len(raw):
+        found = _LINE_END.search(raw, start)
+        end, after = found.span() if found else (len(raw), len(raw))
+        line = raw[start:end]
         if not _is_header_line(line):
             # The empty line is the separator; any other line is the body's first.
-            body = text[end + 1 :] if not line else text[start:]
+            body_from = after if not line else start
             break
         head.append(line)
-        start = end + 1
+        start = after
+    lead = b""
     if head and head[-1].startswith(b"From "):
         # feedparser gives a `From ` line that ends the header (not the first line) to the body.
-        body = head.pop() + b"\n" + body
-    return head, body
+        lead = head.pop() + b"\n"
+    return head, lead, body_from
+
+
+def _normalised_pieces(raw: bytes, start: int) -> Iterator[bytes]:
+    """`raw[start:]` with its line ends made LF, in pieces of about PIECE bytes; a CRLF is
+    never split between two pieces."""
+    while start < len(raw):
+        end = min(start + PIECE, len(raw))
+        while end < len(raw) and raw[end - 1] == 0x0D:
+            end += 1  # the LF that may follow a CR belongs with it (and a CR may follow a CR)
+        yield raw[start:end].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        start = end
 
 
 def _author_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
@@ -100,10 +122,19 @@ def _author_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
 
 def content_hash(raw: bytes) -> str:
     """The SHA-256 (hex) of the author's header fields and the body of `raw`."""
-    lines, body = _split(raw)
+    lines, lead, body_from = _split(raw)
     digest = hashlib.sha256()
     for name, value in _author_fields(lines):
         digest.update(name + b":" + value + b"\n")
     digest.update(b"\n")
-    digest.update(body.rstrip(b"\n \t"))
+    # The body without its trailing whitespace: what may end it is held back until more text
+    # comes after it, or dropped at the end.
+    held = bytearray()
+    for piece in itertools.chain((lead,), _normalised_pieces(raw, body_from)):
+        text = piece.rstrip(b"\n \t")
+        if text:
+            digest.update(held)
+            digest.update(text)
+            held.clear()
+        held += piece[len(text) :]
     return digest.hexdigest()
