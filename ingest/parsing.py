@@ -32,6 +32,7 @@ from domain.message import (
     AttachmentInfo,
     ParsedMessage,
 )
+from ingest.base64_runs import lift
 from ingest.charsets import decode_bytes
 from ingest.content_hash import content_hash
 from ingest.filenames import safe_filename
@@ -406,6 +407,8 @@ class _BodyWalk:
     # (index in attachments, Content-ID, disposition, scope) of every image that may be inline.
     candidates: list[tuple[int, str, str, int]] = field(default_factory=list)
     tnef_texts: list[tuple[str, str]] = field(default_factory=list)  # (text, HTML) of each
+    # The bodies decoded beside the parser, by id of their part (ingest/base64_runs.py).
+    decoded: dict[int, bytes] = field(default_factory=dict)
 
 
 def _read_part(walk: _BodyWalk, part: Message, top: bool) -> None:
@@ -434,7 +437,7 @@ def _read_leaf(walk: _BodyWalk, part: Message, content_type: str, scope: int, to
         disposition = _header_str(part.get("Content-Disposition")).split(";")[0]
         disposition = disposition.strip().lower()
         filename = _filename(part)
-        payload = _part_payload(part)
+        payload = walk.decoded[id(part)] if id(part) in walk.decoded else _part_payload(part)
         content_id = _header_str(part.get("Content-ID"))
     except Exception:
         return
@@ -492,7 +495,9 @@ def _judge_images(walk: _BodyWalk) -> None:
             walk.attachments[index] = replace(attachment, role=INLINE)
 
 
-def _walk_body(message: Message, limits: ShapeLimits) -> tuple[str, str, list[AttachmentInfo]]:
+def _walk_body(
+    message: Message, limits: ShapeLimits, decoded: dict[int, bytes]
+) -> tuple[str, str, list[AttachmentInfo]]:
     """The sender's own text (plain and HTML) and every attachment, each with its role.
 
     - A forwarded message (message/rfc822 below the top) is not what the sender wrote: its text
@@ -504,7 +509,7 @@ def _walk_body(message: Message, limits: ShapeLimits) -> tuple[str, str, list[At
       DECORATION such as a signature logo (ingest/inline_images.py), judged once all the HTML
       of its message is known.
     """
-    walk = _BodyWalk()
+    walk = _BodyWalk(decoded=decoded)
     for part in _iter_parts(message, limits):
         _read_part(walk, part, top=part is message)
     _judge_images(walk)
@@ -633,21 +638,34 @@ def _embedded_message_ids(raw: bytes) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _parse_structure(raw: bytes, limits: ShapeLimits) -> Message:
-    if raw.startswith(b"\xef\xbb\xbf"):  # a byte order mark some Windows tools write first
-        raw = raw[3:]
-    raw, cut = bound_parts(raw, limits.parts)  # never more parts than the limit reach the parser
+def _parse_bytes(raw: bytes) -> Message:
     try:
-        message = message_from_bytes(raw, policy=compat32)
+        return message_from_bytes(raw, policy=compat32)
     except Exception:  # nesting so deep the parser recursed out: keep the headers and the text
         message = BytesParser(policy=compat32).parsebytes(raw, headersonly=True)
         message.set_type("text/plain")
         message.defects.append(UnreadStructure())
+        return message
+
+
+def _parse_structure(raw: bytes, limits: ShapeLimits) -> tuple[Message, dict[int, bytes]]:
+    """The parsed message, and the bodies of its long base64 runs decoded beside the parser
+    by id of their part (ingest/base64_runs.py: a large message, parsed whole, cost the
+    parsing process many times its size)."""
+    if raw.startswith(b"\xef\xbb\xbf"):  # a byte order mark some Windows tools write first
+        raw = raw[3:]
+    raw, cut = bound_parts(raw, limits.parts)  # never more parts than the limit reach the parser
+    lifted = lift(raw)
+    message = _parse_bytes(lifted.text)
+    decoded = lifted.placed(part for part, _ in walk_parts(message))
+    if decoded is None:  # a marker where the shortcut would change what is read
+        message, decoded = _parse_bytes(raw), {}
+    del lifted
     if cut:
         message.defects.append(PartsCut(limits.parts))
     for part in _iter_parts(message, limits):
         _repair_headers(part)
-    return message
+    return message, decoded
 
 
 def envelope_address_text(path: str) -> str:
@@ -661,7 +679,7 @@ def parse_message(
     """Parse a raw message; works for any bytes, however broken. `limits` bound how many MIME
     parts are read and how deep ([limits] max_mime_parts, max_mime_depth); `envelope_from` is
     the envelope sender the source gave, if any (the last place the sender is looked for)."""
-    message = _parse_structure(raw, limits)
+    message, decoded = _parse_structure(raw, limits)
     headers: list[tuple[str, str]] = []
     for key, value in message.raw_items():
         headers.append((str(key).lower(), decode_header_value(value)))
@@ -681,7 +699,7 @@ def parse_message(
         envelope_from,
         first("return-path"),
     )
-    plain, html, attachments = _walk_body(message, limits)
+    plain, html, attachments = _walk_body(message, limits, decoded)
     full_text = plain if plain.strip() else html_to_text(html)
     full_text = full_text.replace("\r\n", "\n").replace("\r", "\n")
     parsed = ParsedMessage(
