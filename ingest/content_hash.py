@@ -63,7 +63,7 @@ def _is_header_line(line: bytes) -> bool:
 _LINE_END = re.compile(rb"\r\n|\r|\n")  # each a line end for the parser, and made LF here
 # The body is hashed a piece at a time with its line ends made LF: a 25 MB message was copied
 # three times over (both line-end replacements, the body's slice) in the parsing process.
-PIECE = 1024 * 1024
+PIECE = 256 * 1024
 
 
 def _split(raw: bytes) -> tuple[list[bytes], bytes, int]:
