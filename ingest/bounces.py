@@ -20,6 +20,7 @@ from domain.errors import Ignored
 from domain.history import add_note
 from domain.message import ParsedMessage
 from ingest.classify import Classification
+from ingest.report_scan import REPORT_VIEW_BYTES
 from ingest.thread_finder import survivor, ticket_by_ref
 from outbound.compose import verify_message_id
 from storage.models import OUTBOX_FAILED, OutboxMail, Suppression, Ticket
@@ -31,8 +32,11 @@ _TEMPORARY = re.compile(r"(?im)^[ \t]*(?:status:\s*4\.\d+\.\d+|action:\s*delayed
 def is_permanent(message: ParsedMessage) -> bool:
     if message.failed_recipients:
         return True
-    if message.delayed_recipients or _TEMPORARY.search(message.full_text):
-        return bool(_PERMANENT.search(message.full_text))
+    # Read where the detectors read (ingest/report_scan.py): a report's fields are in its
+    # first kilobytes; megabytes of blank lines took each pattern 25 ms a megabyte.
+    report = message.full_text[:REPORT_VIEW_BYTES]
+    if message.delayed_recipients or _TEMPORARY.search(report):
+        return bool(_PERMANENT.search(report))
     return True  # a report that says nothing more is a failure: that is what bounces are
 
 

@@ -20,8 +20,6 @@ from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
 
-from flufl.bounce import all_failures
-
 from domain.header_addresses import Address, find_sender, header_addresses
 from domain.message import (
     DECORATION,
@@ -56,6 +54,7 @@ from ingest.mime_shape import (
     walk_parts,
 )
 from ingest.replies import latest_reply
+from ingest.report_scan import all_failures, report_view
 from ingest.tnef import TnefContents, looks_like_tnef
 from ingest.tnef import unpack as unpack_tnef
 
@@ -582,36 +581,15 @@ def looks_like_report(message: ParsedMessage) -> bool:
     )
 
 
+# Where the Message-IDs of the returned message are looked for (a linear scan, line by line).
 BOUNCE_SCAN_LIMIT = 512 * 1024
-# flufl.bounce's simple detectors try some fifty patterns on every line: linear, but 20,000
-# blank lines took a second. A report has a few hundred lines; past this many it is not read.
-BOUNCE_SCAN_LINES = 4000
 
 
-# Some of flufl.bounce's address patterns ([^\s@]+@, <[^>]*>) cost the square of a line's
-# length when it holds no address: one 18 KB line of "</a" took a third of a second, a 60 KB one
-# seconds. A report's lines fit SMTP's 998 characters; what it scans is cut there.
-BOUNCE_LINE_LIMIT = 1000
-
-
-_ANY_LINE_END = re.compile(rb"\r\n|\r|\n")
-
-
-def _short_lines(raw: bytes, message: Message) -> Message:
-    """`message`, or when a line the detectors would read (they split at LF only) is longer
-    than BOUNCE_LINE_LIMIT, the message parsed again from its lines, split at any line end as
-    the parser splits them (a file with CR alone is one line to the detectors) and each cut
-    at the limit: for the bounce detectors only."""
-    if all(len(line) <= BOUNCE_LINE_LIMIT for line in raw.split(b"\n")):
-        return message
-    lines = _ANY_LINE_END.split(raw)
-    return message_from_bytes(b"\n".join(line[:BOUNCE_LINE_LIMIT] for line in lines))
-
-
-def _delivery_failures(message: Message) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(failed, delayed) recipients in a delivery report, as flufl.bounce reads them."""
+def _delivery_failures(raw: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(failed, delayed) recipients in a delivery report, as flufl.bounce's detectors read
+    them from a bounded view of it (ingest/report_scan.py)."""
     try:
-        temporary, permanent = all_failures(message)
+        temporary, permanent = all_failures(report_view(raw))
     except Exception:  # a detector that cannot read this message: it found no report
         return (), ()
 
@@ -720,10 +698,8 @@ def parse_message(
         envelope_sender=None if envelope_from is None else envelope_address_text(envelope_from),
     )
     parsed = bound_fields(replace(parsed, shape_notes=shape_notes(message, limits)))
-    # flufl.bounce's detectors scan the whole body; a report is small, a megabyte is not one.
-    scannable = len(raw) <= BOUNCE_SCAN_LIMIT and raw.count(b"\n") <= BOUNCE_SCAN_LINES
-    if looks_automatic(parsed) and scannable:
-        failed, delayed = _delivery_failures(_short_lines(raw, message))
+    if looks_automatic(parsed):
+        failed, delayed = _delivery_failures(raw)
         if failed or delayed:
             parsed = replace(parsed, failed_recipients=failed, delayed_recipients=delayed)
         parsed = replace(parsed, embedded_message_ids=_embedded_message_ids(raw))

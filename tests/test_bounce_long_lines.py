@@ -1,5 +1,5 @@
 """flufl.bounce's address patterns cost the square of a line's length: the detectors read a
-report whose lines are cut at BOUNCE_LINE_LIMIT (ingest/parsing.py), and still find the
+report whose lines are cut at REPORT_LINE_LIMIT (ingest/report_scan.py), and still find the
 failed recipient. A 4 KB bounce with one long line took a third of a second, a 60 KB line
 seconds; the suite's hypothesis check (tests/test_hostile_fuzz.py) found it."""
 
@@ -11,7 +11,8 @@ from email.message import Message
 import pytest
 from flufl.bounce import all_failures
 
-from ingest.parsing import BOUNCE_LINE_LIMIT, parse_message
+from ingest.parsing import parse_message
+from ingest.report_scan import REPORT_LINE_LIMIT
 
 
 def _bounce(line_end: bytes, filler: bytes) -> bytes:
@@ -44,7 +45,7 @@ def test_a_report_with_a_huge_line_is_read_from_short_lines(
 
     monkeypatch.setattr("ingest.parsing.all_failures", measured)
     parsed = parse_message(_bounce(line_end, b"</a" * 20_000))
-    assert seen and seen[0] <= BOUNCE_LINE_LIMIT + 1  # the line end
+    assert seen and seen[0] <= REPORT_LINE_LIMIT + 1  # the line end
     assert parsed.failed_recipients == ("kijitora@example.net",)
 
 
