@@ -28,20 +28,26 @@ class _BrokenViews:
         raise RuntimeError("the health check broke")
 
 
-def _deps() -> WebDeps:
+class _SickViews:
+    def health(self) -> dict[str, Any]:
+        problem = {"check": "quarantine", "reason": "1 message in quarantine"}
+        return {"healthy": False, "problems": [problem], "quarantined": 1}
+
+
+def _deps(views: object | None = None) -> WebDeps:
     unused: Any = None
     return WebDeps(
-        unused, unused, unused, cast(Any, _BrokenViews()), unused, unused, unused, unused
+        unused, unused, unused, cast(Any, views or _BrokenViews()), unused, unused, unused, unused
     )
 
 
 class Served:
-    """The API of `_deps()` served by web/server.py in a thread of its own."""
+    """The API of `_deps(views)` served by web/server.py in a thread of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, views: object | None = None) -> None:
         listen = HostPort("127.0.0.1", free_port())
         self.base = f"http://{listen.host}:{listen.port}"
-        self.service = HttpService(_deps(), listen)
+        self.service = HttpService(_deps(views), listen)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(
             target=self.loop.run_until_complete, args=(self.service.serve(),)
@@ -73,6 +79,20 @@ def test_a_failed_request_is_one_json_500_and_one_traceback(
     served.stop()  # uvicorn logs a re-raised error after the response went out
     logged = [r for r in caplog.records if r.exc_info is not None]
     assert [r.getMessage() for r in logged] == ["GET /healthz failed"]
+
+
+def test_an_unhealthy_desk_is_a_503_that_openapi_documents() -> None:
+    server = Served(_SickViews())
+    try:
+        answer = requests.get(server.base + "/healthz", timeout=30)
+    finally:
+        server.stop()
+    assert answer.status_code == 503
+    assert answer.json() == _SickViews().health()
+    responses = create_app(_deps()).openapi()["paths"]["/healthz"]["get"]["responses"]
+    health = {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}
+    assert responses["200"]["content"] == responses["503"]["content"] == health
+    assert "problems" in responses["503"]["description"]
 
 
 def test_openapi_names_the_errors_the_api_answers_with_one_error_schema() -> None:

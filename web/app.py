@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -80,8 +81,30 @@ class _Unexpected:
                 await answer(scope, receive, send)
 
 
+class HealthProblem(BaseModel):
+    check: str = Field(description="which check: stuck_journal, quarantine, outbox_stuck...")
+    reason: str = Field(description="what needs a person, in words")
+
+
+class Health(BaseModel):
+    """What `/healthz` answers, healthy or not: `ticketd health --json`."""
+
+    model_config = ConfigDict(extra="allow")  # and the counts the checks read
+
+    healthy: bool
+    problems: list[HealthProblem]
+
+
 def _health_routes(app: FastAPI) -> None:
-    @app.get("/healthz", tags=["health"], summary="as `ticketd health --json`; no token")
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        summary="as `ticketd health --json`; no token",
+        responses={
+            200: {"model": Health, "description": "nothing needs a person"},
+            503: {"model": Health, "description": "something needs a person: the problems"},
+        },
+    )
     def healthz(request: Request) -> JSONResponse:
         report = deps_of(request).views.health()
         return JSONResponse(report, status_code=200 if report.get("healthy") else 503)
