@@ -125,6 +125,11 @@ class ImapAccountStatus(Base):
     )
 
 
+# Every status a ticket has. Agents and mail set the first three (ingest/ticket_ops.STATUSES);
+# only a merge makes a ticket `merged` (its merged_into_id names the survivor).
+TICKET_STATUSES = ("open", "pending", "closed", "merged")
+
+
 class Ticket(Base):
     __tablename__ = "tickets"
 

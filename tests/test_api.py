@@ -271,3 +271,30 @@ def test_tokens_list_prints_no_token(api_desk: ApiDesk) -> None:
         )[0]["admin"]
         is True
     )
+
+
+def test_the_status_filter_takes_every_status_a_ticket_has(api_desk: ApiDesk) -> None:
+    write_in(api_desk, ALI, "Para çekme talebim", "Çekim talebim 3 gündür bekliyor.")
+    write_in(api_desk, JANE, "Withdrawal pending", "My withdrawal is still pending after a week.")
+    wait_tickets(api_desk, 2)
+    absorbed, survivor = (r["ref"] for r in api_desk.daemon.cli("tickets", "list", "--json"))
+    merge = [sys.executable, "-m", "ticketd.cli", "--config", str(api_desk.daemon.config_path)]
+    subprocess.run([*merge, "tickets", "merge", absorbed, "--into", survivor], check=True)
+    admin = api_desk.token("--admin")
+
+    def refs(status: str) -> list[str]:
+        answer = api_desk.get("/api/v1/tickets", admin, status=status)
+        assert answer.status_code == 200, (status, answer.text)
+        return [item["ref"] for item in answer.json()["items"]]
+
+    assert refs("merged") == refs("MERGED") == [absorbed]
+    assert refs("open") == [survivor]
+    assert refs("pending") == refs("closed") == []
+    bogus = api_desk.get("/api/v1/tickets", admin, status="bogus")
+    assert bogus.status_code == 422
+    assert "open, pending, closed, merged" in bogus.json()["error"]
+    spec = api_desk.get("/openapi.json", None).json()
+    [status] = [
+        p for p in spec["paths"]["/api/v1/tickets"]["get"]["parameters"] if p["name"] == "status"
+    ]
+    assert "merged" in status["description"]

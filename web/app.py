@@ -120,7 +120,9 @@ def _ticket_list_routes(app: FastAPI) -> None:
     def tickets(
         request: Request,
         caller: Caller,
-        status: str | None = None,
+        status: Annotated[
+            str | None, Query(description="open, pending, closed or merged (any case)")
+        ] = None,
         queue: str | None = None,
         assignee: str | None = None,
         customer: str | None = None,

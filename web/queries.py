@@ -18,9 +18,8 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from domain.turkish import fold
-from ingest.ticket_ops import STATUSES
 from storage.db import Database
-from storage.models import AccessAudit, Ticket, TicketMessage
+from storage.models import TICKET_STATUSES, AccessAudit, Ticket, TicketMessage
 from storage.search import matching_tickets, terms
 from web.errors import ApiError, bad_request
 from web.tokens import Principal
@@ -47,8 +46,9 @@ def checked(wanted: TicketFilter, queues: Iterable[str]) -> TicketFilter:
     status, queue, problems = wanted.status, wanted.queue, []
     if status:
         status = status.strip().lower()
-        if status not in STATUSES:
-            problems.append(f"status: {wanted.status!r} is not one of {', '.join(STATUSES)}")
+        if status not in TICKET_STATUSES:
+            known = ", ".join(TICKET_STATUSES)
+            problems.append(f"status: {wanted.status!r} is not one of {known}")
     if queue:
         names = list(queues)
         queue = next((n for n in names if n.lower() == queue.strip().lower()), None)
