@@ -3,7 +3,7 @@ socket: an `Idempotency-Key` is one request on one target (another body with it 
 a dropped answer); texts keep no CR; an assignee is the configured agent's address whatever
 the case given; a filter value that is not one is a 422; files: a number a message never had
 or an id too large is 404, a document downloads under its stored name; a header field with a
-line break is a 422 naming it."""
+line break is a 422 naming it, a tab in it whitespace as in mail."""
 
 from __future__ import annotations
 
@@ -182,3 +182,32 @@ def test_files_and_headers_a_request_gets_wrong_are_4xx(
             "POST", "/api/v1/tickets", payment, json={**chat, field: "konu\r\nBcc: x"}
         )
         assert wrong.status_code == 422 and field in wrong.json()["error"], wrong.text
+
+
+def test_a_tab_in_a_new_tickets_subject_is_whitespace_as_in_mail(api_desk: ApiDesk) -> None:
+    payment = api_desk.token("--agent", PAYMENT_AGENT)
+    subject = "\tPara\tçekme talebim "
+    # The same subject by mail, as a customer's client writes it.
+    mailed = customer_mail(subject, "Çekimim onaylanmadı.", []).replace(
+        b"can@musteri.example", VELI.encode()
+    )
+    assert b"Subject: \tPara\t" in mailed
+    send(api_desk.daemon.port, mailed, VELI, DESK)
+    chat = {"customer": ALI, "name": "Ali\tVeli", "subject": subject, "text": "Onaylanmadı."}
+    opened = api_desk.call("POST", "/api/v1/tickets", payment, json=chat)
+    assert opened.status_code == 201, opened.text
+    rows = api_desk.daemon.wait_until(
+        lambda: len(found := api_desk.daemon.cli("tickets", "list", "--json")) == 2 and found,
+        what="both tickets",
+    )
+    by_customer = {row["customer"]: row["subject"] for row in rows}
+    assert by_customer[ALI] == by_customer[VELI] == "Para\tçekme talebim"
+    assert opened.json()["subject"] == "Para\tçekme talebim"
+    # A line break or another control character is still refused (it would end the header).
+    for wrong in ("konu\r\nBcc: x", "konu\nBcc: x", "konu\rx", "a\x0bb", "a\x00b", "a\x1bb"):
+        for field in ("subject", "name"):
+            refused = api_desk.call("POST", "/api/v1/tickets", payment, json={**chat, field: wrong})
+            assert refused.status_code == 422 and field in refused.json()["error"], (field, wrong)
+    for wrong in ("a\x85b", "a\u2028b", "a\u2029b"):
+        refused = api_desk.call("POST", "/api/v1/tickets", payment, json={**chat, "subject": wrong})
+        assert refused.status_code == 422, wrong

@@ -7,7 +7,8 @@ import unicodedata
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Control characters (CR, LF, NEL...) and the line and paragraph separators: Python's email
-# package refuses a header with any of them (str.splitlines breaks there).
+# package refuses a header with any of them (str.splitlines breaks there). Not the tab
+# (NewTicketBody.one_line): whitespace in a header, as mail clients write it.
 _BREAKS = {"Cc", "Zl", "Zp"}
 
 
@@ -33,14 +34,20 @@ class ChangeBody(Strict):
 class NewTicketBody(Strict):
     customer: str = Field(description="the customer's address: answers go there")
     name: str | None = Field(None, max_length=200, description="the customer's name")
-    subject: str = Field(min_length=1, max_length=998, description="one line")
+    subject: str = Field(
+        min_length=1, max_length=998, description="one line (a tab is whitespace, as in mail)"
+    )
     text: str = Field(min_length=1, max_length=1_000_000, description="what the customer said")
 
     @field_validator("name", "subject")
     @classmethod
     def one_line(cls, value: str | None) -> str | None:
         """A header of the mail the ticket is made of: a line break would end it (and could
-        start another, `Bcc:`), a control character has no place in it."""
-        if value is not None and any(unicodedata.category(c) in _BREAKS for c in value):
+        start another, `Bcc:`), a control character has no place in it. A tab is whitespace:
+        the pipeline reads the header as it reads a customer's (ingest/parsing.py: its ends
+        stripped, a tab inside kept), so the ticket's subject is the one mail would give."""
+        if value is not None and any(
+            c != "\t" and unicodedata.category(c) in _BREAKS for c in value
+        ):
             raise ValueError("one line of text: no line breaks or control characters")
         return value
