@@ -342,6 +342,31 @@ def test_pages_are_not_cached_or_framed_and_every_ticket_is_reachable(
     ) in actions
 
 
+def test_a_path_that_is_no_page_is_the_consoles_404_and_the_apis_stay_json(
+    console: tuple[DaemonProcess, str], relay: Relay
+) -> None:
+    base = console[1]
+    paths = ("/nope", "/console/nope", "/console/tickets/ABCD-EFGH/nope", "/favicon.ico")
+    for path in paths:
+        lost = requests.get(base + path, headers={"Accept": "text/html"}, timeout=30)
+        assert lost.status_code == 404, path
+        assert lost.headers["content-type"].startswith("text/html"), (path, lost.text)
+        assert "Böyle bir sayfa yok." in lost.text  # the desk's language
+        assert lost.headers["Cache-Control"] == "no-store"
+        assert "default-src 'none'" in lost.headers["Content-Security-Policy"]
+    english = requests.get(base + "/nope?lang=en", timeout=30)
+    assert english.status_code == 404 and "No such page." in english.text
+    agent = console_session(base, relay, PAYMENT_AGENT)
+    signed_in = agent.get(base + "/console/nope", timeout=30)
+    assert signed_in.status_code == 404 and PAYMENT_AGENT in signed_in.text  # the nav is there
+    # The API's paths answer JSON, whatever the client accepts.
+    for path in ("/api/v1/nope", "/api/v1/tickets/ABCD-EFGH/nope", "/api/nope", "/api"):
+        lost = requests.get(base + path, headers={"Accept": "text/html"}, timeout=30)
+        assert lost.status_code == 404, path
+        assert lost.headers["content-type"] == "application/json", path
+        assert lost.json() == {"error": "Not Found"}, path
+
+
 def add_open_tickets(daemon: DaemonProcess, count: int) -> None:
     """`count` open tickets of the payment queue, written straight into the database (what is
     tested is the console's paging, not the intake)."""

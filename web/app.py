@@ -1,7 +1,8 @@
 """The ASGI application (FastAPI): /healthz, /openapi.json and the API under /api/v1.
 
 Endpoints are plain functions, so FastAPI runs them in its thread pool: the database work of a
-request never blocks the daemon's event loop (the SMTP listener shares it).
+request never blocks the daemon's event loop (the SMTP listener shares it). Errors are JSON
+(web/errors.py), except that a path outside the API that is no page gets the console's page.
 """
 
 from __future__ import annotations
@@ -11,19 +12,25 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from web import attachments, customer_routes, ticket_routes
 from web.auth import Caller, deps_of
-from web.console import console_router
+from web.console import console_router, not_found_page
 from web.errors import ApiError, documented
 from web.queries import DEFAULT_LIMIT, MAX_LIMIT, TicketFilter, checked, list_page
 from web.services import WebDeps
 
 log = logging.getLogger("ticketd.http")
+
+
+def is_api_path(path: str) -> bool:
+    """The API's paths, whose errors are JSON; every other path is the console's (at `/`)."""
+    return path in ("/api", "/openapi.json", "/healthz") or path.startswith("/api/")
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -45,7 +52,9 @@ def _install_errors(app: FastAPI) -> None:
         return _error(422, "; ".join(problems) or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 404 and not is_api_path(request.url.path):
+            return await run_in_threadpool(not_found_page, request)
         return _error(error.status_code, str(error.detail))
 
     app.add_middleware(_Unexpected)

@@ -1,4 +1,5 @@
-"""The API's errors: always JSON `{"error": "..."}` with the status that says what is wrong."""
+"""The API's errors: always JSON `{"error": "..."}` with the status that says what is wrong
+(outside the API's paths, a path that is no page is the console's HTML page: web/app.py)."""
 
 from __future__ import annotations
 
