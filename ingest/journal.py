@@ -19,15 +19,24 @@ from sqlalchemy import Connection, insert, or_, select
 from sqlalchemy.exc import DBAPIError
 
 from domain.clock import Clock
-from domain.errors import Temporary
+from domain.errors import Permanent, Temporary
 from ingest.journal_group import Group
 from storage.blobs import BlobStore
 from storage.db import Database
 from storage.journal_table import JOURNAL, JOURNAL_PENDING, JOURNAL_QUARANTINED
+from storage.key_turns import take_turn
 
 
 class StorageFailure(Temporary):
     """The message could not be made durable; the source must not report it accepted."""
+
+
+class OriginTaken(Permanent):
+    """Another origin of the arrival's `origin_family` is journaled: not this one."""
+
+    def __init__(self, journal_id: int) -> None:
+        super().__init__(f"another message of this family is journal row {journal_id}")
+        self.journal_id = journal_id
 
 
 # What an admin does about it differs, so the log line says which it is.
@@ -63,6 +72,10 @@ class Arrival:
     # A name the source can give again for the same copy (IMAP: mailbox, UIDVALIDITY, UID);
     # with it, `accept` recognises a re-fetch instead of journaling the message twice.
     origin: str | None = None
+    # Origins that begin with this are one request's (the API's `Idempotency-Key`, its origin
+    # the key and the body's hash): another of them journaled already is OriginTaken. Arrivals
+    # of one family take turns (storage/key_turns.py), so two at the same moment journal once.
+    origin_family: str | None = None
 
 
 def _envelope_from(path: str | None) -> str | None:
@@ -122,6 +135,8 @@ class Journal:
                     self._row(connection, arrival, key)
                     for arrival, key in zip(arrivals, keys, strict=True)
                 ]
+        except OriginTaken:
+            raise
         except Exception as error:  # disk full, database gone: say so, accept nothing
             raise StorageFailure(explain(error, self.blobs)) from error
 
@@ -138,6 +153,8 @@ class Journal:
             return list(pool.map(self.blobs.put, [arrival.raw for arrival in arrivals]))
 
     def _row(self, connection: Connection, arrival: Arrival, key: str) -> tuple[int, bool]:
+        if arrival.origin_family is not None:
+            take_turn(connection, arrival.origin_family)
         if arrival.origin is not None:
             known: int | None = connection.scalar(
                 select(JOURNAL.c.id)
@@ -147,6 +164,14 @@ class Journal:
             )
             if known is not None:
                 return known, False
+        if arrival.origin_family is not None:
+            taken: int | None = connection.scalar(
+                select(JOURNAL.c.id)
+                .where(JOURNAL.c.origin.startswith(arrival.origin_family, autoescape=True))
+                .limit(1)
+            )
+            if taken is not None:
+                raise OriginTaken(taken)
         row = {
             "blob_key": key,
             "size": len(arrival.raw),

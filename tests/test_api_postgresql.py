@@ -1,5 +1,6 @@
-"""The API's search and paging on PostgreSQL (its GIN index over the Turkish folding), with the
-daemon as a process on a real server (tests/pg.py)."""
+"""The API's search and paging on PostgreSQL (its GIN index over the Turkish folding), and one
+`Idempotency-Key` sent at the same moment (no write lock serialises PostgreSQL's transactions),
+with the daemon as a process on a real server (tests/pg.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy import text
 from storage.db import Database
 from tests.daemon import Relay
 from tests.test_api import ALI, JANE, VELI, subjects, write_in
+from tests.test_api_concurrency import one_key_at_once_acts_once
 from tests.web import PAYMENT_AGENT, start_api_desk
 
 pytestmark = [pytest.mark.postgresql, pytest.mark.slow]
@@ -56,5 +58,15 @@ def test_search_and_paging_on_postgresql(tmp_path: Path, relay: Relay, pg_databa
                 assert "ix_messages_search" in "\n".join(plan)  # the query is the index's
         finally:
             db.dispose()
+    finally:
+        assert desk.daemon.stop() == 0, desk.daemon.log()
+
+
+def test_one_idempotency_key_at_once_acts_once_on_postgresql(
+    tmp_path: Path, relay: Relay, pg_database: str
+) -> None:
+    desk = start_api_desk(tmp_path, relay, database=pg_database)
+    try:
+        one_key_at_once_acts_once(desk, relay)
     finally:
         assert desk.daemon.stop() == 0, desk.daemon.log()

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from ingest.journal import Arrival, Journal
+from ingest.journal import Arrival, Journal, OriginTaken
 from storage.models import JOURNAL_PENDING, JournalEntry, Ticket, TicketMessage
 from web.access import audit, is_identity_reader, may_see
 from web.auth import Caller, deps_of
@@ -104,40 +104,39 @@ def _ticket_of(deps: WebDeps, journal_id: int) -> tuple[str, str | None]:
         return state, ref
 
 
-def _origin(deps: WebDeps, caller: Principal, body: NewTicketBody, key: str | None) -> str | None:
-    """The journal origin of a request with an `Idempotency-Key`: this endpoint, the token, the
-    key and the body's hash. The key with another body is refused (422): it would otherwise
-    answer with the ticket of the first body and drop this one."""
+def _origin(
+    caller: Principal, body: NewTicketBody, key: str | None
+) -> tuple[str | None, str | None]:
+    """The journal origin of a request with an `Idempotency-Key` (this endpoint, the token, the
+    key and the body's hash) and the family of every body with that key; (None, None) without
+    a key."""
     if not key:
-        return None
+        return None, None
     said = [body.customer.strip().lower(), body.name, body.subject, one_line_ending(body.text)]
-    origin, prefix = keyed(f"api:create:{caller.token_id}", key, json.dumps(said))
-    assert prefix is not None
-    with deps.db.read() as session:
-        used = session.scalar(
-            select(JournalEntry.origin)
-            .where(JournalEntry.origin.startswith(prefix, autoescape=True))
-            .where(JournalEntry.origin != origin)
-            .limit(1)
-        )
-    if used is not None:
-        raise ApiError(
-            422,
-            "Idempotency-Key: already used for another ticket (another customer, name, subject "
-            "or text); send a new key for a new ticket",
-        )
-    return origin
+    return keyed(f"api:create:{caller.token_id}", key, json.dumps(said))
 
 
 def open_ticket(deps: WebDeps, caller: Principal, body: NewTicketBody, key: str | None) -> Any:
+    """The key again with the same body finds its message (the same ticket), even at the same
+    moment as the first (the journal's turns, storage/key_turns.py); with another body it is
+    refused (422): it would otherwise answer with the first body's ticket and drop this one."""
+    origin, family = _origin(caller, body, key)
     arrival = Arrival(
         raw=_mail(deps, caller, body),
         source=f"api:{caller.actor}"[:200],
         envelope_from=body.customer.strip().lower(),
         envelope_to=(deps.config().desk.address,),
-        origin=_origin(deps, caller, body, key),
+        origin=origin,
+        origin_family=family,
     )
-    journal_id = Journal(deps.db, deps.blobs, deps.clock).accept(arrival)
+    try:
+        journal_id = Journal(deps.db, deps.blobs, deps.clock).accept(arrival)
+    except OriginTaken as error:
+        raise ApiError(
+            422,
+            "Idempotency-Key: already used for another ticket (another customer, name, subject "
+            "or text); send a new key for a new ticket",
+        ) from error
     deps.message_journaled()
     deadline = time.monotonic() + CREATE_WAIT_SECONDS
     state, ref = _ticket_of(deps, journal_id)

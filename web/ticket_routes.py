@@ -19,6 +19,7 @@ from domain.config_team import AgentConfig
 from domain.context import Context
 from ingest.agent_replies import AnswerRefused, answer_customer, note_on_ticket
 from ingest.ticket_ops import TicketChange, TicketOperationError, change_ticket
+from storage.key_turns import take_turn
 from storage.models import Ticket, TicketMessage
 from web.access import audit, visible_ticket_id
 from web.auth import Caller, deps_of
@@ -98,9 +99,12 @@ def _earlier(session: Session, dedupe: str, prefix: str | None, strict: bool) ->
     """True when this request was answered already (the same key and body: nothing to do).
     The same key with another body: 422 when `strict` (the API: a client's mistake that would
     otherwise drop an answer), else a new request (the console: the browser's Back button sends
-    the page's nonce again with the text edited)."""
+    the page's nonce again with the text edited). First in its transaction: requests with the
+    key take turns (storage/key_turns.py), so one sent at the same moment as another looks
+    after the other's answer is committed, and never answers a second time."""
     if prefix is None:
         return False
+    take_turn(session.connection(), prefix)
     if session.scalar(select(TicketMessage.id).where(TicketMessage.dedupe_key == dedupe)):
         return True
     other = select(TicketMessage.id).where(
@@ -126,9 +130,10 @@ def reply_as(
     ticket_id = visible_ticket_id(deps.db, caller, ref, f"{via} reply", deps.clock.now())
     dedupe, prefix = keyed(f"{via}:reply:{ticket_id}:{caller.token_id}", key, text)
     with acting(deps) as ctx:
+        earlier = _earlier(ctx.session, dedupe, prefix, strict=via == "api")
         ticket = ctx.session.get(Ticket, ticket_id)
         assert ticket is not None
-        if _earlier(ctx.session, dedupe, prefix, strict=via == "api"):
+        if earlier:
             return ticket.ref  # the same Idempotency-Key again: answered already
         try:
             answer_customer(ctx, ticket, agent, text, (), dedupe)
@@ -154,9 +159,10 @@ def keyed_note(
     ticket_id = visible_ticket_id(deps.db, caller, ref, f"{via} note", deps.clock.now())
     dedupe, prefix = keyed(f"{via}:note:{ticket_id}:{caller.token_id}", key, text)
     with acting(deps) as ctx:
+        earlier = _earlier(ctx.session, dedupe, prefix, strict=via == "api")
         ticket = ctx.session.get(Ticket, ticket_id)
         assert ticket is not None
-        if _earlier(ctx.session, dedupe, prefix, strict=via == "api"):
+        if earlier:
             return ticket.ref
         try:
             note_on_ticket(ctx, ticket, agent, text, dedupe)
