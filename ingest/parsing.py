@@ -33,6 +33,7 @@ from domain.message import (
 from ingest.base64_runs import lift
 from ingest.charsets import decode_bytes
 from ingest.content_hash import content_hash
+from ingest.email_params import install as install_linear_params
 from ingest.filenames import safe_filename
 from ingest.html_scan import LinearHTMLParser
 from ingest.inline_images import (
@@ -62,6 +63,10 @@ from ingest.tnef import unpack as unpack_tnef
 # its traceback; we catch that error ourselves (a message it cannot read is simply not a bounce it
 # recognised), so its log would only be noise in the daemon's.
 logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL)
+
+# Every message parsed in this process (and every module that reads one imports this one)
+# splits header parameters in linear time: see ingest/email_params.py.
+install_linear_params()
 
 
 # One search in C instead of a Python test per character (every header of every part is read).
