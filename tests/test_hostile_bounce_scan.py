@@ -170,3 +170,14 @@ def test_a_real_report_is_still_read_past_its_hostile_padding() -> None:
     )
     found = parse_message(report, envelope_from="<>")
     assert found.failed_recipients == ("kijitora@example.net",)
+
+
+def test_the_detectors_are_flufl_bounces_own_in_its_order() -> None:
+    # A new release of flufl.bounce that adds, drops or reorders detectors must be looked at.
+    from flufl.bounce import _scan
+    from flufl.bounce._detectors import netscape
+
+    from ingest.report_scan import DETECTORS, _Netscape
+
+    ours = [netscape.Netscape if detector is _Netscape else detector for detector in DETECTORS]
+    assert ours == list(_scan._DETECTORS)
