@@ -93,12 +93,16 @@ def _header_end(before: bytes, chunk: bytes) -> int | None:
 
 def _unstuffed(raw: bytes, before: bytes) -> bytes:
     """`raw` with the dot that the client doubled at each line's start taken off (RFC 5321
-    4.5.2), `before` being the two bytes read before it: a line may begin in the last chunk."""
-    if before == LINE_END and raw.startswith(b"."):
+    4.5.2), `before` being the two bytes read before it: a line may begin in the last chunk.
+
+    A line begins after any LF, as Postfix reads it (`smtpd_forbid_bare_newline = normalize`):
+    Python's smtplib, which web forms and scripts send with, doubles the dot after a bare LF
+    too (it stuffs every line start of bytes it is given as they are), and "..." written
+    with LF line ends came as "....". Only the end of data needs CR LF . CR LF (RFC 5321
+    4.1.1.4; an end after a bare LF is how SMTP smuggling hides a second message)."""
+    if before.endswith(b"\n") and raw.startswith(b"."):
         raw = raw[1:]
-    elif before.endswith(b"\r") and raw.startswith(b"\n."):
-        raw = b"\n" + raw[2:]
-    return raw.replace(b"\r\n.", LINE_END) if b"\r\n." in raw else raw
+    return raw.replace(b"\n.", b"\n") if b"\n." in raw else raw
 
 
 def _longest_line(chunk: bytes, carried: int) -> tuple[int, int]:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any
+import smtplib
+from typing import TYPE_CHECKING, Any
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +18,9 @@ from domain.config import SmtpInConfig
 from domain.config_kinds import HostPort
 from ingest import smtp_data
 from ingest.smtp_data import Refused, read_data
+
+if TYPE_CHECKING:  # smtplib's annotation (typeshed); not needed at run time
+    from typing_extensions import Buffer
 
 NEXT_COMMAND = b"MAIL FROM:<sonraki@example.net>\r\n"
 
@@ -26,13 +31,15 @@ def _limits(max_message_size: int, **limits: int) -> SmtpInConfig:
 
 def _line_by_line(stream: bytes) -> tuple[bytes, bytes]:
     """RFC 5321 4.5.2 the plain way: the message up to the line that is only a dot, each line's
-    leading dot taken off; and what follows that line."""
+    leading dot taken off; and what follows that line. Lines end at LF, as Postfix reads them
+    (a dot doubled after a bare LF is taken off too); only a dot line after CR LF ends it."""
     message = bytearray()
     start = 0
     while True:
-        end = stream.index(b"\r\n", start) + 2
+        end = stream.index(b"\n", start) + 1
         line = stream[start:end]
-        if line == b".\r\n":
+        after_crlf = start == 0 or stream[start - 2 : start] == b"\r\n"
+        if line == b".\r\n" and after_crlf:
             return bytes(message), stream[end:]
         message += line[1:] if line.startswith(b".") else line
         start = end
@@ -172,3 +179,45 @@ def test_every_split_of_a_stream_of_dotted_lines_reads_the_same() -> None:
             for second in (1, 3, len(stream)):
                 result = _read(stream, [cut, second], limit, config, gather)
                 assert result == (bytearray(message), rest), (limit, gather, cut, second)
+
+
+class _Capturing(smtplib.SMTP):
+    """smtplib's own DATA, the bytes it would send kept instead (no server)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent = b""
+        self.replies = [(354, b"go ahead"), (250, b"ok")]
+
+    def send(self, s: Buffer | str) -> None:
+        self.sent += s.encode() if isinstance(s, str) else bytes(s)
+
+    def getreply(self) -> tuple[int, bytes]:
+        return self.replies.pop(0)
+
+
+def test_a_script_sending_lf_bytes_with_smtplib_keeps_its_dots() -> None:
+    # A web form's or a script's `sendmail(..., message.as_bytes())`: LF line ends, which
+    # smtplib sends as they are, every line start's dot doubled, bare LF or not.
+    message = b"Subject: Nokta\n\nFiyat .50 TL\n.50 TL\n...\n..\n.\nson\n"
+    client = _Capturing()
+    client.data(message)
+    config = _limits(max_message_size=1024 * 1024)
+    command, _, stream = client.sent.partition(b"\r\n")
+    assert command == b"data" and b"\n..50" in stream  # what the script sent
+    # smtplib ends the last line with CR LF before the final dot
+    assert _read(stream, [7] * 20, 16, config) == (bytearray(message + b"\r\n"), b"")
+
+
+@pytest.mark.parametrize(
+    "smuggled", [b"\n.\r\n", b"\r\n.\n", b"\n.\n", b"\r.\r\n", b"\r\n.\r"], ids=repr
+)
+def test_only_crlf_dot_crlf_ends_the_data(smuggled: bytes) -> None:
+    # SMTP smuggling: an end of data another server takes and we do not (or the other way
+    # round) lets a second message ride inside the first. Whatever follows such an end is
+    # still the first message's text; the session's next command comes after CR LF . CR LF.
+    hidden = b"MAIL FROM:<ceo@example.com>\r\nRCPT TO:<destek@example.com>\r\nDATA\r\nsahte"
+    stream = b"Subject: a\r\n\r\nmetin" + smuggled + hidden + b"\r\n.\r\n" + NEXT_COMMAND
+    received, unread = _read(stream, [5] * 40, 32, _limits(max_message_size=1024 * 1024))
+    assert unread == NEXT_COMMAND
+    assert isinstance(received, bytearray) and received.endswith(hidden + b"\r\n")
