@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP
 from email.utils import format_datetime
 
+from domain.header_folding import SMTP_POLICY
 from domain.templating import RenderedMail
 
 # Every character Python's str.splitlines() breaks on (CR, LF, VT, FF, FS, GS, RS, NEL, U+2028,
@@ -97,7 +97,7 @@ class OutgoingAttachment:
 def build_mail(
     envelope: Envelope, body: RenderedMail, attachments: tuple[OutgoingAttachment, ...] = ()
 ) -> bytes:
-    mail = EmailMessage(policy=SMTP)
+    mail = EmailMessage(policy=SMTP_POLICY)
     mail["From"] = _address(envelope.sender_name, envelope.sender)
     mail["To"] = _address(envelope.to_name, envelope.to)
     mail["Subject"] = _clean(body.subject)

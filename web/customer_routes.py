@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import time
 from email.message import EmailMessage
-from email.policy import SMTP
 from email.utils import format_datetime, formataddr, make_msgid, parseaddr
 from typing import Annotated, Any
 
@@ -22,6 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from domain.header_folding import SMTP_POLICY
 from ingest.journal import Arrival, Journal, OriginTaken
 from storage.models import JOURNAL_PENDING, JournalEntry, Ticket, TicketMessage
 from web.access import audit, is_identity_reader, may_see
@@ -87,7 +87,7 @@ def _mail(deps: WebDeps, caller: Principal, body: NewTicketBody) -> bytes:
     mail["Message-ID"] = make_msgid("api", desk.domain)
     mail["X-Ticketd-Opened-By"] = caller.actor  # who wrote it down, for the raw copy
     mail.set_content(one_line_ending(body.text))
-    return mail.as_bytes(policy=SMTP)
+    return mail.as_bytes(policy=SMTP_POLICY)
 
 
 def _ticket_of(deps: WebDeps, journal_id: int) -> tuple[str, str | None]:
