@@ -631,6 +631,15 @@ def _parse_bytes(raw: bytes) -> Message:
         return message
 
 
+def _parse_lifted(raw: bytes) -> tuple[Message, dict[int, bytes]] | None:
+    """The message parsed with its long base64 runs decoded beside the parser, or None when
+    a run's marker lands where it would change what is read."""
+    lifted = lift(raw)
+    message = _parse_bytes(lifted.text)
+    decoded = lifted.placed(part for part, _ in walk_parts(message))
+    return None if decoded is None else (message, decoded)
+
+
 def _parse_structure(raw: bytes, limits: ShapeLimits) -> tuple[Message, dict[int, bytes]]:
     """The parsed message, and the bodies of its long base64 runs decoded beside the parser
     by id of their part (ingest/base64_runs.py: a large message, parsed whole, cost the
@@ -638,12 +647,10 @@ def _parse_structure(raw: bytes, limits: ShapeLimits) -> tuple[Message, dict[int
     if raw.startswith(b"\xef\xbb\xbf"):  # a byte order mark some Windows tools write first
         raw = raw[3:]
     raw, cut = bound_parts(raw, limits.parts)  # never more parts than the limit reach the parser
-    lifted = lift(raw)
-    message = _parse_bytes(lifted.text)
-    decoded = lifted.placed(part for part, _ in walk_parts(message))
-    if decoded is None:  # a marker where the shortcut would change what is read
-        message, decoded = _parse_bytes(raw), {}
-    del lifted
+    lifted = _parse_lifted(raw)
+    # A marker where the shortcut would change what is read: parsed as it came (the runs'
+    # decoded bytes are gone by then).
+    message, decoded = lifted if lifted is not None else (_parse_bytes(raw), {})
     if cut:
         message.defects.append(PartsCut(limits.parts))
     for part in _iter_parts(message, limits):
