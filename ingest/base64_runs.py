@@ -32,7 +32,6 @@ RUN_MIN = 64 * 1024
 # Lines of the base64 alphabet, each ending in a line end; possessive, so a line that turns
 # out not to be one (a word followed by a space) costs its length once, never more.
 _RUN = re.compile(rb"(?m)^(?:[A-Za-z0-9+/]++={0,2}\r?\n)++")
-_FORWARD_TYPES = frozenset({"message/rfc822", "message/global", "message/partial"})
 
 
 @dataclass
@@ -59,7 +58,7 @@ class Lifted:
         found: dict[int, bytes] = {}
         for part in parts:
             if part.is_multipart():
-                if part.get_content_type() in _FORWARD_TYPES:
+                if part.get_content_maintype() == "message":
                     return None  # a forward is kept as its bytes: they must be the real ones
                 continue
             payload = part.get_payload()
@@ -68,7 +67,7 @@ class Lifted:
             decoded = self.decoded.get(payload.strip("\r\n"))
             # The very test the parser's get_payload(decode=True) makes for base64.
             cte = str(part.get("content-transfer-encoding", "")).lower()
-            if decoded is None or cte != "base64" or part.get_content_type() in _FORWARD_TYPES:
+            if decoded is None or cte != "base64" or part.get_content_maintype() == "message":
                 return None
             found[id(part)] = decoded
         return found if len(found) == len(self.decoded) else None
