@@ -1,23 +1,26 @@
 """The API's failures, in process over a real socket (web/server.py's uvicorn on a free port): a
-request that fails is one JSON 500 and one traceback in the log, not two; /openapi.json names
-the errors the API answers, in the shape it answers them."""
+request that fails is one JSON 500 and one traceback in the log, not two; an error keeps the
+headers its exception carries (`Allow` on a 405); /openapi.json names the errors the API
+answers, in the shape it answers them."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 import requests
+from fastapi import FastAPI, HTTPException
 
-from domain.config import HostPort
+from domain.config import Config, HostPort, load_config
 from domain.config_team import AgentConfig
 from ingest.agent_replies import may_act
 from storage.models import Ticket
-from tests.helpers import free_port
+from tests.helpers import free_port, write_config
 from web.app import create_app
 from web.server import HttpService
 from web.services import WebDeps
@@ -34,20 +37,37 @@ class _SickViews:
         return {"healthy": False, "problems": [problem], "quarantined": 1}
 
 
-def _deps(views: object | None = None) -> WebDeps:
-    unused: Any = None
+def _deps(views: object | None = None, config: Config | None = None) -> WebDeps:
+    unused: Any = None  # the database and the clock too: a request that needs them fails
+    configured: Any = (lambda: config) if config else None
     return WebDeps(
-        unused, unused, unused, cast(Any, views or _BrokenViews()), unused, unused, unused, unused
+        unused,
+        unused,
+        unused,
+        cast(Any, views or _BrokenViews()),
+        configured,
+        unused,
+        unused,
+        unused,
     )
 
 
 class Served:
-    """The API of `_deps(views)` served by web/server.py in a thread of its own."""
+    """The API of `_deps(views, config)` served by web/server.py in a thread of its own, with
+    the routes `more` adds."""
 
-    def __init__(self, views: object | None = None) -> None:
+    def __init__(
+        self,
+        views: object | None = None,
+        config: Config | None = None,
+        more: Callable[[FastAPI], None] | None = None,
+    ) -> None:
         listen = HostPort("127.0.0.1", free_port())
         self.base = f"http://{listen.host}:{listen.port}"
-        self.service = HttpService(_deps(views), listen)
+        self.service = HttpService(_deps(views, config), listen)
+        app = self.service.server.config.app
+        if more is not None and isinstance(app, FastAPI):
+            more(app)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(
             target=self.loop.run_until_complete, args=(self.service.serve(),)
@@ -79,6 +99,46 @@ def test_a_failed_request_is_one_json_500_and_one_traceback(
     served.stop()  # uvicorn logs a re-raised error after the response went out
     logged = [r for r in caplog.records if r.exc_info is not None]
     assert [r.getMessage() for r in logged] == ["GET /healthz failed"]
+
+
+def desk_config(folder: Path) -> Config:
+    """A desk in Turkish (no nameserver is asked: nothing here resolves)."""
+    return load_config(write_config(folder, extra='[dns]\nnameservers = ["192.0.2.1"]\n'))
+
+
+def _slow_down(app: FastAPI) -> None:
+    @app.get("/api/v1/busy")
+    def busy() -> None:
+        raise HTTPException(503, "busy", headers={"Retry-After": "30"})
+
+
+def test_an_error_keeps_the_headers_its_exception_carries(tmp_path: Path) -> None:
+    server = Served(config=desk_config(tmp_path), more=_slow_down)
+    try:
+        answers = {
+            (method, path): requests.request(method, server.base + path, timeout=30)
+            for method, path in (
+                ("DELETE", "/api/v1/tickets"),
+                ("POST", "/healthz"),
+                ("GET", "/api/v1/tickets"),
+                ("GET", "/api/v1/busy"),
+                ("PUT", "/console/link"),
+            )
+        }
+    finally:
+        server.stop()
+    # RFC 9110 15.5.6: a 405 names the methods the path takes (every route of it, not one).
+    listing = answers["DELETE", "/api/v1/tickets"]
+    assert listing.status_code == 405 and listing.headers["Allow"] == "GET, POST"
+    assert listing.json() == {"error": "Method Not Allowed"}
+    assert answers["POST", "/healthz"].headers["Allow"] == "GET"
+    no_token = answers["GET", "/api/v1/tickets"]
+    assert no_token.status_code == 401 and no_token.headers["WWW-Authenticate"] == "Bearer"
+    busy = answers["GET", "/api/v1/busy"]
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "30"
+    assert busy.json() == {"error": "busy"}
+    link = answers["PUT", "/console/link"]
+    assert link.status_code == 405 and link.headers["Allow"] == "GET, POST"
 
 
 def test_an_unhealthy_desk_is_a_503_that_openapi_documents() -> None:

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from web import attachments, customer_routes, ticket_routes
@@ -37,6 +38,28 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _takes(request: Request, method: str) -> bool:
+    """Whether a route of the app takes `method` on the request's path (asked of each route as
+    the router asks it: FastAPI nests an included router's routes)."""
+    probe = {**request.scope, "method": method}
+    return any(route.matches(probe)[0] == Match.FULL for route in request.app.router.routes)
+
+
+def _headers(request: Request, error: StarletteHTTPException) -> dict[str, str]:
+    """The headers the exception carries (`Allow`, `Retry-After`...), which every answer to it
+    keeps. A 405's `Allow` names every method of the path (RFC 9110 15.5.6): Starlette's names
+    only those of the first route that matched the path, and a path can have a route per
+    method (`GET` and `POST /api/v1/tickets`)."""
+    headers = dict(error.headers or {})
+    if error.status_code == 405:
+        allowed = [method for method in _METHODS if _takes(request, method)]
+        headers["Allow"] = ", ".join(allowed) or headers.get("Allow", "")
+    return headers
+
+
 def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
@@ -55,7 +78,7 @@ def _install_errors(app: FastAPI) -> None:
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         if error.status_code == 404 and not is_api_path(request.url.path):
             return await run_in_threadpool(not_found_page, request)
-        return _error(error.status_code, str(error.detail))
+        return _error(error.status_code, str(error.detail), _headers(request, error))
 
     app.add_middleware(_Unexpected)
 
