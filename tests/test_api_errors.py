@@ -1,7 +1,8 @@
 """The API's failures, in process over a real socket (web/server.py's uvicorn on a free port): a
-request that fails is one JSON 500 and one traceback in the log, not two; an error keeps the
-headers its exception carries (`Allow` on a 405); /openapi.json names the errors the API
-answers, in the shape it answers them."""
+request that fails is one JSON 500 and one traceback in the log, not two (on a console path one
+HTML page that tells nothing of the error); an error keeps the headers its exception carries
+(`Allow` on a 405); /openapi.json names the errors the API answers, in the shape it answers
+them."""
 
 from __future__ import annotations
 
@@ -22,8 +23,10 @@ from ingest.agent_replies import may_act
 from storage.models import Ticket
 from tests.helpers import free_port, write_config
 from web.app import create_app
+from web.console_session import COOKIE
 from web.server import HttpService
 from web.services import WebDeps
+from web.tokens import PREFIX
 
 
 class _BrokenViews:
@@ -137,8 +140,33 @@ def test_an_error_keeps_the_headers_its_exception_carries(tmp_path: Path) -> Non
     busy = answers["GET", "/api/v1/busy"]
     assert busy.status_code == 503 and busy.headers["Retry-After"] == "30"
     assert busy.json() == {"error": "busy"}
-    link = answers["PUT", "/console/link"]
+    link = answers["PUT", "/console/link"]  # the console's page, with the header all the same
     assert link.status_code == 405 and link.headers["Allow"] == "GET, POST"
+    assert link.headers["content-type"].startswith("text/html"), link.text
+
+
+def test_a_console_request_that_fails_is_an_html_500_that_tells_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR)
+    server = Served(config=desk_config(tmp_path))
+    try:  # a session cookie: the console asks the database, which this desk has none of
+        failed = requests.get(server.base + "/", cookies={COOKIE: PREFIX + "x"}, timeout=30)
+        english = requests.get(
+            server.base + "/?lang=en", cookies={COOKIE: PREFIX + "x"}, timeout=30
+        )
+    finally:
+        server.stop()
+    assert failed.status_code == 500
+    assert failed.headers["content-type"].startswith("text/html"), failed.text
+    assert "Bir sorun oluştu" in failed.text  # the desk's language
+    assert "Something went wrong" in english.text
+    assert failed.headers["Cache-Control"] == "no-store"
+    assert "default-src 'none'" in failed.headers["Content-Security-Policy"]
+    for answer in (failed, english):
+        assert "Error" not in answer.text and "Traceback" not in answer.text, answer.text
+    logged = [r for r in caplog.records if r.exc_info is not None]
+    assert [r.getMessage() for r in logged] == ["GET / failed"] * 2
 
 
 def test_an_unhealthy_desk_is_a_503_that_openapi_documents() -> None:

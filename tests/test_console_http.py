@@ -367,6 +367,41 @@ def test_a_path_that_is_no_page_is_the_consoles_404_and_the_apis_stay_json(
         assert lost.json() == {"error": "Not Found"}, path
 
 
+def console_page(answer: requests.Response, status: int, text: str) -> None:
+    """`answer` is the console's page with `status` saying `text`, with the console's headers."""
+    assert answer.status_code == status, (answer.request.method, answer.url, answer.text)
+    assert answer.headers["content-type"].startswith("text/html"), answer.text
+    assert text in answer.text, answer.text
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert "default-src 'none'" in answer.headers["Content-Security-Policy"]
+
+
+def test_a_method_a_console_path_does_not_take_is_a_console_page_and_the_apis_stay_json(
+    console: tuple[DaemonProcess, str], relay: Relay
+) -> None:
+    daemon, base = console
+    ref = withdrawal_ticket(daemon, relay)["ref"]
+    # A browser opening the sign-out button's address (it only takes the form's POST).
+    out = requests.get(base + "/console/sign-out", timeout=30)
+    console_page(out, 405, "Bu sayfa bu şekilde açılmaz")
+    assert out.headers["Allow"] == "POST"
+    english = requests.put(base + "/console/link?lang=en", timeout=30)
+    console_page(english, 405, "This page does not open that way")
+    assert english.headers["Allow"] == "GET, POST"
+    agent = console_session(base, relay, PAYMENT_AGENT)
+    opened = agent.get(f"{base}/console/tickets/{ref}/answer", timeout=30)
+    console_page(opened, 405, "Bu sayfa bu şekilde açılmaz")
+    assert PAYMENT_AGENT in opened.text  # signed in: the nav is there
+    for method, path, allow in (
+        ("DELETE", "/api/v1/tickets", "GET, POST"),
+        ("GET", f"/api/v1/tickets/{ref}/replies", "POST"),
+        ("PUT", "/healthz", "GET"),
+    ):
+        api = requests.request(method, base + path, headers={"Accept": "text/html"}, timeout=30)
+        assert api.status_code == 405 and api.headers["Allow"] == allow, (path, api.headers)
+        assert api.json() == {"error": "Method Not Allowed"}, path
+
+
 def add_open_tickets(daemon: DaemonProcess, count: int) -> None:
     """`count` open tickets of the payment queue, written straight into the database (what is
     tested is the console's paging, not the intake)."""

@@ -1,8 +1,9 @@
 """The ASGI application (FastAPI): /healthz, /openapi.json and the API under /api/v1.
 
 Endpoints are plain functions, so FastAPI runs them in its thread pool: the database work of a
-request never blocks the daemon's event loop (the SMTP listener shares it). Errors are JSON
-(web/errors.py), except that a path outside the API that is no page gets the console's page.
+request never blocks the daemon's event loop (the SMTP listener shares it). The errors of the
+API's paths are JSON (web/errors.py); those of every other path, the console's, are its HTML
+pages (web/console_errors.py): a browser never gets JSON.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from web import attachments, customer_routes, ticket_routes
 from web.auth import Caller, deps_of
-from web.console import console_router, not_found_page
+from web.console import console_router
+from web.console_errors import error_page, failed_page
 from web.errors import ApiError, documented
 from web.queries import DEFAULT_LIMIT, MAX_LIMIT, TicketFilter, checked, list_page
 from web.services import WebDeps
@@ -30,7 +32,8 @@ log = logging.getLogger("ticketd.http")
 
 
 def is_api_path(path: str) -> bool:
-    """The API's paths, whose errors are JSON; every other path is the console's (at `/`)."""
+    """The API's paths, whose errors are JSON; every other path is the console's (at `/`),
+    whose errors are its pages."""
     return path in ("/api", "/openapi.json", "/healthz") or path.startswith("/api/")
 
 
@@ -76,17 +79,19 @@ def _install_errors(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
-        if error.status_code == 404 and not is_api_path(request.url.path):
-            return await run_in_threadpool(not_found_page, request)
-        return _error(error.status_code, str(error.detail), _headers(request, error))
+        headers = _headers(request, error)
+        if not is_api_path(request.url.path):
+            return await run_in_threadpool(error_page, request, error.status_code, headers)
+        return _error(error.status_code, str(error.detail), headers)
 
     app.add_middleware(_Unexpected)
 
 
 class _Unexpected:
-    """A request that failed: one JSON 500 to the client (never a traceback) and one traceback in
-    the log. Not an exception handler for Exception: Starlette's ServerErrorMiddleware re-raises
-    after calling one, so uvicorn logged the traceback a second time."""
+    """A request that failed: one 500 to the client (never a traceback: JSON on the API's paths,
+    the console's page on the others) and one traceback in the log. Not an exception handler
+    for Exception: Starlette's ServerErrorMiddleware re-raises after calling one, so uvicorn
+    logged the traceback a second time."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -107,10 +112,13 @@ class _Unexpected:
         except Exception as error:
             log.exception("%s %s failed", scope.get("method", ""), scope.get("path", ""))
             if not started:  # else the client sees the connection end mid-response
-                answer = _error(
-                    500, f"internal error ({type(error).__name__}); the daemon's log has it"
-                )
-                await answer(scope, receive, send)
+                await _failed(scope, error)(scope, receive, send)
+
+
+def _failed(scope: Scope, error: Exception) -> Response:
+    if not is_api_path(scope.get("path", "")):
+        return failed_page(Request(scope))
+    return _error(500, f"internal error ({type(error).__name__}); the daemon's log has it")
 
 
 class HealthProblem(BaseModel):

@@ -164,12 +164,6 @@ def _list_routes(router: APIRouter) -> None:
         return _tickets_page(request, who, wanted, heading, grouped=False)
 
 
-def not_found_page(request: Request) -> HTMLResponse:
-    """What a browser gets for a path that is no page (a mistyped or an old link): the
-    console's page in its language, not the API's JSON. Database work: run it in a thread."""
-    return message_page(request, signed_in(request), 404, words(request)["page_not_found"])
-
-
 def console_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
     _sign_in_routes(router)

@@ -73,6 +73,10 @@ TEXT: dict[str, dict[str, str]] = {
         "delivery_suppressed": "not sent (suppressed)",
         "identity_only": "identity document: for the identity queue only",
         "page_not_found": "No such page.",
+        "method_not_allowed": "This page does not open that way: use the console's links and "
+        "buttons.",
+        "bad_request": "The console could not read this request: open the page again.",
+        "failed": "Something went wrong, and the daemon's log says what: try again in a moment.",
     },
     "tr": {
         "title": "Destek konsolu",
@@ -145,5 +149,9 @@ TEXT: dict[str, dict[str, str]] = {
         "delivery_suppressed": "gönderilmedi (engellendi)",
         "identity_only": "kimlik belgesi: yalnızca kimlik ekibi için",
         "page_not_found": "Böyle bir sayfa yok.",
+        "method_not_allowed": "Bu sayfa bu şekilde açılmaz: konsolun bağlantılarını ve "
+        "düğmelerini kullanın.",
+        "bad_request": "Konsol bu isteği okuyamadı: sayfayı yeniden açın.",
+        "failed": "Bir sorun oluştu, ne olduğu sunucunun günlüğünde: birazdan yeniden deneyin.",
     },
 }
