@@ -402,6 +402,65 @@ def test_a_method_a_console_path_does_not_take_is_a_console_page_and_the_apis_st
         assert api.json() == {"error": "Method Not Allowed"}, path
 
 
+def test_a_form_sent_incomplete_is_shown_again_saying_why(
+    console: tuple[DaemonProcess, str], relay: Relay
+) -> None:
+    daemon, base = console
+    ref = withdrawal_ticket(daemon, relay)["ref"]
+    asked = requests.post(base + "/console/sign-in", data={"address": ""}, timeout=30)
+    console_page(asked, 422, "“Adresiniz” boş.")
+    assert '<form action="/console/sign-in"' in asked.text  # the form again
+    link = requests.post(base + "/console/link?lang=en", data={}, timeout=30)
+    console_page(link, 422, "“The sign-in link” is empty.")
+    assert 'id="bad"' in link.text and '<form action="/console/sign-in"' in link.text
+    agent = console_session(base, relay, PAYMENT_AGENT)
+    shown = agent.get(f"{base}/console/tickets/{ref}", timeout=30).text
+    url = f"{base}/console/tickets/{ref}/answer"
+    # Longer than the server takes (a browser counts a line break once, sends it as CR LF):
+    # the ticket again with the answer kept, to shorten; nothing is sent.
+    long = "Merhaba Ali Bey,\n" + "ç" * 100_000
+    sent = agent.post(url, data={**form_fields(shown, "answer"), "text": long}, timeout=30)
+    console_page(sent, 422, "“Metin” 100000 karakterden uzun: kısaltın.")
+    assert f'maxlength="100000">\n{long}</textarea>' in sent.text.replace("\r\n", "\n")
+    assert form_fields(sent.text, "answer")["csrf"] == form_fields(shown, "answer")["csrf"]
+    note = agent.post(url, data={**form_fields(shown, "note"), "text": ""}, timeout=30)
+    console_page(note, 422, "“Metin” boş.")
+    assert 'id="note"' in note.text and PAYMENT_AGENT in note.text
+    kinds = [m["kind"] for m in daemon.cli("tickets", "show", ref, "--json")["messages"]]
+    assert "agent" not in kinds and "note" not in kinds, kinds
+    assert len(mails_to(relay, CUSTOMER)) == 1  # the acknowledgement only
+    # The quarantine's forms and a page's parameter, for an admin.
+    admin = console_session(base, relay, ADMIN)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', admin.get(base + "/", timeout=30).text)
+    assert csrf
+    posted = admin.post(base + "/console/quarantine/1", data={"csrf": csrf.group(1)}, timeout=30)
+    console_page(posted, 422, "“İşlem” boş.")
+    assert 'id="said"' in posted.text
+    wrong = admin.post(base + "/console/quarantine/abc", data={"action": "retry"}, timeout=30)
+    console_page(wrong, 422, "“İleti numarası” geçerli değil.")
+    listed = admin.get(base + "/console/quarantine?id=abc", timeout=30)
+    console_page(listed, 422, "“İleti numarası” geçerli değil.")
+    # The API's 422 stays JSON.
+    api = requests.post(
+        f"{base}/api/v1/tickets/{ref}/replies",
+        json={},
+        headers={"Authorization": f"Bearer {api_token(daemon)}"},
+        timeout=30,
+    )
+    assert api.status_code == 422 and api.json() == {"error": "body.text: Field required"}
+
+
+def api_token(daemon: DaemonProcess) -> str:
+    command = [sys.executable, "-m", "ticketd.cli", "--config", str(daemon.config_path)]
+    created = subprocess.run(
+        [*command, "tokens", "create", "--agent", PAYMENT_AGENT],
+        capture_output=True,
+        check=True,
+        text=True,
+    )
+    return created.stdout.strip()
+
+
 def add_open_tickets(daemon: DaemonProcess, count: int) -> None:
     """`count` open tickets of the payment queue, written straight into the database (what is
     tested is the console's paging, not the intake)."""

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from web import attachments, customer_routes, ticket_routes
 from web.auth import Caller, deps_of
 from web.console import console_router
-from web.console_errors import error_page, failed_page
+from web.console_errors import error_page, failed_page, invalid_form_page
 from web.errors import ApiError, documented
 from web.queries import DEFAULT_LIMIT, MAX_LIMIT, TicketFilter, checked, list_page
 from web.services import WebDeps
@@ -70,7 +70,9 @@ def _install_errors(app: FastAPI) -> None:
         return _error(error.status, error.message, headers)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, error: RequestValidationError) -> Response:
+        if not is_api_path(request.url.path):  # a console form: shown again, saying why
+            return await run_in_threadpool(invalid_form_page, request, error.errors(), error.body)
         problems = [
             f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', 'invalid')}"
             for e in error.errors()

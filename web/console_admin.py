@@ -15,7 +15,7 @@ from web.console_render import form_token_ok, from_elsewhere, message_page, page
 from web.tokens import Principal
 
 
-def _admin(request: Request) -> tuple[Principal | None, Response | None]:
+def admin(request: Request) -> tuple[Principal | None, Response | None]:
     """The signed-in admin, or the answer for anyone else."""
     who = signed_in(request)
     if who is None:
@@ -25,7 +25,8 @@ def _admin(request: Request) -> tuple[Principal | None, Response | None]:
     return who, None
 
 
-def _listing(request: Request, who: Principal, done: str = "", journal_id: int = 0) -> Response:
+def listing(request: Request, who: Principal, said: str = "", status: int = 200) -> Response:
+    """The quarantine, with what the last action (or a form sent back) says above it."""
     deps = deps_of(request)
     rows = deps.views.quarantine()
     with deps.db.transaction() as session:  # the reasons name senders and subjects
@@ -36,8 +37,6 @@ def _listing(request: Request, who: Principal, done: str = "", journal_id: int =
             )
         )
     t = words(request)
-    said = t[done].format(id=journal_id) if done in DONE else ""
-    status = DONE.get(done, 200)
     return page(
         request, "quarantine.html", who, status, rows=rows, heading=t["quarantine"], said=said
     )
@@ -52,10 +51,11 @@ def admin_router() -> APIRouter:
 
     @router.get("/console/quarantine", response_class=HTMLResponse)
     def quarantine(request: Request, done: str = "", id: int = 0) -> Response:
-        who, refused = _admin(request)
+        who, refused = admin(request)
         if who is None:
             return refused or RedirectResponse("/", status_code=303)
-        return _listing(request, who, done, id)
+        said = words(request)[done].format(id=id) if done in DONE else ""
+        return listing(request, who, said, DONE.get(done, 200))
 
     @router.post("/console/quarantine/{journal_id}", response_model=None)
     def act(
@@ -65,7 +65,7 @@ def admin_router() -> APIRouter:
         csrf: Annotated[str, Form()] = "",
         reason: Annotated[str, Form(max_length=2000)] = "",
     ) -> Response:
-        who, refused = _admin(request)
+        who, refused = admin(request)
         if who is None:
             return refused or RedirectResponse("/", status_code=303)
         if from_elsewhere(request) or not form_token_ok(request, csrf):

@@ -61,22 +61,29 @@ def _refused(request: Request, who: Principal, error: ApiError) -> HTMLResponse:
     return message_page(request, who, error.status, text)
 
 
-def _ticket_page(request: Request, who: Principal, ref: str, done: str) -> Response:
+def ticket_page(
+    request: Request, who: Principal, ref: str, done: str = "", **form: str | int
+) -> Response:
+    """The ticket; `form` is what a form sent back says (`error`, the status) and keeps (the
+    text it came with, `kept_answer` or `kept_note`)."""
     deps = deps_of(request)
     reader = is_identity_reader(who, deps.config().team)
     try:
         shown = _for_console(shown_ticket(deps, who, ref, f"{VIA} show"), reader)
     except ApiError as error:
         return _refused(request, who, error)
+    status = int(form.pop("status", 200))
     return page(
         request,
         "ticket.html",
         who,
+        status,
         ticket=shown,
         heading=f"#{shown['ref']} {shown.get('subject', '')}",
         done=done if done in ("answered", "noted") else "",
         can_answer=who.agent is not None,
         nonce=uuid.uuid4().hex,
+        **form,
     )
 
 
@@ -105,7 +112,7 @@ def ticket_router() -> APIRouter:
         who = signed_in(request)
         if who is None:
             return RedirectResponse("/", status_code=303)
-        return _ticket_page(request, who, ref, done)
+        return ticket_page(request, who, ref, done)
 
     @router.get("/console/tickets/{ref}/files/{file_id}")
     def file(request: Request, ref: str, file_id: str) -> Response:
