@@ -30,13 +30,14 @@ def write_in(desk: ApiDesk, customer: str, subject: str, body: str) -> None:
 
 
 def wait_tickets(desk: ApiDesk, count: int) -> list[dict[str, object]]:
-    found: list[list[dict[str, object]]] = desk.daemon.wait_until(
+    """`tickets list --json` once it lists `count` tickets or more."""
+    found: list[dict[str, object]] = desk.daemon.wait_until(
         lambda: (
             (rows := desk.daemon.cli("tickets", "list", "--json")) and len(rows) >= count and rows
         ),
         what=f"{count} tickets",
     )
-    return found[0]
+    return found
 
 
 def database(desk: ApiDesk) -> Database:
@@ -276,8 +277,7 @@ def test_tokens_list_prints_no_token(api_desk: ApiDesk) -> None:
 def test_the_status_filter_takes_every_status_a_ticket_has(api_desk: ApiDesk) -> None:
     write_in(api_desk, ALI, "Para çekme talebim", "Çekim talebim 3 gündür bekliyor.")
     write_in(api_desk, JANE, "Withdrawal pending", "My withdrawal is still pending after a week.")
-    wait_tickets(api_desk, 2)
-    absorbed, survivor = (r["ref"] for r in api_desk.daemon.cli("tickets", "list", "--json"))
+    absorbed, survivor = (str(r["ref"]) for r in wait_tickets(api_desk, 2))
     merge = [sys.executable, "-m", "ticketd.cli", "--config", str(api_desk.daemon.config_path)]
     subprocess.run([*merge, "tickets", "merge", absorbed, "--into", survivor], check=True)
     admin = api_desk.token("--admin")
