@@ -198,17 +198,18 @@ def _process(state: State, mine: list[int], advance: Callable[[], None]) -> None
     left = set(mine)
     while left:
         try:
-            result = worker.process_next()
+            results = worker.process_run()
         except ScanWait as wait:
             # The virus scanner is unreachable: the rest stays pending for the daemon,
             # unscanned and not stored.
             log.warning("%s; the rest stays pending", wait)
             return
-        if result is None:
+        if not results:
             return  # nothing pending: the daemon has (or is processing) the rest
-        if result.journal_id in left:
-            left.discard(result.journal_id)
-            advance()
+        for result in results:
+            if result.journal_id in left:
+                left.discard(result.journal_id)
+                advance()
 
 
 def _states(state: State, mine: list[int]) -> dict[str, int]:

@@ -19,9 +19,10 @@ shown by `quarantine list` and `journal list`):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select
@@ -119,6 +120,18 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}{where}"[:2000]
 
 
+def _log_processed(result: Processed) -> None:
+    log.log(
+        logging.WARNING if result.state == JOURNAL_QUARANTINED else logging.INFO,
+        "journal=%s message_id=%s ticket=%s %s: %s",
+        result.journal_id,
+        result.message_id or "-",
+        result.ticket_ref or "-",
+        result.state,
+        result.detail,
+    )
+
+
 def _decided(journal_id: int, ending: Ending, message: ParsedMessage | None) -> Processed:
     message_id = message.message_id if message is not None else None
     decision = ending.decision
@@ -169,21 +182,46 @@ class Runner:
         holds is a claim passing over it, waited for, never skipped (which would leave the
         row pending with this try's mark, counted as a stop)."""
         with self.db.transaction() as session:
-            entry = session.scalar(_PENDING_ENTRY, {"id": entry_id})
-            if entry is None:
-                return None
-            result = self._run(session, entry, prepared)
-            entry.state, entry.reason, entry.step = result.state, result.detail, result.step
-            entry.processed_at = self.clock.now()
-        log.log(
-            logging.WARNING if result.state == JOURNAL_QUARANTINED else logging.INFO,
-            "journal=%s message_id=%s ticket=%s %s: %s",
-            result.journal_id,
-            result.message_id or "-",
-            result.ticket_ref or "-",
-            result.state,
-            result.detail,
-        )
+            result = self._apply_in(session, entry_id, prepared)
+        if result is not None:
+            _log_processed(result)
+        return result
+
+    @contextlib.contextmanager
+    def together(self) -> Iterator[Callable[[int, Prepared | Failed], Processed | None]]:
+        """`apply` for several messages in one transaction and one commit (issue 19): the
+        block calls what it is given once a message. Each message runs in a savepoint of its
+        own, so an error that escapes one (a temporary failure, the worker's to handle) takes
+        back only that message's writes, and the block may still commit the others; an error
+        that leaves the block rolls all of them back. Logged once committed."""
+        committed: list[Processed] = []
+        with self.db.transaction() as session:
+
+            def apply_one(entry_id: int, prepared: Prepared | Failed) -> Processed | None:
+                savepoint = session.begin_nested()
+                try:
+                    result = self._apply_in(session, entry_id, prepared)
+                except BaseException:
+                    savepoint.rollback()
+                    raise
+                savepoint.commit()
+                if result is not None:
+                    committed.append(result)
+                return result
+
+            yield apply_one
+        for result in committed:
+            _log_processed(result)
+
+    def _apply_in(
+        self, session: Session, entry_id: int, prepared: Prepared | Failed
+    ) -> Processed | None:
+        entry = session.scalar(_PENDING_ENTRY, {"id": entry_id})
+        if entry is None:
+            return None
+        result = self._run(session, entry, prepared)
+        entry.state, entry.reason, entry.step = result.state, result.detail, result.step
+        entry.processed_at = self.clock.now()
         return result
 
     def _run(self, session: Session, entry: JournalEntry, prepared: Prepared | Failed) -> Processed:

@@ -11,13 +11,26 @@ Every engine takes the same three stages, so that nothing slow holds a lock and 
    document checks), in the daemon's parsing process with a time limit when there is one;
 3. hand it to the runner (ingest/runner.py), which owns the transaction and the error policy.
 
-On SQLite with a parsing process, the worker parses ahead: before it applies a message it
-claims the next pending row, writes down that try too and sends it to the parsing process, so
-the next parse runs on the second core while this message's transaction runs here. Only rows
-that never stopped the worker are sent ahead, and only beside such a row: a message that
-stops the daemon costs a row beside it at most one counted stop, and once counted each is tried
-alone. A row sent ahead is taken next (the order stays the journal's); when the message before
-it fails with a temporary error, or the daemon stops, its try is forgotten (`release_ahead`).
+On SQLite the worker applies a run of messages in one transaction (`process_run`, up to
+RUN_MESSAGES): the oldest pending rows, as long as none of them ever stopped the worker, their
+tries written down together in one commit before any is tried. Each message runs in a savepoint
+of its own, so a message the runner quarantines takes back only its own writes; one commit
+(one disk sync) then ends them all. A message that kills the daemon costs each row of its run
+one counted stop, and once counted each is tried alone, as below. The run ends early, the rows
+not reached unmarked and first in line, when another writer of the process (the SMTP
+listener's journal) waits for the write lock, when the daemon stops, or when a message after
+the first fails for a while (a temporary error: the others commit, it goes first next time,
+and fails as a first message fails). With a parsing process the next message of the run is
+parsed while the current one is applied.
+
+On SQLite with a parsing process, `process_next` (one message) parses ahead too: before it
+applies a message it claims the next pending row, writes down that try too and sends it to the
+parsing process, so the next parse runs on the second core while this message's transaction
+runs here. Only rows that never stopped the worker are sent ahead, and only beside such a row:
+a message that stops the daemon costs a row beside it at most one counted stop, and once
+counted each is tried alone. A row sent ahead is taken next (the order stays the journal's);
+when the message before it fails with a temporary error, or the daemon stops, its try is
+forgotten (`release_ahead`). A run cut short for the listener leaves its next row so.
 
 A clamd that cannot be reached is temporary: the row stays pending with "waiting for the virus
 scanner" as its reason (for `ticketd health`), nothing of it is stored, and `ScanWait` tells the
@@ -28,7 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,13 +50,21 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from domain.clock import Clock
 from domain.config import Config
-from domain.errors import Permanent
+from domain.errors import Permanent, Temporary
 from domain.templating import Templates
 from ingest.isolation import CallTimedOut, ChildDied, Interrupted, IsolatedCall
 from ingest.prepare import Arrived, Failed, Prepared, prepare_stored
 from ingest.runner import Processed, Runner, ScanWait
 from ingest.virus_scan import WAITING_FOR_SCANNER
-from ingest.worker_stops import give_up, history_of, mark_started, stops_so_far, unmark
+from ingest.worker_stops import (
+    give_up,
+    history_of,
+    mark_all,
+    mark_started,
+    stops_so_far,
+    unmark,
+    unmark_all,
+)
 from storage.blobs import BlobStore
 from storage.db import Database
 from storage.documents import DocumentStore
@@ -56,6 +77,9 @@ log = logging.getLogger("ticketd.worker")
 # The first key of the advisory locks on journal rows (the second is the row's id); the IMAP
 # mailbox locks use the one-key form, a separate key space.
 JOURNAL_LOCK_CLASS = 0x6A726E6C  # "jrnl"
+# Messages applied in one transaction at most (process_run): one commit, one disk sync and one
+# write of the tries' marks for all of them, instead of one each (issue 19).
+RUN_MESSAGES = 16
 
 
 class ParseTooSlow(Permanent):
@@ -82,6 +106,13 @@ class _Taken:
 
 
 TAKEN = _Taken()
+
+
+class _Stop:
+    """A message of a run failed for a while (ingest/runner.py's Temporary): end the run."""
+
+
+STOP = _Stop()
 
 
 class Worker:
@@ -130,6 +161,118 @@ class Worker:
                     result = self._try(candidate)
             if not isinstance(result, _Taken):
                 return result
+
+    def process_run(self, most: int = RUN_MESSAGES) -> list[Processed]:
+        """Process up to `most` pending messages in one transaction (the module's docstring);
+        empty when none is pending. Raises as `process_next` does, for the first message."""
+        if most > 1 and self.db.is_sqlite and self._ahead() is None:
+            run = self._claim_run(most)
+            done = self._apply_run(run) if run else []
+            if done:
+                return done
+        # A row that stopped the worker, PostgreSQL, a single row, or a run that came to
+        # nothing (its rows taken by another process, the daemon stopping): one at a time.
+        result = self.process_next()
+        return [] if result is None else [result]
+
+    def _claim_run(self, most: int) -> list[Candidate]:
+        """The oldest pending rows, as long as none of them ever stopped the worker, their
+        tries written down in one commit; empty when fewer than two are left so (the oldest
+        stopped the worker: tried alone; a single row: process_next sends the next ahead)."""
+        with self.db.read_rows() as connection:
+            rows = connection.execute(_OLDEST_RUN, {"most": most}).all()
+        run: list[Candidate] = []
+        for row in rows:
+            candidate = _candidate_of(row)
+            if stops_so_far(candidate.reason):
+                break
+            run.append(candidate)
+        if len(run) < 2:
+            return []
+        marked = set(mark_all(self.db, [(c.entry_id, 0, c.reason) for c in run]))
+        return [candidate for candidate in run if candidate.entry_id in marked]
+
+    def _apply_run(self, run: list[Candidate]) -> list[Processed]:
+        """Prepare and apply the marked rows of `run` in order in one transaction, each in a
+        savepoint; the rows not reached are unmarked and stay pending, first in line."""
+        done: list[Processed] = []
+        reached = 0  # run[:reached] are decided in the transaction
+        try:
+            self._submit(run[0])  # parsed while the transaction begins
+            with self.runner.together() as apply:
+                while reached < len(run):
+                    if reached and self.db.writer_waiting():
+                        break  # the listener's turn; what the parsing process has is next
+                    candidate = run[reached]
+                    prepared = self._take(candidate)
+                    if isinstance(prepared, Interrupted):
+                        break
+                    if isinstance(prepared, Prepared) and reached + 1 < len(run):
+                        self._submit(run[reached + 1])
+                    result = self._apply_in_run(apply, candidate, prepared, reached == 0)
+                    if isinstance(result, _Stop):
+                        self._cancel_ahead()  # the order: this one goes first again
+                        break
+                    if isinstance(result, Processed):
+                        done.append(result)
+                    reached += 1
+        except ScanWait as wait:
+            self._cancel_ahead()
+            self._end_run(run[1:])  # the first one's try counts, as in process_next
+            self._mark_waiting(wait)
+            raise
+        except BaseException:
+            self._cancel_ahead()
+            self._end_run(run[1:])
+            raise
+        self._end_run(run[reached:])
+        return done
+
+    def _apply_in_run(
+        self,
+        apply: Callable[[int, Prepared | Failed], Processed | None],
+        candidate: Candidate,
+        prepared: Prepared | Failed | ChildDied,
+        first: bool,
+    ) -> Processed | _Taken | _Stop:
+        """One message of a run; STOP after a temporary failure of any but the first (whose
+        failure propagates, as in process_next): the others already applied still commit."""
+        if isinstance(prepared, ChildDied):
+            log.error("journal=%s stopped the parsing process: %s", candidate.entry_id, prepared)
+            return Processed(candidate.entry_id, JOURNAL_PENDING, str(prepared))
+        try:
+            return apply(candidate.entry_id, prepared) or TAKEN
+        except (Temporary, OperationalError):
+            if first:
+                raise
+            return STOP
+
+    def _submit(self, candidate: Candidate) -> None:
+        """Send a marked row of a run to the parsing process, to be taken by `_take`."""
+        if self.isolation is not None:
+            seconds = self.config.limits.max_parse_seconds
+            self.isolation.submit(
+                candidate, self.config, self.blobs, candidate.arrived, timeout=seconds
+            )
+
+    def _take(self, candidate: Candidate) -> Prepared | Failed | Interrupted | ChildDied:
+        """The prepared message of a row of a run: sent ahead, or prepared now."""
+        if self._ahead() is candidate:
+            return self._collect()
+        return self._prepare(candidate.arrived)
+
+    def _cancel_ahead(self) -> None:
+        """Stop the parsing of the row sent ahead; its try is left to `_end_run`."""
+        if self.isolation is not None:
+            self.isolation.cancel()
+
+    def _end_run(self, left: list[Candidate]) -> None:
+        """Forget the tries of the rows of a run not reached: the one in the parsing process
+        stays sent ahead (taken next, as by process_next), the others are unmarked."""
+        ahead = self._ahead()
+        forgotten = [(c.entry_id, c.reason) for c in left if c is not ahead]
+        with contextlib.suppress(OperationalError):  # then they count as a stop
+            unmark_all(self.db, forgotten)
 
     @contextlib.contextmanager
     def _claim(self) -> Iterator[Candidate | None]:
@@ -256,16 +399,17 @@ class Worker:
         A message that waits for the virus scanner ends the drain, listed as pending."""
         done: list[Processed] = []
         while limit is None or len(done) < limit:
+            most = RUN_MESSAGES if limit is None else min(RUN_MESSAGES, limit - len(done))
             try:
-                result = self.process_next()
+                results = self.process_run(most)
             except ScanWait as wait:
                 log.warning("%s", wait)
                 detail = f"{WAITING_FOR_SCANNER}: {wait.error}"
                 done.append(Processed(wait.journal_id, JOURNAL_PENDING, detail))
                 break
-            if result is None:
+            if not results:
                 break
-            done.append(result)
+            done.extend(results)
         return done
 
 
@@ -334,6 +478,13 @@ _CANDIDATE = (
 )
 # Built once (with Core, the ORM's session and entity cost more than the read): the worker
 # reads it twice per message, for the current row and the one sent ahead (issue 19).
+# A run of rows applied in one transaction: the oldest pending, in the journal's order.
+_OLDEST_RUN = (
+    select(*_CANDIDATE)
+    .where(JOURNAL.c.state == JOURNAL_PENDING)
+    .order_by(JOURNAL.c.id)
+    .limit(bindparam("most"))
+)
 _OLDEST_PENDING = (
     select(*_CANDIDATE)
     .where(JOURNAL.c.state == JOURNAL_PENDING, JOURNAL.c.id > bindparam("after"))

@@ -18,6 +18,7 @@ which is where a person should look at it.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from sqlalchemy import bindparam, update
 
@@ -70,17 +71,35 @@ def mark_started(db: Database, entry_id: int, stops: int, reason: str | None = N
     it) says of earlier tries; False when the row is no longer pending. Not synced to the
     disk (Database.connect): the mark counts the daemon's deaths, and a death of the process
     does not lose what it wrote; the try's own end is a synced commit."""
-    history = history_of(reason)
-    mark = f"{IN_WORKER} {stops + 1}" + (f"{_BEFORE}{history})" if history else "")
+    return bool(mark_all(db, [(entry_id, stops, reason)]))
+
+
+def mark_all(db: Database, rows: Sequence[tuple[int, int, str | None]]) -> list[int]:
+    """`mark_started` for several rows (entry id, stops so far, reason) in one commit: the
+    worker's run of messages applied together; the ids still pending, which it marked."""
+    marked: list[int] = []
     with db.connect(lasting=False) as connection:
-        marked = connection.execute(_MARK_TRY, {"entry": entry_id, "mark": mark[:2000]})
-        return bool(marked.rowcount)
+        for entry_id, stops, reason in rows:
+            history = history_of(reason)
+            mark = f"{IN_WORKER} {stops + 1}" + (f"{_BEFORE}{history})" if history else "")
+            done = connection.execute(_MARK_TRY, {"entry": entry_id, "mark": mark[:2000]})
+            if done.rowcount:
+                marked.append(entry_id)
+    return marked
 
 
 def unmark(db: Database, entry_id: int, reason: str | None) -> None:
     """The try was cut short by a stop of the daemon, not by the message: forget it."""
+    unmark_all(db, [(entry_id, reason)])
+
+
+def unmark_all(db: Database, rows: Sequence[tuple[int, str | None]]) -> None:
+    """`unmark` for several rows (entry id, reason before the mark) in one commit."""
+    if not rows:
+        return
     with db.connect(lasting=False) as connection:
-        connection.execute(_UNMARK_TRY, {"entry": entry_id, "before": reason})
+        for entry_id, reason in rows:
+            connection.execute(_UNMARK_TRY, {"entry": entry_id, "before": reason})
 
 
 def give_up(db: Database, clock: Clock, entry_id: int, stops: int) -> str | None:

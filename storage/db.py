@@ -180,6 +180,10 @@ class Database:
                 connection.invalidate()  # never back to the pool unsynced
                 raise
 
+    def writer_waiting(self) -> bool:
+        """On SQLite, whether another writer of this process waits for the write lock."""
+        return self._turns is not None and self._turns.wanted()
+
     @contextmanager
     def _writer_turn(self) -> Iterator[None]:
         if self._turns is None:  # PostgreSQL: many writers at once, row locks decide

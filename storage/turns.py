@@ -34,6 +34,12 @@ class Turns:
         finally:
             self._release()
 
+    def wanted(self) -> bool:
+        """Whether another writer waits for the turn now (the worker ends a run of messages
+        applied together for it: ingest/worker.py)."""
+        with self._guard:
+            return bool(self._waiting)
+
     def _acquire(self) -> None:
         me = threading.get_ident()
         with self._guard:

@@ -33,11 +33,11 @@ from domain.tls_files import describe, server_context
 from ingest.isolation import IsolatedCall
 from ingest.oauth_tokens import OAuthBroker
 from ingest.smtp_listener import IntakeHandler, make_smtp
-from ingest.worker import Processed, ScanWait, prepare_stored
+from ingest.worker import RUN_MESSAGES, Processed, ScanWait, prepare_stored
 from outbound.sender import Sender
 from outbound.transports import Transport, make_transport
 from ticketd import reload
-from ticketd.give_way import WaitBudget, give_way
+from ticketd.give_way import QUIET, WaitBudget, give_way
 from ticketd.imap_service import ImapService
 from ticketd.kyc_service import run_kyc_housekeeping
 from ticketd.maintenance_service import run_maintenance
@@ -206,7 +206,7 @@ class Daemon:
     def beat(self, name: str) -> None:
         self.heartbeats[name] = asyncio.get_running_loop().time()
 
-    async def _in_worker_thread(self, call: Callable[[], Processed | None]) -> Processed | None:
+    async def _in_worker_thread(self, call: Callable[[], list[Processed]]) -> list[Processed]:
         """`call` in a thread. While it waits for the parsing process the worker is not stuck
         (the wait ends within [limits] max_parse_seconds): its heartbeat goes on, so a long
         parse is not taken for a hung daemon by the watchdog."""
@@ -234,18 +234,23 @@ class Daemon:
             # SIGHUP (cheap: a worker only holds references).
             worker = self.state.worker
             began = loop.time()
+            # During a burst one message at a time, so that the listener's journal commits
+            # wait for one message's transaction at most; else a run of them in one commit.
+            storing = self.handler is not None and self.handler.storing(QUIET)
+            most = 1 if storing else RUN_MESSAGES
             try:
-                result = await self._in_worker_thread(worker.process_next)
-                spent = loop.time() - began
+                results = await self._in_worker_thread(functools.partial(worker.process_run, most))
+                spent = (loop.time() - began) / max(len(results), 1)
             except (Temporary, OperationalError) as error:
                 # The runner's policy: retry later (ingest/runner.py). Only how long differs.
                 await self._wait(*self._worker_waits(outages, error))
                 continue
-            self._worker_recovered(outages, result)
-            if result is None:
+            self._worker_recovered(outages, results[0] if results else None)
+            if not results:
                 await self._wait(self.work_ready, IDLE_POLL_SECONDS)
             else:
-                self.metrics.message_processed(result)
+                for result in results:
+                    self.metrics.message_processed(result)
                 self.mail_ready.set()
 
     def _worker_waits(
