@@ -24,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.message import Message
 
+from ingest.transfer_encoding import transfer_encoding
+
 # Smaller messages are parsed as they came: the parser's copies of them cost little.
 LIFT_FROM = 1024 * 1024
 # Shorter runs stay in the text (a small image, a signature logo).
@@ -65,8 +67,8 @@ class Lifted:
             if not isinstance(payload, str) or self.prefix not in payload:
                 continue
             decoded = self.decoded.get(payload.strip("\r\n"))
-            # The very test the parser's get_payload(decode=True) makes for base64.
-            cte = str(part.get("content-transfer-encoding", "")).lower()
+            # Read as the parsed message will be decoded (its values made tokens first).
+            cte = transfer_encoding(part)
             if decoded is None or cte != "base64" or part.get_content_maintype() == "message":
                 return None
             found[id(part)] = decoded

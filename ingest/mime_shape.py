@@ -22,6 +22,7 @@ from email.message import Message
 
 from domain.header_addresses import Address
 from domain.message import ParsedMessage
+from ingest.transfer_encoding import transfer_encoding
 
 MAX_PARTS = 5000
 MAX_DEPTH = 50
@@ -136,7 +137,7 @@ def walk_parts(message: Message, max_depth: int | None = None) -> Iterator[tuple
 
 def _broken_base64(part: Message) -> bool:
     try:
-        if str(part.get("Content-Transfer-Encoding", "")).strip().lower() != "base64":
+        if transfer_encoding(part) != "base64":
             return False
         payload = part.get_payload()
     except Exception:

@@ -58,6 +58,7 @@ from ingest.replies import latest_reply
 from ingest.report_scan import all_failures, report_view
 from ingest.tnef import TnefContents, looks_like_tnef
 from ingest.tnef import unpack as unpack_tnef
+from ingest.transfer_encoding import normalise as normalise_encodings
 
 # flufl.bounce logs every detector it runs at INFO and re-raises a detector's error after logging
 # its traceback; we catch that error ourselves (a message it cannot read is simply not a bounce it
@@ -653,6 +654,8 @@ def _parse_structure(raw: bytes, limits: ShapeLimits) -> tuple[Message, dict[int
     message, decoded = lifted if lifted is not None else (_parse_bytes(raw), {})
     if cut:
         message.defects.append(PartsCut(limits.parts))
+    # Before anything decodes a payload: `base64 ` must read as base64 (ingest/transfer_encoding).
+    normalise_encodings(_iter_parts(message, limits))
     for part in _iter_parts(message, limits):
         _repair_headers(part)
     return message, decoded

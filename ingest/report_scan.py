@@ -52,6 +52,8 @@ from flufl.bounce._detectors import (
 )
 from flufl.bounce._interfaces import BounceDetector, NoFailures, NoTemporaryFailures, Recipients
 
+from ingest.transfer_encoding import normalise, transfer_encoding
+
 REPORT_VIEW_BYTES = 128 * 1024
 REPORT_VIEW_LINES = 2500
 REPORT_LINE_LIMIT = 128
@@ -81,7 +83,7 @@ def _bound_encoded_part(part: Message) -> None:
     """A base64 or quoted-printable leaf whose decoded lines are not safe: decoded, made safe,
     encoded again in the same encoding (the detectors that read the encoded text still see
     encoded text, those that decode it see safe lines)."""
-    encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
+    encoding = transfer_encoding(part)
     if encoding not in ("base64", "quoted-printable") or part.is_multipart():
         return
     decoded = part.get_payload(decode=True)
@@ -100,6 +102,7 @@ def report_view(raw: bytes) -> Message:
     if len(raw) > REPORT_VIEW_BYTES:
         head = head[: max(head.rfind(b"\n"), head.rfind(b"\r")) + 1] or head
     message = message_from_bytes(_safe_lines(head, REPORT_VIEW_LINES))
+    normalise(message.walk())  # the detectors decode parts themselves: `base64 ` is base64
     for part in message.walk():
         _bound_encoded_part(part)
     return message

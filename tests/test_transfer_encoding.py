@@ -1,0 +1,140 @@
+"""A part's Content-Transfer-Encoding is a case-insensitive token (RFC 2045 6.1): whitespace
+around it, as some clients and gateways write it, must not leave a part undecoded
+(ingest/transfer_encoding.py). Every path that decodes a part is held to it: the body and the
+attachments parse_message reads, the base64 runs decoded beside the parser, the bounce
+detectors' view, and the redacted copies retention keeps.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import quopri
+
+import pytest
+
+from domain.message import FILE
+from ingest import base64_runs
+from ingest.parsing import parse_message
+from ingest.redact import without_files
+
+# The header values as clients write them; each is base64 or quoted-printable to a reader.
+BASE64_VALUES = ["base64 ", " BASE64", "Base64\t", "base64 \t ", "\r\n base64"]
+QP_VALUES = ["quoted-printable ", "Quoted-Printable\t", "\r\n QUOTED-PRINTABLE "]
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+TEXT = "Kimliğimin ön yüzünü ekledim, çekim talebim onaylansın."
+
+
+def _lines(data: bytes) -> bytes:
+    encoded = base64.b64encode(data)
+    return b"\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76)) + b"\r\n"
+
+
+def _mail(text_cte: str, text_body: bytes, file_cte: str, file_body: bytes) -> bytes:
+    return (
+        b"From: Ayse Yilmaz <ayse@musteri.com.tr>\r\nTo: destek@example.com\r\n"
+        b"Subject: Kimlik belgem\r\nMessage-ID: <kimlik-1@musteri.com.tr>\r\n"
+        b"MIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="sinir"\r\n\r\n'
+        b"--sinir\r\n"
+        b'Content-Type: text/plain; charset="utf-8"\r\n'
+        b"Content-Transfer-Encoding: " + text_cte.encode() + b"\r\n\r\n" + text_body + b"\r\n"
+        b"--sinir\r\n"
+        b'Content-Type: application/pdf; name="kimlik.pdf"\r\n'
+        b'Content-Disposition: attachment; filename="kimlik.pdf"\r\n'
+        b"Content-Transfer-Encoding: " + file_cte.encode() + b"\r\n\r\n" + file_body + b"\r\n"
+        b"--sinir--\r\n"
+    )
+
+
+def _base64_mail(value: str, attachment: bytes = PDF) -> bytes:
+    return _mail(value, _lines(TEXT.encode()), value, _lines(attachment))
+
+
+@pytest.mark.parametrize("value", BASE64_VALUES)
+def test_a_base64_part_with_whitespace_around_its_encoding_is_decoded(value: str) -> None:
+    message = parse_message(_base64_mail(value))
+    assert message.text == TEXT
+    [attachment] = message.attachments
+    assert (attachment.filename, attachment.role) == ("kimlik.pdf", FILE)
+    assert attachment.payload == PDF
+    assert message.shape_notes == ()
+
+
+@pytest.mark.parametrize("value", QP_VALUES)
+def test_a_quoted_printable_part_with_whitespace_around_its_encoding_is_decoded(
+    value: str,
+) -> None:
+    body = quopri.encodestring(TEXT.encode())
+    statement = b"Tarih;Tutar;A=C3=A7=C4=B1klama\r\n2024-05-01;150,00;=C3=87ekim=\r\n talebi\r\n"
+    message = parse_message(_mail(value, body, value, statement))
+    assert message.text == TEXT
+    assert (
+        message.attachments[0].payload
+        == "Tarih;Tutar;Açıklama\r\n2024-05-01;150,00;Çekim talebi\r\n".encode()
+    )
+
+
+def test_a_uuencoded_part_with_a_trailing_space_is_decoded() -> None:
+    uu = b"begin 644 kimlik.pdf\r\n"
+    for i in range(0, len(PDF), 45):
+        uu += binascii.b2a_uu(PDF[i : i + 45]).replace(b"\n", b"\r\n")
+    uu += b"`\r\nend\r\n"
+    raw = _mail("8bit", TEXT.encode(), "x-uuencode ", uu)
+    assert parse_message(raw).attachments[0].payload == PDF
+
+
+def test_a_large_attachment_with_a_trailing_space_is_decoded_beside_the_parser(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The long run is cut out and the part it belongs to takes its bytes: the marker's part is
+    base64 to base64_runs as it is to the decoder, so the shortcut is not thrown away."""
+    attachment = bytes(range(256)) * 1024  # 256 KB: a run past RUN_MIN
+    raw = _base64_mail("base64 ", attachment) + b" " * base64_runs.LIFT_FROM
+    placed: list[dict[int, bytes] | None] = []
+    original = base64_runs.Lifted.placed
+
+    def spy(self: base64_runs.Lifted, parts: object) -> dict[int, bytes] | None:
+        found = original(self, parts)  # type: ignore[arg-type]
+        placed.append(found)
+        return found
+
+    monkeypatch.setattr(base64_runs.Lifted, "placed", spy)
+    message = parse_message(raw)
+    assert message.attachments[0].payload == attachment
+    assert placed and placed[0], "the run was not placed: the message was parsed as it came"
+
+
+def test_a_bounce_whose_notification_is_base64_with_a_trailing_space_names_its_address() -> None:
+    """flufl.bounce's Postfix detector decodes the notification part itself."""
+    notification = (
+        "This is the mail system at host mx.example.net.\n\n"
+        "I'm sorry to have to inform you that your message could not\n"
+        "be delivered to one or more recipients.\n\n"
+        "                   The Postfix program\n\n"
+        "<yok@example.net>: host mx.example.net said: 550 5.1.1 User unknown\n"
+    )
+    raw = (
+        b"From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\n"
+        b"To: destek@example.com\r\nSubject: Returned mail\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="r"\r\n\r\n'
+        b"--r\r\nContent-Description: Notification\r\n"
+        b'Content-Type: text/plain; charset="us-ascii"\r\n'
+        b"Content-Transfer-Encoding: base64 \r\n\r\n" + _lines(notification.encode()) + b"--r--\r\n"
+    )
+    assert parse_message(raw, envelope_from="<>").failed_recipients == ("yok@example.net",)
+
+
+def test_a_redacted_copy_replaces_the_document_and_keeps_the_text() -> None:
+    """The digest the parser found is the digest of the part the copy replaces: the copy
+    keeps the text instead of falling back to the headers alone."""
+    raw = _base64_mail("base64 ")
+    copy = without_files(raw, {hashlib.sha256(PDF).hexdigest()}, "retention ended")
+    assert copy is not None
+    message = parse_message(copy)
+    assert message.attachments == ()
+    assert message.full_text.startswith(TEXT)  # the text, not the headers-only fallback
+    assert "[kimlik.pdf (application/pdf, 77 bytes" in message.full_text
+    assert b"%PDF" not in copy
