@@ -641,6 +641,37 @@ def _parse_lifted(raw: bytes) -> tuple[Message, dict[int, bytes]] | None:
     return None if decoded is None else (message, decoded)
 
 
+class _ForwardParser:
+    """Parses the forwards `normalise_encodings` decodes: their parts count against the
+    message's own limit, which `bound_parts` could not see inside the encoded text (500
+    forwards of 5,000 empty parts each would otherwise be parsed whole)."""
+
+    def __init__(self, limits: ShapeLimits, used: int) -> None:
+        self.limits = limits
+        self.remaining = limits.parts - used
+        self.cut = False
+
+    def __call__(self, raw: bytes) -> Message | None:
+        if self.remaining <= 0:
+            self.cut = True
+            return None
+        raw, cut = bound_parts(raw, self.remaining)
+        message = _parse_bytes(raw)
+        self.cut = self.cut or cut
+        self.remaining -= sum(1 for _ in walk_parts(message, max_depth=self.limits.depth))
+        return message
+
+
+def decode_encodings(message: Message, limits: ShapeLimits = DEFAULT_LIMITS) -> None:
+    """Every part's transfer encoding made its token, and every forward sent base64 or
+    quoted-printable decoded into the message it holds, within `limits`; a limit that left a
+    forward unread is a PartsCut of the message, as for its own parts."""
+    parse = _ForwardParser(limits, sum(1 for _ in _iter_parts(message, limits)))
+    normalise_encodings(_iter_parts(message, limits), parse)
+    if parse.cut and not any(isinstance(d, PartsCut) for d in message.defects):
+        message.defects.append(PartsCut(limits.parts))
+
+
 def _parse_structure(raw: bytes, limits: ShapeLimits) -> tuple[Message, dict[int, bytes]]:
     """The parsed message, and the bodies of its long base64 runs decoded beside the parser
     by id of their part (ingest/base64_runs.py: a large message, parsed whole, cost the
@@ -654,8 +685,9 @@ def _parse_structure(raw: bytes, limits: ShapeLimits) -> tuple[Message, dict[int
     message, decoded = lifted if lifted is not None else (_parse_bytes(raw), {})
     if cut:
         message.defects.append(PartsCut(limits.parts))
-    # Before anything decodes a payload: `base64 ` must read as base64 (ingest/transfer_encoding).
-    normalise_encodings(_iter_parts(message, limits))
+    # Before anything decodes a payload: `base64 ` must read as base64, a forward sent base64
+    # as the message it is (ingest/transfer_encoding.py).
+    decode_encodings(message, limits)
     for part in _iter_parts(message, limits):
         _repair_headers(part)
     return message, decoded

@@ -25,10 +25,9 @@ from email.parser import BytesParser
 from email.policy import compat32
 
 from ingest.filenames import safe_filename
-from ingest.parsing import decode_header_value, parse_message
+from ingest.parsing import decode_encodings, decode_header_value, parse_message
 from ingest.tnef import looks_like_tnef
 from ingest.tnef import unpack as unpack_tnef
-from ingest.transfer_encoding import normalise
 
 # The headers that described the content of a replaced part; the note is plain text.
 _CONTENT_HEADERS = (
@@ -76,8 +75,9 @@ def _leaves(message: Message) -> list[Message]:
 def _rewrite(raw: bytes, drop: Drop, why: str) -> bytes | None:
     """A copy with each leaf `drop` names replaced; None when nothing had to go."""
     message = message_from_bytes(raw, policy=compat32)
-    # Decoded as parse_message decodes them, so each file's digest is the one it found.
-    normalise(message.walk())
+    # Decoded as parse_message decodes them (a forward sent base64 too), so each file's
+    # digest is the one it found and the copy can replace it.
+    decode_encodings(message)
     changed = False
     for part in _leaves(message):
         payload = _payload(part)

@@ -102,7 +102,9 @@ def report_view(raw: bytes) -> Message:
     if len(raw) > REPORT_VIEW_BYTES:
         head = head[: max(head.rfind(b"\n"), head.rfind(b"\r")) + 1] or head
     message = message_from_bytes(_safe_lines(head, REPORT_VIEW_LINES))
-    normalise(message.walk())  # the detectors decode parts themselves: `base64 ` is base64
+    # The detectors decode parts themselves: `base64 ` is base64, a forward sent base64 is read
+    # as a message (the view is bounded: so is what it decodes).
+    normalise(message.walk(), message_from_bytes)
     for part in message.walk():
         _bound_encoded_part(part)
     return message

@@ -9,14 +9,30 @@ token (`normalise`) right after a message is parsed, before anything decodes a p
 ticketd's own reads and flufl.bounce's detectors, which call `get_payload(decode=True)`
 themselves, then agree. `transfer_encoding` reads one value the same way, for the code that
 asks which encoding a part has.
+
+`normalise` also decodes a forward (message/rfc822 or message/global) sent base64 or
+quoted-printable. RFC 2046 5.2.1 allows only 7bit, 8bit and binary there, but some clients
+write it all the same; the parser then reads the encoded text as a message without a header,
+and the forward was unreadable. Thunderbird and mutt decode it and show the message; so does
+ticketd now, parsing the decoded bytes with the caller's `parse` (which bounds what it reads).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from email.message import Message
+from email.policy import compat32
 
 _HEADER = "Content-Transfer-Encoding"
+_FORWARDS = frozenset({"message/rfc822", "message/global"})
+_FORWARD_ENCODINGS = frozenset({"base64", "quoted-printable"})
+# What a decoded forward is declared as afterwards: a part written out again (a forward's .eml,
+# a redacted copy) must not claim an encoding its bytes no longer have.
+_DECODED = "8bit"
+# Regenerated header lines are written as they came, never folded again.
+_UNFOLDED = compat32.clone(max_line_length=0)
+
+Parse = Callable[[bytes], Message | None]
 
 
 def transfer_encoding(part: Message) -> str:
@@ -28,17 +44,21 @@ def transfer_encoding(part: Message) -> str:
         return ""
 
 
-def normalise(parts: Iterable[Message]) -> None:
-    """Every part's transfer encoding written as its token, where whitespace around it would
-    hide it from the standard library's decoder."""
+def normalise(parts: Iterable[Message], parse: Parse) -> None:
+    """Every part's transfer encoding written as its token, and every forward sent base64 or
+    quoted-printable replaced by the message it encodes, as `parse` reads it.
+
+    `parts` may be a lazy walk: a forward's new message is in place before the walk asks the
+    forward for its children, so the parts inside it (a forward inside the forward) are
+    normalised too, as far as the walk goes."""
     for part in parts:
         try:
-            _normalise_part(part)
+            _normalise_part(part, parse)
         except Exception:  # one unreadable part stays as it came, never costs the message
             continue
 
 
-def _normalise_part(part: Message) -> None:
+def _normalise_part(part: Message, parse: Parse) -> None:
     raw_value = part.get(_HEADER)
     if raw_value is None:
         return
@@ -47,3 +67,42 @@ def _normalise_part(part: Message) -> None:
     # written out again (a forward's .eml) keeps the case it came with.
     if str(raw_value).lower() != encoding:
         part.replace_header(_HEADER, encoding)
+    if encoding in _FORWARD_ENCODINGS and part.get_content_type() in _FORWARDS:
+        _decode_forward(part, encoding, parse)
+
+
+def _decode_forward(part: Message, encoding: str, parse: Parse) -> None:
+    children = part.get_payload()
+    inner = children[0] if isinstance(children, list) and len(children) == 1 else None
+    if not isinstance(inner, Message):
+        return
+    if encoding == "base64" and inner.keys():
+        # The parser read a header: the body is a message as it stands, whatever the label.
+        return
+    encoded = _encoded_text(inner)
+    if encoded is None:
+        return
+    # The standard library's own decoder, so a forward decodes as any other part would.
+    carrier = Message()
+    carrier[_HEADER] = encoding
+    carrier.set_payload(encoded)
+    decoded = carrier.get_payload(decode=True)
+    if not isinstance(decoded, bytes):
+        return
+    message = parse(decoded)
+    if message is None or not message.keys():
+        return  # no message after all (or no room left to read one): kept as it came
+    part.set_payload([message])
+    part.replace_header(_HEADER, _DECODED)
+
+
+def _encoded_text(inner: Message) -> str | None:
+    """The forward's body as the parser read it: its text when it found no header (base64
+    has no colon), else the message written out again (quoted-printable reads as one)."""
+    if not inner.keys():
+        payload = inner.get_payload()
+        return payload if isinstance(payload, str) else None
+    try:
+        return inner.as_bytes(policy=_UNFOLDED).decode("ascii", "surrogateescape")
+    except Exception:  # a header the generator cannot write
+        return None

@@ -14,8 +14,9 @@ import quopri
 
 import pytest
 
-from domain.message import FILE
+from domain.message import ENCLOSED, FILE, FORWARDED
 from ingest import base64_runs
+from ingest.mime_shape import ShapeLimits
 from ingest.parsing import parse_message
 from ingest.redact import without_files
 
@@ -138,3 +139,122 @@ def test_a_redacted_copy_replaces_the_document_and_keeps_the_text() -> None:
     assert message.full_text.startswith(TEXT)  # the text, not the headers-only fallback
     assert "[kimlik.pdf (application/pdf, 77 bytes" in message.full_text
     assert b"%PDF" not in copy
+
+
+# --- a forward sent base64 --------------------------------------------------------------------
+
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 64
+
+
+def _original() -> bytes:
+    """The mail forwarded: the customer's own, with an identity photo."""
+    return (
+        (
+            "From: Ayşe Yılmaz <ayse@musteri.com.tr>\r\nTo: destek@example.com\r\n"
+            "Subject: =?utf-8?q?=C3=87ekim_talebi?=\r\nMessage-ID: <ilk-1@musteri.com.tr>\r\n"
+            'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="ic"\r\n\r\n'
+            '--ic\r\nContent-Type: text/plain; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: 8bit\r\n\r\nÇekimim üç gündür bekliyor.\r\n"
+            '--ic\r\nContent-Type: image/jpeg; name="kimlik.jpg"\r\n'
+            'Content-Disposition: attachment; filename="kimlik.jpg"\r\n'
+            "Content-Transfer-Encoding: base64\r\n\r\n"
+        ).encode()
+        + _lines(JPEG)
+        + b"--ic--\r\n"
+    )
+
+
+def _forward_mail(cte: str, body: bytes, padding: bytes = b"") -> bytes:
+    """A forward as attachment, its message/rfc822 part sent with `cte` (as some webmail and
+    mobile clients write it, though RFC 2046 forbids it)."""
+    return (
+        b"From: Mehmet Kaya <mehmet@musteri.com.tr>\r\nTo: destek@example.com\r\n"
+        b"Subject: Fw: Cekim talebi\r\nMessage-ID: <fw-1@musteri.com.tr>\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="dis"\r\n\r\n'
+        b"--dis\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+        b"Esimin talebini iletiyorum.\r\n" + padding + b"--dis\r\n"
+        b'Content-Type: message/rfc822; name="Cekim talebi.eml"\r\n'
+        b"Content-Transfer-Encoding: " + cte.encode() + b"\r\n"
+        b'Content-Disposition: attachment; filename="Cekim talebi.eml"\r\n\r\n'
+        + body
+        + b"--dis--\r\n"
+    )
+
+
+def _assert_read_as_a_forward(raw: bytes) -> None:
+    message = parse_message(raw)
+    assert message.text == "Esimin talebini iletiyorum."
+    assert [(a.filename, a.role) for a in message.attachments] == [
+        ("Cekim talebi.eml", FORWARDED),
+        ("kimlik.jpg", ENCLOSED),
+    ]
+    forward, photo = message.attachments
+    assert photo.payload == JPEG
+    inner = parse_message(forward.payload)  # the .eml a person opens
+    assert inner.subject == "Çekim talebi"
+    assert inner.message_id == "ilk-1@musteri.com.tr"
+    assert inner.text == "Çekimim üç gündür bekliyor."
+    assert inner.attachments[0].payload == JPEG
+
+
+@pytest.mark.parametrize("cte", ["base64", "BASE64 "])
+def test_a_forward_sent_base64_is_read_as_the_message_it_holds(cte: str) -> None:
+    _assert_read_as_a_forward(_forward_mail(cte, _lines(_original())))
+
+
+def test_a_forward_sent_quoted_printable_is_read_as_the_message_it_holds() -> None:
+    body = quopri.encodestring(_original().replace(b"\r\n", b"\n")).replace(b"\n", b"\r\n")
+    _assert_read_as_a_forward(_forward_mail("quoted-printable", body))
+
+
+def test_a_large_forward_sent_base64_is_read_though_its_run_is_not_lifted() -> None:
+    """base64_runs cuts the forward's long run out, finds its marker inside a message/* part
+    and parses the message as it came; the forward is then decoded like a small one."""
+    padding = b"Esimin mesaji asagida.\r\n" * (base64_runs.LIFT_FROM // 24)
+    photo = JPEG + bytes(range(256)) * 512  # a run past RUN_MIN once encoded
+    original = _original().replace(_lines(JPEG), _lines(photo))
+    message = parse_message(_forward_mail("base64", _lines(original), padding))
+    forward, found = message.attachments
+    assert (forward.filename, forward.role) == ("Cekim talebi.eml", FORWARDED)
+    assert (found.filename, found.role, found.payload) == ("kimlik.jpg", ENCLOSED, photo)
+
+
+def test_a_forward_labelled_base64_but_sent_as_it_is_stays_readable() -> None:
+    message = parse_message(_forward_mail("base64", _original()))
+    forward, photo = message.attachments
+    assert parse_message(forward.payload).subject == "Çekim talebi"
+    assert photo.payload == JPEG
+
+
+def test_the_parts_of_forwards_sent_base64_count_against_the_part_limit() -> None:
+    many = b"".join(b"--m\r\nContent-Type: text/plain\r\n\r\nbos\r\n" for _ in range(30))
+    inner = (
+        b"From: a@example.net\r\nSubject: ic\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="m"\r\n\r\n' + many + b"--m--\r\n"
+    )
+    forwards = b"".join(
+        b"--dis\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + _lines(inner)
+        for _ in range(10)
+    )
+    raw = (
+        b"From: mehmet@musteri.com.tr\r\nTo: destek@example.com\r\nSubject: Fw\r\n"
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="dis"\r\n\r\n'
+        + forwards
+        + b"--dis--\r\n"
+    )
+    message = parse_message(raw, ShapeLimits(parts=100))
+    assert any("more than 100 MIME parts" in note for note in message.shape_notes)
+    readable = [a for a in message.attachments if parse_message(a.payload).subject == "ic"]
+    assert 2 <= len(readable) < 10
+
+
+def test_a_redacted_copy_replaces_a_document_inside_a_forward_sent_base64() -> None:
+    raw = _forward_mail("base64", _lines(_original()))
+    copy = without_files(raw, {hashlib.sha256(JPEG).hexdigest()}, "retention ended")
+    assert copy is not None
+    message = parse_message(copy)
+    assert message.text == "Esimin talebini iletiyorum."  # not the headers-only fallback
+    assert [a.filename for a in message.attachments] == ["Cekim talebi.eml"]
+    assert b"kimlik.jpg (image/jpeg" in message.attachments[0].payload
+    assert JPEG not in copy and base64.b64encode(JPEG[:30]) not in copy
