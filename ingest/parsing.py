@@ -587,7 +587,9 @@ def looks_like_report(message: ParsedMessage) -> bool:
     )
 
 
-# Where the Message-IDs of the returned message are looked for (a linear scan, line by line).
+# Where Message-IDs quoted in a report's text are looked for (a linear scan, line by line): a
+# prose report quotes the returned header near its start. A returned message in its own part is
+# found by the MIME structure wherever it lies (`_returned_ids`).
 BOUNCE_SCAN_LIMIT = 512 * 1024
 
 
@@ -608,18 +610,55 @@ def _delivery_failures(raw: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
 _EMBEDDED_ID = re.compile(rb"(?im)^[ \t>]*(?:message-id|in-reply-to|references):[ \t]*(.{0,2000})$")
 
 
-def _embedded_message_ids(raw: bytes) -> tuple[str, ...]:
-    """Message-IDs in header lines below the top-level header block (bounded scan)."""
+def _quoted_ids(text: bytes) -> Iterator[str]:
+    for line in _EMBEDDED_ID.findall(text):
+        yield from _msg_ids(line.decode("ascii", "replace"))
+
+
+# The parts a report returns the original in (RFC 6522 3: the whole message, or its header);
+# the header is its first kilobytes, however large the message.
+_RETURNED_HEADERS = frozenset(
+    {"text/rfc822-headers", "message/rfc822-headers", "message/global-headers"}
+)
+_RETURNED_HEADER_SCAN = 64 * 1024
+_ID_FIELDS = ("message-id", "in-reply-to", "references")
+
+
+def _returned_ids(
+    message: Message, limits: ShapeLimits, decoded: dict[int, bytes]
+) -> Iterator[str]:
+    """The Message-IDs in the header of every message the report returns in a part of its
+    own: a bounce of a large mail puts it megabytes in (after a long transcript, before a 2 MB
+    attachment), past any byte offset a scan could stop at. The parts are the ones parse_message
+    walked, so the cost is theirs."""
+    for part in _iter_parts(message, limits):
+        try:
+            content_type = _content_type(part)
+            if content_type in _FORWARD_TYPES and part is not message:
+                children = part.get_payload()
+                inner = children[0] if isinstance(children, list) and children else None
+                if isinstance(inner, Message):
+                    for name in _ID_FIELDS:
+                        for value in inner.get_all(name) or []:
+                            yield from _msg_ids(_header_str(value)[:2000])
+            elif content_type in _RETURNED_HEADERS:
+                payload = decoded.get(id(part)) or _part_payload(part)
+                yield from _quoted_ids(payload[:_RETURNED_HEADER_SCAN])
+        except Exception:  # one unreadable part costs that part
+            continue
+
+
+def _embedded_message_ids(
+    raw: bytes, message: Message, limits: ShapeLimits, decoded: dict[int, bytes]
+) -> tuple[str, ...]:
+    """Message-IDs of the messages a report is about: in header lines quoted in its first
+    BOUNCE_SCAN_LIMIT bytes below the top-level header, then in the returned parts."""
     head_end = raw.find(b"\n\n")
     crlf_end = raw.find(b"\r\n\r\n")
     ends = [e for e in (head_end, crlf_end) if e >= 0]
     body = raw[min(ends) if ends else len(raw) : BOUNCE_SCAN_LIMIT]
-    found: list[str] = []
-    for line in _EMBEDDED_ID.findall(body):
-        for message_id in _msg_ids(line.decode("ascii", "replace")):
-            if message_id not in found:
-                found.append(message_id)
-    return tuple(found)
+    found = itertools.chain(_quoted_ids(body), _returned_ids(message, limits, decoded))
+    return tuple(dict.fromkeys(found))
 
 
 def _parse_bytes(raw: bytes) -> Message:
@@ -749,5 +788,6 @@ def parse_message(
         failed, delayed = _delivery_failures(raw)
         if failed or delayed:
             parsed = replace(parsed, failed_recipients=failed, delayed_recipients=delayed)
-        parsed = replace(parsed, embedded_message_ids=_embedded_message_ids(raw))
+        embedded = _embedded_message_ids(raw, message, limits, decoded)
+        parsed = replace(parsed, embedded_message_ids=embedded)
     return parsed
