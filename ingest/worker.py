@@ -165,7 +165,7 @@ class Worker:
     def process_run(self, most: int = RUN_MESSAGES) -> list[Processed]:
         """Process up to `most` pending messages in one transaction (the module's docstring);
         empty when none is pending. Raises as `process_next` does, for the first message."""
-        if most > 1 and self.db.is_sqlite and self._ahead() is None:
+        if most > 1 and self.db.is_sqlite:
             run = self._claim_run(most)
             done = self._apply_run(run) if run else []
             if done:
@@ -177,20 +177,26 @@ class Worker:
 
     def _claim_run(self, most: int) -> list[Candidate]:
         """The oldest pending rows, as long as none of them ever stopped the worker, their
-        tries written down in one commit; empty when fewer than two are left so (the oldest
+        tries written down in one commit, after the row sent ahead if there is one (marked
+        already, it is the run's first); empty when no run of two is left so (the oldest
         stopped the worker: tried alone; a single row: process_next sends the next ahead)."""
+        ahead = self._ahead()
+        first = [] if ahead is None else [ahead]
+        after = 0 if ahead is None else ahead.entry_id
         with self.db.read_rows() as connection:
-            rows = connection.execute(_OLDEST_RUN, {"most": most}).all()
+            rows = connection.execute(
+                _OLDEST_RUN, {"after": after, "most": most - len(first)}
+            ).all()
         run: list[Candidate] = []
         for row in rows:
             candidate = _candidate_of(row)
             if stops_so_far(candidate.reason):
                 break
             run.append(candidate)
-        if len(run) < 2:
+        if len(first) + len(run) < 2:
             return []
         marked = set(mark_all(self.db, [(c.entry_id, 0, c.reason) for c in run]))
-        return [candidate for candidate in run if candidate.entry_id in marked]
+        return first + [candidate for candidate in run if candidate.entry_id in marked]
 
     def _apply_run(self, run: list[Candidate]) -> list[Processed]:
         """Prepare and apply the marked rows of `run` in order in one transaction, each in a
@@ -481,7 +487,7 @@ _CANDIDATE = (
 # A run of rows applied in one transaction: the oldest pending, in the journal's order.
 _OLDEST_RUN = (
     select(*_CANDIDATE)
-    .where(JOURNAL.c.state == JOURNAL_PENDING)
+    .where(JOURNAL.c.state == JOURNAL_PENDING, JOURNAL.c.id > bindparam("after"))
     .order_by(JOURNAL.c.id)
     .limit(bindparam("most"))
 )

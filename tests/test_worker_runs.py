@@ -214,3 +214,21 @@ def test_a_stop_of_the_daemon_in_a_run_forgets_the_tries_not_reached(state: Stat
     assert [r.journal_id for r in done] == ids[:2]
     rows = _rows(state)
     assert all(rows[n] == (JOURNAL_PENDING, 0, None) for n in ids[2:])
+
+
+def test_the_row_sent_ahead_by_a_single_message_is_the_first_of_the_next_run(
+    state: State,
+) -> None:
+    ids = _accept(state, 5)
+    state.isolate()
+    assert state.isolation is not None
+    # One at a time (the daemon while the listener stores a burst) sends the next ahead.
+    first = state.worker.process_next()
+    assert first is not None and first.journal_id == ids[0]
+    assert state.isolation.ahead.entry_id == ids[1]
+    commits = _commits(state)
+    done = state.worker.process_run()
+    assert [r.journal_id for r in done] == ids[1:]
+    assert commits[0] == 2  # the marks of the rows after it, then the run
+    assert {row[:2] for row in _rows(state).values()} == {(JOURNAL_DONE, 1)}
+    assert state.isolation.ahead is None
