@@ -18,10 +18,11 @@ of its own, so a message the runner quarantines takes back only its own writes; 
 (one disk sync) then ends them all. A message that kills the daemon costs each row of its run
 one counted stop, and once counted each is tried alone, as below. The run ends early, the rows
 not reached unmarked and first in line, when another writer of the process (the SMTP
-listener's journal) waits for the write lock, when the daemon stops, or when a message after
-the first fails for a while (a temporary error: the others commit, it goes first next time,
-and fails as a first message fails). With a parsing process the next message of the run is
-parsed while the current one is applied.
+listener's journal) waits for the write lock, once it has held the lock RUN_SECONDS (writers
+of other processes have only SQLite's busy timeout), when the daemon stops, or when a message
+after the first fails for a while (a temporary error: the others commit, it goes first next
+time, and fails as a first message fails). With a parsing process the next message of the run
+is parsed while the current one is applied.
 
 On SQLite with a parsing process, `process_next` (one message) parses ahead too: before it
 applies a message it claims the next pending row, writes down that try too and sends it to the
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +82,8 @@ JOURNAL_LOCK_CLASS = 0x6A726E6C  # "jrnl"
 # Messages applied in one transaction at most (process_run): one commit, one disk sync and one
 # write of the tries' marks for all of them, instead of one each (issue 19).
 RUN_MESSAGES = 16
+# ... and for this long at most before its next message: a run holds SQLite's write lock.
+RUN_SECONDS = 0.5
 
 
 class ParseTooSlow(Permanent):
@@ -206,9 +210,10 @@ class Worker:
         try:
             self._submit(run[0])  # parsed while the transaction begins
             with self.runner.together() as apply:
+                began = time.monotonic()
                 while reached < len(run):
-                    if reached and self.db.writer_waiting():
-                        break  # the listener's turn; what the parsing process has is next
+                    if reached and self._run_yields(began):
+                        break  # another writer's turn; what the parsing process has is next
                     candidate = run[reached]
                     prepared = self._take(candidate)
                     if isinstance(prepared, Interrupted):
@@ -233,6 +238,12 @@ class Worker:
             raise
         self._end_run(run[reached:])
         return done
+
+    def _run_yields(self, began: float) -> bool:
+        """Whether a run ends before its next message: another writer of this process waits
+        for the lock, or the run has held it for RUN_SECONDS (the parses it waits for may be
+        slow, and writers in other processes only have SQLite's busy timeout)."""
+        return self.db.writer_waiting() or time.monotonic() - began > RUN_SECONDS
 
     def _apply_in_run(
         self,

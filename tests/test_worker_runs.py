@@ -18,6 +18,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
 import ingest.runner
+import ingest.worker
 from domain.context import Context
 from ingest.journal import Arrival
 from ingest.pipeline import Work
@@ -232,3 +233,16 @@ def test_the_row_sent_ahead_by_a_single_message_is_the_first_of_the_next_run(
     assert commits[0] == 2  # the marks of the rows after it, then the run
     assert {row[:2] for row in _rows(state).values()} == {(JOURNAL_DONE, 1)}
     assert state.isolation.ahead is None
+
+
+def test_a_run_ends_once_it_has_held_the_lock_for_its_time(
+    desk: State, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Writers of other processes (a command, an import beside the daemon) only have SQLite's
+    # busy timeout: a run of slow parses must not hold the lock for all of them.
+    ids = _accept(desk, 4)
+    monkeypatch.setattr(ingest.worker, "RUN_SECONDS", -1.0)
+    assert [r.journal_id for r in desk.worker.process_run()] == ids[:1]
+    monkeypatch.undo()
+    assert [r.journal_id for r in desk.worker.drain()] == ids[1:]
+    assert {row[:2] for row in _rows(desk).values()} == {(JOURNAL_DONE, 1)}
