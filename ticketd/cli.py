@@ -7,7 +7,11 @@ only when its command runs.
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
+import select
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -38,11 +42,16 @@ __all__ = [
     "EX_CONFIG",
     "EX_DATAERR",
     "EX_OK",
+    "EX_PIPE",
     "EX_TEMPFAIL",
     "EX_UNAVAILABLE",
     "EX_USAGE",
     "main",
 ]
+
+# A command whose reader stopped early (`| head`): 128 + SIGPIPE, as a shell reports coreutils
+# and git then (main, _quiet_end).
+EX_PIPE = 128 + signal.SIGPIPE
 
 AT = Arg("--at", help="as if at this ISO 8601 time")
 DRY_RUN = Arg("--dry-run", flag=True, help="say what would change, change nothing")
@@ -592,21 +601,73 @@ COMMANDS: tuple[Entry, ...] = (
 
 def main(argv: Sequence[str] | None = None) -> int:
     release_large_buffers()  # before any message is read (domain/allocator.py)
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # _main lets through only a pipe whose reader is gone: standard output's, or standard
+        # error's where an error or argparse's usage was printed (`2>&1 | head -1`).
+        return _quiet_end()
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    # Inside main's try: argparse prints --help and usage itself, into a pipe too.
     args = build_parser(COMMANDS).parse_args(argv)
     logs.setup(verbose=args.verbose)
     command = args.declared
     assert isinstance(command, Command)  # every parser of build_parser sets it
     try:
-        return run(command, args)
+        status = run(command, args)
+        sys.stdout.flush()  # what is still buffered fails here, not in the interpreter's exit
+        return status
     except ConfigError as error:
         print(error.render(config_path(args)), file=sys.stderr)
         return EX_CONFIG
     except KeyboardInterrupt:
         return EX_OK
-    except Exception as error:  # never a traceback to a user; the log has the detail
-        logging.getLogger("ticketd").debug("unexpected error", exc_info=True)
-        print(f"ticketd {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
+    except BrokenPipeError as error:
+        if _stdout_closed():
+            raise  # the reader stopped early: main ends quietly
+        return _unexpected(args, error)
+    except Exception as error:
+        return _unexpected(args, error)
+
+
+def _unexpected(args: argparse.Namespace, error: Exception) -> int:
+    """Never a traceback to a user; the log has the detail."""
+    logging.getLogger("ticketd").debug("unexpected error", exc_info=True)
+    print(f"ticketd {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
+    return 1
+
+
+def _stdout_closed() -> bool:
+    """Whether standard output is a pipe or socket whose reader is gone: poll says POLLERR for
+    a pipe without readers (POLLHUP for a socket). A BrokenPipeError is also what a socket
+    raises whose peer hung up (a relay, clamd): that one is an error the admin must see."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False  # replaced by something without a descriptor (a test's capture)
+    poller = select.poll()
+    poller.register(fd, 0)  # POLLERR and POLLHUP are reported without being asked for
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
+def _quiet_end() -> int:
+    """The end of a command whose reader stopped early (`| head`, `less` quit): nothing on
+    standard error, and EX_PIPE.
+
+    coreutils and git die of SIGPIPE there (git's check_pipe raises it), which a shell reports
+    as 141 and scripts with `set -o pipefail` see. Python ignores SIGPIPE (the daemon's
+    sockets need the EPIPE error instead of being killed), so ticketd exits with 141 itself,
+    the status a shell shows for them, and its exit handlers (the log's flush) still run.
+    Standard output is pointed at /dev/null first: the interpreter flushes what is still
+    buffered at exit, and that flush into the closed pipe printed "Exception ignored"."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+    return EX_PIPE
 
 
 if __name__ == "__main__":  # pragma: no cover
