@@ -132,16 +132,16 @@ def test_an_error_keeps_the_headers_its_exception_carries(tmp_path: Path) -> Non
         server.stop()
     # RFC 9110 15.5.6: a 405 names the methods the path takes (every route of it, not one).
     listing = answers["DELETE", "/api/v1/tickets"]
-    assert listing.status_code == 405 and listing.headers["Allow"] == "GET, POST"
+    assert listing.status_code == 405 and listing.headers["Allow"] == "GET, HEAD, POST"
     assert listing.json() == {"error": "Method Not Allowed"}
-    assert answers["POST", "/healthz"].headers["Allow"] == "GET"
+    assert answers["POST", "/healthz"].headers["Allow"] == "GET, HEAD"
     no_token = answers["GET", "/api/v1/tickets"]
     assert no_token.status_code == 401 and no_token.headers["WWW-Authenticate"] == "Bearer"
     busy = answers["GET", "/api/v1/busy"]
     assert busy.status_code == 503 and busy.headers["Retry-After"] == "30"
     assert busy.json() == {"error": "busy"}
     link = answers["PUT", "/console/link"]  # the console's page, with the header all the same
-    assert link.status_code == 405 and link.headers["Allow"] == "GET, POST"
+    assert link.status_code == 405 and link.headers["Allow"] == "GET, HEAD, POST"
     assert link.headers["content-type"].startswith("text/html"), link.text
 
 

@@ -387,15 +387,15 @@ def test_a_method_a_console_path_does_not_take_is_a_console_page_and_the_apis_st
     assert out.headers["Allow"] == "POST"
     english = requests.put(base + "/console/link?lang=en", timeout=30)
     console_page(english, 405, "This page does not open that way")
-    assert english.headers["Allow"] == "GET, POST"
+    assert english.headers["Allow"] == "GET, HEAD, POST"
     agent = console_session(base, relay, PAYMENT_AGENT)
     opened = agent.get(f"{base}/console/tickets/{ref}/answer", timeout=30)
     console_page(opened, 405, "Bu sayfa bu şekilde açılmaz")
     assert PAYMENT_AGENT in opened.text  # signed in: the nav is there
     for method, path, allow in (
-        ("DELETE", "/api/v1/tickets", "GET, POST"),
+        ("DELETE", "/api/v1/tickets", "GET, HEAD, POST"),
         ("GET", f"/api/v1/tickets/{ref}/replies", "POST"),
-        ("PUT", "/healthz", "GET"),
+        ("PUT", "/healthz", "GET, HEAD"),
     ):
         api = requests.request(method, base + path, headers={"Accept": "text/html"}, timeout=30)
         assert api.status_code == 405 and api.headers["Allow"] == allow, (path, api.headers)

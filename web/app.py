@@ -58,7 +58,8 @@ def _headers(request: Request, error: StarletteHTTPException) -> dict[str, str]:
     method (`GET` and `POST /api/v1/tickets`)."""
     headers = dict(error.headers or {})
     if error.status_code == 405:
-        allowed = [method for method in _METHODS if _takes(request, method)]
+        # HEAD is taken wherever GET is (_HeadAsGet), though no route names it.
+        allowed = [m for m in _METHODS if _takes(request, "GET" if m == "HEAD" else m)]
         headers["Allow"] = ", ".join(allowed) or headers.get("Allow", "")
     return headers
 
@@ -87,6 +88,31 @@ def _install_errors(app: FastAPI) -> None:
         return _error(error.status_code, str(error.detail), headers)
 
     app.add_middleware(_Unexpected)
+    app.add_middleware(_HeadAsGet)  # outside _Unexpected: its 500 is a GET's too, bodiless
+
+
+class _HeadAsGet:
+    """HEAD answers as GET would, without the body (RFC 9110 9.3.2): the same status and
+    headers, Content-Length as GET's. FastAPI's routes take only the methods they name, so HEAD
+    on every GET route was a 405; Starlette's own routes add HEAD beside GET, but FastAPI's
+    don't, and adding it to them would list a HEAD operation of every path in /openapi.json.
+    The request is routed as GET (a path that takes no GET answers HEAD with GET's 404 or 405)
+    and the body is dropped here, whatever server runs the app (uvicorn drops it too)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 class _Unexpected:
