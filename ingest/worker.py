@@ -255,8 +255,7 @@ class Worker:
         """One message of a run; STOP after a temporary failure of any but the first (whose
         failure propagates, as in process_next): the others already applied still commit."""
         if isinstance(prepared, ChildDied):
-            log.error("journal=%s stopped the parsing process: %s", candidate.entry_id, prepared)
-            return Processed(candidate.entry_id, JOURNAL_PENDING, str(prepared))
+            return _child_died(candidate.entry_id, prepared)
         try:
             return apply(candidate.entry_id, prepared) or TAKEN
         except (Temporary, OperationalError):
@@ -329,9 +328,7 @@ class Worker:
             unmark(self.db, entry_id, candidate.reason)
             return None
         if isinstance(prepared, ChildDied):
-            # Counted like a daemon that died: the next try is the next stop's count.
-            log.error("journal=%s stopped the parsing process: %s", entry_id, prepared)
-            return Processed(entry_id, JOURNAL_PENDING, str(prepared))
+            return _child_died(entry_id, prepared)
         if isinstance(prepared, Prepared):
             # A message that failed before the transaction (a scanner that cannot be reached,
             # a parse past its limit) is decided at once: nothing to overlap, and a scanner
@@ -428,6 +425,13 @@ class Worker:
                 break
             done.extend(results)
         return done
+
+
+def _child_died(entry_id: int, died: ChildDied) -> Processed:
+    """Counted like a daemon that died: the row stays pending with its mark, so the next try
+    is the next stop's count."""
+    log.error("journal=%s stopped the parsing process: %s", entry_id, died)
+    return Processed(entry_id, JOURNAL_PENDING, str(died))
 
 
 def _prepared(result: object) -> Prepared | Failed | Interrupted | ChildDied:

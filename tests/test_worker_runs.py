@@ -20,7 +20,6 @@ from sqlalchemy.exc import OperationalError
 import ingest.runner
 import ingest.worker
 from domain.context import Context
-from ingest.journal import Arrival
 from ingest.pipeline import Work
 from ingest.runner import Ending
 from ingest.worker_stops import IN_WORKER
@@ -31,7 +30,7 @@ from storage.models import (
     JournalEntry,
     Ticket,
 )
-from tests.helpers import customer_mail
+from tests.journal_rows import accept_requests, journal_rows
 from ticketd.state import State
 
 
@@ -47,30 +46,6 @@ def desk(request: pytest.FixtureRequest, state: State) -> Iterator[State]:
     if request.param == "parsing process":
         state.isolate()  # as the daemon and `import` parse
     yield state
-
-
-def _accept(state: State, count: int) -> list[int]:
-    return [
-        state.journal.accept(
-            Arrival(
-                raw=customer_mail(
-                    sender=f"Müşteri {n} <musteri{n}@example.com.tr>",
-                    subject=f"Talep {n}: hesabım",
-                    body=f"Merhaba, {n} numaralı siparişim gelmedi. Yardım eder misiniz?",
-                ),
-                source="test",
-            )
-        )
-        for n in range(count)
-    ]
-
-
-def _rows(state: State) -> dict[int, tuple[str, int, str | None]]:
-    with state.db.read() as session:
-        rows = session.execute(
-            select(JournalEntry.id, JournalEntry.state, JournalEntry.attempts, JournalEntry.reason)
-        )
-        return {row.id: (row.state, row.attempts, row.reason) for row in rows}
 
 
 def _tickets(state: State) -> int:
@@ -89,14 +64,14 @@ def _commits(state: State) -> list[int]:
 
 
 def test_a_run_of_messages_is_one_commit_and_each_try_counts_once(desk: State) -> None:
-    ids = _accept(desk, 6)
+    ids = accept_requests(desk, 6)
     commits = _commits(desk)
     done = desk.worker.process_run()
     assert [r.journal_id for r in done] == ids
     assert all(r.state == JOURNAL_DONE for r in done)
     # The marks of the six tries in one commit, the six messages in another.
     assert commits[0] == 2
-    assert {row[:2] for row in _rows(desk).values()} == {(JOURNAL_DONE, 1)}
+    assert {row[:2] for row in journal_rows(desk).values()} == {(JOURNAL_DONE, 1)}
     assert _tickets(desk) == 6
     assert desk.worker.process_run() == []
 
@@ -104,7 +79,7 @@ def test_a_run_of_messages_is_one_commit_and_each_try_counts_once(desk: State) -
 def test_a_quarantined_message_takes_back_only_its_own_writes(
     desk: State, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first, victim, third = _accept(desk, 3)
+    first, victim, third = accept_requests(desk, 3)
     walk = ingest.runner.walk
 
     def fails_after_writing(ctx: Context, work: Work, *args: Any) -> Ending:
@@ -122,13 +97,13 @@ def test_a_quarantined_message_takes_back_only_its_own_writes(
         third: JOURNAL_DONE,
     }
     assert _tickets(desk) == 2  # the victim's ticket went with its savepoint, no other
-    assert "a defect after the ticket was written" in (_rows(desk)[victim][2] or "")
+    assert "a defect after the ticket was written" in (journal_rows(desk)[victim][2] or "")
 
 
 def test_a_temporary_failure_after_the_first_commits_those_before_and_keeps_the_order(
     desk: State, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first, second, third, fourth = _accept(desk, 4)
+    first, second, third, fourth = accept_requests(desk, 4)
     walk = ingest.runner.walk
     failing = {third}
 
@@ -140,7 +115,7 @@ def test_a_temporary_failure_after_the_first_commits_those_before_and_keeps_the_
     monkeypatch.setattr(ingest.runner, "walk", database_busy)
     done = desk.worker.process_run()
     assert [r.journal_id for r in done] == [first, second]
-    rows = _rows(desk)
+    rows = journal_rows(desk)
     assert [rows[n][:2] for n in (first, second)] == [(JOURNAL_DONE, 1)] * 2
     # Not tried as far as the counts go: no mark, no attempt, first in line.
     assert rows[third] == (JOURNAL_PENDING, 0, None)
@@ -149,17 +124,17 @@ def test_a_temporary_failure_after_the_first_commits_those_before_and_keeps_the_
     # First of the next run, it fails as a first message does: raised, its try counted.
     with pytest.raises(OperationalError):
         desk.worker.process_run()
-    rows = _rows(desk)
+    rows = journal_rows(desk)
     assert rows[third][:2] == (JOURNAL_PENDING, 1)
     assert rows[fourth] == (JOURNAL_PENDING, 0, None)
     failing.clear()
     assert [r.journal_id for r in desk.worker.drain()] == [third, fourth]
-    rows = _rows(desk)
+    rows = journal_rows(desk)
     assert rows[third][:2] == (JOURNAL_DONE, 2) and rows[fourth][:2] == (JOURNAL_DONE, 1)
 
 
 def test_rows_that_stopped_the_worker_are_not_part_of_a_run(desk: State) -> None:
-    first, second, stopped, fourth = _accept(desk, 4)
+    first, second, stopped, fourth = accept_requests(desk, 4)
     with desk.db.transaction() as session:  # the third stopped the daemon once
         entry = session.get(JournalEntry, stopped)
         assert entry is not None
@@ -167,30 +142,30 @@ def test_rows_that_stopped_the_worker_are_not_part_of_a_run(desk: State) -> None
     assert [r.journal_id for r in desk.worker.process_run()] == [first, second]
     assert [r.journal_id for r in desk.worker.process_run()] == [stopped]  # alone
     assert [r.journal_id for r in desk.worker.process_run()] == [fourth]
-    rows = _rows(desk)
+    rows = journal_rows(desk)
     assert rows[stopped][:2] == (JOURNAL_DONE, 2)
     assert [rows[n][:2] for n in (first, second, fourth)] == [(JOURNAL_DONE, 1)] * 3
 
 
 def test_after_a_kill_every_row_of_the_run_is_tried_alone(desk: State) -> None:
-    ids = _accept(desk, 3)
+    ids = accept_requests(desk, 3)
     with desk.db.transaction() as session:  # what a SIGKILL in the middle of a run leaves
         for entry in session.scalars(select(JournalEntry)):
             entry.reason, entry.attempts = f"{IN_WORKER} 1", 1
     for expected in ids:
         assert [r.journal_id for r in desk.worker.process_run()] == [expected]
-    assert {row[:2] for row in _rows(desk).values()} == {(JOURNAL_DONE, 2)}
+    assert {row[:2] for row in journal_rows(desk).values()} == {(JOURNAL_DONE, 2)}
 
 
 def test_a_run_gives_way_to_another_writer_and_the_rest_keeps_its_order(
     desk: State, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ids = _accept(desk, 5)
+    ids = accept_requests(desk, 5)
     waiting = type(desk.db).writer_waiting
     monkeypatch.setattr(type(desk.db), "writer_waiting", lambda self: True)
     done = desk.worker.process_run()
     assert [r.journal_id for r in done] == ids[:1]
-    rows = _rows(desk)
+    rows = journal_rows(desk)
     if desk.isolation is not None:  # the second is in the parsing process: taken next
         assert desk.isolation.ahead.entry_id == ids[1]
         assert rows[ids[1]][:2] == (JOURNAL_PENDING, 1)
@@ -200,11 +175,11 @@ def test_a_run_gives_way_to_another_writer_and_the_rest_keeps_its_order(
     assert all(rows[n] == (JOURNAL_PENDING, 0, None) for n in rest)
     monkeypatch.setattr(type(desk.db), "writer_waiting", waiting)
     assert [r.journal_id for r in desk.worker.drain()] == ids[1:]
-    assert {row[:2] for row in _rows(desk).values()} == {(JOURNAL_DONE, 1)}
+    assert {row[:2] for row in journal_rows(desk).values()} == {(JOURNAL_DONE, 1)}
 
 
 def test_a_stop_of_the_daemon_in_a_run_forgets_the_tries_not_reached(state: State) -> None:
-    ids = _accept(state, 4)
+    ids = accept_requests(state, 4)
     state.isolate()
     isolation = state.isolation
     assert isolation is not None
@@ -221,14 +196,14 @@ def test_a_stop_of_the_daemon_in_a_run_forgets_the_tries_not_reached(state: Stat
     isolation.collect = stop_after_two  # type: ignore[method-assign]
     done = worker.process_run()
     assert [r.journal_id for r in done] == ids[:2]
-    rows = _rows(state)
+    rows = journal_rows(state)
     assert all(rows[n] == (JOURNAL_PENDING, 0, None) for n in ids[2:])
 
 
 def test_the_row_sent_ahead_by_a_single_message_is_the_first_of_the_next_run(
     state: State,
 ) -> None:
-    ids = _accept(state, 5)
+    ids = accept_requests(state, 5)
     state.isolate()
     assert state.isolation is not None
     # One at a time (the daemon while the listener stores a burst) sends the next ahead.
@@ -239,7 +214,7 @@ def test_the_row_sent_ahead_by_a_single_message_is_the_first_of_the_next_run(
     done = state.worker.process_run()
     assert [r.journal_id for r in done] == ids[1:]
     assert commits[0] == 2  # the marks of the rows after it, then the run
-    assert {row[:2] for row in _rows(state).values()} == {(JOURNAL_DONE, 1)}
+    assert {row[:2] for row in journal_rows(state).values()} == {(JOURNAL_DONE, 1)}
     assert state.isolation.ahead is None
 
 
@@ -248,9 +223,9 @@ def test_a_run_ends_once_it_has_held_the_lock_for_its_time(
 ) -> None:
     # Writers of other processes (a command, an import beside the daemon) only have SQLite's
     # busy timeout: a run of slow parses must not hold the lock for all of them.
-    ids = _accept(desk, 4)
+    ids = accept_requests(desk, 4)
     monkeypatch.setattr(ingest.worker, "RUN_SECONDS", -1.0)
     assert [r.journal_id for r in desk.worker.process_run()] == ids[:1]
     monkeypatch.setattr(ingest.worker, "RUN_SECONDS", 600.0)
     assert [r.journal_id for r in desk.worker.drain()] == ids[1:]
-    assert {row[:2] for row in _rows(desk).values()} == {(JOURNAL_DONE, 1)}
+    assert {row[:2] for row in journal_rows(desk).values()} == {(JOURNAL_DONE, 1)}
