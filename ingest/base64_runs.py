@@ -42,7 +42,7 @@ class Lifted:
     has none) and each run's decoded bytes by the marker standing in for it. The markers are
     `prefix` and a number: one search for the prefix tells whether a part holds any."""
 
-    text: bytes
+    text: bytes | bytearray
     prefix: str = ""
     decoded: dict[str, bytes] = field(default_factory=dict)
 
@@ -75,12 +75,12 @@ class Lifted:
         return found if len(found) == len(self.decoded) else None
 
 
-def lift(raw: bytes) -> Lifted:
+def lift(raw: bytes | bytearray) -> Lifted:
     """`raw` with each long clean base64 run after its header replaced by a marker line."""
     if len(raw) < LIFT_FROM:
         return Lifted(raw)
     body_start = _body_start(raw)
-    pieces: list[bytes] = []
+    pieces: list[bytes | bytearray] = []
     decoded: dict[str, bytes] = {}
     # 12 random characters of the alphabet and a 12-digit number: 24 characters, 18 bytes of
     # base64 (no padding), never in the message by chance.
@@ -101,14 +101,14 @@ def lift(raw: bytes) -> Lifted:
     return Lifted(b"".join(pieces), prefix, decoded)
 
 
-def _body_start(raw: bytes) -> int:
+def _body_start(raw: bytes | bytearray) -> int:
     """Where the top-level header ends (its empty line), or the end: no run is looked for
     in the header, which the parser reads differently."""
     ends = [end + len(blank) for blank in (b"\n\n", b"\n\r\n") if (end := raw.find(blank)) >= 0]
     return min(ends) if ends else len(raw)
 
 
-def _clean(raw: bytes, start: int, end: int) -> bool:
+def _clean(raw: bytes | bytearray, start: int, end: int) -> bool:
     """Whole base64 quanta, padding only on the run's last line: decoding it strictly (as the
     parser first tries) and leniently (binascii) give the same bytes."""
     line_ends = raw.count(b"\n", start, end) + raw.count(b"\r", start, end)

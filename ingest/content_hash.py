@@ -51,7 +51,7 @@ _WANTED = frozenset(name.encode() for name in AUTHOR_FIELDS)
 _NAME_BYTES = bytes(range(0x21, 0x7F))
 
 
-def _is_header_line(line: bytes) -> bool:
+def _is_header_line(line: bytes | bytearray) -> bool:
     """Whether the email package's feedparser, which ticketd parses with, reads `line` (its
     line end taken off) as a header line: a field, a continuation or a `From ` line."""
     if line[:1] in (b" ", b"\t") or line.startswith(b"From "):
@@ -66,7 +66,7 @@ _LINE_END = re.compile(rb"\r\n|\r|\n")  # each a line end for the parser, and ma
 PIECE = 256 * 1024
 
 
-def _split(raw: bytes) -> tuple[list[bytes], bytes, int]:
+def _split(raw: bytes | bytearray) -> tuple[list[bytes], bytes, int]:
     """(header lines, what the body begins with, where the rest of the body begins in `raw`):
     the header ended where the parser ends it, so a message without the empty line after its
     header (a script's, a cron alert's) has its text hashed, and two that differ only in it
@@ -80,7 +80,7 @@ def _split(raw: bytes) -> tuple[list[bytes], bytes, int]:
     while start < len(raw):
         found = _LINE_END.search(raw, start)
         end, after = found.span() if found else (len(raw), len(raw))
-        line = raw[start:end]
+        line = bytes(raw[start:end])  # a header line: small
         if not _is_header_line(line):
             # The empty line is the separator; any other line is the body's first.
             body_from = after if not line else start
@@ -94,7 +94,7 @@ def _split(raw: bytes) -> tuple[list[bytes], bytes, int]:
     return head, lead, body_from
 
 
-def _normalised_pieces(raw: bytes, start: int) -> Iterator[bytes]:
+def _normalised_pieces(raw: bytes | bytearray, start: int) -> Iterator[bytes | bytearray]:
     """`raw[start:]` with its line ends made LF, in pieces of about PIECE bytes; a CRLF is
     never split between two pieces."""
     while start < len(raw):
@@ -120,7 +120,7 @@ def _author_fields(lines: list[bytes]) -> list[tuple[bytes, bytes]]:
     return sorted(kept, key=lambda field: field[0])
 
 
-def content_hash(raw: bytes) -> str:
+def content_hash(raw: bytes | bytearray) -> str:
     """The SHA-256 (hex) of the author's header fields and the body of `raw`."""
     lines, lead, body_from = _split(raw)
     digest = hashlib.sha256()

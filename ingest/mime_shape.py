@@ -101,7 +101,7 @@ class PartsCut(MessageDefect):
         self.limit = limit
 
 
-def bound_parts(raw: bytes, limit: int = MAX_PARTS) -> tuple[bytes, bool]:
+def bound_parts(raw: bytes | bytearray, limit: int = MAX_PARTS) -> tuple[bytes | bytearray, bool]:
     """The raw bytes up to the delimiter line that would start part `limit` + 1, and whether
     anything was cut."""
     boundaries = {a or b for a, b in _BOUNDARY.findall(raw)}

@@ -593,7 +593,7 @@ def looks_like_report(message: ParsedMessage) -> bool:
 BOUNCE_SCAN_LIMIT = 512 * 1024
 
 
-def _delivery_failures(raw: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _delivery_failures(raw: bytes | bytearray) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(failed, delayed) recipients in a delivery report, as flufl.bounce's detectors read
     them from a bounded view of it (ingest/report_scan.py)."""
     try:
@@ -610,7 +610,7 @@ def _delivery_failures(raw: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
 _EMBEDDED_ID = re.compile(rb"(?im)^[ \t>]*(?:message-id|in-reply-to|references):[ \t]*(.{0,2000})$")
 
 
-def _quoted_ids(text: bytes) -> Iterator[str]:
+def _quoted_ids(text: bytes | bytearray) -> Iterator[str]:
     for line in _EMBEDDED_ID.findall(text):
         yield from _msg_ids(line.decode("ascii", "replace"))
 
@@ -649,7 +649,7 @@ def _returned_ids(
 
 
 def _embedded_message_ids(
-    raw: bytes, message: Message, limits: ShapeLimits, decoded: dict[int, bytes]
+    raw: bytes | bytearray, message: Message, limits: ShapeLimits, decoded: dict[int, bytes]
 ) -> tuple[str, ...]:
     """Message-IDs of the messages a report is about: in header lines quoted in its first
     BOUNCE_SCAN_LIMIT bytes below the top-level header, then in the returned parts."""
@@ -661,7 +661,7 @@ def _embedded_message_ids(
     return tuple(dict.fromkeys(found))
 
 
-def _parse_bytes(raw: bytes) -> Message:
+def _parse_bytes(raw: bytes | bytearray) -> Message:
     try:
         return message_from_bytes(raw, policy=compat32)
     except Exception:  # nesting so deep the parser recursed out: keep the headers and the text
@@ -671,7 +671,7 @@ def _parse_bytes(raw: bytes) -> Message:
         return message
 
 
-def _parse_lifted(raw: bytes) -> tuple[Message, dict[int, bytes]] | None:
+def _parse_lifted(raw: bytes | bytearray) -> tuple[Message, dict[int, bytes]] | None:
     """The message parsed with its long base64 runs decoded beside the parser, or None when
     a run's marker lands where it would change what is read."""
     lifted = lift(raw)
@@ -694,8 +694,8 @@ class _ForwardParser:
         if self.remaining <= 0:
             self.cut = True
             return None
-        raw, cut = bound_parts(raw, self.remaining)
-        message = _parse_bytes(raw)
+        bounded, cut = bound_parts(raw, self.remaining)
+        message = _parse_bytes(bounded)
         self.cut = self.cut or cut
         self.remaining -= sum(1 for _ in walk_parts(message, max_depth=self.limits.depth))
         return message
@@ -711,7 +711,9 @@ def decode_encodings(message: Message, limits: ShapeLimits = DEFAULT_LIMITS) -> 
         message.defects.append(PartsCut(limits.parts))
 
 
-def _parse_structure(raw: bytes, limits: ShapeLimits) -> tuple[Message, dict[int, bytes]]:
+def _parse_structure(
+    raw: bytes | bytearray, limits: ShapeLimits
+) -> tuple[Message, dict[int, bytes]]:
     """The parsed message, and the bodies of its long base64 runs decoded beside the parser
     by id of their part (ingest/base64_runs.py: a large message, parsed whole, cost the
     parsing process many times its size)."""
@@ -738,7 +740,7 @@ def envelope_address_text(path: str) -> str:
 
 
 def parse_message(
-    raw: bytes, limits: ShapeLimits = DEFAULT_LIMITS, envelope_from: str | None = None
+    raw: bytes | bytearray, limits: ShapeLimits = DEFAULT_LIMITS, envelope_from: str | None = None
 ) -> ParsedMessage:
     """Parse a raw message; works for any bytes, however broken. `limits` bound how many MIME
     parts are read and how deep ([limits] max_mime_parts, max_mime_depth); `envelope_from` is

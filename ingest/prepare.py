@@ -58,7 +58,7 @@ class Reading:
     """The per-message state before the transaction; each step returns the next one."""
 
     config: Config
-    raw: bytes
+    raw: bytes | bytearray
     arrived: Arrived
     own: tuple[AuthResult, ...] = ()  # our SPF/DKIM/DMARC results
     message: ParsedMessage | None = None
@@ -79,7 +79,7 @@ class PrepareStep:
 
 
 def step_parse(
-    raw: bytes, limits: ShapeLimits = DEFAULT_LIMITS, envelope_from: str | None = None
+    raw: bytes | bytearray, limits: ShapeLimits = DEFAULT_LIMITS, envelope_from: str | None = None
 ) -> ParsedMessage:
     """`limits` are the configuration's MIME shape limits ([limits] max_mime_parts, ...);
     `envelope_from` the journal row's envelope sender."""
@@ -103,7 +103,7 @@ def step_believe(
 
 
 def step_spam(
-    config: Config, raw: bytes, message: ParsedMessage, session: Session
+    config: Config, raw: bytes | bytearray, message: ParsedMessage, session: Session
 ) -> SpamVerdict | None:
     """The spam verdict ([spam]): a trusted gateway's that says spam, else rspamd's (within
     `[spam] timeout`), else None when no filter is configured."""
@@ -117,7 +117,7 @@ def step_spam(
 
 
 def step_verify(
-    config: Config, raw: bytes, source: str, envelope_from: str | None
+    config: Config, raw: bytes | bytearray, source: str, envelope_from: str | None
 ) -> list[AuthResult]:
     """Our SPF, DKIM and DMARC results for mail our listener received (ingest/verify.py), within
     `[dns] timeout`; nothing for mail another server received, or with `verify_senders` off."""
@@ -127,7 +127,7 @@ def step_verify(
     return verify(raw, envelope, config.trust.dns, config.trust.authserv_id)
 
 
-def spam_session(arrived: Arrived, raw: bytes) -> Session:
+def spam_session(arrived: Arrived, raw: bytes | bytearray) -> Session:
     """What the spam filter is told of the SMTP session (only the listener's mail has one)."""
     envelope = envelope_of(arrived.source, arrived.envelope_from, raw)
     if envelope is None:
@@ -182,13 +182,13 @@ def prepare_stored(config: Config, blobs: BlobStore, arrived: Arrived) -> Prepar
     for the worker, nor pickles them into the pipe (issue 19: a 25 MB message was read,
     decrypted and pickled there, three copies, to be parsed in the other process)."""
     try:
-        raw = blobs.get(arrived.blob_key)
+        raw = blobs.read_plain(arrived.blob_key)  # a bytearray: one copy less of it held
     except Exception as error:  # a damaged or missing blob: the runner's policy decides
         return Failed("parse", error)
     return prepare_message(config, raw, arrived)
 
 
-def prepare_message(config: Config, raw: bytes, arrived: Arrived) -> Prepared | Failed:
+def prepare_message(config: Config, raw: bytes | bytearray, arrived: Arrived) -> Prepared | Failed:
     """PREPARE_STEPS in order. Module-level, so that the daemon can run it in its parsing
     process (ingest/isolation.py); an error comes back as `Failed`, for the runner's policy."""
     reading = Reading(config, raw, arrived)

@@ -67,7 +67,7 @@ def _safe_line(line: bytes) -> bytes:
     return _LONG_WHITESPACE.sub(rb"\1", line[:REPORT_LINE_LIMIT])
 
 
-def _safe_lines(data: bytes, limit: int | None = None) -> bytes:
+def _safe_lines(data: bytes | bytearray, limit: int | None = None) -> bytes:
     lines = _ANY_LINE_END.split(data, maxsplit=limit or 0)[:limit]
     return b"\n".join(_safe_line(line) for line in lines)
 
@@ -96,7 +96,7 @@ def _bound_encoded_part(part: Message) -> None:
         part.set_payload(quopri.encodestring(safe).decode("ascii"))
 
 
-def report_view(raw: bytes) -> Message:
+def report_view(raw: bytes | bytearray) -> Message:
     """The message as the detectors read it: see the module's docstring."""
     head = raw[:REPORT_VIEW_BYTES]
     if len(raw) > REPORT_VIEW_BYTES:

@@ -48,7 +48,7 @@ class Session:
     rcpt: tuple[str, ...] = ()
 
 
-def _ask(config: SpamConfig, raw: bytes, session: Session) -> object:
+def _ask(config: SpamConfig, raw: bytes | bytearray, session: Session) -> object:
     assert config.rspamd_url is not None
     url = urlsplit(config.rspamd_url)
     kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
@@ -71,7 +71,7 @@ def _ask(config: SpamConfig, raw: bytes, session: Session) -> object:
         connection.close()
 
 
-def check(config: SpamConfig, raw: bytes, session: Session) -> SpamVerdict:
+def check(config: SpamConfig, raw: bytes | bytearray, session: Session) -> SpamVerdict:
     """rspamd's verdict, or an unchecked one with the reason; never raises."""
     try:
         answer = _ask(config, raw, session)

@@ -23,6 +23,7 @@ from email.utils import getaddresses
 
 from domain.config_trust import DnsConfig
 from domain.sender_auth import AuthResult
+from ingest.raw_header import header_block
 
 _HELO = re.compile(rb"^Received: from (\S+) \(\[", re.IGNORECASE)
 
@@ -34,7 +35,7 @@ class Envelope:
     helo: str
 
 
-def envelope_of(source: str, envelope_from: str | None, raw: bytes) -> Envelope | None:
+def envelope_of(source: str, envelope_from: str | None, raw: bytes | bytearray) -> Envelope | None:
     """What our listener recorded: the client IP in the journal's source, the HELO in the trace
     header it put first. None for mail another server received (IMAP, ingest, import)."""
     if not source.startswith("smtp:"):
@@ -44,9 +45,9 @@ def envelope_of(source: str, envelope_from: str | None, raw: bytes) -> Envelope 
     return Envelope(source.removeprefix("smtp:"), envelope_from or "", helo)
 
 
-def from_domain_of(raw: bytes) -> str:
+def from_domain_of(raw: bytes | bytearray) -> str:
     """The domain of the From header (the first address; DMARC judges a single author)."""
-    header = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    header = header_block(raw)
     found = re.search(rb"^From:(.*(?:\r?\n[ \t].*)*)", header, re.I | re.M)
     if found is None:
         return ""
@@ -54,7 +55,9 @@ def from_domain_of(raw: bytes) -> str:
     return addresses[0][1].rpartition("@")[2].lower().rstrip(">") if addresses else ""
 
 
-def verify(raw: bytes, envelope: Envelope, config: DnsConfig, authserv_id: str) -> list[AuthResult]:
+def verify(
+    raw: bytes | bytearray, envelope: Envelope, config: DnsConfig, authserv_id: str
+) -> list[AuthResult]:
     """SPF, DKIM and DMARC for a message our listener received, within `config.timeout`."""
     # Imported here, not at the top: pyspf, dkimpy and dnspython take a noticeable part of a
     # second to load, and `ticketd ingest` (a process per message) never verifies.

@@ -25,6 +25,7 @@ import spf
 from domain.config_trust import DnsConfig
 from domain.errors import Temporary
 from domain.sender_auth import PASS, AuthResult, aligned, organizational_domain
+from ingest.raw_header import header_block
 
 
 class DnsUnanswered(Temporary):
@@ -116,8 +117,8 @@ def _dkim_txt(lookups: Lookups) -> Any:
     return txt
 
 
-def _dkim(raw: bytes, lookups: Lookups, authserv_id: str) -> list[AuthResult]:
-    count = len(re.findall(rb"^DKIM-Signature:", raw.split(b"\r\n\r\n", 1)[0], re.I | re.M))
+def _dkim(raw: bytes | bytearray, lookups: Lookups, authserv_id: str) -> list[AuthResult]:
+    count = len(re.findall(rb"^DKIM-Signature:", header_block(raw), re.I | re.M))
     results: list[AuthResult] = []
     for index in range(count):
         signer: Any = None
@@ -173,7 +174,7 @@ def _dmarc(
 
 
 def check_all(
-    raw: bytes,
+    raw: bytes | bytearray,
     ip: str,
     mail_from: str,
     helo: str,

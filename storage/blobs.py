@@ -80,6 +80,10 @@ class BlobStore:
     def get(self, key: str) -> bytes:
         return self.path_for(key).read_bytes()
 
+    def read_plain(self, key: str) -> bytes | bytearray:
+        """`get` for a reader that takes a bytearray too (the sealed store reads into one)."""
+        return self.get(key)
+
     def exists(self, key: str) -> bool:
         return self.path_for(key).exists()
 

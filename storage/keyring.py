@@ -27,6 +27,7 @@ import binascii
 import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import logging
 import os
@@ -40,6 +41,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import (
+    AEADDecryptionContext,
     AEADEncryptionContext,
     Cipher,
     algorithms,
@@ -325,11 +327,15 @@ class Keyring:
     def opener(self, wanted: str) -> AESGCM | None:
         """The cipher for key id `wanted`; an unknown id re-reads the file once (a rotation
         another process began); None when the file does not hold it either (retired)."""
+        entry = self._entry(wanted)
+        return None if entry is None else self._cipher(entry)
+
+    def _entry(self, wanted: str) -> KeyEntry | None:
         entry = self._data.entry(wanted)
         if entry is None:
             self.refresh()
             entry = self._data.entry(wanted)
-        return None if entry is None else self._cipher(entry)
+        return entry
 
     def all_openers(self) -> list[AESGCM]:
         """Every key, for blobs sealed before they carried a key id."""
@@ -380,6 +386,31 @@ class Keyring:
         body = memoryview(sealed)[len(header) :]  # views, not copies of a 25 MB value
         return cipher.decrypt(body[:NONCE_SIZE], body[NONCE_SIZE:], header + bound)
 
+    def open_sealed_from(
+        self, magic: bytes, handle: io.BufferedIOBase, size: int, bound: bytes
+    ) -> bytearray:
+        """`open_sealed` of the `size` bytes `handle` holds from its start, read and decrypted a
+        megabyte at a time into one buffer: the sealed value is never held whole beside its
+        plaintext (issue 19: a 25 MB message cost the parsing process both). The plaintext is
+        returned only once the tag has verified it; raises as `open_sealed` does."""
+        header = handle.read(len(magic) + ID_SIZE)
+        nonce = handle.read(NONCE_SIZE)
+        length = size - len(header) - NONCE_SIZE - TAG_SIZE
+        if len(header) < len(magic) + ID_SIZE or len(nonce) < NONCE_SIZE or length < 0:
+            raise InvalidTag()  # truncated: what `open_sealed` finds of it too
+        entry = self._entry(header[len(magic) :].hex())
+        if entry is None:
+            raise UnknownKey(
+                f"sealed with key {header[len(magic) :].hex()}, which {self.describe()} does "
+                "not hold (retired, or another key file)"
+            )
+        handle.seek(size - TAG_SIZE)
+        tag = handle.read(TAG_SIZE)
+        handle.seek(len(header) + NONCE_SIZE)
+        decryptor = Cipher(algorithms.AES(entry.key), modes.GCM(nonce, tag)).decryptor()
+        decryptor.authenticate_additional_data(header + bound)
+        return _opened_pieces(decryptor, handle, length)
+
     def open_unlabelled(self, sealed: bytes, bound: bytes) -> bytes | None:
         """Nonce + ciphertext sealed before values named their key: whichever key opens it
         (the file re-read once, a rotation may be under way); None when none does."""
@@ -411,6 +442,26 @@ def _sealed_pieces(
     for start in range(0, len(plaintext), SEAL_PIECE):
         yield encryptor.update(plaintext[start : start + SEAL_PIECE])
     yield encryptor.finalize() + encryptor.tag
+
+
+def _opened_pieces(
+    decryptor: AEADDecryptionContext, handle: io.BufferedIOBase, length: int
+) -> bytearray:
+    """The `length` bytes of ciphertext `handle` reads next, decrypted into one buffer."""
+    # Room for a block more than the plaintext: `update_into` may ask for it (older versions
+    # of cryptography do); cut off after, in place, since a bytearray shrinks without a copy.
+    plain = bytearray(length + 16)
+    piece = bytearray(SEAL_PIECE)
+    with memoryview(plain) as into, memoryview(piece) as read:
+        at = 0
+        while at < length:
+            got = handle.readinto(read[: min(SEAL_PIECE, length - at)])
+            if not got:
+                raise InvalidTag()  # the file shrank while read
+            at += decryptor.update_into(read[:got], into[at:])
+        decryptor.finalize()  # InvalidTag unless every byte and the associated data are intact
+    del plain[length:]
+    return plain
 
 
 # The keyrings this process received from another (Keyring.__reduce__), one per key file: each

@@ -21,7 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 
 from domain.clock import FixedClock
+from domain.config_trust import DnsConfig
 from ingest.journal import Arrival
+from ingest.verify import Envelope, verify
 from storage.db import Database
 from storage.models import JournalEntry, OutboxMail, TicketMessage
 from tests.daemon import DaemonProcess, Relay, daemon_config
@@ -241,3 +243,23 @@ def test_a_thousand_forged_senders_get_no_automatic_mail(tmp_path: Path, clock: 
     # The same desk answers an honest sender: the silence is the forgeries', not the desk's.
     assert "acknowledged" in answered.detail and answered.untrusted is None
     print(f"1000 forged mails verified and processed in {took:.1f} s")
+
+
+def test_a_signature_quoted_in_the_body_of_an_lf_message_is_no_signature_of_it(
+    key: rsa.RSAPrivateKey, dns_server: Dnsmasq
+) -> None:
+    # A desk's mail pipe hands over LF line ends; a customer forwarding a signed mail inline
+    # quotes its DKIM-Signature line in the body. Only the header's signatures are the
+    # message's: the quoted one used to be counted too, and judged a permerror beside the pass.
+    quoted = b"DKIM-Signature: v=1; a=rsa-sha256; d=bank.example; s=x; h=from; bh=a; b=b\n"
+    body = b"Asagidaki mail bankadan geldi:\n\n" + quoted + b"From: bank@bank.example\n"
+    raw = sign(
+        b"From: Ayse <ayse@signed.example>\nTo: destek@example.com\nSubject: Fwd: dekont\n"
+        b"Message-ID: <lf-quoted@signed.example>\n\n" + body,
+        key,
+    ).replace(b"\r\n", b"\n")
+    config = DnsConfig(nameservers=(("127.0.0.1", dns_server.port),), timeout=5)
+    results = verify(raw, Envelope("127.0.0.1", "ayse@signed.example", "mx"), config, "mx.test")
+    assert [(r.method, r.result, r.domain) for r in results if r.method == "dkim"] == [
+        ("dkim", "pass", "signed.example")
+    ]
