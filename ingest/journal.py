@@ -72,9 +72,10 @@ class Arrival:
     # A name the source can give again for the same copy (IMAP: mailbox, UIDVALIDITY, UID);
     # with it, `accept` recognises a re-fetch instead of journaling the message twice.
     origin: str | None = None
-    # Origins that begin with this are one request's (the API's `Idempotency-Key`, its origin
-    # the key and the body's hash): another of them journaled already is OriginTaken. Arrivals
-    # of one family take turns (storage/key_turns.py), so two at the same moment journal once.
+    # One request's origins (the API's `Idempotency-Key`; its origin is this, the prefix, and
+    # the body's hash): a row of the family journaled already, under another origin, is
+    # OriginTaken. Kept in the row's `origin_family`, looked up by its index. Arrivals of one
+    # family take turns (storage/key_turns.py), so two at the same moment journal once.
     origin_family: str | None = None
 
 
@@ -167,7 +168,7 @@ class Journal:
         if arrival.origin_family is not None:
             taken: int | None = connection.scalar(
                 select(JOURNAL.c.id)
-                .where(JOURNAL.c.origin.startswith(arrival.origin_family, autoescape=True))
+                .where(JOURNAL.c.origin_family == arrival.origin_family)  # its index
                 .limit(1)
             )
             if taken is not None:
@@ -183,6 +184,7 @@ class Journal:
             "attempts": 0,
             "acknowledge": arrival.acknowledge,
             "origin": arrival.origin,
+            "origin_family": arrival.origin_family,
         }
         return _insert(connection, row), True
 

@@ -51,6 +51,12 @@ JOURNAL = Table(
     # Where the copy came from, when the source can name it again (an IMAP message's mailbox,
     # UIDVALIDITY and UID): a re-fetch after a crash finds this row instead of adding one.
     Column("origin", String(500)),
+    # The request `origin` is one of (ingest/journal.py Arrival.origin_family: an API request's
+    # Idempotency-Key): whether another body of the key came first is an exact match on its
+    # index. A LIKE on `origin`'s prefix read the whole index on SQLite (its LIKE with ESCAPE
+    # and a bound prefix is no range) and, in a database whose collation is not C, the whole
+    # table on PostgreSQL, inside the journal's write transaction of every such request.
+    Column("origin_family", String(500)),
     # What retention or a purge left of the raw bytes (RAW_* in storage/models.py); None: as
     # received.
     Column("raw_state", String(20)),
@@ -65,5 +71,6 @@ JOURNAL = Table(
     Column("step", String(100)),
     Index("ix_journal_state", "state", "id"),
     Index("ix_journal_blob_key", "blob_key"),
+    Index("ix_journal_origin_family", "origin_family"),
     UniqueConstraint("origin", name="uq_journal_origin"),
 )

@@ -64,6 +64,7 @@ class JournalEntry(Base):
     processed_at: Mapped[datetime | None]
     acknowledge: Mapped[bool]
     origin: Mapped[str | None]
+    origin_family: Mapped[str | None]
     raw_state: Mapped[str | None]
     raw_changed_at: Mapped[datetime | None]
     content_hash: Mapped[str | None]

@@ -12,7 +12,7 @@ from sqlalchemy import inspect, text
 
 from storage.db import Database
 
-HEAD = "0018"
+HEAD = "0019"
 
 
 def at_head(db: Database) -> bool:
