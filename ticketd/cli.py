@@ -139,6 +139,7 @@ TICKETS = Group(
             "list",
             "ticketd.ticket_commands:list_tickets",
             Opens.READ,
+            help="tickets with their queue, assignee and priority",
             json=True,
             arguments=(
                 Arg("--status"),
@@ -151,6 +152,7 @@ TICKETS = Group(
             "show",
             "ticketd.ticket_commands:show_ticket",
             Opens.READ,
+            help="one ticket's history and what was sent (audited)",
             json=True,
             arguments=(Arg("ref"), AGENT_ASKING),
         ),
@@ -190,11 +192,18 @@ MAIL_FLOW = (
         "quarantine",
         "messages that could not be processed",
         (
-            Command("list", "ticketd.journal_commands:quarantine_list", Opens.READ, json=True),
+            Command(
+                "list",
+                "ticketd.journal_commands:quarantine_list",
+                Opens.READ,
+                help="quarantined messages and the pipeline step that stopped each",
+                json=True,
+            ),
             Command(
                 "retry",
                 "ticketd.journal_commands:quarantine_retry",
                 Opens.FULL,
+                help="put a quarantined message back in the journal",
                 arguments=(
                     Arg("id", type=int),
                     Arg("--now", flag=True, help="process it now, not in the daemon"),
@@ -216,7 +225,15 @@ MAIL_FLOW = (
     Group(
         "outbox",
         "mail sent and waiting",
-        (Command("list", "ticketd.journal_commands:outbox_list", Opens.READ, json=True),),
+        (
+            Command(
+                "list",
+                "ticketd.journal_commands:outbox_list",
+                Opens.READ,
+                help="outgoing mail with its state (queued, sent, failed)",
+                json=True,
+            ),
+        ),
     ),
 )
 
@@ -511,7 +528,15 @@ SENDERS = (
     Group(
         "blocked",
         "the blocked senders",
-        (Command("list", "ticketd.block_commands:list_blocked", Opens.READ, json=True),),
+        (
+            Command(
+                "list",
+                "ticketd.block_commands:list_blocked",
+                Opens.READ,
+                help="the blocked addresses and domains, with their reasons",
+                json=True,
+            ),
+        ),
     ),
     Group(
         "webhooks",

@@ -33,9 +33,12 @@ of their own (any package ticketd may import), one function per command, then ad
 
     Group("tokens", "bearer tokens for the HTTP API", (
         Command("create", "ticketd.token_commands:create", Opens.FULL,
+                help="a new token, printed once",
                 arguments=(Arg("--agent", required=True, metavar="EMAIL"),)),
-        Command("list", "ticketd.token_commands:list_tokens", Opens.READ, json=True),
-        Command("revoke", "ticketd.token_commands:revoke", Opens.FULL, arguments=(Arg("id"),)),
+        Command("list", "ticketd.token_commands:list_tokens", Opens.READ,
+                help="the tokens", json=True),
+        Command("revoke", "ticketd.token_commands:revoke", Opens.FULL,
+                help="a token stops working at once", arguments=(Arg("id"),)),
     )),
 
 and a line to the README's command table. Errors: a handler prints its own refusal to standard
@@ -130,7 +133,9 @@ class Command:
     name: str
     handler: str
     opens: Opens
-    help: str | None = None
+    # The one line beside its name in the group's `--help` (argparse lists a command only
+    # when it has one: tests/test_cli_help.py).
+    help: str
     arguments: tuple[Arg | OneOf, ...] = ()
     json: bool = False  # takes --json (every listing does)
     description: str | None = None  # the longer text of `ticketd ... NAME --help`
@@ -183,11 +188,7 @@ def _add_commands(parser: argparse.ArgumentParser, dest: str, entries: Sequence[
             group = subparsers.add_parser(entry.name, help=entry.help)
             _add_commands(group, "subcommand", entry.commands)
             continue
-        command = (  # argparse lists a command without help only when given none at all
-            subparsers.add_parser(entry.name, description=entry.description)
-            if entry.help is None
-            else subparsers.add_parser(entry.name, help=entry.help, description=entry.description)
-        )
+        command = subparsers.add_parser(entry.name, help=entry.help, description=entry.description)
         for argument in entry.arguments:
             if isinstance(argument, OneOf):
                 exclusive = command.add_mutually_exclusive_group(required=argument.required)
