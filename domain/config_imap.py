@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from domain.config_kinds import Count, Custom, FilePath, Flag, Invalid, OneOf, Problems, Text, Whole
+from domain.config_kinds import (
+    Count,
+    Custom,
+    FilePath,
+    Flag,
+    Invalid,
+    OneOf,
+    Problems,
+    Text,
+    Whole,
+    toml_value,
+)
 from domain.config_oauth import OAuthConfig, check_reference
 from domain.config_schema import Table, key
 
@@ -61,11 +72,11 @@ def _after(value: Any, base: Path) -> tuple[str, str | None]:
         return "move", text[5:].strip()
     if text in ("seen", "delete"):
         return text, None
-    raise Invalid(f"{text or value!r} is not seen, delete or move:FOLDER")
+    raise Invalid(f"{toml_value(text or value)} is not seen, delete or move:FOLDER")
 
 
 _FILE = FilePath("file")
-_CHOICE = "{value!r} is not "
+_CHOICE = "{value} is not "
 
 
 class ImapTable(Table):
@@ -112,7 +123,7 @@ def _credentials(
     """What `auth` needs of an account: a password_file, or exactly one token source; the
     `[oauth.NAME]` block an `oauth` key names, when it names one that exists."""
     if table.auth == "password" and table.password_file is None:
-        problems.append((f"{at}.password_file", "is required (or auth = 'xoauth2')"))
+        problems.append((f"{at}.password_file", 'is required (or auth = "xoauth2")'))
     sources = (table.oauth is not None) + (table.token_file is not None) + bool(table.token_command)
     if table.auth == "xoauth2" and sources != 1:
         problems.append(
@@ -146,7 +157,7 @@ def build_imap(
     for index, table in tables:
         account = _account(problems, table, f"imap[{index}]", providers)
         if account.name in names:
-            problems.append((f"imap[{index}].name", f"{account.name!r} is used twice"))
+            problems.append((f"imap[{index}].name", f"{toml_value(account.name)} is used twice"))
         mailbox = (account.host.lower(), account.port, account.username, account.folder)
         if mailbox in mailboxes:
             problems.append(

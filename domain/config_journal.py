@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.config_file import read_toml
-from domain.config_kinds import Count, Custom, FilePath, Invalid, Kind, resolve
+from domain.config_kinds import Count, Custom, FilePath, Invalid, Kind, resolve, toml_value
 
 DEFAULT_DATABASE = "sqlite:///var/ticketd.sqlite3"
 DEFAULT_BLOBS = "var/blobs"
@@ -46,7 +46,7 @@ def database_url(value: Any, base: Path) -> str:
         return url
     if url.startswith(("postgresql://", "postgresql+psycopg://")):
         return url.replace("postgresql://", "postgresql+psycopg://", 1)
-    raise Invalid(f"{url!r}: use sqlite:///PATH or postgresql+psycopg://...")
+    raise Invalid(f"{toml_value(url)}: use sqlite:///PATH or postgresql+psycopg://...")
 
 
 DATABASE = Custom("sqlite:///PATH or postgresql+psycopg://USER@HOST/DB", database_url)

@@ -15,6 +15,9 @@ speak to it): a kind's `check` stands alone, so what reads a few keys without th
 from __future__ import annotations
 
 import datetime
+import json
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parseaddr
@@ -28,6 +31,38 @@ if TYPE_CHECKING:
     from pydantic_core import CoreSchema
 
 Problems = list[tuple[str, str]]
+
+
+# What a terminal would obey in a value printed raw, and TOML's strings refuse raw: JSON escapes
+# only U+0000-U+001F; DEL and the C1 controls (U+009B is CSI) are written out too.
+_RAW_CONTROLS = re.compile("[\x7f-\x9f]")
+_BARE_KEY = re.compile("[A-Za-z0-9_-]+")
+
+
+def toml_value(value: Any) -> str:
+    """A value as the file writes it, for the messages that quote one: `true`, `25`, `"tr"`,
+    `["a", 1]`, `{ name = "x" }`, `2026-01-01` (never Python's `True` or `'tr'`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return ("inf" if value > 0 else "-inf") if math.isinf(value) else repr(value)
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        pairs = [f"{_toml_key(str(k))} = {toml_value(v)}" for k, v in value.items()]
+        return "{ " + ", ".join(pairs) + " }" if pairs else "{}"
+    text = json.dumps(str(value), ensure_ascii=False)  # a TOML basic string, escapes and all
+    return _RAW_CONTROLS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _toml_key(name: str) -> str:
+    return name if _BARE_KEY.fullmatch(name) else toml_value(name)
 
 
 @dataclass(frozen=True)
@@ -155,16 +190,17 @@ class Text(Kind):
 
 
 class OneOf(Kind):
-    """One of a few words; `reason` may say it differently ({value!r} is the value written)."""
+    """One of a few words; `reason` may say it differently ({value} is the value written, in
+    TOML: toml_value)."""
 
     def __init__(self, choices: tuple[str, ...], reason: str | None = None) -> None:
         self.choices = choices
         self.what = "one of " + ", ".join(choices)
-        self.reason = reason or "{value!r} is not one of " + ", ".join(choices)
+        self.reason = reason or "{value} is not one of " + ", ".join(choices)
 
     def check(self, value: Any, base: Path) -> str:
         if value not in self.choices:
-            raise Invalid(self.reason.format(value=value))
+            raise Invalid(self.reason.format(value=toml_value(value)))
         return str(value)
 
 
@@ -178,7 +214,7 @@ class Address(Kind):
             raise self.wrong()
         name, addr = parseaddr(value)
         if name or "@" not in addr or addr != value.strip() or any(c.isspace() for c in addr):
-            raise Invalid(f"{value!r} is not a plain email address")
+            raise Invalid(f"{toml_value(value)} is not a plain email address")
         return addr.lower()
 
 
@@ -191,7 +227,7 @@ class Endpoint(Kind):
         host, sep, port = value.strip().rpartition(":") if isinstance(value, str) else ("", "", "")
         host = host.strip("[]")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise Invalid(f"{value!r} is not host:port with a port from 1 to 65535")
+            raise Invalid(f"{toml_value(value)} is not host:port with a port from 1 to 65535")
         return HostPort(host, int(port))
 
 
@@ -230,7 +266,7 @@ class Zone(Kind):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError, TypeError):
-            raise Invalid(f"{value!r} is not a known time zone") from None
+            raise Invalid(f"{toml_value(value)} is not a known time zone") from None
         return str(value)
 
 
@@ -245,7 +281,11 @@ class Url(Kind):
     def check(self, value: Any, base: Path) -> str:
         parts = urlsplit(value.strip()) if isinstance(value, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            raise Invalid(f"{value!r} is not an http(s) URL") if self.named else self.wrong()
+            raise (
+                Invalid(f"{toml_value(value)} is not an http(s) URL")
+                if self.named
+                else self.wrong()
+            )
         text = str(value).strip()
         return text.rstrip("/") if self.strip_slash else text
 
@@ -297,4 +337,4 @@ def date_value(value: Any, base: Path) -> datetime.date:
     try:
         return datetime.date.fromisoformat(value)
     except (TypeError, ValueError):
-        raise Invalid(f"{value!r} is not a date") from None
+        raise Invalid(f"{toml_value(value)} is not a date") from None

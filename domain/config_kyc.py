@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from domain.config_journal import DEFAULT_KEY_FILE, KEY_FILE, key_file_problem
-from domain.config_kinds import Count, Custom, Invalid, Number, Problems, resolve
+from domain.config_kinds import Count, Custom, Invalid, Number, Problems, resolve, toml_value
 from domain.config_schema import Table, key
 
 # Real types (read from the bytes by `filetype`) an identity document may have: photos from
@@ -79,15 +79,17 @@ def parse_clamd(value: object, base: Path) -> ClamdAddress | str:
     if kind == "unix" and rest.strip():
         path = resolve(rest, base)
         if len(str(path).encode()) > _UNIX_PATH_MAX:
-            return f"{str(path)!r}: a Unix socket path has at most {_UNIX_PATH_MAX} bytes"
+            return f"{toml_value(str(path))}: a Unix socket path has at most {_UNIX_PATH_MAX} bytes"
         return ClamdAddress(path=path)
     if kind == "tcp":
         host, _, port_text = rest.rpartition(":")
         host = host.strip().removeprefix("[").removesuffix("]")
         if not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-            return f"{value!r}: tcp needs a host and a port from 1 to 65535 (tcp:HOST:PORT)"
+            return (
+                f"{toml_value(value)}: tcp needs a host and a port from 1 to 65535 (tcp:HOST:PORT)"
+            )
         return ClamdAddress(host=host, port=int(port_text))
-    return f"{value!r}: use {CLAMD_FORMS}"
+    return f"{toml_value(value)}: use {CLAMD_FORMS}"
 
 
 def _clamd(value: Any, base: Path) -> ClamdAddress:

@@ -127,11 +127,11 @@ def _credentials(problems: Problems, config: OAuthConfig, token_url_set: bool) -
     elif secret is not None and certificate is not None:
         problems.append((f"{at}.certificate_file", "set client_secret_file or this, not both"))
     if certificate is not None and kind != "microsoft":
-        problems.append((f"{at}.certificate_file", "only for kind = 'microsoft'"))
+        problems.append((f"{at}.certificate_file", 'only for kind = "microsoft"'))
     if kind == "microsoft" and not (config.tenant or config.authority):
-        problems.append((f"{at}.tenant", "is required for kind = 'microsoft'"))
+        problems.append((f"{at}.tenant", 'is required for kind = "microsoft"'))
     if kind == "generic" and not config.token_url and not token_url_set:
-        problems.append((f"{at}.token_url", "is required for kind = 'generic'"))
+        problems.append((f"{at}.token_url", 'is required for kind = "generic"'))
 
 
 def build_oauth(
@@ -162,7 +162,7 @@ def check_reference(
         problems.append((f"{at}.oauth", "must be the name of an [oauth.NAME] block"))
         return None
     if auth != "xoauth2":
-        problems.append((f"{at}.oauth", "needs auth = 'xoauth2'"))
+        problems.append((f"{at}.oauth", 'needs auth = "xoauth2"'))
         return None
     if oauth not in {provider.name for provider in providers}:
         known = ", ".join(provider.name for provider in providers) or "none"

@@ -26,6 +26,7 @@ from domain.config_kinds import (
     Whole,
     Zone,
     date_value,
+    toml_value,
 )
 from domain.config_schema import Table, key
 from domain.config_team import CATEGORIES
@@ -147,7 +148,7 @@ def _business_hours(value: Any, base: Path) -> tuple[time, time | None]:
         if end is not None and end <= start:
             raise ValueError("the end is not after the start")
     except ValueError as error:
-        raise Invalid(f"{value!r} is not HH:MM-HH:MM ({error})") from None
+        raise Invalid(f"{toml_value(value)} is not HH:MM-HH:MM ({error})") from None
     return start, end
 
 

@@ -170,7 +170,7 @@ class SmtpOutTable(Table):
         None, doc="with password_file: AUTH at the relay"
     )
     password_file: Annotated[Path | None, FilePath("file")] = key(None, doc="its password")
-    auth: Annotated[str, OneOf(SMTP_AUTH, "{value!r} is not password or xoauth2")] = key(
+    auth: Annotated[str, OneOf(SMTP_AUTH, "{value} is not password or xoauth2")] = key(
         "password", doc="xoauth2: AUTH XOAUTH2 with a token from [oauth.NAME]"
     )
     oauth: Annotated[str | None, Text("the name of an [oauth.NAME] block")] = key(
@@ -181,13 +181,13 @@ class SmtpOutTable(Table):
 def _xoauth2(problems: Problems, table: SmtpOutTable) -> None:
     """What `auth = "xoauth2"` needs in [smtp_out], one problem per key."""
     if table.oauth is None:
-        problems.append(("smtp_out.oauth", "is required with auth = 'xoauth2'"))
+        problems.append(("smtp_out.oauth", 'is required with auth = "xoauth2"'))
     if table.username is None:
         problems.append(("smtp_out.username", "is required: the mailbox of the token"))
     if table.password_file is not None:
-        problems.append(("smtp_out.password_file", "not used with auth = 'xoauth2'"))
+        problems.append(("smtp_out.password_file", 'not used with auth = "xoauth2"'))
     if table.relay is None:
-        problems.append(("smtp_out.relay", "is required with auth = 'xoauth2'"))
+        problems.append(("smtp_out.relay", 'is required with auth = "xoauth2"'))
 
 
 def build_smtp_out(

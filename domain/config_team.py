@@ -10,7 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from domain.config_kinds import Address, Flag, HostPort, ListOf, OneOf, Problems, Text
+from domain.config_kinds import (
+    Address,
+    Flag,
+    HostPort,
+    ListOf,
+    OneOf,
+    Problems,
+    Text,
+    toml_value,
+)
 from domain.config_schema import Table, key
 from domain.config_trust import listener_is_the_mx
 from domain.turkish import fold
@@ -139,7 +148,7 @@ def _queues(problems: Problems, tables: list[tuple[int, QueueTable]]) -> tuple[Q
     queues: list[QueueConfig] = []
     for index, table in tables:
         if any(q.name == table.name for q in queues):
-            problems.append((f"queues[{index}].name", f"{table.name!r} is used twice"))
+            problems.append((f"queues[{index}].name", f"{toml_value(table.name)} is used twice"))
         queues.append(QueueConfig(table.name, table.categories, table.escalation))
     return tuple(queues)
 
@@ -153,7 +162,7 @@ def _agents(
         at = f"agents[{index}]"
         for queue in table.queues:
             if queue not in known:
-                problems.append((f"{at}.queues", f"{queue!r} is not a configured queue"))
+                problems.append((f"{at}.queues", f"{toml_value(queue)} is not a configured queue"))
         if any(a.email == table.email for a in agents):
             problems.append((f"{at}.email", f"{table.email} is configured twice"))
         name = table.name if table.name is not None else table.email
@@ -206,6 +215,6 @@ def team_warnings(team: TeamConfig) -> list[tuple[str, str]]:
     if team.queues:
         for category in CATEGORIES:
             if team.queue_for(category) is None:
-                reason = f"{category!r} is taken by no queue (and none takes 'other'): "
+                reason = f'{toml_value(category)} is taken by no queue (and none takes "other"): '
                 warnings.append(("queues", reason + "no agent is told of its tickets"))
     return warnings

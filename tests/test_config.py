@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from domain.config import ConfigError, load_config
+from domain.config_kinds import toml_value
 from ticketd.cli import EX_CONFIG, main
 
 
@@ -148,7 +150,7 @@ def test_check_exits_78_and_names_the_key(
     path = write(tmp_path, "[desk]\naddress = 'a@b.c'\nlanguage = 'de'\n")
     assert main(["--config", str(path), "check"]) == EX_CONFIG
     err = capsys.readouterr().err
-    assert "desk.language" in err and "'de' is not one of tr, en" in err
+    assert "desk.language" in err and '"de" is not one of tr, en' in err
     assert "Traceback" not in err
 
 
@@ -167,3 +169,53 @@ def test_run_refuses_to_start_with_the_same_message(tmp_path: Path) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(tmp_path / "nope.toml"), "check"]) == EX_CONFIG
     assert "does not exist" in capsys.readouterr().err
+
+
+# A mistyped value of several sections, and how each is quoted back: as the file writes it.
+WRITTEN_AS_TOML = (
+    '[desk]\naddress = "a@b.c"\nlanguage = true\n'
+    "[smtp_in]\nlisten = false\n"
+    "[smtp_out]\nrelay = 25\n"
+    '[[imap]]\nname = "a"\nhost = "h"\nusername = "u"\npassword_file = "ticketd.toml"\n'
+    'security = "TLS"\nafter = ["seen"]\n'
+    '[[queues]]\nname = "odeme"\ncategories = ["paymnt\\u001b[2J"]\n'
+    "[sla.calendar]\ntimezone = 1.5\n"
+)
+
+
+def test_values_in_problems_are_written_in_toml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, WRITTEN_AS_TOML)
+    assert main(["--config", str(path), "check"]) == EX_CONFIG
+    err = capsys.readouterr().err
+    for line in (
+        "desk.language: true is not one of tr, en",
+        "smtp_in.listen: false is not host:port",
+        "smtp_out.relay: 25 is not host:port",
+        'imap[0].security: "TLS" is not tls, starttls or none',
+        'imap[0].after: ["seen"] is not seen, delete or move:FOLDER',
+        # A control character is written as TOML's escape, never sent to the terminal.
+        'queues[0].categories: "paymnt\\u001b[2J" is not one of account,',
+        "sla.calendar.timezone: 1.5 is not a known time zone",
+    ):
+        assert f"  {line}" in err, err
+    assert "True" not in err and "False" not in err and "'" not in err.replace("mean '", "")
+    assert "\x1b" not in err
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        (True, "true"),
+        (0, "0"),
+        (float("inf"), "inf"),
+        ('Ayşe "Y" \\', '"Ayşe \\"Y\\" \\\\"'),
+        ("\x9b31m", '"\\u009b31m"'),
+        (date(2026, 1, 2), "2026-01-02"),
+        ([1, "a", False], '[1, "a", false]'),
+        ({"name": "x", "a b": 1}, '{ name = "x", "a b" = 1 }'),
+    ],
+)
+def test_toml_value(value: object, written: str) -> None:
+    assert toml_value(value) == written

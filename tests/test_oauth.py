@@ -365,7 +365,7 @@ def config_problems(folder: Path, extra: str) -> dict[str, str]:
         (
             '[smtp_out]\nrelay = "127.0.0.1:25"\noauth = "x"\n',
             "smtp_out.oauth",
-            "needs auth = 'xoauth2'",
+            'needs auth = "xoauth2"',
         ),
         (
             '[[imap]]\nname = "a"\nhost = "h"\nusername = "u"\nauth = "xoauth2"\n'
