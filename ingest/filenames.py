@@ -66,23 +66,29 @@ def safe_filename(name: str, fallback: str = "attachment") -> str:
     return text or fallback
 
 
-# The extension a stored or exported document gets for its detected type (ingest/documents_step):
-# the type found in its bytes, never the sender's (`kimlik.hta` holding a PDF is `kimlik.pdf`).
+# The extensions of a stored or exported document's detected type (ingest/documents_step): the
+# sender's is kept when it is one of them (`IMG_0042.jpeg`, `tarama.TIF`), else the first one
+# replaces it: the type found in the bytes decides, never the sender (`kimlik.hta` holding a
+# PDF is `kimlik.pdf`).
 TYPE_EXTENSIONS = {
-    "jpeg": "jpg",
-    "png": "png",
-    "heic": "heic",
-    "heif": "heif",
-    "webp": "webp",
-    "tiff": "tif",
-    "pdf": "pdf",
+    "jpeg": ("jpg", "jpeg", "jpe", "jfif"),
+    "png": ("png",),
+    "heic": ("heic",),
+    "heif": ("heif", "hif"),
+    "webp": ("webp",),
+    "tiff": ("tif", "tiff"),
+    "pdf": ("pdf",),
 }
 
 
 def typed_filename(name: str, detected: str) -> str:
-    """`name` made safe, with its extension replaced by the one of the detected type."""
+    """`name` made safe, with an extension of the detected type: the customer's own when it is
+    one (any case), else the type's first."""
     safe = safe_filename(name, "document")
-    stem, dot, _extension = safe.rpartition(".")
+    stem, dot, extension = safe.rpartition(".")
     if not dot or not stem:
-        stem = safe
-    return safe_filename(f"{stem}.{TYPE_EXTENSIONS.get(detected, 'bin')}", "document")
+        stem, extension = safe, ""
+    extensions = TYPE_EXTENSIONS.get(detected, ("bin",))
+    if extension.lower() in extensions:
+        return safe
+    return safe_filename(f"{stem}.{extensions[0]}", "document")

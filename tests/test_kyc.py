@@ -25,6 +25,7 @@ from sqlalchemy import select
 from domain.clock import FixedClock
 from ingest.agent_commands import parse_commands
 from outbound.addresses import agent_reply_address
+from outbound.quoting import quoted_filename
 from storage.documents import DocumentIntegrityError, DocumentStore
 from storage.models import Document, DocumentAccess, OutboxMail
 from tests.helpers import DESK, make_config
@@ -152,6 +153,27 @@ def _documents(state: State) -> list[Document]:
 
 def _ref(detail: str) -> str:
     return detail.split()[1].rstrip(":")
+
+
+def test_the_receipt_names_each_file_as_the_customer_did(kyc_state: State) -> None:
+    """An extension that is one of the detected type's (`.jpeg`, `.JPG`, `.tiff`) is the
+    customer's own and stays, in the receipt and the stored name; one that is not (`.png`
+    holding a JPEG) becomes the type's."""
+    tiff = io.BytesIO()
+    Image.new("RGB", (4, 4), (1, 2, 3)).save(tiff, "TIFF")
+    files = [
+        ("IMG_0042.jpeg", "image/jpeg", JPEG),
+        ("arka yüz.JPG", "image/jpeg", JPEG + b"\0"),
+        ("tarama.tiff", "image/tiff", tiff.getvalue()),
+        ("selfie.png", "image/png", JPEG + b"\0\0"),
+    ]
+    result = deliver(kyc_state, kyc_mail(files))
+    assert "documents: 4 stored, 0 refused" in result.detail, result.detail
+    names = ["IMG_0042.jpeg", "arka yüz.JPG", "tarama.tiff", "selfie.jpg"]
+    assert [d.filename for d in _documents(kyc_state)] == names
+    [receipt] = _outbox(kyc_state, "kyc_received")
+    listed = [line[2:] for line in receipt.text.splitlines() if line.startswith("- ")]
+    assert listed == [quoted_filename(name) for name in names], receipt.text
 
 
 def test_accepted_documents_are_stored_encrypted_and_acknowledged(

@@ -93,7 +93,7 @@ def kyc_agent(config: Config, email: str) -> str:
 
 def export_name(document: Document) -> str:
     """The id first, so two customers' "kimlik.jpg" never overwrite each other; the name made
-    safe (ingest/filenames.py) and its extension the detected type's, never the sender's."""
+    safe (ingest/filenames.py) with an extension of the detected type, never another type's."""
     return f"{document.id}-{typed_filename(document.filename, document.detected_type)}"
 
 

@@ -88,8 +88,8 @@ def download(
             raise not_found("such attachment")
         found = _file(deps, session, message, number)
         document = _document(session, message, found.payload)
-        # A document goes under its stored name (the type found in its bytes), never the
-        # sender's: `pasaport.hta` is kept, and downloaded, as `pasaport.jpg`.
+        # A document goes under its stored name (an extension of the type found in its bytes),
+        # never another type's: `pasaport.hta` is kept, and downloaded, as `pasaport.jpg`.
         filename = document.filename if document is not None else found.filename
         identity = document is not None or (
             ticket.category == "kyc" and found.role in DOCUMENT_ROLES
