@@ -25,7 +25,7 @@ from outbound.sender import Sender
 from outbound.transports import OutgoingMail, PermanentFailure
 from tests.helpers import customer_mail, make_config, write_config
 from ticketd import reload
-from ticketd.health import check
+from ticketd.health import Thresholds, check
 from ticketd.state import State, open_state
 from ticketd.stats import ticket_stats
 
@@ -104,9 +104,37 @@ def test_health_names_an_outbox_that_does_not_drain_and_failed_deliveries(
     assert [p.check for p in check(state.db, clock).problems] == ["outbox_stuck"]
     sender = Sender(state.db, Refusing(), clock)
     asyncio.run(sender.send_due())
+    # One dead mailbox is the ticket's business (noted there): a warning, health stays 0.
+    report = check(state.db, clock)
+    assert report.healthy and [w.check for w in report.warnings] == ["failed_deliveries"]
+    assert not check(state.db, clock, Thresholds(failed_percent=0)).healthy  # as before
+    # Mail to a second address failing too, most of what left: the way out is broken.
+    state.journal.accept(
+        Arrival(raw=customer_mail(sender="Can <can@example.net>"), source="smtp:192.0.2.1")
+    )
+    state.worker.drain()
+    asyncio.run(sender.send_due())
     assert [p.check for p in check(state.db, clock).problems] == ["failed_deliveries"]
     clock.advance(timedelta(days=8))  # long ago: no longer news
-    assert check(state.db, clock).healthy
+    assert check(state.db, clock).healthy and not check(state.db, clock).warnings
+
+
+def test_health_warns_of_a_single_failure_on_standard_error_and_exits_0(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    state = open_state(load_config(config))
+    try:
+        state.journal.accept(Arrival(raw=customer_mail(), source="smtp:192.0.2.1"))
+        state.worker.drain()
+        asyncio.run(Sender(state.db, Refusing(), state.clock).send_due())
+    finally:
+        state.close()
+    result = run_cli(config, "health")
+    assert result.returncode == 0, result.stdout
+    assert result.stdout == "ok: nothing needs attention\n"
+    assert result.stderr.startswith("warning: failed_deliveries: 1 mail(s) to 1 address(es)")
+    assert json.loads(run_cli(config, "health", "--json").stdout)["warnings"][0]["check"] == (
+        "failed_deliveries"
+    )
 
 
 def test_health_exits_2_when_the_database_cannot_be_read(tmp_path: Path) -> None:

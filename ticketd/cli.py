@@ -256,6 +256,13 @@ HEALTH = (
                 "--failed-hours", type=int, default=168, help="failed deliveries this recent (168)"
             ),
             Arg(
+                "--failed-percent",
+                type=int,
+                default=10,
+                help="failed deliveries need a person from this share of the mail sent, to more "
+                "than one address (10; 0: any failure); fewer are a warning",
+            ),
+            Arg(
                 "--imap-minutes",
                 type=int,
                 default=10,

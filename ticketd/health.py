@@ -2,7 +2,10 @@
 
 Every check reads the database only, so it answers the same whichever daemon (or none) runs, and
 it judges states that last, not events: a journal that does not move, messages in quarantine, an
-outbox that does not drain, deliveries that failed recently, an XOAUTH2 token file whose token
+outbox that does not drain, deliveries that failed recently to more than one address and to a
+share of the mail that left (`failed_percent`: one dead mailbox, a customer's typing error, is
+the ticket's business, noted there and told to its agents, and only a warning here; mail failing
+to many is the way out broken: the relay, our DNS, a blocklist), an XOAUTH2 token file whose token
 is about to expire, messages waiting for a virus scanner (clamd) that cannot be reached (the
 worker writes that on the pending row; `--connect` also asks clamd for a PONG), an IMAP account
 that has been failing for longer than `imap_minutes` (the daemon polling it records its state in
@@ -33,6 +36,7 @@ from storage.models import (
     JOURNAL_QUARANTINED,
     OUTBOX_FAILED,
     OUTBOX_QUEUED,
+    OUTBOX_SENT,
     ImapAccountStatus,
     JournalEntry,
     OutboxMail,
@@ -48,6 +52,9 @@ class Thresholds:
     # Failed deliveries of mail queued within this window still need a look; retries give up
     # after 5 days, so the default window covers them.
     failed_hours: int = 7 * 24
+    # Failed deliveries need a person when they are at least this share (percent) of the mail
+    # that left in `failed_hours` and went to more than one address; fewer is a warning.
+    failed_percent: int = 10
     # An IMAP account failing (login or sync) for longer than this; its loop retries with a
     # backoff of up to 5 min, so a short outage of the server clears on its own.
     imap_minutes: int = 10
@@ -65,6 +72,8 @@ class Problem:
 class Report:
     problems: tuple[Problem, ...]
     facts: dict[str, Any]
+    # What a person may want to look at but that does not fail health (exit 0 all the same).
+    warnings: tuple[Problem, ...] = ()
 
     @property
     def healthy(self) -> bool:
@@ -74,6 +83,7 @@ class Report:
         return {
             "healthy": self.healthy,
             "problems": [asdict(p) for p in self.problems],
+            "warnings": [asdict(p) for p in self.warnings],
             **self.facts,
         }
 
@@ -94,6 +104,8 @@ class _Counts:
     queued: int
     oldest_queued: datetime | None
     failed: int  # deliveries failed within limits.failed_hours
+    failed_addresses: int  # the different addresses they were for
+    left: int  # mail sent or failed within limits.failed_hours
 
 
 def check(
@@ -110,9 +122,11 @@ def check(
     counts = _read_counts(db, now, limits, names)
     journal_age = _age_minutes(now, counts.oldest_pending)
     outbox_age = _age_minutes(now, counts.oldest_queued)
+    failed, failing_path = _failed_deliveries(counts, limits)
     problems = [
         *_journal_problems(counts, journal_age, limits),
         *_outbox_problems(counts, outbox_age, limits),
+        *([failed] if failed is not None and failing_path else []),
         *token_problems(accounts, now),
     ]
     failing = failing_accounts(counts.statuses, now, limits.imap_minutes)
@@ -125,10 +139,12 @@ def check(
         "outbox_queued": counts.queued,
         "outbox_oldest_queued_minutes": outbox_age,
         "outbox_failed_recently": counts.failed,
+        "outbox_left_recently": counts.left,
         "imap_accounts_failing": [name for name in failing if name != RELAY_ACCOUNT],
         "relay_login_failing": RELAY_ACCOUNT in failing,
     }
-    return Report(tuple(problems), facts)
+    warnings = (failed,) if failed is not None and not failing_path else ()
+    return Report(tuple(problems), facts, warnings)
 
 
 def _read_counts(db: Database, now: datetime, limits: Thresholds, names: list[str]) -> _Counts:
@@ -159,10 +175,15 @@ def _read_counts(db: Database, now: datetime, limits: Thresholds, names: list[st
                 OutboxMail.state == OUTBOX_QUEUED
             )
         ).one()
-        failed = session.scalar(
+        since = now - timedelta(hours=limits.failed_hours)
+        failed, failed_addresses = session.execute(
+            select(func.count(OutboxMail.id), func.count(OutboxMail.recipient.distinct())).where(
+                OutboxMail.state == OUTBOX_FAILED, OutboxMail.created_at >= since
+            )
+        ).one()
+        left = session.scalar(
             select(func.count(OutboxMail.id)).where(
-                OutboxMail.state == OUTBOX_FAILED,
-                OutboxMail.created_at >= now - timedelta(hours=limits.failed_hours),
+                OutboxMail.state.in_((OUTBOX_SENT, OUTBOX_FAILED)), OutboxMail.created_at >= since
             )
         )
     # min() over a TypeDecorator column comes back raw on SQLite: a naive UTC datetime or text.
@@ -175,6 +196,8 @@ def _read_counts(db: Database, now: datetime, limits: Thresholds, names: list[st
         queued=int(queued),
         oldest_queued=_as_utc(queued_since),
         failed=int(failed or 0),
+        failed_addresses=int(failed_addresses or 0),
+        left=int(left or 0),
     )
 
 
@@ -218,15 +241,29 @@ def _outbox_problems(counts: _Counts, age: float | None, limits: Thresholds) -> 
                 f"(limit {limits.outbox_minutes}): `ticketd outbox list` shows the relay's answer",
             )
         )
-    if counts.failed:
-        problems.append(
-            Problem(
-                "failed_deliveries",
-                f"{counts.failed} mail(s) could not be delivered in the last "
-                f"{limits.failed_hours} h: see `ticketd outbox list`",
-            )
-        )
     return problems
+
+
+def _failed_deliveries(counts: _Counts, limits: Thresholds) -> tuple[Problem | None, bool]:
+    """The failed deliveries of the window, if any, and whether they need a person: mail to
+    more than one address failed, and at least `failed_percent` of the mail that left (with 0,
+    any failure)."""
+    if not counts.failed:
+        return None, False
+    share = 100 * counts.failed / max(counts.left, counts.failed)
+    # 0: every failure needs a person, one address's too.
+    many = share >= limits.failed_percent and (
+        counts.failed_addresses > 1 or limits.failed_percent == 0
+    )
+    to = f"{counts.failed_addresses} address(es)"
+    reason = (
+        f"{counts.failed} mail(s) to {to} could not be delivered in the last "
+        f"{limits.failed_hours} h ({share:.0f}% of {max(counts.left, counts.failed)} sent): "
+        "see `ticketd outbox list`"
+    )
+    if not many:
+        reason += f"; noted on the tickets (limit: more than one address, {limits.failed_percent}%)"
+    return Problem("failed_deliveries", reason), many
 
 
 def failing_accounts(
@@ -317,7 +354,7 @@ def with_account_probes(
         ok, text = relay_probe(config, broker)
         if not ok:
             failures.append(Problem("relay_login", text))
-    return Report((*report.problems, *failures), report.facts)
+    return Report((*report.problems, *failures), report.facts, report.warnings)
 
 
 def with_scanner_probe(report: Report, clamd: ClamdAddress) -> Report:
@@ -326,7 +363,8 @@ def with_scanner_probe(report: Report, clamd: ClamdAddress) -> Report:
     problem = scanner_problem(clamd)
     if problem is None:
         return report
-    return Report((*report.problems, Problem("virus_scanner", problem)), report.facts)
+    problems = (*report.problems, Problem("virus_scanner", problem))
+    return Report(problems, report.facts, report.warnings)
 
 
 def database_problem(error: Exception) -> Report:

@@ -157,7 +157,11 @@ def health(args: argparse.Namespace) -> int:
     config = load_config(config_path(args))
     logs.protect_config(config)  # no IMAP password in a stored error text either
     limits = Thresholds(
-        args.journal_minutes, args.outbox_minutes, args.failed_hours, args.imap_minutes
+        args.journal_minutes,
+        args.outbox_minutes,
+        args.failed_hours,
+        args.failed_percent,
+        args.imap_minutes,
     )
     # The relay's XOAUTH2 login is recorded and probed like an IMAP account's.
     relay = config.smtp_out.relay is not None and config.smtp_out.auth == "xoauth2"
@@ -170,7 +174,10 @@ def health(args: argparse.Namespace) -> int:
         code = code or (0 if report.healthy else 1)
     if args.json:
         print_json(report.as_json())
-    elif report.healthy:
+        return code
+    for warning in report.warnings:  # beside the lines scripts read, not among them
+        print(f"warning: {warning.check}: {warning.reason}", file=sys.stderr)
+    if report.healthy:
         print("ok: nothing needs attention")
     else:
         for problem in report.problems:
