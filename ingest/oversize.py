@@ -20,6 +20,8 @@ from email.parser import BytesParser
 from email.policy import compat32
 from typing import Protocol
 
+from ingest.raw_header import header_end
+
 HEADER_PEEK = 64 * 1024  # what is read of an oversized message: enough for its header
 _STEP = 1024 * 1024
 _NAMED = ("From", "Subject", "Message-ID", "Date")
@@ -49,8 +51,7 @@ def header_summary(head: bytes) -> str:
     # (an MTA pipe, started once a message) reads every message through read_bounded.
     from ingest.parsing import decode_header_value
 
-    end = min((i for i in (head.find(b"\r\n\r\n"), head.find(b"\n\n")) if i >= 0), default=-1)
-    header = head if end < 0 else head[:end]
+    header = head[: header_end(head)]
     try:
         message = BytesParser(policy=compat32).parsebytes(header, headersonly=True)
     except Exception:

@@ -54,6 +54,7 @@ from ingest.mime_shape import (
     shape_notes,
     walk_parts,
 )
+from ingest.raw_header import header_end
 from ingest.replies import latest_reply
 from ingest.report_scan import all_failures, report_view
 from ingest.tnef import TnefContents, looks_like_tnef
@@ -653,10 +654,7 @@ def _embedded_message_ids(
 ) -> tuple[str, ...]:
     """Message-IDs of the messages a report is about: in header lines quoted in its first
     BOUNCE_SCAN_LIMIT bytes below the top-level header, then in the returned parts."""
-    head_end = raw.find(b"\n\n")
-    crlf_end = raw.find(b"\r\n\r\n")
-    ends = [e for e in (head_end, crlf_end) if e >= 0]
-    body = raw[min(ends) if ends else len(raw) : BOUNCE_SCAN_LIMIT]
+    body = raw[header_end(raw) : BOUNCE_SCAN_LIMIT]
     found = itertools.chain(_quoted_ids(body), _returned_ids(message, limits, decoded))
     return tuple(dict.fromkeys(found))
 

@@ -337,6 +337,16 @@ class Keyring:
             entry = self._data.entry(wanted)
         return entry
 
+    def _named_entry(self, kid: str) -> KeyEntry:
+        """The key a sealed value names; UnknownKey when this keyring does not hold it."""
+        entry = self._entry(kid)
+        if entry is None:
+            raise UnknownKey(
+                f"sealed with key {kid}, which {self.describe()} does not hold "
+                "(retired, or another key file)"
+            )
+        return entry
+
     def all_openers(self) -> list[AESGCM]:
         """Every key, for blobs sealed before they carried a key id."""
         return [self._cipher(entry) for entry in self._data.keys]
@@ -376,13 +386,7 @@ class Keyring:
         """What `seal(magic, ..., bound)` sealed. Raises UnknownKey for a key this keyring does
         not hold (retired, or another key file), InvalidTag when it fails authentication."""
         header = sealed[: len(magic) + ID_SIZE]
-        kid = header[len(magic) :].hex()
-        cipher = self.opener(kid)
-        if cipher is None:
-            raise UnknownKey(
-                f"sealed with key {kid}, which {self.describe()} does not hold "
-                "(retired, or another key file)"
-            )
+        cipher = self._cipher(self._named_entry(header[len(magic) :].hex()))
         body = memoryview(sealed)[len(header) :]  # views, not copies of a 25 MB value
         return cipher.decrypt(body[:NONCE_SIZE], body[NONCE_SIZE:], header + bound)
 
@@ -398,12 +402,7 @@ class Keyring:
         length = size - len(header) - NONCE_SIZE - TAG_SIZE
         if len(header) < len(magic) + ID_SIZE or len(nonce) < NONCE_SIZE or length < 0:
             raise InvalidTag()  # truncated: what `open_sealed` finds of it too
-        entry = self._entry(header[len(magic) :].hex())
-        if entry is None:
-            raise UnknownKey(
-                f"sealed with key {header[len(magic) :].hex()}, which {self.describe()} does "
-                "not hold (retired, or another key file)"
-            )
+        entry = self._named_entry(header[len(magic) :].hex())
         handle.seek(size - TAG_SIZE)
         tag = handle.read(TAG_SIZE)
         handle.seek(len(header) + NONCE_SIZE)
