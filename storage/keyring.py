@@ -450,7 +450,7 @@ def _opened_pieces(
     # Room for a block more than the plaintext: `update_into` may ask for it (older versions
     # of cryptography do); cut off after, in place, since a bytearray shrinks without a copy.
     plain = bytearray(length + 16)
-    piece = bytearray(SEAL_PIECE)
+    piece = bytearray(min(SEAL_PIECE, length))  # a 2 KB message needs no megabyte to read it
     with memoryview(plain) as into, memoryview(piece) as read:
         at = 0
         while at < length:
