@@ -95,7 +95,9 @@ def keyed(scope: str, key: str | None, text: str) -> tuple[str, str | None]:
     return prefix + _digest(text), prefix
 
 
-def _earlier(session: Session, dedupe: str, prefix: str | None, strict: bool) -> bool:
+def earlier_request(
+    session: Session, ticket_id: int, dedupe: str, prefix: str | None, strict: bool
+) -> bool:
     """True when this request was answered already (the same key and body: nothing to do).
     The same key with another body: 422 when `strict` (the API: a client's mistake that would
     otherwise drop an answer), else a new request (the console: the browser's Back button sends
@@ -107,8 +109,13 @@ def _earlier(session: Session, dedupe: str, prefix: str | None, strict: bool) ->
     take_turn(session.connection(), prefix)
     if session.scalar(select(TicketMessage.id).where(TicketMessage.dedupe_key == dedupe)):
         return True
+    # The prefix names the ticket (`keyed`), so only its messages can share it. Looked up
+    # through the ticket's index: a LIKE with ESCAPE uses no index on SQLite, nor a prefix
+    # LIKE on PostgreSQL under a non-C collation, so it read every message ever recorded,
+    # inside the writers' turn, for each keyed reply or note (issue 19).
     other = select(TicketMessage.id).where(
-        TicketMessage.dedupe_key.startswith(prefix, autoescape=True)
+        TicketMessage.ticket_id == ticket_id,
+        TicketMessage.dedupe_key.startswith(prefix, autoescape=True),
     )
     if strict and session.scalar(other.limit(1)) is not None:
         raise ApiError(
@@ -130,7 +137,7 @@ def reply_as(
     ticket_id = visible_ticket_id(deps.db, caller, ref, f"{via} reply", deps.clock.now())
     dedupe, prefix = keyed(f"{via}:reply:{ticket_id}:{caller.token_id}", key, text)
     with acting(deps) as ctx:
-        earlier = _earlier(ctx.session, dedupe, prefix, strict=via == "api")
+        earlier = earlier_request(ctx.session, ticket_id, dedupe, prefix, strict=via == "api")
         ticket = ctx.session.get(Ticket, ticket_id)
         assert ticket is not None
         if earlier:
@@ -159,7 +166,7 @@ def keyed_note(
     ticket_id = visible_ticket_id(deps.db, caller, ref, f"{via} note", deps.clock.now())
     dedupe, prefix = keyed(f"{via}:note:{ticket_id}:{caller.token_id}", key, text)
     with acting(deps) as ctx:
-        earlier = _earlier(ctx.session, dedupe, prefix, strict=via == "api")
+        earlier = earlier_request(ctx.session, ticket_id, dedupe, prefix, strict=via == "api")
         ticket = ctx.session.get(Ticket, ticket_id)
         assert ticket is not None
         if earlier:
