@@ -41,6 +41,7 @@ from ingest.classify import (
 from ingest.documents_step import ContentChecks, Intake, step_documents
 from ingest.language import guess_language
 from ingest.prepare import step_believe, step_parse, step_spam, step_verify
+from ingest.replies import kept_text
 from ingest.sender_proof import sender_proven, verified_by_authentication
 from ingest.shape_step import step_shape_note
 from ingest.thread_finder import Threading, find_thread
@@ -289,6 +290,9 @@ def step_record(ctx: Context, work: Work) -> Work | Decision:
     entry, message, threading = work.entry, work.message, work.thread
     new = threading.ticket is None
     ticket = threading.ticket or _open_ticket(ctx, message, threading.claimed_ref)
+    # A forwarded mail is the request, not quoted history (ingest/replies.py). A repeated
+    # request is kept as it was compared: as the opening of a ticket.
+    message = replace(message, text=kept_text(message, new or threading.repeated_request))
     record_incoming(ctx, ticket, entry, message, kind="customer")
     if message.reused_message_id:
         _note_reused_id(ctx, entry, ticket, message)
@@ -307,7 +311,7 @@ def step_record(ctx: Context, work: Work) -> Work | Decision:
     if not new and ticket.status in ("pending", "closed"):
         ticket.status = "open"  # the customer wrote again: it is our turn
     ctx.session.flush()
-    return replace(work, ticket=ticket, new=new)
+    return replace(work, message=message, ticket=ticket, new=new)
 
 
 def step_hold_spam(ctx: Context, work: Work) -> Work | Decision:

@@ -15,6 +15,8 @@ import re
 from mailparser_reply import EmailReplyParser
 from mailparser_reply.constants import MAIL_LANGUAGES, QUOTED_MATCH_INCLUDE
 
+from domain.message import ParsedMessage
+
 MAIL_LANGUAGES.setdefault(
     "tr",
     {
@@ -269,3 +271,94 @@ def own_text(text: str) -> str:
             pass
         kept.append(line)
     return "\n".join(kept).strip()
+
+
+# A forward's own marker line: Gmail "---------- Forwarded message ---------", Thunderbird
+# "-------- Forwarded Message --------", Apple Mail "Begin forwarded message:", and their
+# translations (Gmail in Turkish: "---------- İletilen ileti ---------"). One class of marks
+# around the words: two runs of optional spaces side by side would be quadratic in a long run.
+_FORWARD_WORDS = (
+    r"(?:begin )?forwarded message|[iİ]let(?:ilen|ilmiş) [iİ]leti(?: başlangıcı)?|"
+    r"(?:anfang der )?weitergeleiteten? nachricht|message transféré|"
+    r"début du message réexpédié|(?:inicio del )?mensaje reenviado|(?:inizio )?messaggio inoltrato|"
+    r"(?:begin )?doorgestuurd bericht|mensagem encaminhada|wiadomość przekazana dalej|"
+    r"пересылаемое сообщение|(?:начало )?переадресованного сообщения|переадресованное сообщение"
+)
+_FORWARD = re.compile(r"^[\s-]*(?:" + _FORWARD_WORDS + r")[\s:-]*$", re.IGNORECASE)
+# Outlook writes the same "-----Original Message-----" or "From: / Sent:" block above a forward
+# as above a reply: only the subject tells them apart (FW, Fwd, and Turkish İLT, French TR,
+# German WG, Spanish RV), its first prefix, so "RE: FW:" is the reply it says it is.
+_FORWARD_SUBJECT = re.compile(
+    r"^\s*(?:\[[^\]\n]{0,80}\]\s*)?(?:fwd?|[iİ]lt|tr|wg|rv)\s*:", re.IGNORECASE
+)
+
+
+def _header_block_at(lines: list[str], i: int) -> bool:
+    line = lines[i]
+    if not (_FROM_LINE.match(line) or _OTHER_LINE.match(line)):
+        return False
+    return _is_header_block([s for s in lines[i : i + 8] if s.strip()][:4])
+
+
+def _after_separator(lines: list[str], i: int) -> int:
+    """`i`, or the Outlook separator line just above it: it belongs to the forward."""
+    above = i - 1
+    while above >= 0 and not lines[above].strip():
+        above -= 1
+    return above if above >= 0 and _OUTLOOK_SEPARATOR.match(lines[above].strip()) else i
+
+
+def _forward_start(lines: list[str], subject: str, past_quotes: bool) -> int | None:
+    """The line where forwarded mail starts, None when there is none; with `past_quotes` false,
+    None too when a quote (a "> " line, an attribution, a reply's header block) comes first."""
+    outlook = bool(_FORWARD_SUBJECT.match(subject))
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        quoted = bool(_QUOTED.match(line))
+        if not quoted and _FORWARD.match(line):
+            return i
+        headers = not quoted and bool(_ORIGINAL.match(line) or _header_block_at(lines, i))
+        if headers and outlook:
+            return _after_separator(lines, i)
+        if (quoted or headers or _is_attribution(lines, i)) and not past_quotes:
+            return None
+    return None
+
+
+def _with_forward(text: str, subject: str, reply: str | None, past_quotes: bool) -> str:
+    reply = latest_reply(text) if reply is None else reply
+    text = _INVISIBLE.sub("", text)  # as latest_reply reads it
+    # Where latest_reply looks for quotes, a forward is looked for (the cost, bounded alike).
+    end = text.rfind("\n", 0, REPLY_SCAN_LIMIT) if len(text) > REPLY_SCAN_LIMIT else len(text)
+    lines = text[: end if end > 0 else REPLY_SCAN_LIMIT].split("\n")
+    try:
+        start = _forward_start(lines, subject, past_quotes)
+    except Exception:  # the regexes on hostile input: the reply as before
+        return reply
+    if start is None:
+        return reply
+    at = sum(len(line) + 1 for line in lines[:start])
+    own = latest_reply(text[:at]) if text[:at].strip() else ""
+    forwarded = text[at:].strip()
+    return f"{own}\n\n{forwarded}" if own else forwarded
+
+
+def opening_text(text: str, subject: str, reply: str | None = None) -> str:
+    """The text a new ticket's first message keeps: what latest_reply keeps (`reply`, when it
+    was found already), and a forward below it whole, even below a quote. A customer opens a
+    ticket by forwarding the mail the request is about: that mail is the request, not history."""
+    return _with_forward(text, subject, reply, past_quotes=True)
+
+
+def follow_up_text(text: str, subject: str, reply: str | None = None) -> str:
+    """The text a message joining a ticket keeps: the latest reply, and a forward only when its
+    marker comes before any quote: one below it is part of the history the reply quotes."""
+    return _with_forward(text, subject, reply, past_quotes=False)
+
+
+def kept_text(message: ParsedMessage, opening: bool) -> str:
+    """The text recorded for `message`: as a ticket's opening (`opening_text`) or as a message
+    joining one (`follow_up_text`); its parsed `text` is the latest reply these start from."""
+    keep = opening_text if opening else follow_up_text
+    return keep(message.full_text, message.subject, message.text)

@@ -28,6 +28,7 @@ from domain.context import Context
 from domain.message import ParsedMessage
 from domain.refs import find_references
 from domain.requests import normalised, request_print, written_at
+from ingest.replies import kept_text
 from outbound.addresses import ref_from_address
 from outbound.compose import verify_message_id
 from storage.models import OutboxMail, Ticket, TicketMessage
@@ -170,13 +171,17 @@ def _by_repeated_request(ctx: Context, message: ParsedMessage) -> Threading | No
     customer wrote within the window before this one was written."""
     if not ctx.config.threading.duplicate_window_minutes or not message.sender.email:
         return None
-    words = normalised(message.subject, message.text)
+    candidates = _recent_requests(ctx, message.sender.email, written_at(message, ctx.clock.now()))
+    if not candidates:
+        return None  # before the text is worked out: most senders have no recent request
+    # The text as a ticket's opening keeps it (step_record), which is what each first request
+    # was kept as: a forward compared by its words, not by its marker line.
+    words = normalised(message.subject, kept_text(message, opening=True))
     if not words:
         return None
-    candidates = _recent_requests(ctx, message.sender.email, written_at(message, ctx.clock.now()))
     digest = request_print(words)
     same = next((t for t in candidates if t.request_print == digest), None)
-    if same is None and candidates:
+    if same is None:
         texts = _first_requests(ctx, candidates)
         same = next(
             (
