@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 
 from domain.context import Context
 from domain.history import add_note, record_incoming
@@ -182,6 +182,10 @@ _SAME_MESSAGE_ID = (
     )
     .order_by(TicketMessage.id)
 )
+# A message's 1-based place in its ticket's history, which is in id order (Ticket.messages).
+_PLACE = select(func.count(TicketMessage.id)).where(
+    TicketMessage.ticket_id == bindparam("ticket"), TicketMessage.id <= bindparam("id")
+)
 
 
 def step_deduplicate(ctx: Context, work: Work) -> Work | Decision:
@@ -195,7 +199,7 @@ def step_deduplicate(ctx: Context, work: Work) -> Work | Decision:
         with ctx.session.no_autoflush:  # the hash above waits for the step's next flush
             existing = ctx.session.scalar(_SAME_DEDUPE_KEY, {"key": message.dedupe_key})
         if existing is not None:
-            return Decision.ignore(f"duplicate: {_copy_of(existing)}")
+            return Decision.ignore(f"duplicate: an exact copy of {_place(ctx, existing)}")
         return work
     # No autoflush: flushing the hash set above alone was a flush of its own per message; it
     # goes with the next one. Only a row of this entry itself would read it (taken as flushed).
@@ -208,7 +212,7 @@ def step_deduplicate(ctx: Context, work: Work) -> Work | Decision:
             content = message.content_hash
         # A row processed before content hashes were kept: its Message-ID is all we know.
         if content is None or content == message.content_hash:
-            return Decision.ignore(f"duplicate: {_copy_of(existing)}")
+            return Decision.ignore(f"duplicate: an exact copy of {_place(ctx, existing)}")
     return replace(work, message=replace(message, reused_message_id=True)) if rows else work
 
 
@@ -468,8 +472,13 @@ def step_named(name: str) -> Step:
     raise KeyError(name)
 
 
-def _copy_of(existing: TicketMessage) -> str:
-    return f"an exact copy of message {existing.id} of ticket {existing.ticket.ref}"
+def _place(ctx: Context, message: TicketMessage) -> str:
+    """The message as "message 3 of ticket REF": its 1-based place in the history, as
+    `tickets show` lists it and `tickets split` takes it, so an admin can find it there; its
+    row id counted every ticket's messages."""
+    with ctx.session.no_autoflush:  # see _READING
+        place = ctx.session.scalar(_PLACE, {"ticket": message.ticket_id, "id": message.id})
+    return f"message {place} of ticket {message.ticket.ref}"
 
 
 def _note_reused_id(
@@ -481,7 +490,7 @@ def _note_reused_id(
         .order_by(TicketMessage.id)
         .limit(1)
     )
-    where = f" (message {first.id} of ticket {first.ticket.ref})" if first is not None else ""
+    where = f" ({_place(ctx, first)})" if first is not None else ""
     add_note(
         ctx,
         ticket,
