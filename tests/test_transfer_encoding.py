@@ -1,6 +1,7 @@
 """A part's Content-Transfer-Encoding is a case-insensitive token (RFC 2045 6.1): whitespace
-around it, as some clients and gateways write it, must not leave a part undecoded
-(ingest/transfer_encoding.py). Every path that decodes a part is held to it: the body and the
+around it, comments, quotes and parameters, as some clients and gateways write it, must not
+leave a part undecoded (ingest/transfer_encoding.py); a value that names no encoding keeps the
+part's bytes as they came. Every path that decodes a part is held to it: the body and the
 attachments parse_message reads, the base64 runs decoded beside the parser, the bounce
 detectors' view, and the redacted copies retention keeps.
 """
@@ -19,10 +20,38 @@ from ingest import base64_runs
 from ingest.mime_shape import ShapeLimits
 from ingest.parsing import parse_message
 from ingest.redact import without_files
+from ingest.transfer_encoding import encoding_token
+from storage.models import Document
+from tests.test_kyc import JPEG as ID_PHOTO
+from tests.test_kyc import kyc_mail
+from tests.test_threading import deliver
+from ticketd.state import State
 
 # The header values as clients write them; each is base64 or quoted-printable to a reader.
-BASE64_VALUES = ["base64 ", " BASE64", "Base64\t", "base64 \t ", "\r\n base64"]
-QP_VALUES = ["quoted-printable ", "Quoted-Printable\t", "\r\n QUOTED-PRINTABLE "]
+BASE64_VALUES = [
+    "base64 ",
+    " BASE64",
+    "Base64\t",
+    "base64 \t ",
+    "\r\n base64",
+    "base64;",
+    '"base64"',
+    "base64; charset=utf-8",
+    "base64 (comment)",
+    "(Outlook) Base64",
+    '"BASE64" ; name="a;b" (x (nested))',
+]
+QP_VALUES = [
+    "quoted-printable ",
+    "Quoted-Printable\t",
+    "\r\n QUOTED-PRINTABLE ",
+    "quoted-printable;",
+    '"quoted-printable"',
+    "Quoted-Printable; charset=utf-8",
+    "quoted-printable (iso-8859-9 text)",
+]
+# Values that name no encoding to decode by: the part's bytes are kept as they came, never lost.
+UNKNOWN_VALUES = ["x-gzip64", "base64 x", "(only a comment)", '"', "8bit; base64", "base64x"]
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 TEXT = "Kimliğimin ön yüzünü ekledim, çekim talebim onaylansın."
@@ -55,7 +84,7 @@ def _base64_mail(value: str, attachment: bytes = PDF) -> bytes:
 
 
 @pytest.mark.parametrize("value", BASE64_VALUES)
-def test_a_base64_part_with_whitespace_around_its_encoding_is_decoded(value: str) -> None:
+def test_a_base64_part_labelled_as_senders_write_it_is_decoded(value: str) -> None:
     message = parse_message(_base64_mail(value))
     assert message.text == TEXT
     [attachment] = message.attachments
@@ -65,7 +94,7 @@ def test_a_base64_part_with_whitespace_around_its_encoding_is_decoded(value: str
 
 
 @pytest.mark.parametrize("value", QP_VALUES)
-def test_a_quoted_printable_part_with_whitespace_around_its_encoding_is_decoded(
+def test_a_quoted_printable_part_labelled_as_senders_write_it_is_decoded(
     value: str,
 ) -> None:
     body = quopri.encodestring(TEXT.encode())
@@ -78,13 +107,60 @@ def test_a_quoted_printable_part_with_whitespace_around_its_encoding_is_decoded(
     )
 
 
-def test_a_uuencoded_part_with_a_trailing_space_is_decoded() -> None:
+@pytest.mark.parametrize("value", ["x-uuencode ", "X-UUENCODE;", '"x-uuencode" (uu)'])
+def test_a_uuencoded_part_labelled_as_senders_write_it_is_decoded(value: str) -> None:
     uu = b"begin 644 kimlik.pdf\r\n"
     for i in range(0, len(PDF), 45):
         uu += binascii.b2a_uu(PDF[i : i + 45]).replace(b"\n", b"\r\n")
     uu += b"`\r\nend\r\n"
-    raw = _mail("8bit", TEXT.encode(), "x-uuencode ", uu)
+    raw = _mail("8bit", TEXT.encode(), value, uu)
     assert parse_message(raw).attachments[0].payload == PDF
+
+
+@pytest.mark.parametrize("value", UNKNOWN_VALUES)
+def test_a_part_whose_encoding_is_no_known_one_keeps_its_bytes(value: str) -> None:
+    """7bit, 8bit and binary semantics: what came is what the ticket holds."""
+    encoded = _lines(PDF)
+    message = parse_message(_mail(value, TEXT.encode(), value, encoded))
+    assert message.text == TEXT
+    assert message.attachments[0].payload == encoded
+
+
+@pytest.mark.parametrize(
+    ("value", "token"),
+    [
+        ("quoted-printable;", "quoted-printable"),
+        ('"base64"', "base64"),
+        ("base64; charset=utf-8", "base64"),
+        ("base64 (comment)", "base64"),
+        ("(a (b) c) BASE64 ", "base64"),
+        ('"base\\64"', "base64"),  # a quoted pair is the character it quotes
+        ("8Bit\r\n\t", "8bit"),
+        ("base64 x", "base64 x"),
+        ("(unclosed base64", ""),
+        ("", ""),
+    ],
+)
+def test_a_value_is_read_as_its_token(value: str, token: str) -> None:
+    assert encoding_token(value) == token
+
+
+def test_a_value_is_read_no_further_than_its_first_characters() -> None:
+    assert encoding_token("(" + "x" * 1_000_000 + ") base64") == ""
+
+
+@pytest.mark.parametrize("value", ['"base64"', "base64; name=kimlik.jpg", "Base64 (phone)"])
+def test_an_identity_photo_so_labelled_is_stored_as_the_photo(kyc_state: State, value: str) -> None:
+    """The documents step reads the decoded bytes: the encoded text was refused as no image,
+    and the customer asked to send the document again."""
+    raw = kyc_mail([("kimlik.jpg", "image/jpeg", ID_PHOTO)])
+    raw = raw.replace(b"Transfer-Encoding: base64", b"Transfer-Encoding: " + value.encode())
+    result = deliver(kyc_state, raw)
+    assert "documents: 1 stored, 0 refused" in result.detail, result.detail
+    with kyc_state.db.read() as session:
+        [document] = session.query(Document).all()
+        assert (document.detected_type, document.size) == ("jpeg", len(ID_PHOTO))
+        assert document.sha256 == hashlib.sha256(ID_PHOTO).hexdigest()
 
 
 def test_a_large_attachment_with_a_trailing_space_is_decoded_beside_the_parser(
@@ -108,7 +184,7 @@ def test_a_large_attachment_with_a_trailing_space_is_decoded_beside_the_parser(
     assert placed and placed[0], "the run was not placed: the message was parsed as it came"
 
 
-def test_a_bounce_whose_notification_is_base64_with_a_trailing_space_names_its_address() -> None:
+def test_a_bounce_whose_notification_is_base64_with_a_parameter_names_its_address() -> None:
     """flufl.bounce's Postfix detector decodes the notification part itself."""
     notification = (
         "This is the mail system at host mx.example.net.\n\n"
@@ -123,7 +199,9 @@ def test_a_bounce_whose_notification_is_base64_with_a_trailing_space_names_its_a
         b'Content-Type: multipart/mixed; boundary="r"\r\n\r\n'
         b"--r\r\nContent-Description: Notification\r\n"
         b'Content-Type: text/plain; charset="us-ascii"\r\n'
-        b"Content-Transfer-Encoding: base64 \r\n\r\n" + _lines(notification.encode()) + b"--r--\r\n"
+        b"Content-Transfer-Encoding: base64; charset=us-ascii\r\n\r\n"
+        + _lines(notification.encode())
+        + b"--r--\r\n"
     )
     assert parse_message(raw, envelope_from="<>").failed_recipients == ("yok@example.net",)
 
@@ -197,7 +275,7 @@ def _assert_read_as_a_forward(raw: bytes) -> None:
     assert inner.attachments[0].payload == JPEG
 
 
-@pytest.mark.parametrize("cte", ["base64", "BASE64 "])
+@pytest.mark.parametrize("cte", ["base64", "BASE64 ", '"base64"', "base64 (webmail)"])
 def test_a_forward_sent_base64_is_read_as_the_message_it_holds(cte: str) -> None:
     _assert_read_as_a_forward(_forward_mail(cte, _lines(_original())))
 
