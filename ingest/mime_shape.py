@@ -101,10 +101,16 @@ class PartsCut(MessageDefect):
         self.limit = limit
 
 
+def declared_boundaries(raw: bytes | bytearray) -> set[bytes]:
+    """Every boundary a Content-Type parameter in the message declares: the only delimiter
+    lines that count (a text full of "--" lines is no structure)."""
+    return {a or b for a, b in _BOUNDARY.findall(raw)}
+
+
 def bound_parts(raw: bytes | bytearray, limit: int = MAX_PARTS) -> tuple[bytes | bytearray, bool]:
     """The raw bytes up to the delimiter line that would start part `limit` + 1, and whether
     anything was cut."""
-    boundaries = {a or b for a, b in _BOUNDARY.findall(raw)}
+    boundaries = declared_boundaries(raw)
     if not boundaries:
         return raw, False
     opened = 0

@@ -57,6 +57,7 @@ from ingest.mime_shape import (
 from ingest.raw_header import header_end
 from ingest.replies import latest_reply
 from ingest.report_scan import all_failures, report_view
+from ingest.status_part import bound_status
 from ingest.tnef import TnefContents, looks_like_tnef
 from ingest.tnef import unpack as unpack_tnef
 from ingest.transfer_encoding import normalise as normalise_encodings
@@ -718,6 +719,8 @@ def _parse_structure(
     if raw.startswith(b"\xef\xbb\xbf"):  # a byte order mark some Windows tools write first
         raw = raw[3:]
     raw, cut = bound_parts(raw, limits.parts)  # never more parts than the limit reach the parser
+    # Nor a delivery-status part past its bound: its parser makes a Message of every blank line.
+    raw = bound_status(raw)
     lifted = _parse_lifted(raw)
     # A marker where the shortcut would change what is read: parsed as it came (the runs'
     # decoded bytes are gone by then).

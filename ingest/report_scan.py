@@ -11,7 +11,10 @@ detectors read:
 
 - the first REPORT_VIEW_BYTES and REPORT_VIEW_LINES of the message only (every line costs
   them some fifty searches: 20,000 blank lines took a second; an Office 365 report's
-  delivery-status part starts near its 60th KB and 1,200th line);
+  delivery-status part starts near its 60th KB and 1,200th line), and its delivery-status part
+  wherever it lies, found by its boundary and bounded too (ingest/status_part.py): a long
+  first part (a transcript, a returned text of long lines) put it past those, and the failed
+  address was never named;
 - every line cut at REPORT_LINE_LIMIT characters, the lines a part's transfer encoding hides
   (base64, quoted-printable) too: those are decoded, cut, and encoded again;
 - every run of spaces and tabs cut at WHITESPACE_RUN characters;
@@ -52,12 +55,15 @@ from flufl.bounce._detectors import (
 )
 from flufl.bounce._interfaces import BounceDetector, NoFailures, NoTemporaryFailures, Recipients
 
+from ingest.status_part import StatusPart, bounded_end, status_parts, status_view
 from ingest.transfer_encoding import normalise, transfer_encoding
 
 REPORT_VIEW_BYTES = 128 * 1024
 REPORT_VIEW_LINES = 2500
 REPORT_LINE_LIMIT = 128
 WHITESPACE_RUN = 8
+# Delivery-status parts the view takes from past its head: one, or a report returned in a report.
+STATUS_VIEW_PARTS = 4
 
 _ANY_LINE_END = re.compile(rb"\r\n|\r|\n")
 _LONG_WHITESPACE = re.compile(rb"([ \t]{%d})[ \t]+" % WHITESPACE_RUN)
@@ -96,12 +102,38 @@ def _bound_encoded_part(part: Message) -> None:
         part.set_payload(quopri.encodestring(safe).decode("ascii"))
 
 
-def report_view(raw: bytes | bytearray) -> Message:
-    """The message as the detectors read it: see the module's docstring."""
+def _in_view(raw: bytes | bytearray, head_length: int, part: StatusPart) -> bool:
+    """Whether the view's head holds as much of the status part as `status_view` would."""
+    end = bounded_end(raw, part)
+    lines = max(raw.count(b"\n", 0, end), raw.count(b"\r", 0, end))  # CRLF, LF or CR alone
+    return end <= head_length and lines < REPORT_VIEW_LINES
+
+
+def _view_bytes(raw: bytes | bytearray) -> bytes:
+    """The bounded head of the message; and when a delivery-status part lies past it (a long
+    first part), the head up to that part, then it and the status parts after it (a report
+    returning a report has two), each bounded too."""
     head = raw[:REPORT_VIEW_BYTES]
     if len(raw) > REPORT_VIEW_BYTES:
         head = head[: max(head.rfind(b"\n"), head.rfind(b"\r")) + 1] or head
-    message = message_from_bytes(_safe_lines(head, REPORT_VIEW_LINES))
+    parts = status_parts(raw, most=STATUS_VIEW_PARTS)
+    outside = [p for p in parts if not _in_view(raw, len(head), p)]
+    if not outside:
+        return _safe_lines(head, REPORT_VIEW_LINES)
+    before = _safe_lines(head[: outside[0].opened_at], REPORT_VIEW_LINES)
+    if before and not before.endswith(b"\n"):
+        before += b"\n"
+    # The first status part's delimiter line ends whatever part the cut head left open, and
+    # the parts after it are read as its siblings (inside a returned message, their own
+    # boundary is declared in a header the view does not hold).
+    boundary = outside[0].boundary
+    spliced = [status_view(raw, p, boundary) for p in parts[parts.index(outside[0]) :]]
+    return before + _safe_lines(b"".join(spliced) + b"--" + boundary + b"--\r\n")
+
+
+def report_view(raw: bytes | bytearray) -> Message:
+    """The message as the detectors read it: see the module's docstring."""
+    message = message_from_bytes(_view_bytes(raw))
     # The detectors decode parts themselves: `base64 ` is base64, a forward sent base64 is read
     # as a message (the view is bounded: so is what it decodes).
     normalise(message.walk(), message_from_bytes)
