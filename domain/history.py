@@ -8,7 +8,7 @@ import filetype
 from sqlalchemy.exc import IntegrityError
 
 from domain.context import Context
-from domain.errors import Ignored
+from domain.errors import Ignored, Temporary
 from domain.message import ParsedMessage
 from domain.requests import normalised, request_print, written_at
 from storage.models import JournalEntry, Ticket, TicketMessage
@@ -24,7 +24,6 @@ def record_incoming(
     ctx: Context, ticket: Ticket, entry: JournalEntry, message: ParsedMessage, kind: str
 ) -> TicketMessage:
     record = TicketMessage(
-        ticket_id=ticket.id,
         journal_id=entry.id,
         direction="in",
         kind=kind,
@@ -49,18 +48,27 @@ def record_incoming(
         ],
         created_at=ctx.clock.now(),
     )
+    if ticket.id is None:
+        record.ticket = ticket  # a ticket opened by this message: inserted in the same flush
+    else:
+        record.ticket_id = ticket.id
     ctx.session.add(record)
     if kind == "customer" and ticket.request_at is None:
         # The ticket's first request: a repeat of it is found by these two (thread_finder).
         ticket.request_at = written_at(message, record.created_at)
         ticket.request_print = request_print(normalised(message.subject, message.text))
     try:
-        # The message first: its unique dedupe key is where a concurrent worker that recorded
-        # the same message collides (on PostgreSQL the insert waits for that worker's commit).
-        # Left pending, a later autoflush would raise it somewhere unhandled.
+        # Its unique dedupe key is where a concurrent worker that recorded the same message
+        # collides (on PostgreSQL the insert waits for that worker's commit). Left pending, a
+        # later autoflush would raise it somewhere unhandled. The same flush writes what the
+        # caller changed before (a new ticket, its participants), so only a collision on the
+        # dedupe key is that duplicate; another (a participant a concurrent worker added) is
+        # tried again later, when it is no collision any more.
         ctx.session.flush()
     except IntegrityError as error:
-        raise Ignored("duplicate: recorded concurrently") from error
+        if "dedupe_key" in str(error.orig):
+            raise Ignored("duplicate: recorded concurrently") from error
+        raise Temporary(f"a concurrent change of ticket {ticket.ref}: {error.orig}") from error
     return record
 
 

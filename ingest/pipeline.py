@@ -297,6 +297,13 @@ def step_record(ctx: Context, work: Work) -> Work | Decision:
     # A forwarded mail is the request, not quoted history (ingest/replies.py). A repeated
     # request is kept as it was compared: as the opening of a ticket.
     message = replace(message, text=kept_text(message, new or threading.repeated_request))
+    _add_participants(ctx, ticket, message, new)
+    if not new:
+        ticket.updated_at = ctx.clock.now()
+        if ticket.status in ("pending", "closed"):
+            ticket.status = "open"  # the customer wrote again: it is our turn
+    # One flush for all of it (a new ticket, its participants, the message): each was a flush
+    # of its own, and the updates of a ticket just inserted statements of their own (issue 19).
     record_incoming(ctx, ticket, entry, message, kind="customer")
     if message.reused_message_id:
         _note_reused_id(ctx, entry, ticket, message)
@@ -310,11 +317,7 @@ def step_record(ctx: Context, work: Work) -> Work | Decision:
             f"note:repeat:{message.dedupe_key}",
             entry.id,
         )
-    _add_participants(ctx, ticket, message, new)
-    ticket.updated_at = ctx.clock.now()
-    if not new and ticket.status in ("pending", "closed"):
-        ticket.status = "open"  # the customer wrote again: it is our turn
-    ctx.session.flush()
+    ctx.session.flush()  # the notes above (see _READING)
     return replace(work, message=message, ticket=ticket, new=new)
 
 
@@ -525,16 +528,19 @@ def _open_ticket(ctx: Context, message: ParsedMessage, claimed_ref: str | None) 
         claimed_ref=claimed_ref,
         created_at=now,
         updated_at=now,
+        # Empty, not unloaded: no query for them once the ticket is inserted.
+        participants=[],
+        messages=[],
     )
-    ctx.session.add(ticket)
-    ctx.session.flush()
+    ctx.session.add(ticket)  # inserted with its first message (step_record)
     return ticket
 
 
 def _add_participants(ctx: Context, ticket: Ticket, message: ParsedMessage, new: bool) -> None:
     wanted: list[tuple[str, str]] = [(message.sender.email, "customer" if new else "cc")]
     wanted += [(a.email, "cc") for a in (*message.to, *message.cc)]
-    known = {p.email for p in ticket.participants}
+    with ctx.session.no_autoflush:  # see _READING: the message's flush is next
+        known = {p.email for p in ticket.participants}
     for email, role in wanted:
         if email and not ctx.config.desk.owns(email) and email not in known:
             ticket.participants.append(Participant(email=email, role=role))

@@ -228,20 +228,25 @@ def reconcile_events(session: Session, ticket: Ticket, sla: SlaConfig) -> None:
     with session.no_autoflush:
         existing = session.scalars(_EVENTS_OF, {"ticket_id": ticket.id}).all()
     have: set[EventKey] = set()
+    deleted = False
     for row in existing:
         key = (row.kind, row.target, row.point, row.deadline)
         # The survey is not a deadline: it stays owed while the ticket stays closed.
         kept = row.kind == SLA_SURVEY and ticket.status == "closed"
         if row.sent_at is None and key not in wanted and not kept:
             session.delete(row)
+            deleted = True
         else:
             have.add(key)
     added = event_rows(ticket.id, wanted, have)
     if added:
-        # One executemany (after the autoflush of the ticket): as objects, each row was an
-        # INSERT of its own (RETURNING its id, which nothing here reads) and unit-of-work state.
-        session.execute(insert(SlaEvent), added)
-    session.flush()
+        # One executemany: as objects, each row was an INSERT of its own (RETURNING its id,
+        # which nothing here reads) and unit-of-work state. Not after an autoflush: the
+        # ticket's new deadlines wait for the next flush (the rows need only its id).
+        with session.no_autoflush:
+            session.execute(insert(SlaEvent), added)
+    if deleted:
+        session.flush()  # no SlaEvent row is left pending (above)
 
 
 def next_deadline(ticket: Ticket) -> datetime | None:
