@@ -297,8 +297,9 @@ def step_record(ctx: Context, work: Work) -> Work | Decision:
     # A forwarded mail is the request, not quoted history (ingest/replies.py). A repeated
     # request is kept as it was compared: as the opening of a ticket.
     message = replace(message, text=kept_text(message, new or threading.repeated_request))
-    _add_participants(ctx, ticket, message, new)
-    if not new:
+    if new:
+        _add_participants(ctx, entry, ticket, message, threading)  # inserted with the ticket
+    else:
         ticket.updated_at = ctx.clock.now()
         if ticket.status in ("pending", "closed"):
             ticket.status = "open"  # the customer wrote again: it is our turn
@@ -317,6 +318,9 @@ def step_record(ctx: Context, work: Work) -> Work | Decision:
             f"note:repeat:{message.dedupe_key}",
             entry.id,
         )
+    if not new:
+        # After the message: a note on whom it did not add follows it in the history.
+        _add_participants(ctx, entry, ticket, message, threading)
     ctx.session.flush()  # the notes above (see _READING)
     return replace(work, message=message, ticket=ticket, new=new)
 
@@ -536,15 +540,44 @@ def _open_ticket(ctx: Context, message: ParsedMessage, claimed_ref: str | None) 
     return ticket
 
 
-def _add_participants(ctx: Context, ticket: Ticket, message: ParsedMessage, new: bool) -> None:
+def _add_participants(
+    ctx: Context, entry: JournalEntry, ticket: Ticket, message: ParsedMessage, threading: Threading
+) -> None:
+    """The sender and the To/Cc of the message become participants, who may then write into
+    the ticket by its reference (ingest/thread_finder.py). On an existing ticket only a proven
+    sender (ingest/sender_proof.py) adds anyone: a forged From of the customer with the forger
+    in Cc would otherwise make the forger a participant of her conversation. A new ticket keeps
+    its first mail's To/Cc (a colleague in Cc, commonly), proven or not: all it holds is that
+    mail, which its writer can already continue under its From by its own Message-ID, so
+    nobody gains a way into a conversation they were not part of."""
+    new = threading.ticket is None
     wanted: list[tuple[str, str]] = [(message.sender.email, "customer" if new else "cc")]
     wanted += [(a.email, "cc") for a in (*message.to, *message.cc)]
     with ctx.session.no_autoflush:  # see _READING: the message's flush is next
         known = {p.email for p in ticket.participants}
+    newcomers: dict[str, str] = {}
     for email, role in wanted:
         if email and not ctx.config.desk.owns(email) and email not in known:
+            newcomers.setdefault(email, role)
+    if not newcomers:
+        return
+    if new or sender_proven(message, threading):
+        for email, role in newcomers.items():
             ticket.participants.append(Participant(email=email, role=role))
-            known.add(email)
+        return
+    add_note(
+        ctx,
+        ticket,
+        "Sender not proven: nobody made a participant",
+        f"{message.sender.email or 'The sender'} is not proven to be who the From names (no "
+        "signed reply address or Message-ID of ours with the customer's From, no aligned DKIM "
+        f"or SPF pass), so this mail made nobody a participant: {', '.join(newcomers)}. A mail "
+        "of theirs naming this ticket joins it only when it answers one of our mails or is "
+        "sent to the ticket's reply address; otherwise it opens a ticket of its own that "
+        "remembers the reference.",
+        f"note:participants:{message.dedupe_key}",
+        entry.id,
+    )
 
 
 def _already_pointed_to(ctx: Context, ticket: Ticket) -> bool:

@@ -2,14 +2,16 @@
 
 A From is the sender's own word: anyone can write `From: <an approved customer>`. What may act
 on that person's behalf (change their identity verification, join their open ticket as a repeated
-request, learn of their ticket) needs proof, and there are two kinds:
+request, learn of their ticket, bring others into it as participants) needs proof, and there are
+two kinds:
 - the message answers a mail only the ticket's recipients got (our signed Message-ID, the
   ticket's signed reply address), and its From is the ticket's customer;
 - an aligned DKIM or SPF pass for the From's domain in a verdict we believe: our own
   verification's, or a receiving server's the admin trusts (`ParsedMessage.aligned_pass`,
   domain/sender_auth.py), never an Authentication-Results header the sender wrote.
 Anything else is unproven: it still becomes a ticket (a person's mail always does), its documents
-are kept on that ticket, unbound, and automatic answers to it repeat no text of it but a cut
+are kept on that ticket, unbound, it makes nobody a participant of an existing ticket
+(ingest/pipeline.py), and automatic answers to it repeat no text of it but a cut
 subject.
 """
 

@@ -110,3 +110,54 @@ def test_an_acknowledgement_carries_no_text_or_link_of_an_unproven_sender(
     assert "evil.example" not in body and "adresine girin" not in body
     assert "Destek Güvenlik" not in body  # the display name is the sender's text too
     assert "Destek Güvenlik" not in str(ack["To"])
+
+
+def _shown(desk: DaemonProcess, ref: str, count: int) -> dict[str, Any]:
+    """`tickets show REF` once it holds `count` messages (notes included)."""
+
+    def done() -> dict[str, Any] | None:
+        shown: dict[str, Any] = desk.cli("tickets", "show", ref, "--json")
+        return shown if len(shown["messages"]) >= count else None
+
+    result: dict[str, Any] = desk.wait_until(done, what=f"{count} messages on {ref}")
+    return result
+
+
+def test_a_forged_mail_of_the_customer_makes_nobody_in_its_cc_a_participant(
+    desk: DaemonProcess, relay: Relay
+) -> None:
+    _send(desk, VICTIM, _mail(f"Dilek Demir <{VICTIM}>", "Para çekme talebim", TEXT))
+    [ack] = relay.wait_for(1)
+    [ticket] = _settled(desk, 1)
+    ref = ticket["ref"]
+    # Her From, the attacker's envelope and Cc: a participant's address, so it joins (a
+    # person's mail reaches a ticket), but nothing proves she wrote it.
+    forged = _mail(
+        VICTIM, f"Re: [#{ref}] Talebiniz alındı", "Eşim de bu talebi takip edecek.", Cc=ATTACKER
+    )
+    _send(desk, ATTACKER, forged)
+    shown = _shown(desk, ref, 3)  # the note comes in the same transaction
+    assert [m["kind"] for m in shown["messages"]] == ["customer", "auto", "customer", "system"]
+    assert shown["participants"] == [VICTIM]
+    assert ATTACKER in shown["messages"][3]["text"]
+    assert "made nobody a participant" in shown["messages"][3]["text"]
+    # The attacker's own mail with her reference is a stranger's: a ticket of its own.
+    _send(desk, ATTACKER, _mail(ATTACKER, f"Re: [#{ref}] IBAN", "IBAN'ım değişti: TR11 1111."))
+    tickets = _settled(desk, 2)
+    [claimed] = [t["ref"] for t in tickets if t["ref"] != ref]
+    assert desk.cli("tickets", "show", claimed, "--json")["claimed_ref"] == ref
+    assert len(desk.cli("tickets", "show", ref, "--json")["messages"]) == 4
+    # Her answer to our acknowledgement proves her From: her Cc becomes a participant.
+    answer = _mail(
+        VICTIM,
+        f"Re: [#{ref}] Talebiniz alındı",
+        "Eşim de takip edecek.",
+        Cc=TARGET,
+        In_Reply_To=str(ack["Message-ID"]),
+    )
+    _send(desk, VICTIM, answer)
+    shown = _shown(desk, ref, 5)
+    assert shown["participants"] == [VICTIM, TARGET]
+    _send(desk, TARGET, _mail(TARGET, f"Re: [#{ref}] ek", "Ben eşiyim, belgeyi ekledim."))
+    shown = _shown(desk, ref, 6)
+    assert shown["messages"][5]["from"] == TARGET

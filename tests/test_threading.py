@@ -355,10 +355,13 @@ def test_a_strangers_answer_to_her_message_id_does_not_join_her_ticket(
 def test_split_takes_the_participants_who_came_only_with_the_moved_messages(
     state: State, clock: FixedClock
 ) -> None:
-    ref, _ack = open_ticket(state, clock)
-    # A follow-up of hers with someone in Cc who then writes into the ticket.
+    ref, ack_id = open_ticket(state, clock)
+    # A follow-up of hers with someone in Cc who then writes into the ticket: her answer to
+    # our acknowledgement, which proves her From (an unproven one makes nobody a participant).
     follow_up = customer_mail(
-        sender=CUSTOMER, subject=f"Re: [#{ref}] ek", headers={"Cc": "mallory@evil.example"}
+        sender=CUSTOMER,
+        subject=f"Re: [#{ref}] ek",
+        headers={"Cc": "mallory@evil.example", "In-Reply-To": f"<{ack_id}>"},
     )
     assert deliver(state, follow_up).detail.startswith(f"ticket {ref}:")
     intruder = deliver(state, customer_mail(sender="mallory@evil.example", subject=f"[#{ref}] x"))
