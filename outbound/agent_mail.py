@@ -81,10 +81,13 @@ def _send_notification(
     files: tuple[OutgoingAttachment, ...] = (),
     **fields: Any,
 ) -> None:
-    """The notify template to `agent`: the customer's `text` (cut to NOTIFY_TEXT_LIMIT), the
-    ticket's state, threaded per ticket, with the signed agent reply address."""
+    """The notify template to `agent`: the `text` of a message (cut to NOTIFY_TEXT_LIMIT) and
+    who wrote it (`sender`, `sender_name`; the ticket's customer unless given), the ticket's
+    state, threaded per ticket, with the signed agent reply address."""
     shown = text[:NOTIFY_TEXT_LIMIT]
     defaults: dict[str, Any] = {
+        "sender": ticket.customer,
+        "sender_name": ticket.customer_name or "",
         "new": False,
         "attachments": [],
         "not_sent": [],
@@ -171,8 +174,17 @@ def notify_agents(ctx: Context, ticket: Ticket, message: ParsedMessage, new: boo
             not_sent=not_sent,
             history=_history(ctx, ticket, message),
             others=_other_tickets(ctx, ticket),
+            # Who wrote this message, not the ticket's customer: a participant's mail read as
+            # hers would have the agent act on a stranger's word in her name.
+            **_written_by(message.sender.email, message.sender.name),
         )
     return len(recipients)
+
+
+def _written_by(address: str, name: str | None) -> dict[str, str]:
+    """The notification's `sender` fields for a message from `address` (a message without a
+    usable From names nobody, rather than the customer)."""
+    return {"sender": address or "-", "sender_name": name or ""}
 
 
 HISTORY_MESSAGES = 5  # earlier messages of the ticket a notification quotes, newest first
@@ -377,7 +389,8 @@ def notify_handover(
     notification, with the customer's last message, says why."""
     text = last.text if last is not None else ""
     files = list(last.attachments) if last is not None else []
-    _send_notification(ctx, ticket, agent, text, handover=why, attachments=files)
+    by: dict[str, Any] = _written_by(last.from_addr, last.from_name) if last is not None else {}
+    _send_notification(ctx, ticket, agent, text, handover=why, attachments=files, **by)
 
 
 def refuse_to_agent(

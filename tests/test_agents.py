@@ -488,3 +488,26 @@ def test_an_answer_to_a_web_forms_no_reply_sender_is_refused_to_the_agent(
     assert mails_to(relay, form) == [] and mails_to(relay, "elif@example.net") == []
     kinds = [m["kind"] for m in desk.cli("tickets", "show", ref, "--json")["messages"]]
     assert "agent" not in kinds and "note" in kinds
+
+
+def test_a_participants_mail_is_notified_as_theirs_not_the_customers(
+    desk: DaemonProcess, relay: Relay
+) -> None:
+    customer, colleague = "musteri@example.net", "mehmet@example.net"
+    first = customer_mail(
+        sender=f"Can Kaya <{customer}>",
+        subject="Para çekme",
+        body="Çekim bekliyor",
+        headers={"Cc": f"Mehmet Öz <{colleague}>"},
+    )
+    send(desk.port, first, customer, DESK)
+    [notification] = wait_for_mail(relay, AGENT, 1)
+    assert f"Can Kaya <{customer}> yazdı:" in text_of(notification)
+    ref = desk.cli("tickets", "list", "--json")[0]["ref"]
+    later = customer_mail(
+        sender=f"Mehmet Öz <{colleague}>", subject=f"Re: [#{ref}] Para çekme", body="IBAN değişti"
+    )
+    send(desk.port, later, colleague, DESK)
+    [_, told] = wait_for_mail(relay, AGENT, 2, "(the colleague's mail)")
+    assert f"Mehmet Öz <{colleague}> yazdı:\n\nIBAN değişti" in text_of(told)
+    assert f"<{customer}> yazdı:" not in text_of(told)

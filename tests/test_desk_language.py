@@ -60,6 +60,8 @@ def test_every_code_people_read_has_a_turkish_word(kind: str, code: str) -> None
         new=True,
         customer="c@example.net",
         customer_name="",
+        sender="c@example.net",
+        sender_name="",
         text="t",
         text_omitted=0,
         attachments=[],
