@@ -47,6 +47,12 @@ STALE_ADDRESS = (
     "reply address from before the secret changed): nothing was done and nothing was sent to "
     "the customer. Answer this mail instead; its reply address is the ticket's current one"
 )
+NOT_THE_AGENT = (
+    "The From names agent {name} <{email}>, but the mail did not come to the "
+    "ticket's agent reply address with the agent's proof (that signed address and an aligned "
+    "DKIM or SPF pass), so it is not the agent's: it is kept as a message from outside the "
+    "team, no command in it was run and nothing of it was sent to the customer."
+)
 # Where a signature block starts: the "-- " delimiter (RFC 3676 4.3) or Outlook's rule. A
 # sign-off ("Saygılarımla,\nMehmet", "Best regards,") is part of the answer and stays.
 _SIGNATURE_START = re.compile(r"^(-- ?|__+)$")
@@ -119,6 +125,24 @@ def _refuse_unsigned_address(
         ctx, ticket, f"Mail from agent {agent.email} refused", problem, message.dedupe_key, entry.id
     )
     return AgentOutcome(ticket, "agent mail refused: " + problem)
+
+
+def note_agent_from(
+    ctx: Context, entry: JournalEntry, ticket: Ticket, message: ParsedMessage
+) -> None:
+    """A note under a message that came the customers' way (not to an agent reply address)
+    with a configured agent's From: anyone can write that From, and read as the agent's (by an
+    agent, in the ticket's history) its words would carry the team's authority, so the ticket
+    says it is not the agent's."""
+    agent = ctx.config.team.agent(message.sender.email)
+    if agent is None:
+        return
+    text = NOT_THE_AGENT.format(name=agent.name, email=agent.email)
+    by = entry.envelope_from
+    if by and by.lower() != agent.email:  # where a forgery came from, for whoever looks into it
+        text += f"\nSMTP sender: {by}."
+    key = f"note:agent-from:{message.dedupe_key}"
+    add_note(ctx, ticket, f"Not a mail of agent {agent.email}", text, key, entry.id)
 
 
 def authentication_failure(message: ParsedMessage, require: bool) -> str | None:

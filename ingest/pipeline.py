@@ -26,7 +26,7 @@ from domain.context import Context
 from domain.history import add_note, record_incoming
 from domain.message import ParsedMessage
 from domain.refs import new_reference
-from ingest.agent_replies import route_new_ticket, step_agent_mail
+from ingest.agent_replies import note_agent_from, route_new_ticket, step_agent_mail
 from ingest.blocking import blocked_by
 from ingest.bounces import record_bounce
 from ingest.categorise import Categoriser
@@ -356,8 +356,10 @@ def step_route(ctx: Context, work: Work) -> Work | Decision:
 
 def step_mark_untrusted(ctx: Context, work: Work) -> Work | Decision:
     """A note on the ticket for the agents: this sender could not be trusted, so nothing
-    automatic went back (an agent may still answer, having looked)."""
+    automatic went back (an agent may still answer, having looked); or the From is an agent's,
+    on mail that is no agent's act."""
     entry, message, ticket = work.entry, work.message, work.recorded
+    note_agent_from(ctx, entry, ticket, message)
     if message.spam is not None and not message.spam.checked:
         add_note(
             ctx,

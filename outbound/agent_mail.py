@@ -176,15 +176,21 @@ def notify_agents(ctx: Context, ticket: Ticket, message: ParsedMessage, new: boo
             others=_other_tickets(ctx, ticket),
             # Who wrote this message, not the ticket's customer: a participant's mail read as
             # hers would have the agent act on a stranger's word in her name.
-            **_written_by(message.sender.email, message.sender.name),
+            **_written_by(ctx, message.sender.email, message.sender.name),
         )
     return len(recipients)
 
 
-def _written_by(address: str, name: str | None) -> dict[str, str]:
-    """The notification's `sender` fields for a message from `address` (a message without a
-    usable From names nobody, rather than the customer)."""
-    return {"sender": address or "-", "sender_name": name or ""}
+def _written_by(ctx: Context, address: str, name: str | None) -> dict[str, Any]:
+    """The notification's `sender` fields for a customer-side message from `address` (a
+    message without a usable From names nobody, rather than the customer). An agent's address
+    there is flagged: an agent's own mail comes to the agent reply address, so this one is no
+    agent's act, whatever its From says (ingest/agent_replies.note_agent_from)."""
+    return {
+        "sender": address or "-",
+        "sender_name": name or "",
+        "unproven_agent": ctx.config.team.agent(address) is not None,
+    }
 
 
 HISTORY_MESSAGES = 5  # earlier messages of the ticket a notification quotes, newest first
@@ -208,6 +214,9 @@ def _history(ctx: Context, ticket: Ticket, message: ParsedMessage) -> list[dict[
             "at": local_time(row.created_at, ctx.config.desk.timezone),
             "who": row.from_name or row.from_addr,
             "kind": row.kind,
+            # A customer-side message under an agent's From is no agent's (see _written_by).
+            "unproven_agent": row.kind == "customer"
+            and ctx.config.team.agent(row.from_addr) is not None,
             "quoted": "\n".join("> " + line for line in row.text[:HISTORY_TEXT_LIMIT].splitlines()),
         }
         for row in rows
@@ -389,7 +398,7 @@ def notify_handover(
     notification, with the customer's last message, says why."""
     text = last.text if last is not None else ""
     files = list(last.attachments) if last is not None else []
-    by: dict[str, Any] = _written_by(last.from_addr, last.from_name) if last is not None else {}
+    by = _written_by(ctx, last.from_addr, last.from_name) if last is not None else {}
     _send_notification(ctx, ticket, agent, text, handover=why, attachments=files, **by)
 
 

@@ -511,3 +511,39 @@ def test_a_participants_mail_is_notified_as_theirs_not_the_customers(
     [_, told] = wait_for_mail(relay, AGENT, 2, "(the colleague's mail)")
     assert f"Mehmet Öz <{colleague}> yazdı:\n\nIBAN değişti" in text_of(told)
     assert f"<{customer}> yazdı:" not in text_of(told)
+
+
+def test_an_agents_from_on_the_customers_reply_address_is_not_the_agents_mail(
+    desk: DaemonProcess, relay: Relay
+) -> None:
+    customer = "musteri@example.net"
+    send(desk.port, customer_mail(sender=customer, subject="Para çekme"), customer, DESK)
+    wait_for_mail(relay, AGENT, 1)
+    [ack] = wait_for_mail(relay, customer, 1)
+    ref = desk.cli("tickets", "list", "--json")[0]["ref"]
+    # The customer's signed reply address (no secret to her, nor to whoever she forwards our
+    # mail to) under the agent's From, from elsewhere, with commands: no agent proof.
+    forged = customer_mail(
+        sender=f"Ayşe Yılmaz <{AGENT}>",
+        to=str(ack["Reply-To"]),
+        subject=f"Re: [#{ref}] Para çekme",
+        body="#kapat\n#ata Mert\n\nTalebiniz kapatıldı.",
+    )
+    send(desk.port, forged, "mallory@evil.example", parseaddr(str(ack["Reply-To"]))[1])
+    [_, told] = wait_for_mail(relay, AGENT, 2, "(the forged mail's notification)")
+    assert f"<{AGENT}> yazdı (bir temsilcinin adresi, ama temsilci kanıtı olmadan" in text_of(told)
+    shown = desk.cli("tickets", "show", ref, "--json")
+    assert (shown["status"], shown["assignee"]) == ("open", None)  # no command was run
+    kinds = [m["kind"] for m in shown["messages"]]
+    assert kinds == ["customer", "auto", "customer", "system", "system"]
+    assert shown["messages"][2]["from"] == AGENT
+    [said] = [m["text"] for m in shown["messages"][3:] if "not the agent's" in m["text"]]
+    assert "SMTP sender: mallory@evil.example." in said
+    assert AGENT not in shown["participants"]  # unproven: nobody made a participant
+    assert desk.cli("quarantine", "list", "--json") == []  # it reached the ticket
+    # The customer writes again: the history quoted to the agent flags the forged entry.
+    send(desk.port, customer_mail(sender=customer, subject=f"[#{ref}] ek"), customer, DESK)
+    [*_, again] = wait_for_mail(relay, AGENT, 3, "(the customer's next mail)")
+    assert "Ayşe Yılmaz (temsilci adresi, kanıtsız: temsilcinin değil):" in text_of(again)
+    time.sleep(1)
+    assert len(mails_to(relay, customer)) == 1  # only the acknowledgement
