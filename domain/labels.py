@@ -190,6 +190,11 @@ _NOTES_TR: tuple[tuple[str, str], ...] = (
     (r"Closed automatically", "Otomatik olarak kapatıldı"),
     (r"Identity documents requested", "Kimlik belgeleri istendi"),
     (r"Identity verification expired", "Kimlik doğrulamasının süresi doldu"),
+    (
+        r"Sender not proven: nobody made a participant",
+        "Gönderen kanıtlanmadı: kimse katılımcı yapılmadı",
+    ),
+    (r"Not a mail of agent (?P<a>\S+)", "{a} temsilcisinin e-postası değil"),
     # Texts.
     (
         r"No (?P<mail>\S+) mail went to (?P<to>\S+): (?P<reason>.+)\.",
@@ -255,6 +260,30 @@ _NOTES_TR: tuple[tuple[str, str], ...] = (
         r"The verification of (?P<c>\S+) expired \((?P<before>\w+)\): (?P<s>.+)\.",
         "{c} kimlik doğrulamasının süresi doldu ({before}): {s}.",
     ),
+    (
+        r"(?P<a>.+?) is not proven to be who the From names \(no signed reply address or "
+        r"Message-ID of ours with the customer's From, no aligned DKIM or SPF pass\), so this "
+        r"mail made nobody a participant: (?P<list>.+?)\. A mail of theirs naming this ticket "
+        r"joins it only when it answers one of our mails or is sent to the ticket's reply "
+        r"address; otherwise it opens a ticket of its own that remembers the reference\.",
+        "{a} adresinin From'da yazan kişi olduğu kanıtlanmadı (müşterinin From'uyla bizim imzalı "
+        "yanıt adresimiz ya da Message-ID'miz yok, hizalı bir DKIM ya da SPF geçişi yok); bu "
+        "yüzden bu e-posta kimseyi katılımcı yapmadı: {list}. Onların bu talebi anan bir "
+        "e-postası, ancak bizim bir e-postamızı yanıtlıyorsa ya da talebin yanıt adresine "
+        "gönderildiyse bu talebe eklenir; yoksa referansı hatırlayan ayrı bir talep açar.",
+    ),
+    (
+        r"The From names agent (?P<name>.+?) <(?P<email>\S+)>, but the mail did not come to "
+        r"the ticket's agent reply address with the agent's proof \(that signed address and an "
+        r"aligned DKIM or SPF pass\), so it is not the agent's: it is kept as a message from "
+        r"outside the team, no command in it was run and nothing of it was sent to the "
+        r"customer\.",
+        "From, {name} <{email}> temsilcisini gösteriyor, ancak e-posta talebin temsilci yanıt "
+        "adresine temsilci kanıtıyla (o imzalı adres ve hizalı bir DKIM ya da SPF geçişi) "
+        "gelmedi; bu yüzden temsilcinin değil: ekip dışından bir ileti olarak tutuldu, içindeki "
+        "hiçbir komut uygulanmadı ve müşteriye hiçbir şey gönderilmedi.",
+    ),
+    (r"SMTP sender: (?P<a>\S+)\.", "SMTP göndericisi: {a}."),
     # Why nothing went to an address, or not yet (outbound/automatic.py), and pieces of notes.
     (r"no address to answer", "yanıtlanacak bir adres yok"),
     (r"(?P<a>\S+) is an address of the desk", "{a} masanın kendi adresi"),

@@ -119,6 +119,35 @@ NOTES = [
         "The verification of c@x.com expired (approved): valid for 365 days.",
         "c@x.com kimlik doğrulamasının süresi doldu (approved): valid for 365 days.",
     ),
+    (
+        "Sender not proven: nobody made a participant",
+        "Gönderen kanıtlanmadı: kimse katılımcı yapılmadı",
+    ),
+    ("Not a mail of agent a@x.com", "a@x.com temsilcisinin e-postası değil"),
+    (
+        "c@x.com is not proven to be who the From names (no signed reply address or Message-ID "
+        "of ours with the customer's From, no aligned DKIM or SPF pass), so this mail made "
+        "nobody a participant: e@x.com, f@x.com. A mail of theirs naming this ticket joins it "
+        "only when it answers one of our mails or is sent to the ticket's reply address; "
+        "otherwise it opens a ticket of its own that remembers the reference.",
+        "c@x.com adresinin From'da yazan kişi olduğu kanıtlanmadı (müşterinin From'uyla bizim "
+        "imzalı yanıt adresimiz ya da Message-ID'miz yok, hizalı bir DKIM ya da SPF geçişi "
+        "yok); bu yüzden bu e-posta kimseyi katılımcı yapmadı: e@x.com, f@x.com. Onların bu "
+        "talebi anan bir e-postası, ancak bizim bir e-postamızı yanıtlıyorsa ya da talebin "
+        "yanıt adresine gönderildiyse bu talebe eklenir; yoksa referansı hatırlayan ayrı bir "
+        "talep açar.",
+    ),
+    (
+        "The From names agent Ayşe Yılmaz <a@x.com>, but the mail did not come to the ticket's "
+        "agent reply address with the agent's proof (that signed address and an aligned DKIM "
+        "or SPF pass), so it is not the agent's: it is kept as a message from outside the "
+        "team, no command in it was run and nothing of it was sent to the customer.",
+        "From, Ayşe Yılmaz <a@x.com> temsilcisini gösteriyor, ancak e-posta talebin temsilci "
+        "yanıt adresine temsilci kanıtıyla (o imzalı adres ve hizalı bir DKIM ya da SPF "
+        "geçişi) gelmedi; bu yüzden temsilcinin değil: ekip dışından bir ileti olarak tutuldu, "
+        "içindeki hiçbir komut uygulanmadı ve müşteriye hiçbir şey gönderilmedi.",
+    ),
+    ("SMTP sender: e@evil.example.", "SMTP göndericisi: e@evil.example."),
     ("no address to answer", "yanıtlanacak bir adres yok"),
     ("destek@example.com is an address of the desk", "destek@example.com masanın kendi adresi"),
     (
