@@ -5,7 +5,9 @@ ticket, a From that is a configured agent, and an aligned DKIM or SPF pass for t
 in a verdict we believe (ours, or a trusted receiving server's: domain/sender_auth.py); with
 `[agent_replies] require_authentication = false` a mail without any verdict may act, but a
 failing aligned result still refuses it. Anything else sent to an
-agent address is a security event: quarantined, never relayed, and the admins are told.
+agent address is a security event: quarantined, never relayed, and the admins are told; so is
+an agent's From on an agent address whose signature this desk never made (neither the current
+secret's nor, by the mail it answers, an earlier one's).
 An authenticated agent who may not act on the ticket, or whose commands are wrong, gets an
 answer saying what was wrong, and nothing is applied.
 """
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+
+from sqlalchemy import bindparam, select
 
 from domain.config_team import AgentConfig
 from domain.context import Context
@@ -25,14 +29,14 @@ from ingest.classify import is_unread_address
 from ingest.documents_review import decide, review_problems
 from ingest.history_files import history_files
 from ingest.replies import REPLY_SCAN_LIMIT, own_text
-from ingest.thread_finder import ticket_by_ref
+from ingest.thread_finder import survivor, ticket_by_ref
 from ingest.ticket_ops import last_customer_message, merge_tickets, tell_new_owners
 from outbound.addresses import ref_from_agent_address, ref_from_unsigned_agent_address
 from outbound.agent_mail import alert_admins, refuse_to_agent, relay_to_customer
 from outbound.compose import OutgoingAttachment
 from outbound.sla_deadlines import on_ticket_event
 from outbound.ticket_history import mail_history
-from storage.models import JournalEntry, Ticket, TicketMessage
+from storage.models import JournalEntry, OutboxMail, Ticket, TicketMessage
 
 NOTHING_OF_YOUR_OWN = (
     "your reply has no text of its own above the quoted mail: nothing was sent to the customer"
@@ -52,6 +56,10 @@ NOT_THE_AGENT = (
     "ticket's agent reply address with the agent's proof (that signed address and an aligned "
     "DKIM or SPF pass), so it is not the agent's: it is kept as a message from outside the "
     "team, no command in it was run and nothing of it was sent to the customer."
+)
+# Mail of ours among the ids a message answers (In-Reply-To, References); built once.
+_OUR_MAIL = (
+    select(OutboxMail).where(OutboxMail.message_id.in_(bindparam("ids", expanding=True))).limit(20)
 )
 # Where a signature block starts: the "-- " delimiter (RFC 3676 4.3) or Outlook's rule. A
 # sign-off ("Saygılarımla,\nMehmet", "Best regards,") is part of the answer and stays.
@@ -111,7 +119,9 @@ def _refuse_unsigned_address(
     as a customer's mail, the answer would land in the history as the customer's, make the
     agent a participant and reach no one; the agent is told instead, and nothing is done.
     Only a configured agent is answered, at their own address: a stranger's mail to such an
-    address stays what it was (a customer's message), and a forger learns nothing."""
+    address stays what it was (a customer's message), and a forger learns nothing. Under an
+    agent's From, an address that is not one of ours from before (_forged_address) is a
+    security event, quarantined with the admins told."""
     agent = ctx.config.team.agent(message.sender.email)
     if agent is None:
         return None
@@ -119,12 +129,51 @@ def _refuse_unsigned_address(
     if found is None:
         return None
     address, ticket = found
+    forged = _forged_address(ctx, ticket, agent, message, address)
+    if forged is not None:
+        told = alert_admins(ctx, ticket, message, forged)
+        return AgentOutcome(ticket, f"security: {forged}; {told} admins told", security=True)
     problem = STALE_ADDRESS.format(address=address)
     refuse_to_agent(ctx, ticket, agent, message, [problem])
     add_note(
         ctx, ticket, f"Mail from agent {agent.email} refused", problem, message.dedupe_key, entry.id
     )
     return AgentOutcome(ticket, "agent mail refused: " + problem)
+
+
+def _answers_mail_to(
+    ctx: Context, ticket: Ticket, agent: AgentConfig, message: ParsedMessage
+) -> bool:
+    """The message answers a mail we sent `agent` about `ticket` (a notification, a refusal):
+    its Message-ID went to that agent alone, whatever secret signed it then."""
+    ids = [*message.in_reply_to, *message.references]
+    if not ids:
+        return False
+    for mail in ctx.session.scalars(_OUR_MAIL, {"ids": ids}):
+        about = ctx.session.get(Ticket, mail.ticket_id) if mail.ticket_id is not None else None
+        to_agent = agent.email in (r.lower() for r in mail.recipients)
+        if to_agent and about is not None and survivor(ctx, about).id == ticket.id:
+            return True
+    return False
+
+
+def _forged_address(
+    ctx: Context, ticket: Ticket, agent: AgentConfig, message: ParsedMessage, address: str
+) -> str | None:
+    """Why mail under an agent's From to an agent address this desk does not sign is a forgery
+    attempt, or None when it is the agent answering one of our mails from before the secret
+    changed (STALE_ADDRESS). A made-up signature is no stale address: unless the mail answers
+    a mail we sent that agent, or an aligned pass proves the agent wrote it, it is the
+    security event a forged agent reply is, not an apology to the agent's address (which
+    tells its owner nothing true, and its sender nothing at all)."""
+    answers = _answers_mail_to(ctx, ticket, agent, message)
+    failure = authentication_failure(message, require=not answers)
+    if failure is None:
+        return None
+    unsigned = f"{address} is not signed with this desk's secret"
+    if answers:
+        return f"{unsigned}, and {failure}"
+    return f"{unsigned} and answers no mail of ours to {agent.email} (a made-up address); {failure}"
 
 
 def note_agent_from(

@@ -547,3 +547,30 @@ def test_an_agents_from_on_the_customers_reply_address_is_not_the_agents_mail(
     assert "Ayşe Yılmaz (temsilci adresi, kanıtsız: temsilcinin değil):" in text_of(again)
     time.sleep(1)
     assert len(mails_to(relay, customer)) == 1  # only the acknowledgement
+
+
+def test_a_made_up_agent_address_signature_is_a_security_event_not_a_stale_address(
+    desk: DaemonProcess, relay: Relay
+) -> None:
+    customer = "musteri@example.net"
+    send(desk.port, customer_mail(sender=customer, subject="Para çekme"), customer, DESK)
+    wait_for_mail(relay, AGENT, 1)
+    wait_for_mail(relay, customer, 1)
+    ref = desk.cli("tickets", "list", "--json")[0]["ref"]
+    local, _, domain = DESK.partition("@")
+    made_up = f"{local}+a.{ref.lower()}.0000000000@{domain}"
+    # The agent's From, the attacker's envelope, a signature nobody signed, and no mail of ours
+    # answered: not an agent holding a notification from before the secret changed.
+    forged = customer_mail(
+        sender=f"Ayşe Yılmaz <{AGENT}>", to=made_up, subject=f"Re: [#{ref}] Yeni", body="#kapat"
+    )
+    send(desk.port, forged, "mallory@evil.example", made_up)
+    [alert] = wait_for_mail(relay, "guvenlik@destek.example.com", 1, "(security alert)")
+    assert made_up in text_of(alert) and "made-up address" in text_of(alert)
+    [held] = desk.cli("quarantine", "list", "--json")
+    assert "security" in held["reason"] and "made-up address" in held["reason"]
+    time.sleep(1)
+    assert len(mails_to(relay, AGENT)) == 1  # the notification only: no "secret changed" reply
+    shown = desk.cli("tickets", "show", ref, "--json")
+    assert shown["status"] == "open"
+    assert not any("current secret" in m["text"] for m in shown["messages"])
