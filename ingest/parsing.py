@@ -34,6 +34,7 @@ from ingest.base64_runs import lift
 from ingest.charsets import decode_bytes
 from ingest.content_hash import content_hash
 from ingest.email_params import install as install_linear_params
+from ingest.encoded_words import close_last_word, join_words, repair_base64
 from ingest.filenames import safe_filename
 from ingest.html_scan import LinearHTMLParser
 from ingest.inline_images import (
@@ -98,7 +99,9 @@ def decode_header_value(value: object) -> str:
             parts = decode_header(value)
         else:
             text = _undo_surrogates(str(value))
-            parts = [p for piece in _pieces(text) for p in decode_header(piece)]
+            pieces = _pieces(close_last_word(text))
+            parts = [p for piece in pieces for p in decode_header(repair_base64(piece))]
+        parts = join_words(parts)
     except Exception:  # a malformed encoded word: show it as it came
         return _unfold(text or str(value))
     # Decode each chunk ourselves (unknown charsets fall back). decode_header drops the
