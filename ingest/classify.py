@@ -30,6 +30,8 @@ class Kind(StrEnum):
     LIST = "list"
     BULK = "bulk"
     LOOP = "loop"
+    # A person's request a web form mailed in the site's name (see form_submission).
+    FORM = "form"
 
 
 @dataclass(frozen=True)
@@ -130,9 +132,63 @@ def _auto_reply(message: ParsedMessage) -> Classification | None:
     return None
 
 
+# What contact-form software writes into the mail it sends (WordPress's wp_mail and Contact Form 7
+# use PHPMailer; PHP's mail() adds X-PHP-Originating-Script when the admin enabled it).
+_FORM_MAILERS = re.compile(r"phpmailer|wordpress|contact form|wpforms|gravity forms|formmail", re.I)
+
+
+def _automated_from(message: ParsedMessage, auto_submitted: str) -> bool:
+    localpart = message.sender.email.partition("@")[0]
+    mailer = message.header("x-mailer") or ""
+    return (
+        auto_submitted == "auto-generated"
+        or bool(_NOREPLY_LOCALPARTS.match(localpart))
+        or bool(_FORM_MAILERS.search(mailer))
+        or message.header("x-php-originating-script") is not None
+    )
+
+
+def form_submission(message: ParsedMessage) -> str | None:
+    """The person a web form's mail is from (its Reply-To), or None when it has not that shape.
+
+    A contact form (Contact Form 7, PHP mail(), a help-desk widget) sends from the site's own or
+    a no-reply address, often with `Auto-Submitted: auto-generated`, and puts the person who
+    filled it in Reply-To. That is a person's request (promise 3), not an auto-reply: a new
+    message (no In-Reply-To), one Reply-To that is a readable address other than From, an
+    automated From, and none of an auto-responder's signs. Whether that Reply-To may become the
+    ticket's customer is the admin's choice (`classify.form_senders`), as it can be forged."""
+    auto_submitted = (message.header("auto-submitted") or "").strip().lower()
+    auto_submitted = re.split(r"[\s;(]", auto_submitted, maxsplit=1)[0]
+    if auto_submitted not in ("", "no", "auto-generated") or message.in_reply_to:
+        return None
+    if len(message.reply_to) != 1 or not message.sender.email:
+        return None
+    person = message.reply_to[0].email
+    if not person or person == message.sender.email or is_unread_address(person):
+        return None
+    if not _automated_from(message, auto_submitted):
+        return None
+    header = message.header
+    if header("x-autoreply") is not None or header("x-autorespond") is not None:
+        return None
+    precedence = (header("precedence") or "").strip().lower()
+    if precedence in ("auto_reply", "bulk", "junk", "list"):
+        return None
+    if header("list-id") is not None or header("list-unsubscribe") is not None:
+        return None  # a list's or a newsletter's: classify.lists decides about those
+    return None if _AUTO_SUBJECT.match(message.subject.strip()) else person
+
+
 def _machine(message: ParsedMessage) -> Classification | None:
-    """Mail a machine wrote that is not addressed to a person: a bounce or an auto-reply."""
-    verdict = _bounce(message) or _auto_reply(message)
+    """Mail a machine wrote that is not addressed to a person: a bounce or an auto-reply. A web
+    form's mail is a person's (FORM), read after the signs of a bounce only."""
+    verdict = _bounce(message)
+    if verdict is not None:
+        return verdict
+    person = form_submission(message)
+    if person is not None:
+        return Classification(Kind.FORM, f"a web form sent for {person}")
+    verdict = _auto_reply(message)
     if verdict is not None:
         return verdict
     if message.null_sender:
@@ -154,8 +210,8 @@ def _machine(message: ParsedMessage) -> Classification | None:
 
 def classify(message: ParsedMessage, own_addresses: tuple[str, ...]) -> Classification:
     """What wrote this message. Only LOOP, BOUNCE and AUTO_REPLY are machine mail that needs
-    no ticket; LIST, BULK and CUSTOMER are a person's mail (promise 3), the first two never
-    answered."""
+    no ticket; LIST, BULK, FORM and CUSTOMER are a person's mail (promise 3), the first two never
+    answered, a FORM not when it is Auto-Submitted."""
     sender = message.sender.email
     if sender and sender in own_addresses:
         return Classification(Kind.LOOP, f"sent from our own address {sender}")
@@ -230,6 +286,10 @@ def no_automatic_answer(message: ParsedMessage, acknowledge: bool) -> str | None
     unanswerable = _unanswerable_sender(message)
     if unanswerable is not None:
         return unanswerable
+    auto_submitted = (message.header("auto-submitted") or "").strip().lower()
+    if auto_submitted and not auto_submitted.startswith("no"):
+        # RFC 3834 5: a person's mail a machine submitted (a web form's) is not answered either.
+        return f"Auto-Submitted: {auto_submitted}"
     if suppresses_auto_reply(message):
         return "X-Auto-Response-Suppress"
     if is_forwarded_report(message):
