@@ -26,6 +26,7 @@ from domain.context import Context
 from domain.history import add_note, record_incoming
 from domain.message import ParsedMessage
 from domain.refs import new_reference
+from domain.sender_auth import SenderVerdict
 from ingest.agent_replies import note_agent_from, route_new_ticket, step_agent_mail
 from ingest.blocking import blocked_by
 from ingest.bounces import record_bounce
@@ -160,7 +161,26 @@ def step_classify(ctx: Context, work: Work) -> Work | Decision:
     choice = {Kind.LIST: "lists", Kind.BULK: "bulk"}.get(verdict.kind)
     if choice is not None and ctx.config.classify.ignores(choice):
         return Decision.ignore(f"{verdict.kind}: {verdict.reason} (classify.{choice} = ignore)")
+    if verdict.kind is Kind.FORM and _trusted_form(ctx, message):
+        # The admin trusts this form's Reply-To as the person (classify.form_senders): every
+        # later step sees the person as the sender, the ticket's customer. The site's DKIM or
+        # SPF pass proves the site, not what a visitor typed: the person is unproven.
+        person = replace(message, sender=message.reply_to[0], auth=SenderVerdict())
+        return replace(work, verdict=verdict, message=person)
     return replace(work, verdict=verdict)
+
+
+def _trusted_form(ctx: Context, message: ParsedMessage) -> bool:
+    """A form's mail whose Reply-To may be the customer: its From is one the admin listed, the
+    mail is not refuted (a forged From of the site), and the Reply-To is neither the desk nor
+    an agent (a visitor typing an agent's address must not speak as the agent)."""
+    if not ctx.config.classify.is_form_sender(message.sender.email):
+        return False
+    person = message.reply_to[0].email
+    desk, team = ctx.config.desk, ctx.config.team
+    if desk.owns(person) or team.agent(person) is not None:
+        return False
+    return untrusted_sender(message) is None
 
 
 # _READING: from the journal's hash (step_deduplicate) to the message's row (step_record), the

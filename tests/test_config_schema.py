@@ -44,6 +44,7 @@ LIVE = [
     "limits.max_mime_parts",
     "threading.bounce_suppression_days",
     "classify.lists",
+    "classify.form_senders",
     "templates_dir",
     "smtp_in.max_message_size",
     "smtp_in.min_data_rate",
