@@ -68,6 +68,12 @@ def local_time(moment: datetime, zone: str) -> str:
 # whole; a problem no form matches is shown as it is.
 _PROBLEMS_TR: tuple[tuple[str, str], ...] = (
     (r"unknown command (#\S+)", r"bilinmeyen komut \1"),
+    (
+        r"(#\S+) on line (\d+) is under the text: commands go on lines of their own at the top "
+        r"of the mail; nothing was sent to the customer",
+        r"\1 (\2. satır) metnin altında: komutlar e-postanın en üstüne, her biri kendi satırına "
+        r"yazılır; müşteriye bir şey gönderilmedi",
+    ),
     (r"(#\w+) takes no argument \(got (.+)\)", r"\1 bir şey almaz (yazılan: \2)"),
     (r"(#\w+) needs an argument", r"\1 komutunun yanına ne yapılacağını yazın"),
     (r"unknown category (.+)", r"bilinmeyen kategori \1"),

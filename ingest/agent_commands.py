@@ -127,5 +127,21 @@ def parse_commands(text: str) -> ParsedCommands:
         problems.append("one #kyc command per mail")
     if sum(c.verb in ("close", "pending") for c in commands) > 1:
         problems.append("#close and #pending exclude each other")
+    problems += _commands_below(lines, index)
     rest = "\n".join(lines[index:]).strip()
     return ParsedCommands(tuple(commands), rest, tuple(problems))
+
+
+def _commands_below(lines: list[str], start: int) -> list[str]:
+    """A command's line under the text: the agent meant it (`#not` with what the customer must
+    not read, `#kapat` after the answer), and relayed it would reach the customer word for
+    word while nothing was done. Refused, so the agent moves it to the top."""
+    found: list[str] = []
+    for number, line in enumerate(lines[start:], start + 1):
+        word = line.strip()[1:].partition(" ")[0]
+        if line.strip().startswith("#") and word.lower() in _VERBS:
+            found.append(
+                f"#{word} on line {number} is under the text: commands go on lines of "
+                "their own at the top of the mail; nothing was sent to the customer"
+            )
+    return found

@@ -27,6 +27,8 @@ def desk(tmp_path: Path, clock: FixedClock) -> Iterator[State]:
     opened.close()
 
 
+NOTE_BELOW = "Merhaba, kontrol ediyorum.\n\n#not müşteri daha önce 3 kez chargeback yaptı\n"
+
 MISTAKES = [
     ("#kapa", "bilinmeyen komut #kapa", "unknown command"),
     ("#kapat\n#beklemede", "#kapat ve #beklemede birlikte kullanılamaz", "exclude each other"),
@@ -41,6 +43,10 @@ MISTAKES = [
     ("#kyc reddet", "müşterinin okuyacağı sebebi", "needs the reason"),
     ("#kyc sil", "#kyc onayla, #kyc reddet SEBEP ya da #kyc iste", "takes approve"),
     ("> alıntı\n> yalnızca", "kendi metniniz yok", "no text of its own"),
+    # A command under the answer: relayed, it reached the customer word for word (an internal
+    # note among them) and was never applied.
+    (NOTE_BELOW, "#not (3. satır) metnin altında", "is under the text"),
+    ("Sorununuz çözüldü.\n\n#kapat\n", "#kapat (3. satır) metnin altında", "is under the text"),
 ]
 
 
@@ -58,3 +64,15 @@ def test_refusals_reach_the_agent_in_turkish(
     [refusal] = outbox(desk, "agent-error")
     assert turkish in refusal.text, refusal.text
     assert english not in refusal.text, refusal.text
+
+
+def test_a_command_under_the_answer_sends_the_customer_nothing(desk: State) -> None:
+    ref = deliver(desk, customer_mail()).detail.split()[1].rstrip(":")
+    mail = EmailMessage()
+    address = agent_reply_address(desk.config.desk, ref)
+    mail["From"], mail["To"], mail["Subject"] = AYSE, address, f"Re: [#{ref}]"
+    mail.set_content(NOTE_BELOW)
+    deliver(desk, mail.as_bytes(policy=SMTP), (address,))
+    assert outbox(desk, "agent") == []
+    [refusal] = outbox(desk, "agent-error")
+    assert "metnin altında" in refusal.text

@@ -328,7 +328,7 @@ def _with_attachment(raw: bytes, filename: str, payload: bytes) -> bytes:
         ("#merge 7KQM-X3P9", [], ["is not a ticket reference"]),
         ("#priority urgent", [], ["priority must be"]),
         ("#close\n#pending", ["close", "pending"], ["exclude each other"]),
-        ("Text first\n#close", [], []),
+        ("Text first\n#close", [], ["#close on line 2 is under the text"]),
         ("#frobnicate", [], ["unknown command #frobnicate"]),
     ],
 )
