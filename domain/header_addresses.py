@@ -9,7 +9,11 @@ must not be dropped for it (issue 14):
 - raw 8-bit bytes in any charset (read as text by `ingest.parsing` before this);
 - no angle brackets (`Gülşen Işık gulsen0@musteri.example`), stray text, a missing `>`: the
   address-shaped words are taken, the text before each as its name;
-- several addresses: all are returned, the first is the sender.
+- several addresses: all are returned, the first is the sender;
+- a display name that is itself an address, unquoted (`can@musteri.example <attacker@evil.example>`,
+  as phishing mail writes it, and some mailers): the address is always the angle-addr, the
+  mailbox that SPF, DKIM, DMARC and replies concern, and the text before it only its name. The
+  standard library (Python 3.11) reads such a value as two addresses, the display name's first.
 
 `find_sender` then looks, in order, at From, Sender, Reply-To, the envelope sender and the
 Return-Path header, and takes the first usable address. A message with none is still a
@@ -49,14 +53,79 @@ def usable(address: str) -> bool:
     local, at, domain = address.partition("@")
     if not at or not local or not domain or "@" in domain:
         return False
-    if _CONTROL.search(address) or any(c.isspace() or c in '<>"(),;' for c in address):
+    if _CONTROL.search(address) or any(c.isspace() or c in '<>"(),;\\' for c in address):
         return False
     return not address.startswith("=?")  # an encoded-word the parser took for an address
 
 
+def _quoted(phrase: str) -> str:
+    """A phrase as one quoted string, with the space around it kept."""
+    body = phrase.strip()
+    lead = phrase[: len(phrase) - len(phrase.lstrip())]
+    escaped = body.replace("\\", "\\\\").replace('"', '\\"')
+    return f'{lead}"{escaped}" '
+
+
+class _Scan:
+    """Where a character of an address header stands: in a quoted string, a comment, an
+    angle-addr, or at the top level."""
+
+    def __init__(self) -> None:
+        self.quoted = False
+        self.escaped = False
+        self.depth = 0  # comment nesting
+        self.angle = False
+
+    def nested(self, c: str) -> bool:
+        """Takes `c`; True when it is inside (or closes) a quoted string, comment or
+        angle-addr, or opens a quoted string or comment."""
+        if self.escaped:
+            self.escaped = False
+        elif c == "\\" and (self.quoted or self.depth):
+            self.escaped = True
+        elif self.quoted:
+            self.quoted = c != '"'
+        elif self.depth:
+            self.depth += {"(": 1, ")": -1}.get(c, 0)
+        elif self.angle:
+            self.angle = c != ">"
+        elif c in '"(':
+            self.quoted, self.depth = c == '"', int(c == "(")
+        else:
+            return False
+        return True
+
+
+def quoted_display_names(text: str) -> str:
+    """`text` with every display name that holds an "@" outside quotes and comments written as
+    one quoted string (`a@b.example <c@d.example>` as `"a@b.example" <c@d.example>`), so the
+    strict parser reads it as the name of the angle-addr after it, never as an address. One
+    pass over the text, whatever it holds; a text without such a name comes back as it was."""
+    scan = _Scan()
+    pieces: list[str] = []
+    copied = start = 0  # copied up to; where the current phrase began
+    at_seen = False
+    for i, c in enumerate(text):
+        in_angle = scan.angle
+        if scan.nested(c):
+            if in_angle and not scan.angle:  # its ">": a phrase may follow
+                start, at_seen = i + 1, False
+            continue
+        if c == "@":
+            at_seen = True
+        elif c in ",;:>":
+            start, at_seen = i + 1, False
+        elif c == "<":
+            if at_seen:
+                pieces += [text[copied:start], _quoted(text[start:i])]
+                copied = i
+            scan.angle = True
+    return "".join(pieces) + text[copied:] if pieces else text
+
+
 def _strict(text: str, decode: Callable[[str], str]) -> list[Address]:
     try:
-        found = getaddresses([text])
+        found = getaddresses([quoted_display_names(text)])
     except Exception:  # RecursionError on hostile headers, and the like
         return []
     return [
@@ -66,11 +135,15 @@ def _strict(text: str, decode: Callable[[str], str]) -> list[Address]:
 
 def _words(text: str) -> list[Address]:
     """The address-shaped words of `text`, each named by the text before it (up to the comma
-    or the previous address)."""
+    or the previous address). Before a "<" every word is a name, address-shaped or not: the
+    address is the one in the angle brackets."""
     result: list[Address] = []
     for segment in text.split(",")[: MAX_ADDRESSES_READ * 2]:
-        name_words: list[str] = []
-        for word in _SEPARATORS.split(segment):
+        name, angle, rest = segment.partition("<")
+        if not angle:
+            name, rest = "", segment
+        name_words = [word for word in _SEPARATORS.split(name) if word]
+        for word in _SEPARATORS.split(rest):
             candidate = word.strip(".'")
             if usable(candidate):
                 result.append(Address(candidate.lower(), " ".join(name_words).strip(" '")))
