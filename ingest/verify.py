@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from email.utils import getaddresses
 
 from domain.config_trust import DnsConfig
+from domain.header_addresses import header_addresses
 from domain.sender_auth import AuthResult
+from ingest.parsing import decode_header_value
 from ingest.raw_header import header_block
 
 _HELO = re.compile(rb"^Received: from (\S+) \(\[", re.IGNORECASE)
@@ -46,13 +47,14 @@ def envelope_of(source: str, envelope_from: str | None, raw: bytes | bytearray) 
 
 
 def from_domain_of(raw: bytes | bytearray) -> str:
-    """The domain of the From header (the first address; DMARC judges a single author)."""
+    """The domain of the From header (the first address; DMARC judges a single author), read
+    as parsing reads the sender: the angle-addr's, never an address-shaped display name's."""
     header = header_block(raw)
     found = re.search(rb"^From:(.*(?:\r?\n[ \t].*)*)", header, re.I | re.M)
     if found is None:
         return ""
-    addresses = getaddresses([found.group(1).decode("utf-8", "replace")])
-    return addresses[0][1].rpartition("@")[2].lower().rstrip(">") if addresses else ""
+    addresses = header_addresses([found.group(1).decode("utf-8", "replace")], decode_header_value)
+    return addresses[0].email.rpartition("@")[2] if addresses else ""
 
 
 def verify(

@@ -5,7 +5,7 @@ phishing mail writes it and corpus mail-parser/mail_test_15 holds) was read by t
 library as two addresses, the display name's first: the attacker's mail, with a reference of
 Can's ticket, joined that ticket as Can's, and a no-reply sender behind `zeynep@x <noreply@...>`
 had its acknowledgement sent to zeynep. Every header read as addresses (From, Sender, Reply-To,
-To, Cc) is read so now.
+To, Cc) is read so now, and so is the From whose domain our DMARC check judges.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from ingest.classify import classify, no_automatic_answer
 from ingest.journal import Arrival
 from ingest.parsing import decode_header_value, parse_message
 from ingest.runner import Processed
+from ingest.verify import from_domain_of
 from tests.helpers import DESK, customer_mail
 from ticketd.state import State
 from ticketd.views import list_outbox, show_ticket
@@ -100,6 +101,13 @@ def test_an_address_with_a_backslash_is_not_usable() -> None:
     assert not usable(f"{VICTIM}\\")
     value = f'{VICTIM}\\" <{ATTACKER}>'
     assert [a.email for a in header_addresses([value], decode_header_value)] == [ATTACKER]
+
+
+def test_the_from_domain_for_dmarc_is_the_senders() -> None:
+    assert from_domain_of(raw_with(f"From: {SPOOF}\nSubject: x")) == "evil.example"
+    assert from_domain_of(raw_with("From: =?utf-8?q?Ay=C5=9Fe?= <a@Musteri.Example>")) == (
+        "musteri.example"
+    )
 
 
 def test_a_no_reply_sender_behind_a_persons_address_is_not_answered() -> None:
