@@ -172,6 +172,16 @@ def header_addresses(values: Iterable[str], decode: Callable[[str], str]) -> tup
     return tuple(result[:MAX_ADDRESSES_READ])
 
 
+def shown_name(name: str | None, address: str) -> str:
+    """The name to show for `address`: "" when the name holds an address-shaped word other
+    than `address` (`can@musteri.example` as the name of attacker@evil.example), so that it is
+    never read as the sender's mailbox; it stays recorded as the name the sender wrote."""
+    words = _SEPARATORS.split(name or "")
+    if any(usable(w.strip(".'")) and w.strip(".'").lower() != address.lower() for w in words):
+        return ""
+    return name or ""
+
+
 def envelope_address(path: str | None) -> Address | None:
     """An envelope sender or a Return-Path value as an address; None when null or unusable."""
     address = (path or "").strip().strip("<>").strip().lower()

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from domain.config_team import AgentConfig
 from domain.context import Context
+from domain.header_addresses import shown_name
 from domain.labels import label, local_time, note, problem
 from domain.message import DECORATION, DOCUMENT_ROLES, AttachmentInfo, ParsedMessage
 from outbound.addresses import agent_reply_address, reply_address
@@ -87,7 +88,7 @@ def _send_notification(
     shown = text[:NOTIFY_TEXT_LIMIT]
     defaults: dict[str, Any] = {
         "sender": ticket.customer,
-        "sender_name": ticket.customer_name or "",
+        "sender_name": shown_name(ticket.customer_name, ticket.customer),
         "new": False,
         "attachments": [],
         "not_sent": [],
@@ -123,7 +124,7 @@ def send_to_agent(
         ref=ticket.ref,
         subject=ticket.subject,
         customer=ticket.customer,
-        customer_name=ticket.customer_name or "",
+        customer_name=shown_name(ticket.customer_name, ticket.customer),
         status=ticket.status,
         category=ticket.category,
         priority=ticket.priority,
@@ -188,7 +189,7 @@ def _written_by(ctx: Context, address: str, name: str | None) -> dict[str, Any]:
     agent's act, whatever its From says (ingest/agent_replies.note_agent_from)."""
     return {
         "sender": address or "-",
-        "sender_name": name or "",
+        "sender_name": shown_name(name, address),
         "unproven_agent": ctx.config.team.agent(address) is not None,
     }
 
@@ -212,7 +213,7 @@ def _history(ctx: Context, ticket: Ticket, message: ParsedMessage) -> list[dict[
     return [
         {
             "at": local_time(row.created_at, ctx.config.desk.timezone),
-            "who": row.from_name or row.from_addr,
+            "who": shown_name(row.from_name, row.from_addr) or row.from_addr,
             "kind": row.kind,
             # A customer-side message under an agent's From is no agent's (see _written_by).
             "unproven_agent": row.kind == "customer"

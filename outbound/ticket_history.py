@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from domain.config_team import AgentConfig
 from domain.context import Context
+from domain.header_addresses import shown_name
 from domain.labels import local_time, note
 from outbound.agent_mail import CustomerFile, offer_files, send_to_agent
 from outbound.compose import OutgoingAttachment
@@ -40,7 +41,7 @@ def _entry(
     text = worded(row.text)
     return {
         "at": local_time(row.created_at, ctx.config.desk.timezone),
-        "who": row.from_name or row.from_addr,
+        "who": shown_name(row.from_name, row.from_addr) or row.from_addr,
         "address": row.from_addr,
         "kind": row.kind,
         "direction": row.direction,

@@ -14,15 +14,19 @@ import os
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from domain.header_addresses import header_addresses, usable
+from domain.clock import FixedClock
+from domain.config import load_config
+from domain.header_addresses import header_addresses, shown_name, usable
 from ingest.classify import classify, no_automatic_answer
 from ingest.journal import Arrival
 from ingest.parsing import decode_header_value, parse_message
 from ingest.runner import Processed
 from ingest.verify import from_domain_of
-from tests.helpers import DESK, customer_mail
-from ticketd.state import State
+from storage.models import OutboxMail
+from tests.helpers import DESK, customer_mail, write_config
+from ticketd.state import State, open_state
 from ticketd.views import list_outbox, show_ticket
 
 VICTIM = "can@musteri.example.net"
@@ -171,3 +175,39 @@ def test_a_no_reply_sender_behind_a_persons_address_gets_no_acknowledgement(
     ticket = show_ticket(state.db, result.ticket_ref or "")
     assert ticket is not None and ticket["customer"] == "noreply@e.example"
     assert list_outbox(state.db) == []
+
+
+# --- what agents read -----------------------------------------------------------------------
+
+
+def test_a_name_holding_another_address_is_not_shown() -> None:
+    assert shown_name(VICTIM, ATTACKER) == ""
+    assert shown_name(f"Can Yılmaz ({VICTIM})", ATTACKER) == ""
+    assert shown_name("Can Yılmaz", ATTACKER) == "Can Yılmaz"
+    assert shown_name(ATTACKER.upper(), ATTACKER) == ATTACKER.upper()  # its own address
+    assert shown_name(None, ATTACKER) == ""
+
+
+def test_agents_never_read_the_display_names_address_as_the_sender(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    team = (
+        '[[queues]]\nname = "genel"\ncategories = ["account", "payment", "bonus", "technical", '
+        '"kyc", "complaint", "other"]\n\n'
+        '[[agents]]\nemail = "ajan@example.com"\nname = "Ajan"\nqueues = ["genel"]\n'
+    )
+    state = open_state(load_config(write_config(tmp_path, extra=team)), clock=clock)
+    try:
+        first = deliver(state, from_line(customer_mail(subject="Para çekme"), SPOOF))
+        again = customer_mail(subject=f"Ynt: [#{first.ticket_ref}] Para çekme", body="Acil")
+        assert deliver(state, from_line(again, SPOOF)).ticket_ref == first.ticket_ref
+        with state.db.transaction() as session:
+            texts = session.scalars(select(OutboxMail.text)).all()
+        to_agents = [text for text in texts if "Acil" in text or "Para çekme talebim" in text]
+        assert len(to_agents) >= 2  # the new ticket's notification and the follow-up's
+        assert all(f"{ATTACKER} <{ATTACKER}>" in text for text in to_agents)
+        assert not any(VICTIM in text for text in to_agents)
+        ticket = show_ticket(state.db, first.ticket_ref or "")
+        assert ticket is not None and ticket["customer_name"] == VICTIM  # kept, as written
+    finally:
+        state.close()
