@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid, parseaddr
+from email.utils import format_datetime, formataddr, getaddresses, make_msgid, parseaddr
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Request
@@ -75,8 +75,12 @@ def customer_view(deps: WebDeps, caller: Principal, address: str) -> dict[str, A
 
 
 def _mail(deps: WebDeps, caller: Principal, body: NewTicketBody) -> bytes:
-    name, address = parseaddr(body.customer.strip())
-    if name or "@" not in address or any(c.isspace() for c in address):
+    value = body.customer.strip()
+    name, address = parseaddr(value)
+    # Two addresses (`a@b, c@d`, or `a@b <c@d>` as the standard library reads it): parseaddr
+    # gives the first and drops the rest.
+    several = len(getaddresses([value])) != 1
+    if name or several or "@" not in address or any(c.isspace() for c in address):
         raise bad_request("customer: one plain email address")
     desk = deps.config().desk
     mail = EmailMessage()
