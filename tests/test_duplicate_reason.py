@@ -15,35 +15,13 @@ from domain.clock import FixedClock
 from ingest.journal import Arrival
 from ingest.ticket_ops import merge
 from ingest.worker import Processed
-from tests.helpers import DESK, customer_mail
+from tests.helpers import customer_mail
+from tests.test_forwarded_text import deliver, messages_of, open_ticket
 from ticketd.journal_view import list_journal
 from ticketd.state import State
-from ticketd.views import show_ticket
 
 CUSTOMER = "Ayşe Yılmaz <ayse@musteri.com.tr>"
 OTHER = "Mehmet Kaya <mehmet@musteri.com.tr>"
-
-
-def deliver(state: State, raw: bytes) -> Processed:
-    """Through the journal and the worker, as in the daemon (not tests.test_threading's: that
-    module needs the corpus to be collected, and these tests run without it)."""
-    state.journal.accept(Arrival(raw=raw, source="test", envelope_to=(DESK,)))
-    [result] = state.worker.drain()
-    return result
-
-
-def messages_of(state: State, ref: str) -> list[dict[str, object]]:
-    ticket = show_ticket(state.db, ref)
-    assert ticket is not None
-    result: list[dict[str, object]] = ticket["messages"]
-    return result
-
-
-def open_ticket(state: State, clock: FixedClock, sender: str, subject: str, body: str) -> str:
-    result = deliver(state, customer_mail(sender=sender, subject=subject, body=body))
-    assert result.state == "done" and result.ticket_ref is not None, result.detail
-    clock.advance(timedelta(minutes=10))
-    return result.ticket_ref
 
 
 def _busy_desk(state: State, clock: FixedClock) -> None:
