@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from sqlalchemy import Select, select, text
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
 
 from storage.models import TicketMessage
@@ -49,3 +50,14 @@ def matching_tickets(dialect: str, words: list[str]) -> Select[Any]:
     else:
         condition = text(_PG_MATCH).bindparams(search_query=_pg_query(words))
     return select(TicketMessage.ticket_id).where(condition).distinct()
+
+
+def forget_removed_text(session: Session) -> None:
+    """After messages lost their text (an erasure, `ticket_days`): SQLite's FTS5 table keeps
+    the words of a changed row in its segments (the old entry and the delete marker, both
+    spelling the words) until the segments are merged; 'optimize' merges them all into one
+    that holds only the current text, and secure_delete (storage/db.py) zeroes the pages it
+    frees. PostgreSQL's index is over an expression of the row: its old entries go with the
+    dead row at (auto)vacuum."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')"))

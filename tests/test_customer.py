@@ -237,3 +237,30 @@ def test_blobs_left_by_a_crash_after_the_erasure_committed_go_at_the_next_pass(
     assert any(desk.blobs.exists(key) for key in keys)
     assert main(["--config", str(desk.config.path), "retention", "run"]) == 0
     assert not any(desk.blobs.exists(key) for key in keys)
+
+
+def _database_files(state: State) -> bytes:
+    """The SQLite database as it is on disk, its write-ahead log with it."""
+    path = state.config.path.parent / "var"
+    return b"".join(p.read_bytes() for p in sorted(path.glob("ticketd.sqlite3*")))
+
+
+def test_erase_leaves_no_word_of_theirs_in_the_search_index(
+    desk: State, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The full-text index (FTS5, external content) keeps the words of a changed row in its
+    segments until they are merged: the erasure must leave none of them in the file."""
+    mail = customer_mail(
+        sender=CUSTOMER,
+        subject="Kurbağacık çekim talebi",
+        body="Parolam zqvebercetxy, hesabım 4417123456789113",
+    )
+    assert deliver(desk, mail).state == "done"
+    # Words as the index holds them: folded, and without a first letter another term could
+    # share (a term is written after the prefix it shares with the one before it).
+    words = (b"qvebercetxy", b"urbagacik", b"417123456789113")
+    assert all(word in _database_files(desk) for word in words)
+    capsys.readouterr()
+    assert main(["--config", str(desk.config.path), "customer", "erase", CAN]) == 0
+    held = _database_files(desk)
+    assert [word for word in words if word in held] == []

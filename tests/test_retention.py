@@ -306,8 +306,12 @@ def test_closed_tickets_lose_their_text_after_ticket_days(
     path = write_config(tmp_path, extra=TEAM + "\n[retention]\nticket_days = 90\n")
     state = open_state(load_config(path), clock=clock)
     words = b"KVKK-TEXT-41"
+    # A word as the full-text index holds it (lower case, no first letter to share).
+    indexed = b"qvarlikxy"
+    database = tmp_path / "var" / "ticketd.sqlite3"
     try:
-        result = deliver(state, _payment_mail(f"Hesabım {words.decode()} kilitlendi.", RECEIPT))
+        text = f"Hesabım {words.decode()} kilitlendi, zqvarlikxy."
+        result = deliver(state, _payment_mail(text, RECEIPT))
         ref = result.detail.split()[1].rstrip(":")
         address = agent_reply_address(state.config.desk, ref)
         closed = deliver(
@@ -316,13 +320,14 @@ def test_closed_tickets_lose_their_text_after_ticket_days(
         assert closed.state == "done", closed.detail
         clock.advance(timedelta(days=89))
         assert main(["--config", str(path), "retention", "run"]) == 0
-        assert copies(state.config, words)
+        assert copies(state.config, words) and indexed in database.read_bytes()
         clock.advance(timedelta(days=2))
         assert (
             main(["--config", str(path), "retention", "run", "--at", clock.now().isoformat()[:19]])
             == 0
         )
         assert copies(state.config, words) == [] and copies(state.config, MARKER) == []
+        assert indexed not in database.read_bytes()  # nor in the search index
         with state.db.read() as session:
             raw_states = set(session.scalars(select(JournalEntry.raw_state)))
             ticket = session.scalars(select(Ticket)).one()

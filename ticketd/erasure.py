@@ -62,6 +62,7 @@ from storage.models import (
     Verification,
 )
 from storage.removals import finish, note_removed
+from storage.search import forget_removed_text
 from storage.webhook_events import forget_deliveries
 from ticketd.access import ADMIN
 from ticketd.customer_export import customer_tickets
@@ -300,6 +301,8 @@ def _erase_rows(
         report.webhooks = forget_deliveries(session, [t.id for t in tickets])
         _documents(session, swap, actor, now, report)
         note_removed(session, [k for k in report.blobs if k != stub])
+        if report.messages and not report.dry_run:
+            forget_removed_text(session)  # their words out of the search index too
         if row is not None:
             row.state, row.address, row.finished_at = ERASURE_DONE, None, now
             row.detail = json.dumps({k: v for k, v in asdict(report).items() if k != "blobs"})

@@ -60,6 +60,7 @@ from storage.models import (
     TicketMessage,
 )
 from storage.removals import finish, note_removed
+from storage.search import forget_removed_text
 from storage.sweep import MINIMUM_GRACE
 from storage.webhook_events import forget_deliveries
 
@@ -382,6 +383,9 @@ def _closed_tickets(
     for ticket_id, _ in due:
         why = f"retention.ticket_days = {days}"
         remove_ticket_text(db, blobs, ticket_id, why, now, report)
+    if due:
+        with db.transaction() as session:
+            forget_removed_text(session)  # once for all: it rewrites the whole index
 
 
 def remove_stale_temporary(blobs: BlobStore) -> int:
