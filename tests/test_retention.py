@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import smtplib
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -237,7 +238,10 @@ def test_the_purge_rewrites_the_mail_ticketd_left_in_its_maildir(tmp_path: Path)
         at = (datetime.now(UTC) + timedelta(days=31)).strftime("%Y-%m-%dT%H:%M:%S")
         assert _cli(daemon.config_path, "kyc", "purge", "--at", at).returncode == 0
         assert copies(daemon.config, MARKER) == []
-        assert len(list((daemon.config.smtp_out.maildir / "new").iterdir())) >= 3  # all still there
+        files = list((daemon.config.smtp_out.maildir / "new").iterdir())
+        assert len(files) >= 3  # all still there
+        # ... with the mode the Maildir gives every file, the rewritten ones too.
+        assert {oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {"0o640"}
     finally:
         assert daemon.stop() == 0, daemon.log()
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
-import os
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from domain.config import Config
 from ingest.redact import file_digests, headers_only, without_attachments, without_files
+from outbound.maildir_files import delivered, replace_file
 from storage.blobs import BlobStore
 from storage.db import Database
 from storage.models import (
@@ -198,16 +198,14 @@ def _redact_maildir(
 ) -> None:
     """Mail ticketd itself wrote into the Maildir (`smtp_out.maildir`, delivery without a
     relay), still there: the copy without the file replaces it under the same name."""
-    for path in [*maildir.glob("new/ticketd-*"), *maildir.glob("cur/ticketd-*")]:
+    for path in delivered(maildir):
         try:
             if path.stat().st_size < smallest:
                 continue
             copy = rewrite(path.read_bytes())
             if copy is None:
                 continue
-            tmp = maildir / "tmp" / f".{path.name}.redacted"
-            tmp.write_bytes(copy)
-            os.replace(tmp, path)
+            replace_file(maildir, path, copy)  # its name and mode (0640) kept
             report.maildir.append(path.name)
         except FileNotFoundError:
             continue  # taken by the Maildir's reader meanwhile
