@@ -6,6 +6,7 @@ automatic mail to them afterwards, and resumes after a crash.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 from pathlib import Path
@@ -15,6 +16,8 @@ from sqlalchemy import select
 
 from domain.clock import FixedClock
 from outbound.addresses import agent_reply_address
+from outbound.sender import Sender
+from outbound.transports import make_transport
 from storage.db import Database
 from storage.models import AccessAudit, Erasure, JournalEntry, OutboxMail
 from tests.daemon import Relay
@@ -264,3 +267,35 @@ def test_erase_leaves_no_word_of_theirs_in_the_search_index(
     assert main(["--config", str(desk.config.path), "customer", "erase", CAN]) == 0
     held = _database_files(desk)
     assert [word for word in words if word in held] == []
+
+
+def test_erase_rewrites_the_mail_ticketd_left_in_its_maildir(
+    desk: State, clock: FixedClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without a relay the acknowledgement to them and the notification about them are files in
+    `smtp_out.maildir`: the erasure leaves nothing of them there, files and modes kept."""
+    mail = customer_mail(sender=CUSTOMER, body="Hesabım kilitlendi, IBAN TR3300061005196")
+    assert deliver(desk, mail).state == "done"
+    sender = Sender(desk.db, make_transport(desk.config.smtp_out), clock)
+    assert {r.state for r in asyncio.run(sender.send_due())} == {"sent"}
+    maildir = desk.config.smtp_out.maildir
+    read = sorted((maildir / "new").iterdir())[0]
+    read.rename(maildir / "cur" / f"{read.name}:2,S")  # the reader took one
+    before = sorted(p.name for p in maildir.rglob("ticketd-*"))
+    needles = (CAN.encode(), b"Can Demir", b"TR3300061005196")
+    for needle in needles:
+        assert [w for w in copies(desk.config, needle) if w.startswith("var/outbox/")], needle
+    capsys.readouterr()
+    erase = ["--config", str(desk.config.path), "customer", "erase", CAN]
+    kept = {p: p.read_bytes() for p in maildir.rglob("ticketd-*")}
+    assert main([*erase, "--dry-run"]) == 0
+    assert "2 file(s) in the Maildir would be rewritten" in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in maildir.rglob("ticketd-*")} == kept
+    assert main(erase) == 0
+    assert "2 file(s) in the Maildir rewritten" in capsys.readouterr().out
+    for needle in needles:
+        assert copies(desk.config, needle) == [], needle
+    files = [p for p in maildir.rglob("*") if p.is_file()]
+    assert sorted(p.name for p in files if p.name.startswith("ticketd-")) == before
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {"0o640"}
+    assert list((maildir / "tmp").iterdir()) == []

@@ -47,6 +47,9 @@ def erase(state: State, args: argparse.Namespace) -> int:
         f"{report.raw_messages} raw message(s), {report.documents} document(s) and "
         f"{report.outbox} outgoing mail(s) {verb}"
     )
+    if report.maildir:
+        rewritten = "would be rewritten" if args.dry_run else "rewritten"
+        print(f"{report.maildir} file(s) in the Maildir {rewritten}")
     if not args.dry_run:
         print(f"the customer is now {report.customer}; no automatic mail goes to the address")
     return EX_OK

@@ -3,7 +3,8 @@
 Every copy of the customer's mail, attachments and documents goes: the raw messages (journal
 blobs) of their tickets and every other message they sent (ignored or quarantined ones too)
 are replaced by a note without a byte of the message; documents' blobs are deleted; the text,
-subject and file names of their tickets' messages and of the mail we sent them are emptied.
+subject and file names of their tickets' messages and of the mail we sent them are emptied,
+and that mail's files in `smtp_out.maildir` (delivery without a relay) become a stub.
 What must stay (ticket records for the statistics, SLA events, survey scores, document records
 and audit rows) stays with a pseudonym (`erased-...`) instead of their address and without their
 name. Their address is kept only as an HMAC (`erasures.address_key`, outbound/addresses.py), by
@@ -28,6 +29,7 @@ from datetime import datetime
 from email.parser import BytesParser
 from email.policy import compat32
 from email.utils import getaddresses
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, or_, select
@@ -36,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from domain.config import Config
 from outbound.addresses import erased_key
+from outbound.maildir_files import delivered, replace_file
 from storage.blobs import BlobStore
 from storage.db import Database
 from storage.models import (
@@ -70,6 +73,8 @@ from ticketd.retention import ticket_journal_ids
 
 ERASED = "[erased]"
 STUB = b"Subject: erased\r\n\r\nThe message was erased at the sender's request.\r\n"
+# What a file ticketd delivered into its Maildir (to them, or about them) holds afterwards.
+SENT_STUB = b"Subject: erased\r\n\r\nThis mail was erased with the data of a customer.\r\n"
 
 
 @dataclass
@@ -82,6 +87,7 @@ class ErasureReport:
     raw_messages: int = 0
     documents: int = 0
     outbox: int = 0
+    maildir: int = 0  # files ticketd delivered into smtp_out.maildir, rewritten
     webhooks: int = 0  # deliveries about their tickets, removed
     blobs: list[str] = field(default_factory=list)
 
@@ -175,12 +181,16 @@ def _tickets(session: Session, swap: _Swap, tickets: list[Ticket], report: Erasu
         participant.email = swap.pseudonym
 
 
-def _sent_them(session: Session, swap: _Swap, tickets: list[Ticket], report: ErasureReport) -> None:
-    """The mail we sent them (or about their tickets): bytes, text and address go."""
+def _sent_them(
+    session: Session, swap: _Swap, tickets: list[Ticket], report: ErasureReport
+) -> list[int]:
+    """The mail we sent them (or about their tickets): bytes, text and address go; the ids."""
     query = select(OutboxMail).where(
         or_(OutboxMail.ticket_id.in_([t.id for t in tickets]), OutboxMail.recipient == swap.address)
     )
+    ids = []
     for mail in session.scalars(query):
+        ids.append(mail.id)
         mail.raw, mail.text, mail.subject = b"", "", ERASED
         mail.raw_state = RAW_REMOVED
         mail.recipient = swap.one(mail.recipient) or ""
@@ -189,6 +199,24 @@ def _sent_them(session: Session, swap: _Swap, tickets: list[Ticket], report: Era
         if mail.state == OUTBOX_QUEUED:
             mail.state, mail.last_error = OUTBOX_SUPPRESSED, "the customer's data was erased"
         report.outbox += 1
+    return ids
+
+
+def _delivered_files(maildir: Path | None, outbox_ids: list[int], report: ErasureReport) -> None:
+    """The same mail as ticketd delivered it into its Maildir (no relay), still in `new/` or
+    `cur/`: rewritten under its name and mode. Before the rows' commit: a crash leaves the
+    rows to a rerun, which finds the same files."""
+    if maildir is None or not outbox_ids:
+        return
+    for path in delivered(maildir, outbox_ids):
+        try:
+            if path.read_bytes() == SENT_STUB:
+                continue  # an erasure cut short did this one
+            if not report.dry_run:
+                replace_file(maildir, path, SENT_STUB)
+        except FileNotFoundError:
+            continue  # taken by the Maildir's reader meanwhile
+        report.maildir += 1
 
 
 def unlinked_from(db: Database, blobs: BlobStore, address: str) -> set[int]:
@@ -287,6 +315,7 @@ def _erase_rows(
     actor: str,
     now: datetime,
     report: ErasureReport,
+    maildir: Path | None = None,
 ) -> None:
     """Step 2, one transaction (rolled back for a dry run)."""
     with db.transaction(rehearse=report.dry_run) as session:
@@ -297,7 +326,7 @@ def _erase_rows(
         _journal(session, swap, tickets, found, stub, now, report)
         _messages(session, swap, tickets, report)
         _tickets(session, swap, tickets, report)
-        _sent_them(session, swap, tickets, report)
+        _delivered_files(maildir, _sent_them(session, swap, tickets, report), report)
         report.webhooks = forget_deliveries(session, [t.id for t in tickets])
         _documents(session, swap, actor, now, report)
         note_removed(session, [k for k in report.blobs if k != stub])
@@ -337,7 +366,10 @@ def erase_customer(
     report = ErasureReport(pseudonym, dry_run, resumed)
     stub = hashlib.sha256(STUB).hexdigest() if dry_run else blobs.put(STUB)
     found = unlinked_from(db, blobs, address)
-    _erase_rows(db, key, _Swap(address, pseudonym), found, stub, actor, now, report)
+    swap = _Swap(address, pseudonym)
+    # Also with a relay now: files of a time without one are ticketd's copies all the same.
+    maildir = config.smtp_out.maildir
+    _erase_rows(db, key, swap, found, stub, actor, now, report, maildir)
     if not dry_run:
         finish(db, blobs, report.blobs)
         db.forget()
