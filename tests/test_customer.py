@@ -299,3 +299,26 @@ def test_erase_rewrites_the_mail_ticketd_left_in_its_maildir(
     assert sorted(p.name for p in files if p.name.startswith("ticketd-")) == before
     assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {"0o640"}
     assert list((maildir / "tmp").iterdir()) == []
+
+
+def test_erase_of_an_address_nothing_is_held_about_says_so_and_exits_1(
+    desk: State, clock: FixedClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As `tickets show` of an unknown reference: a message on standard error, exit 1; and
+    nothing is recorded (no erasure row, so no mail to a mistyped address is suppressed)."""
+    deliver(desk, customer_mail(sender=CUSTOMER))  # somebody else's data
+    config = ["--config", str(desk.config.path)]
+    unknown = "unknown@nowhere.example"
+    for extra in ([], ["--dry-run"], ["--json"]):
+        assert main([*config, "customer", "erase", unknown, *extra]) == 1, extra
+        out, err = capsys.readouterr()
+        assert out == "" and f"no data found for {unknown}: nothing erased" in err, extra
+    with desk.db.read() as session:
+        assert session.scalars(select(Erasure)).all() == []
+        assert session.scalars(select(AccessAudit)).all() == []
+    # A customer erased before, with nothing new since: done already, not an error.
+    assert main([*config, "customer", "erase", CAN]) == 0
+    capsys.readouterr()
+    assert main([*config, "customer", "erase", CAN]) == 0
+    out, err = capsys.readouterr()
+    assert "nothing more held" in out and err == ""

@@ -38,8 +38,18 @@ def erase(state: State, args: argparse.Namespace) -> int:
     report = erase_customer(
         state.db, state.config, state.blobs, state.clock.now(), args.address, dry_run=args.dry_run
     )
+    if not report.found and not report.erased_before:
+        # As `tickets show` of an unknown reference: said on standard error, exit 1.
+        address = args.address.strip().lower()
+        print(
+            f"ticketd customer erase: no data found for {address}: nothing erased", file=sys.stderr
+        )
+        return 1
     if args.json:
         print_json(report_json(report))
+        return EX_OK
+    if not report.found:
+        print(f"nothing more held about the address: erased before, as {report.customer}")
         return EX_OK
     verb = "would be erased" if args.dry_run else "erased"
     print(

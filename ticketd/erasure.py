@@ -89,11 +89,18 @@ class ErasureReport:
     outbox: int = 0
     maildir: int = 0  # files ticketd delivered into smtp_out.maildir, rewritten
     webhooks: int = 0  # deliveries about their tickets, removed
+    other: int = 0  # verification state, access audit and suppression rows naming them
+    erased_before: bool = False  # an earlier erasure of the address was done
     blobs: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
         return bool(self.tickets or self.messages or self.raw_messages or self.documents)
+
+    @property
+    def found(self) -> bool:
+        """Anything at all was held about the address."""
+        return self.changed or bool(self.outbox or self.maildir or self.webhooks or self.other)
 
 
 class _Swap:
@@ -301,9 +308,12 @@ def _documents(
         report.documents += 1
     for row in session.scalars(select(Verification).where(Verification.customer == swap.address)):
         row.customer = swap.pseudonym
+        report.other += 1
     for audit in session.scalars(select(AccessAudit).where(AccessAudit.customer == swap.address)):
         audit.customer, audit.detail = swap.pseudonym, swap.text(audit.detail)
-    session.execute(delete(Suppression).where(Suppression.address == swap.address))
+        report.other += 1
+    removed = session.execute(delete(Suppression).where(Suppression.address == swap.address))
+    report.other += int(getattr(removed, "rowcount", 0) or 0)
 
 
 def _erase_rows(
@@ -320,7 +330,6 @@ def _erase_rows(
     """Step 2, one transaction (rolled back for a dry run)."""
     with db.transaction(rehearse=report.dry_run) as session:
         row = session.scalar(select(Erasure).where(Erasure.address_key == key).with_for_update())
-        first = row is not None and row.state == ERASURE_STARTED
         tickets = customer_tickets(session, swap.address)
         # The raw mail, then the messages: both find theirs by the address `_tickets` replaces.
         _journal(session, swap, tickets, found, stub, now, report)
@@ -332,20 +341,41 @@ def _erase_rows(
         note_removed(session, [k for k in report.blobs if k != stub])
         if report.messages and not report.dry_run:
             forget_removed_text(session)  # their words out of the search index too
-        if row is not None:
-            row.state, row.address, row.finished_at = ERASURE_DONE, None, now
-            row.detail = json.dumps({k: v for k, v in asdict(report).items() if k != "blobs"})
-        if report.changed or first:
-            session.add(
-                AccessAudit(
-                    actor=actor,
-                    action="customer erase",
-                    customer=swap.pseudonym,
-                    at=now,
-                    detail=f"{len(report.tickets)} ticket(s), "
-                    f"{report.raw_messages} raw message(s), {report.documents} document(s)",
-                )
+        _record(session, row, swap, actor, now, report)
+
+
+def _record(
+    session: Session,
+    row: Erasure | None,
+    swap: _Swap,
+    actor: str,
+    now: datetime,
+    report: ErasureReport,
+) -> None:
+    """The erasure row done and the audit; an address nothing was ever held about gets
+    neither (its started row goes: a mistyped address is not suppressed for good)."""
+    first = row is not None and row.state == ERASURE_STARTED
+    report.erased_before = row is not None and not first
+    if row is not None:
+        report.customer = row.pseudonym  # a dry run's too
+    if not report.found:
+        if first:
+            session.delete(row)
+        return
+    if row is not None:
+        row.state, row.address, row.finished_at = ERASURE_DONE, None, now
+        row.detail = json.dumps({k: v for k, v in asdict(report).items() if k != "blobs"})
+    if report.changed or first:
+        session.add(
+            AccessAudit(
+                actor=actor,
+                action="customer erase",
+                customer=swap.pseudonym,
+                at=now,
+                detail=f"{len(report.tickets)} ticket(s), "
+                f"{report.raw_messages} raw message(s), {report.documents} document(s)",
             )
+        )
 
 
 def erase_customer(
