@@ -105,8 +105,21 @@ def _is_attribution(lines: list[str], i: int) -> bool:
         if _DATE_OR_TIME.search(first) and _DATED_ATTRIBUTION.match(window):
             return True
         if _WROTE.search(window):
-            return span == 1 or not _is_attribution(lines, i + 1)
+            if span == 1:
+                return True
+            # Folded: its first line names who or when, and what follows is only the tail.
+            named = "@" in first or bool(_DATE_OR_TIME.search(first))
+            return named and not _whole_attribution(lines, i + 1)
     return False
+
+
+def _whole_attribution(lines: list[str], i: int) -> bool:
+    """An attribution at line i that names who or when itself ("On Mon, 7 Dec, Bob <b@x>
+    wrote:"), so a line above it is not part of it ("Alex" signing off). A bare tail
+    ("tarihinde şunu yazdı:", "wrote:") is not: Gmail wraps its attribution before it, and the
+    line above is the attribution's first half."""
+    line = lines[i]
+    return ("@" in line or bool(_DATE_OR_TIME.search(line))) and _is_attribution(lines, i)
 
 
 def _drop_leading_quote(text: str) -> str:
@@ -220,10 +233,10 @@ def latest_reply(text: str) -> str:
 
 
 def _trim_empty_quotes(text: str) -> str:
-    """Drop trailing lines that are only quote markers: left over where an inline reply's
-    quoted context was cut, they carry nothing."""
+    """Drop trailing quoted lines: left over where an inline reply's quoted context was cut
+    ("> -- Tim" above the quoted attribution), they are the history, never the writer's."""
     lines = text.splitlines()
-    while lines and not lines[-1].replace(">", "").strip():
+    while lines and (_QUOTED.match(lines[-1]) or not lines[-1].strip()):
         lines.pop()
     return "\n".join(lines) if lines else text
 

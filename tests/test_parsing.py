@@ -228,6 +228,33 @@ def test_gmail_turkish_quote_header_folded_over_two_lines_is_removed() -> None:
     assert latest_reply(body) == "Param hâlâ gelmedi."
 
 
+@pytest.mark.parametrize(
+    "attribution",
+    [
+        # Gmail's Turkish attribution wrapped before its tail: the address and date above,
+        # "tarihinde şunu yazdı:" or "şunu yazdı:" alone below.
+        "Destek Ekibi <destek@example.com>, 12 Mar 2024 Sal, 10:04\ntarihinde şunu yazdı:",
+        "Destek Ekibi <destek@example.com>, 12 Mar 2024 Sal 10:04 tarihinde\nşunu yazdı:",
+        "12 Mar 2024 Sal, 10:04 tarihinde Destek <destek@example.com> şunu\nyazdı:",
+        "On Tue, 12 Mar 2024 at 10:04, Support <destek@example.com>\nwrote:",
+    ],
+)
+def test_an_attribution_wrapped_before_its_tail_is_removed_whole(attribution: str) -> None:
+    body = f"Param hâlâ gelmedi.\n\n{attribution}\n\n" + QUOTED
+    assert latest_reply(body) == "Param hâlâ gelmedi."
+
+
+def test_a_line_of_text_above_a_bare_wrote_tail_is_kept() -> None:
+    # Neither a date nor an address: the line is the writer's, whatever follows it.
+    body = "Lütfen yardım edin.\nşunu yazdı:\n" + QUOTED
+    assert latest_reply(body) == "Lütfen yardım edin."
+
+
+def test_a_name_above_a_whole_attribution_stays() -> None:
+    body = "Teşekkürler\nAlex\nOn Tue, 12 Mar 2024 at 10:04, Bob <b@example.com> wrote:\n" + QUOTED
+    assert latest_reply(body) == "Teşekkürler\nAlex"
+
+
 def test_outlook_turkish_headers_are_removed() -> None:
     body = (
         "Belgeleri tekrar gönderiyorum.\n\nAyşe\n\n"
