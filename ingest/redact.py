@@ -10,9 +10,12 @@ Two copies are made of a message whose bytes must not all stay:
 
 The copy is then read back with ticketd's own parser (ingest/parsing.py), the one that found
 the documents in the first place, whatever form they came in (base64, inside a forwarded
-message, inside a winmail.dat). If a file that had to go is still found, or the copy cannot
-be written, the copy falls back to the message's headers alone: losing a body is allowed,
-keeping a document is not.
+message at any depth, inside a winmail.dat). If a file that had to go is still found, or the
+copy cannot be written, the copy falls back to the message's headers alone: losing a body is
+allowed, keeping a document is not. Both read the message within `limits`, which must reach as
+far as the parser that found the files did (`[limits]`, ticketd/retention.py `reach`): a file
+the documents step found 60 levels down is a file the copy must not keep, even though the
+default limits would never see it.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from email.parser import BytesParser
 from email.policy import compat32
 
 from ingest.filenames import safe_filename
+from ingest.mime_shape import DEFAULT_LIMITS, ShapeLimits
 from ingest.parsing import decode_encodings, decode_header_value, parse_message
 from ingest.tnef import looks_like_tnef
 from ingest.tnef import unpack as unpack_tnef
@@ -72,12 +76,12 @@ def _leaves(message: Message) -> list[Message]:
     return [part for part in message.walk() if not part.is_multipart()]
 
 
-def _rewrite(raw: bytes, drop: Drop, why: str) -> bytes | None:
+def _rewrite(raw: bytes, drop: Drop, why: str, limits: ShapeLimits) -> bytes | None:
     """A copy with each leaf `drop` names replaced; None when nothing had to go."""
     message = message_from_bytes(raw, policy=compat32)
-    # Decoded as parse_message decodes them (a forward sent base64 too), so each file's
-    # digest is the one it found and the copy can replace it.
-    decode_encodings(message)
+    # Decoded as parse_message decodes them (a forward sent base64 too, as deep as `limits`
+    # reach), so each file's digest is the one it found and the copy can replace it.
+    decode_encodings(message, limits)
     changed = False
     for part in _leaves(message):
         payload = _payload(part)
@@ -103,10 +107,11 @@ def headers_only(raw: bytes, why: str) -> bytes:
         return f"Subject: removed\r\n\r\n{REMOVED_NOTE.format(why=why)}\r\n".encode()
 
 
-def file_digests(raw: bytes) -> set[str]:
+def file_digests(raw: bytes, limits: ShapeLimits = DEFAULT_LIMITS) -> set[str]:
     """The SHA-256 of every file ticketd's parser finds in the message, as the documents
-    step saw them."""
-    return {hashlib.sha256(a.payload).hexdigest() for a in parse_message(raw).attachments}
+    step saw them: the files inside a forwarded message too, at any depth `limits` reach."""
+    found = parse_message(raw, limits).attachments
+    return {hashlib.sha256(a.payload).hexdigest() for a in found}
 
 
 def _holds(part: Message, payload: bytes, digests: Collection[str]) -> bool:
@@ -119,26 +124,30 @@ def _holds(part: Message, payload: bytes, digests: Collection[str]) -> bool:
     return False
 
 
-def _checked(raw: bytes, copy: bytes | None, digests: Collection[str], why: str) -> bytes:
+def _checked(
+    raw: bytes, copy: bytes | None, digests: Collection[str], why: str, limits: ShapeLimits
+) -> bytes:
     if copy is None:
         copy = raw
     try:
-        if not file_digests(copy) & set(digests):
+        if not file_digests(copy, limits) & set(digests):
             return copy
     except Exception:  # the copy does not even parse: keep nothing of it
         pass
     return headers_only(raw, why)
 
 
-def without_files(raw: bytes, digests: Collection[str], why: str) -> bytes | None:
+def without_files(
+    raw: bytes, digests: Collection[str], why: str, limits: ShapeLimits = DEFAULT_LIMITS
+) -> bytes | None:
     """`raw` without the files whose SHA-256 is in `digests`; None when it holds none."""
     try:
-        if not file_digests(raw) & set(digests):
+        if not file_digests(raw, limits) & set(digests):
             return None
-        copy = _rewrite(raw, lambda part, payload: _holds(part, payload, digests), why)
+        copy = _rewrite(raw, lambda part, payload: _holds(part, payload, digests), why, limits)
     except Exception:
         return headers_only(raw, why)
-    return _checked(raw, copy, digests, why)
+    return _checked(raw, copy, digests, why, limits)
 
 
 def _is_body_text(part: Message) -> bool:
@@ -148,13 +157,13 @@ def _is_body_text(part: Message) -> bool:
     return part.get_filename() is None and disposition != "attachment"
 
 
-def without_attachments(raw: bytes, why: str) -> bytes:
+def without_attachments(raw: bytes, why: str, limits: ShapeLimits = DEFAULT_LIMITS) -> bytes:
     """`raw` with only the text the sender wrote; every file replaced by a note."""
     try:
-        digests = file_digests(raw)
+        digests = file_digests(raw, limits)
         if not digests:
             return raw
-        copy = _rewrite(raw, lambda part, _payload: not _is_body_text(part), why)
+        copy = _rewrite(raw, lambda part, _payload: not _is_body_text(part), why, limits)
     except Exception:
         return headers_only(raw, why)
-    return _checked(raw, copy, digests, why)
+    return _checked(raw, copy, digests, why, limits)

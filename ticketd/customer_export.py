@@ -30,7 +30,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from domain.config import Config
+from domain.message import FORWARDED, AttachmentInfo
+from ingest.mime_shape import DEFAULT_LIMITS, ShapeLimits
 from ingest.parsing import parse_message
+from ingest.redact import file_digests
 from outbound.survey import satisfaction
 from storage.blobs import BlobStore
 from storage.db import Database
@@ -48,7 +51,7 @@ from storage.models import (
 )
 from ticketd.access import AccessRefused, acting_agent, outside_area, refuse
 from ticketd.documents_admin import document_record, export_name
-from ticketd.retention import ticket_journal_ids
+from ticketd.retention import reach, ticket_journal_ids
 
 
 class CustomerCommandError(AccessRefused):
@@ -66,6 +69,8 @@ class Export:
     holding: list[tuple[str, set[str]]] = field(default_factory=list)
     # The audit rows, written once every file is.
     audit: list[AccessAudit | DocumentAccess] = field(default_factory=list)
+    # How far mail is read for the files it holds (ticketd/retention.py `reach`).
+    limits: ShapeLimits = DEFAULT_LIMITS
 
     def write(self, relative: str, data: bytes, kind: str, ticket: str | None = None) -> Path:
         path = self.folder / relative
@@ -156,9 +161,19 @@ def _message_record(message: TicketMessage) -> dict[str, Any]:
 def _write_mail(export: Export, relative: str, raw: bytes, kind: str, ref: str) -> list[Any]:
     """A raw mail as an .eml file; returns the files ticketd's parser finds in it."""
     path = export.write(relative, raw, kind, ref)
-    found = list(parse_message(raw).attachments)
+    found = list(parse_message(raw, export.limits).attachments)
     export.holding.append((str(path), {hashlib.sha256(a.payload).hexdigest() for a in found}))
     return found
+
+
+def _held_by(export: Export, attachment: AttachmentInfo) -> set[str]:
+    """The SHA-256s of what an exported attachment holds: its own bytes, and for a forwarded
+    message (an .eml) every file inside it, at any depth, so the purge of a document found in
+    a forward deletes that .eml too."""
+    held = {hashlib.sha256(attachment.payload).hexdigest()}
+    if attachment.role == FORWARDED:
+        held |= file_digests(attachment.payload, export.limits)
+    return held
 
 
 def _raw_mail(export: Export, session: Session, blobs: BlobStore, ticket: Ticket) -> None:
@@ -176,7 +191,7 @@ def _raw_mail(export: Export, session: Session, blobs: BlobStore, ticket: Ticket
         for number, attachment in enumerate(found, 1):
             name = f"{base}/attachments/{journal_id}-{number}-{attachment.filename}"
             written = export.write(name, attachment.payload, "attachment", ticket.ref)
-            export.holding.append((str(written), {hashlib.sha256(attachment.payload).hexdigest()}))
+            export.holding.append((str(written), _held_by(export, attachment)))
     sent = session.scalars(
         select(OutboxMail).where(
             OutboxMail.ticket_id == ticket.id, OutboxMail.recipient == export.customer
@@ -314,7 +329,7 @@ def export_customer(
     if outside:
         refuse(db, actor, customer, outside, now, "customer export")
     prepare_folder(folder)
-    export = Export(folder, customer, actor, now)
+    export = Export(folder, customer, actor, now, limits=reach(config))
     try:
         with db.read() as session:
             _write_all(export, session, blobs, store)

@@ -36,7 +36,7 @@ from storage.models import (
 )
 from storage.removals import finish, note_removed
 from ticketd.access import AccessRefused, check_ticket
-from ticketd.retention import remove_document_copies
+from ticketd.retention import reach, remove_document_copies
 
 
 class DocumentAdminError(Permanent):
@@ -282,5 +282,6 @@ def purge(
     finish(db, blobs, gone)
     if copies:
         # The same file in raw mail, the outbox, exports, the Maildir (ticketd/retention.py).
-        remove_document_copies(db, blobs, copies, now, config.smtp_out.maildir)
+        maildir = config.smtp_out.maildir
+        remove_document_copies(db, blobs, copies, now, maildir, reach(config))
     return found

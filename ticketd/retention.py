@@ -9,8 +9,10 @@ or removes each of them:
 
 - `remove_document_copies`: after `kyc purge` (ticketd/documents_admin.py) deleted documents'
   own blobs, every journal blob and outbox row still holding one of those files gets a copy
-  without it (ingest/redact.py), and exported files holding one are deleted. Files another
-  document still held has the same bytes of are left until that one is purged too.
+  without it (ingest/redact.py), and exported files holding one are deleted (a forwarded
+  message's .eml holding it too, at any depth). Files another document still held has the same
+  bytes of are left until that one is purged too. Every copy is read as deep as the documents
+  step read the message (`reach`), or a document found 60 levels down would stay in it.
 - `run_retention` (`ticketd retention run`, and the daemon once a day): raw bytes of messages
   processed more than `[retention] raw_days` ago, and outbox bytes of mail sent or given up that
   long ago, keep their text only; with `ticket_days`, a ticket closed that long has its
@@ -37,6 +39,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from domain.config import Config
+from ingest.mime_shape import DEFAULT_LIMITS, ShapeLimits
 from ingest.redact import file_digests, headers_only, without_attachments, without_files
 from outbound.maildir_files import delivered, replace_file
 from storage.blobs import BlobStore
@@ -85,6 +88,17 @@ class RetentionReport:
     blobs_deleted: int = 0
     temporary: int = 0
     webhooks: int = 0  # webhook deliveries removed (their bodies name the customer)
+
+
+def reach(config: Config) -> ShapeLimits:
+    """How far a copy is read for the files it holds: as far as the documents step reads a
+    message (`[limits] max_mime_parts`, `max_mime_depth`), and never less than the defaults
+    (a limit lowered since may have found the file before)."""
+    limits = config.limits
+    return ShapeLimits(
+        parts=max(limits.max_mime_parts, DEFAULT_LIMITS.parts),
+        depth=max(limits.max_mime_depth, DEFAULT_LIMITS.depth),
+    )
 
 
 def _later(current: str | None, new: str) -> str:
@@ -159,18 +173,24 @@ def _held_elsewhere(db: Database, digests: Collection[str]) -> set[str]:
         )
 
 
-def _holds_any(path: Path, digests: Collection[str]) -> bool:
+def _holds_any(path: Path, digests: Collection[str], limits: ShapeLimits) -> bool:
+    """The file is one of the documents, or mail holding one (a raw message, a forwarded
+    message kept as an attachment, whatever its name: the sender names a message/rfc822 part)."""
     data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() in digests:
         return True
     try:
-        return bool(file_digests(data) & set(digests)) if path.suffix == ".eml" else False
+        return bool(file_digests(data, limits) & set(digests))
     except Exception:
         return False
 
 
 def _delete_exports(
-    db: Database, document_ids: Collection[int], digests: Collection[str], report: RetentionReport
+    db: Database,
+    document_ids: Collection[int],
+    digests: Collection[str],
+    report: RetentionReport,
+    limits: ShapeLimits,
 ) -> None:
     """Files ticketd wrote for `kyc export` or `customer export` that still hold a document."""
     with db.read() as session:
@@ -185,7 +205,7 @@ def _delete_exports(
     for text in sorted(p for p in paths if p):
         path = Path(text)
         try:
-            if path.is_file() and not path.is_symlink() and _holds_any(path, digests):
+            if path.is_file() and not path.is_symlink() and _holds_any(path, digests, limits):
                 path.unlink()
                 report.exports_deleted.append(text)
         except OSError as error:  # the path names the document: not in the log
@@ -217,8 +237,10 @@ def remove_document_copies(
     purged: dict[int, tuple[str, int]],
     now: datetime,
     maildir: Path | None = None,
+    limits: ShapeLimits = DEFAULT_LIMITS,
 ) -> RetentionReport:
-    """Every copy of the purged documents (id: (sha256, size)) ticketd still holds."""
+    """Every copy of the purged documents (id: (sha256, size)) ticketd still holds, read
+    within `limits` (`reach`)."""
     report = RetentionReport(dry_run=False)
     digests = {sha for sha, _ in purged.values()}
     digests -= _held_elsewhere(db, digests)
@@ -228,7 +250,7 @@ def remove_document_copies(
     why = "the retention of an identity document ended"
 
     def rewrite(raw: bytes) -> bytes | None:
-        return without_files(raw, digests, why)
+        return without_files(raw, digests, why, limits)
 
     with db.read() as session:
         entries = list(
@@ -255,7 +277,7 @@ def remove_document_copies(
     for outbox_id in mails:
         if _replace_outbox(db, outbox_id, rewrite, RAW_REDACTED, now):
             report.outbox_changed.append(outbox_id)
-    _delete_exports(db, list(purged), digests, report)
+    _delete_exports(db, list(purged), digests, report, limits)
     if maildir is not None and maildir.is_dir():
         _redact_maildir(maildir, rewrite, smallest, report)
     report.temporary = remove_stale_temporary(blobs)
@@ -288,13 +310,17 @@ def _strip_raw(
     days = config.retention.raw_days
     entries, mails = _due_raw(db, now - timedelta(days=days))
     why = f"retention.raw_days = {days}"
+    limits = reach(config)
     if report.dry_run:
         report.raw_stripped, report.outbox_changed = entries, mails
         return
 
     def rewrite(raw: bytes) -> bytes | None:
-        copy = without_attachments(raw, why)
+        copy = without_attachments(raw, why, limits)
         return None if copy == raw else copy
+
+    def rewrite_all(raw: bytes) -> bytes:
+        return without_attachments(raw, why, limits)
 
     for entry_id in entries:
         changed = replace_raw(db, blobs, entry_id, rewrite, RAW_STRIPPED, now)
@@ -302,7 +328,7 @@ def _strip_raw(
             _mark(db, entry_id, RAW_STRIPPED, now)
         report.raw_stripped.append(entry_id)
     for outbox_id in mails:
-        _replace_outbox(db, outbox_id, lambda raw: without_attachments(raw, why), RAW_STRIPPED, now)
+        _replace_outbox(db, outbox_id, rewrite_all, RAW_STRIPPED, now)
         report.outbox_changed.append(outbox_id)
 
 
