@@ -11,7 +11,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -26,6 +25,7 @@ from storage.journal_table import JOURNAL_DONE as JOURNAL_DONE
 from storage.journal_table import JOURNAL_IGNORED as JOURNAL_IGNORED
 from storage.journal_table import JOURNAL_PENDING as JOURNAL_PENDING
 from storage.journal_table import JOURNAL_QUARANTINED as JOURNAL_QUARANTINED
+from storage.sealed_rows import SealedBytes
 
 
 class Base(DeclarativeBase):
@@ -259,7 +259,8 @@ class OutboxMail(Base):
     automatic: Mapped[bool] = mapped_column(default=True)
     subject: Mapped[str] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
-    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    # Sealed at rest with the journal's keys (storage/sealed_rows.py): read and written plain.
+    raw: Mapped[bytes] = mapped_column(SealedBytes)
     state: Mapped[str] = mapped_column(String(20), default=OUTBOX_QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column()

@@ -7,10 +7,12 @@
    re-reads the file. Running daemons need no restart and no signal.
 2. `reencrypt`: every document the database references (both layers) and every blob on disk
    (its outer seal) not already under the write key is re-encrypted in place: temporary file,
-   fsync, rename. A reader opens the old file or the new one, never half of either, and holds
-   both keys. Whatever is already under the write key is skipped, so a rotation cut short (a
-   crash, Ctrl-C) is completed by running it again; the keyring's `rotating` mark says one is
-   unfinished. The mark is cleared when a whole pass found nothing left to do.
+   fsync, rename; then every outbox row's bytes (storage/sealed_rows.py: a notification attaches
+   the customer's documents), each in its own transaction. A reader opens the old file or the
+   new one, never half of either, and holds both keys. Whatever is already under the write key
+   is skipped, so a rotation cut short (a crash, Ctrl-C) is completed by running it again; the
+   keyring's `rotating` mark says one is unfinished. The mark is cleared when a whole pass
+   found nothing left to do.
 3. `retire` (an explicit step): the keys other than the write key are removed from the file, and
    from then on nothing can open what they sealed. Only when the rotation is finished, when they
    stopped sealing at least RETIRE_GRACE ago, and when a last pass and a scan find no blob and no
@@ -33,16 +35,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from storage.db import Database
 from storage.documents import DocumentIntegrityError, DocumentStore
 from storage.errors import Permanent
 from storage.key_registry import forget, register
 from storage.keyring import KEY_SIZE, Keyring, KeyringData, locked, read_keyring, write_keyring
-from storage.models import Document
+from storage.models import Document, OutboxMail
 from storage.removals import is_removed
 from storage.sealed_blobs import SealedBlobError, SealedBlobStore
+from storage.sealed_rows import key_id, stored_header
 
 RETIRE_GRACE = timedelta(hours=1)
 
@@ -57,6 +60,7 @@ class RotationReport:
     resumed: bool = False
     documents: int = 0  # documents re-encrypted (both layers)
     blobs: int = 0  # other blobs re-encrypted (their seal)
+    mails: int = 0  # outbox rows re-encrypted (or sealed: composed before sealing)
     already: int = 0  # found under the write key already
     failed: list[tuple[str, str]] = field(default_factory=list)  # (blob, reason)
     finished: bool = False
@@ -130,7 +134,35 @@ def reencrypt(
             blobs.delete(key)  # removed while being rewritten: the rename put it back
         if on_rewritten is not None:
             on_rewritten(key)
+    report.mails += reseal_outbox(db, outbox_not_under(db, blobs.keyring.data.write))
     return report
+
+
+def outbox_not_under(db: Database, write: str | None) -> list[int]:
+    """Ids of outbox rows whose stored bytes are not sealed with key `write`; with None, the
+    rows not sealed at all (composed before sealing)."""
+    with db.read() as session:
+        rows = session.execute(select(OutboxMail.id, stored_header(OutboxMail.raw)))
+        headers = [(outbox_id, key_id(bytes(header or b""))) for outbox_id, header in rows]
+    if write is None:
+        return [outbox_id for outbox_id, kid in headers if kid is None]
+    return [outbox_id for outbox_id, kid in headers if kid != write]
+
+
+def reseal_outbox(db: Database, outbox_ids: list[int]) -> int:
+    """Each row's bytes sealed again under the current write key (the column's type seals
+    what is bound, storage/sealed_rows.py); returns how many rows were rewritten."""
+    done = 0
+    for outbox_id in outbox_ids:
+        with db.transaction() as session:
+            raw = session.scalar(
+                select(OutboxMail.raw).where(OutboxMail.id == outbox_id).with_for_update()
+            )
+            if raw is None:
+                continue  # gone meanwhile
+            session.execute(update(OutboxMail).where(OutboxMail.id == outbox_id).values(raw=raw))
+            done += 1
+    return done
 
 
 def _still_a_document(db: Database, blob_key: str) -> bool:
@@ -225,6 +257,7 @@ def retire(
             )
     reencrypt(db, blobs, documents, report)
     left = stale(db, blobs, documents)
+    left += [f"outbox row {n}" for n in outbox_not_under(db, data.write)]
     if report.failed or left:
         names = [key for key, _ in report.failed] + left
         raise RotationError(

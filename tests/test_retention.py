@@ -30,6 +30,7 @@ from sqlalchemy import select, text
 from domain.clock import FixedClock
 from domain.config import Config, load_config
 from outbound.addresses import agent_reply_address, erased_key
+from storage import sealed_rows
 from storage.db import Database
 from storage.documents import DOC_MAGIC, DocumentStore
 from storage.keyring import Keyring
@@ -121,6 +122,7 @@ def _blob_contents(config: Config) -> Iterator[tuple[str, bytes]]:
 
 
 def _row_contents(config: Config) -> Iterator[tuple[str, bytes]]:
+    """Every value of every row as stored (the outbox's bytes sealed, as SQL reads them)."""
     db = Database(config.storage.database)
     try:
         with db.read() as session:
@@ -135,14 +137,40 @@ def _row_contents(config: Config) -> Iterator[tuple[str, bytes]]:
         db.dispose()
 
 
-def copies(config: Config, needle: bytes) -> list[str]:
-    """Where `needle` is found: file names, blob keys, table names."""
+def _outbox_contents(config: Config) -> Iterator[tuple[str, bytes]]:
+    """The outbox's bytes opened with the keyring (storage/sealed_rows.py)."""
+    db = Database(config.storage.database)
+    sealed_rows.bind(db.engine, Keyring.open(config.kyc.key_file))
+    try:
+        with db.read() as session:
+            yield from (("outbox", raw) for raw in session.scalars(select(OutboxMail.raw)))
+    finally:
+        db.dispose()
+
+
+def at_rest(config: Config, needle: bytes) -> list[str]:
+    """Where `needle` is found as stored, nothing opened: the files under the state folder (the
+    database's own file and its -wal among them) and every row as SQL reads it."""
     found: list[str] = []
     root = config.path.parent
     for path in root.rglob("*"):
         if path.is_file() and any(needle in part for part in _parts(path.read_bytes())):
             found.append(str(path.relative_to(root)))
-    for where, data in [*_blob_contents(config), *_row_contents(config)]:
+    found += [
+        where for where, data in _row_contents(config) if any(needle in p for p in _parts(data))
+    ]
+    return found
+
+
+def copies(config: Config, needle: bytes) -> list[str]:
+    """Where `needle` is found: file names, blob keys, table names (the outbox opened)."""
+    found: list[str] = []
+    root = config.path.parent
+    for path in root.rglob("*"):
+        if path.is_file() and any(needle in part for part in _parts(path.read_bytes())):
+            found.append(str(path.relative_to(root)))
+    contents = [*_blob_contents(config), *_row_contents(config), *_outbox_contents(config)]
+    for where, data in contents:
         if data.startswith(b"*" + DOC_MAGIC) or any(needle in part for part in _parts(data)):
             found.append(where)
     return found
@@ -442,10 +470,9 @@ def test_a_rotation_that_rewrites_a_removed_blob_deletes_it_again(kyc_state: Sta
     assert main([*config, "kyc", "rotate-key"]) == 0
     assert not kyc_state.blobs.exists(key)
     # The blob store holds no copy; the agent's notification attached the receipt, and the
-    # outbox keeps that copy until `raw_days` after it is sent: in clear, so the database's
-    # own file (its write-ahead log) shows it too.
-    where = copies(kyc_state.config, MARKER)
-    assert "outbox" in where and not any(w.startswith(("blob", "document")) for w in where)
+    # outbox keeps that copy (sealed) until `raw_days` after it is sent.
+    assert copies(kyc_state.config, MARKER) == ["outbox"]
+    assert at_rest(kyc_state.config, MARKER) == []
 
 
 def test_the_daemons_retention_pass_strips_old_raw_mail_and_finishes_an_erasure(

@@ -53,8 +53,8 @@ def _print_report(report: RotationReport, as_json: bool) -> None:
         return
     print(f"{'resumed the rotation to' if report.resumed else 'rotating to'} key {report.key}")
     print(
-        f"re-encrypted {report.documents} document(s) and {report.blobs} other blob(s); "
-        f"{report.already} already under key {report.key}"
+        f"re-encrypted {report.documents} document(s), {report.blobs} other blob(s) and "
+        f"{report.mails} outbox mail(s); {report.already} already under key {report.key}"
     )
     for blob, reason in report.failed:
         print(f"  not re-encrypted: {blob}: {reason}", file=sys.stderr)

@@ -17,6 +17,7 @@ or removes each of them:
   processed more than `[retention] raw_days` ago, and outbox bytes of mail sent or given up that
   long ago, keep their text only; with `ticket_days`, a ticket closed that long has its
   messages' text and every raw copy removed (the ticket's record, statistics and audit stay).
+  Outbox rows composed before the outbox was sealed (storage/sealed_rows.py) are sealed then.
 
 A journal blob is replaced in two steps (`replace_raw`): the copy is written (a new blob, named
 by its content), then one transaction makes every row naming the old blob name the copy and
@@ -63,6 +64,7 @@ from storage.models import (
     TicketMessage,
 )
 from storage.removals import finish, note_removed
+from storage.rotation import outbox_not_under, reseal_outbox
 from storage.search import forget_removed_text
 from storage.sweep import MINIMUM_GRACE
 from storage.webhook_events import forget_deliveries
@@ -88,6 +90,7 @@ class RetentionReport:
     blobs_deleted: int = 0
     temporary: int = 0
     webhooks: int = 0  # webhook deliveries removed (their bodies name the customer)
+    outbox_sealed: int = 0  # outbox rows composed before sealing, sealed now
 
 
 def reach(config: Config) -> ShapeLimits:
@@ -441,6 +444,8 @@ def run_retention(
         report.webhooks += forget_deliveries(session, finished_before=before)
     _closed_tickets(db, blobs, config, now, report)
     if not dry_run:
+        # Mail composed before the outbox was sealed (storage/sealed_rows.py) is sealed now.
+        report.outbox_sealed = reseal_outbox(db, outbox_not_under(db, None))
         report.blobs_deleted = finish(db, blobs)
         report.temporary = remove_stale_temporary(blobs)
         db.forget()

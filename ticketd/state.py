@@ -11,6 +11,7 @@ from domain.templating import Templates
 from ingest.isolation import IsolatedCall
 from ingest.journal import Journal
 from ingest.worker import Worker, prepare_stored
+from storage import sealed_rows
 from storage.blobs import BlobStore
 from storage.db import Database, safe_url, sqlite_file
 from storage.key_registry import forget, missing_keys, register
@@ -68,12 +69,15 @@ def open_state(config: Config, clock: Clock | None = None, migrate: bool = True)
     if migrate and not is_current(db):
         upgrade(db)
     clock = clock or SystemClock()
+    keyring = Keyring.open(config.kyc.key_file)
+    # The outbox's bytes too: a notification attaches the customer's documents.
+    sealed_rows.bind(db.engine, keyring)
     state = State(
         config=config,
         clock=clock,
         db=db,
         # Sealed with the identity-document key: raw messages carry documents inside them.
-        blobs=SealedBlobStore(config.storage.blobs, Keyring.open(config.kyc.key_file)),
+        blobs=SealedBlobStore(config.storage.blobs, keyring),
         templates=Templates(config.templates_dir),
         events=EventRecorder(db.sessions, clock.now),
     )
