@@ -1,6 +1,7 @@
-"""Issue 16 on PostgreSQL: a purge leaves no copy of the document in any blob or row, and two
+"""Issue 16 on PostgreSQL: a purge leaves no copy of the document in any blob or row, two
 `ticketd customer erase` processes erasing one customer at once do it once (the erasures row is
-locked; the second finds nothing left)."""
+locked; the second finds nothing left), and the outbox's bytes are sealed in bytea and follow a
+key rotation (storage/sealed_rows.py)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,19 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from domain.clock import FixedClock
 from outbound.addresses import agent_reply_address
 from outbound.agent_mail import MAILED_TO_AGENT
+from storage.documents import DocumentStore
 from storage.models import AccessAudit, Erasure, Ticket
+from storage.rotation import outbox_not_under, rotate
+from storage.sealed_blobs import SealedBlobStore
+from storage.sealed_rows import key_id
 from tests.helpers import make_config
 from tests.test_kyc import KYC_AGENT, TEAM, _agent_mail
-from tests.test_retention import MARKED, MARKER, _customer_documents, copies
+from tests.test_retention import MARKED, MARKER, _customer_documents, at_rest, copies
 from tests.test_threading import deliver
 from ticketd.state import State, open_state
 
@@ -52,6 +57,22 @@ def test_the_purge_leaves_no_copy_on_postgresql(pg_desk: State, clock: FixedCloc
     clock.advance(timedelta(days=31))
     assert len(purge(pg_desk.db, pg_desk.config, pg_desk.blobs, clock.now())) == 1
     assert copies(pg_desk.config, MARKER) == []
+
+
+def test_the_outbox_is_sealed_and_rotates_on_postgresql(pg_desk: State, clock: FixedClock) -> None:
+    _approved(pg_desk)
+    blobs = pg_desk.blobs
+    assert isinstance(blobs, SealedBlobStore)
+    old = blobs.keyring.data.write
+    with pg_desk.db.read() as session:
+        stored = [bytes(raw) for raw in session.execute(text("SELECT raw FROM outbox")).scalars()]
+    assert stored and {key_id(raw) for raw in stored} == {old}
+    assert "outbox" in copies(pg_desk.config, MARKER) and at_rest(pg_desk.config, MARKER) == []
+    documents = DocumentStore.open(blobs, pg_desk.config.kyc.key_file)
+    report = rotate(pg_desk.db, blobs, documents, clock.now())
+    assert report.mails == len(stored) and report.finished
+    assert outbox_not_under(pg_desk.db, report.key) == []
+    assert "outbox" in copies(pg_desk.config, MARKER)
 
 
 def test_two_erasures_of_one_customer_at_once_do_it_once(pg_desk: State) -> None:
