@@ -23,8 +23,9 @@ from storage.models import (
     WEBHOOK_FAILED,
     WEBHOOK_QUEUED,
 )
+from storage.models import TICKET_STATUSES as MODEL_TICKET_STATUSES
 from tests.helpers import write_config
-from ticketd.cli import COMMANDS, JOURNAL_STATES, WEBHOOK_STATES
+from ticketd.cli import COMMANDS, JOURNAL_STATES, TICKET_STATUSES, WEBHOOK_STATES
 from ticketd.commands import Command, Opens, every_command
 from ticketd.state import ReadState, State
 
@@ -55,6 +56,7 @@ def test_the_states_commands_filter_by_are_the_models() -> None:
     models = (JOURNAL_PENDING, JOURNAL_DONE, JOURNAL_IGNORED, JOURNAL_QUARANTINED)
     assert (*models, JOURNAL_DISMISSED) == JOURNAL_STATES
     assert (WEBHOOK_QUEUED, WEBHOOK_DELIVERED, WEBHOOK_FAILED) == WEBHOOK_STATES
+    assert MODEL_TICKET_STATUSES == TICKET_STATUSES
 
 
 def _ingest_modules(folder: Path) -> set[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from datetime import date
@@ -11,6 +12,7 @@ import pytest
 
 from domain.config import ConfigError, load_config
 from domain.config_kinds import toml_value
+from tests.helpers import write_config
 from ticketd.cli import EX_CONFIG, main
 
 
@@ -164,6 +166,31 @@ def test_run_refuses_to_start_with_the_same_message(tmp_path: Path) -> None:
     )
     assert result.returncode == EX_CONFIG
     assert "smtp_in.listen" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("key", ["smtp_in.listen", "metrics.listen", "http.listen"])
+def test_run_on_a_port_already_taken_names_the_key(tmp_path: Path, key: str) -> None:
+    # Another daemon (or any server) holds the port: the admin is told which key to change.
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    section = key.split(".")[0]
+    extra = f'[{section}]\nlisten = "127.0.0.1:{port}"\n'
+    path = write_config(tmp_path, extra=extra)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "ticketd.cli", "--config", str(path), "run"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+    finally:
+        taken.close()
+    assert result.returncode == EX_CONFIG, result.stderr
+    assert f"{key}: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr and "OSError" not in result.stderr
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

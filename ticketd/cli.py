@@ -131,6 +131,9 @@ MAIL_IN = (
     ),
 )
 
+# The statuses of a ticket (storage/models.py TICKET_STATUSES; a test keeps the two the same).
+TICKET_STATUSES = ("open", "pending", "closed", "merged")
+
 TICKETS = Group(
     "tickets",
     "tickets and their history",
@@ -142,7 +145,7 @@ TICKETS = Group(
             help="tickets with their queue, assignee and priority",
             json=True,
             arguments=(
-                Arg("--status"),
+                Arg("--status", choices=TICKET_STATUSES),
                 Arg("--queue", help="only the tickets of this queue"),
                 Arg("--assignee", metavar="EMAIL", help="only the tickets assigned to EMAIL"),
                 Arg("--customer", metavar="EMAIL", help="only this customer's tickets"),

@@ -370,12 +370,16 @@ class Daemon:
     async def _listen(self, handler: IntakeHandler) -> asyncio.Server:
         config = self.state.config
         listen = config.smtp_in.listen
-        server = await asyncio.get_running_loop().create_server(
-            # The limits are read per connection, so a SIGHUP can change them.
-            lambda: make_smtp(handler, self.state.config.smtp_in, self.hostname, self.smtp_tls),
-            host=listen.host,
-            port=listen.port,
-        )
+        try:
+            server = await asyncio.get_running_loop().create_server(
+                # The limits are read per connection, so a SIGHUP can change them.
+                lambda: make_smtp(handler, self.state.config.smtp_in, self.hostname, self.smtp_tls),
+                host=listen.host,
+                port=listen.port,
+            )
+        except OSError as error:  # the port is taken (another daemon?), or not ours to bind
+            reason = f"cannot listen on {listen}: {error.strerror or error}"
+            raise ConfigError([("smtp_in.listen", reason)]) from error
         relay = config.smtp_out.relay
         outgoing = f"via {relay}" if relay else f"to Maildir {config.smtp_out.maildir}"
         log.info("listening for SMTP on %s; outgoing mail %s", listen, outgoing)

@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from domain.clock import Clock
-from domain.config import Config, HostPort
+from domain.config import Config, ConfigError, HostPort
 from storage.db import Database
 from storage.models import (
     JOURNAL_DISMISSED,
@@ -342,7 +342,13 @@ class Metrics:
                 "desk's volumes; put it behind a firewall or a proxy",
                 listen,
             )
-        self.server, _thread = start_http_server(listen.port, listen.host, registry=self.registry)
+        try:
+            self.server, _thread = start_http_server(
+                listen.port, listen.host, registry=self.registry
+            )
+        except OSError as error:
+            reason = f"cannot listen on {listen}: {error.strerror or error}"
+            raise ConfigError([("metrics.listen", reason)]) from error
         log.info("metrics at http://%s/metrics", listen)
 
     def close(self) -> None:
