@@ -175,6 +175,7 @@ _NOTES_TR: tuple[tuple[str, str], ...] = (
     (r"Delivery failed: (?P<s>.+)", "Teslim edilemedi: {s}"),
     (r"Delivery failed", "Teslim edilemedi"),
     (r"Delivery delayed", "Teslim gecikti"),
+    (r"Delivery report", "Teslim raporu"),
     (r"Verification unchanged", "Doğrulama değişmedi"),
     (r"Message only partly read", "İleti yalnızca kısmen okundu"),
     (r"Message-ID reused", "Message-ID yeniden kullanılmış"),

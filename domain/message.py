@@ -63,6 +63,28 @@ def _attachment(
 
 
 @dataclass(frozen=True)
+class RecipientStatus:
+    """One per-recipient block of a delivery report's message/delivery-status part (RFC 3464
+    2.3): the address the report is about (Final-Recipient, and Original-Recipient when the
+    reporting system kept the address the mail was sent to), what it did (Action: failed,
+    delayed, delivered, relayed, expanded), the status code and the remote server's words."""
+
+    final_recipient: str
+    original_recipient: str = ""
+    action: str = ""
+    status: str = ""
+    diagnostic: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.action.startswith(("fail", "error"))  # opensmtpd writes `error`
+
+    @property
+    def delayed(self) -> bool:
+        return self.action.startswith("delay")
+
+
+@dataclass(frozen=True)
 class ParsedMessage:
     message_id: str | None
     in_reply_to: tuple[str, ...]
@@ -85,6 +107,9 @@ class ParsedMessage:
     # in mail that shows a sign of being automatic (see `looks_automatic`), never in a person's.
     failed_recipients: tuple[str, ...] = ()
     delayed_recipients: tuple[str, ...] = ()
+    # The per-recipient blocks of the report's own delivery-status parts (not of a report it
+    # returns), in order: what the report says of each address, for the note on the ticket.
+    delivery_status: tuple[RecipientStatus, ...] = ()
     # Message-IDs named in the body (the returned headers of a bounce, a forwarded message):
     # how a delivery report finds the mail of ours it is about.
     embedded_message_ids: tuple[str, ...] = ()

@@ -33,6 +33,7 @@ from domain.message import (
 from ingest.base64_runs import lift
 from ingest.charsets import decode_bytes
 from ingest.content_hash import content_hash
+from ingest.delivery_status import recipient_statuses
 from ingest.email_params import install as install_linear_params
 from ingest.encoded_words import close_last_word, join_words, repair_base64
 from ingest.filenames import safe_filename
@@ -794,6 +795,9 @@ def parse_message(
         failed, delayed = _delivery_failures(raw)
         if failed or delayed:
             parsed = replace(parsed, failed_recipients=failed, delayed_recipients=delayed)
+        statuses = recipient_statuses(message)
+        if statuses:
+            parsed = replace(parsed, delivery_status=statuses)
         embedded = _embedded_message_ids(raw, message, limits, decoded)
         parsed = replace(parsed, embedded_message_ids=embedded)
     return parsed

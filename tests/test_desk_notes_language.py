@@ -33,6 +33,7 @@ NOTES = [
     ("Delivery failed: Talebiniz alındı", "Teslim edilemedi: Talebiniz alındı"),
     ("Delivery failed", "Teslim edilemedi"),
     ("Delivery delayed", "Teslim gecikti"),
+    ("Delivery report", "Teslim raporu"),
     ("Verification unchanged", "Doğrulama değişmedi"),
     ("Message only partly read", "İleti yalnızca kısmen okundu"),
     ("Message-ID reused", "Message-ID yeniden kullanılmış"),
