@@ -149,6 +149,20 @@ _PROBLEMS_TR: tuple[tuple[str, str], ...] = (
         r"metninizi talepte tutmak için #not ile gönderin",
     ),
 )
+_PROBLEMS_TR += (
+    (
+        r"your mail went to (\S+), not to the ticket's agent reply address, so it counts as "
+        r"mail from outside the team: no command in it was applied and nothing of it was sent "
+        r"to the customer\. Answer the ticket's notification, or write to (\S+), so that your "
+        r"answer and your commands count; if you did not send it, someone wrote under your "
+        r"address",
+        r"e-postanız talebin temsilci yanıt adresine değil \1 adresine geldi; bu yüzden ekip "
+        r"dışından bir e-posta sayıldı: içindeki hiçbir komut uygulanmadı, müşteriye hiçbir şey "
+        r"gönderilmedi. Yanıtınızın ve komutlarınızın geçmesi için talebin bildirimini "
+        r"yanıtlayın ya da \2 adresine yazın; bu e-postayı siz göndermediyseniz biri sizin "
+        r"adresinizle yazmış",
+    ),
+)
 _PROBLEM_FORMS = tuple((re.compile(f"^{form}$"), words) for form, words in _PROBLEMS_TR)
 
 
@@ -202,6 +216,17 @@ _NOTES_TR: tuple[tuple[str, str], ...] = (
         "Gönderen kanıtlanmadı: kimse katılımcı yapılmadı",
     ),
     (r"Not a mail of agent (?P<a>\S+)", "{a} temsilcisinin e-postası değil"),
+    (
+        r"Mail from agent (?P<a>\S+) to (?P<to>\S+), not to the ticket's agent reply address: "
+        r"commands not applied(?P<c>.*)\.",
+        "Temsilci {a} e-postası talebin temsilci yanıt adresine değil {to} adresine geldi: "
+        "komutlar uygulanmadı{c}.",
+    ),
+    (
+        r"(?P<a>\S+) was told to write to (?P<to>\S+) \(ticket (?P<r>\S+)\)\.",
+        "{a} temsilcisine {to} adresine yazması söylendi ({r} talebi).",
+    ),
+    (r"(?P<a>\S+) was not told: (?P<s>.+)\.", "{a} temsilcisine bildirilmedi: {s}."),
     # Texts.
     (
         r"No (?P<mail>\S+) mail went to (?P<to>\S+): (?P<reason>.+)\.",

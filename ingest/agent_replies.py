@@ -25,14 +25,19 @@ from domain.errors import Permanent
 from domain.history import add_note, record_incoming
 from domain.message import DECORATION, FORWARDED, ParsedMessage
 from ingest.agent_commands import Command, ParsedCommands, parse_commands
-from ingest.classify import is_unread_address
+from ingest.classify import is_unread_address, untrusted_sender
 from ingest.documents_review import decide, review_problems
 from ingest.history_files import history_files
 from ingest.replies import REPLY_SCAN_LIMIT, own_text
 from ingest.thread_finder import survivor, ticket_by_ref
 from ingest.ticket_ops import last_customer_message, merge_tickets, tell_new_owners
-from outbound.addresses import ref_from_agent_address, ref_from_unsigned_agent_address
+from outbound.addresses import (
+    agent_reply_address,
+    ref_from_agent_address,
+    ref_from_unsigned_agent_address,
+)
 from outbound.agent_mail import alert_admins, refuse_to_agent, relay_to_customer
+from outbound.automatic import silence_reason
 from outbound.compose import OutgoingAttachment
 from outbound.sla_deadlines import on_ticket_event
 from outbound.ticket_history import mail_history
@@ -56,6 +61,12 @@ NOT_THE_AGENT = (
     "ticket's agent reply address with the agent's proof (that signed address and an aligned "
     "DKIM or SPF pass), so it is not the agent's: it is kept as a message from outside the "
     "team, no command in it was run and nothing of it was sent to the customer."
+)
+AT_THE_DESK = (
+    "your mail went to {address}, not to the ticket's agent reply address, so it counts as "
+    "mail from outside the team: no command in it was applied and nothing of it was sent to "
+    "the customer. Answer the ticket's notification, or write to {reply_to}, so that your "
+    "answer and your commands count; if you did not send it, someone wrote under your address"
 )
 # Mail of ours among the ids a message answers (In-Reply-To, References); built once.
 _OUR_MAIL = (
@@ -190,8 +201,50 @@ def note_agent_from(
     by = entry.envelope_from
     if by and by.lower() != agent.email:  # where a forgery came from, for whoever looks into it
         text += f"\nSMTP sender: {by}."
+    text += "\n" + _not_applied(ctx, entry, ticket, message, agent)
     key = f"note:agent-from:{message.dedupe_key}"
     add_note(ctx, ticket, f"Not a mail of agent {agent.email}", text, key, entry.id)
+
+
+def _desk_recipient(ctx: Context, message: ParsedMessage, envelope_to: Sequence[str]) -> str:
+    """The desk's address the mail was sent to (the plain one, or a customer's reply address)."""
+    owned = (a for a in _recipients(message, envelope_to) if ctx.config.desk.owns(a))
+    return next(owned, ctx.config.desk.address).lower()
+
+
+def _meant_ticket(ctx: Context, ticket: Ticket, agent: AgentConfig) -> Ticket:
+    """The ticket the agent meant: the one the subject names (a new ticket remembers it as
+    `claimed_ref`) when the agent acts on it, else the one the mail is on."""
+    claimed = ticket_by_ref(ctx, ticket.claimed_ref) if ticket.claimed_ref else None
+    return claimed if claimed is not None and may_act(agent, claimed) else ticket
+
+
+def _not_applied(
+    ctx: Context, entry: JournalEntry, ticket: Ticket, message: ParsedMessage, agent: AgentConfig
+) -> str:
+    """The note's lines on an agent's mail that came the customers' way: its commands were
+    not applied, and, for mail to the desk's own address, whether the agent was told where to
+    write instead (once in a while: the per-recipient limit of automatic mail; never for a
+    mail whose From is refuted, a forgery the agent did not write)."""
+    address = _desk_recipient(ctx, message, entry.envelope_to)
+    parsed = parse_commands(message.text)
+    words = ", ".join(f"#{c.verb} {c.argument}".strip() for c in parsed.commands)
+    line = (
+        f"Mail from agent {agent.email} to {address}, not to the ticket's agent reply "
+        f"address: commands not applied{f' ({words})' if words else ''}."
+    )
+    if address not in ctx.config.desk.addresses:
+        return line  # a customer's reply address: nobody but a forger has it (nothing said)
+    meant = _meant_ticket(ctx, ticket, agent)
+    untrusted = untrusted_sender(message)
+    why = untrusted[1] if untrusted is not None else None
+    why = why or silence_reason(ctx.session, ctx.config, ctx.clock, agent.email)
+    if why is not None:
+        return f"{line}\n{agent.email} was not told: {why}."
+    reply_to = agent_reply_address(ctx.config.desk, meant.ref)
+    notice = AT_THE_DESK.format(address=address, reply_to=reply_to)
+    refuse_to_agent(ctx, meant, agent, message, [notice], kind="agent-desk", automatic=True)
+    return f"{line}\n{agent.email} was told to write to {reply_to} (ticket {meant.ref})."
 
 
 def authentication_failure(message: ParsedMessage, require: bool) -> str | None:

@@ -438,6 +438,9 @@ def _acknowledge(ctx: Context, work: Work) -> str:
     entry, message, ticket, threading = work.entry, work.message, work.recorded, work.thread
     if not work.new and not threading.repeated_request:
         return "follow-up: no acknowledgement"
+    agent = ctx.config.team.agent(message.sender.email)
+    if agent is not None:  # staff, told apart when it matters (agent_replies.note_agent_from)
+        return f"the From is agent {agent.email}'s: not acknowledged"
     silence = no_automatic_answer(message, entry.acknowledge)
     if silence is not None:
         return f"{silence}: not acknowledged"
@@ -578,6 +581,11 @@ def _add_participants(
     with ctx.session.no_autoflush:  # see _READING: the message's flush is next
         known = {p.email for p in ticket.participants}
     newcomers: dict[str, str] = {}
+    # An agent writing the customers' way is staff, never a participant: their mail acts
+    # through the ticket's agent reply address, and as a participant the next one would join
+    # by the reference as a customer's (agent_replies.note_agent_from tells them).
+    if ctx.config.team.agent(message.sender.email) is not None:
+        wanted = wanted[1:]
     for email, role in wanted:
         if email and not ctx.config.desk.owns(email) and email not in known:
             newcomers.setdefault(email, role)

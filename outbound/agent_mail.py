@@ -409,7 +409,12 @@ def refuse_to_agent(
     agent: AgentConfig,
     message: ParsedMessage,
     problems: Sequence[str],
+    kind: str = "agent-error",
+    automatic: bool = False,
 ) -> None:
+    """The agent is told why their mail was not applied, with the ticket's agent reply address
+    as Reply-To. `automatic` mail (a notice nobody's act caused) counts against the
+    per-recipient limit; the caller asks it first."""
     body = ctx.templates.render(
         "agent_error",
         ctx.config.desk.language,
@@ -429,7 +434,7 @@ def refuse_to_agent(
         references=references,
         reply_to=agent_reply_address(ctx.config.desk, ticket.ref),
     )
-    queue_outgoing(ctx, ticket, "agent-error", envelope, body, None, automatic=False)
+    queue_outgoing(ctx, ticket, kind, envelope, body, None, automatic=automatic)
 
 
 def alert_admins(ctx: Context, ticket: Ticket, message: ParsedMessage, reason: str) -> int:

@@ -126,6 +126,22 @@ NOTES = [
     ),
     ("Not a mail of agent a@x.com", "a@x.com temsilcisinin e-postası değil"),
     (
+        "Mail from agent a@x.com to destek@example.com, not to the ticket's agent reply "
+        "address: commands not applied (#close).",
+        "Temsilci a@x.com e-postası talebin temsilci yanıt adresine değil destek@example.com "
+        "adresine geldi: komutlar uygulanmadı (#close).",
+    ),
+    (
+        "a@x.com was told to write to destek+a.r.s@example.com (ticket 7KQM-X3P9).",
+        "a@x.com temsilcisine destek+a.r.s@example.com adresine yazması söylendi (7KQM-X3P9 "
+        "talebi).",
+    ),
+    (
+        "a@x.com was not told: rate limit: 3 automatic mails to a@x.com in the last hour.",
+        "a@x.com temsilcisine bildirilmedi: gönderim sınırı: son bir saatte a@x.com adresine 3 "
+        "otomatik e-posta.",
+    ),
+    (
         "c@x.com is not proven to be who the From names (no signed reply address or Message-ID "
         "of ours with the customer's From, no aligned DKIM or SPF pass), so this mail made "
         "nobody a participant: e@x.com, f@x.com. A mail of theirs naming this ticket joins it "
