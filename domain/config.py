@@ -305,7 +305,7 @@ def _desk(problems: Problems, table: DeskTable, kyc: KycTable | None) -> DeskCon
         # By default beside the identity-document key file, made on first use
         # (domain/config_secret.py).
         secret_file = table.secret_file or kyc.key_file.parent / SECRET_FILE_NAME
-        secret = file_secret(problems, secret_file)
+        secret = file_secret(problems, secret_file, named=table.secret_file is not None)
     return DeskConfig(
         name=table.name,
         address=table.address,

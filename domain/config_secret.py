@@ -59,10 +59,18 @@ def _create(path: Path) -> None:
         tmp.unlink()
 
 
-def file_secret(problems: Problems, path: Path) -> str:
+def file_secret(problems: Problems, path: Path, named: bool = False) -> str:
     """The secret kept in `path`, made when the file is missing; '' with a problem named
-    `desk.secret_file` when it cannot be made or read, or is not fit to sign."""
+    `desk.secret_file` when it cannot be made or read, or is not fit to sign.
+
+    A path the admin `named` is made only in a folder that exists: a mistyped folder
+    ("/etc/tikcetd/desk.secret") would otherwise hold a new secret that signs nothing the
+    desk sent before, every agent's reply address of before unknown, and `check` sound."""
     key = "desk.secret_file"
+    if named and not path.exists() and not path.parent.is_dir():
+        reason = f"{path}: the folder {path.parent} does not exist (a typo?): create it first"
+        problems.append((key, reason))
+        return ""
     try:
         if not path.exists():
             _create(path)

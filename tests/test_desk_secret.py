@@ -132,6 +132,20 @@ def test_a_secret_file_that_cannot_be_made_is_named(tmp_path: Path) -> None:
     assert result.returncode == EX_CONFIG and "desk.secret_file:" in result.stderr
 
 
+def test_a_named_secret_file_in_a_missing_folder_is_refused_not_made(tmp_path: Path) -> None:
+    # A mistyped folder: `check` must not make it and a new secret there and say "sound".
+    config = write_config(tmp_path)
+    line = "secret_file = 'etc/tikcetd/desk.secret'\n"
+    config.write_text(config.read_text().replace("[storage]", line + "[storage]"))
+    result = ticketd(config, "check")
+    assert result.returncode == EX_CONFIG, result.stdout
+    assert "desk.secret_file:" in result.stderr and "does not exist" in result.stderr
+    assert not (tmp_path / "etc").exists()
+    (tmp_path / "etc" / "tikcetd").mkdir(parents=True)  # the folder made: the secret is made
+    assert ticketd(config, "check").returncode == 0
+    assert (tmp_path / "etc" / "tikcetd" / "desk.secret").exists()
+
+
 def test_the_readme_start_path_checks_sound_on_a_fresh_clone(tmp_path: Path) -> None:
     """What ./scripts/start does: write the embedded defaults to state/ticketd.toml, then
     `check` (exit 0), then `run`: the secret is generated, not the public one."""
