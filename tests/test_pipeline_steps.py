@@ -158,5 +158,8 @@ def test_a_quarantine_names_its_step_in_the_journal_and_the_listings(
     [row] = json.loads(capsys.readouterr().out)
     assert row["step"] == "agent mail" and row["reason"].startswith(f"ticket {landed.ticket_ref}")
     assert main(["--config", config, "journal", "list", "--json"]) == 0
-    steps = [(r["state"], r["step"]) for r in json.loads(capsys.readouterr().out)]
+    rows = json.loads(capsys.readouterr().out)
+    steps = [(r["state"], r["step"]) for r in rows]
     assert steps == [("done", "notify agents"), (JOURNAL_QUARANTINED, "agent mail")]
+    # The quarantined entry added no message, yet its row names the ticket it concerns.
+    assert [r["ticket"] for r in rows] == [landed.ticket_ref, landed.ticket_ref]

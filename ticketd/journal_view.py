@@ -10,6 +10,7 @@ quarantine. `reason` is the worker's recorded detail, `step` the pipeline step t
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -47,6 +48,19 @@ def _tickets_of(db_session: Session, ids: list[int]) -> dict[int, str]:
     return found
 
 
+# The worker's reason for an entry decided on a ticket: "ticket REF: note" (ingest/runner.py).
+_DECIDED_ON = re.compile(r"ticket ([A-Z0-9][A-Z0-9-]{2,40}): ")
+
+
+def _ticket_of(entry: JournalEntry, recorded: dict[int, str]) -> str | None:
+    """The ticket its message is on, else the one its decision named: an agent's commands or
+    a security event add no message of their own, and a quarantined entry none at all."""
+    if entry.id in recorded:
+        return recorded[entry.id]
+    decided = _DECIDED_ON.match(entry.reason or "")
+    return decided.group(1) if decided else None
+
+
 def list_journal(
     db: Database, state: str | None = None, limit: int | None = None
 ) -> list[dict[str, Any]]:
@@ -68,7 +82,7 @@ def list_journal(
                 "envelope_to": list(entry.envelope_to or []),
                 "size": entry.size,
                 "state": entry.state,
-                "ticket": tickets.get(entry.id),
+                "ticket": _ticket_of(entry, tickets),
                 "reason": entry.reason,
                 "step": entry.step,
                 "attempts": entry.attempts,
