@@ -190,6 +190,8 @@ _NOTES_TR: tuple[tuple[str, str], ...] = (
     (r"Delivery failed", "Teslim edilemedi"),
     (r"Delivery delayed", "Teslim gecikti"),
     (r"Delivery report", "Teslim raporu"),
+    (r"Security alert", "Güvenlik uyarısı"),
+    (r"(?P<reason>[^\n]+); told: (?P<a>[^\n]+)", "{reason}; bildirilenler: {a}"),
     (r"Verification unchanged", "Doğrulama değişmedi"),
     (r"Message only partly read", "İleti yalnızca kısmen okundu"),
     (r"Message-ID reused", "Message-ID yeniden kullanılmış"),

@@ -142,8 +142,8 @@ def _refuse_unsigned_address(
     address, ticket = found
     forged = _forged_address(ctx, ticket, agent, message, address)
     if forged is not None:
-        told = alert_admins(ctx, ticket, message, forged)
-        return AgentOutcome(ticket, f"security: {forged}; {told} admins told", security=True)
+        told = alert_admins(ctx, ticket, message, forged, entry.id)
+        return AgentOutcome(ticket, f"security: {forged}; {told}", security=True)
     problem = STALE_ADDRESS.format(address=address)
     refuse_to_agent(ctx, ticket, agent, message, [problem])
     add_note(
@@ -413,8 +413,8 @@ def handle_agent_mail(
         else authentication_failure(message, replies.require_authentication)
     )
     if agent is None or reason is not None:
-        told = alert_admins(ctx, ticket, message, reason or "")
-        return AgentOutcome(ticket, f"security: {reason}; {told} admins told", security=True)
+        told = alert_admins(ctx, ticket, message, reason or "", entry.id)
+        return AgentOutcome(ticket, f"security: {reason}; {told}", security=True)
     parsed = parse_commands(message.text)
     # Judged on the whole mail, not on the cut `latest_reply` made: a cut inside a folded
     # attribution line leaves half of it, which is no answer either.

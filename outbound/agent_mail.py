@@ -17,6 +17,7 @@ from sqlalchemy import select
 from domain.config_team import AgentConfig
 from domain.context import Context
 from domain.header_addresses import shown_name
+from domain.history import add_note
 from domain.labels import label, local_time, note, problem
 from domain.message import DECORATION, DOCUMENT_ROLES, AttachmentInfo, ParsedMessage
 from outbound.addresses import agent_reply_address, reply_address
@@ -437,11 +438,21 @@ def refuse_to_agent(
     queue_outgoing(ctx, ticket, kind, envelope, body, None, automatic=automatic)
 
 
-def alert_admins(ctx: Context, ticket: Ticket, message: ParsedMessage, reason: str) -> int:
+def alert_admins(
+    ctx: Context, ticket: Ticket, message: ParsedMessage, reason: str, journal_id: int
+) -> str:
+    """The security alert about `message` (journal entry `journal_id`) to the admins (else the
+    queue's escalation), once per entry: a retry of the quarantined entry (after a fix) tells
+    them nothing new. The ticket's note says who was told and why."""
     team = ctx.config.team
     admins = team.admins or tuple(
         dict.fromkeys(a for q in team.queues if q.name == ticket.queue for a in q.escalation)
     )
+    key = f"note:security:{ticket.id}:{journal_id}"
+    if ctx.session.scalar(select(TicketMessage.id).where(TicketMessage.dedupe_key == key)):
+        return "the admins were told before"
+    told = ", ".join(admins) or "nobody (no desk.admins, no escalation)"
+    add_note(ctx, ticket, "Security alert", f"{reason}; told: {told}", key)
     for admin in admins:
         body = ctx.templates.render(
             "security_alert",
@@ -454,7 +465,7 @@ def alert_admins(ctx: Context, ticket: Ticket, message: ParsedMessage, reason: s
         )
         envelope = desk_envelope(ctx, ticket, admin, "", "auto-generated")
         queue_outgoing(ctx, ticket, "security", envelope, body, None, automatic=False)
-    return len(admins)
+    return f"{len(admins)} admins told"
 
 
 def relay_to_customer(

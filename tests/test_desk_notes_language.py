@@ -34,6 +34,11 @@ NOTES = [
     ("Delivery failed", "Teslim edilemedi"),
     ("Delivery delayed", "Teslim gecikti"),
     ("Delivery report", "Teslim raporu"),
+    ("Security alert", "Güvenlik uyarısı"),
+    (
+        "m@evil.example is not a configured agent; told: g@destek.example.com",
+        "m@evil.example is not a configured agent; bildirilenler: g@destek.example.com",
+    ),
     ("Verification unchanged", "Doğrulama değişmedi"),
     ("Message only partly read", "İleti yalnızca kısmen okundu"),
     ("Message-ID reused", "Message-ID yeniden kullanılmış"),
