@@ -30,7 +30,7 @@ from ingest.documents_review import decide, review_problems
 from ingest.history_files import history_files
 from ingest.replies import REPLY_SCAN_LIMIT, own_text
 from ingest.thread_finder import survivor, ticket_by_ref
-from ingest.ticket_ops import last_customer_message, merge_tickets, tell_new_owners
+from ingest.ticket_ops import merge_tickets, tell_new_owners
 from outbound.addresses import (
     agent_reply_address,
     ref_from_agent_address,
@@ -369,7 +369,6 @@ def _relay(
         agent,
         text,
         attachments,
-        last_customer_message(ctx, ticket),
         message.dedupe_key,
     )
 
@@ -494,9 +493,7 @@ def answer_customer(
     problems = answer_problems(agent, ticket, text)
     if problems:
         raise AnswerRefused("; ".join(problems))
-    relay_to_customer(
-        ctx, ticket, agent, text, attachments, last_customer_message(ctx, ticket), dedupe_key
-    )
+    relay_to_customer(ctx, ticket, agent, text, attachments, dedupe_key)
     on_ticket_event(ctx, ticket, "answered")
     ticket.updated_at = ctx.clock.now()
     ctx.session.flush()

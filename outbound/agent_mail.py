@@ -22,6 +22,7 @@ from domain.labels import label, local_time, note, problem
 from domain.message import DECORATION, DOCUMENT_ROLES, AttachmentInfo, ParsedMessage
 from outbound.addresses import agent_reply_address, reply_address
 from outbound.compose import Envelope, OutgoingAttachment, new_message_id
+from outbound.customer_thread import customer_thread
 from outbound.outbox_rows import queue_outgoing
 from outbound.sla_deadlines import next_deadline_text
 from storage.models import AccessAudit, Document, DocumentAccess, Ticket, TicketMessage
@@ -474,10 +475,10 @@ def relay_to_customer(
     agent: AgentConfig,
     text: str,
     attachments: tuple[OutgoingAttachment, ...],
-    answering: TicketMessage | None,
     dedupe_key: str,
 ) -> str:
-    """The agent's answer, from the support address, threaded to the customer's conversation."""
+    """The agent's answer, from the support address, threaded to the customer's conversation:
+    In-Reply-To their latest message, References the ticket's chain (outbound/customer_thread)."""
     desk = ctx.config.desk
     body = ctx.templates.render(
         "reply", ticket.language, ref=ticket.ref, subject=ticket.subject, text=text
@@ -487,7 +488,7 @@ def relay_to_customer(
         if ctx.config.team.agent_replies.show_agent_name
         else desk.name
     )
-    in_reply_to = answering.message_id if answering is not None else None
+    thread = customer_thread(ctx.session, ticket)
     envelope = desk_envelope(
         ctx,
         ticket,
@@ -495,8 +496,8 @@ def relay_to_customer(
         ticket.customer_name or "",
         None,  # a person's answer: no Auto-Submitted
         sender_name=sender_name,
-        in_reply_to=in_reply_to,
-        references=(in_reply_to,) if in_reply_to else (),
+        in_reply_to=thread.in_reply_to,
+        references=thread.references,
         reply_to=reply_address(desk, ticket.ref),
     )
     return queue_outgoing(

@@ -42,6 +42,7 @@ from domain.message import ParsedMessage
 from outbound.addresses import erased_key, reply_address
 from outbound.agent_mail import tell_agents_not_sent
 from outbound.compose import Envelope, new_message_id
+from outbound.customer_thread import customer_thread
 from outbound.outbox_rows import queue_outgoing
 from outbound.quoting import NAME_CHARS, quoted
 from storage.models import Erasure, OutboxMail, Suppression, Ticket
@@ -184,6 +185,9 @@ def queue_automatic(ctx: Context, ticket: Ticket, mail: AutomaticMail) -> str:
         **mail.context,
     )
     envelope = _envelope(ctx, mail, ticket.ref, name, reply_address(ctx.config.desk, ticket.ref))
+    # In the ticket's conversation, whether or not it answers a message (outbound/customer_thread).
+    thread = customer_thread(ctx.session, ticket, mail.answering)
+    envelope = replace(envelope, in_reply_to=thread.in_reply_to, references=thread.references)
     if person:  # a person's decision, mailed for them: not automatic (RFC 3834 section 5)
         envelope = replace(envelope, auto_submitted=None)
     queue_outgoing(

@@ -109,8 +109,9 @@ def build_mail(
     if in_reply_to:
         mail["In-Reply-To"] = f"<{in_reply_to}>"
     references = [r for r in envelope.references if _msg_id(r)]
-    if references:
-        mail["References"] = " ".join(f"<{r}>" for r in references[-20:])
+    if references:  # the first (the thread's root for some readers) and the last ones
+        kept = references if len(references) <= 20 else [references[0], *references[-19:]]
+        mail["References"] = " ".join(f"<{r}>" for r in kept)
     if envelope.auto_submitted:
         mail["Auto-Submitted"] = envelope.auto_submitted
         # Ask Exchange and friends not to answer our automatic mail with theirs.
