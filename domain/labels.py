@@ -67,7 +67,7 @@ def local_time(moment: datetime, zone: str) -> str:
 # and the ticket's note keep it), the agent reads their desk's language. Each form is matched
 # whole; a problem no form matches is shown as it is.
 _PROBLEMS_TR: tuple[tuple[str, str], ...] = (
-    (r"unknown command (#\S+)", r"bilinmeyen komut \1"),
+    (r"unknown command (#.*)", r"bilinmeyen komut \1"),
     (
         r"(#\S+) on line (\d+) is under the text: commands go on lines of their own at the top "
         r"of the mail; nothing was sent to the customer",
@@ -91,6 +91,10 @@ _PROBLEMS_TR: tuple[tuple[str, str], ...] = (
     ),
     (r"#kyc (\w+) takes no reason", r"#kyc \1 sebep almaz"),
     (r"(.+) is not a ticket reference", r"\1 bir talep numarası değil"),
+    (
+        r"#merge takes a reference and optionally 'zorla'/'force' \(got (.+)\)",
+        r"#birleştir bir talep numarası ve isterseniz 'zorla' alır (yazılan: \1)",
+    ),
     (r"one #kyc command per mail", r"bir e-postada tek #kyc komutu olabilir"),
     (r"#close and #pending exclude each other", r"#kapat ve #beklemede birlikte kullanılamaz"),
     (r"#assign: no agent called (.+)", r"#ata: \1 adında bir temsilci yok"),

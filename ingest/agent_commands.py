@@ -7,12 +7,16 @@ English and Turkish: `#note`/`#not`, `#close`/`#kapat`, `#pending`/`#beklemede`,
 `#kyc approve`/`#kyc onayla` and `#kyc reject REASON`/`#kyc reddet SEBEP` (identity documents),
 `#kyc request`/`#kyc iste` (ask the customer for their documents), `#history`/`#geçmiş` (the
 whole ticket mailed to the asking agent).
+A space after the hash is the same command (`# kapat`: a phone keyboard often adds it): a line
+of '#', spaces, a command word and its arguments; any other line starting with '#' at the top
+is an unknown command, refused like a misspelt one.
 Parsing is pure: it returns the commands and the rest of the text, or every problem found, so
 nothing is applied when anything is wrong.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from domain.config_team import CATEGORIES
@@ -47,6 +51,8 @@ _KYC_DECISIONS = {
 }  # fmt: skip
 _FORCE = {"zorla", "force"}
 _NEEDS_ARGUMENT = {"assign", "category", "priority", "merge", "kyc"}
+# '#', the spaces a keyboard put after it, the command word: what an unknown one is named by.
+_AS_WRITTEN = re.compile(r"#\s*\S*")
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,18 @@ def _argument(verb: str, raw: str) -> tuple[str | None, str | None]:
     return raw, None
 
 
+def _words(line: str) -> tuple[str, str]:
+    """The command word of a line starting with '#' and what follows it: `#kapat`, `# kapat`
+    and `#\tkapat` alike."""
+    parts = line[1:].split(None, 1)
+    return (parts[0], parts[1]) if len(parts) == 2 else (parts[0] if parts else "", "")
+
+
+def _as_written(line: str) -> str:
+    found = _AS_WRITTEN.match(line)
+    return found.group() if found else line
+
+
 def parse_commands(text: str) -> ParsedCommands:
     commands: list[Command] = []
     problems: list[str] = []
@@ -112,10 +130,10 @@ def parse_commands(text: str) -> ParsedCommands:
             continue
         if not line.startswith("#") or line.startswith("##"):
             break
-        word, _, raw = line[1:].partition(" ")
+        word, raw = _words(line)
         verb = _VERBS.get(word.lower())
         if verb is None:
-            problems.append(f"unknown command #{word}")
+            problems.append(f"unknown command {_as_written(line)}")
         else:
             argument, problem = _argument(verb, raw.strip())
             if problem:
@@ -138,7 +156,7 @@ def _commands_below(lines: list[str], start: int) -> list[str]:
     word while nothing was done. Refused, so the agent moves it to the top."""
     found: list[str] = []
     for number, line in enumerate(lines[start:], start + 1):
-        word = line.strip()[1:].partition(" ")[0]
+        word = _words(line.strip())[0]
         if line.strip().startswith("#") and word.lower() in _VERBS:
             found.append(
                 f"#{word} on line {number} is under the text: commands go on lines of "
