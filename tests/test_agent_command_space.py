@@ -13,7 +13,6 @@ from email.policy import SMTP
 import pytest
 
 from domain.labels import problem
-from domain.refs import new_reference
 from ingest.agent_commands import Command, parse_commands
 from outbound.addresses import agent_reply_address
 from tests.helpers import customer_mail
@@ -63,7 +62,7 @@ def test_a_line_of_hash_and_unknown_words_is_named_as_written() -> None:
 BAD_LINES = [
     "#", "# ", "# kapatt", "#\tkapatt", "#kapa", "#kapat hemen", "#ata", "#kategori fatura",
     "#öncelik acil", "#kyc", "#kyc sil", "#kyc reddet", "#kyc onayla hemen", "#birleştir",
-    "#birleştir ABCD", f"#birleştir {new_reference()} hayır", "#kapat\n#beklemede",
+    "#birleştir ABCD", "#birleştir FD7D-37DP hayır", "#kapat\n#beklemede",
     "#kyc onayla\n#kyc iste", "Metin\n\n# not gizli",
 ]  # fmt: skip
 
