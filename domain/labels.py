@@ -338,6 +338,10 @@ _NOTES_TR: tuple[tuple[str, str], ...] = (
         "gönderim sınırı: {a} adresine {when} zamanında otomatik bir e-posta gitti",
     ),
     (
+        r"rate limit: an automatic mail goes to (?P<a>\S+) at (?P<when>.+)",
+        "gönderim sınırı: {a} adresine {when} zamanında otomatik bir e-posta gidecek",
+    ),
+    (
         r"rate limit: (?P<n>\d+) automatic mails to (?P<a>\S+) in the last hour",
         "gönderim sınırı: son bir saatte {a} adresine {n} otomatik e-posta",
     ),

@@ -9,7 +9,8 @@ and a mail meets it according to what caused it:
 - caused by a person (an agent's `#kyc` decision or request): not automatic at all. No
   Auto-Submitted, not counted, never held by the limit (promise 5);
 - answers that a loop would multiply (the acknowledgement, the pointer to a repeated request):
-  dropped past the limit, which is what stops a loop;
+  dropped past the limit, which is what stops a loop; only a second acknowledgement within the
+  interval waits it out (two requests a minute apart both get their reference), never a third;
 - everything else (document receipts, the survey, SLA mail to the customer, a virus notice):
   delayed, queued with a later not-before time at the first moment the limit allows, unless that
   is more than `MAX_DELAY` away.
@@ -29,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from domain.clock import Clock
@@ -108,7 +109,9 @@ def next_slot(
     if times and slot - times[-1] < gap:
         slot = times[-1] + gap
         at = local_time(times[-1], config.desk.timezone)
-        why = f"rate limit: an automatic mail went to {recipient} at {at}"
+        # The last one may be a mail still waiting for its own slot.
+        went = "goes" if times[-1] > now else "went"
+        why = f"rate limit: an automatic mail {went} to {recipient} at {at}"
     while len([t for t in times if t > slot - hour]) >= limits.auto_replies_per_hour:
         window = [t for t in times if t > slot - hour]
         slot = window[0] + hour
@@ -159,6 +162,25 @@ def _not_sent(ctx: Context, ticket: Ticket, mail: AutomaticMail, reason: str) ->
     return f"not sent: {reason}"
 
 
+def _second_ack_waits(ctx: Context, mail: AutomaticMail, slot: datetime) -> bool:
+    """A person who writes two requests a minute apart gets both references: the second
+    acknowledgement waits out the interval instead of being dropped. Only the second: with two
+    automatic mails to the address within the hour, the next is dropped, so a responder that
+    answers each acknowledgement with a fresh message ends the exchange after two."""
+    now = ctx.clock.now()
+    gap = timedelta(seconds=ctx.config.limits.auto_reply_interval_seconds)
+    if mail.kind != "ack" or slot - now > gap:
+        return False  # the hourly limit, not the interval, holds it
+    recent = ctx.session.scalar(
+        select(func.count(OutboxMail.id)).where(
+            OutboxMail.recipient == mail.recipient,
+            OutboxMail.automatic.is_(True),
+            OutboxMail.created_at > now - timedelta(hours=1),
+        )
+    )
+    return (recent or 0) < 2
+
+
 def queue_automatic(ctx: Context, ticket: Ticket, mail: AutomaticMail) -> str:
     """Queue it in the ticket's transaction (now, or at the first slot the limit allows), or
     record on the ticket why it stays unsent: "sent", "sent, delayed until ..." or
@@ -171,7 +193,8 @@ def queue_automatic(ctx: Context, ticket: Ticket, mail: AutomaticMail) -> str:
     slot, why = (
         (now, None) if person else next_slot(ctx.session, ctx.config, ctx.clock, mail.recipient)
     )
-    if why is not None and (mail.kind in DROPPED_AT_LIMIT or slot - now > MAX_DELAY):
+    dropped = mail.kind in DROPPED_AT_LIMIT and not _second_ack_waits(ctx, mail, slot)
+    if why is not None and (dropped or slot - now > MAX_DELAY):
         return _not_sent(ctx, ticket, mail, why)
     name = mail.greeting_name(ticket.customer_name or "")
     body = ctx.templates.render(

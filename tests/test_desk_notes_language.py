@@ -187,6 +187,11 @@ NOTES = [
         "gitti",
     ),
     (
+        "rate limit: an automatic mail goes to c@x.com at 2026-11-23 12:02 +03",
+        "gönderim sınırı: c@x.com adresine 2026-11-23 12:02 +03 zamanında otomatik bir e-posta "
+        "gidecek",
+    ),
+    (
         "rate limit: 3 automatic mails to c@x.com in the last hour",
         "gönderim sınırı: son bir saatte c@x.com adresine 3 otomatik e-posta",
     ),
@@ -226,11 +231,14 @@ def desk(tmp_path: Path, clock: FixedClock) -> Iterator[State]:
 def test_an_agent_reads_the_desks_notes_in_turkish_with_local_times(
     desk: State, clock: FixedClock
 ) -> None:
-    # Two requests a minute apart: the second acknowledgement is not sent (the rate limit),
-    # and its ticket gets a note saying why, with the time of the first in the desk's zone.
+    # Three requests a minute apart: the second acknowledgement waits out the interval, the
+    # third is not sent (the rate limit), and its ticket gets a note saying why, with the time
+    # of the second in the desk's zone.
     deliver(desk, customer_mail(sender="can@example.net", subject="Para çekme", body="Bekliyor"))
     clock.advance(timedelta(seconds=60))
     deliver(desk, customer_mail(sender="can@example.net", subject="Bonus", body="Bonus gelmedi"))
+    clock.advance(timedelta(seconds=70))  # past the first's interval, within the second's
+    deliver(desk, customer_mail(sender="can@example.net", subject="Hesap", body="Hesap kilitli"))
     with desk.db.read() as session:
         ref = session.scalars(select(Ticket.ref).order_by(Ticket.id.desc())).first()
         [stored] = session.scalars(
@@ -240,11 +248,11 @@ def test_an_agent_reads_the_desks_notes_in_turkish_with_local_times(
     # Stored as ticketd writes it (English), the time in the desk's zone, never bare UTC.
     assert stored == (
         "No ack mail went to can@example.net: rate limit: an automatic mail went to "
-        "can@example.net at 2026-11-23 12:00 +03."
+        "can@example.net at 2026-11-23 12:02 +03."
     )
     turkish = (
         "alındı bildirimi can@example.net adresine gönderilmedi: gönderim sınırı: "
-        "can@example.net adresine 2026-11-23 12:00 +03 zamanında otomatik bir e-posta gitti."
+        "can@example.net adresine 2026-11-23 12:02 +03 zamanında otomatik bir e-posta gitti."
     )
     notified = [m for m in outbox(desk, "notify") if ref in m.subject]
     assert notified and all(f"  - {turkish}" in m.text for m in notified), notified[0].text

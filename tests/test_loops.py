@@ -219,6 +219,29 @@ def test_a_bounce_about_someone_elses_mail_is_ignored(state: State) -> None:
     assert result.state == "ignored" and "not about a mail of ours" in result.detail
 
 
+def test_two_requests_a_minute_apart_both_get_their_reference_a_third_does_not(
+    state: State, clock: FixedClock
+) -> None:
+    # A person, not a loop: the second acknowledgement waits out the interval (120 s) instead
+    # of being dropped. A third mail within the hour is what a responder answering every
+    # acknowledgement with a fresh message would send: it gets none, and the exchange ends.
+    sender = "deniz@musteri.com.tr"
+    started = clock.now()
+    for wait, subject in ((0, "Para çekme"), (60, "Bonus"), (30, "Hesap kilitli")):
+        clock.advance(timedelta(seconds=wait))
+        deliver(state, customer_mail(sender=sender, subject=subject, body=f"{subject} sorunu"))
+    acks = [row for row in list_outbox(state.db) if row["kind"] == "ack"]
+    tickets = {t["ref"]: t for t in list_tickets(state.db)}
+    assert len(tickets) == 3 and len(acks) == 2
+    first, second = acks
+    assert "Para çekme" in first["subject"]
+    assert "Bonus" in second["subject"]
+    assert second["created_at"] == (started + timedelta(seconds=120)).isoformat()
+    [third] = [t for t in tickets.values() if t["subject"] == "Hesap kilitli"]
+    notes = [m["text"] for m in messages_of(state, third["ref"]) if m["kind"] == "system"]
+    assert any("No ack mail went to" in str(n) for n in notes), notes
+
+
 class AutoResponder:
     """A naive auto-responder: answers every mail it receives, without any of the headers that
     mark an automatic reply, with a fresh subject and no threading headers: the worst case."""

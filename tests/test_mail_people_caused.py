@@ -112,11 +112,14 @@ def test_an_acknowledgement_the_limit_drops_is_named_in_the_notification(
     agent = "mert@destek.example.com"
     send(desk.port, customer_mail(sender=CUSTOMER, subject="Hesap", body="Hesabım"), CUSTOMER)
     wait_for_mail(relay, CUSTOMER, 1, "(first acknowledgement)")
+    # The second acknowledgement waits out the interval (outbound/automatic.py); the third is
+    # dropped, and its notification says so.
     send(desk.port, customer_mail(sender=CUSTOMER, subject="Bonus", body="Bonusum"), CUSTOMER)
-    second = wait_for_mail(relay, agent, 2, "(second notification)")[-1]
-    assert "Müşteriye gönderilemedi" in text_of(second)
-    assert "gönderim sınırı" in text_of(second)  # the reason, in the desk's language
-    assert len(mails_to(relay, CUSTOMER)) == 1
+    send(desk.port, customer_mail(sender=CUSTOMER, subject="Çekim", body="Çekimim"), CUSTOMER)
+    notified = [text_of(m) for m in wait_for_mail(relay, agent, 3, "(third notification)")]
+    # The reason, in the desk's language (in the third's notification, whatever the order).
+    assert any("Müşteriye gönderilemedi" in t and "gönderim sınırı" in t for t in notified)
+    assert len(mails_to(relay, CUSTOMER)) == 1  # the second waits for its slot
 
 
 @pytest.fixture
