@@ -19,7 +19,13 @@ from domain.context import Context
 from domain.header_addresses import shown_name
 from domain.history import add_note
 from domain.labels import label, local_time, note, problem
-from domain.message import DECORATION, DOCUMENT_ROLES, AttachmentInfo, ParsedMessage
+from domain.message import (
+    DECORATION,
+    DOCUMENT_ROLES,
+    FORWARDED,
+    AttachmentInfo,
+    ParsedMessage,
+)
 from outbound.addresses import agent_reply_address, reply_address
 from outbound.compose import Envelope, OutgoingAttachment, new_message_id
 from outbound.customer_thread import customer_thread
@@ -333,8 +339,10 @@ def _outgoing(file: CustomerFile) -> OutgoingAttachment:
 
 
 def _is_identity(ticket: Ticket, file: CustomerFile) -> bool:
+    """An identity document, or on a kyc ticket any file that may be one, a forwarded message
+    kept whole included: attaching it attaches the documents inside it."""
     return file.document is not None or (
-        ticket.category == "kyc" and file.found.role in DOCUMENT_ROLES
+        ticket.category == "kyc" and file.found.role in (*DOCUMENT_ROLES, FORWARDED)
     )
 
 

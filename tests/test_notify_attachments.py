@@ -192,3 +192,36 @@ def test_files_come_back_whole_from_the_parsing_process(default_desk: State) -> 
     assert attached["dekont.pdf"] == payloads["dekont.pdf"]
     assert attached["not.txt"] == payloads["not.txt"]
     assert "bos.txt" not in attached  # an empty file is named, not attached (as in process)
+
+
+def _forward_of(files: list[tuple[str, str, bytes]]) -> bytes:
+    """A customer's mail forwarding (as an attachment) a mail that carries `files`."""
+    inner = message_from_bytes(kyc_mail(files, subject="Kimlik"), policy=default)
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "ayse@musteri.com.tr", DESK, "Kimlik belgelerim"
+    mail.set_content("Kimlik belgem ekteki iletide.")
+    mail.add_attachment(inner, filename="kimlik.eml")
+    return mail.as_bytes(policy=SMTP)
+
+
+def test_a_forward_holding_an_identity_document_goes_to_identity_agents_only(
+    default_desk: State, clock: FixedClock
+) -> None:
+    # The forwarded mail holds the photo: attaching the .eml is attaching the document.
+    desk = default_desk
+    assert deliver(desk, _forward_of([("kimlik.jpg", "image/jpeg", JPEG)])).state == "done"
+    with desk.db.transaction() as session:
+        ticket = session.scalars(select(Ticket)).one()
+        assert ticket.category == "kyc"
+        ticket.assignee, ref = OTHER_AGENT, ticket.ref
+    clock.advance(timedelta(hours=1))
+    address = reply_address(desk.config.desk, ref)
+    raw = _forward_of([("arka.jpg", "image/jpeg", JPEG)])
+    raw = raw.replace(f"To: {DESK}".encode(), f"To: {address}".encode(), 1)
+    assert deliver(desk, raw, (address,)).state == "done"
+    [other] = [m for m in outbox(desk, "notify") if m.recipient == OTHER_AGENT]
+    assert _attached(other.raw) == [] and JPEG not in other.raw
+    assert "[eklenmedi: kimlik belgesi, yalnızca kimlik temsilcilerine]" in other.text
+    mailed = [m for m in outbox(desk, "notify") if m.recipient == KYC_AGENT]
+    assert mailed and all("kimlik.eml" in _attached(m.raw) for m in mailed)
+    assert {r.actor for r in _mailed(desk)} == {KYC_AGENT}
