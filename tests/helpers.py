@@ -9,6 +9,9 @@ from email.utils import make_msgid
 from pathlib import Path
 
 from domain.config import Config, load_config
+from storage import sealed_rows
+from storage.db import Database
+from storage.keyring import Keyring
 from tests.dnsmasq import shared_nameserver
 
 DESK = "destek@example.com"
@@ -67,3 +70,11 @@ def customer_mail(
         mail[name] = value
     mail.set_content(body)
     return mail.as_bytes(policy=SMTP)  # CRLF line ends, as SMTP clients send
+
+
+def second_database(config: Config) -> Database:
+    """An engine of its own on the desk's database, as a second daemon's open_state makes it:
+    the outbox's bytes sealed and opened with the key file (storage/sealed_rows.py)."""
+    db = Database(config.storage.database)
+    sealed_rows.bind(db.engine, Keyring.open(config.kyc.key_file))
+    return db

@@ -27,7 +27,7 @@ from storage.models import (
     OutboxMail,
     Verification,
 )
-from tests.helpers import make_config
+from tests.helpers import make_config, second_database
 from tests.test_kyc import JPEG, PDF, TEAM, kyc_mail
 from tests.test_threading import deliver
 from ticketd.kyc_service import HousekeepingRun, housekeeping
@@ -97,7 +97,7 @@ def test_two_daemons_housekeeping_at_once_purge_and_mail_each_once(
     monkeypatch.setattr(ticketd.kyc_service, "BATCH", 2)  # small batches: the runs interleave
 
     def one_daemon() -> HousekeepingRun:
-        db = Database(pg_kyc.config.storage.database)  # its own engine, as a second daemon
+        db = second_database(pg_kyc.config)  # its own engine, as a second daemon
         try:
             return housekeeping(db, pg_kyc.config, clock, pg_kyc.templates, pg_kyc.blobs)
         finally:
@@ -127,7 +127,7 @@ def test_two_workers_create_one_customers_row_once(pg_kyc: State) -> None:
         pg_kyc.journal.accept(Arrival(raw=raw, source="ingest"))
 
     def drain() -> int:
-        db = Database(pg_kyc.db.url)
+        db = second_database(pg_kyc.config)
         try:
             worker = pg_kyc.worker
             worker.db = db

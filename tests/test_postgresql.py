@@ -40,7 +40,7 @@ from storage.models import (
     Ticket,
     TicketMessage,
 )
-from tests.helpers import customer_mail, make_config, write_config
+from tests.helpers import customer_mail, make_config, second_database, write_config
 from ticketd.cli import main
 from ticketd.state import State, open_state
 
@@ -288,7 +288,7 @@ def test_concurrent_workers_process_each_message_exactly_once(pg_state: State) -
             message_id=f"<talep-{i}@example.net>",
         )
         pg_state.journal.accept(Arrival(raw=raw, source="ingest"))
-    databases = [Database(pg_state.db.url) for _ in range(workers)]
+    databases = [second_database(pg_state.config) for _ in range(workers)]
     start = threading.Barrier(workers)
 
     def drain(db: Database) -> Callable[[], list[Processed]]:
@@ -357,7 +357,7 @@ def test_concurrent_senders_deliver_each_mail_exactly_once(pg_state: State) -> N
     count = 30
     _queue_acks(pg_state, count)
     deliveries: list[tuple[str, int, str]] = []
-    databases = [Database(pg_state.db.url) for _ in range(2)]
+    databases = [second_database(pg_state.config) for _ in range(2)]
     senders = [
         Sender(db, RecordingTransport(f"sender{n}", deliveries), pg_state.clock)
         for n, db in enumerate(databases)
@@ -391,7 +391,7 @@ def test_a_sender_skips_a_mail_another_sender_holds(pg_state: State) -> None:
     with pg_state.db.transaction() as session:
         first, second = session.scalars(select(OutboxMail.id).order_by(OutboxMail.id)).all()
     holder = Database(pg_state.db.url)
-    sender_db = Database(pg_state.db.url)
+    sender_db = second_database(pg_state.config)
     sender = Sender(sender_db, RecordingTransport("sender", deliveries), pg_state.clock)
     try:
         with holder.transaction() as session:

@@ -17,7 +17,7 @@ from domain.clock import FixedClock
 from outbound.sla import SlaAction, tick
 from storage.db import Database
 from storage.models import OutboxMail, SlaEvent, Ticket
-from tests.helpers import customer_mail, make_config
+from tests.helpers import customer_mail, make_config, second_database
 from tests.test_sla import TEAM
 from tests.test_threading import deliver
 from ticketd.state import State, open_state
@@ -56,7 +56,7 @@ def test_two_ticks_at_once_send_each_reminder_once(
     errors: list[BaseException] = []
 
     def one_daemon() -> None:
-        db = Database(pg_desk.config.storage.database)  # its own engine, as a second daemon
+        db = second_database(pg_desk.config)  # its own engine, as a second daemon
         try:
             start.wait()
             results.append(tick(db, pg_desk.config, pg_desk.clock, pg_desk.templates))
