@@ -8,7 +8,8 @@ from email.policy import SMTP
 from email.utils import make_msgid
 from pathlib import Path
 
-from domain.config import Config, load_config
+from domain.config import Config, DeskConfig, load_config
+from outbound.addresses import agent_reply_address
 from storage import sealed_rows
 from storage.db import Database
 from storage.keyring import Keyring
@@ -78,3 +79,13 @@ def second_database(config: Config) -> Database:
     db = Database(config.storage.database)
     sealed_rows.bind(db.engine, Keyring.open(config.kyc.key_file))
     return db
+
+
+def forged_agent_reply(desk: DeskConfig, ref: str, subject: str) -> bytes:
+    """A stranger's mail to the ticket's agent reply address: a security event, quarantined."""
+    forged = EmailMessage()
+    forged["From"] = "Sahte <mallory@evil.example>"
+    forged["To"] = agent_reply_address(desk, ref)
+    forged["Subject"] = subject
+    forged.set_content("Hesabınız kapatıldı.")
+    return forged.as_bytes()

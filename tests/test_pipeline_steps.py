@@ -7,7 +7,6 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,8 @@ from ingest.parsing import parse_message
 from ingest.pipeline import IGNORE, STEPS, TICKET, Decision, Step, Work, step_named
 from ingest.runner import walk
 from ingest.thread_finder import Threading
-from outbound.addresses import agent_reply_address
 from storage.models import JOURNAL_QUARANTINED, JournalEntry, Ticket
-from tests.helpers import DESK, customer_mail
+from tests.helpers import DESK, customer_mail, forged_agent_reply
 from ticketd.cli import main
 from ticketd.state import State
 from ticketd.views import show_ticket
@@ -145,12 +143,8 @@ def test_a_quarantine_names_its_step_in_the_journal_and_the_listings(
     state.journal.accept(Arrival(raw=customer_mail(), source="ingest"))
     [landed] = state.worker.drain()
     assert landed.ticket_ref is not None and landed.step == "notify agents"
-    forged = EmailMessage()
-    forged["From"] = "Sahte <mallory@evil.example>"
-    forged["To"] = agent_reply_address(state.config.desk, landed.ticket_ref)
-    forged["Subject"] = "Re: Para çekme talebim"
-    forged.set_content("Hesabınız kapatıldı.")
-    state.journal.accept(Arrival(raw=forged.as_bytes(), source="ingest"))
+    forged = forged_agent_reply(state.config.desk, landed.ticket_ref, "Re: Para çekme talebim")
+    state.journal.accept(Arrival(raw=forged, source="ingest"))
     [held] = state.worker.drain()
     assert (held.state, held.step) == (JOURNAL_QUARANTINED, "agent mail"), held
     config = str(tmp_path / "ticketd.toml")

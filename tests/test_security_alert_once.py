@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from email.message import EmailMessage
 from pathlib import Path
 
 from sqlalchemy import select
@@ -11,9 +10,8 @@ from sqlalchemy import select
 from domain.clock import FixedClock
 from domain.config import load_config
 from ingest.journal import Arrival
-from outbound.addresses import agent_reply_address
 from storage.models import JOURNAL_QUARANTINED, OutboxMail, TicketMessage
-from tests.helpers import customer_mail, write_config
+from tests.helpers import customer_mail, forged_agent_reply, write_config
 from tests.test_agents import TEAM
 from ticketd import views
 from ticketd.state import open_state
@@ -35,12 +33,8 @@ def test_a_retried_security_event_does_not_alert_the_admins_again(
         state.journal.accept(Arrival(raw=mail, source="ingest"))
         [landed] = state.worker.drain()
         assert landed.ticket_ref is not None
-        forged = EmailMessage()
-        forged["From"] = "Sahte <mallory@evil.example>"
-        forged["To"] = agent_reply_address(state.config.desk, landed.ticket_ref)
-        forged["Subject"] = "Re: Para çekme"
-        forged.set_content("Hesabınız kapatıldı.")
-        state.journal.accept(Arrival(raw=forged.as_bytes(), source="ingest"))
+        forged = forged_agent_reply(state.config.desk, landed.ticket_ref, "Re: Para çekme")
+        state.journal.accept(Arrival(raw=forged, source="ingest"))
         [held] = state.worker.drain()
         assert held.state == JOURNAL_QUARANTINED and "1 admins told" in held.detail
         assert views.requeue(state.db, held.journal_id, "admin", clock.now())
