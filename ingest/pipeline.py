@@ -30,7 +30,6 @@ from domain.sender_auth import SenderVerdict
 from ingest.agent_replies import note_agent_from, route_new_ticket, step_agent_mail
 from ingest.blocking import blocked_by
 from ingest.bounces import record_bounce
-from ingest.categorise import Categoriser
 from ingest.classify import (
     Classification,
     Kind,
@@ -40,11 +39,10 @@ from ingest.classify import (
     untrusted_sender,
 )
 from ingest.documents_step import ContentChecks, Intake, step_documents
-from ingest.language import guess_language
 from ingest.prepare import step_believe, step_parse, step_spam, step_verify
-from ingest.replies import kept_text
 from ingest.sender_proof import sender_proven, verified_by_authentication
 from ingest.shape_step import step_shape_note
+from ingest.text_readings import TextReadings
 from ingest.thread_finder import Threading, find_thread
 from ingest.virus_step import ScanReport, hold_infected
 from outbound.agent_mail import notify_agents
@@ -107,6 +105,7 @@ class Work:
 
     entry: JournalEntry
     message: ParsedMessage
+    texts: TextReadings  # what the steps read of its words (ingest/text_readings.py)
     scan: ScanReport | None = None  # None: no virus scanner configured
     checks: ContentChecks | None = None  # the slow checks of files that may be documents
     verdict: Classification | None = None  # classify
@@ -313,10 +312,10 @@ def step_record(ctx: Context, work: Work) -> Work | Decision:
     when the customer wrote again."""
     entry, message, threading = work.entry, work.message, work.thread
     new = threading.ticket is None
-    ticket = threading.ticket or _open_ticket(ctx, message, threading.claimed_ref)
+    ticket = threading.ticket or _open_ticket(ctx, message, work.texts, threading.claimed_ref)
     # A forwarded mail is the request, not quoted history (ingest/replies.py). A repeated
     # request is kept as it was compared: as the opening of a ticket.
-    message = replace(message, text=kept_text(message, new or threading.repeated_request))
+    message = replace(message, text=work.texts.kept(new or threading.repeated_request))
     if new:
         _add_participants(ctx, entry, ticket, message, threading)  # inserted with the ticket
     else:
@@ -369,8 +368,8 @@ def step_hold_spam(ctx: Context, work: Work) -> Work | Decision:
 def step_route(ctx: Context, work: Work) -> Work | Decision:
     """A new ticket's category (keyword rules) decides its queue."""
     if work.new:
-        category = _categoriser(ctx).categorise(work.message.subject, work.message.text)
-        route_new_ticket(ctx, work.recorded, category)
+        # The category of its subject and opening text, which is what the ticket keeps.
+        route_new_ticket(ctx, work.recorded, work.texts.category)
     return work
 
 
@@ -535,9 +534,11 @@ def _note_reused_id(
     )
 
 
-def _open_ticket(ctx: Context, message: ParsedMessage, claimed_ref: str | None) -> Ticket:
+def _open_ticket(
+    ctx: Context, message: ParsedMessage, texts: TextReadings, claimed_ref: str | None
+) -> Ticket:
     now = ctx.clock.now()
-    language = guess_language(message.subject, message.text) or ctx.config.desk.language
+    language = texts.language or ctx.config.desk.language
     for _attempt in range(10):
         ref = new_reference()
         with ctx.session.no_autoflush:  # see _READING; no step leaves a new ticket pending
@@ -619,13 +620,3 @@ def _already_pointed_to(ctx: Context, ticket: Ticket) -> bool:
         )
         is not None
     )
-
-
-_CATEGORISERS: dict[tuple[tuple[str, tuple[str, ...]], ...], Categoriser] = {}
-
-
-def _categoriser(ctx: Context) -> Categoriser:
-    key = tuple(sorted(ctx.config.team.category_keywords.items()))
-    if key not in _CATEGORISERS:
-        _CATEGORISERS[key] = Categoriser(dict(key))
-    return _CATEGORISERS[key]

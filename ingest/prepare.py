@@ -21,6 +21,7 @@ from ingest.documents_step import ContentChecks, check_contents
 from ingest.mime_shape import DEFAULT_LIMITS, ShapeLimits
 from ingest.parsing import parse_message
 from ingest.spam import Session, check, upstream_verdict
+from ingest.text_readings import TextReadings, read_texts
 from ingest.verify import envelope_of, header_value, verify
 from ingest.virus_step import ScanReport, scan_attachments
 from storage.blobs import BlobStore
@@ -40,6 +41,7 @@ class Arrived:
 class Prepared:
     message: ParsedMessage
     scan: ScanReport | None
+    texts: TextReadings  # what the steps read of its words (ingest/text_readings.py)
     # The slow checks of the files that may be identity documents, made here rather than
     # inside the write transaction (ingest/documents_step.py).
     checks: ContentChecks | None = None
@@ -64,6 +66,7 @@ class Reading:
     message: ParsedMessage | None = None
     scan: ScanReport | None = None
     checks: ContentChecks | None = None
+    texts: TextReadings | None = None
 
     @property
     def parsed(self) -> ParsedMessage:
@@ -165,6 +168,10 @@ def _check_documents(reading: Reading) -> Reading:
     return replace(reading, checks=check_contents(reading.config.kyc, reading.parsed))
 
 
+def _read_texts(reading: Reading) -> Reading:
+    return replace(reading, texts=read_texts(reading.config, reading.parsed))
+
+
 PREPARE_STEPS: tuple[PrepareStep, ...] = (
     # Our verification reads the raw bytes; the parse then attaches the verdict we believe.
     PrepareStep("verify the sender", _verify),
@@ -172,6 +179,8 @@ PREPARE_STEPS: tuple[PrepareStep, ...] = (
     PrepareStep("spam check", _spam),
     PrepareStep("virus scan", _scan),
     PrepareStep("check the documents", _check_documents),
+    # Last: the words of the message as the transaction's steps read them.
+    PrepareStep("read the text", _read_texts),
 )
 
 
@@ -197,4 +206,6 @@ def prepare_message(config: Config, raw: bytes | bytearray, arrived: Arrived) ->
             reading = step.run(reading)
         except Exception as error:
             return Failed(step.name, error)
-    return Prepared(reading.parsed, reading.scan, reading.checks)
+    if reading.texts is None:
+        raise RuntimeError("PREPARE_STEPS ended without reading the text")
+    return Prepared(reading.parsed, reading.scan, reading.texts, reading.checks)

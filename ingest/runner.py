@@ -263,7 +263,7 @@ class Runner:
             return _decided(entry.id, Ending(prepared.step, error=error), None)
         entry_id = entry.id  # a rolled-back walk leaves the entry expired
         ctx = Context(session, self.config, self.clock, self.templates, self.documents)
-        work = Work(entry, prepared.message, prepared.scan, prepared.checks)
+        work = Work(entry, prepared.message, prepared.texts, prepared.scan, prepared.checks)
         savepoint = session.begin_nested()
         try:
             ending = walk(ctx, work)

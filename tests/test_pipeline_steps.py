@@ -21,6 +21,7 @@ from ingest.journal import Arrival
 from ingest.parsing import parse_message
 from ingest.pipeline import IGNORE, STEPS, TICKET, Decision, Step, Work, step_named
 from ingest.runner import walk
+from ingest.text_readings import read_texts
 from ingest.thread_finder import Threading
 from storage.models import JOURNAL_QUARANTINED, JournalEntry, Ticket
 from tests.helpers import DESK, customer_mail, forged_agent_reply
@@ -37,7 +38,8 @@ def one_message(state: State, raw: bytes) -> Iterator[tuple[Context, Work]]:
         entry = session.get(JournalEntry, journal_id)
         assert entry is not None
         ctx = Context(session, state.config, state.clock, state.templates)
-        yield ctx, Work(entry, parse_message(raw))
+        message = parse_message(raw)
+        yield ctx, Work(entry, message, read_texts(state.config, message))
 
 
 def _messages(state: State, ref: str) -> list[dict[str, Any]]:
