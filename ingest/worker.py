@@ -209,7 +209,7 @@ class Worker:
         reached = 0  # run[:reached] are decided in the transaction
         try:
             self._submit(run[0])  # parsed while the transaction begins
-            with self.runner.together() as apply:
+            with self.runner.together([c.entry_id for c in run]) as apply:
                 began = time.monotonic()
                 while reached < len(run):
                     if reached and self._run_yields(began):
