@@ -15,10 +15,11 @@ satisfaction survey (outbound/survey.py).
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Sequence, Set
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from domain.config_sla import SlaConfig
@@ -62,21 +63,23 @@ def on_ticket_event(ctx: Context, ticket: Ticket, event: str) -> None:
             ticket.sla_waiting_since = now  # the clock runs from the first unanswered message
     if ticket.status == "pending" and ticket.sla_paused_at is None:
         ticket.sla_paused_at = now
-    refresh(ctx.session, ticket, sla)
+    # A ticket this message opened has no event rows yet: none to read back (issue 19).
+    refresh(ctx.session, ticket, sla, opened=event == "opened")
     if event != "auto_closed":
         # Not after an automatic close: that customer stopped answering and was just told.
         schedule_survey(ctx.session, ticket, sla, now)
 
 
-def refresh(session: Session, ticket: Ticket, sla: SlaConfig) -> None:
+def refresh(session: Session, ticket: Ticket, sla: SlaConfig, opened: bool = False) -> None:
     """Deadlines and events recomputed from the ticket as it is now (a stopped ticket runs no
-    clock): the end of every event, and all a change outside the pipeline needs."""
+    clock): the end of every event, and all a change outside the pipeline needs. `opened`:
+    the ticket was opened in this transaction, so it has no event rows yet."""
     if sla.enabled:
         if ticket.status in STOPPED:
             ticket.sla_paused_at = None
             ticket.sla_waiting_since = None
         _recompute(ticket, sla)
-        reconcile_events(session, ticket, sla)
+        reconcile_events(session, ticket, sla, opened)
 
 
 def after_merge(session: Session, source: Ticket, target: Ticket, sla: SlaConfig) -> None:
@@ -217,16 +220,24 @@ def event_rows(
 
 # Built once: building the statement per call cost more than running it.
 _EVENTS_OF = select(SlaEvent).where(SlaEvent.ticket_id == bindparam("ticket_id"))
+# Core, not the ORM's bulk insert: nothing reads the rows back as objects in the transaction
+# that adds them (the tick reads them in its own).
+_INSERT_EVENTS = insert(cast(Table, SlaEvent.__table__))
 
 
-def reconcile_events(session: Session, ticket: Ticket, sla: SlaConfig) -> None:
+def reconcile_events(
+    session: Session, ticket: Ticket, sla: SlaConfig, opened: bool = False
+) -> None:
     """Unsent rows no longer wanted go; wanted rows not yet written (sent or not) are added.
-    A sent row stays: its key keeps the same reminder from being written, and sent, again."""
+    A sent row stays: its key keeps the same reminder from being written, and sent, again.
+    `opened`: a ticket opened in this transaction, which has none yet."""
     wanted = wanted_events(ticket, sla)
     # No autoflush: the ticket's new deadlines would be a flush of their own; they go with the
     # events' flush below. Every writer of SlaEvent rows flushes them, so none is pending here.
-    with session.no_autoflush:
-        existing = session.scalars(_EVENTS_OF, {"ticket_id": ticket.id}).all()
+    existing: Sequence[SlaEvent] = ()
+    if not opened:
+        with session.no_autoflush:
+            existing = session.scalars(_EVENTS_OF, {"ticket_id": ticket.id}).all()
     have: set[EventKey] = set()
     deleted = False
     for row in existing:
@@ -244,7 +255,7 @@ def reconcile_events(session: Session, ticket: Ticket, sla: SlaConfig) -> None:
         # which nothing here reads) and unit-of-work state. Not after an autoflush: the
         # ticket's new deadlines wait for the next flush (the rows need only its id).
         with session.no_autoflush:
-            session.execute(insert(SlaEvent), added)
+            session.execute(_INSERT_EVENTS, added)
     if deleted:
         session.flush()  # no SlaEvent row is left pending (above)
 
