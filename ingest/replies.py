@@ -93,6 +93,10 @@ def _is_attribution(lines: list[str], i: int) -> bool:
     first = lines[i].strip()
     if not first:
         return False
+    # Every window below ends with the colon of its last line: without one in the next three
+    # lines there is none to try (most lines; this test was a seventh of a parse, issue 19).
+    if not any(line.rstrip().endswith(":") for line in lines[i : i + 3]):
+        return False
     for span in (1, 2, 3):
         chunk = [s.strip() for s in lines[i : i + span]]
         if len(chunk) < span or not chunk[-1]:
