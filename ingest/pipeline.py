@@ -287,8 +287,9 @@ def step_agent(ctx: Context, work: Work) -> Work | Decision:
 def step_thread(ctx: Context, work: Work) -> Work | Decision:
     """The ticket the message continues, found only with proof (ingest/thread_finder.py)."""
     verified = verified_by_authentication(work.message)
+    opening = work.texts.opening if verified else None
     with ctx.session.no_autoflush:  # see _READING
-        threading = find_thread(ctx, work.message, work.entry.envelope_to, verified)
+        threading = find_thread(ctx, work.message, work.entry.envelope_to, opening)
     return replace(work, threading=threading)
 
 

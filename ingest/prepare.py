@@ -74,6 +74,12 @@ class Reading:
             raise RuntimeError("a step that needs the parsed message ran before parse")
         return self.message
 
+    @property
+    def read(self) -> TextReadings:
+        if self.texts is None:
+            raise RuntimeError("the message was prepared without reading its text")
+        return self.texts
+
 
 @dataclass(frozen=True)
 class PrepareStep:
@@ -206,6 +212,4 @@ def prepare_message(config: Config, raw: bytes | bytearray, arrived: Arrived) ->
             reading = step.run(reading)
         except Exception as error:
             return Failed(step.name, error)
-    if reading.texts is None:
-        raise RuntimeError("PREPARE_STEPS ended without reading the text")
-    return Prepared(reading.parsed, reading.scan, reading.texts, reading.checks)
+    return Prepared(reading.parsed, reading.scan, reading.read, reading.checks)

@@ -55,13 +55,8 @@ from storage.models import (
 log = logging.getLogger("ticketd.worker")
 
 
-# Built once: building the statement per message cost more than running it.
-_PENDING_ENTRY = (
-    select(JournalEntry)
-    .where(JournalEntry.id == bindparam("id"), JournalEntry.state == JOURNAL_PENDING)
-    .with_for_update()
-)
-# The pending rows of a run, read at its start in one query (`together`).
+# Built once: building the statement per message cost more than running it. The pending rows
+# of a run are read at its start in one query (`together`); `apply` reads its one row so.
 _PENDING_ENTRIES = (
     select(JournalEntry)
     .where(
@@ -86,19 +81,17 @@ _OUTCOME = (
 )
 
 
-def _write_outcome(
-    session: Session, entry_id: int, entry: JournalEntry, result: Processed, at: datetime
-) -> None:
+def _write_outcome(session: Session, entry: JournalEntry, result: Processed, at: datetime) -> None:
     """The row's state, reason, step and time, written now; the loaded entry is told the same
     values as committed ones, so a later read in this transaction sees them and no flush
-    writes them again (its id is passed: a rolled-back walk left the entry expired)."""
+    writes them again (the row is the result's: a rolled-back walk left the entry expired)."""
     values = {
         "state": result.state,
         "reason": result.detail,
         "step": result.step,
         "processed_at": at,
     }
-    session.execute(_OUTCOME, {"entry_id": entry_id, **values})
+    session.execute(_OUTCOME, {"entry_id": result.journal_id, **values})
     for key, value in values.items():
         set_committed_value(entry, key, value)
 
@@ -267,16 +260,15 @@ class Runner:
     def _apply_in(
         self, session: Session, entry_id: int, prepared: Prepared | Failed
     ) -> Processed | None:
-        entry = session.scalar(_PENDING_ENTRY, {"id": entry_id})
+        entry = session.scalar(_PENDING_ENTRIES, {"ids": [entry_id]})
         return None if entry is None else self._apply_to(session, entry, prepared)
 
     def _apply_to(
         self, session: Session, entry: JournalEntry, prepared: Prepared | Failed
     ) -> Processed:
         """What became of the pending row `entry` (read in this transaction), written."""
-        entry_id = entry.id
         result = self._run(session, entry, prepared)
-        _write_outcome(session, entry_id, entry, result, self.clock.now())
+        _write_outcome(session, entry, result, self.clock.now())
         return result
 
     def _run(self, session: Session, entry: JournalEntry, prepared: Prepared | Failed) -> Processed:

@@ -28,7 +28,6 @@ from domain.context import Context
 from domain.message import ParsedMessage
 from domain.refs import find_references
 from domain.requests import normalised, request_print, written_at
-from ingest.replies import kept_text
 from outbound.addresses import ref_from_address
 from outbound.compose import verify_message_id
 from storage.models import OutboxMail, Ticket, TicketMessage
@@ -166,7 +165,7 @@ def _first_requests(ctx: Context, tickets: Sequence[Ticket]) -> dict[int, str]:
     return {ticket_id: normalised(subject, text) for ticket_id, subject, text in rows}
 
 
-def _by_repeated_request(ctx: Context, message: ParsedMessage) -> Threading | None:
+def _by_repeated_request(ctx: Context, message: ParsedMessage, opening: str) -> Threading | None:
     """The same words (the fingerprint), or nearly (rapidfuzz's ratio), as a request the
     customer wrote within the window before this one was written."""
     if not ctx.config.threading.duplicate_window_minutes or not message.sender.email:
@@ -176,7 +175,7 @@ def _by_repeated_request(ctx: Context, message: ParsedMessage) -> Threading | No
         return None  # before the text is worked out: most senders have no recent request
     # The text as a ticket's opening keeps it (step_record), which is what each first request
     # was kept as: a forward compared by its words, not by its marker line.
-    words = normalised(message.subject, kept_text(message, opening=True))
+    words = normalised(message.subject, opening)
     if not words:
         return None
     digest = request_print(words)
@@ -196,9 +195,13 @@ def _by_repeated_request(ctx: Context, message: ParsedMessage) -> Threading | No
 
 
 def find_thread(
-    ctx: Context, message: ParsedMessage, envelope_to: Sequence[str], verified: bool = False
+    ctx: Context,
+    message: ParsedMessage,
+    envelope_to: Sequence[str],
+    proven_opening: str | None = None,
 ) -> Threading:
-    """`verified`: an aligned DKIM/SPF pass proves the From (ingest/sender_proof.py); only
+    """`proven_opening`: the text the message would open a ticket with (ingest/text_readings),
+    given only when an aligned DKIM/SPF pass proves the From (ingest/sender_proof.py): only
     then may a repeated request join the customer's open ticket."""
     recipients = [*envelope_to, *(a.email for a in (*message.to, *message.cc))]
     ids = (*message.in_reply_to, *reversed(message.references))
@@ -206,6 +209,10 @@ def find_thread(
         _by_message_ids(ctx, ids, message.sender.email)
         or _by_reply_address(ctx, recipients)
         or _by_subject(ctx, message)
-        or (_by_repeated_request(ctx, message) if verified else None)
+        or (
+            _by_repeated_request(ctx, message, proven_opening)
+            if proven_opening is not None
+            else None
+        )
         or Threading(None, None, "new conversation")
     )
