@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from domain.clock import Clock
@@ -92,19 +92,30 @@ def next_slot(
     """The first moment the per-recipient limit lets an automatic mail go to `recipient`, and
     why it is not now (None: now). Mail already waiting for a slot (queued with a later
     not-before time, its `created_at`) holds its slot."""
-    limits = config.limits
     now = clock.now()
-    hour, gap = timedelta(hours=1), timedelta(seconds=limits.auto_reply_interval_seconds)
-    times = sorted(
+    return _first_slot(config, now, recipient, _last_hour(session, recipient, now))
+
+
+def _last_hour(session: Session, recipient: str, now: datetime) -> list[datetime]:
+    """When the automatic mails to `recipient` of the hour before `now` were queued, in order."""
+    return sorted(
         _as_utc(t)
         for t in session.scalars(
             select(OutboxMail.created_at).where(
                 OutboxMail.recipient == recipient,
                 OutboxMail.automatic.is_(True),
-                OutboxMail.created_at > now - hour,
+                OutboxMail.created_at > now - timedelta(hours=1),
             )
         )
     )
+
+
+def _first_slot(
+    config: Config, now: datetime, recipient: str, times: list[datetime]
+) -> tuple[datetime, str | None]:
+    """`next_slot` of the automatic mails queued at `times` (`_last_hour`)."""
+    limits = config.limits
+    hour, gap = timedelta(hours=1), timedelta(seconds=limits.auto_reply_interval_seconds)
     slot, why = now, None
     if times and slot - times[-1] < gap:
         slot = times[-1] + gap
@@ -162,23 +173,16 @@ def _not_sent(ctx: Context, ticket: Ticket, mail: AutomaticMail, reason: str) ->
     return f"not sent: {reason}"
 
 
-def _second_ack_waits(ctx: Context, mail: AutomaticMail, slot: datetime) -> bool:
+def _second_ack_waits(ctx: Context, mail: AutomaticMail, slot: datetime, recent: int) -> bool:
     """A person who writes two requests a minute apart gets both references: the second
     acknowledgement waits out the interval instead of being dropped. Only the second: with two
-    automatic mails to the address within the hour, the next is dropped, so a responder that
-    answers each acknowledgement with a fresh message ends the exchange after two."""
-    now = ctx.clock.now()
+    automatic mails to the address within the hour (`recent`), the next is dropped, so a
+    responder that answers each acknowledgement with a fresh message ends the exchange after
+    two."""
     gap = timedelta(seconds=ctx.config.limits.auto_reply_interval_seconds)
-    if mail.kind != "ack" or slot - now > gap:
+    if mail.kind != "ack" or slot - ctx.clock.now() > gap:
         return False  # the hourly limit, not the interval, holds it
-    recent = ctx.session.scalar(
-        select(func.count(OutboxMail.id)).where(
-            OutboxMail.recipient == mail.recipient,
-            OutboxMail.automatic.is_(True),
-            OutboxMail.created_at > now - timedelta(hours=1),
-        )
-    )
-    return (recent or 0) < 2
+    return recent < 2
 
 
 def queue_automatic(ctx: Context, ticket: Ticket, mail: AutomaticMail) -> str:
@@ -190,10 +194,10 @@ def queue_automatic(ctx: Context, ticket: Ticket, mail: AutomaticMail) -> str:
         return _not_sent(ctx, ticket, mail, reason)
     person = mail.kind in PERSON_CAUSED
     now = ctx.clock.now()
-    slot, why = (
-        (now, None) if person else next_slot(ctx.session, ctx.config, ctx.clock, mail.recipient)
-    )
-    dropped = mail.kind in DROPPED_AT_LIMIT and not _second_ack_waits(ctx, mail, slot)
+    # One read of the recipient's last hour, for the slot and for the second acknowledgement.
+    recent = [] if person else _last_hour(ctx.session, mail.recipient, now)
+    slot, why = (now, None) if person else _first_slot(ctx.config, now, mail.recipient, recent)
+    dropped = mail.kind in DROPPED_AT_LIMIT and not _second_ack_waits(ctx, mail, slot, len(recent))
     if why is not None and (dropped or slot - now > MAX_DELAY):
         return _not_sent(ctx, ticket, mail, why)
     name = mail.greeting_name(ticket.customer_name or "")
