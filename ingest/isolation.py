@@ -13,10 +13,16 @@ a fork, not the imports. It ignores SIGINT and SIGTERM: the parent decides when 
 leave pending). It dies with the parent (PR_SET_PDEATHSIG), so a parent killed with SIGKILL
 leaves no child parsing on.
 
-A call may also be sent ahead (`submit`) and its result taken later (`collect`): the worker
-sends the next message to the child and applies the current one meanwhile, so the parse of one
-message and the database work of the one before it run on both cores (issue 19). The time
-limit of a call sent ahead runs from the moment it was sent.
+Calls may also be sent ahead (`submit`) and their results taken later (`collect`), in the
+order sent: the worker sends the next messages to the child and applies the current one
+meanwhile, so the parses and the database work of the messages before them run on both cores
+(issue 19). The child works through them one after another; a result it has finished waits in
+the pipe (the socket's buffer holds a few; past that the child waits for the parent to read,
+so the results sent ahead never pile up in memory). The time limit of a call sent ahead runs
+from the moment the child can be known to have started it: when it was sent to an idle child,
+or when the parent received the result before it. When a call is stopped past its limit or the
+child dies in it, the calls queued behind it are sent again to a new child: only the call that
+was running fails.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import signal
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -118,13 +125,16 @@ def _pickled(result: Any) -> tuple[bytes, list[pickle.PickleBuffer]]:
     return data, buffers
 
 
-@dataclass(frozen=True)
+@dataclass
 class Ahead:
     """A call sent to the child whose result nobody has taken yet."""
 
     tag: Any  # the caller's: what the call is about
-    deadline: float  # time.monotonic() past which the child is stopped
+    args: tuple[Any, ...]  # sent again to a new child when one before it killed the old one
     timeout: float
+    # time.monotonic() past which the child is stopped; None while calls before it may still
+    # run (its limit starts when the result before it arrives).
+    deadline: float | None = None
 
 
 class IsolatedCall:
@@ -142,7 +152,7 @@ class IsolatedCall:
         self._lock = threading.Lock()  # one call at a time
         self._closed = False
         self.busy = False  # a call is waiting for the child
-        self._ahead: Ahead | None = None
+        self._queue: deque[Ahead] = deque()  # sent ahead, in the order sent
 
     def start(self) -> None:
         """Start the child now (the forkserver and the imports take a second or two), so the
@@ -168,46 +178,74 @@ class IsolatedCall:
         with self._lock:
             if self._closed:
                 return Interrupted("the worker is stopping")
-            self._drop_ahead()  # its result would be taken for this call's
+            self._drop_ahead()  # their results would be taken for this call's
             self._send(args)
             return self._wait(time.monotonic() + timeout, timeout)
 
     def submit(self, tag: Any, *args: Any, timeout: float) -> bool:
-        """Send a call ahead, its result taken by `collect`; False when the runner is closed
-        or a call sent ahead is still untaken."""
+        """Send a call ahead, its result taken by `collect` after those sent before it; False
+        when the runner is closed."""
         with self._lock:
-            if self._closed or self._ahead is not None:
+            if self._closed:
                 return False
+            idle = not self._queue
             self._send(args)
-            self._ahead = Ahead(tag, time.monotonic() + timeout, timeout)
+            self._queue.append(
+                Ahead(tag, args, timeout, time.monotonic() + timeout if idle else None)
+            )
             return True
 
     @property
     def ahead(self) -> Any:
-        """The tag of the call sent ahead and not yet collected, or None."""
-        ahead = self._ahead
-        return None if ahead is None else ahead.tag
+        """The tag of the first call sent ahead and not yet collected, or None."""
+        queue = self._queue
+        return queue[0].tag if queue else None
+
+    @property
+    def queued(self) -> tuple[Any, ...]:
+        """The tags of the calls sent ahead and not yet collected, in the order sent."""
+        return tuple(ahead.tag for ahead in self._queue)
 
     def collect(self) -> Any:
-        """The result of the call sent ahead (what `call` would have returned for it)."""
+        """The result of the first call sent ahead (what `call` would have returned for it)."""
         with self._lock:
-            ahead, self._ahead = self._ahead, None
-            if ahead is None:
+            if not self._queue:
                 raise RuntimeError("no call was sent ahead")
+            ahead = self._queue.popleft()
             if self._closed:
                 return Interrupted("the worker is stopping")
-            return self._wait(ahead.deadline, ahead.timeout)
+            deadline = ahead.deadline
+            if deadline is None:  # not reached: the result before it was never received
+                deadline = time.monotonic() + ahead.timeout
+            result = self._wait(deadline, ahead.timeout)
+            self._after_collect(result)
+            return result
 
-    def cancel(self) -> Any:
-        """Forget the call sent ahead, stopping the child if it still runs; its tag or None."""
+    def _after_collect(self, result: Any) -> None:
+        """The next call's limit starts now (the child has taken it up at the latest as it
+        sent this result), or, when the child was stopped or died in this call, the calls
+        behind it go to a new child."""
+        if not self._queue or self._closed:
+            return
+        now = time.monotonic()
+        if isinstance(result, (CallTimedOut, ChildDied)):
+            for ahead in self._queue:
+                self._send(ahead.args)
+                ahead.deadline = None
+        head = self._queue[0]
+        if head.deadline is None:
+            head.deadline = now + head.timeout
+
+    def cancel(self) -> tuple[Any, ...]:
+        """Forget the calls sent ahead, stopping the child if one still runs; their tags."""
         with self._lock:
-            ahead = self._ahead
+            tags = self.queued
             self._drop_ahead()
-            return None if ahead is None else ahead.tag
+            return tags
 
     def _drop_ahead(self) -> None:
-        if self._ahead is not None:
-            self._ahead = None
+        if self._queue:
+            self._queue.clear()
             self._stop_child()  # cheaper than waiting: a new child is a fork of the forkserver
 
     def _send(self, args: tuple[Any, ...]) -> None:
@@ -250,7 +288,8 @@ class IsolatedCall:
 
     def close(self) -> None:
         """Kill the child, even in the middle of a call (whose caller gets Interrupted)."""
-        self._closed = True  # a call sent ahead stays known: its caller's `cancel` forgets its try
+        # The calls sent ahead stay known: the caller's `cancel` forgets their tries.
+        self._closed = True
         child = self._child
         if child is not None and child.is_alive():
             child.kill()  # wakes a caller waiting in poll: it sees the pipe close

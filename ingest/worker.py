@@ -21,8 +21,10 @@ not reached unmarked and first in line, when another writer of the process (the 
 listener's journal) waits for the write lock, once it has held the lock RUN_SECONDS (writers
 of other processes have only SQLite's busy timeout), when the daemon stops, or when a message
 after the first fails for a while (a temporary error: the others commit, it goes first next
-time, and fails as a first message fails). With a parsing process the next message of the run
-is parsed while the current one is applied.
+time, and fails as a first message fails). With a parsing process the next PARSE_AHEAD messages
+of the run are in the parsing process while the current one is applied, so a slow parse (a
+large attachment) is made up by the quick ones behind it rather than waited for; a run cut
+short leaves them there, marked, the first of the next run.
 
 On SQLite with a parsing process, `process_next` (one message) parses ahead too: before it
 applies a message it claims the next pending row, writes down that try too and sends it to the
@@ -31,7 +33,7 @@ runs here. Only rows that never stopped the worker are sent ahead, and only besi
 a message that stops the daemon costs a row beside it at most one counted stop, and once
 counted each is tried alone. A row sent ahead is taken next (the order stays the journal's);
 when the message before it fails with a temporary error, or the daemon stops, its try is
-forgotten (`release_ahead`). A run cut short for the listener leaves its next row so.
+forgotten (`release_ahead`). A run cut short for the listener leaves its next rows so.
 
 A clamd that cannot be reached is temporary: the row stays pending with "waiting for the virus
 scanner" as its reason (for `ticketd health`), nothing of it is stored, and `ScanWait` tells the
@@ -84,6 +86,9 @@ JOURNAL_LOCK_CLASS = 0x6A726E6C  # "jrnl"
 RUN_MESSAGES = 16
 # ... and for this long at most before its next message: a run holds SQLite's write lock.
 RUN_SECONDS = 0.5
+# Messages of a run in the parsing process at once, the one being parsed and those queued
+# behind it: one left the writer waiting for each slow parse, a sixth of an import (issue 19).
+PARSE_AHEAD = 4
 
 
 class ParseTooSlow(Permanent):
@@ -181,12 +186,11 @@ class Worker:
 
     def _claim_run(self, most: int) -> list[Candidate]:
         """The oldest pending rows, as long as none of them ever stopped the worker, their
-        tries written down in one commit, after the row sent ahead if there is one (marked
-        already, it is the run's first); empty when no run of two is left so (the oldest
+        tries written down in one commit, after the rows sent ahead if there are any (marked
+        already, they are the run's first); empty when no run of two is left so (the oldest
         stopped the worker: tried alone; a single row: process_next sends the next ahead)."""
-        ahead = self._ahead()
-        first = [] if ahead is None else [ahead]
-        after = 0 if ahead is None else ahead.entry_id
+        first = self._queued()[:most]
+        after = first[-1].entry_id if first else 0
         with self.db.read_rows() as connection:
             rows = connection.execute(
                 _OLDEST_RUN, {"after": after, "most": most - len(first)}
@@ -208,7 +212,7 @@ class Worker:
         done: list[Processed] = []
         reached = 0  # run[:reached] are decided in the transaction
         try:
-            self._submit(run[0])  # parsed while the transaction begins
+            self._fill(run, 0)  # parsed while the transaction begins
             with self.runner.together([c.entry_id for c in run]) as apply:
                 began = time.monotonic()
                 while reached < len(run):
@@ -217,9 +221,10 @@ class Worker:
                     candidate = run[reached]
                     prepared = self._take(candidate)
                     if isinstance(prepared, Interrupted):
+                        self.release_ahead()  # the parsing process is closed: never taken
                         break
-                    if isinstance(prepared, Prepared) and reached + 1 < len(run):
-                        self._submit(run[reached + 1])
+                    if isinstance(prepared, Prepared):
+                        self._fill(run, reached + 1)
                     result = self._apply_in_run(apply, candidate, prepared, reached == 0)
                     if isinstance(result, _Stop):
                         self._cancel_ahead()  # the order: this one goes first again
@@ -263,13 +268,19 @@ class Worker:
                 raise
             return STOP
 
-    def _submit(self, candidate: Candidate) -> None:
-        """Send a marked row of a run to the parsing process, to be taken by `_take`."""
-        if self.isolation is not None:
-            seconds = self.config.limits.max_parse_seconds
-            self.isolation.submit(
+    def _fill(self, run: list[Candidate], reached: int) -> None:
+        """Send the marked rows of a run after `reached` to the parsing process, to be taken
+        by `_take`, until PARSE_AHEAD are there. Those there are the run's next, in order:
+        `run[reached:]` begins with them (`_claim_run` puts the rows sent ahead first)."""
+        if self.isolation is None:
+            return
+        seconds = self.config.limits.max_parse_seconds
+        following = reached + len(self.isolation.queued)
+        for candidate in run[following : reached + PARSE_AHEAD]:
+            if not self.isolation.submit(
                 candidate, self.config, self.blobs, candidate.arrived, timeout=seconds
-            )
+            ):
+                return
 
     def _take(self, candidate: Candidate) -> Prepared | Failed | Interrupted | ChildDied:
         """The prepared message of a row of a run: sent ahead, or prepared now."""
@@ -283,10 +294,11 @@ class Worker:
             self.isolation.cancel()
 
     def _end_run(self, left: list[Candidate]) -> None:
-        """Forget the tries of the rows of a run not reached: the one in the parsing process
-        stays sent ahead (taken next, as by process_next), the others are unmarked."""
-        ahead = self._ahead()
-        forgotten = [(c.entry_id, c.reason) for c in left if c is not ahead]
+        """Forget the tries of the rows of a run not reached: those in the parsing process
+        stay sent ahead (taken next, as by process_next and the next run), the others are
+        unmarked."""
+        queued = self._queued()
+        forgotten = [(c.entry_id, c.reason) for c in left if all(c is not q for q in queued)]
         with contextlib.suppress(OperationalError):  # then they count as a stop
             unmark_all(self.db, forgotten)
 
@@ -355,11 +367,17 @@ class Worker:
         return _prepared(self.isolation.call(config, self.blobs, arrived, timeout=seconds))
 
     def _ahead(self) -> Candidate | None:
-        """The row sent ahead to the parsing process, whose try is written down."""
+        """The first row sent ahead to the parsing process, whose try is written down."""
         if self.isolation is None:
             return None
         ahead = self.isolation.ahead
         return ahead if isinstance(ahead, Candidate) else None
+
+    def _queued(self) -> list[Candidate]:
+        """The rows sent ahead to the parsing process, in the order they are taken."""
+        if self.isolation is None:
+            return []
+        return [tag for tag in self.isolation.queued if isinstance(tag, Candidate)]
 
     def _collect(self) -> Prepared | Failed | Interrupted | ChildDied:
         assert self.isolation is not None
@@ -385,14 +403,13 @@ class Worker:
             unmark(self.db, following.entry_id, following.reason)
 
     def release_ahead(self) -> None:
-        """Forget the try of the row sent ahead, if any: it was not the message's doing (the
-        daemon stops, or the message before it must be tried again first)."""
+        """Forget the tries of the rows sent ahead, if any: they were not the messages' doing
+        (the daemon stops, or the message before them must be tried again first)."""
         if self.isolation is None:
             return
-        ahead = self.isolation.cancel()
-        if isinstance(ahead, Candidate):
-            with contextlib.suppress(OperationalError):  # then it counts as a stop
-                unmark(self.db, ahead.entry_id, ahead.reason)
+        ahead = [tag for tag in self.isolation.cancel() if isinstance(tag, Candidate)]
+        with contextlib.suppress(OperationalError):  # then they count as a stop
+            unmark_all(self.db, [(c.entry_id, c.reason) for c in ahead])
 
     def _mark_waiting(self, wait: ScanWait) -> None:
         """The reason on the pending row, for `ticketd health` and `quarantine list` readers."""

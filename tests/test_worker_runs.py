@@ -160,16 +160,18 @@ def test_after_a_kill_every_row_of_the_run_is_tried_alone(desk: State) -> None:
 def test_a_run_gives_way_to_another_writer_and_the_rest_keeps_its_order(
     desk: State, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ids = accept_requests(desk, 5)
+    ids = accept_requests(desk, 7)
+    assert len(ids) > 2 + ingest.worker.PARSE_AHEAD  # some rows are neither taken nor sent ahead
     waiting = type(desk.db).writer_waiting
     monkeypatch.setattr(type(desk.db), "writer_waiting", lambda self: True)
     done = desk.worker.process_run()
     assert [r.journal_id for r in done] == ids[:1]
     rows = journal_rows(desk)
-    if desk.isolation is not None:  # the second is in the parsing process: taken next
-        assert desk.isolation.ahead.entry_id == ids[1]
-        assert rows[ids[1]][:2] == (JOURNAL_PENDING, 1)
-        rest = ids[2:]
+    if desk.isolation is not None:  # the next ones are in the parsing process: taken next
+        queued = [c.entry_id for c in desk.isolation.queued]
+        assert queued == ids[1 : 1 + ingest.worker.PARSE_AHEAD]
+        assert all(rows[n][:2] == (JOURNAL_PENDING, 1) for n in queued)
+        rest = ids[1 + len(queued) :]
     else:
         rest = ids[1:]
     assert all(rows[n] == (JOURNAL_PENDING, 0, None) for n in rest)
