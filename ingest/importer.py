@@ -246,6 +246,7 @@ def _store_and_process(
 ) -> tuple[dict[str, int], list[int]]:
     """Store in a thread (`_Storing`) and process meanwhile; then process what is left.
     `show_processed(done, of)` is told the progress: `of` is None while storing goes on."""
+    _start_parsing_process(state)
     storing = _Storing(state, messages, acknowledge, advance_store)
     storing.start()
     done: set[int] = set()
@@ -276,6 +277,15 @@ def _store_and_process(
 
         _process(state, [entry for entry in mine if entry not in done], advance)
     return summary, mine
+
+
+def _start_parsing_process(state: State) -> None:
+    """Start the parsing process in a thread: its Python and imports take a second or more
+    (a tenth of importing 1,000 messages), spent on the other core while the first batch is
+    stored instead of after it. The worker's first call waits for the start to end."""
+    isolation = state.worker.isolation
+    if isolation is not None:
+        threading.Thread(target=isolation.start, name="ticketd-parse-start", daemon=True).start()
 
 
 def _process_once(state: State) -> list[Processed] | None:
