@@ -563,8 +563,7 @@ def _open_ticket(
         participants=[],
         messages=[],
     )
-    ctx.session.add(ticket)  # inserted with its first message (step_record)
-    return ticket
+    return ticket  # inserted with its participants and first message (record_incoming)
 
 
 def _add_participants(

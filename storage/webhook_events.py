@@ -117,6 +117,13 @@ def _note_new(facts: _Facts, obj: object) -> None:
         facts.documents[obj.id] = None
 
 
+def note_inserted(session: Session, obj: object) -> None:
+    """A row inserted without the unit of work (storage/direct_insert.py): noted as a flush's
+    new object is. Noted whether or not any endpoint is configured: the facts are dropped
+    with the transaction when none is."""
+    _note_new(session.info.setdefault(_FACTS, _Facts()), obj)
+
+
 def _note_dirty(facts: _Facts, obj: object) -> None:
     if isinstance(obj, Ticket):
         for name in WATCHED_FIELDS:
