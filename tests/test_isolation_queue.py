@@ -41,7 +41,7 @@ def test_calls_sent_ahead_come_back_in_order_from_one_child(isolation: IsolatedC
     results = [isolation.collect() for _ in range(4)]
     assert [r.split(" in ")[0] for r in results] == ["call0", "call1", "call2", "call3"]
     assert len({r.split(" in ")[1] for r in results}) == 1  # no restart
-    assert isolation.queued == ()
+    assert not isolation.queued
 
 
 def test_waiting_behind_slow_calls_does_not_count_against_a_calls_limit(
