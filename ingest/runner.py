@@ -42,6 +42,7 @@ from ingest.pipeline import IGNORE, QUARANTINE, STEPS, Decision, Step, Work
 from ingest.prepare import Failed, Prepared
 from ingest.virus_scan import WAITING_FOR_SCANNER, ScannerUnavailable, ScannerUnreachable
 from storage.db import Database
+from storage.direct_insert import write_pending
 from storage.documents import DocumentStore
 from storage.journal_table import JOURNAL
 from storage.models import (
@@ -290,6 +291,7 @@ class Runner:
             raise
         decision = ending.decision
         if decision is not None and decision.kind != IGNORE:
+            write_pending(session)  # the savepoint's own flush then has nothing to write
             savepoint.commit()
         else:
             savepoint.rollback()  # an ignored or failed message leaves nothing of the steps

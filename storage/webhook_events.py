@@ -124,6 +124,12 @@ def note_inserted(session: Session, obj: object) -> None:
     _note_new(session.info.setdefault(_FACTS, _Facts()), obj)
 
 
+def note_updated(session: Session, obj: object) -> None:
+    """A row updated without the unit of work (storage/direct_insert.py `write_pending`),
+    before its attributes' history is cleared: noted as a flush's changed object is."""
+    _note_dirty(session.info.setdefault(_FACTS, _Facts()), obj)
+
+
 def _note_dirty(facts: _Facts, obj: object) -> None:
     if isinstance(obj, Ticket):
         for name in WATCHED_FIELDS:

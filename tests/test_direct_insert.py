@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import delete, event, func, select
+from sqlalchemy.orm.exc import StaleDataError
 
 import ingest.runner
 from domain.clock import FixedClock
@@ -18,7 +19,7 @@ from domain.config import load_config
 from domain.context import Context
 from ingest.pipeline import Work
 from ingest.runner import Ending
-from storage.direct_insert import attach, insert_row
+from storage.direct_insert import attach, insert_row, write_pending
 from storage.models import JOURNAL_QUARANTINED, Participant, Ticket, TicketMessage
 from tests.helpers import write_config
 from tests.journal_rows import accept_requests
@@ -148,5 +149,98 @@ def test_a_quarantined_message_in_a_run_announces_nothing(
         received = [d for d in deliveries(state) if d.event == "message.received"]
         assert len(refs) == 2 and len(created) == 2 and len(received) == 2
         assert {json.loads(d.body)["data"]["ticket"]["ref"] for d in created} == refs
+    finally:
+        state.close()
+
+
+def _stored_ticket(state: State, ref: str) -> int:
+    with state.db.transaction() as session:
+        ticket = _ticket(ref)
+        session.add(ticket)
+        session.flush()
+        return ticket.id
+
+
+def test_pending_column_changes_are_one_update_each_and_leave_the_object_clean(
+    state: State,
+) -> None:
+    ticket_id = _stored_ticket(state, "TR-AAAA-0004")
+    with state.db.transaction() as session:
+        ticket = session.get(Ticket, ticket_id)
+        assert ticket is not None
+        ticket.status, ticket.queue = "pending", "kyc"
+        ticket.category = "other"  # set to the value it had: no change to write
+        seen = _statements(state)
+        write_pending(session)
+        assert len(seen) == 1 and seen[0].startswith("UPDATE tickets SET status=?, queue=?")
+        assert not session.dirty
+        session.flush()
+        assert len(seen) == 1  # the flush found nothing left to write
+        assert (ticket.status, ticket.queue) == ("pending", "kyc")  # still loaded, no query
+        assert len(seen) == 1
+    with state.db.read() as session:
+        assert session.execute(select(Ticket.status, Ticket.queue)).one() == ("pending", "kyc")
+
+
+def test_anything_but_column_changes_goes_to_the_flush(state: State) -> None:
+    ticket_id = _stored_ticket(state, "TR-AAAA-0005")
+    with state.db.transaction() as session:
+        ticket = session.get(Ticket, ticket_id)
+        assert ticket is not None
+        ticket.status = "pending"
+        ticket.participants.append(Participant(email="can@example.com.tr", role="cc"))
+        write_pending(session)
+        assert not session.new and not session.dirty
+    with state.db.read() as session:
+        assert session.scalar(select(Ticket.status)) == "pending"
+        assert session.scalar(select(func.count(Participant.id))) == 1
+
+
+def test_a_rolled_back_savepoint_expires_what_write_pending_updated(state: State) -> None:
+    ticket_id = _stored_ticket(state, "TR-AAAA-0006")
+    with state.db.transaction() as session:
+        ticket = session.get(Ticket, ticket_id)
+        assert ticket is not None
+        savepoint = session.begin_nested()
+        ticket.status = "closed"
+        write_pending(session)
+        savepoint.rollback()
+        assert ticket.status == "open"  # read back: the row is as it was
+        session.flush()
+    with state.db.read() as session:
+        assert session.scalar(select(Ticket.status)) == "open"
+
+
+def test_a_row_gone_is_an_error_not_a_silent_no_op(state: State) -> None:
+    ticket_id = _stored_ticket(state, "TR-AAAA-0007")
+    with state.db.transaction() as session:
+        ticket = session.get(Ticket, ticket_id)
+        assert ticket is not None
+        session.connection().execute(delete(Ticket))
+        ticket.status = "pending"
+        with pytest.raises(StaleDataError):
+            write_pending(session)
+        session.rollback()
+
+
+def test_a_status_changed_by_write_pending_is_announced(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    state = open_state(
+        load_config(write_config(tmp_path, extra=hooks("http://127.0.0.1:9/hook"))), clock=clock
+    )
+    try:
+        ticket_id = _stored_ticket(state, "TR-AAAA-0008")
+        with state.db.transaction() as session:
+            ticket = session.get(Ticket, ticket_id)
+            assert ticket is not None
+            ticket.status = "pending"
+            write_pending(session)
+        updated = [d for d in deliveries(state) if d.event == "ticket.updated"]
+        assert len(updated) == 1
+        assert json.loads(updated[0].body)["data"]["changes"]["status"] == {
+            "from": "open",
+            "to": "pending",
+        }
     finally:
         state.close()
