@@ -14,6 +14,7 @@ import re
 
 from mailparser_reply import EmailReplyParser
 from mailparser_reply.constants import MAIL_LANGUAGES, QUOTED_MATCH_INCLUDE
+from mailparser_reply.parser import EmailMessage
 
 from domain.message import ParsedMessage
 
@@ -46,6 +47,60 @@ MAIL_LANGUAGES.setdefault(
 )
 
 _PARSER = EmailReplyParser(languages=["tr", "en", "de", "fr", "es", "it", "nl", "ru"])
+
+
+# The parser's reply-header expression (every language's "... wrote:" line and From:/Sent:
+# block in one alternation, tried at every position of the text) was a third of the parsing
+# process's time per message (issue 19). A text with no header gets the whole text back from
+# the parser, so `_HEADER_WORDS` first asks for what any header needs: a word of an attribution
+# line ("wrote:", "tarihinde", ...), a line opening with a header name and its colon, or the
+# "Original Message" separator. The header names are taken from the parser's own expression;
+# tests/test_replies_prefilter.py checks that every attribution pattern holds one of the words.
+_ATTRIBUTION_WORDS = (
+    "tarihinde",
+    "wrote:",
+    "schrieb",
+    r"a \u00e9crit",
+    "escribió:",
+    "ha scritto:",
+    "schreef:",
+    "написал",
+)
+
+
+def _header_names(pattern: str) -> list[str]:
+    """The alternatives of each "[* ]*(?:From|Sent|...):" group of the header expression."""
+    return [
+        name
+        for group in re.findall(r"\)\[\* \]\*\(\?:([^()]*)\):", pattern)
+        for name in group.split("|")
+    ]
+
+
+def _header_words(pattern: str) -> re.Pattern[str]:
+    names = "|".join(_header_names(pattern))
+    words = "|".join(_ATTRIBUTION_WORDS)
+    return re.compile(
+        rf"{words}|^(?:> ?)*[* ]*(?:{names}):|original message", re.MULTILINE | re.IGNORECASE
+    )
+
+
+def _header_pattern() -> str:
+    return str(EmailMessage(text="", languages=list(_PARSER.languages)).HEADER_REGEX.pattern)
+
+
+_HEADER_WORDS = _header_words(_header_pattern())
+
+
+def _parse_reply(seen: str) -> str:
+    """What `_PARSER.parse_reply` answers for `seen` (it is `EmailMessage(...).read()`'s first
+    reply), without the header search when no header can be in the normalised text (see
+    `_HEADER_WORDS`): then the one reply is that whole text, stripped."""
+    message = EmailMessage(text=seen, languages=_PARSER.languages)
+    if _HEADER_WORDS.search(message.text) is None:
+        return str(message.text).strip()
+    return message.read().latest_reply or ""
+
 
 # Marks that are invisible but break every pattern (Windows Mail writes U+200E around numbers).
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060\ufeff]")
@@ -204,7 +259,7 @@ def _parser_reply(text: str) -> str:
     lines = [line.strip() for line in text.split("\n")]
     view, origin = _parser_view(lines)
     seen = "\n".join(view)
-    content = _PARSER.parse_reply(text=seen) or ""
+    content = _parse_reply(seen)
     at = seen.find(content) if content else -1
     if at < 0:
         return ""
