@@ -223,9 +223,7 @@ def test_a_row_gone_is_an_error_not_a_silent_no_op(state: State) -> None:
         session.rollback()
 
 
-def test_a_status_changed_by_write_pending_is_announced(
-    tmp_path: Path, clock: FixedClock
-) -> None:
+def test_a_status_changed_by_write_pending_is_announced(tmp_path: Path, clock: FixedClock) -> None:
     state = open_state(
         load_config(write_config(tmp_path, extra=hooks("http://127.0.0.1:9/hook"))), clock=clock
     )
