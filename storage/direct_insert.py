@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Table, event, inspect
+from sqlalchemy import Table, bindparam, event, inspect
 from sqlalchemy.orm import ColumnProperty, Session, SessionTransaction, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -33,8 +33,10 @@ _ATTACHED = "ticketd.attached"
 # session.info: (transaction, object) for each object `write_pending` updated.
 _UPDATED = "ticketd.updated"
 # Built once per table: building the statement (and its cache key) per row cost as much as
-# running it.
+# running it. An UPDATE's SET columns are the keys of the values it is run with.
 _INSERTS: dict[Table, Any] = {}
+_UPDATES: dict[Table, Any] = {}
+_ROW = "ticketd_row"  # the UPDATE's bound primary key; no column is named so
 
 
 def insert_row(session: Session, obj: Base) -> None:
@@ -136,10 +138,13 @@ def _update_row(session: Session, obj: object, values: dict[str, Any]) -> None:
     if values:
         table = state.mapper.local_table
         assert isinstance(table, Table)
-        (primary,) = table.primary_key.columns
+        update = _UPDATES.get(table)
+        if update is None:
+            (primary,) = table.primary_key.columns
+            update = _UPDATES[table] = table.update().where(primary == bindparam(_ROW))
         identity = state.identity
         assert identity is not None
-        result = session.connection().execute(table.update().where(primary == identity[0]), values)
+        result = session.connection().execute(update, {**values, _ROW: identity[0]})
         if result.rowcount != 1:  # as the unit of work checks its UPDATEs
             raise StaleDataError(f"{table.name} row {identity[0]} was not updated")
     # The object is clean, its values as written: what the flush does after its UPDATE.
@@ -152,26 +157,20 @@ def _update_row(session: Session, obj: object, values: dict[str, Any]) -> None:
 def _forget_rolled_back(session: Session, previous: SessionTransaction) -> None:
     """The objects attached in the rolled-back transaction, or in one within it, leave the
     session; those `write_pending` updated in it are expired (their rows are as before)."""
-    attached = session.info.get(_ATTACHED)
-    if attached:
-        kept = []
-        for transaction, obj in attached:
-            if _within(transaction, previous):
-                if obj in session:
-                    session.expunge(obj)
-            else:
-                kept.append((transaction, obj))
-        session.info[_ATTACHED] = kept
-    updated = session.info.get(_UPDATED)
-    if updated:
-        still = []
-        for transaction, obj in updated:
-            if _within(transaction, previous):
-                if obj in session:
-                    session.expire(obj)
-            else:
-                still.append((transaction, obj))
-        session.info[_UPDATED] = still
+    for obj in _taken_back(session, _ATTACHED, previous):
+        session.expunge(obj)
+    for obj in _taken_back(session, _UPDATED, previous):
+        session.expire(obj)
+
+
+def _taken_back(session: Session, key: str, previous: SessionTransaction) -> list[Any]:
+    """The objects of `session.info[key]` noted in `previous` or a transaction within it, and
+    still in the session; they are no longer noted."""
+    noted = session.info.get(key)
+    if not noted:
+        return []
+    session.info[key] = [(t, obj) for t, obj in noted if not _within(t, previous)]
+    return [obj for t, obj in noted if _within(t, previous) and obj in session]
 
 
 @event.listens_for(Session, "after_transaction_end")
