@@ -37,7 +37,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -48,6 +48,18 @@ from domain.errors import Temporary, TicketdError
 
 log = logging.getLogger("ticketd.isolation")
 _PR_SET_PDEATHSIG = 1
+
+
+def start_forkserver(preload: Sequence[str]) -> None:
+    """Start the forkserver now, importing `preload` (the module of the function a later
+    `IsolatedCall` runs): a command that will parse starts it before it imports its own
+    modules, so the two imports of a second or more each run on both cores side by side
+    instead of one after the other (issue 19: a tenth of importing 1,000 messages). The
+    forkserver is the one `IsolatedCall` uses; started already, its preload stays this."""
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(preload))
+    forkserver.ensure_running()
 
 
 class CallTimedOut(TicketdError):

@@ -59,24 +59,29 @@ def test_the_states_commands_filter_by_are_the_models() -> None:
     assert MODEL_TICKET_STATUSES == TICKET_STATUSES
 
 
-def _ingest_modules(folder: Path) -> set[str]:
-    """sys.modules after `ticketd ingest FILE` into a database already at the newest schema."""
+def _modules_after(folder: Path, *words: str) -> set[str]:
+    """sys.modules after `ticketd WORDS... FILE` (FILE a message) into a database already at
+    the newest schema."""
     config = write_config(folder)
     message = folder / "m.eml"
     message.write_bytes(b"From: a@example.org\nSubject: hi\n\nhello\n")
     script = (
         "import sys\n"
         "from ticketd.cli import main\n"
-        "assert main(['--config', sys.argv[1], 'ingest', sys.argv[2]]) == 0\n"
+        "assert main(['--config', sys.argv[1], *sys.argv[3:], sys.argv[2]]) == 0\n"
         "print(' '.join(sorted(sys.modules)))\n"
     )
-    command = [sys.executable, "-c", script, str(config), str(message)]
+    command = [sys.executable, "-c", script, str(config), str(message), *words]
     first = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert first.returncode == 0, first.stderr  # it made the database: Alembic then
     run = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert run.returncode == 0, run.stderr
     *_, loaded = run.stdout.splitlines()
     return set(loaded.split())
+
+
+def _ingest_modules(folder: Path) -> set[str]:
+    return _modules_after(folder, "ingest")
 
 
 def test_ingest_loads_the_journal_and_nothing_it_does_not_use(tmp_path: Path) -> None:
@@ -101,6 +106,63 @@ def test_ingest_loads_the_journal_and_nothing_it_does_not_use(tmp_path: Path) ->
         "sqlalchemy.orm", "storage.models",
     )  # fmt: skip
     assert not modules & set(heavy), modules & set(heavy)
+
+
+def test_a_command_on_a_database_at_the_newest_schema_loads_no_alembic(tmp_path: Path) -> None:
+    """Alembic and its scripts (Mako, Pygments) were a tenth of every command's start-up, only
+    to learn that nothing needed migrating (issue 19): storage/schema_version.py says so."""
+    modules = _modules_after(tmp_path, "import", "--no-process", "--json")
+    assert "ticketd.state" in modules
+    assert not {"alembic", "storage.migrate", "mako"} & modules
+
+
+_FORKSERVER_AT_LOAD = (
+    "import sys\n"
+    "from multiprocessing import forkserver\n"
+    "from ticketd import commands\n"
+    "from ticketd.cli import main\n"
+    "load = commands.Command.load\n"
+    "def recorded(self):\n"
+    "    print('forkserver' if forkserver._forkserver._forkserver_pid else 'none')\n"
+    "    return load(self)\n"
+    "commands.Command.load = recorded\n"
+    "sys.exit(main(['--config', *sys.argv[1:]]))\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("words", "started"),
+    [
+        (("import", "--json"), True),
+        (("import", "--json", "--no-process"), False),
+        (("ingest",), False),  # the MTA pipe only journals: no second process
+    ],
+)
+def test_a_command_that_parses_starts_the_forkserver_before_its_imports(
+    tmp_path: Path, words: tuple[str, ...], started: bool
+) -> None:
+    """The parsing process's imports run on the other core while the command imports its
+    own (issue 19): one after the other, they were a second or more of every import."""
+    config = write_config(tmp_path)
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    (folder / "m.eml").write_bytes(b"From: a@example.org\nSubject: hi\n\nhello\n")
+    target = folder if words[0] == "import" else folder / "m.eml"
+    command = [sys.executable, "-c", _FORKSERVER_AT_LOAD, str(config), *words, str(target)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == ("forkserver" if started else "none")
+
+
+def test_the_forkserver_preloads_the_module_the_parsing_process_runs() -> None:
+    from ticketd.commands import PARSING_MODULE
+    from ticketd.state import State
+
+    state = State.__new__(State)
+    state.isolation = None
+    state.isolate()  # what `import` parses with
+    assert state.isolation is not None
+    assert state.isolation.function.__module__ == PARSING_MODULE
 
 
 def _private_imports(path: Path) -> list[str]:

@@ -107,6 +107,7 @@ MAIL_IN = (
                 help="also process pending messages now instead of leaving it to `run`",
             ),
         ),
+        parses=lambda args: bool(args.process),
     ),
     Command(
         "import",
@@ -128,6 +129,7 @@ MAIL_IN = (
                 help="only journal the messages; the daemon processes them",
             ),
         ),
+        parses=lambda args: not args.no_process,
     ),
 )
 
@@ -211,6 +213,7 @@ MAIL_FLOW = (
                     Arg("id", type=int),
                     Arg("--now", flag=True, help="process it now, not in the daemon"),
                 ),
+                parses=lambda args: bool(args.now),
             ),
             Command(
                 "dismiss",

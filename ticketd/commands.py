@@ -139,6 +139,10 @@ class Command:
     arguments: tuple[Arg | OneOf, ...] = ()
     json: bool = False  # takes --json (every listing does)
     description: str | None = None  # the longer text of `ticketd ... NAME --help`
+    # Whether the command, given these arguments, parses mail in the parsing process
+    # (ingest/isolation.py): `run` starts that process's forkserver before it imports the
+    # handler's modules, so both imports run at once, one on each core.
+    parses: Callable[[argparse.Namespace], bool] | None = None
 
     def load(self) -> Callable[..., object]:
         """The handler, its module imported now (and only now)."""
@@ -206,8 +210,17 @@ def config_path(args: argparse.Namespace) -> Path:
     return Path(value)
 
 
+# The module of the function the parsing process runs (ticketd/state.py: prepare_stored),
+# imported by its forkserver before the first message (tests/test_cli_startup.py).
+PARSING_MODULE = "ingest.prepare"
+
+
 def run(command: Command, args: argparse.Namespace) -> int:
     """Open what the command declares, call its handler, close what was opened."""
+    if command.parses is not None and command.parses(args):
+        from ingest.isolation import start_forkserver
+
+        start_forkserver([PARSING_MODULE])
     handler = command.load()
     if command.opens is Opens.NONE:
         return _status(handler(args))
