@@ -183,10 +183,11 @@ def _trusted_form(ctx: Context, message: ParsedMessage) -> bool:
     return untrusted_sender(message) is None
 
 
-# _READING: from the journal's hash (step_deduplicate) to the message's row (step_record), the
-# steps that go on only read, and what is pending is that hash alone: their queries do not
-# autoflush it (a flush of its own per message); it goes with the message's own flush. A step
-# there that writes and goes on must flush what it wrote.
+# _READING: from step_deduplicate to the message's row (step_record), the steps that go on
+# only read: their queries do not autoflush (a flush each would find nothing, at the cost of
+# looking); what a step there writes goes with the message's own flush, and a step there that
+# writes and goes on must flush what it wrote. (The journal row's content hash, once pending
+# here, is written with the row's outcome: ingest/runner.py.)
 
 # Built once: building a statement (and its cache key) per message cost more than running it.
 # Core statements on the tables, run on the session's connection: through the session (ORM
@@ -221,15 +222,14 @@ def step_deduplicate(ctx: Context, work: Work) -> Work | Decision:
     reuses a Message-ID goes on marked `reused_message_id`: it is kept under a key of its
     own, with a note (step_record)."""
     entry, message = work.entry, work.message
-    entry.content_hash = message.content_hash
-    connection = ctx.session.connection()  # no autoflush: the hash above waits (_READING)
+    # The entry's own content hash is written with its outcome (ingest/runner.py).
+    connection = ctx.session.connection()
     if message.message_id is None:
         existing = connection.execute(_SAME_DEDUPE_KEY, {"key": message.dedupe_key}).scalar()
         if existing is not None:
             return Decision.ignore(f"duplicate: an exact copy of {_place_of(ctx, existing)}")
         return work
-    # Flushing the hash set above alone was a flush of its own per message; it goes with the
-    # next one. Only a row of this entry itself would read it (taken as flushed).
+    # Only a row of this entry itself would lack its hash (not written yet): its own.
     rows = connection.execute(
         _SAME_MESSAGE_ID, {"key": f"mid:{message.message_id}", "mid": message.message_id}
     ).all()
@@ -355,7 +355,7 @@ def step_record(ctx: Context, work: Work) -> Work | Decision:
     if not new:
         # After the message: a note on whom it did not add follows it in the history.
         _add_participants(ctx, entry, ticket, message, threading)
-    write_pending(ctx.session)  # the notes above and the journal's hash (see _READING)
+    write_pending(ctx.session)  # the notes above (see _READING)
     return replace(work, message=message, ticket=ticket, new=new)
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -78,21 +78,36 @@ _OUTCOME = (
         reason=bindparam("reason"),
         step=bindparam("step"),
         processed_at=bindparam("processed_at"),
+        # What the sender sent, for the duplicate check of the messages after it: in the
+        # row's one UPDATE (a flush of its own before, per message; issue 19). Kept as it
+        # was when the message was never parsed.
+        content_hash=func.coalesce(bindparam("content_hash"), JOURNAL.c.content_hash),
     )
 )
 
 
-def _write_outcome(session: Session, entry: JournalEntry, result: Processed, at: datetime) -> None:
-    """The row's state, reason, step and time, written now; the loaded entry is told the same
-    values as committed ones, so a later read in this transaction sees them and no flush
-    writes them again (the row is the result's: a rolled-back walk left the entry expired)."""
+def _write_outcome(
+    session: Session,
+    entry: JournalEntry,
+    result: Processed,
+    at: datetime,
+    content_hash: str | None,
+) -> None:
+    """The row's state, reason, step and time, and the content hash of the message when it
+    was parsed, written now; the loaded entry is told the same values as committed ones, so a
+    later read in this transaction sees them and no flush writes them again (the row is the
+    result's: a rolled-back walk left the entry expired)."""
     values = {
         "state": result.state,
         "reason": result.detail,
         "step": result.step,
         "processed_at": at,
     }
-    session.execute(_OUTCOME, {"entry_id": result.journal_id, **values})
+    session.connection().execute(
+        _OUTCOME, {"entry_id": result.journal_id, "content_hash": content_hash, **values}
+    )
+    if content_hash is not None:
+        values["content_hash"] = content_hash
     for key, value in values.items():
         set_committed_value(entry, key, value)
 
@@ -269,7 +284,9 @@ class Runner:
     ) -> Processed:
         """What became of the pending row `entry` (read in this transaction), written."""
         result = self._run(session, entry, prepared)
-        _write_outcome(session, entry, result, self.clock.now())
+        parsed = prepared.message if isinstance(prepared, Prepared) else None
+        content_hash = parsed.content_hash if parsed is not None else None
+        _write_outcome(session, entry, result, self.clock.now(), content_hash)
         return result
 
     def _run(self, session: Session, entry: JournalEntry, prepared: Prepared | Failed) -> Processed:

@@ -15,7 +15,7 @@ from domain.clock import FixedClock
 from ingest.journal import Arrival
 from ingest.ticket_ops import merge
 from ingest.worker import Processed
-from tests.helpers import customer_mail
+from tests.helpers import DESK, customer_mail
 from tests.test_forwarded_text import deliver, messages_of, open_ticket
 from ticketd.journal_view import list_journal
 from ticketd.state import State
@@ -102,3 +102,35 @@ def test_the_reused_message_id_note_names_the_earlier_message_by_its_place(
     _reply(state, ref, "Başka bir soru: limitim ne?", "<form@site.example>")
     notes = [str(m["text"]) for m in messages_of(state, ref) if m["kind"] == "system"]
     assert any(f"(message 3 of ticket {ref})" in note for note in notes), notes
+
+
+def test_the_content_hash_goes_with_the_rows_outcome_in_its_one_update(
+    state: State, clock: FixedClock
+) -> None:
+    """The hash the duplicate check reads was a flush of its own per message, before the
+    outcome's UPDATE of the same row (issue 19): now one UPDATE carries both, and a message
+    after it in the same run still finds it."""
+    from sqlalchemy import event, text
+
+    ref = open_ticket(state, clock, CUSTOMER, "Para çekme talebim", "Para çekme talebim bekliyor")
+    seen: list[str] = []
+    event.listen(state.db.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
+    for body in ("Hâlâ bekliyorum.", "Başka bir soru: limitim ne?"):
+        reply = customer_mail(
+            sender=CUSTOMER,
+            subject=f"Re: [#{ref}] Para çekme talebim",
+            body=body,
+            message_id="<form@site.example>",
+        )
+        state.journal.accept(Arrival(raw=reply, source="test", envelope_to=(DESK,)))
+    first, second = state.worker.drain()  # one run: the second reads the first's hash
+    assert first.ticket_ref == second.ticket_ref == ref
+    notes = [m for m in messages_of(state, ref) if m["subject"] == "Message-ID reused"]
+    assert len(notes) == 1, messages_of(state, ref)
+    journal_updates = [s for s in seen if s.startswith("UPDATE journal SET")]
+    outcomes = [s for s in journal_updates if "state=" in s]
+    assert len(outcomes) == 2 and all("content_hash" in s for s in outcomes), journal_updates
+    assert not [s for s in journal_updates if s.startswith("UPDATE journal SET content_hash")]
+    with state.db.engine.connect() as connection:
+        hashes = {row[0] for row in connection.execute(text("SELECT content_hash FROM journal"))}
+    assert len(hashes) == 3 and None not in hashes
