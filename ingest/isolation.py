@@ -78,6 +78,13 @@ class Interrupted(Temporary):
     """The parent closed the runner while the call ran (the daemon stops)."""
 
 
+class _SameFirst:
+    """Sent in place of a call's first argument when it is the very object the call before
+    sent to this child (the worker's configuration, most of each call's pickle): the child
+    takes the one it kept (issue 19: pickling it per message, and unpickling it, cost both
+    processes about as much as the rest of the call's arguments and pipe together)."""
+
+
 def _serve(function: Callable[..., Any], conn: Connection) -> None:
     """The child's loop: one call in, its result (or the exception it raised) out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -88,11 +95,16 @@ def _serve(function: Callable[..., Any], conn: Connection) -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):  # not Linux: the pipe's EOF still ends the loop
         pass
+    first: Any = None  # the first argument of the last call that sent one
     while True:
         try:
             args = conn.recv()
         except (EOFError, OSError):
             return  # the parent is gone
+        if args and isinstance(args[0], _SameFirst):
+            args = (first, *args[1:])
+        elif args:
+            first = args[0]
         try:
             result = function(*args)
         except Exception as error:
@@ -153,7 +165,9 @@ class IsolatedCall:
     """`call(*args, timeout=...)` runs `function(*args)` in the child and returns its result,
     or the exception it raised, or CallTimedOut / ChildDied / Interrupted (returned, never
     raised: the caller's policy decides). `function` must be a module-level function and its
-    arguments and result must pickle."""
+    arguments and result must pickle. A first argument that is the very object of the call
+    before is not sent again (`_SameFirst`): it must not change between calls (the worker's
+    frozen configuration; a reloaded one is a new object)."""
 
     def __init__(self, function: Callable[..., Any]) -> None:
         self.function = function
@@ -165,6 +179,8 @@ class IsolatedCall:
         self._closed = False
         self.busy = False  # a call is waiting for the child
         self._queue: deque[Ahead] = deque()  # sent ahead, in the order sent
+        # The first argument sent to this child last (`_SameFirst`); None after a new start.
+        self._first_sent: Any = None
 
     def start(self) -> None:
         """Start the child now (the forkserver and the imports take a second or two), so the
@@ -184,6 +200,7 @@ class IsolatedCall:
         child.start()
         child_end.close()
         self._child, self._conn = child, parent
+        self._first_sent = None
         return parent
 
     def call(self, *args: Any, timeout: float) -> Any:
@@ -262,8 +279,12 @@ class IsolatedCall:
 
     def _send(self, args: tuple[Any, ...]) -> None:
         conn = self._start()
+        sent = args
+        if args and self._first_sent is not None and args[0] is self._first_sent:
+            sent = (_SameFirst(), *args[1:])
         with contextlib.suppress(OSError, EOFError):  # the child is gone: the wait says so
-            conn.send(args)
+            conn.send(sent)
+            self._first_sent = args[0] if args else None
 
     def _wait(self, deadline: float, timeout: float) -> Any:
         conn = self._conn

@@ -89,3 +89,50 @@ def test_cancel_forgets_every_call_sent_ahead(isolation: IsolatedCall) -> None:
     began = time.monotonic()
     assert isolation.call("quick", 0.0, timeout=5).startswith("quick in ")
     assert time.monotonic() - began < 5  # a new child, not the one still sleeping
+
+
+class Counted:
+    """A first argument that counts, in the parent, how often it is pickled."""
+
+    pickled = 0
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        Counted.pickled += 1
+        return (Counted, (self.value,))
+
+
+def echo(first: Counted, what: str) -> str:
+    if what == "die":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return f"{first.value} {what} in {os.getpid()}"
+
+
+def test_the_same_first_argument_is_sent_to_a_child_once() -> None:
+    """The worker's configuration, most of each call's pickle, crosses the pipe once per child
+    (issue 19); another object is sent again, and so is the same one to a new child."""
+    isolation = IsolatedCall(echo)
+    config, newer = Counted("config"), Counted("reloaded")
+    Counted.pickled = 0
+    try:
+        first = isolation.call(config, "one", timeout=10)
+        assert isolation.call(config, "two", timeout=10).split(" in ")[0] == "config two"
+        for n in range(3):
+            assert isolation.submit(n, config, f"ahead{n}", timeout=10)
+        ahead = [isolation.collect() for _ in range(3)]
+        assert [r.split(" in ")[0] for r in ahead] == [
+            "config ahead0",
+            "config ahead1",
+            "config ahead2",
+        ]
+        assert Counted.pickled == 1
+        assert isolation.call(newer, "three", timeout=10).startswith("reloaded three")
+        assert Counted.pickled == 2
+        assert isinstance(isolation.call(newer, "die", timeout=10), ChildDied)
+        again = isolation.call(newer, "four", timeout=10)
+        assert again.startswith("reloaded four")  # the new child was given it again
+        assert again.split(" in ")[1] != first.split(" in ")[1]
+    finally:
+        isolation.close()
