@@ -24,7 +24,6 @@ import time
 import warnings
 
 from PIL import Image, UnidentifiedImageError
-from pypdf import PdfReader
 
 PDF_SECONDS = 10.0
 # A 50-megapixel photo is more than any phone makes; decoding one is a few hundred MB at most.
@@ -53,6 +52,10 @@ def image_problem(payload: bytes, detected: str) -> str | None:
 
 def read_pdf(payload: bytes) -> str | None:
     """In this process: why pypdf cannot read the PDF, or None."""
+    # Here: only the child reads PDFs. Imported at the top, pypdf was a twentieth of the
+    # start-up of every command that parses mail, and of the parsing process's (issue 19).
+    from pypdf import PdfReader
+
     logging.disable(logging.WARNING)  # pypdf logs every repair; the answer is what counts
     try:
         with warnings.catch_warnings():
