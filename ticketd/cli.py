@@ -52,6 +52,7 @@ __all__ = [
 # A command whose reader stopped early (`| head`): 128 + SIGPIPE, as a shell reports coreutils
 # and git then (main, _quiet_end).
 EX_PIPE = 128 + signal.SIGPIPE
+EX_INTERRUPTED = 128 + signal.SIGINT  # what a shell reports for a program Ctrl-C ended
 
 AT = Arg("--at", help="as if at this ISO 8601 time")
 DRY_RUN = Arg("--dry-run", flag=True, help="say what would change, change nothing")
@@ -661,7 +662,11 @@ def _main(argv: Sequence[str] | None) -> int:
         print(error.render(config_path(args)), file=sys.stderr)
         return EX_CONFIG
     except KeyboardInterrupt:
-        return EX_OK
+        # Not 0: `ticketd import DIR && rm -r DIR` must not take a Ctrl-C in the middle for a
+        # finished import. What was journaled stays journaled (run again, it is counted as
+        # already imported, and the rest is imported).
+        print(f"ticketd {args.command}: interrupted", file=sys.stderr)
+        return EX_INTERRUPTED
     except BrokenPipeError as error:
         if _stdout_closed():
             raise  # the reader stopped early: main ends quietly
