@@ -11,7 +11,6 @@ skips the notification of imported mail that is not acknowledged).
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
 import mailbox
 import sys
@@ -193,50 +192,6 @@ def _store(
     return summary, batch.mine
 
 
-class _Storing(threading.Thread):
-    """`_store` in a thread of its own while the caller processes what it has stored: reading
-    the files and waiting for the blobs' disk syncs then take none of the worker's time, and
-    the parsing process starts while the first batch is stored (a fifth of an import's time
-    went to them, one after the other; issue 19). The journal takes writers of several threads
-    (the SMTP listener's), and the worker's run gives way to this one (ingest/worker.py)."""
-
-    def __init__(
-        self,
-        state: State,
-        messages: Iterator[tuple[str, Read]],
-        acknowledge: bool,
-        advance: Callable[[], None],
-    ) -> None:
-        super().__init__(name="ticketd-import-store", daemon=True)
-        self.args = (state, messages, acknowledge, advance)
-        self.stored = threading.Event()  # set as messages are journaled, and at the end
-        self.stop = threading.Event()  # the caller failed: journal what is read, no more
-        self.result: tuple[dict[str, int], list[int]] | None = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        state, messages, acknowledge, advance = self.args
-
-        def advanced() -> None:
-            advance()
-            self.stored.set()
-
-        until_stopped = itertools.takewhile(lambda _: not self.stop.is_set(), messages)
-        try:
-            self.result = _store(state, until_stopped, acknowledge, advanced)
-        except BaseException as error:  # handed to the caller, which raises it
-            self.error = error
-        finally:
-            self.stored.set()
-
-    def outcome(self) -> tuple[dict[str, int], list[int]]:
-        self.join()
-        if self.error is not None:
-            raise self.error
-        assert self.result is not None
-        return self.result
-
-
 def _store_and_process(
     state: State,
     messages: Iterator[tuple[str, Read]],
@@ -244,45 +199,32 @@ def _store_and_process(
     advance_store: Callable[[], None],
     show_processed: Callable[[int, int | None], None],
 ) -> tuple[dict[str, int], list[int]]:
-    """Store in a thread (`_Storing`) and process meanwhile; then process what is left.
-    `show_processed(done, of)` is told the progress: `of` is None while storing goes on."""
+    """Store every message, then process them; the parsing process starts meanwhile, so it is
+    ready when the storing ends. `show_processed(done, of)` is told the progress.
+
+    Not side by side: processing beside the storing (a thread of this process, its blobs
+    written by several more) ran at half its speed, the threads taking turns at the
+    interpreter's lock, and the import took longer than storing first (issue 19: for 1,000
+    messages, `bench/import_timeline.py`, 8 December 2026, in turn: 8.8 / 6.6 s, 9.3 / 7.5 s,
+    then a median of 5.8 against 5.3 s, this process's CPU lower in every pair)."""
     _start_parsing_process(state)
-    storing = _Storing(state, messages, acknowledge, advance_store)
-    storing.start()
-    done: set[int] = set()
-    results: list[Processed] | None = []
-    try:
-        while storing.is_alive():
-            storing.stored.clear()
-            results = _process_once(state)
-            if results is None:
-                break  # the virus scanner is unreachable: the rest stays pending
-            if not results:
-                storing.stored.wait(0.05)  # nothing pending yet: the next batch
-            done.update(result.journal_id for result in results)
-            show_processed(len(done), None)
-    except BaseException:
-        storing.stop.set()
-        raise
-    finally:
-        summary, mine = storing.outcome()
-    finished = len(done.intersection(mine))  # the others were the daemon's
+    summary, mine = _store(state, messages, acknowledge, advance_store)
+    finished = 0
     show_processed(finished, len(mine))
-    if results is not None:
 
-        def advance() -> None:
-            nonlocal finished
-            finished += 1
-            show_processed(finished, len(mine))
+    def advance() -> None:
+        nonlocal finished
+        finished += 1
+        show_processed(finished, len(mine))
 
-        _process(state, [entry for entry in mine if entry not in done], advance)
+    _process(state, mine, advance)
     return summary, mine
 
 
 def _start_parsing_process(state: State) -> None:
-    """Start the parsing process in a thread: its Python and imports take a second or more
-    (a tenth of importing 1,000 messages), spent on the other core while the first batch is
-    stored instead of after it. The worker's first call waits for the start to end."""
+    """Start the parsing process in a thread, on the other core while the messages are stored
+    (its forkserver may still be importing: ticketd/commands.py starts it before the command's
+    own imports). The worker's first call waits for the start to end."""
     isolation = state.worker.isolation
     if isolation is not None:
         threading.Thread(target=isolation.start, name="ticketd-parse-start", daemon=True).start()
