@@ -197,7 +197,7 @@ def _store_and_process(
     messages: Iterator[tuple[str, Read]],
     acknowledge: bool,
     advance_store: Callable[[], None],
-    show_processed: Callable[[int, int | None], None],
+    show_processed: Callable[[int, int], None],
 ) -> tuple[dict[str, int], list[int]]:
     """Store every message, then process them; the parsing process starts meanwhile, so it is
     ready when the storing ends. `show_processed(done, of)` is told the progress.

@@ -38,7 +38,7 @@ def _journaled(state: State) -> int:
 def test_the_import_stores_every_message_before_it_processes_one(
     state: State, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(importer, "BATCH_MESSAGES", 4)  # many batches, so many turns
+    monkeypatch.setattr(importer, "BATCH_MESSAGES", 4)  # many batches: none processed early
     folder = _folder(tmp_path)
     stored_when_processed: list[int] = []
     process_run = Worker.process_run

@@ -140,7 +140,7 @@ class Command:
     json: bool = False  # takes --json (every listing does)
     description: str | None = None  # the longer text of `ticketd ... NAME --help`
     # Whether the command, given these arguments, parses mail in the parsing process
-    # (ingest/isolation.py): `run` starts that process's forkserver before it imports the
+    # (ingest/isolation.py): `run` (below) starts that process's forkserver before it imports the
     # handler's modules, so both imports run at once, one on each core.
     parses: Callable[[argparse.Namespace], bool] | None = None
 
@@ -211,7 +211,7 @@ def config_path(args: argparse.Namespace) -> Path:
 
 
 # The module of the function the parsing process runs (ticketd/state.py: prepare_stored),
-# imported by its forkserver before the first message (tests/test_cli_startup.py).
+# imported by its forkserver before the first message (tests/test_command_shape.py).
 PARSING_MODULE = "ingest.prepare"
 
 
